@@ -1,0 +1,56 @@
+# llama_fp8 — plain `make` builds the CPU binary; `make CUDA=1` adds the GPU path.
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-unused-function -fopenmp -I.
+LDLIBS  += -lm
+NVCC    ?= nvcc
+NVFLAGS ?= -O2 -std=c++17 -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90
+
+# Real data lives beside the repository (../shared/data); `make data` downloads it when absent.
+DATA    ?= $(shell if [ -d ../shared/data ]; then echo ../shared/data; else echo data/dl; fi)
+export LLAMA_FP8_DATA := $(abspath $(DATA))
+
+EMU_SRC := $(wildcard emu/*.c)
+EMU_HDR := $(wildcard emu/*.h)
+DEPS    := llama_fp8.c fp8.h $(EMU_SRC) $(EMU_HDR)
+
+ifeq ($(CUDA),1)
+CFLAGS  += -DLLAMA_FP8_CUDA
+CUDA_OBJ := build/cuda_kernels.o
+LDLIBS  += -L$(dir $(shell which $(NVCC)))../lib64 -lcudart -lcublasLt -lstdc++
+endif
+
+.PHONY: all run test bench data clean fuzz
+all: llama_fp8
+
+llama_fp8: $(DEPS) $(CUDA_OBJ)
+	$(CC) $(CFLAGS) -o $@ llama_fp8.c $(EMU_SRC) $(CUDA_OBJ) $(LDLIBS)
+
+build/cuda_kernels.o: cuda_kernels.cu fp8.h $(EMU_HDR)
+	@mkdir -p build
+	$(NVCC) $(NVFLAGS) -I. -c -o $@ cuda_kernels.cu
+
+# The main job: perplexity of the trained tiny model on TinyStories text.
+RUN_MODEL := $(DATA)/stories260K/stories260K.bin
+RUN_TOK   := $(DATA)/stories260K/tok512.bin
+RUN_TEXT  := $(DATA)/tinystories/tinystories_valid_excerpt.txt
+run: llama_fp8
+	@if [ -f $(RUN_MODEL) ] || $(MAKE) --no-print-directory data >/dev/null 2>&1 && [ -f $(RUN_MODEL) ]; then \
+	  ./llama_fp8 ppl -m $(RUN_MODEL) --tokenizer $(RUN_TOK) -f $(RUN_TEXT) $(RUN_ARGS); \
+	else \
+	  echo "make run: no stories260K in $(DATA) and no network: using the built-in synthetic model"; \
+	  ./llama_fp8 ppl --synthetic $(RUN_ARGS); \
+	fi
+
+test: llama_fp8
+	@CC="$(CC)" CFLAGS="$(CFLAGS)" LDLIBS="$(LDLIBS)" EMU_SRC="$(EMU_SRC)" sh tests/run_tests.sh
+
+bench: llama_fp8
+	./llama_fp8 bench gemm
+
+# Downloads the public test data when ../shared/data is absent (canonical URLs: ../shared/data/README.md).
+data:
+	@sh tests/get_data.sh data/dl
+
+clean:
+	rm -rf llama_fp8 build
