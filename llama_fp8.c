@@ -601,7 +601,7 @@ static size_t llama3_piece(const uint8_t *s, size_t n, size_t i) {
 
 /* ---- Hash maps ---- */
 static uint64_t tok_hash(const uint8_t *p, size_t n) { /* FNV-1a */
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 14695981039346656037ull;
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
     return h;
 }
