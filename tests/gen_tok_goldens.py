@@ -47,9 +47,27 @@ def c4_docs(data):
     return docs
 
 
+def pieces(text):
+    """How tiktoken's regex splits text. Every code-point-aligned substring of text becomes a token
+    of a throwaway vocabulary (after the 256 bytes); tiktoken emits a piece that is a token whole,
+    so each output id names one piece."""
+    import tiktoken
+    ranks = {bytes([i]): i for i in range(256)}
+    subs = []
+    for i in range(len(text)):
+        for j in range(i + 1, len(text) + 1):
+            b = text[i:j].encode()
+            if b not in ranks:
+                ranks[b] = len(ranks)
+                subs.append(b)
+    enc = tiktoken.Encoding("pieces", pat_str=PAT, mergeable_ranks=ranks, special_tokens={})
+    inv = {v: k for k, v in ranks.items()}
+    return [inv[i].decode() for i in enc.encode_ordinary(text)]
+
+
 def edge_cases():
     """Hand-picked corner cases of the pattern, then random strings over a nasty alphabet."""
-    cases = ["'ſ", "'ſx", "x'ſx", "'S", "'RE'Ve'LL'd'M't", "'Kx", "don't", "DON'T", "'", "''s", "'\n",
+    cases = ["'ſ", "'ſx", "x'ſx", "'S", "'RE'Ve'LL'd'M't", "'Kx", "'\u212ax", "don't", "DON'T", "'", "''s", "'\n",
              "\u00a0x", "\u00a0\u00a0x", "  \n  x", "\t\tx", "\tx", " \t x", "x\u3000\u3000y", "\u2028x",
              "\u0085x", "a \u00a01", "1234567", "12a34", "²³½x", "a\u0301b", "\u0301a", "😀😀 x", "\r\n\r\n",
              "x  ", "x \n", " \n \n x", "\n\n\n", "...\n\nx", " ...\r\n", "a\rb", "\r", " ", "  ", "\u3000",
@@ -86,7 +104,7 @@ def main():
             f.write("\n".join(rows) + "\n")
         with open(os.path.join(here, "golden", "tok_edge.jsonl"), "w") as f:
             for text in edge_cases():
-                f.write(json.dumps({"text": text, "ids": enc.encode_ordinary(text)}) + "\n")
+                f.write(json.dumps({"text": text, "ids": enc.encode_ordinary(text), "pieces": pieces(text)}) + "\n")
     elif cmd == "ids":
         enc = llama3(sys.argv[2])
         with open(sys.argv[3], "rb") as f:

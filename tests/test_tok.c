@@ -372,8 +372,8 @@ static void test_llama3_edge(tokenizer *t) {
     size_t n;
     char *src = read_text_file("tests/golden/tok_edge.jsonl", &n);
     if (!src) { check("tok_llama3_edge_goldens", 0, "cannot read tests/golden/tok_edge.jsonl"); return; }
-    int cases = 0, bad = 0;
-    char first[300] = "";
+    int cases = 0, bad = 0, bad_split = 0;
+    char first[300] = "", first_split[300] = "";
     for (char *line = src; *line;) {
         char *nl = strchr(line, '\n');
         size_t len = nl ? (size_t)(nl - line) : strlen(line);
@@ -389,11 +389,24 @@ static void test_llama3_edge(tokenizer *t) {
         }
         int got = tokenizer_encode(t, text, tl, 0, 0, &ids);
         if (!ids_equal(ids, got, want, nw)) { if (!bad) snprintf(first, sizeof first, "case %d: %.*s", cases, (int)(len > 120 ? 120 : len), line); bad++; }
+        /* The split itself (tiktoken's pieces, see pieces() in the generator). */
+        int pcs = json_get(&j, 0, "pieces"), same = pcs >= 0;
+        size_t at = 0;
+        for (int i = 0, k = pcs + 1; same && i < j.t[pcs].n; i++, k = json_next(&j, k)) {
+            size_t pl;
+            char *piece = json_string_dup(&j, k, &pl);
+            size_t e = at < tl ? llama3_piece((const uint8_t *)text, tl, at) : at;
+            same = piece && e - at == pl && !memcmp(text + at, piece, pl);
+            at = e;
+            free(piece);
+        }
+        if (!same || at != tl) { if (!bad_split) snprintf(first_split, sizeof first_split, "case %d: %.*s", cases, (int)(len > 120 ? 120 : len), line); bad_split++; }
         free(ids); free(text); json_free(&j);
         cases++;
         line = nl ? nl + 1 : line + len;
     }
     check("tok_llama3_edge_goldens", cases > 400 && bad == 0, "%d of %d cases differ from tiktoken; first %s", bad, cases, first);
+    check("tok_llama3_edge_pieces", cases > 400 && bad_split == 0, "%d of %d cases split differently from tiktoken's regex; first %s", bad_split, cases, first_split);
     free(src);
 }
 /* "name documents tokens digest" from tests/golden/tok_digests.txt. */
