@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "emu/emu.h"
+#include "emu/emu_internal.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define EMU_X86 1
@@ -58,6 +59,11 @@ T_AVX512 static __m512 load16(const void *B, emu_dtype t, size_t i) {
     case EMU_BF16: return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(
                                   _mm256_loadu_si256((const __m256i *)((const uint16_t *)B + i))), 16));
     case EMU_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)B + i)));
+    case EMU_I8: return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)((const int8_t *)B + i))));
+    case EMU_E4M3: case EMU_E5M2: {   /* exact decode through a 256-entry table */
+        return _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)((const uint8_t *)B + i))),
+                                   emu_fp8_table(t), 4);
+    }
     default: return _mm512_loadu_ps((const float *)B + i);
     }
 }
@@ -178,7 +184,7 @@ T_AVX512 static void gemm_f32_avx512(int M, int N, int K, const float *A, size_t
 void emu_gemm_f32(int M, int N, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
                   size_t ldb, float *D, size_t ldd) {
 #ifdef EMU_X86
-    if (emu_have_avx512() && (btype == EMU_F32 || btype == EMU_BF16 || btype == EMU_F16)) {
+    if (emu_have_avx512()) {
         gemm_f32_avx512(M, N, K, A, lda, B, btype, ldb, D, ldd);
         return;
     }
