@@ -9,7 +9,7 @@ Expected (transformers 5.23.0, torch 2.15.0 CPU): >= 0.999, max |diff| one bf16 
 Pass --drop NAME to remove one rounding point and watch agreement collapse.
 Usage: python3 tests/hf_rounding_check.py [--drop rope|cossin|rmsinner|scale|siluup|probs]
 """
-import sys
+import sys, tempfile
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -25,7 +25,12 @@ cfg = LlamaConfig(vocab_size=300, hidden_size=72, intermediate_size=200, num_hid
 m = LlamaForCausalLM(cfg).eval()
 for p in m.parameters():
     torch.nn.init.normal_(p, std=0.2)
-m = m.to(torch.bfloat16)                                   # point 0: weights rounded to bf16
+# Load the way users load a bf16 model. (Not model.to(torch.bfloat16): that also rounds the RoPE
+# inv_freq buffer to bf16, which from_pretrained(dtype=torch.bfloat16) does not do.)
+with tempfile.TemporaryDirectory() as d:
+    m.save_pretrained(d)                                   # fp32 storage
+    m = LlamaForCausalLM.from_pretrained(d, dtype=torch.bfloat16, attn_implementation="eager").eval()  # point 0: weights B()
+assert m.model.rotary_emb.inv_freq.dtype == torch.float32
 ids = torch.tensor([[1, 5, 9, 33, 299, 100, 7, 8, 20, 21, 150, 3]])
 with torch.no_grad():
     out = m(ids).logits[0].float()
@@ -44,7 +49,7 @@ def rms(x, w):                                             # point 2: B(w * B(x 
 
 W = {k: v.float() for k, v in m.state_dict().items()}
 T = ids.shape[1]
-inv = m.model.rotary_emb.inv_freq.float()                  # fp32, modeling_rope_utils llama3
+inv = m.model.rotary_emb.inv_freq                          # fp32, modeling_rope_utils llama3
 f = torch.arange(T).float()[:, None] * inv[None]
 emb = torch.cat([f, f], -1)
 cs = I if drop == "cossin" else B                          # point 4: cos/sin rounded to bf16
