@@ -2264,6 +2264,13 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
 /* @@END forward@@ */
 
 /* ------------------------------------------------------------------------------------------ */
+/* 6b. GPU path (make CUDA=1): device selection, the forward pass on the GPU, verify            */
+/* ------------------------------------------------------------------------------------------ */
+/* @@SECTION gpu@@ */
+static int cmd_verify(int argc, char **argv) { fatal("'verify' is not built yet"); }
+/* @@END gpu@@ */
+
+/* ------------------------------------------------------------------------------------------ */
 /* 7. Perplexity, dumps, generation                                                           */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION ppl@@ */
@@ -2616,6 +2623,7 @@ static const struct {
     {"dump", cmd_dump, "write logits and per-layer residuals as .npy files"},
     {"generate", cmd_generate, "greedy / sampled text generation"},
     {"synth", cmd_synth, "write a random checkpoint with real Llama shapes (llama3.1-8b, ...) for benchmarks"},
+    {"verify", cmd_verify, "run the same tokens on GPU and CPU, compare per layer and op (CUDA builds)"},
     {"bench", cmd_bench, "benchmarks (bench gemm)"},
 };
 
