@@ -3024,6 +3024,14 @@ static int cmd_generate(int argc, char **argv) {
 /* @@END ppl@@ */
 
 /* ------------------------------------------------------------------------------------------ */
+/* 7b. Calibration and the outlier report                                                     */
+/* ------------------------------------------------------------------------------------------ */
+/* @@SECTION calib@@ */
+static int cmd_calibrate(int argc, char **argv) { fatal("'calibrate' is not built yet"); }
+static int cmd_stats(int argc, char **argv) { fatal("'stats' is not built yet"); }
+/* @@END calib@@ */
+
+/* ------------------------------------------------------------------------------------------ */
 /* 8. Benchmarks                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION bench@@ */
@@ -3043,6 +3051,8 @@ static const struct {
     {"ppl", cmd_ppl, "perplexity of a model on a text file"},
     {"dump", cmd_dump, "write logits and per-layer residuals as .npy files"},
     {"generate", cmd_generate, "greedy / sampled text generation"},
+    {"calibrate", cmd_calibrate, "static activation and KV scales from calibration text (scales.json)"},
+    {"stats", cmd_stats, "outlier report: per-layer absmax, saturation / flush-to-zero, quantization SNR (+ SVG)"},
     {"synth", cmd_synth, "write a random checkpoint with real Llama shapes (llama3.1-8b, ...) for benchmarks"},
     {"verify", cmd_verify, "run the same tokens on GPU and CPU, compare per layer and op (CUDA builds)"},
     {"bench", cmd_bench, "benchmarks (bench gemm)"},
