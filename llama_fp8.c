@@ -462,9 +462,23 @@ typedef struct {
  * nn.Linear layout), data pointing into the read-only mapping (or owned when converted at load). */
 typedef struct {
     const void *data;
-    emu_dtype dtype;    /* EMU_F32, EMU_BF16 or EMU_F16 */
+    emu_dtype dtype;    /* EMU_F32, EMU_BF16 or EMU_F16; EMU_E4M3 / EMU_E5M2 in a quantized checkpoint */
     int rows, cols;
+    const float *scale; /* quantized checkpoints: weight_scale, (rows) per channel, (1) per tensor, or
+                           (ceil(rows/128), ceil(cols/128)) per block, converted to fp32; else NULL */
+    int scale_gran;     /* 0 channel, 1 tensor, 2 block (GRAN_* below) */
 } Tensor;
+
+/* What a quantized checkpoint (compressed-tensors "float-quantized", or AutoFP8 "fp8") says about
+ * how it is to be run, read from config.json's quantization_config. */
+typedef struct {
+    int present;         /* the Linears are stored quantized */
+    char method[32];     /* "compressed-tensors" or "fp8" */
+    int act;             /* activations: 0 dynamic per token, 1 static per tensor, 2 dynamic per tensor,
+                            3 dynamic 1x128 groups, -1 not quantized (weight-only) */
+    int lm_head;         /* lm_head quantized too (not in "ignore") */
+    int kv;              /* k_scale / v_scale present (FP8 KV cache) */
+} CkptQuant;
 
 typedef struct {
     float *attn_norm;   /* (dim) input_layernorm, converted to fp32 at load */
@@ -473,6 +487,9 @@ typedef struct {
     Tensor wv;          /* (n_kv_heads * head_dim, dim) v_proj */
     Tensor wo;          /* (dim, n_heads * head_dim)    o_proj */
     float *ffn_norm;    /* (dim) post_attention_layernorm */
+    float in_scale[4];  /* quantized checkpoints with static activations: input_scale of the q/k/v
+                           (the largest of the three, as vLLM fuses them), o, gate/up, down inputs */
+    float k_scale, v_scale; /* FP8 KV cache scales of a checkpoint (0 = none) */
     Tensor w_gate;      /* (hidden_dim, dim) gate_proj (llama2.c w1) */
     Tensor w_up;        /* (hidden_dim, dim) up_proj   (llama2.c w3) */
     Tensor w_down;      /* (dim, hidden_dim) down_proj (llama2.c w2) */
@@ -485,6 +502,8 @@ typedef struct Model {
     float *final_norm;     /* (dim) model.norm */
     Tensor lm_head;        /* (vocab, dim); the embedding matrix when tied */
     float *inv_freq;       /* (head_dim / 2) RoPE inverse frequencies, llama3-scaled when configured */
+    CkptQuant quant;       /* set when the checkpoint is FP8-quantized */
+    float lm_head_in_scale; /* static input_scale of a quantized lm_head */
     char *path;            /* where it was loaded from ("(synthetic)" for the built-in model) */
     const char *format;    /* "hf-safetensors", "llama2.c", "synthetic" */
     mfile *files; int n_files;   /* the mappings the tensors point into */
@@ -572,7 +591,55 @@ static int cfg_bool(const json *j, int obj, const char *key, int dflt, const cha
     return j->t[k].type == J_TRUE;
 }
 
-static void load_hf_config(Config *c, const char *dir) {
+static int json_list_has(const json *j, int arr, const char *s) {
+    if (arr < 0 || j->t[arr].type != J_ARR) return 0;
+    for (int i = 0, k = arr + 1; i < j->t[arr].n; i++, k = json_next(j, k)) if (json_streq(j, k, s)) return 1;
+    return 0;
+}
+/* quantization_config of an FP8 checkpoint: compressed-tensors (llm-compressor) or AutoFP8 "fp8". */
+static void load_quant_config(CkptQuant *cq, const json *j, int qc, const char *path) {
+    memset(cq, 0, sizeof *cq);
+    if (qc < 0 || j->t[qc].type == J_NULL) return;
+    if (j->t[qc].type != J_OBJ) fatal("%s: quantization_config must be an object", path);
+    int qm = json_get(j, qc, "quant_method");
+    cq->present = 1;
+    cq->lm_head = 0;
+    if (json_streq(j, qm, "compressed-tensors")) {
+        snprintf(cq->method, sizeof cq->method, "compressed-tensors");
+        int f = json_get(j, qc, "format");
+        if (f >= 0 && !json_streq(j, f, "float-quantized") && !json_streq(j, f, "naive-quantized"))
+            fatal("%s: compressed-tensors format is not \"float-quantized\" (only FP8 checkpoints are supported)", path);
+        int groups = json_get(j, qc, "config_groups");
+        if (groups < 0 || j->t[groups].type != J_OBJ || j->t[groups].n != 1)
+            fatal("%s: quantization_config.config_groups must hold exactly one group", path);
+        int g = groups + 2; /* the first group's value */
+        int w = json_get(j, g, "weights"), a = json_get(j, g, "input_activations");
+        long long bits;
+        if (w < 0 || json_integer(j, json_get(j, w, "num_bits"), 8, 8, &bits) != 0 || !json_streq(j, json_get(j, w, "type"), "float"))
+            fatal("%s: only 8-bit float weights are supported (weights.num_bits 8, type float)", path);
+        if (a < 0 || j->t[a].type == J_NULL) cq->act = -1;
+        else {
+            int strat = json_get(j, a, "strategy"), dyn = json_get(j, a, "dynamic");
+            if (json_streq(j, strat, "token")) cq->act = 0;
+            else if (json_streq(j, strat, "tensor")) cq->act = dyn >= 0 && j->t[dyn].type == J_TRUE ? 2 : 1;
+            else if (json_streq(j, strat, "group")) cq->act = 3;
+            else fatal("%s: unsupported input_activations.strategy (token, tensor or group)", path);
+        }
+        cq->lm_head = !json_list_has(j, json_get(j, qc, "ignore"), "lm_head");
+        int kv = json_get(j, qc, "kv_cache_scheme");
+        cq->kv = kv >= 0 && j->t[kv].type == J_OBJ;
+    } else if (json_streq(j, qm, "fp8")) {
+        snprintf(cq->method, sizeof cq->method, "fp8");
+        int as = json_get(j, qc, "activation_scheme");
+        cq->act = json_streq(j, as, "static") ? 1 : 2;
+        int ig = json_get(j, qc, "ignored_layers");
+        cq->lm_head = ig >= 0 && !json_list_has(j, ig, "lm_head");
+    } else {
+        fatal("%s: unsupported quantization_config.quant_method (compressed-tensors and fp8 are supported)", path);
+    }
+}
+
+static void load_hf_config(Config *c, CkptQuant *cq, const char *dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     size_t len;
@@ -629,6 +696,7 @@ static void load_hf_config(Config *c, const char *dir) {
     if (e >= 0 && json_integer(&j, e, 0, INT_MAX, &v) == 0) c->eos_id = (int)v;
     if (c->n_heads % c->n_kv_heads) fatal("%s: num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", path, c->n_heads, c->n_kv_heads);
     if (c->head_dim % 2) fatal("%s: head_dim (%d) must be even for RoPE", path, c->head_dim);
+    load_quant_config(cq, &j, json_get(&j, 0, "quantization_config"), path);
     json_free(&j);
     free(text);
 }
@@ -760,13 +828,52 @@ static Tensor st_tensor2d(const st_set *s, const char *dir, const char *name, in
     return (Tensor){t->data, t->dtype, rows, cols ? cols : 1};
 }
 
+/* A scalar or small vector tensor as fp32 (scales). Returns its element count, or -1 if absent. */
+static int st_small_f32(Model *m, const st_set *s, const char *name, float **out) {
+    const char *path;
+    const st_tensor *t = st_find(s, name, &path);
+    if (!t) return -1;
+    if (t->dtype != EMU_F32 && t->dtype != EMU_BF16 && t->dtype != EMU_F16) fatal("%s: tensor '%s' must be F32, BF16 or F16", path, name);
+    size_t n = t->nbytes / dtype_size(t->dtype);
+    float *v = model_own(m, (n ? n : 1) * sizeof(float));
+    Tensor tt = {t->data, t->dtype, 1, (int)n, NULL, 0};
+    for (size_t i = 0; i < n; i++) {
+        v[i] = tensor_get(&tt, i);
+        if (!(v[i] > 0) || !isfinite(v[i])) fatal("%s: tensor '%s' holds a non-positive or non-finite scale (%g at %zu)", path, name, v[i], i);
+    }
+    *out = v;
+    return (int)n;
+}
+/* A Linear's weight: as stored (BF16/F16/F32), or FP8 with its weight_scale in a quantized checkpoint. */
+static Tensor st_linear(Model *m, const st_set *s, const char *dir, const char *base, int rows, int cols) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", base);
+    const char *path;
+    const st_tensor *t = st_find(s, name, &path);
+    if (!t || !m->quant.present || (t->dtype != EMU_E4M3 && t->dtype != EMU_E5M2)) return st_tensor2d(s, dir, name, rows, cols);
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        fatal("%s: tensor '%s' does not have the shape [%d, %d] config.json implies", path, name, rows, cols);
+    Tensor w = {t->data, t->dtype, rows, cols, NULL, 0};
+    float *sc;
+    snprintf(name, sizeof name, "%s.weight_scale", base);
+    int n = st_small_f32(m, s, name, &sc);
+    int nb = ((rows + 127) / 128) * ((cols + 127) / 128);
+    if (n < 0) fatal("%s: FP8 weight '%s.weight' has no weight_scale", dir, base);
+    if (n == 1) w.scale_gran = 1;
+    else if (n == rows) w.scale_gran = 0;
+    else if (n == nb) w.scale_gran = 2;
+    else fatal("%s: '%s' has %d elements: expected 1 (tensor), %d (channel) or %d (128x128 blocks)", dir, name, n, rows, nb);
+    w.scale = sc;
+    return w;
+}
+
 static int safe_shard_name(const char *s) {
     return s[0] && s[0] != '/' && !strstr(s, "..") && strlen(s) < 1024;
 }
 
 static void load_hf(Model *m, const char *dir) {
     Config *c = &m->c;
-    load_hf_config(c, dir);
+    load_hf_config(c, &m->quant, dir);
     char path[4096];
     st_set s = {0};
     /* The shard list: model.safetensors.index.json's weight_map, or a single model.safetensors. */
@@ -819,7 +926,7 @@ static void load_hf(Model *m, const char *dir) {
     m->layers = xcalloc(c->n_layers, sizeof(Layer));
     for (int l = 0; l < c->n_layers; l++) {
         Layer *L = &m->layers[l];
-#define W(field, suffix, r, cc) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), L->field = st_tensor2d(&s, dir, name, r, cc))
+#define W(field, suffix, r, cc) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), L->field = st_linear(m, &s, dir, name, r, cc))
         Tensor an, fn;
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
         an = st_tensor2d(&s, dir, name, c->dim, 0);
@@ -827,21 +934,41 @@ static void load_hf(Model *m, const char *dir) {
         fn = st_tensor2d(&s, dir, name, c->dim, 0);
         L->attn_norm = tensor_to_f32(m, &an);
         L->ffn_norm = tensor_to_f32(m, &fn);
-        W(wq, "self_attn.q_proj.weight", qd, c->dim);
-        W(wk, "self_attn.k_proj.weight", kv, c->dim);
-        W(wv, "self_attn.v_proj.weight", kv, c->dim);
-        W(wo, "self_attn.o_proj.weight", c->dim, qd);
-        W(w_gate, "mlp.gate_proj.weight", c->hidden_dim, c->dim);
-        W(w_up, "mlp.up_proj.weight", c->hidden_dim, c->dim);
-        W(w_down, "mlp.down_proj.weight", c->dim, c->hidden_dim);
+        W(wq, "self_attn.q_proj", qd, c->dim);
+        W(wk, "self_attn.k_proj", kv, c->dim);
+        W(wv, "self_attn.v_proj", kv, c->dim);
+        W(wo, "self_attn.o_proj", c->dim, qd);
+        W(w_gate, "mlp.gate_proj", c->hidden_dim, c->dim);
+        W(w_up, "mlp.up_proj", c->hidden_dim, c->dim);
+        W(w_down, "mlp.down_proj", c->dim, c->hidden_dim);
 #undef W
+        if (m->quant.present) { /* static input scales (q/k/v fused as in vLLM: the largest) and KV scales */
+            static const char *const site_lin[4][3] = {{"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, {"self_attn.o_proj"},
+                                                       {"mlp.gate_proj", "mlp.up_proj"}, {"mlp.down_proj"}};
+            for (int site = 0; site < 4; site++)
+                for (int i = 0; i < 3 && site_lin[site][i]; i++) {
+                    float *v;
+                    snprintf(name, sizeof name, "model.layers.%d.%s.input_scale", l, site_lin[site][i]);
+                    if (st_small_f32(m, &s, name, &v) >= 1) L->in_scale[site] = fmaxf(L->in_scale[site], v[0]);
+                }
+            if (m->quant.act == 1 && !(L->in_scale[0] > 0 && L->in_scale[1] > 0 && L->in_scale[2] > 0 && L->in_scale[3] > 0))
+                fatal("%s: static activation scheme but layer %d lacks input_scale tensors", dir, l);
+            float *v;
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.k_scale", l);
+            if (st_small_f32(m, &s, name, &v) >= 1) L->k_scale = v[0];
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.v_scale", l);
+            if (st_small_f32(m, &s, name, &v) >= 1) L->v_scale = v[0];
+            if (m->quant.kv && !(L->k_scale > 0 && L->v_scale > 0)) fatal("%s: kv_cache_scheme set but layer %d lacks k_scale / v_scale", dir, l);
+        }
     }
     Tensor fnorm = st_tensor2d(&s, dir, "model.norm.weight", c->dim, 0);
     m->final_norm = tensor_to_f32(m, &fnorm);
     if (c->tied_embeddings) {
         m->lm_head = m->tok_embeddings;
     } else if (st_find(&s, "lm_head.weight", NULL)) {
-        m->lm_head = st_tensor2d(&s, dir, "lm_head.weight", c->vocab_size, c->dim);
+        m->lm_head = st_linear(m, &s, dir, "lm_head", c->vocab_size, c->dim);
+        float *v;
+        if (m->lm_head.scale && st_small_f32(m, &s, "lm_head.input_scale", &v) >= 1) m->lm_head_in_scale = v[0];
     } else {
         fatal("%s: no lm_head.weight and tie_word_embeddings is false", dir);
     }
@@ -1042,6 +1169,25 @@ static void model_describe(const Model *m, FILE *fp) {
             m->path, m->format, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len,
             c->rope_theta, c->rope_llama3 ? " llama3-scaled" : "", c->tied_embeddings ? "tied" : "untied", dtype_name(m->layers[0].wq.dtype));
 }
+/* config.json for a Llama model, as transformers writes it; extra (a JSON member list) is appended. */
+static void write_hf_config(const char *path, const Config *c, const char *extra) {
+    atomic_file a;
+    atomic_open(&a, path);
+    fprintf(a.fp, "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n  \"attention_bias\": false,\n  \"mlp_bias\": false,\n"
+            "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n"
+            "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n"
+            "  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %g,\n  \"rope_theta\": %.1f,\n",
+            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len, c->norm_eps, c->rope_theta);
+    if (c->rope_llama3)
+        fprintf(a.fp, "  \"rope_scaling\": {\"factor\": %.1f, \"low_freq_factor\": %.1f, \"high_freq_factor\": %.1f, \"original_max_position_embeddings\": %d, \"rope_type\": \"llama3\"},\n",
+                c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor, c->rope_orig_max_pos);
+    else
+        fprintf(a.fp, "  \"rope_scaling\": null,\n");
+    fprintf(a.fp, "  \"tie_word_embeddings\": %s,\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"torch_dtype\": \"bfloat16\"%s%s\n}\n",
+            c->tied_embeddings ? "true" : "false", c->bos_id, c->eos_id, extra ? ",\n" : "", extra ? extra : "");
+    atomic_commit(&a);
+}
+
 /* ---- llama_fp8 synth: a checkpoint with real Llama shapes and tensor names, random weights ---- */
 /* For benchmarks and loader tests at full size without downloading anything: writes config.json,
  * sharded model-0000i-of-0000n.safetensors and model.safetensors.index.json exactly as Hugging Face
@@ -1161,16 +1307,7 @@ static int cmd_synth(int argc, char **argv) {
     fprintf(a.fp, "  }\n}\n");
     atomic_commit(&a);
     snprintf(path, sizeof path, "%s/config.json", out);
-    atomic_open(&a, path);
-    fprintf(a.fp, "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n  \"attention_bias\": false,\n  \"mlp_bias\": false,\n"
-            "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n"
-            "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n"
-            "  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %g,\n  \"rope_theta\": %.1f,\n"
-            "  \"rope_scaling\": {\"factor\": %.1f, \"low_freq_factor\": %.1f, \"high_freq_factor\": %.1f, \"original_max_position_embeddings\": %d, \"rope_type\": \"llama3\"},\n"
-            "  \"tie_word_embeddings\": %s,\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"torch_dtype\": \"bfloat16\"\n}\n",
-            c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.vocab_size, c.max_seq_len, c.norm_eps, c.rope_theta,
-            c.rope_factor, c.rope_low_freq_factor, c.rope_high_freq_factor, c.rope_orig_max_pos, c.tied_embeddings ? "true" : "false", c.bos_id, c.eos_id);
-    atomic_commit(&a);
+    write_hf_config(path, &c, NULL);
     printf("synth: %s, %s-shaped, %d layers, %d tensors, %.2f GB in %d shards, %.1f s\n", out, shape, c.n_layers, n, total / 1e9, shards, now_seconds() - t0);
     free(e); free(shard_of);
     return 0;
@@ -2052,6 +2189,7 @@ static int cmd_tokenize(int argc, char **argv) {
 typedef enum { SCHEME_FP32, SCHEME_BF16, SCHEME_FP8_W, SCHEME_W8A8, SCHEME_W8A8_STATIC, SCHEME_W8A8_BLOCK, SCHEME_INT8 } scheme_kind;
 static const char *const scheme_names[] = {"fp32", "bf16", "fp8-w", "w8a8", "w8a8-static", "w8a8-block", "int8"};
 enum { GRAN_CHANNEL = 0, GRAN_TENSOR = 1, GRAN_BLOCK = 2 };
+enum { AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_TENSOR_DYNAMIC, AMODE_GROUP, AMODE_INT8_TOKEN };
 /* Where activations are quantized: the inputs of q/k/v (one shared input), o, gate/up, down. */
 enum { SITE_QKV, SITE_O, SITE_GATEUP, SITE_DOWN, N_SITES };
 /* Observers (calibrate, stats) also see the lm_head input (layer -1) and the K / V cache entries. */
@@ -2063,8 +2201,11 @@ typedef void (*act_observer)(void *ctx, int layer, int site, const float *x, int
 typedef struct {
     int n_layers;
     float (*act)[N_SITES];  /* (n_layers, N_SITES) activation absmax (scale = absmax / fmax) */
+    float (*act_scale)[N_SITES]; /* or the scales themselves (a checkpoint's input_scale), else NULL */
+    float lm_head_scale;    /* likewise for the lm_head input */
     float lm_head;          /* absmax of the lm_head input (0 = none) */
     float *k_amax, *v_amax;  /* (n_layers) K / V cache absmax (scale = absmax / fmax) */
+    float *k_scale, *v_scale; /* or the scales themselves (a checkpoint's k_scale / v_scale), else NULL */
     char *source;
 } ScaleSet;
 
@@ -2073,6 +2214,7 @@ typedef struct {
     char name[80];          /* as printed, with modifiers: "w8a8(e5m2 act)" */
     emu_dtype wfmt, afmt;   /* E4M3 / E5M2 (EMU_I8 for int8) */
     int wgran;              /* GRAN_CHANNEL / GRAN_TENSOR / GRAN_BLOCK */
+    int amode;              /* how activations are quantized: AMODE_* */
     int bf16_arith;         /* weight scales and w / s in bf16, as llm-compressor on a bf16 model */
     emu_dtype kv;           /* EMU_F32 = full-precision cache, else E4M3 / E5M2 */
     int quant_lm_head;
@@ -2105,6 +2247,8 @@ static Scheme scheme_make(const char *name, const SchemeOptions *o) {
     q.kind = (scheme_kind)k;
     q.wfmt = q.afmt = EMU_E4M3;
     q.wgran = q.kind == SCHEME_W8A8_STATIC ? GRAN_TENSOR : q.kind == SCHEME_W8A8_BLOCK ? GRAN_BLOCK : GRAN_CHANNEL;
+    static const int amodes[] = {AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_GROUP, AMODE_INT8_TOKEN};
+    q.amode = amodes[q.kind];
     q.bf16_arith = 1;
     q.kv = EMU_F32;
     /* exact accumulation by default; weight-only GEMMs (bf16 × fp8 products) accumulate with fp32 FMAs */
@@ -2150,6 +2294,46 @@ static Scheme scheme_make(const char *name, const SchemeOptions *o) {
     return q;
 }
 static Scheme scheme_by_name(const char *name) { return scheme_make(name, NULL); }
+
+/* The scheme a quantized checkpoint prescribes (-q checkpoint, the default for such models): its
+ * stored FP8 weights and scales, its activation scheme, its static input / KV scales — run as vLLM
+ * runs it. Other models: the named scheme (default `dflt`). */
+static Scheme scheme_for_model(const Model *m, const char *name, const char *dflt, const SchemeOptions *o) {
+    if (!m->quant.present) {
+        if (name && !strcmp(name, "checkpoint")) fatal("-q checkpoint: %s is not a quantized checkpoint", m->path);
+        return scheme_make(name ? name : dflt, o);
+    }
+    if (name && strcmp(name, "checkpoint"))
+        fatal("%s is an FP8 checkpoint (%s): it runs as stored (-q checkpoint), not as '%s'", m->path, m->quant.method, name);
+    const CkptQuant *cq = &m->quant;
+    static const char *const kinds[] = {"w8a8", "w8a8-static", "w8a8", "w8a8-block"};
+    SchemeOptions so = o ? *o : (SchemeOptions){0};
+    so.scales = NULL;
+    so.quant_lm_head = cq->lm_head;
+    if (cq->kv && !so.kv) so.kv = "fp8-e4m3";
+    int L = m->c.n_layers;
+    ScaleSet *ss = xcalloc(1, sizeof *ss);
+    ss->n_layers = L;
+    ss->act = xcalloc(L, sizeof *ss->act);
+    ss->act_scale = xcalloc(L, sizeof *ss->act_scale);
+    ss->k_amax = xcalloc(L, sizeof(float)); ss->v_amax = xcalloc(L, sizeof(float));
+    ss->k_scale = xcalloc(L, sizeof(float)); ss->v_scale = xcalloc(L, sizeof(float));
+    for (int l = 0; l < L; l++) {
+        for (int site = 0; site < N_SITES; site++) ss->act_scale[l][site] = m->layers[l].in_scale[site];
+        ss->k_scale[l] = m->layers[l].k_scale > 0 ? m->layers[l].k_scale : 1.0f;
+        ss->v_scale[l] = m->layers[l].v_scale > 0 ? m->layers[l].v_scale : 1.0f;
+    }
+    ss->lm_head_scale = m->lm_head_in_scale;
+    ss->source = m->path;
+    so.scales = ss;
+    Scheme q = scheme_make(cq->act < 0 ? "fp8-w" : kinds[cq->act], &so);
+    if (cq->act == 2) q.amode = AMODE_TENSOR_DYNAMIC;
+    q.wfmt = m->layers[0].wq.dtype;
+    char nm[sizeof q.name];
+    snprintf(nm, sizeof nm, "checkpoint:%.66s", q.name);
+    memcpy(q.name, nm, sizeof nm);
+    return q;
+}
 static int scheme_quantizes(const Scheme *q) { return q->kind >= SCHEME_FP8_W; }
 
 /* B(x): round to the nearest bf16 value (ties to even) in bf16-based schemes; identity in fp32. */
@@ -2163,7 +2347,7 @@ static void B_rows(const Scheme *q, float *x, size_t n) {
  * model.to(torch.bfloat16) (weights and norm vectors), into a second view of the model that
  * shares everything else; BF16 checkpoints are used in place. fp32 keeps the stored weights. */
 static void tensor_to_bf16(Model *m, Tensor *t) {
-    if (t->dtype == EMU_BF16) return;
+    if (t->dtype == EMU_BF16 || t->scale) return;
     size_t n = (size_t)t->rows * t->cols;
     uint16_t *d = model_own(m, n * 2);
     for (size_t i = 0; i < n; i++) d[i] = bf16_from_float(tensor_get(t, i));
@@ -2324,15 +2508,18 @@ static void rmsnorm(const Scheme *q, float *out, const float *x, const float *w,
  * (w8a8-block). Observers (calibrate, stats) see the full-precision input here. */
 static void quantize_act(const Scheme *q, RunState *s, const float *x, int T, int K, int layer, int site) {
     if (s->observe) s->observe(s->observe_ctx, layer, site, x, T, K);
-    switch (q->kind) {
-    case SCHEME_W8A8: emu_quant_token(s->qa, K, s->sa, x, K, T, K, q->afmt, q->scale_ub); break;
-    case SCHEME_INT8: emu_quant_int8_token((int8_t *)s->qa, K, s->sa, x, K, T, K); break;
-    case SCHEME_W8A8_BLOCK: emu_quant_group(s->qa, K, s->sa, x, K, T, K, EMU_BLOCK, q->afmt); break;
-    case SCHEME_W8A8_STATIC: {
-        float amax = layer < 0 ? q->scales->lm_head : q->scales->act[layer][site];
-        if (!(amax > 0)) fatal("%s: no static scale for layer %d site %s", q->scales->source, layer, site_names[site]);
-        s->sa[0] = amax / emu_fmax(q->afmt);
-        emu_quant_tensor(s->qa, K, x, K, T, K, q->afmt, s->sa[0]);
+    switch (q->amode) {
+    case AMODE_TOKEN: emu_quant_token(s->qa, K, s->sa, x, K, T, K, q->afmt, q->scale_ub); break;
+    case AMODE_INT8_TOKEN: emu_quant_int8_token((int8_t *)s->qa, K, s->sa, x, K, T, K); break;
+    case AMODE_GROUP: emu_quant_group(s->qa, K, s->sa, x, K, T, K, EMU_BLOCK, q->afmt); break;
+    case AMODE_TENSOR_DYNAMIC: s->sa[0] = emu_quant_tensor_dynamic(s->qa, K, x, K, T, K, q->afmt); break;
+    case AMODE_TENSOR_STATIC: {
+        const ScaleSet *ss = q->scales;
+        float sc = layer < 0 ? (ss->lm_head_scale > 0 ? ss->lm_head_scale : ss->lm_head / emu_fmax(q->afmt))
+                             : (ss->act_scale ? ss->act_scale[layer][site] : ss->act[layer][site] / emu_fmax(q->afmt));
+        if (!(sc > 0)) fatal("%s: no static scale for layer %d site %s", ss->source, layer, site_names[site]);
+        s->sa[0] = sc;
+        emu_quant_tensor(s->qa, K, x, K, T, K, q->afmt, sc);
         break;
     }
     default: break; /* fp32, bf16, fp8-w: activations stay as they are */
@@ -2347,20 +2534,29 @@ static void quantize_act(const Scheme *q, RunState *s, const float *x, int T, in
 static void linear(const Scheme *q, RunState *s, float *out, const float *in, int T, const Tensor *W, int quantized) {
     int N = W->rows, K = W->cols;
     if (!scheme_quantizes(q) || !quantized) {
+        if (W->scale) fatal("scheme %s cannot run the FP8 weights of a quantized checkpoint", q->name);
         emu_gemm_f32(T, N, K, in, K, W->data, W->dtype, K, out, N);
         B_rows(q, out, (size_t)T * N);
         return;
     }
-    quant_weight(s->qw, s->sw, W, q->wfmt, q->wgran, q->bf16_arith);
-    emu_scale wk = q->wgran == GRAN_BLOCK ? EMU_SCALE_BLOCK : q->wgran == GRAN_TENSOR ? EMU_SCALE_TENSOR : EMU_SCALE_ROW;
+    const void *wq = W->data;            /* a quantized checkpoint's codes and scales are used as stored */
+    const float *ws = W->scale;
+    emu_dtype wfmt = W->dtype;
+    int gran = W->scale_gran;
+    if (!ws) {
+        quant_weight(s->qw, s->sw, W, q->wfmt, q->wgran, q->bf16_arith);
+        wq = s->qw; ws = s->sw; wfmt = q->wfmt; gran = q->wgran;
+    }
+    emu_scale wk = gran == GRAN_BLOCK ? EMU_SCALE_BLOCK : gran == GRAN_TENSOR ? EMU_SCALE_TENSOR : EMU_SCALE_ROW;
     emu_gemm_desc g = {.M = T, .N = N, .K = K,
-                       .b_type = q->wfmt, .B = s->qw, .ldb = K, .b_scale_kind = wk, .b_scale = s->sw,
+                       .b_type = wfmt, .B = wq, .ldb = K, .b_scale_kind = wk, .b_scale = ws,
                        .d_type = EMU_F32, .D = out, .ldd = N, .accum = q->accum};
-    if (q->kind == SCHEME_FP8_W) {
+    if (q->amode == AMODE_NONE) {
         g.a_type = EMU_F32; g.A = in; g.lda = K; g.a_scale_kind = EMU_SCALE_ONE;
     } else {
         g.a_type = q->afmt; g.A = s->qa; g.lda = K; g.a_scale = s->sa;
-        g.a_scale_kind = q->kind == SCHEME_W8A8_STATIC ? EMU_SCALE_TENSOR : q->kind == SCHEME_W8A8_BLOCK ? EMU_SCALE_BLOCK : EMU_SCALE_ROW;
+        g.a_scale_kind = q->amode == AMODE_TENSOR_STATIC || q->amode == AMODE_TENSOR_DYNAMIC ? EMU_SCALE_TENSOR
+                       : q->amode == AMODE_GROUP ? EMU_SCALE_BLOCK : EMU_SCALE_ROW;
     }
     const char *why = emu_gemm_check(&g);
     if (why) fatal("scheme %s: %s", q->name, why);
@@ -2434,8 +2630,9 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
         }
         if (s->observe) { s->observe(s->observe_ctx, l, SITE_K, s->k, T, kvd); s->observe(s->observe_ctx, l, SITE_V, s->v, T, kvd); }
         if (q->kv != EMU_F32) { /* FP8 KV cache: what attention reads back is fp8(x / s) · s */
-            float ks = q->scales ? q->scales->k_amax[l] / emu_fmax(q->kv) : 1.0f;
-            float vs = q->scales ? q->scales->v_amax[l] / emu_fmax(q->kv) : 1.0f;
+            const ScaleSet *ss = q->scales;
+            float ks = !ss ? 1.0f : ss->k_scale ? ss->k_scale[l] : ss->k_amax[l] / emu_fmax(q->kv);
+            float vs = !ss ? 1.0f : ss->v_scale ? ss->v_scale[l] : ss->v_amax[l] / emu_fmax(q->kv);
             kv_quantize(q, s->k, T * kvd, ks);
             kv_quantize(q, s->v, T * kvd, vs);
         }
@@ -2722,13 +2919,13 @@ static int cmd_ppl(int argc, char **argv) {
     if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
 
     /* the schemes */
-    char *list = xstrdup(o.compare ? o.compare : o.scheme ? o.scheme : "bf16");
+    char *list = xstrdup(o.compare ? o.compare : o.scheme ? o.scheme : m->quant.present ? "checkpoint" : "bf16");
     int ns = 0;
     PplStat *st = NULL;
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
         st = xrealloc(st, (ns + 1) * sizeof *st);
         memset(&st[ns], 0, sizeof *st);
-        st[ns++].q = scheme_make(tok, &o.so);
+        st[ns++].q = scheme_for_model(m, tok, "bf16", &o.so);
     }
     if (!ns) fatal("ppl: --compare needs at least one scheme");
 
@@ -2919,7 +3116,7 @@ static int cmd_dump(int argc, char **argv) {
     Model *m = open_model(&o, "dump");
     const Config *c = &m->c;
     if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
-    Scheme qs = scheme_make(o.scheme ? o.scheme : "fp32", &o.so);
+    Scheme qs = scheme_for_model(m, o.scheme, "fp32", &o.so);
     const Scheme *q = &qs;
     int *ids, T;
     if (o.ids) T = parse_ids(o.ids, c->vocab_size, &ids);
@@ -2961,7 +3158,7 @@ static int cmd_generate(int argc, char **argv) {
     Model *m = open_model(&o, "generate");
     const Config *c = &m->c;
     if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
-    Scheme qs = scheme_make(o.scheme ? o.scheme : "fp32", &o.so);
+    Scheme qs = scheme_for_model(m, o.scheme, "fp32", &o.so);
     const Scheme *q = &qs;
     tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
     int *ids;
@@ -3021,6 +3218,154 @@ static int cmd_generate(int argc, char **argv) {
     model_free(m);
     return 0;
 }
+/* ---- llama_fp8 export: a compressed-tensors FP8 checkpoint that vLLM loads ---- */
+/* Writes DIR/config.json (the model's config + quantization_config) and DIR/model.safetensors with,
+ * per quantized Linear X: X.weight F8_E4M3 [N, K], X.weight_scale [N, 1] (channel) or [1] (tensor)
+ * in BF16 (the bf16 model's scales are bf16 values; F32 with --weight-arith fp32), X.input_scale [1]
+ * F32 for static activations; self_attn.k_scale / v_scale with --kv; everything else BF16. The
+ * bytes are exactly those the scheme runs with, so export → load → run gives identical logits. */
+typedef struct {
+    const Model *m;
+    const Scheme *q;
+    const st_entry *e;
+    int *what;     /* per entry: 0 bf16 copy of a tensor, 1 fp8 weight, 2 weight scale, 3 input scale,
+                      4 k scale, 5 v scale, 6 norm vector */
+    const Tensor **t;
+    const float **vec;  /* norm vectors */
+    int *layer, *site;
+    uint8_t *qbuf;
+    float *sbuf;
+} export_ctx;
+static void export_fill(void *vctx, int i, void *buf, size_t nbytes) {
+    export_ctx *x = vctx;
+    const Scheme *q = x->q;
+    const Tensor *t = x->t[i];
+    switch (x->what[i]) {
+    case 0: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(tensor_get(t, k)); break; }
+    case 6: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(x->vec[i][k]); break; }
+    case 1: quant_weight(buf, x->sbuf, t, q->wfmt, q->wgran, q->bf16_arith); break;
+    case 2: {
+        quant_weight(x->qbuf, x->sbuf, t, q->wfmt, q->wgran, q->bf16_arith);
+        size_t n = q->wgran == GRAN_TENSOR ? 1 : (size_t)t->rows;
+        if (q->bf16_arith) for (size_t k = 0; k < n; k++) ((uint16_t *)buf)[k] = bf16_from_float(x->sbuf[k]);
+        else memcpy(buf, x->sbuf, n * sizeof(float));
+        break;
+    }
+    case 3: {
+        int l = x->layer[i], site = x->site[i];
+        float v = l < 0 ? q->scales->lm_head / emu_fmax(q->afmt) : q->scales->act[l][site] / emu_fmax(q->afmt);
+        memcpy(buf, &v, 4);
+        break;
+    }
+    case 4: case 5: {
+        int l = x->layer[i];
+        float v = x->what[i] == 4 ? (q->scales ? q->scales->k_amax[l] / emu_fmax(q->kv) : 1.0f)
+                                  : (q->scales ? q->scales->v_amax[l] / emu_fmax(q->kv) : 1.0f);
+        memcpy(buf, &v, 4);
+        break;
+    }
+    }
+}
+
+static int cmd_export(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "export", "-m -o " SCHEME_OPTS,
+                  "-m MODEL -q w8a8|w8a8-static|fp8-w [--scales FILE] [--kv fp8-e4m3] [--weight-arith bf16|fp32] [--quant-lm-head] -o DIR\n"
+                  "  writes a compressed-tensors (llm-compressor format) FP8 checkpoint that vLLM loads");
+    if (!o.out) fatal("export: -o DIR is required");
+    if (!o.scheme) fatal("export: -q SCHEME is required (w8a8, w8a8-static or fp8-w)");
+    Model *m = open_model(&o, "export");
+    const Config *c = &m->c;
+    if (m->quant.present) fatal("export: %s is already quantized", m->path);
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+    Scheme q = scheme_make(o.scheme, &o.so);
+    if (q.kind != SCHEME_W8A8 && q.kind != SCHEME_W8A8_STATIC && q.kind != SCHEME_FP8_W)
+        fatal("export: scheme %s has no compressed-tensors export here (w8a8, w8a8-static, fp8-w)", q.name);
+    if (q.wfmt != EMU_E4M3 || q.afmt != EMU_E4M3) fatal("export: compressed-tensors FP8 checkpoints hold E4M3 only");
+    if (q.kv != EMU_F32 && q.kv != EMU_E4M3) fatal("export: the KV cache scheme must be fp8-e4m3");
+    if (q.kv != EMU_F32 && !q.scales) fatal("export: --kv needs calibrated K/V scales (--scales)");
+    const Model *mb = model_for_scheme(m, &q);
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("export: cannot create %s: %s", o.out, strerror(errno));
+
+    int cap = 8 + c->n_layers * 32, n = 0;
+    st_entry *e = xcalloc(cap, sizeof *e);
+    export_ctx x = {mb, &q, e, xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)),
+                    xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(int)), NULL, NULL};
+    emu_dtype sdt = q.bf16_arith ? EMU_BF16 : EMU_F32;
+#define ENTRY(nm, dt, nd, s0, s1, wh, tt) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
+        e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.what[n] = wh; x.t[n] = tt; n++; } while (0)
+    char nm[160];
+    size_t maxnk = 0;
+    ENTRY("model.embed_tokens.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->tok_embeddings);
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &mb->layers[l];
+        const Tensor *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        static const char *const names[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+        static const int sites[7] = {SITE_QKV, SITE_QKV, SITE_QKV, SITE_O, SITE_GATEUP, SITE_GATEUP, SITE_DOWN};
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->attn_norm;
+        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+        ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->ffn_norm;
+        for (int w = 0; w < 7; w++) {
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, names[w]);
+            ENTRY(nm, EMU_E4M3, 2, ws[w]->rows, ws[w]->cols, 1, ws[w]);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, names[w]);
+            if (q.wgran == GRAN_TENSOR) ENTRY(nm, sdt, 1, 1, 0, 2, ws[w]);
+            else ENTRY(nm, sdt, 2, ws[w]->rows, 1, 2, ws[w]);
+            if (q.amode == AMODE_TENSOR_STATIC) {
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.input_scale", l, names[w]);
+                ENTRY(nm, EMU_F32, 1, 1, 0, 3, NULL); x.layer[n - 1] = l; x.site[n - 1] = sites[w];
+            }
+            size_t nk = (size_t)ws[w]->rows * ws[w]->cols;
+            if (nk > maxnk) maxnk = nk;
+        }
+        if (q.kv != EMU_F32) {
+            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_scale", l);
+            ENTRY(nm, EMU_F32, 0, 0, 0, 4, NULL); x.layer[n - 1] = l;
+            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.v_scale", l);
+            ENTRY(nm, EMU_F32, 0, 0, 0, 5, NULL); x.layer[n - 1] = l;
+        }
+    }
+    ENTRY("model.norm.weight", EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = mb->final_norm;
+    if (!c->tied_embeddings) {
+        if (q.quant_lm_head) {
+            ENTRY("lm_head.weight", EMU_E4M3, 2, c->vocab_size, c->dim, 1, &mb->lm_head);
+            if (q.wgran == GRAN_TENSOR) ENTRY("lm_head.weight_scale", sdt, 1, 1, 0, 2, &mb->lm_head);
+            else ENTRY("lm_head.weight_scale", sdt, 2, c->vocab_size, 1, 2, &mb->lm_head);
+            if (q.amode == AMODE_TENSOR_STATIC) { ENTRY("lm_head.input_scale", EMU_F32, 1, 1, 0, 3, NULL); x.layer[n - 1] = -1; }
+            if ((size_t)c->vocab_size * c->dim > maxnk) maxnk = (size_t)c->vocab_size * c->dim;
+        } else {
+            ENTRY("lm_head.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->lm_head);
+        }
+    } else if (q.quant_lm_head) fatal("export: --quant-lm-head with tied embeddings is not supported");
+#undef ENTRY
+    x.qbuf = xmalloc(maxnk);
+    x.sbuf = xmalloc(((size_t)c->vocab_size + maxnk / EMU_BLOCK + 1) * sizeof(float));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", o.out);
+    double t0 = now_seconds();
+    safetensors_write(path, e, n, "{\"format\":\"pt\"}", export_fill, &x);
+
+    /* quantization_config, as llm-compressor writes it */
+    char qc[2048];
+    const char *wstrat = q.wgran == GRAN_TENSOR ? "tensor" : "channel";
+    char acts[256] = "null";
+    if (q.amode == AMODE_TOKEN) snprintf(acts, sizeof acts, "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"token\", \"symmetric\": true, \"dynamic\": true}");
+    if (q.amode == AMODE_TENSOR_STATIC) snprintf(acts, sizeof acts, "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"tensor\", \"symmetric\": true, \"dynamic\": false, \"observer\": \"minmax\"}");
+    snprintf(qc, sizeof qc,
+             "  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \"float-quantized\",\n"
+             "    \"quantization_status\": \"compressed\",\n    \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"],\n"
+             "      \"weights\": {\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"%s\", \"symmetric\": true, \"dynamic\": false, \"observer\": \"minmax\"},\n"
+             "      \"input_activations\": %s}},\n    \"ignore\": [%s],\n    \"kv_cache_scheme\": %s\n  }",
+             wstrat, acts, q.quant_lm_head ? "" : "\"lm_head\"",
+             q.kv != EMU_F32 ? "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"tensor\", \"symmetric\": true, \"dynamic\": false}" : "null");
+    snprintf(path, sizeof path, "%s/config.json", o.out);
+    write_hf_config(path, c, qc);
+    printf("export: %s: %s as compressed-tensors (%d tensors, %.1f s)\n", o.out, q.name, n, now_seconds() - t0);
+    free(e); free(x.what); free(x.t); free(x.vec); free(x.layer); free(x.site); free(x.qbuf); free(x.sbuf);
+    model_free(m);
+    return 0;
+}
 /* @@END ppl@@ */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -3051,6 +3396,7 @@ static const struct {
     {"ppl", cmd_ppl, "perplexity of a model on a text file"},
     {"dump", cmd_dump, "write logits and per-layer residuals as .npy files"},
     {"generate", cmd_generate, "greedy / sampled text generation"},
+    {"export", cmd_export, "write a compressed-tensors FP8 checkpoint (what llm-compressor writes, vLLM loads)"},
     {"calibrate", cmd_calibrate, "static activation and KV scales from calibration text (scales.json)"},
     {"stats", cmd_stats, "outlier report: per-layer absmax, saturation / flush-to-zero, quantization SNR (+ SVG)"},
     {"synth", cmd_synth, "write a random checkpoint with real Llama shapes (llama3.1-8b, ...) for benchmarks"},
