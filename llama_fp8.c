@@ -430,8 +430,227 @@ static int json_streq(const json *j, int k, const char *s) {
 /* 3. FP8 teaching command: llama_fp8 fp8                                                     */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION fp8-cli@@ */
+/* `llama_fp8 fp8`: what FP8 does to a number. Everything printed comes from fp8.h. */
+static const char *fp8_cli_long_name(fp8_format fmt) {
+    switch (fmt) {
+    case FP8_E4M3: return "E4M3 (OCP E4M3FN, torch.float8_e4m3fn)";
+    case FP8_E5M2: return "E5M2 (OCP, torch.float8_e5m2)";
+    case FP8_E4M3FNUZ: return "E4M3FNUZ (AMD MI300, torch.float8_e4m3fnuz)";
+    case FP8_E5M2FNUZ: return "E5M2FNUZ (torch.float8_e5m2fnuz)";
+    case FP8_E8M0: return "E8M0 (OCP MX scale, ml_dtypes float8_e8m0fnu)";
+    case FP4_E2M1: return "E2M1 (FP4, OCP MXFP4 element, ml_dtypes float4_e2m1fn)";
+    }
+    return "?";
+}
+
+/* The code as sign|exponent|mantissa bits, e.g. "0|1001|010"; E8M0 has only exponent bits. */
+static void fp8_cli_bits(char *buf, uint8_t v, fp8_format fmt) {
+    fp8_params p = fp8_params_of(fmt);
+    int nbits = (p.sign_bit ? 1 : 0) + p.ebits + p.mbits, k = 0;
+    for (int i = nbits - 1; i >= 0; i--) {
+        buf[k++] = (v >> i) & 1 ? '1' : '0';
+        if ((p.sign_bit && i == nbits - 1) || (i == p.mbits && p.mbits > 0)) buf[k++] = '|';
+    }
+    buf[k] = 0;
+}
+
+/* Prints a value exactly where it is short, and as a power of two where it is one. */
+static void fp8_cli_value(char *buf, size_t n, double v) {
+    int e;
+    if (v != v) { snprintf(buf, n, "NaN"); return; }
+    if (isinf(v)) { snprintf(buf, n, v > 0 ? "inf" : "-inf"); return; }
+    if (v == 0) { snprintf(buf, n, signbit(v) ? "-0" : "0"); return; }
+    double m = frexp(fabs(v), &e);
+    if (m == 0.5 && (e - 1 < -12 || e - 1 > 16)) snprintf(buf, n, "%s2^%d", v < 0 ? "-" : "", e - 1);
+    else snprintf(buf, n, "%.10g", v);
+}
+
+/* Would round-to-nearest take |x| above the largest finite value? (Asks fp8.h's rounding step
+ * directly, before any saturation is applied.) */
+static int fp8_cli_overflows(float x, fp8_format fmt) {
+    uint32_t u = fp8_f32_bits(x), ex = (u >> 23) & 0xFF, frac = u & 0x7FFFFF;
+    if (ex == 0xFF || (ex == 0 && frac == 0)) return 0;
+    fp8_params p = fp8_params_of(fmt);
+    uint64_t m = ex ? (frac | 0x800000) : frac;
+    int e = ex ? (int)ex - 150 : -149;
+    return fp8_round_magnitude(m, e, &p, FP8_RNE, 0) > p.max_code;
+}
+
+/* Is finite x exactly halfway between two neighbouring values of the format? (Then round to
+ * nearest even decides.) The neighbour above the largest finite value is one more step. */
+static int fp8_cli_is_tie(float x, fp8_format fmt) {
+    if (!isfinite(x) || x == 0 || (fmt == FP8_E8M0 && x < 0)) return 0;
+    uint8_t lo = fp8_from_float_rtz(fabsf(x), fmt, FP8_SATFINITE);
+    double a = fp8_to_float(lo, fmt), b;
+    if (fmt == FP8_E8M0) b = 2 * a;
+    else if (lo < fp8_params_of(fmt).max_code) b = fp8_to_float((uint8_t)(lo + 1), fmt);
+    else b = 2 * a - fp8_to_float((uint8_t)(lo - 1), fmt);
+    return (double)fabsf(x) * 2 == a + b;
+}
+
+static fp8_format fp8_cli_format(const char *s) {
+    fp8_format fmt;
+    if (fp8_format_from_name(s, &fmt) != 0)
+        fatal("fp8: unknown format '%s' (expected e4m3, e5m2, e4m3fnuz, e5m2fnuz, e8m0 or e2m1)", s);
+    return fmt;
+}
+
+static void fp8_cli_encode(double x, const fp8_format *fmts, int nfmt, fp8_saturation sat) {
+    float xf = (float)x;
+    printf("  (float32 0x%08x = %.9g)\n", fp8_f32_bits(xf), xf);
+    printf("  %-9s %-5s %-12s %-14s %-12s %-10s %s\n", "format", "code", "s|exp|man", "decoded", "abs error", "rel error", "what happened");
+    for (int i = 0; i < nfmt; i++) {
+        fp8_format fmt = fmts[i];
+        fp8_params p = fp8_params_of(fmt);
+        uint8_t q = fp8_from_float(xf, fmt, sat);
+        float d = fp8_to_float(q, fmt);
+        char bits[16], val[32], ae[24] = "-", re[24] = "-", what[96] = "";
+        fp8_cli_bits(bits, q, fmt);
+        fp8_cli_value(val, sizeof val, d);
+        uint32_t mag = q & ~p.sign_bit & (fmt == FP4_E2M1 ? 0xF : 0xFF);
+        float mx = fp8_max(fmt);
+        if (isfinite(d) && isfinite(x)) {
+            double err = fabs((double)d - x);
+            snprintf(ae, sizeof ae, "%.4g", err);
+            if (x != 0) snprintf(re, sizeof re, "%.3g", err / fabs(x));
+        }
+        if (x != x) snprintf(what, sizeof what, "NaN in, %s out", d != d ? "NaN" : "a number");
+        else if (fmt == FP8_E8M0 && x <= 0) snprintf(what, sizeof what, "E8M0 has no zero and no sign: %s", d != d ? "NaN" : "smallest value");
+        else if (isinf(x)) snprintf(what, sizeof what, "inf in: %s", d != d ? "NaN (no inf in this format)" : isinf(d) ? "inf" : "saturated to max");
+        else if (d != d) snprintf(what, sizeof what, "overflow to NaN (|x| rounds above max %g)", mx);
+        else if (isinf(d)) snprintf(what, sizeof what, "overflow to inf (|x| rounds above max %g)", mx);
+        else if (fp8_cli_overflows(xf, fmt)) snprintf(what, sizeof what, "saturated to %smax (|x| rounds above %g)", d < 0 ? "-" : "", mx);
+        else if (d == 0 && x != 0) snprintf(what, sizeof what, "underflow: flushed to %s0%s", signbit(d) ? "-" : "+",
+                                            fp8_cli_is_tie(xf, fmt) ? " (a tie: to the even code)" : "");
+        else if (d == 0) snprintf(what, sizeof what, "zero%s", signbit(x) && !signbit(d) ? " (no -0 in this format: +0)" : "");
+        else {
+            const char *how = (double)d == x ? "exact" : fabs(d) > fabs(x) ? "rounded away from 0" : "rounded toward 0";
+            int sub = fmt != FP8_E8M0 && mag < (1u << p.mbits);
+            snprintf(what, sizeof what, "%s%s%s", sub ? "subnormal, " : "", how,
+                     fp8_cli_is_tie(xf, fmt) ? (fmt == FP8_E8M0 ? " (a tie: E8M0 rounds ties up)" : " (a tie: to the even code)") : "");
+        }
+        uint8_t qd = fp8_from_double(x, fmt, sat);
+        if (qd != q && !(x != x)) {
+            size_t l = strlen(what);
+            snprintf(what + l, sizeof what - l, "; from the double directly: 0x%02x (double rounding)", qd);
+        }
+        printf("  %-9s 0x%02x  %-12s %-14s %-12s %-10s %s\n", fp8_format_name(fmt), q, bits, val, ae, re, what);
+    }
+}
+
+static void fp8_cli_table(fp8_format fmt) {
+    const float *t = fp8_decode_table(fmt);
+    int n = fmt == FP4_E2M1 ? 16 : 256;
+    printf("%s: %d codes\n", fp8_cli_long_name(fmt), n);
+    printf("%-5s %-12s %s\n", "code", "s|exp|man", "value");
+    for (int v = 0; v < n; v++) {
+        char bits[16], val[32];
+        fp8_cli_bits(bits, (uint8_t)v, fmt);
+        fp8_cli_value(val, sizeof val, t[v]);
+        printf("0x%02x  %-12s %s\n", v, bits, val);
+    }
+}
+
+static void fp8_cli_info(fp8_format fmt) {
+    fp8_params p = fp8_params_of(fmt);
+    const float *t = fp8_decode_table(fmt);
+    int n = fmt == FP4_E2M1 ? 16 : 256, finite = 0, nan = 0, inf = 0;
+    for (int v = 0; v < n; v++) {
+        if (t[v] != t[v]) nan++;
+        else if (isinf(t[v])) inf++;
+        else finite++;
+    }
+    double mx = fp8_max(fmt);
+    double min_normal = fmt == FP8_E8M0 ? ldexp(1, -127) : t[1u << p.mbits];
+    double min_sub = fmt == FP8_E8M0 ? 0 : t[1];
+    char a[32];
+    printf("%s\n", fp8_cli_long_name(fmt));
+    printf("  bits            %s%d exponent, %d mantissa (%d bits)\n", p.sign_bit ? "1 sign, " : "no sign, ", p.ebits, p.mbits,
+           (p.sign_bit ? 1 : 0) + p.ebits + p.mbits);
+    printf("  bias            %d\n", p.bias);
+    fp8_cli_value(a, sizeof a, mx);
+    printf("  max finite      %s (0x%02x)\n", a, p.max_code);
+    printf("  min normal      %.10g = 2^%d (0x%02x)\n", min_normal, ilogb(min_normal), fmt == FP8_E8M0 ? 0 : 1u << p.mbits);
+    if (min_sub > 0) printf("  min subnormal   %.10g = 2^%d (0x01)\n", min_sub, ilogb(min_sub));
+    else printf("  min subnormal   none (no subnormals)\n");
+    printf("  finite values   %d of %d codes%s\n", finite, n,
+           fmt == FP8_E8M0 ? " (powers of two 2^-127 .. 2^127; no zero)" : p.neg_zero ? " (+0 and -0 both counted)" : " (one zero: no -0)");
+    printf("  ulp at 1        %g = 2^%d (the relative step shrinks from 2^%d to 2^%d across a binade)\n",
+           ldexp(1, -p.mbits), -p.mbits, -p.mbits, -p.mbits - 1);
+    double lo = min_sub > 0 ? min_sub : min_normal;
+    printf("  dynamic range   %.2f binades (log2(max / min %s)), %.2f normal (log2(max / min normal))\n",
+           log2(mx / lo), min_sub > 0 ? "subnormal" : "value", log2(mx / min_normal));
+    printf("  inf             %s\n", inf ? (fmt == FP8_E5M2 ? "0x7c, 0xfc" : "?") : "none");
+    printf("  NaN             %s (%d code%s)\n",
+           fmt == FP8_E4M3 ? "0x7f, 0xff (S.1111.111)" : fmt == FP8_E5M2 ? "0x7d-0x7f, 0xfd-0xff (S.11111.{01,10,11})"
+           : fmt == FP8_E8M0 ? "0xff" : fmt == FP4_E2M1 ? "none (ml_dtypes casts NaN to 0x8 = -0)" : "0x80 (the code -0 would have)", nan, nan == 1 ? "" : "s");
+    printf("  overflow        satfinite: %smax; nosat: %s\n", p.sign_bit ? "±" : "",
+           fmt == FP8_E5M2 ? "±inf" : fmt == FP4_E2M1 ? "±max too (no inf or NaN to go to)" : "NaN");
+}
+
+static void fp8_cli_usage(FILE *fp) {
+    fprintf(fp,
+            "usage: llama_fp8 fp8 [--format F[,F...]] [--sat satfinite|nosat] VALUE...\n"
+            "       llama_fp8 fp8 --table F\n"
+            "       llama_fp8 fp8 --info F\n"
+            "Encodes each VALUE (read as a double, rounded to float32 like a tensor element, then\n"
+            "converted with fp8_from_float: round to nearest even) and prints the code, its bits, the\n"
+            "decoded value, the errors and what happened (saturated, overflow, subnormal, flushed).\n"
+            "  --format F   e4m3, e5m2, e4m3fnuz, e5m2fnuz, e8m0, e2m1, or a comma list (default: all)\n"
+            "  --sat S      satfinite (default; CUDA __NV_SATFINITE: overflow -> ±max) or nosat\n"
+            "               (CUDA __NV_NOSAT, torch/ml_dtypes casts: overflow -> NaN, or inf in e5m2)\n"
+            "  --table F    all codes of format F and their values\n"
+            "  --info F     bias, max, min normal, min subnormal, number of finite values, ulp at 1, range\n");
+}
+
 static int cmd_fp8(int argc, char **argv) {
-    fatal("'fp8' is not built yet");
+    fp8_format fmts[FP8_NUM_FORMATS] = {FP8_E4M3, FP8_E5M2, FP8_E4M3FNUZ, FP8_E5M2FNUZ, FP8_E8M0, FP4_E2M1};
+    int nfmt = FP8_NUM_FORMATS, nvalues = 0;
+    fp8_saturation sat = FP8_SATFINITE;
+    const char *table = NULL, *info = NULL;
+    double *values = xmalloc(sizeof(double) * (size_t)(argc > 0 ? argc : 1));
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fp8_cli_usage(stdout); free(values); return 0; }
+        if (a[0] == '-' && a[1] == '-') {
+            if (i + 1 >= argc) fatal("fp8: option %s needs a value (llama_fp8 fp8 --help)", a);
+            const char *v = argv[++i];
+            if (!strcmp(a, "--format")) {
+                char buf[256];
+                snprintf(buf, sizeof buf, "%s", v);
+                nfmt = 0;
+                for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+                    if (nfmt == FP8_NUM_FORMATS) fatal("fp8: --format: too many formats in '%s'", v);
+                    fmts[nfmt++] = fp8_cli_format(tok);
+                }
+                if (nfmt == 0) fatal("fp8: --format: no format given");
+            } else if (!strcmp(a, "--sat")) {
+                if (!strcmp(v, "satfinite")) sat = FP8_SATFINITE;
+                else if (!strcmp(v, "nosat")) sat = FP8_NOSAT;
+                else fatal("fp8: --sat: expected satfinite or nosat, got '%s'", v);
+            } else if (!strcmp(a, "--table")) table = v;
+            else if (!strcmp(a, "--info")) info = v;
+            else fatal("fp8: unknown option '%s' (llama_fp8 fp8 --help)", a);
+        } else {
+            char *end;
+            errno = 0;
+            double x = strtod(a, &end);
+            if (end == a || *end) fatal("fp8: '%s' is not a number", a);
+            values[nvalues++] = x;
+        }
+    }
+    if (table) fp8_cli_table(fp8_cli_format(table));
+    if (info) fp8_cli_info(fp8_cli_format(info));
+    if (!table && !info && nvalues == 0) { fp8_cli_usage(stderr); free(values); return 2; }
+    if (nvalues) printf("rounding: nearest even; saturation: %s\n", sat == FP8_SATFINITE ? "satfinite" : "nosat");
+    for (int i = 0; i < nvalues; i++) {
+        char buf[32];
+        fp8_cli_value(buf, sizeof buf, values[i]);
+        printf("\n%s", buf);
+        fp8_cli_encode(values[i], fmts, nfmt, sat);
+    }
+    free(values);
+    return 0;
 }
 /* @@END fp8-cli@@ */
 
