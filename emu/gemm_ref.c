@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fp8.h"
 #include "emu/emu.h"
 #include "emu/emu_internal.h"
 
@@ -13,20 +14,7 @@
 #pragma GCC optimize("fp-contract=off")
 
 /* ---- element decoding (all exact) ---- */
-float emu_fp8_decode(uint8_t v, emu_dtype fmt) {
-    int s = v >> 7;
-    float r;
-    if (fmt == EMU_E4M3) {         /* bias 7, no inf, S.1111.111 is NaN */
-        int e = (v >> 3) & 15, m = v & 7;
-        if (e == 15 && m == 7) return NAN;
-        r = e == 0 ? ldexpf((float)m, -9) : ldexpf((float)(8 + m), e - 10);
-    } else {                       /* E5M2: bias 15, IEEE-like inf and NaN */
-        int e = (v >> 2) & 31, m = v & 3;
-        if (e == 31) r = m ? NAN : INFINITY;
-        else r = e == 0 ? ldexpf((float)m, -16) : ldexpf((float)(4 + m), e - 17);
-    }
-    return s ? -r : r;
-}
+float emu_fp8_decode(uint8_t v, emu_dtype fmt) { return fp8_to_float(v, fmt == EMU_E5M2 ? FP8_E5M2 : FP8_E4M3); }
 
 /* 256-entry decode tables, filled once (thread-safe) before any kernel reads them. */
 const float *emu_fp8_table(emu_dtype fmt) {
