@@ -118,27 +118,31 @@ static float dot_exact(const float *a, const float *b, int K, emu_dtype ta, emu_
  *     then right by (maxexp − e_i), truncating — 13 (14) fraction bits survive relative to maxexp.
  *  6. exact signed integer sum; normalise; truncate to 13 fraction bits (subnormal below 2^-126). */
 static float tc_block(const float *a, const float *b, int n, float c, int emin_in) {
-    int e[65], sg[65], cnt = 0, maxpre = INT32_MIN, carry_sig = 0;
+    enum { NONE = -100000 };                        /* exponent of a zero product: never the maximum */
+    int e[65], epre[65], two[65], sg[65], cnt = n, maxpre = NONE, carry_sig = 0, any = 0;
     uint32_t sig[65];
-    for (int i = 0; i < n; i++) {
-        if (a[i] == 0 || b[i] == 0) continue;
+    for (int i = 0; i < n; i++) {                   /* written without branches: it is the hot loop */
         uint32_t ua, ub;
         memcpy(&ua, &a[i], 4); memcpy(&ub, &b[i], 4);
+        int zero = (ua & 0x7FFFFFFF) == 0 || (ub & 0x7FFFFFFF) == 0;
         /* FP8 values are normal fp32 numbers: exponent and 24-bit significand straight from the bits;
          * below the input format's emin the significand is shifted instead (exact: FP8 has 3 bits). */
         int ea = (int)((ua >> 23) & 255) - 127, eb = (int)((ub >> 23) & 255) - 127;
         uint64_t ma = (ua & 0x7FFFFF) | 0x800000, mb = (ub & 0x7FFFFF) | 0x800000;
-        if (ea < emin_in) { ma >>= emin_in - ea; ea = emin_in; }
-        if (eb < emin_in) { mb >>= emin_in - eb; eb = emin_in; }
+        int da = ea < emin_in ? emin_in - ea : 0, db = eb < emin_in ? emin_in - eb : 0;
+        ma >>= da; mb >>= db;
         uint64_t p = ma * mb;                       /* significand product, 46 fraction bits, in (0, 4) */
-        int ep = ea + eb, two = p >> 47 != 0;
-        if (ep > maxpre) { maxpre = ep; carry_sig = two; }
-        else if (ep == maxpre && two) carry_sig = 1;
-        if (two) { p >>= 1; ep++; }
-        sig[cnt] = (uint32_t)(p >> 23);             /* 23 fraction bits; exact for FP8 products */
-        e[cnt] = ep; sg[cnt] = (ua ^ ub) >> 31; cnt++;
+        int t = (int)(p >> 47) & 1;
+        epre[i] = zero ? NONE : ea + da + eb + db;
+        two[i] = t;
+        sig[i] = zero ? 0 : (uint32_t)(p >> (23 + t));   /* normalised to [1,2), 23 fraction bits, exact */
+        e[i] = epre[i] + t;
+        sg[i] = (ua ^ ub) >> 31;
+        any |= !zero;
     }
-    if (cnt == 0 && c == 0) return 0.0f;
+    for (int i = 0; i < n; i++) maxpre = epre[i] > maxpre ? epre[i] : maxpre;
+    for (int i = 0; i < n; i++) carry_sig |= two[i] & (epre[i] == maxpre) & (epre[i] != NONE);
+    if (!any && c == 0) return 0.0f;
     int ec = 0, carry;
     if (c != 0) {
         uint32_t u; memcpy(&u, &c, 4);
@@ -146,8 +150,8 @@ static float tc_block(const float *a, const float *b, int n, float c, int emin_i
         ec = be ? be - 127 : -126;
         sig[cnt] = (u & 0x7FFFFF) | (be ? 0x800000u : 0);
         e[cnt] = ec; sg[cnt] = u >> 31; cnt++;
-        carry = cnt > 1 && maxpre >= ec && carry_sig;
-    } else carry = cnt > 0 && carry_sig;
+        carry = any && maxpre >= ec && carry_sig;
+    } else carry = any && carry_sig;
     int maxe = INT32_MIN;
     for (int i = 0; i < cnt; i++) if (e[i] > maxe) maxe = e[i];
     int64_t sum = 0;
