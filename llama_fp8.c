@@ -3599,7 +3599,140 @@ static int cmd_stats(int argc, char **argv) { fatal("'stats' is not built yet");
 /* 8. Benchmarks                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION bench@@ */
-static int cmd_bench(int argc, char **argv) { fatal("'bench' is not built yet"); }
+/* `llama_fp8 bench gemm`: GFLOP/s of emu's kernels on the Llama-3.1-8B GEMM shapes, next to this CPU's
+ * peak measured in the same run by register-only micro-kernels (emu_peak_gflops). Modes:
+ *   bf16      emu_gemm_f32 with BF16 weights (the GEMM of the bf16 forward pass; fp32 FMA chain)
+ *   exact|fp32|fast|hopper|ada|cublaslt   emu_gemm, W8A8 E4M3: per-token A scales, per-channel B
+ *             scales, bf16 output, with that accumulation model.
+ * Inputs are random (finite FP8 codes, bf16 values in [-1,1]); the time of a call includes decoding,
+ * packing and the epilogue. The tensor-core models are scalar C (reference, not speed): ask for them
+ * with a small M. */
+static double bench_now(void) { return omp_get_wtime(); }
+
+static int cmd_bench(int argc, char **argv) {
+    const char *usage_s = "usage: llama_fp8 bench gemm [--m LIST] [--modes LIST] [--shapes NxK,...] [--reps R] [--full]\n"
+        "  --m        rows of A (tokens), default 256,1; --full: 2048,256,1\n"
+        "  --modes    bf16,exact,fp32,fast,hopper,ada,cublaslt (default bf16,fast,fp32,exact)\n"
+        "  --shapes   N x K of the weight, default the Llama-3.1-8B set 6144x4096,4096x4096,14336x4096,4096x14336,128256x4096\n"
+        "  --reps     timed repetitions after one warm-up, best is reported (default 2)";
+    if (argc < 2 || strcmp(argv[1], "gemm")) fatal("%s", usage_s);
+    const char *ms = "256,1", *modes = "bf16,fast,fp32,exact";
+    const char *shapes = "6144x4096,4096x4096,14336x4096,4096x14336,128256x4096";
+    int reps = 2;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--full")) ms = "2048,256,1";
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { puts(usage_s); return 0; }
+        else if (i + 1 >= argc) fatal("bench gemm: option %s needs a value (or is unknown)\n%s", argv[i], usage_s);
+        else if (!strcmp(argv[i], "--m")) ms = argv[++i];
+        else if (!strcmp(argv[i], "--modes")) modes = argv[++i];
+        else if (!strcmp(argv[i], "--shapes")) shapes = argv[++i];
+        else if (!strcmp(argv[i], "--reps")) reps = (int)parse_long_arg("--reps", argv[++i], 1, 1000);
+        else fatal("bench gemm: unknown option %s\n%s", argv[i], usage_s);
+    }
+    int Ms[16], nm = 0, NK[16][2], ns = 0, md[16], nmd = 0;
+    char buf[1024], *tok, *save;
+    snprintf(buf, sizeof buf, "%s", ms);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (nm == 16) fatal("bench gemm: at most 16 values of --m");
+        Ms[nm++] = (int)parse_long_arg("--m", tok, 1, 1 << 16);
+    }
+    snprintf(buf, sizeof buf, "%s", shapes);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long n, k;
+        char x;
+        if (ns == 16 || sscanf(tok, "%ld%c%ld", &n, &x, &k) != 3 || x != 'x' || n < 1 || k < 1 || n > 1 << 20 || k > 1 << 20)
+            fatal("bench gemm: bad shape '%s' (expected NxK, at most 16 shapes)", tok);
+        NK[ns][0] = (int)n; NK[ns][1] = (int)k; ns++;
+    }
+    snprintf(buf, sizeof buf, "%s", modes);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int a = strcmp(tok, "bf16") ? emu_accum_from_name(tok) : EMU_ACC_COUNT;
+        if (a < 0 || nmd == 16) fatal("bench gemm: unknown mode '%s' (bf16, exact, fp32, fast, hopper, ada, cublaslt)", tok);
+        md[nmd++] = a;
+    }
+    char cpu[256] = "unknown CPU";
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    if (fp) {
+        char line[512];
+        while (fgets(line, sizeof line, fp))
+            if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+                snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
+                cpu[strcspn(cpu, "\n")] = 0;
+                break;
+            }
+        fclose(fp);
+    }
+    /* The peak is measured right before and right after every row: on a machine shared with other work
+     * the available peak changes by the second, so each row is compared with the better of the two
+     * measurements beside it (the least disturbed one); the best over the run is printed too. */
+    double pk32 = 0, pk16 = 0, prev32 = emu_peak_gflops(0), prev16 = emu_peak_gflops(1);
+    struct { int M, N, K, mode; double ms, gf, p32, p16; } *row = xmalloc(sizeof(*row) * (size_t)ns * nm * nmd);
+    int nrow = 0;
+    uint64_t rs = 0x853C49E6748FEA9Bull;
+    pk32 = prev32; pk16 = prev16;
+    for (int si = 0; si < ns; si++) {
+        int N = NK[si][0], K = NK[si][1], Mmax = 0;
+        for (int i = 0; i < nm; i++) if (Ms[i] > Mmax) Mmax = Ms[i];
+        uint8_t *A8 = xmalloc((size_t)Mmax * K), *B8 = xmalloc((size_t)N * K);
+        uint16_t *Bh = NULL;
+        float *Af = xmalloc(sizeof(float) * Mmax * K), *sa = xmalloc(sizeof(float) * Mmax), *sb = xmalloc(sizeof(float) * N);
+        float *D = xmalloc(sizeof(float) * Mmax * N);
+        for (size_t i = 0; i < (size_t)Mmax * K; i++) {
+            rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17;
+            A8[i] = (uint8_t)(rs >> 24) & 0xF7;            /* finite E4M3 codes (never S.1111.111) */
+            Af[i] = emu_fp8_decode(A8[i], EMU_E4M3) / 448.0f;
+        }
+        for (size_t i = 0; i < (size_t)N * K; i++) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; B8[i] = (uint8_t)(rs >> 24) & 0xF7; }
+        for (int i = 0; i < Mmax; i++) sa[i] = 1.0f / 448;
+        for (int i = 0; i < N; i++) sb[i] = 1.0f / 448;
+        for (int mi = 0; mi < nm; mi++) {
+            int M = Ms[mi];
+            for (int di = 0; di < nmd; di++) {
+                if (md[di] == EMU_ACC_COUNT && !Bh) {
+                    Bh = xmalloc(sizeof(uint16_t) * N * K);
+                    for (size_t i = 0; i < (size_t)N * K; i++) {
+                        float f = emu_fp8_decode(B8[i], EMU_E4M3) / 448.0f;
+                        uint32_t u; memcpy(&u, &f, 4); Bh[i] = (uint16_t)(u >> 16);   /* exact: FP8/448 fits bf16 */
+                    }
+                }
+                emu_gemm_desc g = {M, N, K, EMU_E4M3, A8, K, EMU_E4M3, B8, K, EMU_SCALE_ROW, sa, EMU_SCALE_ROW, sb, EMU_BF16, D, N,
+                                   md[di] == EMU_ACC_COUNT ? EMU_ACC_FP32 : (emu_accum)md[di]};
+                double best = 1e30;
+                for (int r = 0; r <= reps; r++) {
+                    double t0 = bench_now();
+                    if (md[di] == EMU_ACC_COUNT) emu_gemm_f32(M, N, K, Af, K, Bh, EMU_BF16, K, D, N);
+                    else emu_gemm(&g);
+                    double t = bench_now() - t0;
+                    if (r > 0 && t < best) best = t;      /* r = 0 is the warm-up */
+                }
+                row[nrow].M = M; row[nrow].N = N; row[nrow].K = K; row[nrow].mode = md[di];
+                row[nrow].ms = best * 1e3; row[nrow].gf = 2.0 * M * N * K / best / 1e9;
+                double p32 = emu_peak_gflops(0), p16 = emu_peak_gflops(1);
+                row[nrow].p32 = p32 > prev32 ? p32 : prev32; row[nrow].p16 = p16 > prev16 ? p16 : prev16;
+                prev32 = p32; prev16 = p16;
+                if (p32 > pk32) pk32 = p32;
+                if (p16 > pk16) pk16 = p16;
+                nrow++;
+                fprintf(stderr, "\rbench gemm: %d/%d", nrow, ns * nm * nmd);
+            }
+        }
+        free(A8); free(B8); free(Bh); free(Af); free(sa); free(sb); free(D);
+    }
+    fprintf(stderr, "\n");
+    printf("# bench gemm on %s, %d OpenMP threads, AVX-512 %s, AVX512-BF16 %s\n", cpu, omp_get_max_threads(),
+           emu_have_avx512() ? "yes" : "no", emu_have_avx512bf16() ? "yes" : "no");
+    printf("# best peak measured in this run: fp32 FMA %.1f GFLOP/s, bf16 dot (VDPBF16PS) %.1f GFLOP/s\n", pk32, pk16);
+    printf("# pk16/pk32: the peak measured beside the row (better of before/after); %% columns are relative to it\n");
+    printf("# modes: bf16 = emu_gemm_f32 with BF16 weights; others = emu_gemm W8A8 E4M3 (per-token x per-channel scales, bf16 out)\n");
+    printf("%6s %7s %6s  %-9s %10s %9s %7s %7s %7s %7s\n", "M", "N", "K", "mode", "ms", "GFLOP/s", "pk16", "%pk16", "pk32", "%pk32");
+    for (int i = 0; i < nrow; i++)
+        printf("%6d %7d %6d  %-9s %10.2f %9.1f %7.1f %6.1f%% %7.1f %6.1f%%\n", row[i].M, row[i].N, row[i].K,
+               row[i].mode == EMU_ACC_COUNT ? "bf16" : emu_accum_names[row[i].mode], row[i].ms, row[i].gf,
+               row[i].p16, row[i].p16 > 0 ? 100 * row[i].gf / row[i].p16 : 0.0,
+               row[i].p32, row[i].p32 > 0 ? 100 * row[i].gf / row[i].p32 : 0.0);
+    free(row);
+    return 0;
+}
 /* @@END bench@@ */
 
 /* ------------------------------------------------------------------------------------------ */
