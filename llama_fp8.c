@@ -1269,6 +1269,8 @@ static int cmd_tokenize(int argc, char **argv) {
             const char *slash = strrchr(model, '/');
             char beside[4096];
             snprintf(beside, sizeof beside, "%.*stokenizer.bin", slash ? (int)(slash - model + 1) : 0, model);
+            size_t ml = strlen(model);
+            if (ml < 4 || strcmp(model + ml - 4, ".bin") != 0) fatal("%s", err);
             if (!file_exists(beside) || !strcmp(beside, model))
                 fatal("%s (not a tokenizer, and no %s beside it: name one with --tokenizer FILE)", err, beside);
             t = tokenizer_load(beside);
