@@ -477,6 +477,7 @@ struct tokenizer {
     int n_special;
     int bos, eos;         /* -1 when the vocabulary has none */
     int space_id;         /* llama2.c: the " " token prepended as dummy prefix, -1 if absent */
+    uint8_t all_bytes[256]; /* all_bytes[b] == b: what a llama2.c <0xXX> token decodes to */
 };
 
 /* ---- Unicode: UTF-8 decoding and the three character classes of the pre-tokenizer regex ---- */
@@ -669,6 +670,7 @@ static tokenizer *tok_new(int kind, int n_vocab, size_t arena_bytes) {
     t->arena = xmalloc(arena_bytes);
     t->off = xcalloc((size_t)n_vocab + 1, sizeof(size_t));
     t->bos = t->eos = t->space_id = -1;
+    for (int b = 0; b < 256; b++) t->all_bytes[b] = (uint8_t)b;
     return t;
 }
 void tokenizer_free(tokenizer *t) {
@@ -1227,10 +1229,8 @@ const char *tokenizer_decode(const tokenizer *t, int prev, int id, size_t *len) 
         /* run.c decode(): after BOS a leading space is dropped; "<0xXX>" is the raw byte XX. */
         if (prev == t->bos && n > 0 && p[0] == ' ') { p++; n--; }
         if (n == 6 && memcmp(p, "<0x", 3) == 0 && isxdigit((unsigned char)p[3]) && isxdigit((unsigned char)p[4]) && p[5] == '>') {
-            static char bytes[256];
             int b = (int)strtol((char[3]){p[3], p[4], 0}, NULL, 16);
-            bytes[b] = (char)b;
-            p = &bytes[b];
+            p = (const char *)&t->all_bytes[b];
             n = 1;
         }
     }
