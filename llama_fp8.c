@@ -474,6 +474,7 @@ struct tokenizer {
     int ignore_merges;    /* BPE: a piece that is itself a token is emitted whole (tiktoken; HF ignore_merges) */
     int *special;         /* (n_special) ids of special tokens, parsed in text only on request */
     uint8_t *is_special;  /* (n_vocab) 1 for those: never the result of a merge or a piece lookup */
+    uint8_t special_first[256]; /* 1 for a byte that starts some special token (fast scan) */
     int n_special;
     int bos, eos;         /* -1 when the vocabulary has none */
     int space_id;         /* llama2.c: the " " token prepended as dummy prefix, -1 if absent */
@@ -625,7 +626,10 @@ static void tok_build_map(tokenizer *t) {
     memset(t->map, 0xFF, cap * sizeof(int));
     t->map_mask = cap - 1;
     t->is_special = xcalloc((size_t)t->n_vocab, 1);
-    for (int k = 0; k < t->n_special; k++) t->is_special[t->special[k]] = 1;
+    for (int k = 0; k < t->n_special; k++) {
+        t->is_special[t->special[k]] = 1;
+        if (tok_len(t, t->special[k])) t->special_first[*tok_bytes(t, t->special[k])] = 1;
+    }
     for (int pass = 0; pass < 2; pass++)
     for (int id = 0; id < t->n_vocab; id++) {
         size_t n = tok_len(t, id);
@@ -1190,15 +1194,17 @@ static void spm_text(const tokenizer *t, tok_work *w, const uint8_t *s, size_t n
 
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int bos, int special, int **ids) {
     tok_work w = {0};
+    if (bos && t->bos < 0) fatal("tokenizer: BOS requested, but the vocabulary has no <|begin_of_text|> or <s> token");
     const uint8_t *s = (const uint8_t *)text;
     if (t->kind == TOK_SPM) {
-        spm_text(t, &w, s, len, bos && t->bos >= 0);
+        spm_text(t, &w, s, len, bos);
     } else {
-        if (bos && t->bos >= 0) out_push(&w, t->bos);
+        if (bos) out_push(&w, t->bos);
         size_t from = 0;
         if (special && t->n_special > 0) {
             /* Split at special-token strings: leftmost occurrence, longest at that position. */
             for (size_t i = 0; i < len; i++) {
+                if (!t->special_first[s[i]]) continue;
                 int best = -1;
                 size_t best_len = 0;
                 for (int k = 0; k < t->n_special; k++) {
