@@ -439,6 +439,741 @@ static int cmd_fp8(int argc, char **argv) {
 /* 4. Model: config, weights, loaders                                                         */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION model@@ */
+/* The model's hyperparameters, from config.json (Hugging Face) or the llama2.c header. */
+typedef struct {
+    int dim;            /* hidden_size */
+    int hidden_dim;     /* intermediate_size (SwiGLU width) */
+    int n_layers;       /* num_hidden_layers */
+    int n_heads;        /* num_attention_heads */
+    int n_kv_heads;     /* num_key_value_heads (GQA: n_heads is a multiple of it) */
+    int head_dim;       /* head_dim (defaults to dim / n_heads) */
+    int vocab_size;
+    int max_seq_len;    /* max_position_embeddings */
+    float norm_eps;     /* rms_norm_eps */
+    float rope_theta;
+    int rope_llama3;    /* rope_scaling.rope_type == "llama3" */
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_orig_max_pos; /* original_max_position_embeddings */
+    int tied_embeddings;
+    int bos_id, eos_id;
+} Config;
+
+/* A weight matrix as stored: row-major [rows, cols], one row per output feature (HF / PyTorch
+ * nn.Linear layout), data pointing into the read-only mapping (or owned when converted at load). */
+typedef struct {
+    const void *data;
+    emu_dtype dtype;    /* EMU_F32, EMU_BF16 or EMU_F16 */
+    int rows, cols;
+} Tensor;
+
+typedef struct {
+    float *attn_norm;   /* (dim) input_layernorm, converted to fp32 at load */
+    Tensor wq;          /* (n_heads * head_dim, dim)    q_proj, rotate-half RoPE row order */
+    Tensor wk;          /* (n_kv_heads * head_dim, dim) k_proj, rotate-half RoPE row order */
+    Tensor wv;          /* (n_kv_heads * head_dim, dim) v_proj */
+    Tensor wo;          /* (dim, n_heads * head_dim)    o_proj */
+    float *ffn_norm;    /* (dim) post_attention_layernorm */
+    Tensor w_gate;      /* (hidden_dim, dim) gate_proj (llama2.c w1) */
+    Tensor w_up;        /* (hidden_dim, dim) up_proj   (llama2.c w3) */
+    Tensor w_down;      /* (dim, hidden_dim) down_proj (llama2.c w2) */
+} Layer;
+
+typedef struct {
+    Config c;
+    Tensor tok_embeddings; /* (vocab, dim) embed_tokens */
+    Layer *layers;         /* (n_layers) */
+    float *final_norm;     /* (dim) model.norm */
+    Tensor lm_head;        /* (vocab, dim); the embedding matrix when tied */
+    float *inv_freq;       /* (head_dim / 2) RoPE inverse frequencies, llama3-scaled when configured */
+    char *path;            /* where it was loaded from ("(synthetic)" for the built-in model) */
+    const char *format;    /* "hf-safetensors", "llama2.c", "synthetic" */
+    mfile *files; int n_files;   /* the mappings the tensors point into */
+    void **owned; int n_owned;   /* buffers the model owns (converted / permuted tensors) */
+} Model;
+
+static size_t dtype_size(emu_dtype t) { return t == EMU_F32 ? 4 : 2; }
+static const char *dtype_name(emu_dtype t) {
+    switch (t) { case EMU_F32: return "F32"; case EMU_BF16: return "BF16"; case EMU_F16: return "F16";
+                 case EMU_E4M3: return "F8_E4M3"; case EMU_E5M2: return "F8_E5M2"; case EMU_I8: return "I8"; }
+    return "?";
+}
+static void *model_own(Model *m, size_t bytes) {
+    m->owned = xrealloc(m->owned, (m->n_owned + 1) * sizeof(void *));
+    return m->owned[m->n_owned++] = xmalloc(bytes);
+}
+/* Element i of a stored tensor, converted exactly to fp32. */
+static inline float tensor_get(const Tensor *t, size_t i) {
+    switch (t->dtype) {
+    case EMU_BF16: return bf16_to_float(((const uint16_t *)t->data)[i]);
+    case EMU_F16: return fp16_to_float(((const uint16_t *)t->data)[i]);
+    default: return ((const float *)t->data)[i];
+    }
+}
+static float *tensor_to_f32(Model *m, const Tensor *t) {
+    size_t n = (size_t)t->rows * t->cols;
+    float *out = model_own(m, n * sizeof(float));
+    for (size_t i = 0; i < n; i++) out[i] = tensor_get(t, i);
+    return out;
+}
+
+/* RoPE inverse frequencies exactly as transformers computes them (fp32 tensor arithmetic):
+ * inv_freq[j] = 1 / theta^(2j / head_dim), then Llama 3.1 "llama3" scaling
+ * (modeling_rope_utils._compute_llama3_parameters): wavelengths longer than
+ * original_max_pos / low_freq_factor are divided by factor, shorter than
+ * original_max_pos / high_freq_factor kept, and those between interpolated smoothly.
+ * PyTorch evaluates `scalar / tensor` as reciprocal(tensor) * scalar; we do the same. */
+static void rope_init(Model *m) {
+    const Config *c = &m->c;
+    int half = c->head_dim / 2;
+    m->inv_freq = model_own(m, half * sizeof(float));
+    for (int j = 0; j < half; j++) {
+        float e = (float)(2 * j) / (float)c->head_dim;
+        float inv = 1.0f / powf(c->rope_theta, e);
+        if (c->rope_llama3) {
+            float factor = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+            float old_ctx = (float)c->rope_orig_max_pos;
+            float low_freq_wavelen = (float)((double)c->rope_orig_max_pos / lo);
+            float high_freq_wavelen = (float)((double)c->rope_orig_max_pos / hi);
+            float wavelen = (1.0f / inv) * (float)(2 * M_PI);
+            float scaled = wavelen > low_freq_wavelen ? inv / factor : inv;
+            if (!(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen)) {
+                float smooth = ((1.0f / wavelen) * old_ctx - lo) / (float)((double)hi - lo);
+                scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
+            }
+            inv = scaled;
+        }
+        m->inv_freq[j] = inv;
+    }
+}
+
+/* ---- Hugging Face config.json ---- */
+static int cfg_int(const json *j, int obj, const char *key, int dflt, int required, const char *path) {
+    int k = json_get(j, obj, key);
+    long long v;
+    if (k < 0 || j->t[k].type == J_NULL) {
+        if (required) fatal("%s: missing \"%s\"", path, key);
+        return dflt;
+    }
+    if (json_integer(j, k, 1, INT_MAX / 4, &v) != 0) fatal("%s: \"%s\" must be a positive integer", path, key);
+    return (int)v;
+}
+static double cfg_num(const json *j, int obj, const char *key, double dflt, const char *path) {
+    int k = json_get(j, obj, key);
+    double v;
+    if (k < 0 || j->t[k].type == J_NULL) return dflt;
+    if (json_number(j, k, &v) != 0 || !isfinite(v) || v <= 0) fatal("%s: \"%s\" must be a positive number", path, key);
+    return v;
+}
+static int cfg_bool(const json *j, int obj, const char *key, int dflt, const char *path) {
+    int k = json_get(j, obj, key);
+    if (k < 0 || j->t[k].type == J_NULL) return dflt;
+    if (j->t[k].type != J_TRUE && j->t[k].type != J_FALSE) fatal("%s: \"%s\" must be true or false", path, key);
+    return j->t[k].type == J_TRUE;
+}
+
+static void load_hf_config(Config *c, const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    size_t len;
+    char *text = read_text_file(path, &len);
+    if (!text) fatal("%s: cannot read (a Hugging Face model directory needs config.json)", path);
+    json j;
+    if (json_parse(&j, text, len) != 0) fatal("%s: invalid JSON: %s", path, j.err);
+    if (j.t[0].type != J_OBJ) fatal("%s: not a JSON object", path);
+    int mt = json_get(&j, 0, "model_type");
+    if (mt >= 0 && !json_streq(&j, mt, "llama")) fatal("%s: model_type is not \"llama\" (only LlamaForCausalLM is supported)", path);
+    memset(c, 0, sizeof *c);
+    c->dim = cfg_int(&j, 0, "hidden_size", 0, 1, path);
+    c->hidden_dim = cfg_int(&j, 0, "intermediate_size", 0, 1, path);
+    c->n_layers = cfg_int(&j, 0, "num_hidden_layers", 0, 1, path);
+    c->n_heads = cfg_int(&j, 0, "num_attention_heads", 0, 1, path);
+    c->n_kv_heads = cfg_int(&j, 0, "num_key_value_heads", c->n_heads, 0, path);
+    c->head_dim = cfg_int(&j, 0, "head_dim", c->dim / c->n_heads, 0, path);
+    c->vocab_size = cfg_int(&j, 0, "vocab_size", 0, 1, path);
+    c->max_seq_len = cfg_int(&j, 0, "max_position_embeddings", 2048, 0, path);
+    c->norm_eps = (float)cfg_num(&j, 0, "rms_norm_eps", 1e-6, path);
+    c->tied_embeddings = cfg_bool(&j, 0, "tie_word_embeddings", 0, path);
+    if (cfg_bool(&j, 0, "attention_bias", 0, path)) fatal("%s: attention_bias = true is not supported", path);
+    if (cfg_bool(&j, 0, "mlp_bias", 0, path)) fatal("%s: mlp_bias = true is not supported", path);
+    int hk = json_get(&j, 0, "hidden_act");
+    if (hk >= 0 && !json_streq(&j, hk, "silu")) fatal("%s: hidden_act must be \"silu\"", path);
+    /* RoPE: transformers < 5 writes rope_theta + rope_scaling; 5.x may write rope_parameters. */
+    int rp = json_get(&j, 0, "rope_parameters");
+    int rs = json_get(&j, 0, "rope_scaling");
+    c->rope_theta = (float)cfg_num(&j, 0, "rope_theta", 10000.0, path);
+    if (rp >= 0 && j.t[rp].type == J_OBJ) c->rope_theta = (float)cfg_num(&j, rp, "rope_theta", c->rope_theta, path);
+    int sc = rs >= 0 && j.t[rs].type == J_OBJ ? rs : rp >= 0 && j.t[rp].type == J_OBJ ? rp : -1;
+    if (rs >= 0 && j.t[rs].type != J_OBJ && j.t[rs].type != J_NULL) fatal("%s: rope_scaling must be an object or null", path);
+    if (sc >= 0) {
+        int ty = json_get(&j, sc, "rope_type");
+        if (ty < 0) ty = json_get(&j, sc, "type");
+        if (ty >= 0 && json_streq(&j, ty, "llama3")) {
+            c->rope_llama3 = 1;
+            c->rope_factor = (float)cfg_num(&j, sc, "factor", 0, path);
+            c->rope_low_freq_factor = (float)cfg_num(&j, sc, "low_freq_factor", 0, path);
+            c->rope_high_freq_factor = (float)cfg_num(&j, sc, "high_freq_factor", 0, path);
+            c->rope_orig_max_pos = cfg_int(&j, sc, "original_max_position_embeddings", c->max_seq_len, 0, path);
+            if (!(c->rope_factor > 0) || !(c->rope_low_freq_factor > 0) || !(c->rope_high_freq_factor > c->rope_low_freq_factor))
+                fatal("%s: llama3 rope scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0", path);
+        } else if (ty >= 0 && !json_streq(&j, ty, "default")) {
+            fatal("%s: unsupported rope type (only \"llama3\" and \"default\")", path);
+        }
+    }
+    /* bos/eos: integers, or lists (Llama 3.1 Instruct lists several eos ids: the first is used). */
+    c->bos_id = 128000; c->eos_id = 128001;
+    long long v;
+    int b = json_get(&j, 0, "bos_token_id"), e = json_get(&j, 0, "eos_token_id");
+    if (b >= 0 && json_integer(&j, b, 0, INT_MAX, &v) == 0) c->bos_id = (int)v;
+    if (e >= 0 && j.t[e].type == J_ARR && j.t[e].n > 0) e = json_at(&j, e, 0);
+    if (e >= 0 && json_integer(&j, e, 0, INT_MAX, &v) == 0) c->eos_id = (int)v;
+    if (c->n_heads % c->n_kv_heads) fatal("%s: num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", path, c->n_heads, c->n_kv_heads);
+    if (c->head_dim % 2) fatal("%s: head_dim (%d) must be even for RoPE", path, c->head_dim);
+    json_free(&j);
+    free(text);
+}
+
+/* ---- safetensors ---- */
+/* One file: 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}},
+ * then the data buffer. Every offset and shape is checked against the file size before use. */
+typedef struct {
+    char *name;
+    emu_dtype dtype;
+    int ndim;
+    int64_t shape[4];
+    const uint8_t *data;
+    size_t nbytes;
+} st_tensor;
+typedef struct {
+    st_tensor *t;
+    int n;
+} st_file;
+
+/* Parses the header of a mapped safetensors file. Returns 0, or -1 with a message. */
+static int safetensors_parse(const uint8_t *buf, size_t size, st_file *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (size < 8) { snprintf(err, errlen, "file too small for a safetensors header (%zu bytes)", size); return -1; }
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | buf[i];
+    if (hlen < 2 || hlen > 100000000 || hlen > size - 8) {
+        snprintf(err, errlen, "header length %" PRIu64 " does not fit the file (%zu bytes)", hlen, size);
+        return -1;
+    }
+    const uint8_t *data = buf + 8 + hlen;
+    size_t dsize = size - 8 - (size_t)hlen;
+    json j;
+    if (json_parse(&j, (const char *)buf + 8, (size_t)hlen) != 0) {
+        snprintf(err, errlen, "invalid JSON header: %s", j.err);
+        json_free(&j);
+        return -1;
+    }
+    if (j.t[0].type != J_OBJ) { snprintf(err, errlen, "header is not a JSON object"); json_free(&j); return -1; }
+    out->t = xcalloc(j.t[0].n, sizeof(st_tensor));
+    int k = 1, rc = -1;
+    for (int i = 0; i < j.t[0].n; i++, k = json_next(&j, k + 1)) {
+        char *name = json_string_dup(&j, k, NULL);
+        int v = k + 1;
+        if (!strcmp(name, "__metadata__")) { free(name); continue; }
+        st_tensor *t = &out->t[out->n++];
+        t->name = name;
+        int dt = json_get(&j, v, "dtype"), sh = json_get(&j, v, "shape"), of = json_get(&j, v, "data_offsets");
+        if (dt < 0 || sh < 0 || of < 0 || j.t[sh].type != J_ARR || j.t[of].type != J_ARR || j.t[of].n != 2) {
+            snprintf(err, errlen, "tensor '%s': needs dtype, shape and data_offsets [begin, end]", name);
+            goto done;
+        }
+        static const struct { const char *name; emu_dtype t; size_t size; } dts[] = {
+            {"F32", EMU_F32, 4}, {"BF16", EMU_BF16, 2}, {"F16", EMU_F16, 2}, {"F8_E4M3", EMU_E4M3, 1}, {"F8_E5M2", EMU_E5M2, 1}};
+        size_t esize = 0;
+        for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
+            if (json_streq(&j, dt, dts[d].name)) { t->dtype = dts[d].t; esize = dts[d].size; }
+        if (!esize) {
+            char *s = json_string_dup(&j, dt, NULL);
+            snprintf(err, errlen, "tensor '%s': unsupported dtype %s", name, s ? s : "(not a string)");
+            free(s);
+            goto done;
+        }
+        if (j.t[sh].n > 4) { snprintf(err, errlen, "tensor '%s': more than 4 dimensions", name); goto done; }
+        t->ndim = j.t[sh].n;
+        uint64_t count = 1;
+        for (int d = 0, e = sh + 1; d < t->ndim; d++, e = json_next(&j, e)) {
+            long long x;
+            if (json_integer(&j, e, 0, INT_MAX, &x) != 0) { snprintf(err, errlen, "tensor '%s': bad shape", name); goto done; }
+            t->shape[d] = x;
+            count *= (uint64_t)x; /* each factor < 2^31 and at most 4 of them: checked below before overflow matters */
+            if (count > ((uint64_t)1 << 48)) { snprintf(err, errlen, "tensor '%s': shape too large", name); goto done; }
+        }
+        long long b, e;
+        if (json_integer(&j, json_at(&j, of, 0), 0, LLONG_MAX / 2, &b) != 0 || json_integer(&j, json_at(&j, of, 1), 0, LLONG_MAX / 2, &e) != 0 ||
+            e < b || (uint64_t)e > dsize) {
+            snprintf(err, errlen, "tensor '%s': data_offsets outside the %zu-byte data buffer", name, dsize);
+            goto done;
+        }
+        if ((uint64_t)(e - b) != count * esize) {
+            snprintf(err, errlen, "tensor '%s': data_offsets span %lld bytes but shape x dtype needs %" PRIu64, name, e - b, count * esize);
+            goto done;
+        }
+        t->data = data + b;
+        t->nbytes = (size_t)(e - b);
+    }
+    rc = 0;
+done:
+    json_free(&j);
+    if (rc != 0) {
+        for (int i = 0; i < out->n; i++) free(out->t[i].name);
+        free(out->t);
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
+}
+static void st_free(st_file *f) {
+    for (int i = 0; i < f->n; i++) free(f->t[i].name);
+    free(f->t);
+}
+
+/* All tensors of a checkpoint (one file or shards), by name. */
+typedef struct {
+    st_file *files;
+    char **paths;
+    int n;
+} st_set;
+static const st_tensor *st_find(const st_set *s, const char *name, const char **path) {
+    for (int f = 0; f < s->n; f++)
+        for (int i = 0; i < s->files[f].n; i++)
+            if (!strcmp(s->files[f].t[i].name, name)) { if (path) *path = s->paths[f]; return &s->files[f].t[i]; }
+    return NULL;
+}
+
+/* Looks up a 2-D tensor [rows, cols] and checks it against the config. 1-D tensors: cols = 0. */
+static Tensor st_tensor2d(const st_set *s, const char *dir, const char *name, int rows, int cols) {
+    const char *path = NULL;
+    const st_tensor *t = st_find(s, name, &path);
+    if (!t) fatal("%s: tensor '%s' not found in the checkpoint", dir, name);
+    if (t->dtype != EMU_F32 && t->dtype != EMU_BF16 && t->dtype != EMU_F16)
+        fatal("%s: tensor '%s' has dtype %s; only BF16, F16 and F32 checkpoints are supported here", path, name, dtype_name(t->dtype));
+    int ok = cols ? (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols) : (t->ndim == 1 && t->shape[0] == rows);
+    if (!ok) {
+        char got[96] = "";
+        for (int d = 0; d < t->ndim; d++) snprintf(got + strlen(got), sizeof got - strlen(got), d ? ", %" PRId64 : "%" PRId64, t->shape[d]);
+        if (cols) fatal("%s: tensor '%s' has shape [%s], config.json implies [%d, %d]", path, name, got, rows, cols);
+        fatal("%s: tensor '%s' has shape [%s], config.json implies [%d]", path, name, got, rows);
+    }
+    return (Tensor){t->data, t->dtype, rows, cols ? cols : 1};
+}
+
+static int safe_shard_name(const char *s) {
+    return s[0] && s[0] != '/' && !strstr(s, "..") && strlen(s) < 1024;
+}
+
+static void load_hf(Model *m, const char *dir) {
+    Config *c = &m->c;
+    load_hf_config(c, dir);
+    char path[4096];
+    st_set s = {0};
+    /* The shard list: model.safetensors.index.json's weight_map, or a single model.safetensors. */
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    size_t len;
+    char *idx = read_text_file(path, &len);
+    char **names = NULL;
+    int n_names = 0;
+    if (idx) {
+        json j;
+        if (json_parse(&j, idx, len) != 0) fatal("%s: invalid JSON: %s", path, j.err);
+        int wm = json_get(&j, 0, "weight_map");
+        if (wm < 0 || j.t[wm].type != J_OBJ) fatal("%s: missing \"weight_map\" object", path);
+        for (int i = 0, k = wm + 1; i < j.t[wm].n; i++, k = json_next(&j, k + 1)) {
+            char *f = json_string_dup(&j, k + 1, NULL);
+            if (!f || !safe_shard_name(f)) fatal("%s: bad shard file name in weight_map", path);
+            int seen = 0;
+            for (int q = 0; q < n_names; q++) seen |= !strcmp(names[q], f);
+            if (seen) { free(f); continue; }
+            names = xrealloc(names, (n_names + 1) * sizeof *names);
+            names[n_names++] = f;
+        }
+        json_free(&j);
+        free(idx);
+        if (!n_names) fatal("%s: weight_map is empty", path);
+    } else {
+        names = xmalloc(sizeof *names);
+        names[n_names++] = xstrdup("model.safetensors");
+    }
+    m->files = xcalloc(n_names, sizeof(mfile));
+    s.files = xcalloc(n_names, sizeof(st_file));
+    s.paths = xcalloc(n_names, sizeof(char *));
+    for (int i = 0; i < n_names; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (!file_exists(path) && !idx && i == 0)
+            fatal("%s: no model.safetensors or model.safetensors.index.json (a Hugging Face model directory as downloaded is expected)", dir);
+        mfile_open_or_die(&m->files[i], path);
+        m->n_files++;
+        char err[512];
+        if (safetensors_parse(m->files[i].data, m->files[i].size, &s.files[i], err, sizeof err) != 0) fatal("%s: %s", path, err);
+        s.paths[i] = m->files[i].path;
+        s.n++;
+        free(names[i]);
+    }
+    free(names);
+
+    int kv = c->n_kv_heads * c->head_dim, qd = c->n_heads * c->head_dim;
+    char name[256];
+    m->tok_embeddings = st_tensor2d(&s, dir, "model.embed_tokens.weight", c->vocab_size, c->dim);
+    m->layers = xcalloc(c->n_layers, sizeof(Layer));
+    for (int l = 0; l < c->n_layers; l++) {
+        Layer *L = &m->layers[l];
+#define W(field, suffix, r, cc) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), L->field = st_tensor2d(&s, dir, name, r, cc))
+        Tensor an, fn;
+        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
+        an = st_tensor2d(&s, dir, name, c->dim, 0);
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+        fn = st_tensor2d(&s, dir, name, c->dim, 0);
+        L->attn_norm = tensor_to_f32(m, &an);
+        L->ffn_norm = tensor_to_f32(m, &fn);
+        W(wq, "self_attn.q_proj.weight", qd, c->dim);
+        W(wk, "self_attn.k_proj.weight", kv, c->dim);
+        W(wv, "self_attn.v_proj.weight", kv, c->dim);
+        W(wo, "self_attn.o_proj.weight", c->dim, qd);
+        W(w_gate, "mlp.gate_proj.weight", c->hidden_dim, c->dim);
+        W(w_up, "mlp.up_proj.weight", c->hidden_dim, c->dim);
+        W(w_down, "mlp.down_proj.weight", c->dim, c->hidden_dim);
+#undef W
+    }
+    Tensor fnorm = st_tensor2d(&s, dir, "model.norm.weight", c->dim, 0);
+    m->final_norm = tensor_to_f32(m, &fnorm);
+    if (c->tied_embeddings) {
+        m->lm_head = m->tok_embeddings;
+    } else if (st_find(&s, "lm_head.weight", NULL)) {
+        m->lm_head = st_tensor2d(&s, dir, "lm_head.weight", c->vocab_size, c->dim);
+    } else {
+        fatal("%s: no lm_head.weight and tie_word_embeddings is false", dir);
+    }
+    for (int i = 0; i < s.n; i++) st_free(&s.files[i]);
+    free(s.files);
+    free(s.paths);
+    m->format = "hf-safetensors";
+}
+
+/* ---- llama2.c model.bin ---- */
+/* Header: 7 int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len; a negative
+ * vocab_size means an untied classifier follows), then fp32 tensors in a fixed order. llama2.c
+ * applies RoPE to interleaved pairs (2i, 2i+1) of each head, Hugging Face to (i, i + head_dim/2):
+ * permuting the rows of wq and wk within each head (new row i = old row 2i, new row i + hd/2 =
+ * old row 2i+1) turns one into the other, so there is a single forward pass. */
+static void load_llama2c(Model *m, const char *path) {
+    m->files = xcalloc(1, sizeof(mfile));
+    mfile_open_or_die(&m->files[0], path);
+    m->n_files = 1;
+    const mfile *f = &m->files[0];
+    if (f->size < 28) fatal("%s: too small for a llama2.c header (%zu bytes)", path, f->size);
+    int32_t h[7];
+    memcpy(h, f->data, sizeof h);
+    Config *c = &m->c;
+    memset(c, 0, sizeof *c);
+    int shared = h[5] > 0;
+    c->dim = h[0]; c->hidden_dim = h[1]; c->n_layers = h[2]; c->n_heads = h[3]; c->n_kv_heads = h[4];
+    c->vocab_size = h[5] < 0 ? -h[5] : h[5]; c->max_seq_len = h[6];
+    for (int i = 0; i < 7; i++)
+        if (h[i] == 0 || (i != 5 && h[i] < 0) || h[i] == INT_MIN || (h[i] > 1 << 20 && i != 5)) fatal("%s: not a llama2.c checkpoint (header field %d = %d)", path, i, h[i]);
+    if (c->dim % c->n_heads || c->n_heads % c->n_kv_heads || (c->dim / c->n_heads) % 2)
+        fatal("%s: inconsistent llama2.c header (dim %d, heads %d, kv heads %d)", path, c->dim, c->n_heads, c->n_kv_heads);
+    c->head_dim = c->dim / c->n_heads;
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0f;
+    c->tied_embeddings = shared;
+    c->bos_id = 1; c->eos_id = 2;
+    int hd = c->head_dim, kv = c->n_kv_heads * hd, L = c->n_layers;
+    /* Expected size, in floats, checked before any pointer is formed. */
+    uint64_t D = c->dim, H = c->hidden_dim, V = c->vocab_size, S = c->max_seq_len;
+    uint64_t need = V * D + L * D + L * D * D + 2 * (uint64_t)L * D * kv + L * D * D + L * D + 3 * (uint64_t)L * D * H + D + S * hd;
+    if (!shared) need += V * D;
+    if ((f->size - 28) / 4 < need)
+        fatal("%s: truncated: the header implies %" PRIu64 " bytes of weights, the file has %zu", path, need * 4, f->size - 28);
+    const float *p = (const float *)(f->data + 28);
+    Tensor t;
+#define TAKE(rows, cols) (t = (Tensor){p, EMU_F32, (int)(rows), (int)(cols)}, p += (uint64_t)(rows) * (cols), t)
+    m->tok_embeddings = TAKE(V, D);
+    Tensor att = TAKE((uint64_t)L, D);
+    Tensor wq = TAKE((uint64_t)L * D, D), wk = TAKE((uint64_t)L * kv, D), wv = TAKE((uint64_t)L * kv, D), wo = TAKE((uint64_t)L * D, D);
+    Tensor ffn = TAKE((uint64_t)L, D);
+    Tensor w1 = TAKE((uint64_t)L * H, D), w2 = TAKE((uint64_t)L * D, H), w3 = TAKE((uint64_t)L * H, D);
+    Tensor fin = TAKE(1, D);
+    p += S * hd; /* freq_cis_real, freq_cis_imag: recomputed, not read */
+    m->lm_head = shared ? m->tok_embeddings : TAKE(V, D);
+#undef TAKE
+    m->layers = xcalloc(L, sizeof(Layer));
+    for (int l = 0; l < L; l++) {
+        Layer *Ly = &m->layers[l];
+        Ly->attn_norm = (float *)att.data + (size_t)l * D;
+        Ly->ffn_norm = (float *)ffn.data + (size_t)l * D;
+        const float *src[2] = {(const float *)wq.data + (size_t)l * D * D, (const float *)wk.data + (size_t)l * kv * D};
+        int rows[2] = {(int)D, kv};
+        float *dst[2];
+        for (int w = 0; w < 2; w++) { /* interleaved → rotate-half row order */
+            dst[w] = model_own(m, (size_t)rows[w] * D * sizeof(float));
+            for (int r = 0; r < rows[w]; r++) {
+                int head = r / hd, i = r % hd;
+                int old = head * hd + (i < hd / 2 ? 2 * i : 2 * (i - hd / 2) + 1);
+                memcpy(dst[w] + (size_t)r * D, src[w] + (size_t)old * D, D * sizeof(float));
+            }
+        }
+        Ly->wq = (Tensor){dst[0], EMU_F32, (int)D, (int)D};
+        Ly->wk = (Tensor){dst[1], EMU_F32, kv, (int)D};
+        Ly->wv = (Tensor){(const float *)wv.data + (size_t)l * kv * D, EMU_F32, kv, (int)D};
+        Ly->wo = (Tensor){(const float *)wo.data + (size_t)l * D * D, EMU_F32, (int)D, (int)D};
+        Ly->w_gate = (Tensor){(const float *)w1.data + (size_t)l * H * D, EMU_F32, (int)H, (int)D};
+        Ly->w_down = (Tensor){(const float *)w2.data + (size_t)l * D * H, EMU_F32, (int)D, (int)H};
+        Ly->w_up = (Tensor){(const float *)w3.data + (size_t)l * H * D, EMU_F32, (int)H, (int)D};
+    }
+    m->final_norm = (float *)fin.data;
+    m->format = "llama2.c";
+}
+
+/* ---- the built-in synthetic model (make run without data; tests) ---- */
+/* Deterministic random bf16 weights (xorshift64, uniform with the given standard deviation), shaped
+ * like a tiny Llama 3: GQA 4/2, llama3 RoPE scaling, untied classifier. */
+static uint64_t rng_next(uint64_t *s) { *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17; return *s; }
+static float rng_uniform(uint64_t *s) { return (rng_next(s) >> 40) * (1.0f / 16777216.0f); } /* [0,1) */
+static void build_synthetic(Model *m, uint64_t seed) {
+    Config *c = &m->c;
+    *c = (Config){.dim = 64, .hidden_dim = 176, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16,
+                  .vocab_size = 256, .max_seq_len = 512, .norm_eps = 1e-5f, .rope_theta = 500000.0f, .rope_llama3 = 1,
+                  .rope_factor = 8, .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 64,
+                  .tied_embeddings = 0, .bos_id = 1, .eos_id = 2};
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+#define RAND(rows, cols, std) do { size_t n_ = (size_t)(rows) * (cols); uint16_t *d_ = model_own(m, n_ * 2); \
+        for (size_t i_ = 0; i_ < n_; i_++) d_[i_] = bf16_from_float((rng_uniform(&s) * 2 - 1) * (std) * 1.7320508f); \
+        t_ = (Tensor){d_, EMU_BF16, (int)(rows), (int)(cols)}; } while (0)
+    Tensor t_;
+    int D = c->dim, H = c->hidden_dim, qd = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
+    RAND(c->vocab_size, D, 1.0f); m->tok_embeddings = t_;
+    m->layers = xcalloc(c->n_layers, sizeof(Layer));
+    for (int l = 0; l < c->n_layers; l++) {
+        Layer *L = &m->layers[l];
+        L->attn_norm = model_own(m, D * sizeof(float));
+        L->ffn_norm = model_own(m, D * sizeof(float));
+        for (int i = 0; i < D; i++) { L->attn_norm[i] = 0.5f + rng_uniform(&s); L->ffn_norm[i] = 0.5f + rng_uniform(&s); }
+        RAND(qd, D, 0.25f); L->wq = t_;
+        RAND(kv, D, 0.25f); L->wk = t_;
+        RAND(kv, D, 0.25f); L->wv = t_;
+        RAND(D, qd, 0.25f); L->wo = t_;
+        RAND(H, D, 0.25f); L->w_gate = t_;
+        RAND(H, D, 0.25f); L->w_up = t_;
+        RAND(D, H, 0.15f); L->w_down = t_;
+    }
+    m->final_norm = model_own(m, D * sizeof(float));
+    for (int i = 0; i < D; i++) m->final_norm[i] = 1.0f;
+    RAND(c->vocab_size, D, 0.5f); m->lm_head = t_;
+#undef RAND
+    m->format = "synthetic";
+}
+
+/* ---- writing safetensors (synth, export) ---- */
+/* Tensors are described first (so the header with every offset can be written), then their bytes
+ * are produced one tensor at a time by fill(), so an 8B checkpoint streams through a small buffer.
+ * The file is written atomically (PATH.tmp.PID, then renamed). */
+typedef struct {
+    char name[160];
+    emu_dtype dtype;
+    int ndim;
+    int64_t shape[4];
+} st_entry;
+static size_t st_entry_bytes(const st_entry *e) {
+    size_t n = e->dtype == EMU_E4M3 || e->dtype == EMU_E5M2 ? 1 : dtype_size(e->dtype);
+    for (int d = 0; d < e->ndim; d++) n *= (size_t)e->shape[d];
+    return n;
+}
+static void safetensors_write(const char *path, const st_entry *e, int n, const char *metadata_json,
+                              void (*fill)(void *ctx, int i, void *buf, size_t nbytes), void *ctx) {
+    size_t cap = 4096 + (size_t)n * 256 + (metadata_json ? strlen(metadata_json) : 0), len = 0, off = 0, maxb = 0;
+    char *h = xmalloc(cap);
+    len += sprintf(h + len, "{");
+    if (metadata_json) len += sprintf(h + len, "\"__metadata__\":%s", metadata_json);
+    for (int i = 0; i < n; i++) {
+        size_t b = st_entry_bytes(&e[i]);
+        len += sprintf(h + len, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", (i || metadata_json) ? "," : "", e[i].name, dtype_name(e[i].dtype));
+        for (int d = 0; d < e[i].ndim; d++) len += sprintf(h + len, d ? ",%" PRId64 : "%" PRId64, e[i].shape[d]);
+        len += sprintf(h + len, "],\"data_offsets\":[%zu,%zu]}", off, off + b);
+        off += b;
+        if (b > maxb) maxb = b;
+    }
+    len += sprintf(h + len, "}");
+    while ((8 + len) % 8) h[len++] = ' '; /* pad so the data buffer starts 8-byte aligned */
+    atomic_file a;
+    atomic_open(&a, path);
+    uint8_t lenbytes[8];
+    for (int i = 0; i < 8; i++) lenbytes[i] = (uint8_t)((uint64_t)len >> (8 * i));
+    fwrite(lenbytes, 1, 8, a.fp);
+    fwrite(h, 1, len, a.fp);
+    void *buf = xmalloc(maxb);
+    for (int i = 0; i < n; i++) {
+        size_t b = st_entry_bytes(&e[i]);
+        fill(ctx, i, buf, b);
+        if (fwrite(buf, 1, b, a.fp) != b) fatal("writing %s failed: %s", path, strerror(errno));
+    }
+    free(buf);
+    free(h);
+    atomic_commit(&a);
+}
+
+/* Loads a model: a Hugging Face directory, a llama2.c .bin, or "(synthetic)". */
+static Model *model_load(const char *path) {
+    Model *m = xcalloc(1, sizeof(Model));
+    if (!strcmp(path, "(synthetic)")) build_synthetic(m, 1);
+    else if (is_directory(path)) load_hf(m, path);
+    else if (file_exists(path)) {
+        size_t n = strlen(path);
+        if (n > 12 && !strcmp(path + n - 12, ".safetensors"))
+            fatal("%s: pass the model directory (with config.json), not a .safetensors file", path);
+        load_llama2c(m, path);
+    } else fatal("%s: no such model (expected a Hugging Face directory or a llama2.c .bin)", path);
+    m->path = xstrdup(path);
+    const Config *c = &m->c;
+    if (c->dim <= 0 || c->n_layers <= 0 || c->vocab_size <= 0 || c->head_dim <= 0) fatal("%s: bad config", path);
+    rope_init(m);
+    return m;
+}
+static void model_free(Model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_files; i++) mfile_close(&m->files[i]);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->files); free(m->owned); free(m->layers); free(m->path); free(m);
+}
+static void model_describe(const Model *m, FILE *fp) {
+    const Config *c = &m->c;
+    fprintf(fp, "model: %s (%s) dim %d, ffn %d, layers %d, heads %d/%d kv, head_dim %d, vocab %d, max ctx %d, rope theta %g%s, %s embeddings, weights %s\n",
+            m->path, m->format, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len,
+            c->rope_theta, c->rope_llama3 ? " llama3-scaled" : "", c->tied_embeddings ? "tied" : "untied", dtype_name(m->layers[0].wq.dtype));
+}
+/* ---- llama_fp8 synth: a checkpoint with real Llama shapes and tensor names, random weights ---- */
+/* For benchmarks and loader tests at full size without downloading anything: writes config.json,
+ * sharded model-0000i-of-0000n.safetensors and model.safetensors.index.json exactly as Hugging Face
+ * lays them out. Weights are bf16, uniform with std 0.02 (norms 1.0), deterministic in --seed. */
+typedef struct {
+    const st_entry *e;
+    uint64_t seed;
+    int first; /* global index of e[0] */
+} synth_ctx;
+static void synth_fill(void *vctx, int i, void *buf, size_t nbytes) {
+    synth_ctx *sc = vctx;
+    uint16_t *d = buf;
+    size_t n = nbytes / 2;
+    if (strstr(sc->e[i].name, "norm")) { for (size_t k = 0; k < n; k++) d[k] = bf16_from_float(1.0f); return; }
+    size_t blocks = (n + 65535) / 65536;
+    #pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < blocks; b++) {
+        uint64_t s = (sc->seed * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)(sc->first + i) << 40) ^ (b + 1) * 0xBF58476D1CE4E5B9ull;
+        if (!s) s = 1;
+        for (int w = 0; w < 4; w++) rng_next(&s);
+        size_t end = (b + 1) * 65536 < n ? (b + 1) * 65536 : n;
+        for (size_t k = b * 65536; k < end; k++) d[k] = bf16_from_float((rng_uniform(&s) * 2 - 1) * 0.0346410162f);
+    }
+}
+static int cmd_synth(int argc, char **argv) {
+    const char *out = NULL, *shape = "llama3.1-8b";
+    int shards = 4, layers = -1;
+    uint64_t seed = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: llama_fp8 synth -o DIR [--shape llama3.1-8b|llama3.2-1b|tiny] [--shards N] [--layers N] [--seed S]\n"
+                   "  writes a Hugging Face checkpoint (config.json, sharded safetensors, index) with real tensor names, random bf16 weights\n");
+            return 0;
+        }
+        if (i + 1 >= argc) fatal("synth: option %s needs a value (or is unknown)", argv[i]);
+        if (!strcmp(argv[i], "-o")) out = argv[++i];
+        else if (!strcmp(argv[i], "--shape")) shape = argv[++i];
+        else if (!strcmp(argv[i], "--shards")) shards = (int)parse_long_arg("--shards", argv[++i], 1, 64);
+        else if (!strcmp(argv[i], "--layers")) layers = (int)parse_long_arg("--layers", argv[++i], 1, 1000);
+        else if (!strcmp(argv[i], "--seed")) seed = (uint64_t)parse_long_arg("--seed", argv[++i], 0, LONG_MAX);
+        else fatal("synth: unknown option '%s'", argv[i]);
+    }
+    if (!out) fatal("synth: -o DIR is required");
+    Config c;
+    if (!strcmp(shape, "llama3.1-8b"))
+        c = (Config){.dim = 4096, .hidden_dim = 14336, .n_layers = 32, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .vocab_size = 128256,
+                     .max_seq_len = 131072, .norm_eps = 1e-5f, .rope_theta = 500000, .rope_llama3 = 1, .rope_factor = 8,
+                     .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 8192, .bos_id = 128000, .eos_id = 128001};
+    else if (!strcmp(shape, "llama3.2-1b"))
+        c = (Config){.dim = 2048, .hidden_dim = 8192, .n_layers = 16, .n_heads = 32, .n_kv_heads = 8, .head_dim = 64, .vocab_size = 128256,
+                     .max_seq_len = 131072, .norm_eps = 1e-5f, .rope_theta = 500000, .rope_llama3 = 1, .rope_factor = 32,
+                     .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 8192, .tied_embeddings = 1,
+                     .bos_id = 128000, .eos_id = 128001};
+    else if (!strcmp(shape, "tiny"))
+        c = (Config){.dim = 64, .hidden_dim = 176, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .vocab_size = 128256,
+                     .max_seq_len = 8192, .norm_eps = 1e-5f, .rope_theta = 500000, .rope_llama3 = 1, .rope_factor = 8,
+                     .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 8192, .bos_id = 128000, .eos_id = 128001};
+    else fatal("synth: unknown --shape '%s' (llama3.1-8b, llama3.2-1b, tiny)", shape);
+    if (layers > 0) c.n_layers = layers;
+    if (mkdir(out, 0777) != 0 && errno != EEXIST) fatal("synth: cannot create %s: %s", out, strerror(errno));
+
+    /* the tensor list, in Hugging Face's order */
+    int n = 0, cap = 3 + 9 * c.n_layers;
+    st_entry *e = xcalloc(cap, sizeof *e);
+    int qd = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
+#define ADD(nm, r, cc) do { st_entry *x_ = &e[n++]; snprintf(x_->name, sizeof x_->name, "%s", nm); x_->dtype = EMU_BF16; \
+        x_->ndim = (cc) ? 2 : 1; x_->shape[0] = (r); x_->shape[1] = (cc); } while (0)
+    char nm[160];
+    ADD("model.embed_tokens.weight", c.vocab_size, c.dim);
+    for (int l = 0; l < c.n_layers; l++) {
+        static const char *names[9] = {"input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                       "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+        int rows[9] = {c.dim, qd, kv, kv, c.dim, c.dim, c.hidden_dim, c.hidden_dim, c.dim};
+        int cols[9] = {0, c.dim, c.dim, c.dim, qd, 0, c.dim, c.dim, c.hidden_dim};
+        for (int w = 0; w < 9; w++) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, names[w]); ADD(nm, rows[w], cols[w]); }
+    }
+    ADD("model.norm.weight", c.dim, 0);
+    if (!c.tied_embeddings) ADD("lm_head.weight", c.vocab_size, c.dim);
+#undef ADD
+    /* split into shards of about equal size, in order */
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += st_entry_bytes(&e[i]);
+    if (shards > n) shards = n;
+    int *shard_of = xmalloc(n * sizeof(int));
+    size_t acc = 0;
+    for (int i = 0; i < n; i++) { /* by each tensor's midpoint, then renumbered without empty shards */
+        size_t b = st_entry_bytes(&e[i]);
+        int sh = (int)((acc + b / 2) * shards / total);
+        shard_of[i] = sh < shards ? sh : shards - 1;
+        acc += b;
+    }
+    for (int i = 0, id = 0; i < n; i++) {
+        int next = i + 1 < n && shard_of[i + 1] != shard_of[i];
+        int old = shard_of[i];
+        shard_of[i] = id;
+        if (next || i + 1 == n) { id++; if (i + 1 == n) shards = id; }
+        (void)old;
+    }
+    char path[4096];
+    double t0 = now_seconds();
+    for (int sh = 0, i0 = 0; sh < shards; sh++) {
+        int i1 = i0;
+        while (i1 < n && shard_of[i1] == sh) i1++;
+        snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", out, sh + 1, shards);
+        synth_ctx sc = {e + i0, seed, i0};
+        safetensors_write(path, e + i0, i1 - i0, "{\"format\":\"pt\"}", synth_fill, &sc);
+        fprintf(stderr, "synth: wrote %s (%d tensors)\n", path, i1 - i0);
+        i0 = i1;
+    }
+    /* index and config */
+    atomic_file a;
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", out);
+    atomic_open(&a, path);
+    fprintf(a.fp, "{\n  \"metadata\": {\"total_size\": %zu},\n  \"weight_map\": {\n", total);
+    for (int i = 0; i < n; i++)
+        fprintf(a.fp, "    \"%s\": \"model-%05d-of-%05d.safetensors\"%s\n", e[i].name, shard_of[i] + 1, shards, i + 1 < n ? "," : "");
+    fprintf(a.fp, "  }\n}\n");
+    atomic_commit(&a);
+    snprintf(path, sizeof path, "%s/config.json", out);
+    atomic_open(&a, path);
+    fprintf(a.fp, "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n  \"attention_bias\": false,\n  \"mlp_bias\": false,\n"
+            "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n"
+            "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n"
+            "  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %g,\n  \"rope_theta\": %.1f,\n"
+            "  \"rope_scaling\": {\"factor\": %.1f, \"low_freq_factor\": %.1f, \"high_freq_factor\": %.1f, \"original_max_position_embeddings\": %d, \"rope_type\": \"llama3\"},\n"
+            "  \"tie_word_embeddings\": %s,\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"torch_dtype\": \"bfloat16\"\n}\n",
+            c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.vocab_size, c.max_seq_len, c.norm_eps, c.rope_theta,
+            c.rope_factor, c.rope_low_freq_factor, c.rope_high_freq_factor, c.rope_orig_max_pos, c.tied_embeddings ? "true" : "false", c.bos_id, c.eos_id);
+    atomic_commit(&a);
+    printf("synth: %s, %s-shaped, %d layers, %d tensors, %.2f GB in %d shards, %.1f s\n", out, shape, c.n_layers, n, total / 1e9, shards, now_seconds() - t0);
+    free(e); free(shard_of);
+    return 0;
+}
 /* @@END model@@ */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1301,15 +2036,578 @@ static int cmd_tokenize(int argc, char **argv) {
 /* 6. Forward pass                                                                            */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION forward@@ */
+/* Numerics of one run. fp32: weights upcast exactly, fp32 everywhere (the reference). bf16: what
+ * Hugging Face bf16 inference does (model.to(torch.bfloat16), eager attention): every op computes
+ * in fp32 on bf16 inputs and rounds its output once to bf16 (B(x) below, RNE), GEMMs accumulate in
+ * fp32 and round the output. The rounding points were read from transformers 5.23
+ * modeling_llama.py and confirmed bit for bit by tests/hf_rounding_check.py. */
+typedef enum { SCHEME_FP32, SCHEME_BF16 } scheme_kind;
+typedef struct {
+    scheme_kind kind;
+    const char *name;
+} Scheme;
+static const Scheme schemes[] = {
+    {SCHEME_FP32, "fp32"},
+    {SCHEME_BF16, "bf16"},
+};
+static const Scheme *scheme_by_name(const char *name) {
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+        if (!strcmp(schemes[i].name, name)) return &schemes[i];
+    fatal("unknown scheme '%s' (known: fp32, bf16)", name);
+}
+
+/* B(x): round to the nearest bf16 value (ties to even) in bf16 schemes; identity in fp32. */
+static inline float B(const Scheme *q, float x) { return q->kind == SCHEME_BF16 ? bf16_to_float(bf16_from_float(x)) : x; }
+static void B_rows(const Scheme *q, float *x, size_t n) {
+    if (q->kind != SCHEME_BF16) return;
+    for (size_t i = 0; i < n; i++) x[i] = bf16_to_float(bf16_from_float(x[i]));
+}
+
+/* bf16 schemes run on bf16 weights: a model stored as F32/F16 is rounded once, like
+ * model.to(torch.bfloat16) (weights and norm vectors). BF16 checkpoints are used in place. */
+static void tensor_to_bf16(Model *m, Tensor *t) {
+    if (t->dtype == EMU_BF16) return;
+    size_t n = (size_t)t->rows * t->cols;
+    uint16_t *d = model_own(m, n * 2);
+    for (size_t i = 0; i < n; i++) d[i] = bf16_from_float(tensor_get(t, i));
+    t->data = d;
+    t->dtype = EMU_BF16;
+}
+static float *norm_to_bf16(Model *m, const float *w, int n) {
+    float *d = model_own(m, n * sizeof(float));
+    for (int i = 0; i < n; i++) d[i] = bf16_to_float(bf16_from_float(w[i]));
+    return d;
+}
+static void model_prepare(Model *m, const Scheme *q) {
+    if (q->kind != SCHEME_BF16) return;
+    int tied = m->lm_head.data == m->tok_embeddings.data;
+    tensor_to_bf16(m, &m->tok_embeddings);
+    if (tied) m->lm_head = m->tok_embeddings; else tensor_to_bf16(m, &m->lm_head);
+    for (int l = 0; l < m->c.n_layers; l++) {
+        Layer *L = &m->layers[l];
+        Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) tensor_to_bf16(m, ts[i]);
+        L->attn_norm = norm_to_bf16(m, L->attn_norm, m->c.dim);
+        L->ffn_norm = norm_to_bf16(m, L->ffn_norm, m->c.dim);
+    }
+    m->final_norm = norm_to_bf16(m, m->final_norm, m->c.dim);
+}
+
+/* Activations and the KV cache for up to `cap` tokens per forward() call, `max_pos` positions. */
+typedef struct {
+    int cap, max_pos;
+    float *x;           /* (cap, dim) residual stream */
+    float *xb;          /* (cap, dim) normalized input of a block */
+    float *q;           /* (cap, n_heads * head_dim) queries, then attention output */
+    float *k, *v;       /* (cap, n_kv_heads * head_dim) this call's keys and values */
+    float *att;         /* (threads, max_pos) attention probabilities, one row per thread */
+    float *hb, *hb2;    /* (cap, hidden_dim) MLP gate and up */
+    float *xo;          /* (cap, dim) output of a block before the residual add */
+    float *key_cache;   /* (n_layers, max_pos, n_kv_heads * head_dim) */
+    float *value_cache; /* (n_layers, max_pos, n_kv_heads * head_dim) */
+    float *logits;      /* (cap, vocab) */
+    float **layer_out;  /* optional: (n_layers) buffers of (cap, dim) receiving x after each layer */
+} RunState;
+
+static void runstate_init(RunState *s, const Config *c, int cap, int max_pos) {
+    memset(s, 0, sizeof *s);
+    size_t qd = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
+    s->cap = cap; s->max_pos = max_pos;
+    s->x = xcalloc((size_t)cap * c->dim, sizeof(float));
+    s->xb = xcalloc((size_t)cap * c->dim, sizeof(float));
+    s->xo = xcalloc((size_t)cap * c->dim, sizeof(float));
+    s->q = xcalloc((size_t)cap * qd, sizeof(float));
+    s->k = xcalloc((size_t)cap * kv, sizeof(float));
+    s->v = xcalloc((size_t)cap * kv, sizeof(float));
+#ifdef _OPENMP
+    s->att = xcalloc((size_t)omp_get_max_threads() * max_pos, sizeof(float));
+#else
+    s->att = xcalloc((size_t)max_pos, sizeof(float));
+#endif
+    s->hb = xcalloc((size_t)cap * c->hidden_dim, sizeof(float));
+    s->hb2 = xcalloc((size_t)cap * c->hidden_dim, sizeof(float));
+    s->key_cache = xcalloc((size_t)c->n_layers * max_pos * kv, sizeof(float));
+    s->value_cache = xcalloc((size_t)c->n_layers * max_pos * kv, sizeof(float));
+    s->logits = xcalloc((size_t)cap * c->vocab_size, sizeof(float));
+}
+static void runstate_free(RunState *s) {
+    free(s->x); free(s->xb); free(s->xo); free(s->q); free(s->k); free(s->v); free(s->att);
+    free(s->hb); free(s->hb2); free(s->key_cache); free(s->value_cache); free(s->logits);
+}
+
+/* out = B(w · B(x · rsqrt(mean(x²) + eps))) per row: Hugging Face LlamaRMSNorm. The mean of
+ * squares is summed in double and rounded once to fp32 (the correctly rounded value, which any
+ * fp32 summation order approximates). */
+static void rmsnorm(const Scheme *q, float *out, const float *x, const float *w, int T, int n, float eps) {
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * n;
+        double ss = 0;
+        for (int i = 0; i < n; i++) ss += (double)xr[i] * xr[i];
+        float var = (float)(ss / n);
+        float rs = 1.0f / sqrtf(var + eps);
+        for (int i = 0; i < n; i++) out[(size_t)t * n + i] = B(q, w[i] * B(q, xr[i] * rs));
+    }
+}
+
+/* out[T, W.rows] = in[T, W.cols] · Wᵀ — every Linear of the model goes through here, and from
+ * here through the one GEMM interface of emu/. bf16 schemes round the output once. */
+static void matmul(const Scheme *q, float *out, const float *in, int T, const Tensor *W) {
+    emu_gemm_f32(T, W->rows, W->cols, in, W->cols, W->data, W->dtype, W->cols, out, W->rows);
+    B_rows(q, out, (size_t)T * W->rows);
+}
+
+/* RoPE, Hugging Face rotate-half layout, on one head vector at position pos:
+ * out[j] = B(B(x[j]·cos) − B(x[j+h]·sin)), out[j+h] = B(B(x[j+h]·cos) + B(x[j]·sin)), j < h = hd/2,
+ * angle = fp32(pos · inv_freq[j]), cos/sin computed in double, rounded to fp32 (and to bf16 in bf16
+ * schemes: HF casts the tables to the activation dtype). */
+static void rope(const Scheme *q, float *x, int hd, const float *cosv, const float *sinv) {
+    int h = hd / 2;
+    for (int j = 0; j < h; j++) {
+        float a = x[j], b = x[j + h];
+        x[j] = B(q, B(q, a * cosv[j]) - B(q, b * sinv[j]));
+        x[j + h] = B(q, B(q, b * cosv[j]) + B(q, a * sinv[j]));
+    }
+}
+
+static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* The forward pass over T tokens at positions pos0 .. pos0+T-1 (the KV cache holds the earlier
+ * ones). Writes logits for rows logits_from .. T-1 into s->logits (row t at (t-logits_from)*vocab). */
+static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
+    const Config *c = &m->c;
+    int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim;
+    int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, group = c->n_heads / c->n_kv_heads;
+    if (T > s->cap || pos0 + T > s->max_pos) fatal("internal: forward over %d tokens at %d exceeds the run state", T, pos0);
+    float *x = s->x;
+
+    /* token embeddings (rows of a bf16/f16/f32 matrix, converted exactly) */
+    for (int t = 0; t < T; t++) {
+        if (ids[t] < 0 || ids[t] >= c->vocab_size) fatal("token id %d outside the vocabulary (%d)", ids[t], c->vocab_size);
+        for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = tensor_get(&m->tok_embeddings, (size_t)ids[t] * dim + i);
+    }
+    /* RoPE tables for these positions: (T, hd/2) cos and sin */
+    int half = hd / 2;
+    float *cosv = xmalloc((size_t)T * half * sizeof(float)), *sinv = xmalloc((size_t)T * half * sizeof(float));
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < half; j++) {
+            float angle = (float)(pos0 + t) * m->inv_freq[j];
+            cosv[(size_t)t * half + j] = B(q, (float)cos((double)angle));
+            sinv[(size_t)t * half + j] = B(q, (float)sin((double)angle));
+        }
+    float scale = (float)(1.0 / sqrt((double)hd));
+
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        float *kc = s->key_cache + (size_t)l * s->max_pos * kvd, *vc = s->value_cache + (size_t)l * s->max_pos * kvd;
+
+        /* ---- attention: x = B(x + o_proj(attention(rope(q), rope(k), v))) ---- */
+        rmsnorm(q, s->xb, x, L->attn_norm, T, dim, c->norm_eps);
+        matmul(q, s->q, s->xb, T, &L->wq);
+        matmul(q, s->k, s->xb, T, &L->wk);
+        matmul(q, s->v, s->xb, T, &L->wv);
+        #pragma omp parallel for schedule(static)
+        for (int t = 0; t < T; t++) {
+            for (int h = 0; h < c->n_heads; h++) rope(q, s->q + (size_t)t * qd + h * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
+            for (int h = 0; h < c->n_kv_heads; h++) rope(q, s->k + (size_t)t * kvd + h * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
+            memcpy(kc + (size_t)(pos0 + t) * kvd, s->k + (size_t)t * kvd, kvd * sizeof(float));
+            memcpy(vc + (size_t)(pos0 + t) * kvd, s->v + (size_t)t * kvd, kvd * sizeof(float));
+        }
+        /* causal GQA attention: query head h reads kv head h / group. Scores q·k in fp32 (bf16
+         * schemes: rounded, scaled by 1/sqrt(hd), rounded again), softmax in fp32 (exp(x - max),
+         * times the reciprocal of the sum, as torch's CPU softmax), P·V; the output overwrites q. */
+        #pragma omp parallel for collapse(2) schedule(dynamic, 4)
+        for (int t = 0; t < T; t++) {
+            for (int h = 0; h < c->n_heads; h++) {
+                int npos = pos0 + t + 1;
+                float *qv = s->q + (size_t)t * qd + h * hd;
+                const float *kh = kc + (h / group) * hd, *vh = vc + (h / group) * hd;
+#ifdef _OPENMP
+                float *att = s->att + (size_t)omp_get_thread_num() * s->max_pos;
+#else
+                float *att = s->att;
+#endif
+                float mx = -INFINITY;
+                for (int p = 0; p < npos; p++) {
+                    const float *kv = kh + (size_t)p * kvd;
+                    float dot = 0.0f;
+                    for (int i = 0; i < hd; i++) dot += qv[i] * kv[i];
+                    att[p] = B(q, B(q, dot) * scale);
+                    if (att[p] > mx) mx = att[p];
+                }
+                float sum = 0.0f;
+                for (int p = 0; p < npos; p++) { att[p] = expf(att[p] - mx); sum += att[p]; }
+                float inv = 1.0f / sum;
+                for (int p = 0; p < npos; p++) att[p] = B(q, att[p] * inv);
+                for (int i = 0; i < hd; i++) qv[i] = 0.0f;
+                for (int p = 0; p < npos; p++) {
+                    const float *vv = vh + (size_t)p * kvd;
+                    float a = att[p];
+                    for (int i = 0; i < hd; i++) qv[i] += a * vv[i];
+                }
+                for (int i = 0; i < hd; i++) qv[i] = B(q, qv[i]);
+            }
+        }
+        matmul(q, s->xo, s->q, T, &L->wo);
+        for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s->xo[i]);
+
+        /* ---- MLP: x = B(x + down(B(B(silu(gate(h))) · up(h)))) ---- */
+        rmsnorm(q, s->xb, x, L->ffn_norm, T, dim, c->norm_eps);
+        matmul(q, s->hb, s->xb, T, &L->w_gate);
+        matmul(q, s->hb2, s->xb, T, &L->w_up);
+        #pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < (size_t)T * hid; i++) s->hb[i] = B(q, B(q, silu(s->hb[i])) * s->hb2[i]);
+        matmul(q, s->xo, s->hb, T, &L->w_down);
+        for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s->xo[i]);
+
+        if (s->layer_out) memcpy(s->layer_out[l], x, (size_t)T * dim * sizeof(float));
+    }
+    free(cosv);
+    free(sinv);
+
+    /* final norm and the classifier, for the rows the caller needs */
+    rmsnorm(q, s->xb, x, m->final_norm, T, dim, c->norm_eps);
+    if (logits_from < T) matmul(q, s->logits, s->xb + (size_t)logits_from * dim, T - logits_from, &m->lm_head);
+}
 /* @@END forward@@ */
+
+/* ------------------------------------------------------------------------------------------ */
+/* 6b. GPU path (make CUDA=1): device selection, the forward pass on the GPU, verify            */
+/* ------------------------------------------------------------------------------------------ */
+/* @@SECTION gpu@@ */
+static int cmd_verify(int argc, char **argv) { fatal("'verify' is not built yet"); }
+/* @@END gpu@@ */
 
 /* ------------------------------------------------------------------------------------------ */
 /* 7. Perplexity, dumps, generation                                                           */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION ppl@@ */
-static int cmd_ppl(int argc, char **argv) { fatal("'ppl' is not built yet"); }
-static int cmd_dump(int argc, char **argv) { fatal("'dump' is not built yet"); }
-static int cmd_generate(int argc, char **argv) { fatal("'generate' is not built yet"); }
+/* Common options of the commands that run a model. */
+typedef struct {
+    const char *model, *tokenizer, *text_file, *scheme, *protocol, *ids, *prompt, *out;
+    int ctx, chunks, progress, synthetic, n_new, bos, special;
+    float temp;
+    unsigned long long seed;
+} Options;
+
+static void options_parse(Options *o, int argc, char **argv, const char *cmd, const char *allowed, const char *usage_text) {
+    memset(o, 0, sizeof *o);
+    o->ctx = 0; o->chunks = -1; o->n_new = 64; o->seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { printf("usage: llama_fp8 %s %s\n", cmd, usage_text); exit(0); }
+        const char *key = a;
+        char shortk[8];
+        if (a[0] == '-' && a[1] && a[1] != '-' && !a[2]) { snprintf(shortk, sizeof shortk, "%s", a); key = shortk; }
+        /* flags without a value */
+        if (!strcmp(a, "--progress") || !strcmp(a, "--synthetic") || !strcmp(a, "--bos") || !strcmp(a, "--special")) {
+            if (!strstr(allowed, a)) fatal("%s: option %s does not apply (see llama_fp8 %s --help)", cmd, a, cmd);
+            if (!strcmp(a, "--progress")) o->progress = 1;
+            else if (!strcmp(a, "--synthetic")) o->synthetic = 1;
+            else if (!strcmp(a, "--bos")) o->bos = 1;
+            else o->special = 1;
+            continue;
+        }
+        char pat[40];
+        snprintf(pat, sizeof pat, "%s ", key);
+        if (a[0] != '-' || !strstr(allowed, pat)) fatal("%s: unknown option '%s' (see llama_fp8 %s --help)", cmd, a, cmd);
+        if (i + 1 >= argc) fatal("%s: option %s needs a value", cmd, a);
+        const char *v = argv[++i];
+        if (!strcmp(key, "-m")) o->model = v;
+        else if (!strcmp(key, "--tokenizer")) o->tokenizer = v;
+        else if (!strcmp(key, "-f")) o->text_file = v;
+        else if (!strcmp(key, "-q")) o->scheme = v;
+        else if (!strcmp(key, "--protocol")) o->protocol = v;
+        else if (!strcmp(key, "--ids")) o->ids = v;
+        else if (!strcmp(key, "-p")) o->prompt = v;
+        else if (!strcmp(key, "-o")) o->out = v;
+        else if (!strcmp(key, "--ctx")) o->ctx = (int)parse_long_arg(a, v, 2, 1 << 20);
+        else if (!strcmp(key, "--chunks")) o->chunks = (int)parse_long_arg(a, v, 1, INT_MAX);
+        else if (!strcmp(key, "-n")) o->n_new = (int)parse_long_arg(a, v, 0, 1 << 20);
+        else if (!strcmp(key, "--temp")) { o->temp = (float)parse_double_arg(a, v); if (!(o->temp >= 0)) fatal("--temp must be >= 0"); }
+        else if (!strcmp(key, "--seed")) o->seed = (unsigned long long)parse_long_arg(a, v, 0, LONG_MAX);
+    }
+}
+
+static Model *open_model(const Options *o, const char *cmd) {
+    if (o->synthetic) return model_load("(synthetic)");
+    if (!o->model) fatal("%s: -m MODEL is required (a Hugging Face directory or a llama2.c .bin)", cmd);
+    return model_load(o->model);
+}
+
+/* Parses "1,2,3" into ids checked against the vocabulary. */
+static int parse_ids(const char *s, int vocab, int **out) {
+    int n = 0, cap = 16;
+    int *ids = xmalloc(cap * sizeof(int));
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v >= vocab) fatal("--ids: bad token id near '%.20s' (ids are integers in [0, %d))", p, vocab);
+        if (n == cap) ids = xrealloc(ids, (cap *= 2) * sizeof(int));
+        ids[n++] = (int)v;
+        p = end;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    if (!n) fatal("--ids: no token ids given");
+    *out = ids;
+    return n;
+}
+
+/* log p(target | row) in double: the row's log-softmax at target. */
+static double log_prob(const float *logits, int n, int target) {
+    float mx = logits[0];
+    for (int i = 1; i < n; i++) if (logits[i] > mx) mx = logits[i];
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
+    return (double)logits[target] - mx - log(sum);
+}
+
+/* The synthetic run's "text": n_seq sequences of seq_len tokens, each BOS followed by tokens sampled
+ * from the synthetic model itself (temperature 1). Scored in chunks of seq_len, its perplexity is
+ * the model's own entropy rate — a self-contained smoke test that needs no data. */
+static int synthetic_tokens(const Model *m, int n_seq, int seq_len, int **out) {
+    const Scheme *q = scheme_by_name("fp32");
+    RunState s;
+    runstate_init(&s, &m->c, 1, seq_len);
+    int *ids = xmalloc((size_t)n_seq * seq_len * sizeof(int)), V = m->c.vocab_size;
+    uint64_t rng = 0x5DEECE66Dull;
+    for (int sq = 0; sq < n_seq; sq++) {
+        int *seq = ids + (size_t)sq * seq_len;
+        seq[0] = m->c.bos_id;
+        for (int t = 0; t + 1 < seq_len; t++) {
+            forward(m, &s, q, &seq[t], 1, t, 0);
+            float mx = s.logits[0];
+            for (int i = 1; i < V; i++) if (s.logits[i] > mx) mx = s.logits[i];
+            double sum = 0;
+            for (int i = 0; i < V; i++) sum += exp((double)s.logits[i] - mx);
+            double r = rng_uniform(&rng) * sum, acc = 0;
+            int next = V - 1;
+            for (int i = 0; i < V; i++) { acc += exp((double)s.logits[i] - mx); if (acc > r) { next = i; break; } }
+            seq[t + 1] = next;
+        }
+    }
+    runstate_free(&s);
+    *out = ids;
+    return n_seq * seq_len;
+}
+
+static int cmd_ppl(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "ppl", "-m --tokenizer -f -q --protocol --ctx --chunks --progress --synthetic ",
+                  "-m MODEL -f TEXT [--tokenizer FILE] [-q fp32|bf16] [--protocol gptq|llamacpp] [--ctx N] [--chunks N] [--progress]\n"
+                  "       llama_fp8 ppl --synthetic   (a built-in random model scoring text sampled from itself)\n"
+                  "  gptq (default): one BOS, non-overlapping chunks of --ctx (default 2048 or the model's maximum), every token scored.\n"
+                  "  llamacpp: llama.cpp's llama-perplexity: ctx 512, BOS overwrites each chunk's first token, second half scored.");
+    const char *protocol = o.protocol ? o.protocol : "gptq";
+    int llamacpp = !strcmp(protocol, "llamacpp");
+    if (!llamacpp && strcmp(protocol, "gptq")) fatal("ppl: unknown --protocol '%s' (gptq or llamacpp)", protocol);
+    const Scheme *q = scheme_by_name(o.scheme ? o.scheme : "bf16");
+    if (!o.synthetic && !o.text_file) fatal("ppl: -f TEXT is required");
+    Model *m = open_model(&o, "ppl");
+    const Config *c = &m->c;
+    int ctx = o.ctx ? o.ctx : o.synthetic ? 256 : llamacpp ? 512 : 2048;
+    const char *ctx_note = o.ctx ? "" : o.synthetic ? " (synthetic default)" : llamacpp ? " (llama.cpp default)" : " (default)";
+    if (!o.ctx && ctx > c->max_seq_len) { ctx = c->max_seq_len; ctx_note = " (the model's maximum context)"; }
+    if (ctx > c->max_seq_len) fatal("ppl: --ctx %d exceeds the model's maximum context %d", ctx, c->max_seq_len);
+
+    /* tokens */
+    int *ids = NULL, n_tok;
+    size_t text_bytes = 0;
+    if (o.synthetic) {
+        printf("synthetic run: a random tiny Llama built in (no model file), scoring 4 x %d tokens it sampled itself\n", ctx);
+        n_tok = synthetic_tokens(m, 4, ctx, &ids);
+    } else {
+        char *text = read_text_file(o.text_file, &text_bytes);
+        if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
+        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+        if (tokenizer_vocab_size(tk) > c->vocab_size)
+            fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
+        n_tok = tokenizer_encode(tk, text, text_bytes, 1, 0, &ids);
+        tokenizer_free(tk);
+        free(text);
+    }
+    int n_chunks = n_tok / ctx;
+    if (n_chunks < 1) fatal("ppl: the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", n_tok, ctx);
+    if (o.chunks > 0 && o.chunks < n_chunks) n_chunks = o.chunks;
+    int first = llamacpp ? ctx / 2 : 0;            /* first logit row scored in each chunk */
+    long long n_scored = (long long)n_chunks * (ctx - 1 - first);
+
+    model_describe(m, stdout);
+    model_prepare(m, q);
+#ifdef _OPENMP
+    int threads = omp_get_max_threads();
+#else
+    int threads = 1;
+#endif
+    printf("ppl: scheme %s, protocol %s, ctx %d%s, device cpu (%d threads)\n", q->name, protocol, ctx, ctx_note, threads);
+    if (o.synthetic) printf("text: (sampled) %d tokens\n", n_tok);
+    else printf("text: %s, %zu bytes, %d tokens with BOS\n", o.text_file, text_bytes, n_tok);
+    printf("scoring %d chunks x %d tokens = %lld predictions\n", n_chunks, ctx - 1 - first, n_scored);
+    fflush(stdout);
+
+    RunState s;
+    runstate_init(&s, c, ctx, ctx);
+    int *chunk = xmalloc(ctx * sizeof(int));
+    double nll = 0, nll2 = 0;
+    long long count = 0;
+    int show = o.progress || isatty(2);
+    double t0 = now_seconds();
+    for (int ch = 0; ch < n_chunks; ch++) {
+        memcpy(chunk, ids + (size_t)ch * ctx, ctx * sizeof(int));
+        if (llamacpp) chunk[0] = c->bos_id;      /* llama.cpp overwrites each chunk's first token */
+        forward(m, &s, q, chunk, ctx, 0, first);
+        double cn = 0, cn2 = 0;
+        #pragma omp parallel for reduction(+ : cn, cn2) schedule(static)
+        for (int j = first; j < ctx - 1; j++) {
+            double lp = log_prob(s.logits + (size_t)(j - first) * c->vocab_size, c->vocab_size, ids[(size_t)ch * ctx + j + 1]);
+            cn += -lp;
+            cn2 += lp * lp;
+        }
+        nll += cn; nll2 += cn2; count += ctx - 1 - first;
+        double el = now_seconds() - t0, tps = (double)(ch + 1) * ctx / el;
+        if (llamacpp) { printf("[%d]%.4f,", ch + 1, exp(nll / count)); fflush(stdout); }
+        if (show) fprintf(stderr, "\rchunk %d/%d  %.1f tok/s  ETA %.0f s   ", ch + 1, n_chunks, tps, (n_chunks - ch - 1) * (double)ctx / tps);
+    }
+    double el = now_seconds() - t0;
+    if (show) fputc('\n', stderr);
+    if (llamacpp) printf("\n");
+    double mean = nll / count, ppl = exp(mean);
+    double var = nll2 / count - mean * mean;
+    double se = count > 1 && var > 0 ? ppl * sqrt(var / (count - 1)) : 0;
+    if (llamacpp) printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, se);
+    printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored in %d chunks of %d; %.1f tok/s, %.2f s)\n",
+           ppl, se, q->name, count, n_chunks, ctx, (double)n_chunks * ctx / el, el);
+    free(chunk); free(ids);
+    runstate_free(&s);
+    model_free(m);
+    return 0;
+}
+
+/* NumPy .npy (format 1.0): little-endian float32, C order. Written atomically. */
+static void write_npy(const char *path, const float *data, int rows, int cols) {
+    char hdr[128];
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
+    int total = (10 + n + 1 + 63) / 64 * 64;
+    int hlen = total - 10;
+    atomic_file a;
+    atomic_open(&a, path);
+    fwrite("\x93NUMPY\x01\x00", 1, 8, a.fp);
+    fputc(hlen & 255, a.fp); fputc(hlen >> 8, a.fp);
+    fwrite(hdr, 1, n, a.fp);
+    for (int i = n; i < hlen - 1; i++) fputc(' ', a.fp);
+    fputc('\n', a.fp);
+    fwrite(data, sizeof(float), (size_t)rows * cols, a.fp);
+    atomic_commit(&a);
+}
+
+static int cmd_dump(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "dump", "-m --tokenizer --ids -p -q -o --synthetic ",
+                  "-m MODEL (--ids \"128000,9906,1917\" | -p TEXT) -o DIR [-q fp32|bf16] [--tokenizer FILE]\n"
+                  "  writes DIR/logits.npy (float32 [tokens, vocab]) and DIR/layer_XX.npy (residual stream after layer XX, [tokens, dim])");
+    if (!o.out) fatal("dump: -o DIR is required");
+    if (!o.ids == !o.prompt) fatal("dump: give exactly one of --ids and -p");
+    Model *m = open_model(&o, "dump");
+    const Config *c = &m->c;
+    const Scheme *q = scheme_by_name(o.scheme ? o.scheme : "fp32");
+    int *ids, T;
+    if (o.ids) T = parse_ids(o.ids, c->vocab_size, &ids);
+    else {
+        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+        T = tokenizer_encode(tk, o.prompt, strlen(o.prompt), 1, 0, &ids);
+        tokenizer_free(tk);
+    }
+    if (T > c->max_seq_len) fatal("dump: %d tokens exceed the model's maximum context %d", T, c->max_seq_len);
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("dump: cannot create %s: %s", o.out, strerror(errno));
+    model_prepare(m, q);
+    RunState s;
+    runstate_init(&s, c, T, T);
+    s.layer_out = xmalloc(c->n_layers * sizeof(float *));
+    for (int l = 0; l < c->n_layers; l++) s.layer_out[l] = xmalloc((size_t)T * c->dim * sizeof(float));
+    forward(m, &s, q, ids, T, 0, 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/logits.npy", o.out);
+    write_npy(path, s.logits, T, c->vocab_size);
+    for (int l = 0; l < c->n_layers; l++) {
+        snprintf(path, sizeof path, "%s/layer_%02d.npy", o.out, l);
+        write_npy(path, s.layer_out[l], T, c->dim);
+        free(s.layer_out[l]);
+    }
+    free(s.layer_out);
+    printf("dump: %d tokens, scheme %s: %s/logits.npy [%d, %d] and %d layer_XX.npy [%d, %d]\n", T, q->name, o.out, T, c->vocab_size, c->n_layers, T, c->dim);
+    free(ids);
+    runstate_free(&s);
+    model_free(m);
+    return 0;
+}
+
+static int cmd_generate(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "generate", "-m --tokenizer -p -n -q --temp --seed ",
+                  "-m MODEL [--tokenizer FILE] [-p PROMPT] [-n NEW_TOKENS (64)] [--temp T (0 = greedy)] [--seed S] [-q fp32|bf16]\n"
+                  "  starts from BOS + PROMPT; greedy decoding takes the first maximal logit, as llama2.c does");
+    Model *m = open_model(&o, "generate");
+    const Config *c = &m->c;
+    const Scheme *q = scheme_by_name(o.scheme ? o.scheme : "fp32");
+    tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+    int *ids;
+    const char *prompt = o.prompt ? o.prompt : "";
+    int np = tokenizer_encode(tk, prompt, strlen(prompt), 1, 0, &ids);
+    int total = np + o.n_new;
+    if (total > c->max_seq_len) total = c->max_seq_len;
+    if (np >= total && o.n_new > 0) fatal("generate: the prompt (%d tokens) fills the model's context %d", np, c->max_seq_len);
+    ids = xrealloc(ids, (size_t)(total + 1) * sizeof(int));
+    model_prepare(m, q);
+    RunState s;
+    runstate_init(&s, c, np, total);
+    /* llama2.c models delimit stories with BOS; Hugging Face models stop at eos_token_id */
+    int stop = !strcmp(m->format, "llama2.c") ? c->bos_id : c->eos_id;
+    uint64_t rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int i = 0; i < np; i++) {  /* echo the prompt */
+        size_t len;
+        const char *p = tokenizer_decode(tk, i ? ids[i - 1] : -1, ids[i], &len);
+        if (i) fwrite(p, 1, len, stdout);
+    }
+    double t0 = now_seconds();
+    int pos = 0, n_gen = 0;
+    forward(m, &s, q, ids, np, 0, np - 1);
+    pos = np;
+    while (pos < total) {
+        const float *lg = s.logits;
+        int next = 0;
+        if (o.temp == 0) {
+            for (int i = 1; i < c->vocab_size; i++) if (lg[i] > lg[next]) next = i;
+        } else {
+            float mx = lg[0];
+            for (int i = 1; i < c->vocab_size; i++) if (lg[i] > mx) mx = lg[i];
+            double sum = 0;
+            for (int i = 0; i < c->vocab_size; i++) sum += exp(((double)lg[i] - mx) / o.temp);
+            double r = rng_uniform(&rng) * sum, acc = 0;
+            next = c->vocab_size - 1;
+            for (int i = 0; i < c->vocab_size; i++) { acc += exp(((double)lg[i] - mx) / o.temp); if (acc > r) { next = i; break; } }
+        }
+        if (next == stop) break;
+        size_t len;
+        const char *p = tokenizer_decode(tk, ids[pos - 1], next, &len);
+        fwrite(p, 1, len, stdout);
+        fflush(stdout);
+        ids[pos] = next;
+        n_gen++;
+        if (pos + 1 >= total) break;
+        forward(m, &s, q, &ids[pos], 1, pos, 0);
+        pos++;
+    }
+    printf("\n");
+    double el = now_seconds() - t0;
+    fprintf(stderr, "generate: %d tokens, %.1f tok/s (scheme %s)\n", n_gen, el > 0 ? n_gen / el : 0.0, q->name);
+    free(ids);
+    runstate_free(&s);
+    tokenizer_free(tk);
+    model_free(m);
+    return 0;
+}
 /* @@END ppl@@ */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1332,6 +2630,8 @@ static const struct {
     {"ppl", cmd_ppl, "perplexity of a model on a text file"},
     {"dump", cmd_dump, "write logits and per-layer residuals as .npy files"},
     {"generate", cmd_generate, "greedy / sampled text generation"},
+    {"synth", cmd_synth, "write a random checkpoint with real Llama shapes (llama3.1-8b, ...) for benchmarks"},
+    {"verify", cmd_verify, "run the same tokens on GPU and CPU, compare per layer and op (CUDA builds)"},
     {"bench", cmd_bench, "benchmarks (bench gemm)"},
 };
 
