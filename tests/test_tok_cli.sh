@@ -53,6 +53,11 @@ if [ -f "$MODEL" ] && [ -f "$VALID" ] && python3 -c 'import tiktoken' 2>/dev/nul
     python3 tests/gen_tok_goldens.py ids "$D" "$VALID" > "$W/valid.tiktoken" &&
     "$B" tokenize -m "$MODEL" -f "$VALID" > "$W/valid.ours" &&
     cmp -s "$W/valid.tiktoken" "$W/valid.ours" && ok tok_live_tiktoken_wiki_valid || fail tok_live_tiktoken_wiki_valid "ids differ from tiktoken (see $W/valid.*)"
+    # 120,000 random characters: the nasty alphabet of the edge cases plus code points from all of Unicode.
+    python3 tests/gen_tok_goldens.py random "$D" 1 > "$W/random.txt" &&
+    python3 tests/gen_tok_goldens.py ids "$D" "$W/random.txt" > "$W/random.tiktoken" &&
+    "$B" tokenize -m "$MODEL" -f "$W/random.txt" > "$W/random.ours" &&
+    cmp -s "$W/random.tiktoken" "$W/random.ours" && ok tok_live_tiktoken_random_unicode || fail tok_live_tiktoken_random_unicode "ids differ from tiktoken (see $W/random.*)"
 else
     skip tok_live_tiktoken "tiktoken or data not available (the committed digests in test_tok still run)"
 fi
@@ -66,6 +71,11 @@ if [ -f "$MODEL" ] && [ -f "$VALID" ] && python3 -c 'import tiktoken, tokenizers
         cmp -s "$W/valid.json" "$W/valid.ours" && ok tok_hfjson_same_ids_as_tiktoken_path || fail tok_hfjson_same_ids_as_tiktoken_path "wiki.valid ids differ"
         python3 tests/gen_tok_goldens.py hfids "$J" "$VALID" > "$W/valid.hf"
         cmp -s "$W/valid.hf" "$W/valid.json" && ok tok_hfjson_same_ids_as_hf_tokenizers || fail tok_hfjson_same_ids_as_hf_tokenizers "wiki.valid ids differ from HF tokenizers"
+        if [ -s "$W/random.txt" ]; then
+            python3 tests/gen_tok_goldens.py hfids "$J" "$W/random.txt" > "$W/random.hf"
+            "$B" tokenize -m "$J" -f "$W/random.txt" > "$W/random.json"
+            cmp -s "$W/random.hf" "$W/random.json" && ok tok_hfjson_random_unicode_vs_hf_tokenizers || fail tok_hfjson_random_unicode_vs_hf_tokenizers "ids differ (see $W/random.*)"
+        fi
         got=$("$B" tokenize -m "$W/hf" -f "$W/s3.txt" --special --bos)
         [ "$got" = "128000 128006 882 128007" ] && ok tok_hfjson_dir_special || fail tok_hfjson_dir_special "got '$got'"
     fi
