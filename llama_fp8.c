@@ -1418,8 +1418,8 @@ void tokenizer_free(tokenizer *t) {
     free(t->pair_key); free(t->pair_rank); free(t->pair_id); free(t->special); free(t->is_special);
     free(t);
 }
-/* Shared by both BPE loaders once ids, bytes and (for tokenizer.json) merges are in: every byte
- * must be a token, and special tokens must not be empty. Returns 0 or -1 with err. */
+/* Shared by both BPE loaders once ids and bytes are in: every byte must be an ordinary token,
+ * since a piece starts as one symbol per byte. Returns 0 or -1 with err. */
 static int bpe_finish(tokenizer *t, char *err, size_t errlen) {
     for (int b = 0; b < 256; b++) {
         uint8_t c = (uint8_t)b;

@@ -76,6 +76,13 @@ if [ -f "$MODEL" ] && [ -f "$VALID" ] && python3 -c 'import tiktoken, tokenizers
             "$B" tokenize -m "$J" -f "$W/random.txt" > "$W/random.json"
             cmp -s "$W/random.hf" "$W/random.json" && ok tok_hfjson_random_unicode_vs_hf_tokenizers || fail tok_hfjson_random_unicode_vs_hf_tokenizers "ids differ (see $W/random.*)"
         fi
+        # Without ignore_merges (pure merge-rank BPE, merges as "a b" strings) HF gives 2 more
+        # tokens than tiktoken on wiki.valid; ours must follow HF there too.
+        python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); m = j["model"]; m["ignore_merges"] = False
+m["merges"] = [" ".join(x) for x in m["merges"]]; json.dump(j, open(sys.argv[2], "w"), ensure_ascii=False)' "$J" "$W/nomerge.json"
+        python3 tests/gen_tok_goldens.py hfids "$W/nomerge.json" "$VALID" > "$W/valid.nomerge.hf"
+        "$B" tokenize -m "$W/nomerge.json" -f "$VALID" > "$W/valid.nomerge.ours"
+        cmp -s "$W/valid.nomerge.hf" "$W/valid.nomerge.ours" && ok tok_hfjson_merge_ranks_vs_hf_tokenizers || fail tok_hfjson_merge_ranks_vs_hf_tokenizers "ids differ (see $W/valid.nomerge.*)"
         got=$("$B" tokenize -m "$W/hf" -f "$W/s3.txt" --special --bos)
         [ "$got" = "128000 128006 882 128007" ] && ok tok_hfjson_dir_special || fail tok_hfjson_dir_special "got '$got'"
     fi
