@@ -1780,12 +1780,17 @@ static tokenizer *tokenizer_try_load(const char *path, char *err, size_t errlen)
     mfile_close(&f);
     return t;
 }
+/* path: Meta tiktoken `tokenizer.model`, Hugging Face `tokenizer.json`, llama2.c `tokenizer.bin`
+ * (format detected from content), or a directory (HF model dir: tokenizer.json, else
+ * original/tokenizer.model, else tokenizer.model). fatal() with a one-line message on any error. */
 tokenizer *tokenizer_load(const char *path) {
     char err[600];
     tokenizer *t = tokenizer_try_load(path, err, sizeof err);
     if (!t) fatal("%s", err);
     return t;
 }
+/* Tokenizer beside a model: an HF directory -> tokenizer_load(dir); a llama2.c `X.bin` ->
+ * `tokenizer.bin` in the same directory. fatal() naming what was looked for if none. */
 tokenizer *tokenizer_for_model(const char *model_path) {
     if (is_directory(model_path)) return tokenizer_load(model_path);
     const char *slash = strrchr(model_path, '/');
@@ -1798,8 +1803,8 @@ tokenizer *tokenizer_for_model(const char *model_path) {
     free(p);
     return t;
 }
-int tokenizer_vocab_size(const tokenizer *t) { return t->n_vocab; }
-int tokenizer_bos(const tokenizer *t) { return t->bos; }
+int tokenizer_vocab_size(const tokenizer *t) { return t->n_vocab; } /* 128256 for Llama 3 */
+int tokenizer_bos(const tokenizer *t) { return t->bos; } /* 128000 for Llama 3, 1 for llama2.c */
 int tokenizer_eos(const tokenizer *t) { return t->eos; }
 
 /* ---- Encoding ---- */
@@ -1927,6 +1932,9 @@ static void spm_text(const tokenizer *t, tok_work *w, const uint8_t *s, size_t n
     merge_all(t, w, k);
 }
 
+/* Encodes text[0..len) (any bytes) as plain text, prepending BOS when bos != 0. Special-token
+ * strings (<|eot_id|> ...) become their ids only when special != 0 (BPE only; llama2.c has none).
+ * Returns the count; *ids is malloc'd, the caller frees it. */
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int bos, int special, int **ids) {
     tok_work w = {0};
     if (bos && t->bos < 0) fatal("tokenizer: BOS requested, but the vocabulary has no <|begin_of_text|> or <s> token");
@@ -1962,6 +1970,8 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int bos, 
 }
 
 /* ---- Decoding ---- */
+/* Bytes of token id (*len of them, not NUL-terminated) as printed after token prev: for BPE the
+ * raw token bytes; for llama2.c run.c's decode() (leading space dropped after BOS, <0xXX> -> byte). */
 const char *tokenizer_decode(const tokenizer *t, int prev, int id, size_t *len) {
     if (id < 0 || id >= t->n_vocab) fatal("tokenizer: token id %d is outside the vocabulary [0, %d)", id, t->n_vocab);
     const char *p = (const char *)tok_bytes(t, id);
