@@ -210,7 +210,7 @@ static int write_synthetic_tokbin(const char *path) {
     static const float scores[] = {-1, -2, -3, -3, -4, -1e10f, -2e10f, 0.5f};
     int base = n;
     while (n < cap) {
-        const char *a = s[base - 95 + (int)rnd(95) + (rnd(3) == 0 ? 0 : 0)];
+        const char *a = s[base - 95 + (int)rnd(95)];
         const char *b = s[n > base && rnd(2) ? base + (int)rnd((uint32_t)(n - base)) : base - 95 + (int)rnd(95)];
         if (strlen(a) + strlen(b) > (size_t)maxlen) continue;
         char x[32];
