@@ -587,7 +587,7 @@ static void test_loader_fuzz(void) {
         tokenizer *f = tokenizer_try_load(fpath, err, sizeof err);
         if (!f) { rejected += err[0] != 0; continue; }
         loaded++;
-        int *x, m = tokenizer_encode(f, "Hello world, the thing\n\xC3\xA9 123", 25, 1, 1, &x);
+        int *x, m = tokenizer_encode(f, "Hello world, the thing\n\xC3\xA9 123", 25, tokenizer_bos(f) >= 0, 1, &x);
         for (int i = 0; i < m; i++) { size_t l; tokenizer_decode(f, i ? x[i - 1] : -1, x[i], &l); }
         free(x);
         tokenizer_free(f);
