@@ -1212,7 +1212,7 @@ struct tokenizer {
     uint8_t special_first[256]; /* 1 for a byte that starts some special token (fast scan) */
     int n_special;
     int bos, eos;         /* -1 when the vocabulary has none */
-    int space_id;         /* llama2.c: the " " token prepended as dummy prefix, -1 if absent */
+    int space_id;         /* llama2.c: the " " token prepended as dummy prefix (required at load) */
     uint8_t all_bytes[256]; /* all_bytes[b] == b: what a llama2.c <0xXX> token decodes to */
 };
 
@@ -1746,7 +1746,11 @@ static tokenizer *llama2c_tok_load(const mfile *f, char *err, size_t errlen) {
     t->off[n] = o;
     tok_build_map(t);
     t->bos = 1; t->eos = 2;
-    t->space_id = tok_lookup(t, " ", 1);
+    if ((t->space_id = tok_lookup(t, " ", 1)) < 0) {
+        snprintf(err, errlen, "no \" \" token (run.c's encode() prepends one as a dummy prefix)");
+        tokenizer_free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -1913,10 +1917,7 @@ static void spm_text(const tokenizer *t, tok_work *w, const uint8_t *s, size_t n
     work_reserve(w, (int)n + 2);
     int k = 0;
     if (bos) w->id[k++] = t->bos;
-    if (n > 0) {
-        if (t->space_id < 0) fatal("tokenizer: this llama2.c vocabulary has no \" \" token for the dummy prefix");
-        w->id[k++] = t->space_id;
-    }
+    if (n > 0) w->id[k++] = t->space_id;
     size_t len = 0, start = 0;
     for (size_t i = 0; i < n; i++) {
         if ((s[i] & 0xC0) != 0x80) len = 0;
