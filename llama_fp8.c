@@ -1566,9 +1566,11 @@ struct tokenizer {
     int ignore_merges;    /* BPE: a piece that is itself a token is emitted whole (tiktoken; HF ignore_merges) */
     int *special;         /* (n_special) ids of special tokens, parsed in text only on request */
     uint8_t *is_special;  /* (n_vocab) 1 for those: never the result of a merge or a piece lookup */
+    uint8_t special_first[256]; /* 1 for a byte that starts some special token (fast scan) */
     int n_special;
     int bos, eos;         /* -1 when the vocabulary has none */
-    int space_id;         /* llama2.c: the " " token prepended as dummy prefix, -1 if absent */
+    int space_id;         /* llama2.c: the " " token prepended as dummy prefix (required at load) */
+    uint8_t all_bytes[256]; /* all_bytes[b] == b: what a llama2.c <0xXX> token decodes to */
 };
 
 /* ---- Unicode: UTF-8 decoding and the three character classes of the pre-tokenizer regex ---- */
@@ -1716,7 +1718,10 @@ static void tok_build_map(tokenizer *t) {
     memset(t->map, 0xFF, cap * sizeof(int));
     t->map_mask = cap - 1;
     t->is_special = xcalloc((size_t)t->n_vocab, 1);
-    for (int k = 0; k < t->n_special; k++) t->is_special[t->special[k]] = 1;
+    for (int k = 0; k < t->n_special; k++) {
+        t->is_special[t->special[k]] = 1;
+        if (tok_len(t, t->special[k])) t->special_first[*tok_bytes(t, t->special[k])] = 1;
+    }
     for (int pass = 0; pass < 2; pass++)
     for (int id = 0; id < t->n_vocab; id++) {
         size_t n = tok_len(t, id);
@@ -1761,6 +1766,7 @@ static tokenizer *tok_new(int kind, int n_vocab, size_t arena_bytes) {
     t->arena = xmalloc(arena_bytes);
     t->off = xcalloc((size_t)n_vocab + 1, sizeof(size_t));
     t->bos = t->eos = t->space_id = -1;
+    for (int b = 0; b < 256; b++) t->all_bytes[b] = (uint8_t)b;
     return t;
 }
 void tokenizer_free(tokenizer *t) {
@@ -1769,8 +1775,8 @@ void tokenizer_free(tokenizer *t) {
     free(t->pair_key); free(t->pair_rank); free(t->pair_id); free(t->special); free(t->is_special);
     free(t);
 }
-/* Shared by both BPE loaders once ids, bytes and (for tokenizer.json) merges are in: every byte
- * must be a token, and special tokens must not be empty. Returns 0 or -1 with err. */
+/* Shared by both BPE loaders once ids and bytes are in: every byte must be an ordinary token,
+ * since a piece starts as one symbol per byte. Returns 0 or -1 with err. */
 static int bpe_finish(tokenizer *t, char *err, size_t errlen) {
     for (int b = 0; b < 256; b++) {
         uint8_t c = (uint8_t)b;
@@ -2097,7 +2103,11 @@ static tokenizer *llama2c_tok_load(const mfile *f, char *err, size_t errlen) {
     t->off[n] = o;
     tok_build_map(t);
     t->bos = 1; t->eos = 2;
-    t->space_id = tok_lookup(t, " ", 1);
+    if ((t->space_id = tok_lookup(t, " ", 1)) < 0) {
+        snprintf(err, errlen, "no \" \" token (run.c's encode() prepends one as a dummy prefix)");
+        tokenizer_free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -2131,12 +2141,17 @@ static tokenizer *tokenizer_try_load(const char *path, char *err, size_t errlen)
     mfile_close(&f);
     return t;
 }
+/* path: Meta tiktoken `tokenizer.model`, Hugging Face `tokenizer.json`, llama2.c `tokenizer.bin`
+ * (format detected from content), or a directory (HF model dir: tokenizer.json, else
+ * original/tokenizer.model, else tokenizer.model). fatal() with a one-line message on any error. */
 tokenizer *tokenizer_load(const char *path) {
     char err[600];
     tokenizer *t = tokenizer_try_load(path, err, sizeof err);
     if (!t) fatal("%s", err);
     return t;
 }
+/* Tokenizer beside a model: an HF directory -> tokenizer_load(dir); a llama2.c `X.bin` ->
+ * `tokenizer.bin` in the same directory. fatal() naming what was looked for if none. */
 tokenizer *tokenizer_for_model(const char *model_path) {
     if (is_directory(model_path)) return tokenizer_load(model_path);
     const char *slash = strrchr(model_path, '/');
@@ -2149,8 +2164,8 @@ tokenizer *tokenizer_for_model(const char *model_path) {
     free(p);
     return t;
 }
-int tokenizer_vocab_size(const tokenizer *t) { return t->n_vocab; }
-int tokenizer_bos(const tokenizer *t) { return t->bos; }
+int tokenizer_vocab_size(const tokenizer *t) { return t->n_vocab; } /* 128256 for Llama 3 */
+int tokenizer_bos(const tokenizer *t) { return t->bos; } /* 128000 for Llama 3, 1 for llama2.c */
 int tokenizer_eos(const tokenizer *t) { return t->eos; }
 
 /* ---- Encoding ---- */
@@ -2259,10 +2274,7 @@ static void spm_text(const tokenizer *t, tok_work *w, const uint8_t *s, size_t n
     work_reserve(w, (int)n + 2);
     int k = 0;
     if (bos) w->id[k++] = t->bos;
-    if (n > 0) {
-        if (t->space_id < 0) fatal("tokenizer: this llama2.c vocabulary has no \" \" token for the dummy prefix");
-        w->id[k++] = t->space_id;
-    }
+    if (n > 0) w->id[k++] = t->space_id;
     size_t len = 0, start = 0;
     for (size_t i = 0; i < n; i++) {
         if ((s[i] & 0xC0) != 0x80) len = 0;
@@ -2278,17 +2290,22 @@ static void spm_text(const tokenizer *t, tok_work *w, const uint8_t *s, size_t n
     merge_all(t, w, k);
 }
 
+/* Encodes text[0..len) (any bytes) as plain text, prepending BOS when bos != 0. Special-token
+ * strings (<|eot_id|> ...) become their ids only when special != 0 (BPE only; llama2.c has none).
+ * Returns the count; *ids is malloc'd, the caller frees it. */
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int bos, int special, int **ids) {
     tok_work w = {0};
+    if (bos && t->bos < 0) fatal("tokenizer: BOS requested, but the vocabulary has no <|begin_of_text|> or <s> token");
     const uint8_t *s = (const uint8_t *)text;
     if (t->kind == TOK_SPM) {
-        spm_text(t, &w, s, len, bos && t->bos >= 0);
+        spm_text(t, &w, s, len, bos);
     } else {
-        if (bos && t->bos >= 0) out_push(&w, t->bos);
+        if (bos) out_push(&w, t->bos);
         size_t from = 0;
         if (special && t->n_special > 0) {
             /* Split at special-token strings: leftmost occurrence, longest at that position. */
             for (size_t i = 0; i < len; i++) {
+                if (!t->special_first[s[i]]) continue;
                 int best = -1;
                 size_t best_len = 0;
                 for (int k = 0; k < t->n_special; k++) {
@@ -2311,6 +2328,8 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int bos, 
 }
 
 /* ---- Decoding ---- */
+/* Bytes of token id (*len of them, not NUL-terminated) as printed after token prev: for BPE the
+ * raw token bytes; for llama2.c run.c's decode() (leading space dropped after BOS, <0xXX> -> byte). */
 const char *tokenizer_decode(const tokenizer *t, int prev, int id, size_t *len) {
     if (id < 0 || id >= t->n_vocab) fatal("tokenizer: token id %d is outside the vocabulary [0, %d)", id, t->n_vocab);
     const char *p = (const char *)tok_bytes(t, id);
@@ -2319,10 +2338,8 @@ const char *tokenizer_decode(const tokenizer *t, int prev, int id, size_t *len) 
         /* run.c decode(): after BOS a leading space is dropped; "<0xXX>" is the raw byte XX. */
         if (prev == t->bos && n > 0 && p[0] == ' ') { p++; n--; }
         if (n == 6 && memcmp(p, "<0x", 3) == 0 && isxdigit((unsigned char)p[3]) && isxdigit((unsigned char)p[4]) && p[5] == '>') {
-            static char bytes[256];
             int b = (int)strtol((char[3]){p[3], p[4], 0}, NULL, 16);
-            bytes[b] = (char)b;
-            p = &bytes[b];
+            p = (const char *)&t->all_bytes[b];
             n = 1;
         }
     }
@@ -2361,6 +2378,8 @@ static int cmd_tokenize(int argc, char **argv) {
             const char *slash = strrchr(model, '/');
             char beside[4096];
             snprintf(beside, sizeof beside, "%.*stokenizer.bin", slash ? (int)(slash - model + 1) : 0, model);
+            size_t ml = strlen(model);
+            if (ml < 4 || strcmp(model + ml - 4, ".bin") != 0) fatal("%s", err);
             if (!file_exists(beside) || !strcmp(beside, model))
                 fatal("%s (not a tokenizer, and no %s beside it: name one with --tokenizer FILE)", err, beside);
             t = tokenizer_load(beside);
