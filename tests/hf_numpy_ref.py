@@ -5,6 +5,7 @@ can be met by an implementation that is not PyTorch (other GEMM library and summ
 exp/cos/sin/sqrt). tests/test_hf_numpy.sh runs tests/test_hf.c against it.
 
     tests/hf_numpy_ref.py dump -m tests/models/NAME --ids 1,2,3 -q fp32|bf16 -o OUTDIR
+    tests/hf_numpy_ref.py dump -m stories260K.bin --tokenizer tok512.bin --ids 1,2,3 -q fp32 -o OUTDIR
 
 Reads config.json (rope_parameters as transformers 5 writes it, or the older rope_scaling +
 rope_theta) and model.safetensors or the sharded files via model.safetensors.index.json.
@@ -108,10 +109,17 @@ def main():
     ap.add_argument("--ids", required=True)
     ap.add_argument("-q", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("-o", required=True)
+    ap.add_argument("--tokenizer")
     a = ap.parse_args()
-    cfg, w = load(a.m)
     ids = np.array([int(t) for t in a.ids.split(",")])
-    logits, layers = forward(cfg, w, ids, a.q == "bf16")
+    if a.m.endswith(".bin"):  # llama2.c checkpoint: tests/gen_llama2c_golden.py's NumPy forward, fp32
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import gen_llama2c_golden as l2c
+        cfg, w = l2c.read_llama2c(a.m)
+        logits, layers = l2c.forward(cfg, w, ids, np.float32)
+    else:
+        cfg, w = load(a.m)
+        logits, layers = forward(cfg, w, ids, a.q == "bf16")
     os.makedirs(a.o, exist_ok=True)
     np.save(os.path.join(a.o, "logits.npy"), logits.astype(np.float32))
     for i, t in enumerate(layers):

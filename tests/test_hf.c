@@ -155,8 +155,8 @@ static void check_argmax(const char *what, const Npy *ours, const Npy *gold, dou
         checked++;
         if (argmax_row(ours->data + t * ours->cols, ours->cols, NULL) != g) { bad++; if (first_bad < 0) first_bad = t; }
     }
-    if (bad) FAIL("%s argmax differs from HF in %ld of %ld decisive rows (first: token %ld)", what, bad, checked, first_bad);
-    else printf("ok hf %s argmax = HF's in all %ld of %ld rows with top-2 gap > %.3g\n", what, checked, gold->rows, margin);
+    if (bad) FAIL("%s argmax differs from the golden's in %ld of %ld decisive rows (first: token %ld)", what, bad, checked, first_bad);
+    else printf("ok hf %s argmax = the golden's in all %ld of %ld rows with top-2 gap > %.3g\n", what, checked, gold->rows, margin);
 }
 
 static int load_pair(const char *ours_path, const char *gold_path, Npy *o, Npy *g, const char *what) {
@@ -170,39 +170,61 @@ static int load_pair(const char *ours_path, const char *gold_path, Npy *o, Npy *
     return 1;
 }
 
+/* "$DATA/x" in a .txt means x under $LLAMA_FP8_DATA (the real data beside the repository). */
+static int expand(const char *v, char *out, size_t n) {
+    if (strncmp(v, "$DATA/", 6) != 0) { snprintf(out, n, "%s", v); return 1; }
+    const char *d = getenv("LLAMA_FP8_DATA");
+    if (!d || !*d) return 0;
+    snprintf(out, n, "%s/%s", d, v + 6);
+    FILE *f = fopen(out, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+
 static void test_model(const char *metapath, const char *bin) {
     if (!meta_read(metapath)) { FAIL("cannot read %s", metapath); return; }
     const char *b = strrchr(metapath, '/');
-    char name[256];
+    char name[256], model[1024], tokarg[1200] = "";
     snprintf(name, sizeof name, "%s", b ? b + 1 : metapath);
     name[strcspn(name, ".")] = 0;
-    const char *model = meta("model"), *ids = meta("ids");
+    const char *ids = meta("ids"), *modes = meta("modes") ? meta("modes") : "fp32,bf16";
     long layers = (long)metad("layers");
-    if (!model || !ids || !(layers > 0)) { FAIL("%s: missing model/ids/layers", metapath); return; }
+    if (!meta("model") || !ids || !(layers > 0)) { FAIL("%s: missing model/ids/layers", metapath); return; }
+    if (!expand(meta("model"), model, sizeof model)) { printf("skip hf %s: %s not found (LLAMA_FP8_DATA)\n", name, meta("model")); return; }
+    if (meta("tokenizer")) {
+        char tok[1024];
+        if (!expand(meta("tokenizer"), tok, sizeof tok)) { printf("skip hf %s: %s not found\n", name, meta("tokenizer")); return; }
+        snprintf(tokarg, sizeof tokarg, "--tokenizer '%s'", tok);
+    }
 
     for (int mode = 0; mode < 2; mode++) {
         const char *q = mode ? "bf16" : "fp32";
-        char out[512], cmd[8192], what[512], p1[600], p2[600];
+        if (!strstr(modes, q)) continue;
+        char out[512], cmd[8192], what[512], p1[1024], p2[1024], gold[600];
+        /* golden files: NAME_MODE_logits.npy, or GOLDEN_fp32_logits.npy when the .txt names a prefix */
+        if (meta(mode ? "golden_bf16" : "golden_fp32")) snprintf(gold, sizeof gold, "tests/golden/%s", meta(mode ? "golden_bf16" : "golden_fp32"));
+        else snprintf(gold, sizeof gold, "tests/golden/%s_%s", name, q);
         snprintf(out, sizeof out, "build/tests/%s_%s", name, q);
-        snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s' && '%s' dump -m '%s' --ids '%s' -q %s -o '%s' > '%s.log' 2>&1",
-                 out, out, bin, model, ids, q, out, out);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s' && '%s' dump -m '%s' %s --ids '%s' -q %s -o '%s' > '%s.log' 2>&1",
+                 out, out, bin, model, tokarg, ids, q, out, out);
         if (system(cmd) != 0) {
             char tail[300] = "";
             snprintf(p1, sizeof p1, "%s.log", out);
             FILE *f = fopen(p1, "r");
             if (f) { size_t n = fread(tail, 1, sizeof tail - 1, f); tail[n] = 0; fclose(f); tail[strcspn(tail, "\n")] = 0; }
-            FAIL("%s %s: `llama_fp8 dump -m %s -q %s` failed: %s", name, q, model, q, tail);
+            FAIL("%s %s: `llama_fp8 dump -m %s -q %s` failed: %s", name, q, meta("model"), q, tail);
             continue;
         }
         Npy o, g;
         snprintf(p1, sizeof p1, "%s/logits.npy", out);
-        snprintf(p2, sizeof p2, "tests/golden/%s_%s_logits.npy", name, q);
+        snprintf(p2, sizeof p2, "%s_logits.npy", gold);
         snprintf(what, sizeof what, "%s %s logits", name, q);
         if (load_pair(p1, p2, &o, &g, what)) {
             if (mode == 0) {
                 double d = max_abs_diff(&o, &g), tol = metad("fp32_tol_logits");
-                if (!(d <= tol)) FAIL("%s: max|ours - HF| = %.3g > bound %.3g (max|logit| %s)", what, d, tol, meta("fp32_maxabs_logits"));
-                else printf("ok hf %s: max|ours - HF| = %.3g <= %.3g (max|logit| %s)\n", what, d, tol, meta("fp32_maxabs_logits"));
+                if (!(d <= tol)) FAIL("%s: max|ours - ref| = %.3g > bound %.3g (max|logit| %s)", what, d, tol, meta("fp32_maxabs_logits"));
+                else printf("ok hf %s: max|ours - ref| = %.3g <= %.3g (max|logit| %s)\n", what, d, tol, meta("fp32_maxabs_logits"));
                 check_argmax(what, &o, &g, metad("fp32_argmax_margin"));
             } else {
                 double d = rms_diff(&o, &g), tol = metad("bf16_tol_rms_logits");
@@ -217,21 +239,26 @@ static void test_model(const char *metapath, const char *bin) {
         for (long l = 0; l < layers; l++) {
             char key[64];
             snprintf(p1, sizeof p1, "%s/layer_%02ld.npy", out, l);
-            snprintf(p2, sizeof p2, "tests/golden/%s_fp32_layer_%02ld.npy", name, l);
+            snprintf(p2, sizeof p2, "%s_layer_%02ld.npy", gold, l);
             snprintf(what, sizeof what, "%s fp32 layer_%02ld", name, l);
             if (!load_pair(p1, p2, &o, &g, what)) continue;
             snprintf(key, sizeof key, "fp32_tol_layer_%02ld", l);
             double d = max_abs_diff(&o, &g), tol = metad(key);
-            if (!(d <= tol)) FAIL("%s: max|ours - HF| = %.3g > bound %.3g", what, d, tol);
-            else printf("ok hf %s: max|ours - HF| = %.3g <= %.3g\n", what, d, tol);
+            if (!(d <= tol)) FAIL("%s: max|ours - ref| = %.3g > bound %.3g", what, d, tol);
+            else printf("ok hf %s: max|ours - ref| = %.3g <= %.3g\n", what, d, tol);
             free(o.data); free(g.data);
         }
     }
 }
 
-int main(void) {
+/* Usage: test_hf [GOLDEN.txt ...]   (default: every tests/golden/hf_*.txt) */
+int main(int argc, char **argv) {
     const char *bin = getenv("LLAMA_FP8");
     if (!bin || !*bin) bin = "./llama_fp8";
+    if (argc > 1) {
+        for (int i = 1; i < argc; i++) test_model(argv[i], bin);
+        return failures ? 1 : 0;
+    }
     glob_t gl;
     if (glob("tests/golden/hf_*.txt", 0, NULL, &gl) != 0 || gl.gl_pathc == 0) {
         FAIL("no tests/golden/hf_*.txt (run from the repository root)");
