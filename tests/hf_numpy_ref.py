@@ -16,6 +16,11 @@ import numpy as np
 import ml_dtypes
 
 BF16 = ml_dtypes.bfloat16
+# Deliberate bugs, for showing that tests/test_hf.c catches them (tests/test_hf_numpy.sh):
+# HF_NUMPY_MUTATE=name[,name]: bf16 rounding points dropped: rope cossin rmsinner scale siluup probs;
+# fp32 errors: nollama3 (ignore rope_scaling), theta (rope_theta 10000), eps (rms_norm_eps 1e-5),
+# interleaved (RoPE on pairs (2i, 2i+1), Meta's layout, instead of HF's rotate-half).
+MUT = set(filter(None, os.environ.get("HF_NUMPY_MUTATE", "").split(",")))
 DT = {"F32": np.float32, "F16": np.float16, "BF16": BF16}
 
 
@@ -43,9 +48,9 @@ def load(d):
 
 def inv_freq(cfg, hd):
     rp = cfg.get("rope_parameters") or dict(cfg.get("rope_scaling") or {}, rope_theta=cfg.get("rope_theta", 10000.0))
-    theta = np.float32(rp.get("rope_theta", cfg.get("rope_theta", 10000.0)))
+    theta = np.float32(10000.0 if "theta" in MUT else rp.get("rope_theta", cfg.get("rope_theta", 10000.0)))
     inv = (np.float32(1) / theta ** (np.arange(0, hd, 2, dtype=np.float32) / np.float32(hd))).astype(np.float32)
-    if rp.get("rope_type", rp.get("type", "default")) == "llama3":
+    if rp.get("rope_type", rp.get("type", "default")) == "llama3" and "nollama3" not in MUT:
         factor, lo, hi = rp["factor"], rp["low_freq_factor"], rp["high_freq_factor"]
         old = rp["original_max_position_embeddings"]
         wavelen = np.float32(2 * math.pi) / inv
@@ -59,20 +64,25 @@ def inv_freq(cfg, hd):
 
 def forward(cfg, w, ids, bf16):
     B = (lambda x: np.asarray(x, np.float32).astype(BF16).astype(np.float32)) if bf16 else (lambda x: np.asarray(x, np.float32))
+    I = lambda x: np.asarray(x, np.float32)
+    Bm = lambda name: I if name in MUT else B                 # a rounding point, unless mutated away
     W = lambda n: B(w[n].astype(np.float32))                 # bf16 mode: weights rounded RNE
     gemm = lambda x, m: B(x @ W(m).T)                         # fp32 accumulation (sgemm), one rounding
     D, H, KV = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim") or D // H
-    eps, T, L = np.float32(cfg["rms_norm_eps"]), len(ids), cfg["num_hidden_layers"]
+    eps, T, L = np.float32(1e-5 if "eps" in MUT else cfg["rms_norm_eps"]), len(ids), cfg["num_hidden_layers"]
 
     def rms(x, n):
         var = np.mean(x * x, axis=-1, keepdims=True, dtype=np.float32)
-        return B(W(n) * B(x * (np.float32(1) / np.sqrt(var + eps))))
+        return B(W(n) * Bm("rmsinner")(x * (np.float32(1) / np.sqrt(var + eps))))
 
     f = np.arange(T, dtype=np.float32)[:, None] * inv_freq(cfg, hd)[None]
     emb = np.concatenate([f, f], -1)
-    cos, sin = B(np.cos(emb)), B(np.sin(emb))
+    cos, sin = Bm("cossin")(np.cos(emb)), Bm("cossin")(np.sin(emb))
     rot = lambda x: np.concatenate([-x[..., hd // 2:], x[..., :hd // 2]], -1)
+    if "interleaved" in MUT:  # pairs (2i, 2i+1) share frequency i
+        cos, sin = np.repeat(cos[:, :hd // 2], 2, -1), np.repeat(sin[:, :hd // 2], 2, -1)
+        rot = lambda x: np.stack([-x[..., 1::2], x[..., 0::2]], -1).reshape(x.shape)
     scale = np.float32(hd ** -0.5)
     mask = np.triu(np.ones((T, T), bool), 1)
     x = W("model.embed_tokens.weight")[ids]
@@ -83,19 +93,20 @@ def forward(cfg, w, ids, bf16):
         q = gemm(h, p + "self_attn.q_proj.weight").reshape(T, H, hd).transpose(1, 0, 2)
         k = gemm(h, p + "self_attn.k_proj.weight").reshape(T, KV, hd).transpose(1, 0, 2)
         v = gemm(h, p + "self_attn.v_proj.weight").reshape(T, KV, hd).transpose(1, 0, 2)
-        q = B(B(q * cos) + B(rot(q) * sin))
-        k = B(B(k * cos) + B(rot(k) * sin))
+        r = Bm("rope")
+        q = B(r(q * cos) + r(rot(q) * sin))
+        k = B(r(k * cos) + r(rot(k) * sin))
         o = np.empty((H, T, hd), np.float32)
         for hh in range(H):
             kv = hh // (H // KV)
-            s = B(B(q[hh] @ k[kv].T) * scale)
+            s = B(Bm("scale")(q[hh] @ k[kv].T) * scale)
             s = np.where(mask, -np.inf, s).astype(np.float32)
             e = np.exp(s - s.max(-1, keepdims=True))
-            o[hh] = B(B(e / e.sum(-1, keepdims=True)) @ v[kv])
+            o[hh] = B(Bm("probs")(e / e.sum(-1, keepdims=True)) @ v[kv])
         x = B(x + gemm(o.transpose(1, 0, 2).reshape(T, H * hd), p + "self_attn.o_proj.weight"))
         h = rms(x, p + "post_attention_layernorm.weight")
         g, u = gemm(h, p + "mlp.gate_proj.weight"), gemm(h, p + "mlp.up_proj.weight")
-        silu = B(g / (np.float32(1) + np.exp(-g)))
+        silu = Bm("siluup")(g / (np.float32(1) + np.exp(-g)))
         x = B(x + gemm(B(silu * u), p + "mlp.down_proj.weight"))
         layers.append(x.copy())
     head = "lm_head.weight" if "lm_head.weight" in w else "model.embed_tokens.weight"

@@ -8,3 +8,12 @@ fi
 mkdir -p build/tests
 ${CC:-cc} -O2 -o build/tests/test_hf_numpy tests/test_hf.c -lm || { echo "FAIL hf_numpy: test_hf.c does not compile"; exit 1; }
 LLAMA_FP8="$(pwd)/tests/hf_numpy_ref.py" build/tests/test_hf_numpy | sed 's/^ok hf /ok hf_numpy /; s/^FAIL hf: /FAIL hf_numpy: /'
+
+# Each deliberate bug in the NumPy forward must be caught by test_hf.c on at least one model: the
+# bounds are tight enough to see one missing bf16 rounding point, a missing llama3 rope_scaling, the
+# default rope_theta or rms_norm_eps instead of config.json's, and Meta's interleaved RoPE layout.
+for m in rope cossin rmsinner scale siluup probs nollama3 theta eps interleaved; do
+  n=$(HF_NUMPY_MUTATE=$m LLAMA_FP8="$(pwd)/tests/hf_numpy_ref.py" build/tests/test_hf_numpy | grep -c '^FAIL')
+  if [ "$n" -gt 0 ]; then echo "ok hf_numpy mutation '$m' caught by $n checks"
+  else echo "FAIL hf_numpy: mutation '$m' of the NumPy forward passes every check in test_hf.c"; fi
+done
