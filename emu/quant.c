@@ -1,0 +1,123 @@
+/* emu/quant.c — FP8 / INT8 row quantization with the exact conventions of vLLM and
+ * compressed-tensors (NUMERICS.md §3; contracts in emu/emu.h). */
+#include <float.h>
+#include <math.h>
+#include "emu/emu.h"
+#pragma GCC optimize("fp-contract=off")
+
+float emu_fmax(emu_dtype fmt) { return fmt == EMU_E4M3 ? 448.0f : fmt == EMU_E5M2 ? 57344.0f : 127.0f; }
+
+/* Round to nearest even by bisection over the (monotonic) positive codes: find the largest code whose
+ * value is ≤ |x|, then compare |x| with the midpoint to the next code (exact in double); a tie picks
+ * the code with an even mantissa. Saturating: |x| ≥ fmax gives fmax. NaN gives the format's NaN. */
+uint8_t emu_fp8_encode(float x, emu_dtype fmt) {
+    uint8_t top = fmt == EMU_E4M3 ? 0x7E : 0x7B, sign = signbit(x) ? 0x80 : 0;
+    if (isnan(x)) return fmt == EMU_E4M3 ? 0x7F : 0x7F;
+    float ax = fabsf(x);
+    if (ax >= emu_fmax(fmt)) return sign | top;
+    int lo = 0, hi = top;                                  /* value(lo) ≤ ax < value(hi) */
+    while (hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+        if (emu_fp8_decode((uint8_t)mid, fmt) <= ax) lo = mid; else hi = mid;
+    }
+    double vlo = emu_fp8_decode((uint8_t)lo, fmt), vhi = emu_fp8_decode((uint8_t)hi, fmt), midv = (vlo + vhi) / 2;
+    int c = ax < midv ? lo : ax > midv ? hi : (lo & 1 ? hi : lo);
+    return (uint8_t)(sign | c);
+}
+
+static float clampf(float v, float m) { return v > m ? m : v < -m ? -m : v; }   /* NaN passes through */
+
+static float absmax_row(const float *x, int n) {
+    float a = 0;
+    for (int i = 0; i < n; i++) a = fmaxf(a, fabsf(x[i]));
+    return a;
+}
+
+void emu_quant_token(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K,
+                     emu_dtype fmt, float scale_ub) {
+    float fmax = emu_fmax(fmt), smin = 1.0f / (fmax * 512.0f);
+    for (int m = 0; m < M; m++) {
+        const float *xr = x + (size_t)m * ldx;
+        float a = absmax_row(xr, K);
+        if (scale_ub > 0) a = fminf(a, scale_ub);
+        float s = fmaxf(a / fmax, smin);
+        scale[m] = s;
+        for (int k = 0; k < K; k++) q[(size_t)m * ldq + k] = emu_fp8_encode(clampf(xr[k] / s, fmax), fmt);
+    }
+}
+
+void emu_quant_tensor(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt, float s) {
+    float fmax = emu_fmax(fmt), inv = 1.0f / s;
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++) q[(size_t)m * ldq + k] = emu_fp8_encode(clampf(x[(size_t)m * ldx + k] * inv, fmax), fmt);
+}
+
+float emu_quant_tensor_dynamic(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt) {
+    float a = 0;
+    for (int m = 0; m < M; m++) a = fmaxf(a, absmax_row(x + (size_t)m * ldx, K));
+    float s = a / emu_fmax(fmt);
+    emu_quant_tensor(q, ldq, x, ldx, M, K, fmt, s);
+    return s;
+}
+
+void emu_quant_channel(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, emu_dtype fmt) {
+    float fmax = emu_fmax(fmt);
+    for (int n = 0; n < N; n++) {
+        const float *wr = w + (size_t)n * ldw;
+        float s = fmaxf(absmax_row(wr, K) / fmax, FLT_EPSILON);
+        scale[n] = s;
+        for (int k = 0; k < K; k++) q[(size_t)n * ldq + k] = emu_fp8_encode(clampf(wr[k] / s, fmax), fmt);
+    }
+}
+
+void emu_quant_group(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int G, emu_dtype fmt) {
+    float fmax = emu_fmax(fmt);
+    int ng = (K + G - 1) / G;
+    for (int m = 0; m < M; m++)
+        for (int g = 0; g < ng; g++) {
+            const float *xr = x + (size_t)m * ldx + (size_t)g * G;
+            int n = K - g * G < G ? K - g * G : G;
+            float s = fmaxf(absmax_row(xr, n), 1e-10f) / fmax;
+            scale[(size_t)m * ng + g] = s;
+            for (int k = 0; k < n; k++) q[(size_t)m * ldq + (size_t)g * G + k] = emu_fp8_encode(clampf(xr[k] / s, fmax), fmt);
+        }
+}
+
+void emu_quant_block(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, int BN, int BK, emu_dtype fmt) {
+    float fmax = emu_fmax(fmt);
+    int nbn = (N + BN - 1) / BN, nbk = (K + BK - 1) / BK;
+    for (int i = 0; i < nbn; i++)
+        for (int j = 0; j < nbk; j++) {
+            int n0 = i * BN, n1 = n0 + BN < N ? n0 + BN : N, k0 = j * BK, k1 = k0 + BK < K ? k0 + BK : K;
+            float a = 0;
+            for (int n = n0; n < n1; n++) a = fmaxf(a, absmax_row(w + (size_t)n * ldw + k0, k1 - k0));
+            float s = fmaxf(a / fmax, FLT_EPSILON);
+            scale[(size_t)i * nbk + j] = s;
+            for (int n = n0; n < n1; n++)
+                for (int k = k0; k < k1; k++) q[(size_t)n * ldq + k] = emu_fp8_encode(clampf(w[(size_t)n * ldw + k] / s, fmax), fmt);
+        }
+}
+
+static int8_t i8_rne(float v) {       /* nearbyintf rounds half to even in the default mode */
+    v = nearbyintf(v);
+    return (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+}
+
+void emu_quant_int8_token(int8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K) {
+    for (int m = 0; m < M; m++) {
+        const float *xr = x + (size_t)m * ldx;
+        float a = absmax_row(xr, K);
+        scale[m] = a / 127.0f;
+        float inv = a > 0 ? 127.0f / a : 0.0f;
+        for (int k = 0; k < K; k++) q[(size_t)m * ldq + k] = i8_rne(xr[k] * inv);
+    }
+}
+
+void emu_quant_int8_channel(int8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K) {
+    for (int n = 0; n < N; n++) {
+        const float *wr = w + (size_t)n * ldw;
+        float s = absmax_row(wr, K) / 127.0f;
+        scale[n] = s;
+        for (int k = 0; k < K; k++) q[(size_t)n * ldq + k] = s > 0 ? i8_rne(wr[k] / s) : 0;
+    }
+}
