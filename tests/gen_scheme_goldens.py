@@ -333,6 +333,11 @@ def gen_ct():
                 qi, si = ct_quant(w32, st, typ="int")
                 b.case("int8_channel_f32", "w_f32", qi, si, func="emu_quant_int8_channel",
                        oracle=CT % "IntQuantizationCompressor")
+                b.case("qw_f32_channel_i8", "w_f32", None, None, same_as="int8_channel_f32", func="quant_weight",
+                       dtype="f32", fmt="i8", granularity=0, bf16_arith=0, oracle=CT % "IntQuantizationCompressor")
+                qi, si = ct_quant(wb, st, typ="int")
+                b.case("qw_bf16_channel_i8", "w_bf16", qi, si, func="quant_weight", dtype="bf16", fmt="i8",
+                       granularity=0, bf16_arith=1, oracle=CT % "IntQuantizationCompressor")
             if st == "block":
                 b.case("block_f32", "w_f32", None, None, same_as="qw_f32_block_e4m3", func="emu_quant_block", fmt="e4m3", BN=128, BK=128,
                        oracle=CT % "FloatQuantizationCompressor")
