@@ -478,7 +478,7 @@ typedef struct {
     Tensor w_down;      /* (dim, hidden_dim) down_proj (llama2.c w2) */
 } Layer;
 
-typedef struct {
+typedef struct Model {
     Config c;
     Tensor tok_embeddings; /* (vocab, dim) embed_tokens */
     Layer *layers;         /* (n_layers) */
@@ -489,6 +489,7 @@ typedef struct {
     const char *format;    /* "hf-safetensors", "llama2.c", "synthetic" */
     mfile *files; int n_files;   /* the mappings the tensors point into */
     void **owned; int n_owned;   /* buffers the model owns (converted / permuted tensors) */
+    struct Model *bf16_view;     /* the model with bf16-rounded weights (bf16-based schemes), made once */
 } Model;
 
 static size_t dtype_size(emu_dtype t) { return t == EMU_F32 ? 4 : 2; }
@@ -2028,35 +2029,139 @@ static int cmd_tokenize(int argc, char **argv) {
 /* 6. Forward pass                                                                            */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION forward@@ */
-/* Numerics of one run. fp32: weights upcast exactly, fp32 everywhere (the reference). bf16: what
- * Hugging Face bf16 inference does (model.to(torch.bfloat16), eager attention): every op computes
- * in fp32 on bf16 inputs and rounds its output once to bf16 (B(x) below, RNE), GEMMs accumulate in
- * fp32 and round the output. The rounding points were read from transformers 5.23
- * modeling_llama.py and confirmed bit for bit by tests/hf_rounding_check.py. */
-typedef enum { SCHEME_FP32, SCHEME_BF16 } scheme_kind;
+/* Numerics of one run (a "scheme", -q NAME). Every scheme but fp32 is the bf16 baseline with some
+ * Linears quantized, as vLLM runs an FP8 checkpoint of a bf16 model:
+ *   fp32         weights upcast exactly, fp32 everywhere (the reference).
+ *   bf16         Hugging Face bf16 inference (model.to(torch.bfloat16), eager attention): every op
+ *                computes in fp32 on bf16 inputs and rounds its output once to bf16 (B(x) below, RNE);
+ *                GEMMs accumulate in fp32 and round the output. Rounding points read from transformers
+ *                5.23 modeling_llama.py, confirmed bit for bit by tests/hf_rounding_check.py.
+ *   fp8-w        weight-only: W quantized (per channel, or per tensor with --weight-scale tensor),
+ *                bf16 activations; D = B(s_w[n] · Σ a·w_fp8).
+ *   w8a8         per-channel static weights + dynamic per-token activations (vLLM
+ *                dynamic_per_token_scaled_fp8_quant, llm-compressor FP8_DYNAMIC).
+ *   w8a8-static  per-tensor weights + per-tensor static activation scales from `calibrate` (vLLM
+ *                static path: x · (1/s)).
+ *   w8a8-block   128×128 weight blocks, 1×128 activation groups (DeepSeek-V3, FP8_BLOCK).
+ *   int8         W8A8 INT8: per-channel weights, per-token activations, symmetric, RNE to ±127.
+ * Weights of the bf16 model are quantized as llm-compressor does by default (scale = B(absmax/fmax),
+ * q = fp8(clamp(B(w / scale)))); --weight-arith fp32 selects fp32 arithmetic. The scaled GEMM is
+ * emu_gemm (vLLM CUTLASS epilogue D = B(s_a[m] · fp32(s_w[n] · acc))) with --accum choosing how acc is
+ * summed (default exact). --kv fp8-e4m3|fp8-e5m2 adds an FP8 KV cache (vLLM: stored fp8(x / s) with
+ * saturation, loaded fp8 · s). Embeddings and lm_head stay bf16 unless --quant-lm-head. */
+typedef enum { SCHEME_FP32, SCHEME_BF16, SCHEME_FP8_W, SCHEME_W8A8, SCHEME_W8A8_STATIC, SCHEME_W8A8_BLOCK, SCHEME_INT8 } scheme_kind;
+static const char *const scheme_names[] = {"fp32", "bf16", "fp8-w", "w8a8", "w8a8-static", "w8a8-block", "int8"};
+enum { GRAN_CHANNEL = 0, GRAN_TENSOR = 1, GRAN_BLOCK = 2 };
+/* Where activations are quantized: the inputs of q/k/v (one shared input), o, gate/up, down. */
+enum { SITE_QKV, SITE_O, SITE_GATEUP, SITE_DOWN, N_SITES };
+/* Observers (calibrate, stats) also see the lm_head input (layer -1) and the K / V cache entries. */
+enum { SITE_LMHEAD = N_SITES, SITE_K, SITE_V, N_OBS_SITES };
+static const char *const site_names[N_OBS_SITES] = {"qkv", "o", "gate_up", "down", "lm_head", "k", "v"};
+typedef void (*act_observer)(void *ctx, int layer, int site, const float *x, int rows, int cols);
+
+/* Static scales from `llama_fp8 calibrate`: the observed absmax of every activation site and of K / V. */
+typedef struct {
+    int n_layers;
+    float (*act)[N_SITES];  /* (n_layers, N_SITES) activation absmax (scale = absmax / fmax) */
+    float lm_head;          /* absmax of the lm_head input (0 = none) */
+    float *k_amax, *v_amax;  /* (n_layers) K / V cache absmax (scale = absmax / fmax) */
+    char *source;
+} ScaleSet;
+
 typedef struct {
     scheme_kind kind;
-    const char *name;
+    char name[80];          /* as printed, with modifiers: "w8a8(e5m2 act)" */
+    emu_dtype wfmt, afmt;   /* E4M3 / E5M2 (EMU_I8 for int8) */
+    int wgran;              /* GRAN_CHANNEL / GRAN_TENSOR / GRAN_BLOCK */
+    int bf16_arith;         /* weight scales and w / s in bf16, as llm-compressor on a bf16 model */
+    emu_dtype kv;           /* EMU_F32 = full-precision cache, else E4M3 / E5M2 */
+    int quant_lm_head;
+    emu_accum accum;
+    float scale_ub;         /* per-token absmax upper bound (0 = none; Meta's fbgemm configs use 1200) */
+    const ScaleSet *scales; /* static activation / KV scales */
 } Scheme;
-static const Scheme schemes[] = {
-    {SCHEME_FP32, "fp32"},
-    {SCHEME_BF16, "bf16"},
-};
-static const Scheme *scheme_by_name(const char *name) {
-    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
-        if (!strcmp(schemes[i].name, name)) return &schemes[i];
-    fatal("unknown scheme '%s' (known: fp32, bf16)", name);
-}
 
-/* B(x): round to the nearest bf16 value (ties to even) in bf16 schemes; identity in fp32. */
-static inline float B(const Scheme *q, float x) { return q->kind == SCHEME_BF16 ? bf16_to_float(bf16_from_float(x)) : x; }
+/* Modifiers shared by every scheme of a run (command-line options). */
+typedef struct {
+    const char *act_format, *weight_format, *kv, *accum, *weight_scale, *weight_arith;
+    int quant_lm_head;
+    float scale_ub;
+    const ScaleSet *scales;
+} SchemeOptions;
+
+static emu_dtype fp8_fmt_arg(const char *opt, const char *v) {
+    if (!strcmp(v, "e4m3")) return EMU_E4M3;
+    if (!strcmp(v, "e5m2")) return EMU_E5M2;
+    fatal("%s: expected e4m3 or e5m2, got '%s'", opt, v);
+}
+static Scheme scheme_make(const char *name, const SchemeOptions *o) {
+    static const SchemeOptions none = {0};
+    if (!o) o = &none;
+    Scheme q;
+    memset(&q, 0, sizeof q);
+    int k = -1;
+    for (int i = 0; i < (int)(sizeof scheme_names / sizeof scheme_names[0]); i++) if (!strcmp(name, scheme_names[i])) k = i;
+    if (k < 0) fatal("unknown scheme '%s' (known: fp32, bf16, fp8-w, w8a8, w8a8-static, w8a8-block, int8)", name);
+    q.kind = (scheme_kind)k;
+    q.wfmt = q.afmt = EMU_E4M3;
+    q.wgran = q.kind == SCHEME_W8A8_STATIC ? GRAN_TENSOR : q.kind == SCHEME_W8A8_BLOCK ? GRAN_BLOCK : GRAN_CHANNEL;
+    q.bf16_arith = 1;
+    q.kv = EMU_F32;
+    /* exact accumulation by default; weight-only GEMMs (bf16 × fp8 products) accumulate with fp32 FMAs */
+    q.accum = q.kind == SCHEME_FP8_W ? EMU_ACC_FP32 : EMU_ACC_EXACT;
+    emu_accum default_accum = q.accum;
+    q.scale_ub = o->scale_ub;
+    q.scales = o->scales;
+    q.quant_lm_head = o->quant_lm_head;
+    int quant = q.kind >= SCHEME_FP8_W;
+    if (q.kind == SCHEME_INT8) q.wfmt = q.afmt = EMU_I8;
+    if (o->act_format && quant && q.kind != SCHEME_INT8 && q.kind != SCHEME_FP8_W) q.afmt = fp8_fmt_arg("--act-format", o->act_format);
+    if (o->weight_format && quant && q.kind != SCHEME_INT8) q.wfmt = fp8_fmt_arg("--weight-format", o->weight_format);
+    if (o->weight_scale && q.kind == SCHEME_FP8_W) {
+        if (!strcmp(o->weight_scale, "tensor")) q.wgran = GRAN_TENSOR;
+        else if (strcmp(o->weight_scale, "channel")) fatal("--weight-scale: expected channel or tensor");
+    }
+    if (o->weight_arith) {
+        if (!strcmp(o->weight_arith, "fp32")) q.bf16_arith = 0;
+        else if (strcmp(o->weight_arith, "bf16")) fatal("--weight-arith: expected bf16 or fp32");
+    }
+    if (o->kv && q.kind != SCHEME_FP32) {
+        if (!strcmp(o->kv, "fp8-e4m3")) q.kv = EMU_E4M3;
+        else if (!strcmp(o->kv, "fp8-e5m2")) q.kv = EMU_E5M2;
+        else if (strcmp(o->kv, "none")) fatal("--kv: expected fp8-e4m3, fp8-e5m2 or none, got '%s'", o->kv);
+    }
+    if (o->accum) {
+        int a = emu_accum_from_name(o->accum);
+        if (a < 0) fatal("--accum: unknown model '%s' (exact, fp32, hopper, ada, cublaslt, fast)", o->accum);
+        q.accum = (emu_accum)a;
+    }
+    if (q.kind == SCHEME_W8A8_STATIC && !q.scales)
+        fatal("scheme w8a8-static needs static activation scales: --scales FILE (written by llama_fp8 calibrate)");
+    snprintf(q.name, sizeof q.name, "%s", name);
+    char mods[64] = "";
+    if (quant && q.kind != SCHEME_INT8 && q.wfmt == EMU_E5M2) strcat(mods, " w:e5m2");
+    if (quant && q.kind != SCHEME_INT8 && q.kind != SCHEME_FP8_W && q.afmt == EMU_E5M2) strcat(mods, " a:e5m2");
+    if (q.kind == SCHEME_FP8_W && q.wgran == GRAN_TENSOR) strcat(mods, " tensor");
+    if (quant && !q.bf16_arith) strcat(mods, " fp32-arith");
+    if (q.kv != EMU_F32) strcat(mods, q.kv == EMU_E4M3 ? " kv:e4m3" : " kv:e5m2");
+    if (quant && q.quant_lm_head) strcat(mods, " +lm_head");
+    if (quant && q.accum != default_accum) { strcat(mods, " "); strcat(mods, emu_accum_names[q.accum]); }
+    if (mods[0]) snprintf(q.name + strlen(q.name), sizeof q.name - strlen(q.name), "(%s)", mods + 1);
+    return q;
+}
+static Scheme scheme_by_name(const char *name) { return scheme_make(name, NULL); }
+static int scheme_quantizes(const Scheme *q) { return q->kind >= SCHEME_FP8_W; }
+
+/* B(x): round to the nearest bf16 value (ties to even) in bf16-based schemes; identity in fp32. */
+static inline float B(const Scheme *q, float x) { return q->kind != SCHEME_FP32 ? bf16_to_float(bf16_from_float(x)) : x; }
 static void B_rows(const Scheme *q, float *x, size_t n) {
-    if (q->kind != SCHEME_BF16) return;
+    if (q->kind == SCHEME_FP32) return;
     for (size_t i = 0; i < n; i++) x[i] = bf16_to_float(bf16_from_float(x[i]));
 }
 
-/* bf16 schemes run on bf16 weights: a model stored as F32/F16 is rounded once, like
- * model.to(torch.bfloat16) (weights and norm vectors). BF16 checkpoints are used in place. */
+/* bf16-based schemes run on bf16 weights: a model stored as F32/F16 is rounded once, like
+ * model.to(torch.bfloat16) (weights and norm vectors), into a second view of the model that
+ * shares everything else; BF16 checkpoints are used in place. fp32 keeps the stored weights. */
 static void tensor_to_bf16(Model *m, Tensor *t) {
     if (t->dtype == EMU_BF16) return;
     size_t n = (size_t)t->rows * t->cols;
@@ -2070,19 +2175,69 @@ static float *norm_to_bf16(Model *m, const float *w, int n) {
     for (int i = 0; i < n; i++) d[i] = bf16_to_float(bf16_from_float(w[i]));
     return d;
 }
-static void model_prepare(Model *m, const Scheme *q) {
-    if (q->kind != SCHEME_BF16) return;
+static const Model *model_for_scheme(Model *m, const Scheme *q) {
+    if (q->kind == SCHEME_FP32) return m;
+    if (m->bf16_view) return m->bf16_view;
+    Model *v = model_own(m, sizeof(Model));
+    *v = *m;
+    v->layers = model_own(m, m->c.n_layers * sizeof(Layer));
+    memcpy(v->layers, m->layers, m->c.n_layers * sizeof(Layer));
     int tied = m->lm_head.data == m->tok_embeddings.data;
-    tensor_to_bf16(m, &m->tok_embeddings);
-    if (tied) m->lm_head = m->tok_embeddings; else tensor_to_bf16(m, &m->lm_head);
+    tensor_to_bf16(m, &v->tok_embeddings);
+    if (tied) v->lm_head = v->tok_embeddings; else tensor_to_bf16(m, &v->lm_head);
     for (int l = 0; l < m->c.n_layers; l++) {
-        Layer *L = &m->layers[l];
+        Layer *L = &v->layers[l];
         Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (int i = 0; i < 7; i++) tensor_to_bf16(m, ts[i]);
         L->attn_norm = norm_to_bf16(m, L->attn_norm, m->c.dim);
         L->ffn_norm = norm_to_bf16(m, L->ffn_norm, m->c.dim);
     }
-    m->final_norm = norm_to_bf16(m, m->final_norm, m->c.dim);
+    v->final_norm = norm_to_bf16(m, m->final_norm, m->c.dim);
+    v->bf16_view = v;
+    m->bf16_view = v;
+    return v;
+}
+
+/* Weight quantization as llm-compressor / compressed-tensors does it (memoryless min-max observer,
+ * symmetric): per output channel (scale[N]), per tensor (scale[1]) or per 128×128 block
+ * (scale[ceil(N/128)][ceil(K/128)]). With bf16_arith (a bf16 model, the default):
+ *   scale = B(absmax / fmax)  (bf16 division), a zero scale becomes bf16 eps (2^-7);
+ *   q = fp8(clamp(B(w / scale), ±fmax))  — w / scale is rounded to bf16 first: double rounding, as in
+ *   the tool. Without it, fp32: scale = max(absmax / fmax, FLT_EPSILON), q = fp8(clamp(w / scale)).
+ * INT8 (fmt EMU_I8): scale = absmax / 127 (fp32), q = rne(clamp(w / scale, ±127)), zero row → 0. */
+static void quant_weight(uint8_t *q, float *scale, const Tensor *W, emu_dtype fmt, int granularity, int bf16_arith) {
+    int N = W->rows, K = W->cols;
+    int bn = granularity == GRAN_BLOCK ? EMU_BLOCK : granularity == GRAN_TENSOR ? N : 1;
+    int bk = granularity == GRAN_BLOCK ? EMU_BLOCK : K;
+    int nbn = (N + bn - 1) / bn, nbk = (K + bk - 1) / bk;
+    float fmax = emu_fmax(fmt);
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int i = 0; i < nbn; i++) {
+        for (int j = 0; j < nbk; j++) {
+            int n0 = i * bn, n1 = n0 + bn < N ? n0 + bn : N, k0 = j * bk, k1 = k0 + bk < K ? k0 + bk : K;
+            float amax = 0;
+            for (int n = n0; n < n1; n++)
+                for (int k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(tensor_get(W, (size_t)n * K + k)));
+            float s;
+            if (fmt == EMU_I8) s = amax / 127.0f;
+            else if (bf16_arith) { s = bf16_to_float(bf16_from_float(amax / fmax)); if (s == 0) s = 0.0078125f; }
+            else s = fmaxf(amax / fmax, FLT_EPSILON);
+            scale[(size_t)i * nbk + j] = s;
+            for (int n = n0; n < n1; n++)
+                for (int k = k0; k < k1; k++) {
+                    float w = tensor_get(W, (size_t)n * K + k);
+                    uint8_t *out = &q[(size_t)n * K + k];
+                    if (fmt == EMU_I8) {
+                        float r = s > 0 ? rintf(fminf(fmaxf(w / s, -127.0f), 127.0f)) : 0.0f;
+                        *out = (uint8_t)(int8_t)r;
+                        continue;
+                    }
+                    float x = w / s;
+                    if (bf16_arith) x = bf16_to_float(bf16_from_float(x));
+                    *out = emu_fp8_encode(fminf(fmaxf(x, -fmax), fmax), fmt);
+                }
+        }
+    }
 }
 
 /* Activations and the KV cache for up to `cap` tokens per forward() call, `max_pos` positions. */
@@ -2099,6 +2254,11 @@ typedef struct {
     float *value_cache; /* (n_layers, max_pos, n_kv_heads * head_dim) */
     float *logits;      /* (cap, vocab) */
     float **layer_out;  /* optional: (n_layers) buffers of (cap, dim) receiving x after each layer */
+    uint8_t *qa;        /* (cap, max(dim, qd, hidden_dim)) quantized activation codes (FP8 / INT8 schemes) */
+    float *sa;          /* (cap, ceil(max K / 128)) their scales */
+    uint8_t *qw;        /* (max N * K) quantized weight codes of the Linear being run */
+    float *sw;          /* its scales */
+    act_observer observe; void *observe_ctx; /* optional: sees every activation site (calibrate, stats) */
 } RunState;
 
 static void runstate_init(RunState *s, const Config *c, int cap, int max_pos) {
@@ -2121,10 +2281,26 @@ static void runstate_init(RunState *s, const Config *c, int cap, int max_pos) {
     s->key_cache = xcalloc((size_t)c->n_layers * max_pos * kv, sizeof(float));
     s->value_cache = xcalloc((size_t)c->n_layers * max_pos * kv, sizeof(float));
     s->logits = xcalloc((size_t)cap * c->vocab_size, sizeof(float));
+    size_t kmax = (size_t)c->dim > qd ? (size_t)c->dim : qd;
+    if ((size_t)c->hidden_dim > kmax) kmax = c->hidden_dim;
+    s->qa = xcalloc((size_t)cap * kmax, 1);
+    s->sa = xcalloc((size_t)cap * ((kmax + EMU_BLOCK - 1) / EMU_BLOCK), sizeof(float));
+}
+/* Weight buffers for on-the-fly quantization, sized for the largest Linear (lm_head only if quantized). */
+static void runstate_quant_buffers(RunState *s, const Config *c, const Scheme *q) {
+    if (!scheme_quantizes(q) || s->qw) return;
+    size_t qd = (size_t)c->n_heads * c->head_dim;
+    size_t nk = (size_t)c->hidden_dim * c->dim;
+    if (qd * c->dim > nk) nk = qd * c->dim;
+    if (q->quant_lm_head && (size_t)c->vocab_size * c->dim > nk) nk = (size_t)c->vocab_size * c->dim;
+    size_t rows = (size_t)c->vocab_size > (size_t)c->hidden_dim ? (size_t)c->vocab_size : (size_t)c->hidden_dim;
+    s->qw = xmalloc(nk);
+    s->sw = xmalloc((rows + (nk / EMU_BLOCK + EMU_BLOCK)) * sizeof(float));
 }
 static void runstate_free(RunState *s) {
     free(s->x); free(s->xb); free(s->xo); free(s->q); free(s->k); free(s->v); free(s->att);
     free(s->hb); free(s->hb2); free(s->key_cache); free(s->value_cache); free(s->logits);
+    free(s->qa); free(s->sa); free(s->qw); free(s->sw);
 }
 
 /* out = B(w · B(x · rsqrt(mean(x²) + eps))) per row: Hugging Face LlamaRMSNorm. The mean of
@@ -2142,11 +2318,63 @@ static void rmsnorm(const Scheme *q, float *out, const float *x, const float *w,
     }
 }
 
+/* The input of one or more Linears, quantized once for all of them (FP8 / INT8 schemes), right
+ * before the GEMMs it feeds: per token (w8a8: vLLM dynamic_per_token_scaled_fp8_quant; int8),
+ * per tensor with the calibrated static scale (w8a8-static: x · (1/s)), or in 1×128 groups
+ * (w8a8-block). Observers (calibrate, stats) see the full-precision input here. */
+static void quantize_act(const Scheme *q, RunState *s, const float *x, int T, int K, int layer, int site) {
+    if (s->observe) s->observe(s->observe_ctx, layer, site, x, T, K);
+    switch (q->kind) {
+    case SCHEME_W8A8: emu_quant_token(s->qa, K, s->sa, x, K, T, K, q->afmt, q->scale_ub); break;
+    case SCHEME_INT8: emu_quant_int8_token((int8_t *)s->qa, K, s->sa, x, K, T, K); break;
+    case SCHEME_W8A8_BLOCK: emu_quant_group(s->qa, K, s->sa, x, K, T, K, EMU_BLOCK, q->afmt); break;
+    case SCHEME_W8A8_STATIC: {
+        float amax = layer < 0 ? q->scales->lm_head : q->scales->act[layer][site];
+        if (!(amax > 0)) fatal("%s: no static scale for layer %d site %s", q->scales->source, layer, site_names[site]);
+        s->sa[0] = amax / emu_fmax(q->afmt);
+        emu_quant_tensor(s->qa, K, x, K, T, K, q->afmt, s->sa[0]);
+        break;
+    }
+    default: break; /* fp32, bf16, fp8-w: activations stay as they are */
+    }
+}
+
 /* out[T, W.rows] = in[T, W.cols] · Wᵀ — every Linear of the model goes through here, and from
- * here through the one GEMM interface of emu/. bf16 schemes round the output once. */
-static void matmul(const Scheme *q, float *out, const float *in, int T, const Tensor *W) {
-    emu_gemm_f32(T, W->rows, W->cols, in, W->cols, W->data, W->dtype, W->cols, out, W->rows);
-    B_rows(q, out, (size_t)T * W->rows);
+ * here through the one GEMM interface of emu/. Baselines: fp32 GEMM on the stored weights (bf16
+ * schemes round the output). Quantized: the weight is quantized (on the fly: a cost of N·K next to
+ * the GEMM's T·N·K) and emu_gemm applies the scaled epilogue with the chosen accumulation model;
+ * the activation codes are those of the last quantize_act(). */
+static void linear(const Scheme *q, RunState *s, float *out, const float *in, int T, const Tensor *W, int quantized) {
+    int N = W->rows, K = W->cols;
+    if (!scheme_quantizes(q) || !quantized) {
+        emu_gemm_f32(T, N, K, in, K, W->data, W->dtype, K, out, N);
+        B_rows(q, out, (size_t)T * N);
+        return;
+    }
+    quant_weight(s->qw, s->sw, W, q->wfmt, q->wgran, q->bf16_arith);
+    emu_scale wk = q->wgran == GRAN_BLOCK ? EMU_SCALE_BLOCK : q->wgran == GRAN_TENSOR ? EMU_SCALE_TENSOR : EMU_SCALE_ROW;
+    emu_gemm_desc g = {.M = T, .N = N, .K = K,
+                       .b_type = q->wfmt, .B = s->qw, .ldb = K, .b_scale_kind = wk, .b_scale = s->sw,
+                       .d_type = EMU_F32, .D = out, .ldd = N, .accum = q->accum};
+    if (q->kind == SCHEME_FP8_W) {
+        g.a_type = EMU_F32; g.A = in; g.lda = K; g.a_scale_kind = EMU_SCALE_ONE;
+    } else {
+        g.a_type = q->afmt; g.A = s->qa; g.lda = K; g.a_scale = s->sa;
+        g.a_scale_kind = q->kind == SCHEME_W8A8_STATIC ? EMU_SCALE_TENSOR : q->kind == SCHEME_W8A8_BLOCK ? EMU_SCALE_BLOCK : EMU_SCALE_ROW;
+    }
+    const char *why = emu_gemm_check(&g);
+    if (why) fatal("scheme %s: %s", q->name, why);
+    emu_gemm(&g);
+    B_rows(q, out, (size_t)T * N);
+}
+
+/* FP8 KV cache (vLLM --kv-cache-dtype fp8): the cache stores fp8(x / s) with saturation; attention
+ * loads fp8 · s (fp32), in the activation dtype. s = calibrated absmax / fmax, or 1.0. */
+static void kv_quantize(const Scheme *q, float *x, int n, float s) {
+    for (int i = 0; i < n; i++) {
+        uint8_t code = emu_fp8_encode(x[i] / s, q->kv);
+        x[i] = B(q, emu_fp8_decode(code, q->kv) * s);
+    }
 }
 
 /* RoPE, Hugging Face rotate-half layout, on one head vector at position pos:
@@ -2195,16 +2423,24 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
 
         /* ---- attention: x = B(x + o_proj(attention(rope(q), rope(k), v))) ---- */
         rmsnorm(q, s->xb, x, L->attn_norm, T, dim, c->norm_eps);
-        matmul(q, s->q, s->xb, T, &L->wq);
-        matmul(q, s->k, s->xb, T, &L->wk);
-        matmul(q, s->v, s->xb, T, &L->wv);
+        quantize_act(q, s, s->xb, T, dim, l, SITE_QKV);
+        linear(q, s, s->q, s->xb, T, &L->wq, 1);
+        linear(q, s, s->k, s->xb, T, &L->wk, 1);
+        linear(q, s, s->v, s->xb, T, &L->wv, 1);
         #pragma omp parallel for schedule(static)
         for (int t = 0; t < T; t++) {
             for (int h = 0; h < c->n_heads; h++) rope(q, s->q + (size_t)t * qd + h * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
             for (int h = 0; h < c->n_kv_heads; h++) rope(q, s->k + (size_t)t * kvd + h * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
-            memcpy(kc + (size_t)(pos0 + t) * kvd, s->k + (size_t)t * kvd, kvd * sizeof(float));
-            memcpy(vc + (size_t)(pos0 + t) * kvd, s->v + (size_t)t * kvd, kvd * sizeof(float));
         }
+        if (s->observe) { s->observe(s->observe_ctx, l, SITE_K, s->k, T, kvd); s->observe(s->observe_ctx, l, SITE_V, s->v, T, kvd); }
+        if (q->kv != EMU_F32) { /* FP8 KV cache: what attention reads back is fp8(x / s) · s */
+            float ks = q->scales ? q->scales->k_amax[l] / emu_fmax(q->kv) : 1.0f;
+            float vs = q->scales ? q->scales->v_amax[l] / emu_fmax(q->kv) : 1.0f;
+            kv_quantize(q, s->k, T * kvd, ks);
+            kv_quantize(q, s->v, T * kvd, vs);
+        }
+        memcpy(kc + (size_t)pos0 * kvd, s->k, (size_t)T * kvd * sizeof(float));
+        memcpy(vc + (size_t)pos0 * kvd, s->v, (size_t)T * kvd * sizeof(float));
         /* causal GQA attention: query head h reads kv head h / group. Scores q·k in fp32 (bf16
          * schemes: rounded, scaled by 1/sqrt(hd), rounded again), softmax in fp32 (exp(x - max),
          * times the reciprocal of the sum, as torch's CPU softmax), P·V; the output overwrites q. */
@@ -2240,16 +2476,19 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
                 for (int i = 0; i < hd; i++) qv[i] = B(q, qv[i]);
             }
         }
-        matmul(q, s->xo, s->q, T, &L->wo);
+        quantize_act(q, s, s->q, T, qd, l, SITE_O);
+        linear(q, s, s->xo, s->q, T, &L->wo, 1);
         for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s->xo[i]);
 
         /* ---- MLP: x = B(x + down(B(B(silu(gate(h))) · up(h)))) ---- */
         rmsnorm(q, s->xb, x, L->ffn_norm, T, dim, c->norm_eps);
-        matmul(q, s->hb, s->xb, T, &L->w_gate);
-        matmul(q, s->hb2, s->xb, T, &L->w_up);
+        quantize_act(q, s, s->xb, T, dim, l, SITE_GATEUP);
+        linear(q, s, s->hb, s->xb, T, &L->w_gate, 1);
+        linear(q, s, s->hb2, s->xb, T, &L->w_up, 1);
         #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < (size_t)T * hid; i++) s->hb[i] = B(q, B(q, silu(s->hb[i])) * s->hb2[i]);
-        matmul(q, s->xo, s->hb, T, &L->w_down);
+        quantize_act(q, s, s->hb, T, hid, l, SITE_DOWN);
+        linear(q, s, s->xo, s->hb, T, &L->w_down, 1);
         for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s->xo[i]);
 
         if (s->layer_out) memcpy(s->layer_out[l], x, (size_t)T * dim * sizeof(float));
@@ -2259,7 +2498,12 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
 
     /* final norm and the classifier, for the rows the caller needs */
     rmsnorm(q, s->xb, x, m->final_norm, T, dim, c->norm_eps);
-    if (logits_from < T) matmul(q, s->logits, s->xb + (size_t)logits_from * dim, T - logits_from, &m->lm_head);
+    if (logits_from < T) {
+        const float *h = s->xb + (size_t)logits_from * dim;
+        if (q->quant_lm_head) quantize_act(q, s, h, T - logits_from, dim, -1, SITE_LMHEAD);
+        else if (s->observe) s->observe(s->observe_ctx, -1, SITE_LMHEAD, h, T - logits_from, dim);
+        linear(q, s, s->logits, h, T - logits_from, &m->lm_head, q->quant_lm_head);
+    }
 }
 /* @@END forward@@ */
 
@@ -2276,49 +2520,106 @@ static int cmd_verify(int argc, char **argv) { fatal("'verify' is not built yet"
 /* @@SECTION ppl@@ */
 /* Common options of the commands that run a model. */
 typedef struct {
-    const char *model, *tokenizer, *text_file, *scheme, *protocol, *ids, *prompt, *out;
+    const char *model, *tokenizer, *text_file, *scheme, *protocol, *ids, *prompt, *out, *compare, *json, *scales_file;
     int ctx, chunks, progress, synthetic, n_new, bos, special;
     float temp;
     unsigned long long seed;
+    SchemeOptions so;
+    /* calibrate */
+    int samples, seq;
+    const char *observer;
+    double percentile;
 } Options;
 
 static void options_parse(Options *o, int argc, char **argv, const char *cmd, const char *allowed, const char *usage_text) {
     memset(o, 0, sizeof *o);
-    o->ctx = 0; o->chunks = -1; o->n_new = 64; o->seed = 1;
+    o->chunks = -1; o->n_new = 64; o->seed = 1; o->samples = 128; o->seq = 2048; o->percentile = 99.99;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { printf("usage: llama_fp8 %s %s\n", cmd, usage_text); exit(0); }
-        const char *key = a;
-        char shortk[8];
-        if (a[0] == '-' && a[1] && a[1] != '-' && !a[2]) { snprintf(shortk, sizeof shortk, "%s", a); key = shortk; }
-        /* flags without a value */
-        if (!strcmp(a, "--progress") || !strcmp(a, "--synthetic") || !strcmp(a, "--bos") || !strcmp(a, "--special")) {
-            if (!strstr(allowed, a)) fatal("%s: option %s does not apply (see llama_fp8 %s --help)", cmd, a, cmd);
-            if (!strcmp(a, "--progress")) o->progress = 1;
-            else if (!strcmp(a, "--synthetic")) o->synthetic = 1;
-            else if (!strcmp(a, "--bos")) o->bos = 1;
-            else o->special = 1;
-            continue;
-        }
-        char pat[40];
-        snprintf(pat, sizeof pat, "%s ", key);
+        char pat[48];
+        snprintf(pat, sizeof pat, "%s ", a);
         if (a[0] != '-' || !strstr(allowed, pat)) fatal("%s: unknown option '%s' (see llama_fp8 %s --help)", cmd, a, cmd);
+        /* flags without a value */
+        if (!strcmp(a, "--progress")) { o->progress = 1; continue; }
+        if (!strcmp(a, "--synthetic")) { o->synthetic = 1; continue; }
+        if (!strcmp(a, "--bos")) { o->bos = 1; continue; }
+        if (!strcmp(a, "--special")) { o->special = 1; continue; }
+        if (!strcmp(a, "--quant-lm-head")) { o->so.quant_lm_head = 1; continue; }
         if (i + 1 >= argc) fatal("%s: option %s needs a value", cmd, a);
         const char *v = argv[++i];
-        if (!strcmp(key, "-m")) o->model = v;
-        else if (!strcmp(key, "--tokenizer")) o->tokenizer = v;
-        else if (!strcmp(key, "-f")) o->text_file = v;
-        else if (!strcmp(key, "-q")) o->scheme = v;
-        else if (!strcmp(key, "--protocol")) o->protocol = v;
-        else if (!strcmp(key, "--ids")) o->ids = v;
-        else if (!strcmp(key, "-p")) o->prompt = v;
-        else if (!strcmp(key, "-o")) o->out = v;
-        else if (!strcmp(key, "--ctx")) o->ctx = (int)parse_long_arg(a, v, 2, 1 << 20);
-        else if (!strcmp(key, "--chunks")) o->chunks = (int)parse_long_arg(a, v, 1, INT_MAX);
-        else if (!strcmp(key, "-n")) o->n_new = (int)parse_long_arg(a, v, 0, 1 << 20);
-        else if (!strcmp(key, "--temp")) { o->temp = (float)parse_double_arg(a, v); if (!(o->temp >= 0)) fatal("--temp must be >= 0"); }
-        else if (!strcmp(key, "--seed")) o->seed = (unsigned long long)parse_long_arg(a, v, 0, LONG_MAX);
+        if (!strcmp(a, "-m")) o->model = v;
+        else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
+        else if (!strcmp(a, "-f")) o->text_file = v;
+        else if (!strcmp(a, "-q")) o->scheme = v;
+        else if (!strcmp(a, "--compare")) o->compare = v;
+        else if (!strcmp(a, "--json")) o->json = v;
+        else if (!strcmp(a, "--scales")) o->scales_file = v;
+        else if (!strcmp(a, "--protocol")) o->protocol = v;
+        else if (!strcmp(a, "--ids")) o->ids = v;
+        else if (!strcmp(a, "-p")) o->prompt = v;
+        else if (!strcmp(a, "-o")) o->out = v;
+        else if (!strcmp(a, "--act-format")) o->so.act_format = v;
+        else if (!strcmp(a, "--weight-format")) o->so.weight_format = v;
+        else if (!strcmp(a, "--weight-scale")) o->so.weight_scale = v;
+        else if (!strcmp(a, "--weight-arith")) o->so.weight_arith = v;
+        else if (!strcmp(a, "--kv")) o->so.kv = v;
+        else if (!strcmp(a, "--accum")) o->so.accum = v;
+        else if (!strcmp(a, "--scale-ub")) { o->so.scale_ub = (float)parse_double_arg(a, v); if (!(o->so.scale_ub > 0)) fatal("--scale-ub must be > 0"); }
+        else if (!strcmp(a, "--ctx")) o->ctx = (int)parse_long_arg(a, v, 2, 1 << 20);
+        else if (!strcmp(a, "--chunks")) o->chunks = (int)parse_long_arg(a, v, 1, INT_MAX);
+        else if (!strcmp(a, "-n")) o->n_new = (int)parse_long_arg(a, v, 0, 1 << 20);
+        else if (!strcmp(a, "--temp")) { o->temp = (float)parse_double_arg(a, v); if (!(o->temp >= 0)) fatal("--temp must be >= 0"); }
+        else if (!strcmp(a, "--seed")) o->seed = (unsigned long long)parse_long_arg(a, v, 0, LONG_MAX);
+        else if (!strcmp(a, "--samples")) o->samples = (int)parse_long_arg(a, v, 1, 1 << 20);
+        else if (!strcmp(a, "--seq")) o->seq = (int)parse_long_arg(a, v, 2, 1 << 20);
+        else if (!strcmp(a, "--observer")) o->observer = v;
+        else if (!strcmp(a, "--percentile")) { o->percentile = parse_double_arg(a, v); if (!(o->percentile > 0 && o->percentile <= 100)) fatal("--percentile must be in (0, 100]"); }
     }
+}
+#define SCHEME_OPTS "-q --act-format --weight-format --weight-scale --weight-arith --kv --accum --scale-ub --scales --quant-lm-head "
+#define SCHEME_HELP "  schemes (-q): fp32, bf16, fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8\n" \
+    "  --act-format e4m3|e5m2  --weight-format e4m3|e5m2  --weight-scale channel|tensor (fp8-w)  --weight-arith bf16|fp32\n" \
+    "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head"
+
+/* ---- static scales (written by calibrate) ---- */
+static ScaleSet *scales_load(const char *path, int n_layers) {
+    size_t len;
+    char *text = read_text_file(path, &len);
+    if (!text) fatal("%s: cannot read: %s", path, strerror(errno));
+    json j;
+    if (json_parse(&j, text, len) != 0) fatal("%s: invalid JSON: %s", path, j.err);
+    int fmt = json_get(&j, 0, "format");
+    if (fmt < 0 || !json_streq(&j, fmt, "llama_fp8 scales v1")) fatal("%s: not a llama_fp8 scales file (\"format\": \"llama_fp8 scales v1\")", path);
+    int acts = json_get(&j, 0, "activations"), layers = json_get(&j, acts, "layers"), kv = json_get(&j, 0, "kv");
+    if (layers < 0 || j.t[layers].type != J_ARR || j.t[layers].n != n_layers)
+        fatal("%s: activations.layers must list %d layers (the model's)", path, n_layers);
+    ScaleSet *s = xcalloc(1, sizeof *s);
+    s->n_layers = n_layers;
+    s->act = xcalloc(n_layers, sizeof *s->act);
+    s->k_amax = xcalloc(n_layers, sizeof(float));
+    s->v_amax = xcalloc(n_layers, sizeof(float));
+    s->source = xstrdup(path);
+    double v;
+    for (int l = 0, k = layers + 1; l < n_layers; l++, k = json_next(&j, k))
+        for (int site = 0; site < N_SITES; site++) {
+            if (json_number(&j, json_get(&j, k, site_names[site]), &v) != 0 || !(v > 0) || !isfinite(v))
+                fatal("%s: layer %d: \"%s\" must be a positive number", path, l, site_names[site]);
+            s->act[l][site] = (float)v;
+        }
+    if (json_number(&j, json_get(&j, acts, "lm_head"), &v) == 0 && v > 0 && isfinite(v)) s->lm_head = (float)v;
+    int ks = json_get(&j, kv, "k"), vs = json_get(&j, kv, "v");
+    if (ks < 0 || vs < 0 || j.t[ks].type != J_ARR || j.t[vs].type != J_ARR || j.t[ks].n != n_layers || j.t[vs].n != n_layers)
+        fatal("%s: kv.k and kv.v must list %d layers", path, n_layers);
+    for (int l = 0, a = ks + 1, b = vs + 1; l < n_layers; l++, a = json_next(&j, a), b = json_next(&j, b)) {
+        double x, y;
+        if (json_number(&j, a, &x) != 0 || json_number(&j, b, &y) != 0 || !(x > 0) || !(y > 0) || !isfinite(x) || !isfinite(y))
+            fatal("%s: kv scales of layer %d must be positive numbers", path, l);
+        s->k_amax[l] = (float)x; s->v_amax[l] = (float)y;
+    }
+    json_free(&j);
+    free(text);
+    return s;
 }
 
 static Model *open_model(const Options *o, const char *cmd) {
@@ -2360,7 +2661,8 @@ static double log_prob(const float *logits, int n, int target) {
  * from the synthetic model itself (temperature 1). Scored in chunks of seq_len, its perplexity is
  * the model's own entropy rate — a self-contained smoke test that needs no data. */
 static int synthetic_tokens(const Model *m, int n_seq, int seq_len, int **out) {
-    const Scheme *q = scheme_by_name("fp32");
+    Scheme qs = scheme_by_name("fp32");
+    const Scheme *q = &qs;
     RunState s;
     runstate_init(&s, &m->c, 1, seq_len);
     int *ids = xmalloc((size_t)n_seq * seq_len * sizeof(int)), V = m->c.vocab_size;
@@ -2385,20 +2687,51 @@ static int synthetic_tokens(const Model *m, int n_seq, int seq_len, int **out) {
     return n_seq * seq_len;
 }
 
+/* Per-scheme accumulators of a perplexity run. With --compare, every scheme after the first is
+ * also compared token by token with the first (llama.cpp --kl-divergence definitions). */
+typedef struct {
+    Scheme q;
+    double nll, nll2;                 /* Σ −log p(target), Σ (log p)² */
+    double dn, dn2, bn_dn;            /* paired with the base: Σ d, Σ d², Σ nll_base·d (d = nll − nll_base) */
+    double kld, kld2, dp2, dp, top1;  /* Σ KLD, Σ KLD², Σ Δp², Σ Δp, agreements of the argmax */
+    float *klds;                      /* per-token KLD, for percentiles */
+} PplStat;
+
+static int cmp_float(const void *a, const void *b) { float x = *(const float *)a, y = *(const float *)b; return (x > y) - (x < y); }
+static double percentile_sorted(const float *v, long long n, double p) {
+    double r = p / 100.0 * (double)(n - 1);
+    long long i = (long long)r;
+    return i + 1 < n ? v[i] + (r - i) * (v[i + 1] - v[i]) : v[n - 1];
+}
+
 static int cmd_ppl(int argc, char **argv) {
     Options o;
-    options_parse(&o, argc, argv, "ppl", "-m --tokenizer -f -q --protocol --ctx --chunks --progress --synthetic ",
-                  "-m MODEL -f TEXT [--tokenizer FILE] [-q fp32|bf16] [--protocol gptq|llamacpp] [--ctx N] [--chunks N] [--progress]\n"
+    options_parse(&o, argc, argv, "ppl", "-m --tokenizer -f --protocol --ctx --chunks --progress --synthetic --compare --json " SCHEME_OPTS,
+                  "-m MODEL -f TEXT [--tokenizer FILE] [-q SCHEME | --compare S1,S2,...] [--protocol gptq|llamacpp] [--ctx N] [--chunks N] [--json FILE] [--progress]\n"
                   "       llama_fp8 ppl --synthetic   (a built-in random model scoring text sampled from itself)\n"
                   "  gptq (default): one BOS, non-overlapping chunks of --ctx (default 2048 or the model's maximum), every token scored.\n"
-                  "  llamacpp: llama.cpp's llama-perplexity: ctx 512, BOS overwrites each chunk's first token, second half scored.");
+                  "  llamacpp: llama.cpp's llama-perplexity: ctx 512, BOS overwrites each chunk's first token, second half scored.\n"
+                  "  --compare: every scheme on identical tokens; the first is the base of dPPL, KLD, top-1 agreement, RMS dp.\n" SCHEME_HELP);
     const char *protocol = o.protocol ? o.protocol : "gptq";
     int llamacpp = !strcmp(protocol, "llamacpp");
     if (!llamacpp && strcmp(protocol, "gptq")) fatal("ppl: unknown --protocol '%s' (gptq or llamacpp)", protocol);
-    const Scheme *q = scheme_by_name(o.scheme ? o.scheme : "bf16");
+    if (o.compare && o.scheme) fatal("ppl: give -q SCHEME or --compare LIST, not both");
     if (!o.synthetic && !o.text_file) fatal("ppl: -f TEXT is required");
     Model *m = open_model(&o, "ppl");
     const Config *c = &m->c;
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+
+    /* the schemes */
+    char *list = xstrdup(o.compare ? o.compare : o.scheme ? o.scheme : "bf16");
+    int ns = 0;
+    PplStat *st = NULL;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        st = xrealloc(st, (ns + 1) * sizeof *st);
+        memset(&st[ns], 0, sizeof *st);
+        st[ns++].q = scheme_make(tok, &o.so);
+    }
+    if (!ns) fatal("ppl: --compare needs at least one scheme");
+
     int ctx = o.ctx ? o.ctx : o.synthetic ? 256 : llamacpp ? 512 : 2048;
     const char *ctx_note = o.ctx ? "" : o.synthetic ? " (synthetic default)" : llamacpp ? " (llama.cpp default)" : " (default)";
     if (!o.ctx && ctx > c->max_seq_len) { ctx = c->max_seq_len; ctx_note = " (the model's maximum context)"; }
@@ -2424,54 +2757,136 @@ static int cmd_ppl(int argc, char **argv) {
     if (n_chunks < 1) fatal("ppl: the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", n_tok, ctx);
     if (o.chunks > 0 && o.chunks < n_chunks) n_chunks = o.chunks;
     int first = llamacpp ? ctx / 2 : 0;            /* first logit row scored in each chunk */
-    long long n_scored = (long long)n_chunks * (ctx - 1 - first);
+    int per_chunk = ctx - 1 - first;
+    long long n_scored = (long long)n_chunks * per_chunk;
 
     model_describe(m, stdout);
-    model_prepare(m, q);
 #ifdef _OPENMP
     int threads = omp_get_max_threads();
 #else
     int threads = 1;
 #endif
-    printf("ppl: scheme %s, protocol %s, ctx %d%s, device cpu (%d threads)\n", q->name, protocol, ctx, ctx_note, threads);
+    printf("ppl: protocol %s, ctx %d%s, device cpu (%d threads), scheme%s", protocol, ctx, ctx_note, threads, ns > 1 ? "s" : "");
+    for (int i = 0; i < ns; i++) printf("%s%s", i ? ", " : " ", st[i].q.name);
+    printf("\n");
     if (o.synthetic) printf("text: (sampled) %d tokens\n", n_tok);
     else printf("text: %s, %zu bytes, %d tokens with BOS\n", o.text_file, text_bytes, n_tok);
-    printf("scoring %d chunks x %d tokens = %lld predictions\n", n_chunks, ctx - 1 - first, n_scored);
+    printf("scoring %d chunks x %d tokens = %lld predictions\n", n_chunks, per_chunk, n_scored);
     fflush(stdout);
 
     RunState s;
     runstate_init(&s, c, ctx, ctx);
+    for (int i = 0; i < ns; i++) {
+        runstate_quant_buffers(&s, c, &st[i].q);
+        if (i) st[i].klds = xmalloc(n_scored * sizeof(float));
+    }
+    size_t V = c->vocab_size;
+    float *base = ns > 1 ? xmalloc((size_t)per_chunk * V * sizeof(float)) : NULL;  /* the base scheme's logits of one chunk */
+    double *base_nll = xmalloc(per_chunk * sizeof(double));
     int *chunk = xmalloc(ctx * sizeof(int));
-    double nll = 0, nll2 = 0;
-    long long count = 0;
     int show = o.progress || isatty(2);
     double t0 = now_seconds();
     for (int ch = 0; ch < n_chunks; ch++) {
         memcpy(chunk, ids + (size_t)ch * ctx, ctx * sizeof(int));
         if (llamacpp) chunk[0] = c->bos_id;      /* llama.cpp overwrites each chunk's first token */
-        forward(m, &s, q, chunk, ctx, 0, first);
-        double cn = 0, cn2 = 0;
-        #pragma omp parallel for reduction(+ : cn, cn2) schedule(static)
-        for (int j = first; j < ctx - 1; j++) {
-            double lp = log_prob(s.logits + (size_t)(j - first) * c->vocab_size, c->vocab_size, ids[(size_t)ch * ctx + j + 1]);
-            cn += -lp;
-            cn2 += lp * lp;
+        const int *target = ids + (size_t)ch * ctx + 1;
+        for (int si = 0; si < ns; si++) {
+            PplStat *S = &st[si];
+            forward(model_for_scheme(m, &S->q), &s, &S->q, chunk, ctx, 0, first);
+            double nll = 0, nll2 = 0, dn = 0, dn2 = 0, bn_dn = 0, kld = 0, kld2 = 0, dp = 0, dp2 = 0, top1 = 0;
+            long long off = (long long)ch * per_chunk;
+            #pragma omp parallel for reduction(+ : nll, nll2, dn, dn2, bn_dn, kld, kld2, dp, dp2, top1) schedule(static)
+            for (int j = 0; j < per_chunk; j++) {
+                const float *lq = s.logits + (size_t)j * V;
+                int y = target[first + j];
+                /* log-softmax in double */
+                float mq = lq[0]; int aq = 0;
+                for (size_t i = 1; i < V; i++) if (lq[i] > mq) { mq = lq[i]; aq = (int)i; }
+                double zq = 0;
+                for (size_t i = 0; i < V; i++) zq += exp((double)lq[i] - mq);
+                double lzq = log(zq), lpq = (double)lq[y] - mq - lzq;
+                nll += -lpq; nll2 += lpq * lpq;
+                if (si == 0) { base_nll[j] = -lpq; continue; }
+                const float *lb = base + (size_t)j * V;
+                float mb = lb[0]; int ab = 0;
+                for (size_t i = 1; i < V; i++) if (lb[i] > mb) { mb = lb[i]; ab = (int)i; }
+                double zb = 0;
+                for (size_t i = 0; i < V; i++) zb += exp((double)lb[i] - mb);
+                double lzb = log(zb), k = 0;
+                for (size_t i = 0; i < V; i++) {   /* KLD(base || q) = Σ p_b (log p_b − log p_q) */
+                    double lpb_i = (double)lb[i] - mb - lzb, lpq_i = (double)lq[i] - mq - lzq;
+                    k += exp(lpb_i) * (lpb_i - lpq_i);
+                }
+                double d = -lpq - base_nll[j], dpi = exp(lpq) - exp(-base_nll[j]);
+                dn += d; dn2 += d * d; bn_dn += base_nll[j] * d;
+                kld += k; kld2 += k * k; dp += dpi; dp2 += dpi * dpi; top1 += aq == ab;
+                S->klds[off + j] = (float)k;
+            }
+            S->nll += nll; S->nll2 += nll2; S->dn += dn; S->dn2 += dn2; S->bn_dn += bn_dn;
+            S->kld += kld; S->kld2 += kld2; S->dp += dp; S->dp2 += dp2; S->top1 += top1;
+            if (si == 0 && base) memcpy(base, s.logits, (size_t)per_chunk * V * sizeof(float));
         }
-        nll += cn; nll2 += cn2; count += ctx - 1 - first;
-        double el = now_seconds() - t0, tps = (double)(ch + 1) * ctx / el;
-        if (llamacpp) { printf("[%d]%.4f,", ch + 1, exp(nll / count)); fflush(stdout); }
-        if (show) fprintf(stderr, "\rchunk %d/%d  %.1f tok/s  ETA %.0f s   ", ch + 1, n_chunks, tps, (n_chunks - ch - 1) * (double)ctx / tps);
+        long long count = (long long)(ch + 1) * per_chunk;
+        double el = now_seconds() - t0, tps = (double)(ch + 1) * ctx * ns / el;
+        if (llamacpp && ns == 1) { printf("[%d]%.4f,", ch + 1, exp(st[0].nll / count)); fflush(stdout); }
+        if (show) fprintf(stderr, "\rchunk %d/%d  %.1f tok/s  ETA %.0f s   ", ch + 1, n_chunks, tps, (n_chunks - ch - 1) * (double)ctx * ns / tps);
     }
     double el = now_seconds() - t0;
     if (show) fputc('\n', stderr);
-    if (llamacpp) printf("\n");
-    double mean = nll / count, ppl = exp(mean);
-    double var = nll2 / count - mean * mean;
-    double se = count > 1 && var > 0 ? ppl * sqrt(var / (count - 1)) : 0;
-    if (llamacpp) printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, se);
-    printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored in %d chunks of %d; %.1f tok/s, %.2f s)\n",
-           ppl, se, q->name, count, n_chunks, ctx, (double)n_chunks * ctx / el, el);
-    free(chunk); free(ids);
+    if (llamacpp && ns == 1) printf("\n");
+    long long N = n_scored;
+    /* PPL = exp(mean nll); ± = PPL·sqrt(var(nll)/(N−1)) (llama.cpp). */
+    for (int i = 0; i < ns; i++) {
+        PplStat *S = &st[i];
+        double mean = S->nll / N, var = S->nll2 / N - mean * mean;
+        double ppl = exp(mean), se = N > 1 && var > 0 ? ppl * sqrt(var / (N - 1)) : 0;
+        if (i == 0 && llamacpp) printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, se);
+        if (ns == 1)
+            printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored in %d chunks of %d; %.1f tok/s, %.2f s)\n",
+                   ppl, se, S->q.name, N, n_chunks, ctx, (double)n_chunks * ctx / el, el);
+    }
+    if (ns > 1) {
+        /* ΔPPL = exp(mean nll_q) − exp(mean nll_b), ± from the paired covariance (delta method).
+         * KLD mean ± sd/sqrt(N−1); top-1 agreement p ± sqrt(p(1−p)/(N−1)); RMS Δp ± (delta method). */
+        FILE *js = NULL;
+        atomic_file af;
+        if (o.json) { atomic_open(&af, o.json); js = af.fp; fprintf(js, "{\n  \"model\": \"%s\", \"protocol\": \"%s\", \"ctx\": %d, \"chunks\": %d, \"tokens_scored\": %lld,\n  \"schemes\": [\n", m->path, protocol, ctx, n_chunks, N); }
+        double mb = st[0].nll / N, vb = st[0].nll2 / N - mb * mb, pb = exp(mb);
+        printf("\n%-28s %-20s %-22s %-20s %-10s %-10s %-16s %s\n", "scheme", "PPL", "dPPL vs base", "mean KLD", "KLD p99", "KLD max", "top-1 agree %", "RMS dp %");
+        for (int i = 0; i < ns; i++) {
+            PplStat *S = &st[i];
+            double mq = S->nll / N, vq = S->nll2 / N - mq * mq, pq = exp(mq);
+            double se = N > 1 && vq > 0 ? pq * sqrt(vq / (N - 1)) : 0;
+            if (i == 0) {
+                printf("%-28s %8.4f +/- %-7.4f %-22s %-20s %-10s %-10s %-16s %s\n", S->q.name, pq, se, "(base)", "-", "-", "-", "-", "-");
+                if (js) fprintf(js, "    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f}", S->q.name, pq, se);
+                continue;
+            }
+            /* cov(nll_q, nll_b) = cov(nll_b + d, nll_b) = var_b + cov(nll_b, d) */
+            double md = S->dn / N, cov_bd = S->bn_dn / N - mb * md, cov_qb = vb + cov_bd;
+            double vdiff = (pq * pq * vq + pb * pb * vb - 2 * pq * pb * cov_qb) / (N - 1);
+            double dse = vdiff > 0 ? sqrt(vdiff) : 0;
+            double km = S->kld / N, kv = S->kld2 / N - km * km, kse = kv > 0 ? sqrt(kv / (N - 1)) : 0;
+            double p1 = S->top1 / N, p1se = sqrt(p1 * (1 - p1) / (N - 1));
+            double dpm = S->dp / N, dpv = S->dp2 / N - dpm * dpm, rms = sqrt(S->dp2 / N);
+            double rmsse = rms > 0 && dpv > 0 ? sqrt(dpv / (N - 1)) : 0; /* first-order: sd(Δp)/sqrt(N-1) bounds it when mean Δp ≈ 0 */
+            qsort(S->klds, N, sizeof(float), cmp_float);
+            double k99 = percentile_sorted(S->klds, N, 99.0), kmax = S->klds[N - 1];
+            char b1[40], b2[40], b3[40], b4[40];
+            snprintf(b1, sizeof b1, "%+.4f +/- %.4f", pq - pb, dse);
+            snprintf(b2, sizeof b2, "%.6f +/- %.6f", km, kse);
+            snprintf(b3, sizeof b3, "%.3f +/- %.3f", 100 * p1, 100 * p1se);
+            snprintf(b4, sizeof b4, "%.3f +/- %.3f", 100 * rms, 100 * rmsse);
+            printf("%-28s %8.4f +/- %-7.4f %-22s %-20s %-10.6f %-10.6f %-16s %s\n", S->q.name, pq, se, b1, b2, k99, kmax, b3, b4);
+            if (js) fprintf(js, ",\n    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f, \"dppl\": %.6f, \"dppl_se\": %.6f, \"kld_mean\": %.8f, \"kld_se\": %.8f, "
+                            "\"kld_p99\": %.8f, \"kld_max\": %.8f, \"kld_median\": %.8f, \"top1_agree\": %.6f, \"top1_se\": %.6f, \"rms_dp\": %.8f, \"rms_dp_se\": %.8f}",
+                            S->q.name, pq, se, pq - pb, dse, km, kse, k99, kmax, percentile_sorted(S->klds, N, 50.0), p1, p1se, rms, rmsse);
+        }
+        printf("(%lld tokens scored per scheme in %d chunks of %d; %d schemes in %.2f s, %.1f tok/s)\n", N, n_chunks, ctx, ns, el, (double)n_chunks * ctx * ns / el);
+        if (js) { fprintf(js, "\n  ]\n}\n"); atomic_commit(&af); printf("wrote %s\n", o.json); }
+    }
+    for (int i = 0; i < ns; i++) free(st[i].klds);
+    free(st); free(list); free(base); free(base_nll); free(chunk); free(ids);
     runstate_free(&s);
     model_free(m);
     return 0;
@@ -2496,14 +2911,16 @@ static void write_npy(const char *path, const float *data, int rows, int cols) {
 
 static int cmd_dump(int argc, char **argv) {
     Options o;
-    options_parse(&o, argc, argv, "dump", "-m --tokenizer --ids -p -q -o --synthetic ",
+    options_parse(&o, argc, argv, "dump", "-m --tokenizer --ids -p -o --synthetic " SCHEME_OPTS,
                   "-m MODEL (--ids \"128000,9906,1917\" | -p TEXT) -o DIR [-q fp32|bf16] [--tokenizer FILE]\n"
-                  "  writes DIR/logits.npy (float32 [tokens, vocab]) and DIR/layer_XX.npy (residual stream after layer XX, [tokens, dim])");
+                  "  writes DIR/logits.npy (float32 [tokens, vocab]) and DIR/layer_XX.npy (residual stream after layer XX, [tokens, dim])\n" SCHEME_HELP);
     if (!o.out) fatal("dump: -o DIR is required");
     if (!o.ids == !o.prompt) fatal("dump: give exactly one of --ids and -p");
     Model *m = open_model(&o, "dump");
     const Config *c = &m->c;
-    const Scheme *q = scheme_by_name(o.scheme ? o.scheme : "fp32");
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+    Scheme qs = scheme_make(o.scheme ? o.scheme : "fp32", &o.so);
+    const Scheme *q = &qs;
     int *ids, T;
     if (o.ids) T = parse_ids(o.ids, c->vocab_size, &ids);
     else {
@@ -2513,12 +2930,13 @@ static int cmd_dump(int argc, char **argv) {
     }
     if (T > c->max_seq_len) fatal("dump: %d tokens exceed the model's maximum context %d", T, c->max_seq_len);
     if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("dump: cannot create %s: %s", o.out, strerror(errno));
-    model_prepare(m, q);
+    const Model *mq = model_for_scheme(m, q);
     RunState s;
     runstate_init(&s, c, T, T);
+    runstate_quant_buffers(&s, c, q);
     s.layer_out = xmalloc(c->n_layers * sizeof(float *));
     for (int l = 0; l < c->n_layers; l++) s.layer_out[l] = xmalloc((size_t)T * c->dim * sizeof(float));
-    forward(m, &s, q, ids, T, 0, 0);
+    forward(mq, &s, q, ids, T, 0, 0);
     char path[4096];
     snprintf(path, sizeof path, "%s/logits.npy", o.out);
     write_npy(path, s.logits, T, c->vocab_size);
@@ -2537,12 +2955,14 @@ static int cmd_dump(int argc, char **argv) {
 
 static int cmd_generate(int argc, char **argv) {
     Options o;
-    options_parse(&o, argc, argv, "generate", "-m --tokenizer -p -n -q --temp --seed ",
+    options_parse(&o, argc, argv, "generate", "-m --tokenizer -p -n --temp --seed " SCHEME_OPTS,
                   "-m MODEL [--tokenizer FILE] [-p PROMPT] [-n NEW_TOKENS (64)] [--temp T (0 = greedy)] [--seed S] [-q fp32|bf16]\n"
-                  "  starts from BOS + PROMPT; greedy decoding takes the first maximal logit, as llama2.c does");
+                  "  starts from BOS + PROMPT; greedy decoding takes the first maximal logit, as llama2.c does\n" SCHEME_HELP);
     Model *m = open_model(&o, "generate");
     const Config *c = &m->c;
-    const Scheme *q = scheme_by_name(o.scheme ? o.scheme : "fp32");
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+    Scheme qs = scheme_make(o.scheme ? o.scheme : "fp32", &o.so);
+    const Scheme *q = &qs;
     tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
     int *ids;
     const char *prompt = o.prompt ? o.prompt : "";
@@ -2551,9 +2971,10 @@ static int cmd_generate(int argc, char **argv) {
     if (total > c->max_seq_len) total = c->max_seq_len;
     if (np >= total && o.n_new > 0) fatal("generate: the prompt (%d tokens) fills the model's context %d", np, c->max_seq_len);
     ids = xrealloc(ids, (size_t)(total + 1) * sizeof(int));
-    model_prepare(m, q);
+    const Model *mq = model_for_scheme(m, q);
     RunState s;
     runstate_init(&s, c, np, total);
+    runstate_quant_buffers(&s, c, q);
     /* llama2.c models delimit stories with BOS; Hugging Face models stop at eos_token_id */
     int stop = !strcmp(m->format, "llama2.c") ? c->bos_id : c->eos_id;
     uint64_t rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
@@ -2564,7 +2985,7 @@ static int cmd_generate(int argc, char **argv) {
     }
     double t0 = now_seconds();
     int pos = 0, n_gen = 0;
-    forward(m, &s, q, ids, np, 0, np - 1);
+    forward(mq, &s, q, ids, np, 0, np - 1);
     pos = np;
     while (pos < total) {
         const float *lg = s.logits;
@@ -2588,7 +3009,7 @@ static int cmd_generate(int argc, char **argv) {
         ids[pos] = next;
         n_gen++;
         if (pos + 1 >= total) break;
-        forward(m, &s, q, &ids[pos], 1, pos, 0);
+        forward(mq, &s, q, &ids[pos], 1, pos, 0);
         pos++;
     }
     printf("\n");
@@ -2601,6 +3022,14 @@ static int cmd_generate(int argc, char **argv) {
     return 0;
 }
 /* @@END ppl@@ */
+
+/* ------------------------------------------------------------------------------------------ */
+/* 7b. Calibration and the outlier report                                                     */
+/* ------------------------------------------------------------------------------------------ */
+/* @@SECTION calib@@ */
+static int cmd_calibrate(int argc, char **argv) { fatal("'calibrate' is not built yet"); }
+static int cmd_stats(int argc, char **argv) { fatal("'stats' is not built yet"); }
+/* @@END calib@@ */
 
 /* ------------------------------------------------------------------------------------------ */
 /* 8. Benchmarks                                                                              */
@@ -2622,6 +3051,8 @@ static const struct {
     {"ppl", cmd_ppl, "perplexity of a model on a text file"},
     {"dump", cmd_dump, "write logits and per-layer residuals as .npy files"},
     {"generate", cmd_generate, "greedy / sampled text generation"},
+    {"calibrate", cmd_calibrate, "static activation and KV scales from calibration text (scales.json)"},
+    {"stats", cmd_stats, "outlier report: per-layer absmax, saturation / flush-to-zero, quantization SNR (+ SVG)"},
     {"synth", cmd_synth, "write a random checkpoint with real Llama shapes (llama3.1-8b, ...) for benchmarks"},
     {"verify", cmd_verify, "run the same tokens on GPU and CPU, compare per layer and op (CUDA builds)"},
     {"bench", cmd_bench, "benchmarks (bench gemm)"},
