@@ -15,6 +15,7 @@ Per model NAME (directory tests/models/NAME, written by save_pretrained exactly 
                                    output_hidden_states=True returns L+1 tensors whose last one,
                                    hidden_states[-1], is last_hidden_state, i.e. WITH the final norm
                                    applied; the layer outputs here are the un-normed ones.
+  golden/NAME_fp32_embed.npy       float32 [T, dim]    hidden_states[0] = the embedding rows
   golden/NAME_fp32_final_norm.npy  float32 [T, dim]    hidden_states[-1] = model.norm(layer_{L-1})
   golden/NAME_bf16_logits.npy      float32 [T, vocab]  from_pretrained(dtype=torch.bfloat16) (weights
                                    rounded RNE, RoPE inv_freq kept fp32), logits are bf16 values
@@ -323,6 +324,7 @@ def main():
         save_npy(f"{name}_fp32_logits.npy", lg32)
         for i, t in enumerate(lay32):
             save_npy(f"{name}_fp32_layer_{i:02d}.npy", t)
+        save_npy(f"{name}_fp32_embed.npy", hs32[0])
         save_npy(f"{name}_fp32_final_norm.npy", hs32[-1])
         save_npy(f"{name}_bf16_logits.npy", lgb)
         meta = [
