@@ -44,7 +44,8 @@ typedef enum { FP8_NOSAT, FP8_SATFINITE } fp8_saturation;
 typedef enum {
     FP8_RNE,        /* round to nearest, ties to even (the default everywhere) */
     FP8_RTZ,        /* round toward zero (truncate); finite inputs never overflow */
-    FP8_STOCHASTIC  /* round away from zero with probability = the dropped fraction (32 random bits) */
+    FP8_STOCHASTIC  /* round away from zero iff rnd < the dropped fraction in units of 2^-32 of a
+                       step: probability = that fraction truncated to 32 bits; rnd from the caller */
 } fp8_rounding;
 
 /* ---- Format parameters ------------------------------------------------------------------ */
@@ -106,7 +107,10 @@ FP8_FN uint32_t fp8_round_magnitude(uint64_t m, int e, const fp8_params *p, fp8_
     /* 4. Target exponent. A biased exponent below 1 means the value lies under the smallest
      *    normal: it is written as a subnormal, with exponent field 0 and the spacing of the
      *    smallest binade, 2^(1 - bias - mbits). In both cases we keep the leading 1 and mbits
-     *    fraction bits of m and drop `shift` bits; a subnormal drops (1 - biased) more. */
+     *    fraction bits of m and drop `shift` bits; a subnormal drops (1 - biased) more.
+     *    E8M0 has no subnormals and no zero (code 0 is 2^-127), but ml_dtypes runs it through this
+     *    same step, as if code 0 were zero: values in (2^-127, 2^-126) go to code 1 (2^-126), and
+     *    values up to 2^-127 to code 0. We do the same, so that the two agree on every input. */
     int biased = E + p->bias;
     int shift = 62 - p->mbits + (biased < 1 ? 1 - biased : 0);
 
