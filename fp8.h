@@ -352,6 +352,16 @@ FP8_FN void fp8_encode_row(uint8_t *q, const float *x, int n, float scale, fp8_f
 #undef FP8_ROW_LOOP
 }
 
+/* y[i] = float(q[i]) * scale (dequantization; the product is one fp32 rounding). The fast one
+ * reads the decode table (host only); the _ref twin decodes each code. */
+FP8_FN void fp8_decode_row_ref(float *y, const uint8_t *q, int n, float scale, fp8_format fmt) {
+    for (int i = 0; i < n; i++) y[i] = fp8_to_float(q[i], fmt) * scale;
+}
+static inline void fp8_decode_row(float *y, const uint8_t *q, int n, float scale, fp8_format fmt) {
+    const float *t = fp8_decode_table(fmt);
+    for (int i = 0; i < n; i++) y[i] = t[q[i]] * scale;
+}
+
 /* ---- Names ----------------------------------------------------------------------------------- */
 FP8_FN const char *fp8_format_name(fp8_format fmt) {
     switch (fmt) {
