@@ -4,7 +4,7 @@
  *
  * Every fast kernel X has a portable twin X_ref with the same signature (tests/test_emu*.c compare
  * them). The fast kernels pick AVX-512 code at run time (__builtin_cpu_supports) and fall back to
- * the _ref twin elsewhere. */
+ * the _ref twin elsewhere, or when the environment has LLAMA_FP8_NO_SIMD set. */
 #ifndef EMU_H
 #define EMU_H
 #include <stddef.h>

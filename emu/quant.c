@@ -1,5 +1,6 @@
 /* emu/quant.c — FP8 / INT8 row quantization with the exact conventions of vLLM and
- * compressed-tensors (NUMERICS.md §3; contracts in emu/emu.h). */
+ * compressed-tensors (NUMERICS.md §3; contracts in emu/emu.h). Rows (or blocks) are independent, so
+ * OpenMP over them cannot change a bit. */
 #include <float.h>
 #include <math.h>
 #include "fp8.h"
@@ -27,6 +28,7 @@ static float absmax_row(const float *x, int n) {
 void emu_quant_token(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K,
                      emu_dtype fmt, float scale_ub) {
     float fmax = emu_fmax(fmt), smin = 1.0f / (fmax * 512.0f);
+    #pragma omp parallel for schedule(static)
     for (int m = 0; m < M; m++) {
         const float *xr = x + (size_t)m * ldx;
         float a = absmax_row(xr, K);
@@ -39,12 +41,14 @@ void emu_quant_token(uint8_t *q, size_t ldq, float *scale, const float *x, size_
 
 void emu_quant_tensor(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt, float s) {
     float fmax = emu_fmax(fmt), inv = 1.0f / s;
+    #pragma omp parallel for schedule(static)
     for (int m = 0; m < M; m++)
         for (int k = 0; k < K; k++) q[(size_t)m * ldq + k] = emu_fp8_encode(clampf(x[(size_t)m * ldx + k] * inv, fmax), fmt);
 }
 
 float emu_quant_tensor_dynamic(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt) {
-    float a = 0;
+    float a = 0;                                     /* max is exact and order-free */
+    #pragma omp parallel for schedule(static) reduction(max : a)
     for (int m = 0; m < M; m++) a = fmaxf(a, absmax_row(x + (size_t)m * ldx, K));
     float s = a / emu_fmax(fmt);
     emu_quant_tensor(q, ldq, x, ldx, M, K, fmt, s);
@@ -53,6 +57,7 @@ float emu_quant_tensor_dynamic(uint8_t *q, size_t ldq, const float *x, size_t ld
 
 void emu_quant_channel(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, emu_dtype fmt) {
     float fmax = emu_fmax(fmt);
+    #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *wr = w + (size_t)n * ldw;
         float s = fmaxf(absmax_row(wr, K) / fmax, FLT_EPSILON);
@@ -64,6 +69,7 @@ void emu_quant_channel(uint8_t *q, size_t ldq, float *scale, const float *w, siz
 void emu_quant_group(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int G, emu_dtype fmt) {
     float fmax = emu_fmax(fmt);
     int ng = (K + G - 1) / G;
+    #pragma omp parallel for schedule(static)
     for (int m = 0; m < M; m++)
         for (int g = 0; g < ng; g++) {
             const float *xr = x + (size_t)m * ldx + (size_t)g * G;
@@ -77,6 +83,7 @@ void emu_quant_group(uint8_t *q, size_t ldq, float *scale, const float *x, size_
 void emu_quant_block(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, int BN, int BK, emu_dtype fmt) {
     float fmax = emu_fmax(fmt);
     int nbn = (N + BN - 1) / BN, nbk = (K + BK - 1) / BK;
+    #pragma omp parallel for schedule(static)
     for (int i = 0; i < nbn; i++)
         for (int j = 0; j < nbk; j++) {
             int n0 = i * BN, n1 = n0 + BN < N ? n0 + BN : N, k0 = j * BK, k1 = k0 + BK < K ? k0 + BK : K;
@@ -95,6 +102,7 @@ static int8_t i8_rne(float v) {       /* nearbyintf rounds half to even in the d
 }
 
 void emu_quant_int8_token(int8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K) {
+    #pragma omp parallel for schedule(static)
     for (int m = 0; m < M; m++) {
         const float *xr = x + (size_t)m * ldx;
         float a = absmax_row(xr, K);
@@ -105,6 +113,7 @@ void emu_quant_int8_token(int8_t *q, size_t ldq, float *scale, const float *x, s
 }
 
 void emu_quant_int8_channel(int8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K) {
+    #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *wr = w + (size_t)n * ldw;
         float s = absmax_row(wr, K) / 127.0f;
