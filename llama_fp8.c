@@ -430,8 +430,227 @@ static int json_streq(const json *j, int k, const char *s) {
 /* 3. FP8 teaching command: llama_fp8 fp8                                                     */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION fp8-cli@@ */
+/* `llama_fp8 fp8`: what FP8 does to a number. Everything printed comes from fp8.h. */
+static const char *fp8_cli_long_name(fp8_format fmt) {
+    switch (fmt) {
+    case FP8_E4M3: return "E4M3 (OCP E4M3FN, torch.float8_e4m3fn)";
+    case FP8_E5M2: return "E5M2 (OCP, torch.float8_e5m2)";
+    case FP8_E4M3FNUZ: return "E4M3FNUZ (AMD MI300, torch.float8_e4m3fnuz)";
+    case FP8_E5M2FNUZ: return "E5M2FNUZ (torch.float8_e5m2fnuz)";
+    case FP8_E8M0: return "E8M0 (OCP MX scale, ml_dtypes float8_e8m0fnu)";
+    case FP4_E2M1: return "E2M1 (FP4, OCP MXFP4 element, ml_dtypes float4_e2m1fn)";
+    }
+    return "?";
+}
+
+/* The code as sign|exponent|mantissa bits, e.g. "0|1001|010"; E8M0 has only exponent bits. */
+static void fp8_cli_bits(char *buf, uint8_t v, fp8_format fmt) {
+    fp8_params p = fp8_params_of(fmt);
+    int nbits = (p.sign_bit ? 1 : 0) + p.ebits + p.mbits, k = 0;
+    for (int i = nbits - 1; i >= 0; i--) {
+        buf[k++] = (v >> i) & 1 ? '1' : '0';
+        if ((p.sign_bit && i == nbits - 1) || (i == p.mbits && p.mbits > 0)) buf[k++] = '|';
+    }
+    buf[k] = 0;
+}
+
+/* Prints a value exactly where it is short, and as a power of two where it is one. */
+static void fp8_cli_value(char *buf, size_t n, double v) {
+    int e;
+    if (v != v) { snprintf(buf, n, "NaN"); return; }
+    if (isinf(v)) { snprintf(buf, n, v > 0 ? "inf" : "-inf"); return; }
+    if (v == 0) { snprintf(buf, n, signbit(v) ? "-0" : "0"); return; }
+    double m = frexp(fabs(v), &e);
+    if (m == 0.5 && (e - 1 < -12 || e - 1 > 16)) snprintf(buf, n, "%s2^%d", v < 0 ? "-" : "", e - 1);
+    else snprintf(buf, n, "%.10g", v);
+}
+
+/* Would round-to-nearest take |x| above the largest finite value? (Asks fp8.h's rounding step
+ * directly, before any saturation is applied.) */
+static int fp8_cli_overflows(float x, fp8_format fmt) {
+    uint32_t u = fp8_f32_bits(x), ex = (u >> 23) & 0xFF, frac = u & 0x7FFFFF;
+    if (ex == 0xFF || (ex == 0 && frac == 0)) return 0;
+    fp8_params p = fp8_params_of(fmt);
+    uint64_t m = ex ? (frac | 0x800000) : frac;
+    int e = ex ? (int)ex - 150 : -149;
+    return fp8_round_magnitude(m, e, &p, FP8_RNE, 0) > p.max_code;
+}
+
+/* Is finite x exactly halfway between two neighbouring values of the format? (Then round to
+ * nearest even decides.) The neighbour above the largest finite value is one more step. */
+static int fp8_cli_is_tie(float x, fp8_format fmt) {
+    if (!isfinite(x) || x == 0 || (fmt == FP8_E8M0 && x < 0)) return 0;
+    uint8_t lo = fp8_from_float_rtz(fabsf(x), fmt, FP8_SATFINITE);
+    double a = fp8_to_float(lo, fmt), b;
+    if (fmt == FP8_E8M0) b = 2 * a;
+    else if (lo < fp8_params_of(fmt).max_code) b = fp8_to_float((uint8_t)(lo + 1), fmt);
+    else b = 2 * a - fp8_to_float((uint8_t)(lo - 1), fmt);
+    return (double)fabsf(x) * 2 == a + b;
+}
+
+static fp8_format fp8_cli_format(const char *s) {
+    fp8_format fmt;
+    if (fp8_format_from_name(s, &fmt) != 0)
+        fatal("fp8: unknown format '%s' (expected e4m3, e5m2, e4m3fnuz, e5m2fnuz, e8m0 or e2m1)", s);
+    return fmt;
+}
+
+static void fp8_cli_encode(double x, const fp8_format *fmts, int nfmt, fp8_saturation sat) {
+    float xf = (float)x;
+    printf("  (float32 0x%08x = %.9g)\n", fp8_f32_bits(xf), xf);
+    printf("  %-9s %-5s %-12s %-14s %-12s %-10s %s\n", "format", "code", "s|exp|man", "decoded", "abs error", "rel error", "what happened");
+    for (int i = 0; i < nfmt; i++) {
+        fp8_format fmt = fmts[i];
+        fp8_params p = fp8_params_of(fmt);
+        uint8_t q = fp8_from_float(xf, fmt, sat);
+        float d = fp8_to_float(q, fmt);
+        char bits[16], val[32], ae[24] = "-", re[24] = "-", what[96] = "";
+        fp8_cli_bits(bits, q, fmt);
+        fp8_cli_value(val, sizeof val, d);
+        uint32_t mag = q & ~p.sign_bit & (fmt == FP4_E2M1 ? 0xF : 0xFF);
+        float mx = fp8_max(fmt);
+        if (isfinite(d) && isfinite(x)) {
+            double err = fabs((double)d - x);
+            snprintf(ae, sizeof ae, "%.4g", err);
+            if (x != 0) snprintf(re, sizeof re, "%.3g", err / fabs(x));
+        }
+        if (x != x) snprintf(what, sizeof what, "NaN in, %s out", d != d ? "NaN" : "a number");
+        else if (fmt == FP8_E8M0 && x <= 0) snprintf(what, sizeof what, "E8M0 has no zero and no sign: %s", d != d ? "NaN" : "smallest value");
+        else if (isinf(x)) snprintf(what, sizeof what, "inf in: %s", d != d ? "NaN (no inf in this format)" : isinf(d) ? "inf" : "saturated to max");
+        else if (d != d) snprintf(what, sizeof what, "overflow to NaN (|x| rounds above max %g)", mx);
+        else if (isinf(d)) snprintf(what, sizeof what, "overflow to inf (|x| rounds above max %g)", mx);
+        else if (fp8_cli_overflows(xf, fmt)) snprintf(what, sizeof what, "saturated to %smax (|x| rounds above %g)", d < 0 ? "-" : "", mx);
+        else if (d == 0 && x != 0) snprintf(what, sizeof what, "underflow: flushed to %s0%s", signbit(d) ? "-" : "+",
+                                            fp8_cli_is_tie(xf, fmt) ? " (a tie: to the even code)" : "");
+        else if (d == 0) snprintf(what, sizeof what, "zero%s", signbit(x) && !signbit(d) ? " (no -0 in this format: +0)" : "");
+        else {
+            const char *how = (double)d == x ? "exact" : fabs(d) > fabs(x) ? "rounded away from 0" : "rounded toward 0";
+            int sub = fmt != FP8_E8M0 && mag < (1u << p.mbits);
+            snprintf(what, sizeof what, "%s%s%s", sub ? "subnormal, " : "", how,
+                     fp8_cli_is_tie(xf, fmt) ? (fmt == FP8_E8M0 ? " (a tie: E8M0 rounds ties up)" : " (a tie: to the even code)") : "");
+        }
+        uint8_t qd = fp8_from_double(x, fmt, sat);
+        if (qd != q && !(x != x)) {
+            size_t l = strlen(what);
+            snprintf(what + l, sizeof what - l, "; from the double directly: 0x%02x (double rounding)", qd);
+        }
+        printf("  %-9s 0x%02x  %-12s %-14s %-12s %-10s %s\n", fp8_format_name(fmt), q, bits, val, ae, re, what);
+    }
+}
+
+static void fp8_cli_table(fp8_format fmt) {
+    const float *t = fp8_decode_table(fmt);
+    int n = fmt == FP4_E2M1 ? 16 : 256;
+    printf("%s: %d codes\n", fp8_cli_long_name(fmt), n);
+    printf("%-5s %-12s %s\n", "code", "s|exp|man", "value");
+    for (int v = 0; v < n; v++) {
+        char bits[16], val[32];
+        fp8_cli_bits(bits, (uint8_t)v, fmt);
+        fp8_cli_value(val, sizeof val, t[v]);
+        printf("0x%02x  %-12s %s\n", v, bits, val);
+    }
+}
+
+static void fp8_cli_info(fp8_format fmt) {
+    fp8_params p = fp8_params_of(fmt);
+    const float *t = fp8_decode_table(fmt);
+    int n = fmt == FP4_E2M1 ? 16 : 256, finite = 0, nan = 0, inf = 0;
+    for (int v = 0; v < n; v++) {
+        if (t[v] != t[v]) nan++;
+        else if (isinf(t[v])) inf++;
+        else finite++;
+    }
+    double mx = fp8_max(fmt);
+    double min_normal = fmt == FP8_E8M0 ? ldexp(1, -127) : t[1u << p.mbits];
+    double min_sub = fmt == FP8_E8M0 ? 0 : t[1];
+    char a[32];
+    printf("%s\n", fp8_cli_long_name(fmt));
+    printf("  bits            %s%d exponent, %d mantissa (%d bits)\n", p.sign_bit ? "1 sign, " : "no sign, ", p.ebits, p.mbits,
+           (p.sign_bit ? 1 : 0) + p.ebits + p.mbits);
+    printf("  bias            %d\n", p.bias);
+    fp8_cli_value(a, sizeof a, mx);
+    printf("  max finite      %s (0x%02x)\n", a, p.max_code);
+    printf("  min normal      %.10g = 2^%d (0x%02x)\n", min_normal, ilogb(min_normal), fmt == FP8_E8M0 ? 0 : 1u << p.mbits);
+    if (min_sub > 0) printf("  min subnormal   %.10g = 2^%d (0x01)\n", min_sub, ilogb(min_sub));
+    else printf("  min subnormal   none (no subnormals)\n");
+    printf("  finite values   %d of %d codes%s\n", finite, n,
+           fmt == FP8_E8M0 ? " (powers of two 2^-127 .. 2^127; no zero)" : p.neg_zero ? " (+0 and -0 both counted)" : " (one zero: no -0)");
+    printf("  ulp at 1        %g = 2^%d (the relative step shrinks from 2^%d to 2^%d across a binade)\n",
+           ldexp(1, -p.mbits), -p.mbits, -p.mbits, -p.mbits - 1);
+    double lo = min_sub > 0 ? min_sub : min_normal;
+    printf("  dynamic range   %.2f binades (log2(max / min %s)), %.2f normal (log2(max / min normal))\n",
+           log2(mx / lo), min_sub > 0 ? "subnormal" : "value", log2(mx / min_normal));
+    printf("  inf             %s\n", inf ? (fmt == FP8_E5M2 ? "0x7c, 0xfc" : "?") : "none");
+    printf("  NaN             %s (%d code%s)\n",
+           fmt == FP8_E4M3 ? "0x7f, 0xff (S.1111.111)" : fmt == FP8_E5M2 ? "0x7d-0x7f, 0xfd-0xff (S.11111.{01,10,11})"
+           : fmt == FP8_E8M0 ? "0xff" : fmt == FP4_E2M1 ? "none (ml_dtypes casts NaN to 0x8 = -0)" : "0x80 (the code -0 would have)", nan, nan == 1 ? "" : "s");
+    printf("  overflow        satfinite: %smax; nosat: %s\n", p.sign_bit ? "±" : "",
+           fmt == FP8_E5M2 ? "±inf" : fmt == FP4_E2M1 ? "±max too (no inf or NaN to go to)" : "NaN");
+}
+
+static void fp8_cli_usage(FILE *fp) {
+    fprintf(fp,
+            "usage: llama_fp8 fp8 [--format F[,F...]] [--sat satfinite|nosat] VALUE...\n"
+            "       llama_fp8 fp8 --table F\n"
+            "       llama_fp8 fp8 --info F\n"
+            "Encodes each VALUE (read as a double, rounded to float32 like a tensor element, then\n"
+            "converted with fp8_from_float: round to nearest even) and prints the code, its bits, the\n"
+            "decoded value, the errors and what happened (saturated, overflow, subnormal, flushed).\n"
+            "  --format F   e4m3, e5m2, e4m3fnuz, e5m2fnuz, e8m0, e2m1, or a comma list (default: all)\n"
+            "  --sat S      satfinite (default; CUDA __NV_SATFINITE: overflow -> ±max) or nosat\n"
+            "               (CUDA __NV_NOSAT, torch/ml_dtypes casts: overflow -> NaN, or inf in e5m2)\n"
+            "  --table F    all codes of format F and their values\n"
+            "  --info F     bias, max, min normal, min subnormal, number of finite values, ulp at 1, range\n");
+}
+
 static int cmd_fp8(int argc, char **argv) {
-    fatal("'fp8' is not built yet");
+    fp8_format fmts[FP8_NUM_FORMATS] = {FP8_E4M3, FP8_E5M2, FP8_E4M3FNUZ, FP8_E5M2FNUZ, FP8_E8M0, FP4_E2M1};
+    int nfmt = FP8_NUM_FORMATS, nvalues = 0;
+    fp8_saturation sat = FP8_SATFINITE;
+    const char *table = NULL, *info = NULL;
+    double *values = xmalloc(sizeof(double) * (size_t)(argc > 0 ? argc : 1));
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fp8_cli_usage(stdout); free(values); return 0; }
+        if (a[0] == '-' && a[1] == '-') {
+            if (i + 1 >= argc) fatal("fp8: option %s needs a value (llama_fp8 fp8 --help)", a);
+            const char *v = argv[++i];
+            if (!strcmp(a, "--format")) {
+                char buf[256];
+                snprintf(buf, sizeof buf, "%s", v);
+                nfmt = 0;
+                for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+                    if (nfmt == FP8_NUM_FORMATS) fatal("fp8: --format: too many formats in '%s'", v);
+                    fmts[nfmt++] = fp8_cli_format(tok);
+                }
+                if (nfmt == 0) fatal("fp8: --format: no format given");
+            } else if (!strcmp(a, "--sat")) {
+                if (!strcmp(v, "satfinite")) sat = FP8_SATFINITE;
+                else if (!strcmp(v, "nosat")) sat = FP8_NOSAT;
+                else fatal("fp8: --sat: expected satfinite or nosat, got '%s'", v);
+            } else if (!strcmp(a, "--table")) table = v;
+            else if (!strcmp(a, "--info")) info = v;
+            else fatal("fp8: unknown option '%s' (llama_fp8 fp8 --help)", a);
+        } else {
+            char *end;
+            errno = 0;
+            double x = strtod(a, &end);
+            if (end == a || *end) fatal("fp8: '%s' is not a number", a);
+            values[nvalues++] = x;
+        }
+    }
+    if (table) fp8_cli_table(fp8_cli_format(table));
+    if (info) fp8_cli_info(fp8_cli_format(info));
+    if (!table && !info && nvalues == 0) { fp8_cli_usage(stderr); free(values); return 2; }
+    if (nvalues) printf("rounding: nearest even; saturation: %s\n", sat == FP8_SATFINITE ? "satfinite" : "nosat");
+    for (int i = 0; i < nvalues; i++) {
+        char buf[32];
+        fp8_cli_value(buf, sizeof buf, values[i]);
+        printf("\n%s", buf);
+        fp8_cli_encode(values[i], fmts, nfmt, sat);
+    }
+    free(values);
+    return 0;
 }
 /* @@END fp8-cli@@ */
 
@@ -462,9 +681,23 @@ typedef struct {
  * nn.Linear layout), data pointing into the read-only mapping (or owned when converted at load). */
 typedef struct {
     const void *data;
-    emu_dtype dtype;    /* EMU_F32, EMU_BF16 or EMU_F16 */
+    emu_dtype dtype;    /* EMU_F32, EMU_BF16 or EMU_F16; EMU_E4M3 / EMU_E5M2 in a quantized checkpoint */
     int rows, cols;
+    const float *scale; /* quantized checkpoints: weight_scale, (rows) per channel, (1) per tensor, or
+                           (ceil(rows/128), ceil(cols/128)) per block, converted to fp32; else NULL */
+    int scale_gran;     /* 0 channel, 1 tensor, 2 block (GRAN_* below) */
 } Tensor;
+
+/* What a quantized checkpoint (compressed-tensors "float-quantized", or AutoFP8 "fp8") says about
+ * how it is to be run, read from config.json's quantization_config. */
+typedef struct {
+    int present;         /* the Linears are stored quantized */
+    char method[32];     /* "compressed-tensors" or "fp8" */
+    int act;             /* activations: 0 dynamic per token, 1 static per tensor, 2 dynamic per tensor,
+                            3 dynamic 1x128 groups, -1 not quantized (weight-only) */
+    int lm_head;         /* lm_head quantized too (not in "ignore") */
+    int kv;              /* k_scale / v_scale present (FP8 KV cache) */
+} CkptQuant;
 
 typedef struct {
     float *attn_norm;   /* (dim) input_layernorm, converted to fp32 at load */
@@ -473,22 +706,28 @@ typedef struct {
     Tensor wv;          /* (n_kv_heads * head_dim, dim) v_proj */
     Tensor wo;          /* (dim, n_heads * head_dim)    o_proj */
     float *ffn_norm;    /* (dim) post_attention_layernorm */
+    float in_scale[4];  /* quantized checkpoints with static activations: input_scale of the q/k/v
+                           (the largest of the three, as vLLM fuses them), o, gate/up, down inputs */
+    float k_scale, v_scale; /* FP8 KV cache scales of a checkpoint (0 = none) */
     Tensor w_gate;      /* (hidden_dim, dim) gate_proj (llama2.c w1) */
     Tensor w_up;        /* (hidden_dim, dim) up_proj   (llama2.c w3) */
     Tensor w_down;      /* (dim, hidden_dim) down_proj (llama2.c w2) */
 } Layer;
 
-typedef struct {
+typedef struct Model {
     Config c;
     Tensor tok_embeddings; /* (vocab, dim) embed_tokens */
     Layer *layers;         /* (n_layers) */
     float *final_norm;     /* (dim) model.norm */
     Tensor lm_head;        /* (vocab, dim); the embedding matrix when tied */
     float *inv_freq;       /* (head_dim / 2) RoPE inverse frequencies, llama3-scaled when configured */
+    CkptQuant quant;       /* set when the checkpoint is FP8-quantized */
+    float lm_head_in_scale; /* static input_scale of a quantized lm_head */
     char *path;            /* where it was loaded from ("(synthetic)" for the built-in model) */
     const char *format;    /* "hf-safetensors", "llama2.c", "synthetic" */
     mfile *files; int n_files;   /* the mappings the tensors point into */
     void **owned; int n_owned;   /* buffers the model owns (converted / permuted tensors) */
+    struct Model *bf16_view;     /* the model with bf16-rounded weights (bf16-based schemes), made once */
 } Model;
 
 static size_t dtype_size(emu_dtype t) { return t == EMU_F32 ? 4 : 2; }
@@ -571,7 +810,55 @@ static int cfg_bool(const json *j, int obj, const char *key, int dflt, const cha
     return j->t[k].type == J_TRUE;
 }
 
-static void load_hf_config(Config *c, const char *dir) {
+static int json_list_has(const json *j, int arr, const char *s) {
+    if (arr < 0 || j->t[arr].type != J_ARR) return 0;
+    for (int i = 0, k = arr + 1; i < j->t[arr].n; i++, k = json_next(j, k)) if (json_streq(j, k, s)) return 1;
+    return 0;
+}
+/* quantization_config of an FP8 checkpoint: compressed-tensors (llm-compressor) or AutoFP8 "fp8". */
+static void load_quant_config(CkptQuant *cq, const json *j, int qc, const char *path) {
+    memset(cq, 0, sizeof *cq);
+    if (qc < 0 || j->t[qc].type == J_NULL) return;
+    if (j->t[qc].type != J_OBJ) fatal("%s: quantization_config must be an object", path);
+    int qm = json_get(j, qc, "quant_method");
+    cq->present = 1;
+    cq->lm_head = 0;
+    if (json_streq(j, qm, "compressed-tensors")) {
+        snprintf(cq->method, sizeof cq->method, "compressed-tensors");
+        int f = json_get(j, qc, "format");
+        if (f >= 0 && !json_streq(j, f, "float-quantized") && !json_streq(j, f, "naive-quantized"))
+            fatal("%s: compressed-tensors format is not \"float-quantized\" (only FP8 checkpoints are supported)", path);
+        int groups = json_get(j, qc, "config_groups");
+        if (groups < 0 || j->t[groups].type != J_OBJ || j->t[groups].n != 1)
+            fatal("%s: quantization_config.config_groups must hold exactly one group", path);
+        int g = groups + 2; /* the first group's value */
+        int w = json_get(j, g, "weights"), a = json_get(j, g, "input_activations");
+        long long bits;
+        if (w < 0 || json_integer(j, json_get(j, w, "num_bits"), 8, 8, &bits) != 0 || !json_streq(j, json_get(j, w, "type"), "float"))
+            fatal("%s: only 8-bit float weights are supported (weights.num_bits 8, type float)", path);
+        if (a < 0 || j->t[a].type == J_NULL) cq->act = -1;
+        else {
+            int strat = json_get(j, a, "strategy"), dyn = json_get(j, a, "dynamic");
+            if (json_streq(j, strat, "token")) cq->act = 0;
+            else if (json_streq(j, strat, "tensor")) cq->act = dyn >= 0 && j->t[dyn].type == J_TRUE ? 2 : 1;
+            else if (json_streq(j, strat, "group")) cq->act = 3;
+            else fatal("%s: unsupported input_activations.strategy (token, tensor or group)", path);
+        }
+        cq->lm_head = !json_list_has(j, json_get(j, qc, "ignore"), "lm_head");
+        int kv = json_get(j, qc, "kv_cache_scheme");
+        cq->kv = kv >= 0 && j->t[kv].type == J_OBJ;
+    } else if (json_streq(j, qm, "fp8")) {
+        snprintf(cq->method, sizeof cq->method, "fp8");
+        int as = json_get(j, qc, "activation_scheme");
+        cq->act = json_streq(j, as, "static") ? 1 : 2;
+        int ig = json_get(j, qc, "ignored_layers");
+        cq->lm_head = ig >= 0 && !json_list_has(j, ig, "lm_head");
+    } else {
+        fatal("%s: unsupported quantization_config.quant_method (compressed-tensors and fp8 are supported)", path);
+    }
+}
+
+static void load_hf_config(Config *c, CkptQuant *cq, const char *dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     size_t len;
@@ -628,6 +915,7 @@ static void load_hf_config(Config *c, const char *dir) {
     if (e >= 0 && json_integer(&j, e, 0, INT_MAX, &v) == 0) c->eos_id = (int)v;
     if (c->n_heads % c->n_kv_heads) fatal("%s: num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", path, c->n_heads, c->n_kv_heads);
     if (c->head_dim % 2) fatal("%s: head_dim (%d) must be even for RoPE", path, c->head_dim);
+    load_quant_config(cq, &j, json_get(&j, 0, "quantization_config"), path);
     json_free(&j);
     free(text);
 }
@@ -759,13 +1047,52 @@ static Tensor st_tensor2d(const st_set *s, const char *dir, const char *name, in
     return (Tensor){t->data, t->dtype, rows, cols ? cols : 1};
 }
 
+/* A scalar or small vector tensor as fp32 (scales). Returns its element count, or -1 if absent. */
+static int st_small_f32(Model *m, const st_set *s, const char *name, float **out) {
+    const char *path;
+    const st_tensor *t = st_find(s, name, &path);
+    if (!t) return -1;
+    if (t->dtype != EMU_F32 && t->dtype != EMU_BF16 && t->dtype != EMU_F16) fatal("%s: tensor '%s' must be F32, BF16 or F16", path, name);
+    size_t n = t->nbytes / dtype_size(t->dtype);
+    float *v = model_own(m, (n ? n : 1) * sizeof(float));
+    Tensor tt = {t->data, t->dtype, 1, (int)n, NULL, 0};
+    for (size_t i = 0; i < n; i++) {
+        v[i] = tensor_get(&tt, i);
+        if (!(v[i] > 0) || !isfinite(v[i])) fatal("%s: tensor '%s' holds a non-positive or non-finite scale (%g at %zu)", path, name, v[i], i);
+    }
+    *out = v;
+    return (int)n;
+}
+/* A Linear's weight: as stored (BF16/F16/F32), or FP8 with its weight_scale in a quantized checkpoint. */
+static Tensor st_linear(Model *m, const st_set *s, const char *dir, const char *base, int rows, int cols) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", base);
+    const char *path;
+    const st_tensor *t = st_find(s, name, &path);
+    if (!t || !m->quant.present || (t->dtype != EMU_E4M3 && t->dtype != EMU_E5M2)) return st_tensor2d(s, dir, name, rows, cols);
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        fatal("%s: tensor '%s' does not have the shape [%d, %d] config.json implies", path, name, rows, cols);
+    Tensor w = {t->data, t->dtype, rows, cols, NULL, 0};
+    float *sc;
+    snprintf(name, sizeof name, "%s.weight_scale", base);
+    int n = st_small_f32(m, s, name, &sc);
+    int nb = ((rows + 127) / 128) * ((cols + 127) / 128);
+    if (n < 0) fatal("%s: FP8 weight '%s.weight' has no weight_scale", dir, base);
+    if (n == 1) w.scale_gran = 1;
+    else if (n == rows) w.scale_gran = 0;
+    else if (n == nb) w.scale_gran = 2;
+    else fatal("%s: '%s' has %d elements: expected 1 (tensor), %d (channel) or %d (128x128 blocks)", dir, name, n, rows, nb);
+    w.scale = sc;
+    return w;
+}
+
 static int safe_shard_name(const char *s) {
     return s[0] && s[0] != '/' && !strstr(s, "..") && strlen(s) < 1024;
 }
 
 static void load_hf(Model *m, const char *dir) {
     Config *c = &m->c;
-    load_hf_config(c, dir);
+    load_hf_config(c, &m->quant, dir);
     char path[4096];
     st_set s = {0};
     /* The shard list: model.safetensors.index.json's weight_map, or a single model.safetensors. */
@@ -818,7 +1145,7 @@ static void load_hf(Model *m, const char *dir) {
     m->layers = xcalloc(c->n_layers, sizeof(Layer));
     for (int l = 0; l < c->n_layers; l++) {
         Layer *L = &m->layers[l];
-#define W(field, suffix, r, cc) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), L->field = st_tensor2d(&s, dir, name, r, cc))
+#define W(field, suffix, r, cc) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), L->field = st_linear(m, &s, dir, name, r, cc))
         Tensor an, fn;
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
         an = st_tensor2d(&s, dir, name, c->dim, 0);
@@ -826,21 +1153,41 @@ static void load_hf(Model *m, const char *dir) {
         fn = st_tensor2d(&s, dir, name, c->dim, 0);
         L->attn_norm = tensor_to_f32(m, &an);
         L->ffn_norm = tensor_to_f32(m, &fn);
-        W(wq, "self_attn.q_proj.weight", qd, c->dim);
-        W(wk, "self_attn.k_proj.weight", kv, c->dim);
-        W(wv, "self_attn.v_proj.weight", kv, c->dim);
-        W(wo, "self_attn.o_proj.weight", c->dim, qd);
-        W(w_gate, "mlp.gate_proj.weight", c->hidden_dim, c->dim);
-        W(w_up, "mlp.up_proj.weight", c->hidden_dim, c->dim);
-        W(w_down, "mlp.down_proj.weight", c->dim, c->hidden_dim);
+        W(wq, "self_attn.q_proj", qd, c->dim);
+        W(wk, "self_attn.k_proj", kv, c->dim);
+        W(wv, "self_attn.v_proj", kv, c->dim);
+        W(wo, "self_attn.o_proj", c->dim, qd);
+        W(w_gate, "mlp.gate_proj", c->hidden_dim, c->dim);
+        W(w_up, "mlp.up_proj", c->hidden_dim, c->dim);
+        W(w_down, "mlp.down_proj", c->dim, c->hidden_dim);
 #undef W
+        if (m->quant.present) { /* static input scales (q/k/v fused as in vLLM: the largest) and KV scales */
+            static const char *const site_lin[4][3] = {{"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, {"self_attn.o_proj"},
+                                                       {"mlp.gate_proj", "mlp.up_proj"}, {"mlp.down_proj"}};
+            for (int site = 0; site < 4; site++)
+                for (int i = 0; i < 3 && site_lin[site][i]; i++) {
+                    float *v;
+                    snprintf(name, sizeof name, "model.layers.%d.%s.input_scale", l, site_lin[site][i]);
+                    if (st_small_f32(m, &s, name, &v) >= 1) L->in_scale[site] = fmaxf(L->in_scale[site], v[0]);
+                }
+            if (m->quant.act == 1 && !(L->in_scale[0] > 0 && L->in_scale[1] > 0 && L->in_scale[2] > 0 && L->in_scale[3] > 0))
+                fatal("%s: static activation scheme but layer %d lacks input_scale tensors", dir, l);
+            float *v;
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.k_scale", l);
+            if (st_small_f32(m, &s, name, &v) >= 1) L->k_scale = v[0];
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.v_scale", l);
+            if (st_small_f32(m, &s, name, &v) >= 1) L->v_scale = v[0];
+            if (m->quant.kv && !(L->k_scale > 0 && L->v_scale > 0)) fatal("%s: kv_cache_scheme set but layer %d lacks k_scale / v_scale", dir, l);
+        }
     }
     Tensor fnorm = st_tensor2d(&s, dir, "model.norm.weight", c->dim, 0);
     m->final_norm = tensor_to_f32(m, &fnorm);
     if (c->tied_embeddings) {
         m->lm_head = m->tok_embeddings;
     } else if (st_find(&s, "lm_head.weight", NULL)) {
-        m->lm_head = st_tensor2d(&s, dir, "lm_head.weight", c->vocab_size, c->dim);
+        m->lm_head = st_linear(m, &s, dir, "lm_head", c->vocab_size, c->dim);
+        float *v;
+        if (m->lm_head.scale && st_small_f32(m, &s, "lm_head.input_scale", &v) >= 1) m->lm_head_in_scale = v[0];
     } else {
         fatal("%s: no lm_head.weight and tie_word_embeddings is false", dir);
     }
@@ -1041,6 +1388,25 @@ static void model_describe(const Model *m, FILE *fp) {
             m->path, m->format, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len,
             c->rope_theta, c->rope_llama3 ? " llama3-scaled" : "", c->tied_embeddings ? "tied" : "untied", dtype_name(m->layers[0].wq.dtype));
 }
+/* config.json for a Llama model, as transformers writes it; extra (a JSON member list) is appended. */
+static void write_hf_config(const char *path, const Config *c, const char *extra) {
+    atomic_file a;
+    atomic_open(&a, path);
+    fprintf(a.fp, "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n  \"attention_bias\": false,\n  \"mlp_bias\": false,\n"
+            "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n"
+            "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n"
+            "  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %g,\n  \"rope_theta\": %.1f,\n",
+            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len, c->norm_eps, c->rope_theta);
+    if (c->rope_llama3)
+        fprintf(a.fp, "  \"rope_scaling\": {\"factor\": %.1f, \"low_freq_factor\": %.1f, \"high_freq_factor\": %.1f, \"original_max_position_embeddings\": %d, \"rope_type\": \"llama3\"},\n",
+                c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor, c->rope_orig_max_pos);
+    else
+        fprintf(a.fp, "  \"rope_scaling\": null,\n");
+    fprintf(a.fp, "  \"tie_word_embeddings\": %s,\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"torch_dtype\": \"bfloat16\"%s%s\n}\n",
+            c->tied_embeddings ? "true" : "false", c->bos_id, c->eos_id, extra ? ",\n" : "", extra ? extra : "");
+    atomic_commit(&a);
+}
+
 /* ---- llama_fp8 synth: a checkpoint with real Llama shapes and tensor names, random weights ---- */
 /* For benchmarks and loader tests at full size without downloading anything: writes config.json,
  * sharded model-0000i-of-0000n.safetensors and model.safetensors.index.json exactly as Hugging Face
@@ -1160,16 +1526,7 @@ static int cmd_synth(int argc, char **argv) {
     fprintf(a.fp, "  }\n}\n");
     atomic_commit(&a);
     snprintf(path, sizeof path, "%s/config.json", out);
-    atomic_open(&a, path);
-    fprintf(a.fp, "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n  \"attention_bias\": false,\n  \"mlp_bias\": false,\n"
-            "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n"
-            "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n"
-            "  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %g,\n  \"rope_theta\": %.1f,\n"
-            "  \"rope_scaling\": {\"factor\": %.1f, \"low_freq_factor\": %.1f, \"high_freq_factor\": %.1f, \"original_max_position_embeddings\": %d, \"rope_type\": \"llama3\"},\n"
-            "  \"tie_word_embeddings\": %s,\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"torch_dtype\": \"bfloat16\"\n}\n",
-            c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.vocab_size, c.max_seq_len, c.norm_eps, c.rope_theta,
-            c.rope_factor, c.rope_low_freq_factor, c.rope_high_freq_factor, c.rope_orig_max_pos, c.tied_embeddings ? "true" : "false", c.bos_id, c.eos_id);
-    atomic_commit(&a);
+    write_hf_config(path, &c, NULL);
     printf("synth: %s, %s-shaped, %d layers, %d tensors, %.2f GB in %d shards, %.1f s\n", out, shape, c.n_layers, n, total / 1e9, shards, now_seconds() - t0);
     free(e); free(shard_of);
     return 0;
@@ -1209,9 +1566,11 @@ struct tokenizer {
     int ignore_merges;    /* BPE: a piece that is itself a token is emitted whole (tiktoken; HF ignore_merges) */
     int *special;         /* (n_special) ids of special tokens, parsed in text only on request */
     uint8_t *is_special;  /* (n_vocab) 1 for those: never the result of a merge or a piece lookup */
+    uint8_t special_first[256]; /* 1 for a byte that starts some special token (fast scan) */
     int n_special;
     int bos, eos;         /* -1 when the vocabulary has none */
-    int space_id;         /* llama2.c: the " " token prepended as dummy prefix, -1 if absent */
+    int space_id;         /* llama2.c: the " " token prepended as dummy prefix (required at load) */
+    uint8_t all_bytes[256]; /* all_bytes[b] == b: what a llama2.c <0xXX> token decodes to */
 };
 
 /* ---- Unicode: UTF-8 decoding and the three character classes of the pre-tokenizer regex ---- */
@@ -1359,7 +1718,10 @@ static void tok_build_map(tokenizer *t) {
     memset(t->map, 0xFF, cap * sizeof(int));
     t->map_mask = cap - 1;
     t->is_special = xcalloc((size_t)t->n_vocab, 1);
-    for (int k = 0; k < t->n_special; k++) t->is_special[t->special[k]] = 1;
+    for (int k = 0; k < t->n_special; k++) {
+        t->is_special[t->special[k]] = 1;
+        if (tok_len(t, t->special[k])) t->special_first[*tok_bytes(t, t->special[k])] = 1;
+    }
     for (int pass = 0; pass < 2; pass++)
     for (int id = 0; id < t->n_vocab; id++) {
         size_t n = tok_len(t, id);
@@ -1404,6 +1766,7 @@ static tokenizer *tok_new(int kind, int n_vocab, size_t arena_bytes) {
     t->arena = xmalloc(arena_bytes);
     t->off = xcalloc((size_t)n_vocab + 1, sizeof(size_t));
     t->bos = t->eos = t->space_id = -1;
+    for (int b = 0; b < 256; b++) t->all_bytes[b] = (uint8_t)b;
     return t;
 }
 void tokenizer_free(tokenizer *t) {
@@ -1412,8 +1775,8 @@ void tokenizer_free(tokenizer *t) {
     free(t->pair_key); free(t->pair_rank); free(t->pair_id); free(t->special); free(t->is_special);
     free(t);
 }
-/* Shared by both BPE loaders once ids, bytes and (for tokenizer.json) merges are in: every byte
- * must be a token, and special tokens must not be empty. Returns 0 or -1 with err. */
+/* Shared by both BPE loaders once ids and bytes are in: every byte must be an ordinary token,
+ * since a piece starts as one symbol per byte. Returns 0 or -1 with err. */
 static int bpe_finish(tokenizer *t, char *err, size_t errlen) {
     for (int b = 0; b < 256; b++) {
         uint8_t c = (uint8_t)b;
@@ -1740,7 +2103,11 @@ static tokenizer *llama2c_tok_load(const mfile *f, char *err, size_t errlen) {
     t->off[n] = o;
     tok_build_map(t);
     t->bos = 1; t->eos = 2;
-    t->space_id = tok_lookup(t, " ", 1);
+    if ((t->space_id = tok_lookup(t, " ", 1)) < 0) {
+        snprintf(err, errlen, "no \" \" token (run.c's encode() prepends one as a dummy prefix)");
+        tokenizer_free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -1774,12 +2141,17 @@ static tokenizer *tokenizer_try_load(const char *path, char *err, size_t errlen)
     mfile_close(&f);
     return t;
 }
+/* path: Meta tiktoken `tokenizer.model`, Hugging Face `tokenizer.json`, llama2.c `tokenizer.bin`
+ * (format detected from content), or a directory (HF model dir: tokenizer.json, else
+ * original/tokenizer.model, else tokenizer.model). fatal() with a one-line message on any error. */
 tokenizer *tokenizer_load(const char *path) {
     char err[600];
     tokenizer *t = tokenizer_try_load(path, err, sizeof err);
     if (!t) fatal("%s", err);
     return t;
 }
+/* Tokenizer beside a model: an HF directory -> tokenizer_load(dir); a llama2.c `X.bin` ->
+ * `tokenizer.bin` in the same directory. fatal() naming what was looked for if none. */
 tokenizer *tokenizer_for_model(const char *model_path) {
     if (is_directory(model_path)) return tokenizer_load(model_path);
     const char *slash = strrchr(model_path, '/');
@@ -1792,8 +2164,8 @@ tokenizer *tokenizer_for_model(const char *model_path) {
     free(p);
     return t;
 }
-int tokenizer_vocab_size(const tokenizer *t) { return t->n_vocab; }
-int tokenizer_bos(const tokenizer *t) { return t->bos; }
+int tokenizer_vocab_size(const tokenizer *t) { return t->n_vocab; } /* 128256 for Llama 3 */
+int tokenizer_bos(const tokenizer *t) { return t->bos; } /* 128000 for Llama 3, 1 for llama2.c */
 int tokenizer_eos(const tokenizer *t) { return t->eos; }
 
 /* ---- Encoding ---- */
@@ -1902,10 +2274,7 @@ static void spm_text(const tokenizer *t, tok_work *w, const uint8_t *s, size_t n
     work_reserve(w, (int)n + 2);
     int k = 0;
     if (bos) w->id[k++] = t->bos;
-    if (n > 0) {
-        if (t->space_id < 0) fatal("tokenizer: this llama2.c vocabulary has no \" \" token for the dummy prefix");
-        w->id[k++] = t->space_id;
-    }
+    if (n > 0) w->id[k++] = t->space_id;
     size_t len = 0, start = 0;
     for (size_t i = 0; i < n; i++) {
         if ((s[i] & 0xC0) != 0x80) len = 0;
@@ -1921,17 +2290,22 @@ static void spm_text(const tokenizer *t, tok_work *w, const uint8_t *s, size_t n
     merge_all(t, w, k);
 }
 
+/* Encodes text[0..len) (any bytes) as plain text, prepending BOS when bos != 0. Special-token
+ * strings (<|eot_id|> ...) become their ids only when special != 0 (BPE only; llama2.c has none).
+ * Returns the count; *ids is malloc'd, the caller frees it. */
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int bos, int special, int **ids) {
     tok_work w = {0};
+    if (bos && t->bos < 0) fatal("tokenizer: BOS requested, but the vocabulary has no <|begin_of_text|> or <s> token");
     const uint8_t *s = (const uint8_t *)text;
     if (t->kind == TOK_SPM) {
-        spm_text(t, &w, s, len, bos && t->bos >= 0);
+        spm_text(t, &w, s, len, bos);
     } else {
-        if (bos && t->bos >= 0) out_push(&w, t->bos);
+        if (bos) out_push(&w, t->bos);
         size_t from = 0;
         if (special && t->n_special > 0) {
             /* Split at special-token strings: leftmost occurrence, longest at that position. */
             for (size_t i = 0; i < len; i++) {
+                if (!t->special_first[s[i]]) continue;
                 int best = -1;
                 size_t best_len = 0;
                 for (int k = 0; k < t->n_special; k++) {
@@ -1954,6 +2328,8 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int bos, 
 }
 
 /* ---- Decoding ---- */
+/* Bytes of token id (*len of them, not NUL-terminated) as printed after token prev: for BPE the
+ * raw token bytes; for llama2.c run.c's decode() (leading space dropped after BOS, <0xXX> -> byte). */
 const char *tokenizer_decode(const tokenizer *t, int prev, int id, size_t *len) {
     if (id < 0 || id >= t->n_vocab) fatal("tokenizer: token id %d is outside the vocabulary [0, %d)", id, t->n_vocab);
     const char *p = (const char *)tok_bytes(t, id);
@@ -1962,10 +2338,8 @@ const char *tokenizer_decode(const tokenizer *t, int prev, int id, size_t *len) 
         /* run.c decode(): after BOS a leading space is dropped; "<0xXX>" is the raw byte XX. */
         if (prev == t->bos && n > 0 && p[0] == ' ') { p++; n--; }
         if (n == 6 && memcmp(p, "<0x", 3) == 0 && isxdigit((unsigned char)p[3]) && isxdigit((unsigned char)p[4]) && p[5] == '>') {
-            static char bytes[256];
             int b = (int)strtol((char[3]){p[3], p[4], 0}, NULL, 16);
-            bytes[b] = (char)b;
-            p = &bytes[b];
+            p = (const char *)&t->all_bytes[b];
             n = 1;
         }
     }
@@ -2004,6 +2378,8 @@ static int cmd_tokenize(int argc, char **argv) {
             const char *slash = strrchr(model, '/');
             char beside[4096];
             snprintf(beside, sizeof beside, "%.*stokenizer.bin", slash ? (int)(slash - model + 1) : 0, model);
+            size_t ml = strlen(model);
+            if (ml < 4 || strcmp(model + ml - 4, ".bin") != 0) fatal("%s", err);
             if (!file_exists(beside) || !strcmp(beside, model))
                 fatal("%s (not a tokenizer, and no %s beside it: name one with --tokenizer FILE)", err, beside);
             t = tokenizer_load(beside);
@@ -2028,37 +2404,188 @@ static int cmd_tokenize(int argc, char **argv) {
 /* 6. Forward pass                                                                            */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION forward@@ */
-/* Numerics of one run. fp32: weights upcast exactly, fp32 everywhere (the reference). bf16: what
- * Hugging Face bf16 inference does (model.to(torch.bfloat16), eager attention): every op computes
- * in fp32 on bf16 inputs and rounds its output once to bf16 (B(x) below, RNE), GEMMs accumulate in
- * fp32 and round the output. The rounding points were read from transformers 5.23
- * modeling_llama.py and confirmed bit for bit by tests/hf_rounding_check.py. */
-typedef enum { SCHEME_FP32, SCHEME_BF16 } scheme_kind;
+/* Numerics of one run (a "scheme", -q NAME). Every scheme but fp32 is the bf16 baseline with some
+ * Linears quantized, as vLLM runs an FP8 checkpoint of a bf16 model:
+ *   fp32         weights upcast exactly, fp32 everywhere (the reference).
+ *   bf16         Hugging Face bf16 inference (model.to(torch.bfloat16), eager attention): every op
+ *                computes in fp32 on bf16 inputs and rounds its output once to bf16 (B(x) below, RNE);
+ *                GEMMs accumulate in fp32 and round the output. Rounding points read from transformers
+ *                5.23 modeling_llama.py, confirmed bit for bit by tests/hf_rounding_check.py.
+ *   fp8-w        weight-only: W quantized (per channel, or per tensor with --weight-scale tensor),
+ *                bf16 activations; D = B(s_w[n] · Σ a·w_fp8).
+ *   w8a8         per-channel static weights + dynamic per-token activations (vLLM
+ *                dynamic_per_token_scaled_fp8_quant, llm-compressor FP8_DYNAMIC).
+ *   w8a8-static  per-tensor weights + per-tensor static activation scales from `calibrate` (vLLM
+ *                static path: x · (1/s)).
+ *   w8a8-block   128×128 weight blocks, 1×128 activation groups (DeepSeek-V3, FP8_BLOCK).
+ *   int8         W8A8 INT8: per-channel weights, per-token activations, symmetric, RNE to ±127.
+ * Weights of the bf16 model are quantized as llm-compressor does by default (scale = B(absmax/fmax),
+ * q = fp8(clamp(B(w / scale)))); --weight-arith fp32 selects fp32 arithmetic. The scaled GEMM is
+ * emu_gemm (vLLM CUTLASS epilogue D = B(s_a[m] · fp32(s_w[n] · acc))) with --accum choosing how acc is
+ * summed (default exact). --kv fp8-e4m3|fp8-e5m2 adds an FP8 KV cache (vLLM: stored fp8(x / s) with
+ * saturation, loaded fp8 · s). Embeddings and lm_head stay bf16 unless --quant-lm-head. */
+typedef enum { SCHEME_FP32, SCHEME_BF16, SCHEME_FP8_W, SCHEME_W8A8, SCHEME_W8A8_STATIC, SCHEME_W8A8_BLOCK, SCHEME_INT8 } scheme_kind;
+static const char *const scheme_names[] = {"fp32", "bf16", "fp8-w", "w8a8", "w8a8-static", "w8a8-block", "int8"};
+enum { GRAN_CHANNEL = 0, GRAN_TENSOR = 1, GRAN_BLOCK = 2 };
+enum { AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_TENSOR_DYNAMIC, AMODE_GROUP, AMODE_INT8_TOKEN };
+/* Where activations are quantized: the inputs of q/k/v (one shared input), o, gate/up, down. */
+enum { SITE_QKV, SITE_O, SITE_GATEUP, SITE_DOWN, N_SITES };
+/* Observers (calibrate, stats) also see the lm_head input (layer -1) and the K / V cache entries. */
+enum { SITE_LMHEAD = N_SITES, SITE_K, SITE_V, N_OBS_SITES };
+static const char *const site_names[N_OBS_SITES] = {"qkv", "o", "gate_up", "down", "lm_head", "k", "v"};
+typedef void (*act_observer)(void *ctx, int layer, int site, const float *x, int rows, int cols);
+
+/* Static scales from `llama_fp8 calibrate`: the observed absmax of every activation site and of K / V. */
+typedef struct {
+    int n_layers;
+    float (*act)[N_SITES];  /* (n_layers, N_SITES) activation absmax (scale = absmax / fmax) */
+    float (*act_scale)[N_SITES]; /* or the scales themselves (a checkpoint's input_scale), else NULL */
+    float lm_head_scale;    /* likewise for the lm_head input */
+    float lm_head;          /* absmax of the lm_head input (0 = none) */
+    float *k_amax, *v_amax;  /* (n_layers) K / V cache absmax (scale = absmax / fmax) */
+    float *k_scale, *v_scale; /* or the scales themselves (a checkpoint's k_scale / v_scale), else NULL */
+    char *source;
+} ScaleSet;
+
 typedef struct {
     scheme_kind kind;
-    const char *name;
+    char name[80];          /* as printed, with modifiers: "w8a8(e5m2 act)" */
+    emu_dtype wfmt, afmt;   /* E4M3 / E5M2 (EMU_I8 for int8) */
+    int wgran;              /* GRAN_CHANNEL / GRAN_TENSOR / GRAN_BLOCK */
+    int amode;              /* how activations are quantized: AMODE_* */
+    int bf16_arith;         /* weight scales and w / s in bf16, as llm-compressor on a bf16 model */
+    emu_dtype kv;           /* EMU_F32 = full-precision cache, else E4M3 / E5M2 */
+    int quant_lm_head;
+    emu_accum accum;
+    float scale_ub;         /* per-token absmax upper bound (0 = none; Meta's fbgemm configs use 1200) */
+    const ScaleSet *scales; /* static activation / KV scales */
 } Scheme;
-static const Scheme schemes[] = {
-    {SCHEME_FP32, "fp32"},
-    {SCHEME_BF16, "bf16"},
-};
-static const Scheme *scheme_by_name(const char *name) {
-    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
-        if (!strcmp(schemes[i].name, name)) return &schemes[i];
-    fatal("unknown scheme '%s' (known: fp32, bf16)", name);
-}
 
-/* B(x): round to the nearest bf16 value (ties to even) in bf16 schemes; identity in fp32. */
-static inline float B(const Scheme *q, float x) { return q->kind == SCHEME_BF16 ? bf16_to_float(bf16_from_float(x)) : x; }
+/* Modifiers shared by every scheme of a run (command-line options). */
+typedef struct {
+    const char *act_format, *weight_format, *kv, *accum, *weight_scale, *weight_arith;
+    int quant_lm_head;
+    float scale_ub;
+    const ScaleSet *scales;
+} SchemeOptions;
+
+static emu_dtype fp8_fmt_arg(const char *opt, const char *v) {
+    if (!strcmp(v, "e4m3")) return EMU_E4M3;
+    if (!strcmp(v, "e5m2")) return EMU_E5M2;
+    fatal("%s: expected e4m3 or e5m2, got '%s'", opt, v);
+}
+static Scheme scheme_make(const char *name, const SchemeOptions *o) {
+    static const SchemeOptions none = {0};
+    if (!o) o = &none;
+    Scheme q;
+    memset(&q, 0, sizeof q);
+    int k = -1;
+    for (int i = 0; i < (int)(sizeof scheme_names / sizeof scheme_names[0]); i++) if (!strcmp(name, scheme_names[i])) k = i;
+    if (k < 0) fatal("unknown scheme '%s' (known: fp32, bf16, fp8-w, w8a8, w8a8-static, w8a8-block, int8)", name);
+    q.kind = (scheme_kind)k;
+    q.wfmt = q.afmt = EMU_E4M3;
+    q.wgran = q.kind == SCHEME_W8A8_STATIC ? GRAN_TENSOR : q.kind == SCHEME_W8A8_BLOCK ? GRAN_BLOCK : GRAN_CHANNEL;
+    static const int amodes[] = {AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_GROUP, AMODE_INT8_TOKEN};
+    q.amode = amodes[q.kind];
+    q.bf16_arith = 1;
+    q.kv = EMU_F32;
+    /* exact accumulation by default; weight-only GEMMs (bf16 × fp8 products) accumulate with fp32 FMAs */
+    q.accum = q.kind == SCHEME_FP8_W ? EMU_ACC_FP32 : EMU_ACC_EXACT;
+    emu_accum default_accum = q.accum;
+    q.scale_ub = o->scale_ub;
+    q.scales = o->scales;
+    q.quant_lm_head = o->quant_lm_head;
+    int quant = q.kind >= SCHEME_FP8_W;
+    if (q.kind == SCHEME_INT8) q.wfmt = q.afmt = EMU_I8;
+    if (o->act_format && quant && q.kind != SCHEME_INT8 && q.kind != SCHEME_FP8_W) q.afmt = fp8_fmt_arg("--act-format", o->act_format);
+    if (o->weight_format && quant && q.kind != SCHEME_INT8) q.wfmt = fp8_fmt_arg("--weight-format", o->weight_format);
+    if (o->weight_scale && q.kind == SCHEME_FP8_W) {
+        if (!strcmp(o->weight_scale, "tensor")) q.wgran = GRAN_TENSOR;
+        else if (strcmp(o->weight_scale, "channel")) fatal("--weight-scale: expected channel or tensor");
+    }
+    if (o->weight_arith) {
+        if (!strcmp(o->weight_arith, "fp32")) q.bf16_arith = 0;
+        else if (strcmp(o->weight_arith, "bf16")) fatal("--weight-arith: expected bf16 or fp32");
+    }
+    if (o->kv && q.kind != SCHEME_FP32) {
+        if (!strcmp(o->kv, "fp8-e4m3")) q.kv = EMU_E4M3;
+        else if (!strcmp(o->kv, "fp8-e5m2")) q.kv = EMU_E5M2;
+        else if (strcmp(o->kv, "none")) fatal("--kv: expected fp8-e4m3, fp8-e5m2 or none, got '%s'", o->kv);
+    }
+    if (o->accum) {
+        int a = emu_accum_from_name(o->accum);
+        if (a < 0) fatal("--accum: unknown model '%s' (exact, fp32, hopper, ada, cublaslt, fast)", o->accum);
+        q.accum = (emu_accum)a;
+    }
+    if (q.kind == SCHEME_W8A8_STATIC && !q.scales)
+        fatal("scheme w8a8-static needs static activation scales: --scales FILE (written by llama_fp8 calibrate)");
+    snprintf(q.name, sizeof q.name, "%s", name);
+    char mods[64] = "";
+    if (quant && q.kind != SCHEME_INT8 && q.wfmt == EMU_E5M2) strcat(mods, " w:e5m2");
+    if (quant && q.kind != SCHEME_INT8 && q.kind != SCHEME_FP8_W && q.afmt == EMU_E5M2) strcat(mods, " a:e5m2");
+    if (q.kind == SCHEME_FP8_W && q.wgran == GRAN_TENSOR) strcat(mods, " tensor");
+    if (quant && !q.bf16_arith) strcat(mods, " fp32-arith");
+    if (q.kv != EMU_F32) strcat(mods, q.kv == EMU_E4M3 ? " kv:e4m3" : " kv:e5m2");
+    if (quant && q.quant_lm_head) strcat(mods, " +lm_head");
+    if (quant && q.accum != default_accum) { strcat(mods, " "); strcat(mods, emu_accum_names[q.accum]); }
+    if (mods[0]) snprintf(q.name + strlen(q.name), sizeof q.name - strlen(q.name), "(%s)", mods + 1);
+    return q;
+}
+static Scheme scheme_by_name(const char *name) { return scheme_make(name, NULL); }
+
+/* The scheme a quantized checkpoint prescribes (-q checkpoint, the default for such models): its
+ * stored FP8 weights and scales, its activation scheme, its static input / KV scales — run as vLLM
+ * runs it. Other models: the named scheme (default `dflt`). */
+static Scheme scheme_for_model(const Model *m, const char *name, const char *dflt, const SchemeOptions *o) {
+    if (!m->quant.present) {
+        if (name && !strcmp(name, "checkpoint")) fatal("-q checkpoint: %s is not a quantized checkpoint", m->path);
+        return scheme_make(name ? name : dflt, o);
+    }
+    if (name && strcmp(name, "checkpoint"))
+        fatal("%s is an FP8 checkpoint (%s): it runs as stored (-q checkpoint), not as '%s'", m->path, m->quant.method, name);
+    const CkptQuant *cq = &m->quant;
+    static const char *const kinds[] = {"w8a8", "w8a8-static", "w8a8", "w8a8-block"};
+    SchemeOptions so = o ? *o : (SchemeOptions){0};
+    so.scales = NULL;
+    so.quant_lm_head = cq->lm_head;
+    if (cq->kv && !so.kv) so.kv = "fp8-e4m3";
+    int L = m->c.n_layers;
+    ScaleSet *ss = xcalloc(1, sizeof *ss);
+    ss->n_layers = L;
+    ss->act = xcalloc(L, sizeof *ss->act);
+    ss->act_scale = xcalloc(L, sizeof *ss->act_scale);
+    ss->k_amax = xcalloc(L, sizeof(float)); ss->v_amax = xcalloc(L, sizeof(float));
+    ss->k_scale = xcalloc(L, sizeof(float)); ss->v_scale = xcalloc(L, sizeof(float));
+    for (int l = 0; l < L; l++) {
+        for (int site = 0; site < N_SITES; site++) ss->act_scale[l][site] = m->layers[l].in_scale[site];
+        ss->k_scale[l] = m->layers[l].k_scale > 0 ? m->layers[l].k_scale : 1.0f;
+        ss->v_scale[l] = m->layers[l].v_scale > 0 ? m->layers[l].v_scale : 1.0f;
+    }
+    ss->lm_head_scale = m->lm_head_in_scale;
+    ss->source = m->path;
+    so.scales = ss;
+    Scheme q = scheme_make(cq->act < 0 ? "fp8-w" : kinds[cq->act], &so);
+    if (cq->act == 2) q.amode = AMODE_TENSOR_DYNAMIC;
+    q.wfmt = m->layers[0].wq.dtype;
+    char nm[sizeof q.name];
+    snprintf(nm, sizeof nm, "checkpoint:%.66s", q.name);
+    memcpy(q.name, nm, sizeof nm);
+    return q;
+}
+static int scheme_quantizes(const Scheme *q) { return q->kind >= SCHEME_FP8_W; }
+
+/* B(x): round to the nearest bf16 value (ties to even) in bf16-based schemes; identity in fp32. */
+static inline float B(const Scheme *q, float x) { return q->kind != SCHEME_FP32 ? bf16_to_float(bf16_from_float(x)) : x; }
 static void B_rows(const Scheme *q, float *x, size_t n) {
-    if (q->kind != SCHEME_BF16) return;
+    if (q->kind == SCHEME_FP32) return;
     for (size_t i = 0; i < n; i++) x[i] = bf16_to_float(bf16_from_float(x[i]));
 }
 
-/* bf16 schemes run on bf16 weights: a model stored as F32/F16 is rounded once, like
- * model.to(torch.bfloat16) (weights and norm vectors). BF16 checkpoints are used in place. */
+/* bf16-based schemes run on bf16 weights: a model stored as F32/F16 is rounded once, like
+ * model.to(torch.bfloat16) (weights and norm vectors), into a second view of the model that
+ * shares everything else; BF16 checkpoints are used in place. fp32 keeps the stored weights. */
 static void tensor_to_bf16(Model *m, Tensor *t) {
-    if (t->dtype == EMU_BF16) return;
+    if (t->dtype == EMU_BF16 || t->scale) return;
     size_t n = (size_t)t->rows * t->cols;
     uint16_t *d = model_own(m, n * 2);
     for (size_t i = 0; i < n; i++) d[i] = bf16_from_float(tensor_get(t, i));
@@ -2070,19 +2597,69 @@ static float *norm_to_bf16(Model *m, const float *w, int n) {
     for (int i = 0; i < n; i++) d[i] = bf16_to_float(bf16_from_float(w[i]));
     return d;
 }
-static void model_prepare(Model *m, const Scheme *q) {
-    if (q->kind != SCHEME_BF16) return;
+static const Model *model_for_scheme(Model *m, const Scheme *q) {
+    if (q->kind == SCHEME_FP32) return m;
+    if (m->bf16_view) return m->bf16_view;
+    Model *v = model_own(m, sizeof(Model));
+    *v = *m;
+    v->layers = model_own(m, m->c.n_layers * sizeof(Layer));
+    memcpy(v->layers, m->layers, m->c.n_layers * sizeof(Layer));
     int tied = m->lm_head.data == m->tok_embeddings.data;
-    tensor_to_bf16(m, &m->tok_embeddings);
-    if (tied) m->lm_head = m->tok_embeddings; else tensor_to_bf16(m, &m->lm_head);
+    tensor_to_bf16(m, &v->tok_embeddings);
+    if (tied) v->lm_head = v->tok_embeddings; else tensor_to_bf16(m, &v->lm_head);
     for (int l = 0; l < m->c.n_layers; l++) {
-        Layer *L = &m->layers[l];
+        Layer *L = &v->layers[l];
         Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (int i = 0; i < 7; i++) tensor_to_bf16(m, ts[i]);
         L->attn_norm = norm_to_bf16(m, L->attn_norm, m->c.dim);
         L->ffn_norm = norm_to_bf16(m, L->ffn_norm, m->c.dim);
     }
-    m->final_norm = norm_to_bf16(m, m->final_norm, m->c.dim);
+    v->final_norm = norm_to_bf16(m, m->final_norm, m->c.dim);
+    v->bf16_view = v;
+    m->bf16_view = v;
+    return v;
+}
+
+/* Weight quantization as llm-compressor / compressed-tensors does it (memoryless min-max observer,
+ * symmetric): per output channel (scale[N]), per tensor (scale[1]) or per 128×128 block
+ * (scale[ceil(N/128)][ceil(K/128)]). With bf16_arith (a bf16 model, the default):
+ *   scale = B(absmax / fmax)  (bf16 division), a zero scale becomes bf16 eps (2^-7);
+ *   q = fp8(clamp(B(w / scale), ±fmax))  — w / scale is rounded to bf16 first: double rounding, as in
+ *   the tool. Without it, fp32: scale = max(absmax / fmax, FLT_EPSILON), q = fp8(clamp(w / scale)).
+ * INT8 (fmt EMU_I8): scale = absmax / 127 (fp32), q = rne(clamp(w / scale, ±127)), zero row → 0. */
+static void quant_weight(uint8_t *q, float *scale, const Tensor *W, emu_dtype fmt, int granularity, int bf16_arith) {
+    int N = W->rows, K = W->cols;
+    int bn = granularity == GRAN_BLOCK ? EMU_BLOCK : granularity == GRAN_TENSOR ? N : 1;
+    int bk = granularity == GRAN_BLOCK ? EMU_BLOCK : K;
+    int nbn = (N + bn - 1) / bn, nbk = (K + bk - 1) / bk;
+    float fmax = emu_fmax(fmt);
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int i = 0; i < nbn; i++) {
+        for (int j = 0; j < nbk; j++) {
+            int n0 = i * bn, n1 = n0 + bn < N ? n0 + bn : N, k0 = j * bk, k1 = k0 + bk < K ? k0 + bk : K;
+            float amax = 0;
+            for (int n = n0; n < n1; n++)
+                for (int k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(tensor_get(W, (size_t)n * K + k)));
+            float s;
+            if (fmt == EMU_I8) s = amax / 127.0f;
+            else if (bf16_arith) { s = bf16_to_float(bf16_from_float(amax / fmax)); if (s == 0) s = 0.0078125f; }
+            else s = fmaxf(amax / fmax, FLT_EPSILON);
+            scale[(size_t)i * nbk + j] = s;
+            for (int n = n0; n < n1; n++)
+                for (int k = k0; k < k1; k++) {
+                    float w = tensor_get(W, (size_t)n * K + k);
+                    uint8_t *out = &q[(size_t)n * K + k];
+                    if (fmt == EMU_I8) {
+                        float r = s > 0 ? rintf(fminf(fmaxf(w / s, -127.0f), 127.0f)) : 0.0f;
+                        *out = (uint8_t)(int8_t)r;
+                        continue;
+                    }
+                    float x = w / s;
+                    if (bf16_arith) x = bf16_to_float(bf16_from_float(x));
+                    *out = emu_fp8_encode(fminf(fmaxf(x, -fmax), fmax), fmt);
+                }
+        }
+    }
 }
 
 /* Activations and the KV cache for up to `cap` tokens per forward() call, `max_pos` positions. */
@@ -2099,6 +2676,11 @@ typedef struct {
     float *value_cache; /* (n_layers, max_pos, n_kv_heads * head_dim) */
     float *logits;      /* (cap, vocab) */
     float **layer_out;  /* optional: (n_layers) buffers of (cap, dim) receiving x after each layer */
+    uint8_t *qa;        /* (cap, max(dim, qd, hidden_dim)) quantized activation codes (FP8 / INT8 schemes) */
+    float *sa;          /* (cap, ceil(max K / 128)) their scales */
+    uint8_t *qw;        /* (max N * K) quantized weight codes of the Linear being run */
+    float *sw;          /* its scales */
+    act_observer observe; void *observe_ctx; /* optional: sees every activation site (calibrate, stats) */
 } RunState;
 
 static void runstate_init(RunState *s, const Config *c, int cap, int max_pos) {
@@ -2121,10 +2703,26 @@ static void runstate_init(RunState *s, const Config *c, int cap, int max_pos) {
     s->key_cache = xcalloc((size_t)c->n_layers * max_pos * kv, sizeof(float));
     s->value_cache = xcalloc((size_t)c->n_layers * max_pos * kv, sizeof(float));
     s->logits = xcalloc((size_t)cap * c->vocab_size, sizeof(float));
+    size_t kmax = (size_t)c->dim > qd ? (size_t)c->dim : qd;
+    if ((size_t)c->hidden_dim > kmax) kmax = c->hidden_dim;
+    s->qa = xcalloc((size_t)cap * kmax, 1);
+    s->sa = xcalloc((size_t)cap * ((kmax + EMU_BLOCK - 1) / EMU_BLOCK), sizeof(float));
+}
+/* Weight buffers for on-the-fly quantization, sized for the largest Linear (lm_head only if quantized). */
+static void runstate_quant_buffers(RunState *s, const Config *c, const Scheme *q) {
+    if (!scheme_quantizes(q) || s->qw) return;
+    size_t qd = (size_t)c->n_heads * c->head_dim;
+    size_t nk = (size_t)c->hidden_dim * c->dim;
+    if (qd * c->dim > nk) nk = qd * c->dim;
+    if (q->quant_lm_head && (size_t)c->vocab_size * c->dim > nk) nk = (size_t)c->vocab_size * c->dim;
+    size_t rows = (size_t)c->vocab_size > (size_t)c->hidden_dim ? (size_t)c->vocab_size : (size_t)c->hidden_dim;
+    s->qw = xmalloc(nk);
+    s->sw = xmalloc((rows + (nk / EMU_BLOCK + EMU_BLOCK)) * sizeof(float));
 }
 static void runstate_free(RunState *s) {
     free(s->x); free(s->xb); free(s->xo); free(s->q); free(s->k); free(s->v); free(s->att);
     free(s->hb); free(s->hb2); free(s->key_cache); free(s->value_cache); free(s->logits);
+    free(s->qa); free(s->sa); free(s->qw); free(s->sw);
 }
 
 /* out = B(w · B(x · rsqrt(mean(x²) + eps))) per row: Hugging Face LlamaRMSNorm. The mean of
@@ -2142,11 +2740,75 @@ static void rmsnorm(const Scheme *q, float *out, const float *x, const float *w,
     }
 }
 
+/* The input of one or more Linears, quantized once for all of them (FP8 / INT8 schemes), right
+ * before the GEMMs it feeds: per token (w8a8: vLLM dynamic_per_token_scaled_fp8_quant; int8),
+ * per tensor with the calibrated static scale (w8a8-static: x · (1/s)), or in 1×128 groups
+ * (w8a8-block). Observers (calibrate, stats) see the full-precision input here. */
+static void quantize_act(const Scheme *q, RunState *s, const float *x, int T, int K, int layer, int site) {
+    if (s->observe) s->observe(s->observe_ctx, layer, site, x, T, K);
+    switch (q->amode) {
+    case AMODE_TOKEN: emu_quant_token(s->qa, K, s->sa, x, K, T, K, q->afmt, q->scale_ub); break;
+    case AMODE_INT8_TOKEN: emu_quant_int8_token((int8_t *)s->qa, K, s->sa, x, K, T, K); break;
+    case AMODE_GROUP: emu_quant_group(s->qa, K, s->sa, x, K, T, K, EMU_BLOCK, q->afmt); break;
+    case AMODE_TENSOR_DYNAMIC: s->sa[0] = emu_quant_tensor_dynamic(s->qa, K, x, K, T, K, q->afmt); break;
+    case AMODE_TENSOR_STATIC: {
+        const ScaleSet *ss = q->scales;
+        float sc = layer < 0 ? (ss->lm_head_scale > 0 ? ss->lm_head_scale : ss->lm_head / emu_fmax(q->afmt))
+                             : (ss->act_scale ? ss->act_scale[layer][site] : ss->act[layer][site] / emu_fmax(q->afmt));
+        if (!(sc > 0)) fatal("%s: no static scale for layer %d site %s", ss->source, layer, site_names[site]);
+        s->sa[0] = sc;
+        emu_quant_tensor(s->qa, K, x, K, T, K, q->afmt, sc);
+        break;
+    }
+    default: break; /* fp32, bf16, fp8-w: activations stay as they are */
+    }
+}
+
 /* out[T, W.rows] = in[T, W.cols] · Wᵀ — every Linear of the model goes through here, and from
- * here through the one GEMM interface of emu/. bf16 schemes round the output once. */
-static void matmul(const Scheme *q, float *out, const float *in, int T, const Tensor *W) {
-    emu_gemm_f32(T, W->rows, W->cols, in, W->cols, W->data, W->dtype, W->cols, out, W->rows);
-    B_rows(q, out, (size_t)T * W->rows);
+ * here through the one GEMM interface of emu/. Baselines: fp32 GEMM on the stored weights (bf16
+ * schemes round the output). Quantized: the weight is quantized (on the fly: a cost of N·K next to
+ * the GEMM's T·N·K) and emu_gemm applies the scaled epilogue with the chosen accumulation model;
+ * the activation codes are those of the last quantize_act(). */
+static void linear(const Scheme *q, RunState *s, float *out, const float *in, int T, const Tensor *W, int quantized) {
+    int N = W->rows, K = W->cols;
+    if (!scheme_quantizes(q) || !quantized) {
+        if (W->scale) fatal("scheme %s cannot run the FP8 weights of a quantized checkpoint", q->name);
+        emu_gemm_f32(T, N, K, in, K, W->data, W->dtype, K, out, N);
+        B_rows(q, out, (size_t)T * N);
+        return;
+    }
+    const void *wq = W->data;            /* a quantized checkpoint's codes and scales are used as stored */
+    const float *ws = W->scale;
+    emu_dtype wfmt = W->dtype;
+    int gran = W->scale_gran;
+    if (!ws) {
+        quant_weight(s->qw, s->sw, W, q->wfmt, q->wgran, q->bf16_arith);
+        wq = s->qw; ws = s->sw; wfmt = q->wfmt; gran = q->wgran;
+    }
+    emu_scale wk = gran == GRAN_BLOCK ? EMU_SCALE_BLOCK : gran == GRAN_TENSOR ? EMU_SCALE_TENSOR : EMU_SCALE_ROW;
+    emu_gemm_desc g = {.M = T, .N = N, .K = K,
+                       .b_type = wfmt, .B = wq, .ldb = K, .b_scale_kind = wk, .b_scale = ws,
+                       .d_type = EMU_F32, .D = out, .ldd = N, .accum = q->accum};
+    if (q->amode == AMODE_NONE) {
+        g.a_type = EMU_F32; g.A = in; g.lda = K; g.a_scale_kind = EMU_SCALE_ONE;
+    } else {
+        g.a_type = q->afmt; g.A = s->qa; g.lda = K; g.a_scale = s->sa;
+        g.a_scale_kind = q->amode == AMODE_TENSOR_STATIC || q->amode == AMODE_TENSOR_DYNAMIC ? EMU_SCALE_TENSOR
+                       : q->amode == AMODE_GROUP ? EMU_SCALE_BLOCK : EMU_SCALE_ROW;
+    }
+    const char *why = emu_gemm_check(&g);
+    if (why) fatal("scheme %s: %s", q->name, why);
+    emu_gemm(&g);
+    B_rows(q, out, (size_t)T * N);
+}
+
+/* FP8 KV cache (vLLM --kv-cache-dtype fp8): the cache stores fp8(x / s) with saturation; attention
+ * loads fp8 · s (fp32), in the activation dtype. s = calibrated absmax / fmax, or 1.0. */
+static void kv_quantize(const Scheme *q, float *x, int n, float s) {
+    for (int i = 0; i < n; i++) {
+        uint8_t code = emu_fp8_encode(x[i] / s, q->kv);
+        x[i] = B(q, emu_fp8_decode(code, q->kv) * s);
+    }
 }
 
 /* RoPE, Hugging Face rotate-half layout, on one head vector at position pos:
@@ -2195,16 +2857,25 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
 
         /* ---- attention: x = B(x + o_proj(attention(rope(q), rope(k), v))) ---- */
         rmsnorm(q, s->xb, x, L->attn_norm, T, dim, c->norm_eps);
-        matmul(q, s->q, s->xb, T, &L->wq);
-        matmul(q, s->k, s->xb, T, &L->wk);
-        matmul(q, s->v, s->xb, T, &L->wv);
+        quantize_act(q, s, s->xb, T, dim, l, SITE_QKV);
+        linear(q, s, s->q, s->xb, T, &L->wq, 1);
+        linear(q, s, s->k, s->xb, T, &L->wk, 1);
+        linear(q, s, s->v, s->xb, T, &L->wv, 1);
         #pragma omp parallel for schedule(static)
         for (int t = 0; t < T; t++) {
             for (int h = 0; h < c->n_heads; h++) rope(q, s->q + (size_t)t * qd + h * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
             for (int h = 0; h < c->n_kv_heads; h++) rope(q, s->k + (size_t)t * kvd + h * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
-            memcpy(kc + (size_t)(pos0 + t) * kvd, s->k + (size_t)t * kvd, kvd * sizeof(float));
-            memcpy(vc + (size_t)(pos0 + t) * kvd, s->v + (size_t)t * kvd, kvd * sizeof(float));
         }
+        if (s->observe) { s->observe(s->observe_ctx, l, SITE_K, s->k, T, kvd); s->observe(s->observe_ctx, l, SITE_V, s->v, T, kvd); }
+        if (q->kv != EMU_F32) { /* FP8 KV cache: what attention reads back is fp8(x / s) · s */
+            const ScaleSet *ss = q->scales;
+            float ks = !ss ? 1.0f : ss->k_scale ? ss->k_scale[l] : ss->k_amax[l] / emu_fmax(q->kv);
+            float vs = !ss ? 1.0f : ss->v_scale ? ss->v_scale[l] : ss->v_amax[l] / emu_fmax(q->kv);
+            kv_quantize(q, s->k, T * kvd, ks);
+            kv_quantize(q, s->v, T * kvd, vs);
+        }
+        memcpy(kc + (size_t)pos0 * kvd, s->k, (size_t)T * kvd * sizeof(float));
+        memcpy(vc + (size_t)pos0 * kvd, s->v, (size_t)T * kvd * sizeof(float));
         /* causal GQA attention: query head h reads kv head h / group. Scores q·k in fp32 (bf16
          * schemes: rounded, scaled by 1/sqrt(hd), rounded again), softmax in fp32 (exp(x - max),
          * times the reciprocal of the sum, as torch's CPU softmax), P·V; the output overwrites q. */
@@ -2240,16 +2911,19 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
                 for (int i = 0; i < hd; i++) qv[i] = B(q, qv[i]);
             }
         }
-        matmul(q, s->xo, s->q, T, &L->wo);
+        quantize_act(q, s, s->q, T, qd, l, SITE_O);
+        linear(q, s, s->xo, s->q, T, &L->wo, 1);
         for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s->xo[i]);
 
         /* ---- MLP: x = B(x + down(B(B(silu(gate(h))) · up(h)))) ---- */
         rmsnorm(q, s->xb, x, L->ffn_norm, T, dim, c->norm_eps);
-        matmul(q, s->hb, s->xb, T, &L->w_gate);
-        matmul(q, s->hb2, s->xb, T, &L->w_up);
+        quantize_act(q, s, s->xb, T, dim, l, SITE_GATEUP);
+        linear(q, s, s->hb, s->xb, T, &L->w_gate, 1);
+        linear(q, s, s->hb2, s->xb, T, &L->w_up, 1);
         #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < (size_t)T * hid; i++) s->hb[i] = B(q, B(q, silu(s->hb[i])) * s->hb2[i]);
-        matmul(q, s->xo, s->hb, T, &L->w_down);
+        quantize_act(q, s, s->hb, T, hid, l, SITE_DOWN);
+        linear(q, s, s->xo, s->hb, T, &L->w_down, 1);
         for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s->xo[i]);
 
         if (s->layer_out) memcpy(s->layer_out[l], x, (size_t)T * dim * sizeof(float));
@@ -2259,7 +2933,12 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
 
     /* final norm and the classifier, for the rows the caller needs */
     rmsnorm(q, s->xb, x, m->final_norm, T, dim, c->norm_eps);
-    if (logits_from < T) matmul(q, s->logits, s->xb + (size_t)logits_from * dim, T - logits_from, &m->lm_head);
+    if (logits_from < T) {
+        const float *h = s->xb + (size_t)logits_from * dim;
+        if (q->quant_lm_head) quantize_act(q, s, h, T - logits_from, dim, -1, SITE_LMHEAD);
+        else if (s->observe) s->observe(s->observe_ctx, -1, SITE_LMHEAD, h, T - logits_from, dim);
+        linear(q, s, s->logits, h, T - logits_from, &m->lm_head, q->quant_lm_head);
+    }
 }
 /* @@END forward@@ */
 
@@ -2276,49 +2955,106 @@ static int cmd_verify(int argc, char **argv) { fatal("'verify' is not built yet"
 /* @@SECTION ppl@@ */
 /* Common options of the commands that run a model. */
 typedef struct {
-    const char *model, *tokenizer, *text_file, *scheme, *protocol, *ids, *prompt, *out;
+    const char *model, *tokenizer, *text_file, *scheme, *protocol, *ids, *prompt, *out, *compare, *json, *scales_file;
     int ctx, chunks, progress, synthetic, n_new, bos, special;
     float temp;
     unsigned long long seed;
+    SchemeOptions so;
+    /* calibrate */
+    int samples, seq;
+    const char *observer;
+    double percentile;
 } Options;
 
 static void options_parse(Options *o, int argc, char **argv, const char *cmd, const char *allowed, const char *usage_text) {
     memset(o, 0, sizeof *o);
-    o->ctx = 0; o->chunks = -1; o->n_new = 64; o->seed = 1;
+    o->chunks = -1; o->n_new = 64; o->seed = 1; o->samples = 128; o->seq = 2048; o->percentile = 99.99;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { printf("usage: llama_fp8 %s %s\n", cmd, usage_text); exit(0); }
-        const char *key = a;
-        char shortk[8];
-        if (a[0] == '-' && a[1] && a[1] != '-' && !a[2]) { snprintf(shortk, sizeof shortk, "%s", a); key = shortk; }
-        /* flags without a value */
-        if (!strcmp(a, "--progress") || !strcmp(a, "--synthetic") || !strcmp(a, "--bos") || !strcmp(a, "--special")) {
-            if (!strstr(allowed, a)) fatal("%s: option %s does not apply (see llama_fp8 %s --help)", cmd, a, cmd);
-            if (!strcmp(a, "--progress")) o->progress = 1;
-            else if (!strcmp(a, "--synthetic")) o->synthetic = 1;
-            else if (!strcmp(a, "--bos")) o->bos = 1;
-            else o->special = 1;
-            continue;
-        }
-        char pat[40];
-        snprintf(pat, sizeof pat, "%s ", key);
+        char pat[48];
+        snprintf(pat, sizeof pat, "%s ", a);
         if (a[0] != '-' || !strstr(allowed, pat)) fatal("%s: unknown option '%s' (see llama_fp8 %s --help)", cmd, a, cmd);
+        /* flags without a value */
+        if (!strcmp(a, "--progress")) { o->progress = 1; continue; }
+        if (!strcmp(a, "--synthetic")) { o->synthetic = 1; continue; }
+        if (!strcmp(a, "--bos")) { o->bos = 1; continue; }
+        if (!strcmp(a, "--special")) { o->special = 1; continue; }
+        if (!strcmp(a, "--quant-lm-head")) { o->so.quant_lm_head = 1; continue; }
         if (i + 1 >= argc) fatal("%s: option %s needs a value", cmd, a);
         const char *v = argv[++i];
-        if (!strcmp(key, "-m")) o->model = v;
-        else if (!strcmp(key, "--tokenizer")) o->tokenizer = v;
-        else if (!strcmp(key, "-f")) o->text_file = v;
-        else if (!strcmp(key, "-q")) o->scheme = v;
-        else if (!strcmp(key, "--protocol")) o->protocol = v;
-        else if (!strcmp(key, "--ids")) o->ids = v;
-        else if (!strcmp(key, "-p")) o->prompt = v;
-        else if (!strcmp(key, "-o")) o->out = v;
-        else if (!strcmp(key, "--ctx")) o->ctx = (int)parse_long_arg(a, v, 2, 1 << 20);
-        else if (!strcmp(key, "--chunks")) o->chunks = (int)parse_long_arg(a, v, 1, INT_MAX);
-        else if (!strcmp(key, "-n")) o->n_new = (int)parse_long_arg(a, v, 0, 1 << 20);
-        else if (!strcmp(key, "--temp")) { o->temp = (float)parse_double_arg(a, v); if (!(o->temp >= 0)) fatal("--temp must be >= 0"); }
-        else if (!strcmp(key, "--seed")) o->seed = (unsigned long long)parse_long_arg(a, v, 0, LONG_MAX);
+        if (!strcmp(a, "-m")) o->model = v;
+        else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
+        else if (!strcmp(a, "-f")) o->text_file = v;
+        else if (!strcmp(a, "-q")) o->scheme = v;
+        else if (!strcmp(a, "--compare")) o->compare = v;
+        else if (!strcmp(a, "--json")) o->json = v;
+        else if (!strcmp(a, "--scales")) o->scales_file = v;
+        else if (!strcmp(a, "--protocol")) o->protocol = v;
+        else if (!strcmp(a, "--ids")) o->ids = v;
+        else if (!strcmp(a, "-p")) o->prompt = v;
+        else if (!strcmp(a, "-o")) o->out = v;
+        else if (!strcmp(a, "--act-format")) o->so.act_format = v;
+        else if (!strcmp(a, "--weight-format")) o->so.weight_format = v;
+        else if (!strcmp(a, "--weight-scale")) o->so.weight_scale = v;
+        else if (!strcmp(a, "--weight-arith")) o->so.weight_arith = v;
+        else if (!strcmp(a, "--kv")) o->so.kv = v;
+        else if (!strcmp(a, "--accum")) o->so.accum = v;
+        else if (!strcmp(a, "--scale-ub")) { o->so.scale_ub = (float)parse_double_arg(a, v); if (!(o->so.scale_ub > 0)) fatal("--scale-ub must be > 0"); }
+        else if (!strcmp(a, "--ctx")) o->ctx = (int)parse_long_arg(a, v, 2, 1 << 20);
+        else if (!strcmp(a, "--chunks")) o->chunks = (int)parse_long_arg(a, v, 1, INT_MAX);
+        else if (!strcmp(a, "-n")) o->n_new = (int)parse_long_arg(a, v, 0, 1 << 20);
+        else if (!strcmp(a, "--temp")) { o->temp = (float)parse_double_arg(a, v); if (!(o->temp >= 0)) fatal("--temp must be >= 0"); }
+        else if (!strcmp(a, "--seed")) o->seed = (unsigned long long)parse_long_arg(a, v, 0, LONG_MAX);
+        else if (!strcmp(a, "--samples")) o->samples = (int)parse_long_arg(a, v, 1, 1 << 20);
+        else if (!strcmp(a, "--seq")) o->seq = (int)parse_long_arg(a, v, 2, 1 << 20);
+        else if (!strcmp(a, "--observer")) o->observer = v;
+        else if (!strcmp(a, "--percentile")) { o->percentile = parse_double_arg(a, v); if (!(o->percentile > 0 && o->percentile <= 100)) fatal("--percentile must be in (0, 100]"); }
     }
+}
+#define SCHEME_OPTS "-q --act-format --weight-format --weight-scale --weight-arith --kv --accum --scale-ub --scales --quant-lm-head "
+#define SCHEME_HELP "  schemes (-q): fp32, bf16, fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8\n" \
+    "  --act-format e4m3|e5m2  --weight-format e4m3|e5m2  --weight-scale channel|tensor (fp8-w)  --weight-arith bf16|fp32\n" \
+    "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head"
+
+/* ---- static scales (written by calibrate) ---- */
+static ScaleSet *scales_load(const char *path, int n_layers) {
+    size_t len;
+    char *text = read_text_file(path, &len);
+    if (!text) fatal("%s: cannot read: %s", path, strerror(errno));
+    json j;
+    if (json_parse(&j, text, len) != 0) fatal("%s: invalid JSON: %s", path, j.err);
+    int fmt = json_get(&j, 0, "format");
+    if (fmt < 0 || !json_streq(&j, fmt, "llama_fp8 scales v1")) fatal("%s: not a llama_fp8 scales file (\"format\": \"llama_fp8 scales v1\")", path);
+    int acts = json_get(&j, 0, "activations"), layers = json_get(&j, acts, "layers"), kv = json_get(&j, 0, "kv");
+    if (layers < 0 || j.t[layers].type != J_ARR || j.t[layers].n != n_layers)
+        fatal("%s: activations.layers must list %d layers (the model's)", path, n_layers);
+    ScaleSet *s = xcalloc(1, sizeof *s);
+    s->n_layers = n_layers;
+    s->act = xcalloc(n_layers, sizeof *s->act);
+    s->k_amax = xcalloc(n_layers, sizeof(float));
+    s->v_amax = xcalloc(n_layers, sizeof(float));
+    s->source = xstrdup(path);
+    double v;
+    for (int l = 0, k = layers + 1; l < n_layers; l++, k = json_next(&j, k))
+        for (int site = 0; site < N_SITES; site++) {
+            if (json_number(&j, json_get(&j, k, site_names[site]), &v) != 0 || !(v > 0) || !isfinite(v))
+                fatal("%s: layer %d: \"%s\" must be a positive number", path, l, site_names[site]);
+            s->act[l][site] = (float)v;
+        }
+    if (json_number(&j, json_get(&j, acts, "lm_head"), &v) == 0 && v > 0 && isfinite(v)) s->lm_head = (float)v;
+    int ks = json_get(&j, kv, "k"), vs = json_get(&j, kv, "v");
+    if (ks < 0 || vs < 0 || j.t[ks].type != J_ARR || j.t[vs].type != J_ARR || j.t[ks].n != n_layers || j.t[vs].n != n_layers)
+        fatal("%s: kv.k and kv.v must list %d layers", path, n_layers);
+    for (int l = 0, a = ks + 1, b = vs + 1; l < n_layers; l++, a = json_next(&j, a), b = json_next(&j, b)) {
+        double x, y;
+        if (json_number(&j, a, &x) != 0 || json_number(&j, b, &y) != 0 || !(x > 0) || !(y > 0) || !isfinite(x) || !isfinite(y))
+            fatal("%s: kv scales of layer %d must be positive numbers", path, l);
+        s->k_amax[l] = (float)x; s->v_amax[l] = (float)y;
+    }
+    json_free(&j);
+    free(text);
+    return s;
 }
 
 static Model *open_model(const Options *o, const char *cmd) {
@@ -2360,7 +3096,8 @@ static double log_prob(const float *logits, int n, int target) {
  * from the synthetic model itself (temperature 1). Scored in chunks of seq_len, its perplexity is
  * the model's own entropy rate — a self-contained smoke test that needs no data. */
 static int synthetic_tokens(const Model *m, int n_seq, int seq_len, int **out) {
-    const Scheme *q = scheme_by_name("fp32");
+    Scheme qs = scheme_by_name("fp32");
+    const Scheme *q = &qs;
     RunState s;
     runstate_init(&s, &m->c, 1, seq_len);
     int *ids = xmalloc((size_t)n_seq * seq_len * sizeof(int)), V = m->c.vocab_size;
@@ -2385,20 +3122,51 @@ static int synthetic_tokens(const Model *m, int n_seq, int seq_len, int **out) {
     return n_seq * seq_len;
 }
 
+/* Per-scheme accumulators of a perplexity run. With --compare, every scheme after the first is
+ * also compared token by token with the first (llama.cpp --kl-divergence definitions). */
+typedef struct {
+    Scheme q;
+    double nll, nll2;                 /* Σ −log p(target), Σ (log p)² */
+    double dn, dn2, bn_dn;            /* paired with the base: Σ d, Σ d², Σ nll_base·d (d = nll − nll_base) */
+    double kld, kld2, dp2, dp, top1;  /* Σ KLD, Σ KLD², Σ Δp², Σ Δp, agreements of the argmax */
+    float *klds;                      /* per-token KLD, for percentiles */
+} PplStat;
+
+static int cmp_float(const void *a, const void *b) { float x = *(const float *)a, y = *(const float *)b; return (x > y) - (x < y); }
+static double percentile_sorted(const float *v, long long n, double p) {
+    double r = p / 100.0 * (double)(n - 1);
+    long long i = (long long)r;
+    return i + 1 < n ? v[i] + (r - i) * (v[i + 1] - v[i]) : v[n - 1];
+}
+
 static int cmd_ppl(int argc, char **argv) {
     Options o;
-    options_parse(&o, argc, argv, "ppl", "-m --tokenizer -f -q --protocol --ctx --chunks --progress --synthetic ",
-                  "-m MODEL -f TEXT [--tokenizer FILE] [-q fp32|bf16] [--protocol gptq|llamacpp] [--ctx N] [--chunks N] [--progress]\n"
+    options_parse(&o, argc, argv, "ppl", "-m --tokenizer -f --protocol --ctx --chunks --progress --synthetic --compare --json " SCHEME_OPTS,
+                  "-m MODEL -f TEXT [--tokenizer FILE] [-q SCHEME | --compare S1,S2,...] [--protocol gptq|llamacpp] [--ctx N] [--chunks N] [--json FILE] [--progress]\n"
                   "       llama_fp8 ppl --synthetic   (a built-in random model scoring text sampled from itself)\n"
                   "  gptq (default): one BOS, non-overlapping chunks of --ctx (default 2048 or the model's maximum), every token scored.\n"
-                  "  llamacpp: llama.cpp's llama-perplexity: ctx 512, BOS overwrites each chunk's first token, second half scored.");
+                  "  llamacpp: llama.cpp's llama-perplexity: ctx 512, BOS overwrites each chunk's first token, second half scored.\n"
+                  "  --compare: every scheme on identical tokens; the first is the base of dPPL, KLD, top-1 agreement, RMS dp.\n" SCHEME_HELP);
     const char *protocol = o.protocol ? o.protocol : "gptq";
     int llamacpp = !strcmp(protocol, "llamacpp");
     if (!llamacpp && strcmp(protocol, "gptq")) fatal("ppl: unknown --protocol '%s' (gptq or llamacpp)", protocol);
-    const Scheme *q = scheme_by_name(o.scheme ? o.scheme : "bf16");
+    if (o.compare && o.scheme) fatal("ppl: give -q SCHEME or --compare LIST, not both");
     if (!o.synthetic && !o.text_file) fatal("ppl: -f TEXT is required");
     Model *m = open_model(&o, "ppl");
     const Config *c = &m->c;
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+
+    /* the schemes */
+    char *list = xstrdup(o.compare ? o.compare : o.scheme ? o.scheme : m->quant.present ? "checkpoint" : "bf16");
+    int ns = 0;
+    PplStat *st = NULL;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        st = xrealloc(st, (ns + 1) * sizeof *st);
+        memset(&st[ns], 0, sizeof *st);
+        st[ns++].q = scheme_for_model(m, tok, "bf16", &o.so);
+    }
+    if (!ns) fatal("ppl: --compare needs at least one scheme");
+
     int ctx = o.ctx ? o.ctx : o.synthetic ? 256 : llamacpp ? 512 : 2048;
     const char *ctx_note = o.ctx ? "" : o.synthetic ? " (synthetic default)" : llamacpp ? " (llama.cpp default)" : " (default)";
     if (!o.ctx && ctx > c->max_seq_len) { ctx = c->max_seq_len; ctx_note = " (the model's maximum context)"; }
@@ -2424,54 +3192,136 @@ static int cmd_ppl(int argc, char **argv) {
     if (n_chunks < 1) fatal("ppl: the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", n_tok, ctx);
     if (o.chunks > 0 && o.chunks < n_chunks) n_chunks = o.chunks;
     int first = llamacpp ? ctx / 2 : 0;            /* first logit row scored in each chunk */
-    long long n_scored = (long long)n_chunks * (ctx - 1 - first);
+    int per_chunk = ctx - 1 - first;
+    long long n_scored = (long long)n_chunks * per_chunk;
 
     model_describe(m, stdout);
-    model_prepare(m, q);
 #ifdef _OPENMP
     int threads = omp_get_max_threads();
 #else
     int threads = 1;
 #endif
-    printf("ppl: scheme %s, protocol %s, ctx %d%s, device cpu (%d threads)\n", q->name, protocol, ctx, ctx_note, threads);
+    printf("ppl: protocol %s, ctx %d%s, device cpu (%d threads), scheme%s", protocol, ctx, ctx_note, threads, ns > 1 ? "s" : "");
+    for (int i = 0; i < ns; i++) printf("%s%s", i ? ", " : " ", st[i].q.name);
+    printf("\n");
     if (o.synthetic) printf("text: (sampled) %d tokens\n", n_tok);
     else printf("text: %s, %zu bytes, %d tokens with BOS\n", o.text_file, text_bytes, n_tok);
-    printf("scoring %d chunks x %d tokens = %lld predictions\n", n_chunks, ctx - 1 - first, n_scored);
+    printf("scoring %d chunks x %d tokens = %lld predictions\n", n_chunks, per_chunk, n_scored);
     fflush(stdout);
 
     RunState s;
     runstate_init(&s, c, ctx, ctx);
+    for (int i = 0; i < ns; i++) {
+        runstate_quant_buffers(&s, c, &st[i].q);
+        if (i) st[i].klds = xmalloc(n_scored * sizeof(float));
+    }
+    size_t V = c->vocab_size;
+    float *base = ns > 1 ? xmalloc((size_t)per_chunk * V * sizeof(float)) : NULL;  /* the base scheme's logits of one chunk */
+    double *base_nll = xmalloc(per_chunk * sizeof(double));
     int *chunk = xmalloc(ctx * sizeof(int));
-    double nll = 0, nll2 = 0;
-    long long count = 0;
     int show = o.progress || isatty(2);
     double t0 = now_seconds();
     for (int ch = 0; ch < n_chunks; ch++) {
         memcpy(chunk, ids + (size_t)ch * ctx, ctx * sizeof(int));
         if (llamacpp) chunk[0] = c->bos_id;      /* llama.cpp overwrites each chunk's first token */
-        forward(m, &s, q, chunk, ctx, 0, first);
-        double cn = 0, cn2 = 0;
-        #pragma omp parallel for reduction(+ : cn, cn2) schedule(static)
-        for (int j = first; j < ctx - 1; j++) {
-            double lp = log_prob(s.logits + (size_t)(j - first) * c->vocab_size, c->vocab_size, ids[(size_t)ch * ctx + j + 1]);
-            cn += -lp;
-            cn2 += lp * lp;
+        const int *target = ids + (size_t)ch * ctx + 1;
+        for (int si = 0; si < ns; si++) {
+            PplStat *S = &st[si];
+            forward(model_for_scheme(m, &S->q), &s, &S->q, chunk, ctx, 0, first);
+            double nll = 0, nll2 = 0, dn = 0, dn2 = 0, bn_dn = 0, kld = 0, kld2 = 0, dp = 0, dp2 = 0, top1 = 0;
+            long long off = (long long)ch * per_chunk;
+            #pragma omp parallel for reduction(+ : nll, nll2, dn, dn2, bn_dn, kld, kld2, dp, dp2, top1) schedule(static)
+            for (int j = 0; j < per_chunk; j++) {
+                const float *lq = s.logits + (size_t)j * V;
+                int y = target[first + j];
+                /* log-softmax in double */
+                float mq = lq[0]; int aq = 0;
+                for (size_t i = 1; i < V; i++) if (lq[i] > mq) { mq = lq[i]; aq = (int)i; }
+                double zq = 0;
+                for (size_t i = 0; i < V; i++) zq += exp((double)lq[i] - mq);
+                double lzq = log(zq), lpq = (double)lq[y] - mq - lzq;
+                nll += -lpq; nll2 += lpq * lpq;
+                if (si == 0) { base_nll[j] = -lpq; continue; }
+                const float *lb = base + (size_t)j * V;
+                float mb = lb[0]; int ab = 0;
+                for (size_t i = 1; i < V; i++) if (lb[i] > mb) { mb = lb[i]; ab = (int)i; }
+                double zb = 0;
+                for (size_t i = 0; i < V; i++) zb += exp((double)lb[i] - mb);
+                double lzb = log(zb), k = 0;
+                for (size_t i = 0; i < V; i++) {   /* KLD(base || q) = Σ p_b (log p_b − log p_q) */
+                    double lpb_i = (double)lb[i] - mb - lzb, lpq_i = (double)lq[i] - mq - lzq;
+                    k += exp(lpb_i) * (lpb_i - lpq_i);
+                }
+                double d = -lpq - base_nll[j], dpi = exp(lpq) - exp(-base_nll[j]);
+                dn += d; dn2 += d * d; bn_dn += base_nll[j] * d;
+                kld += k; kld2 += k * k; dp += dpi; dp2 += dpi * dpi; top1 += aq == ab;
+                S->klds[off + j] = (float)k;
+            }
+            S->nll += nll; S->nll2 += nll2; S->dn += dn; S->dn2 += dn2; S->bn_dn += bn_dn;
+            S->kld += kld; S->kld2 += kld2; S->dp += dp; S->dp2 += dp2; S->top1 += top1;
+            if (si == 0 && base) memcpy(base, s.logits, (size_t)per_chunk * V * sizeof(float));
         }
-        nll += cn; nll2 += cn2; count += ctx - 1 - first;
-        double el = now_seconds() - t0, tps = (double)(ch + 1) * ctx / el;
-        if (llamacpp) { printf("[%d]%.4f,", ch + 1, exp(nll / count)); fflush(stdout); }
-        if (show) fprintf(stderr, "\rchunk %d/%d  %.1f tok/s  ETA %.0f s   ", ch + 1, n_chunks, tps, (n_chunks - ch - 1) * (double)ctx / tps);
+        long long count = (long long)(ch + 1) * per_chunk;
+        double el = now_seconds() - t0, tps = (double)(ch + 1) * ctx * ns / el;
+        if (llamacpp && ns == 1) { printf("[%d]%.4f,", ch + 1, exp(st[0].nll / count)); fflush(stdout); }
+        if (show) fprintf(stderr, "\rchunk %d/%d  %.1f tok/s  ETA %.0f s   ", ch + 1, n_chunks, tps, (n_chunks - ch - 1) * (double)ctx * ns / tps);
     }
     double el = now_seconds() - t0;
     if (show) fputc('\n', stderr);
-    if (llamacpp) printf("\n");
-    double mean = nll / count, ppl = exp(mean);
-    double var = nll2 / count - mean * mean;
-    double se = count > 1 && var > 0 ? ppl * sqrt(var / (count - 1)) : 0;
-    if (llamacpp) printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, se);
-    printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored in %d chunks of %d; %.1f tok/s, %.2f s)\n",
-           ppl, se, q->name, count, n_chunks, ctx, (double)n_chunks * ctx / el, el);
-    free(chunk); free(ids);
+    if (llamacpp && ns == 1) printf("\n");
+    long long N = n_scored;
+    /* PPL = exp(mean nll); ± = PPL·sqrt(var(nll)/(N−1)) (llama.cpp). */
+    for (int i = 0; i < ns; i++) {
+        PplStat *S = &st[i];
+        double mean = S->nll / N, var = S->nll2 / N - mean * mean;
+        double ppl = exp(mean), se = N > 1 && var > 0 ? ppl * sqrt(var / (N - 1)) : 0;
+        if (i == 0 && llamacpp) printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, se);
+        if (ns == 1)
+            printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored in %d chunks of %d; %.1f tok/s, %.2f s)\n",
+                   ppl, se, S->q.name, N, n_chunks, ctx, (double)n_chunks * ctx / el, el);
+    }
+    if (ns > 1) {
+        /* ΔPPL = exp(mean nll_q) − exp(mean nll_b), ± from the paired covariance (delta method).
+         * KLD mean ± sd/sqrt(N−1); top-1 agreement p ± sqrt(p(1−p)/(N−1)); RMS Δp ± (delta method). */
+        FILE *js = NULL;
+        atomic_file af;
+        if (o.json) { atomic_open(&af, o.json); js = af.fp; fprintf(js, "{\n  \"model\": \"%s\", \"protocol\": \"%s\", \"ctx\": %d, \"chunks\": %d, \"tokens_scored\": %lld,\n  \"schemes\": [\n", m->path, protocol, ctx, n_chunks, N); }
+        double mb = st[0].nll / N, vb = st[0].nll2 / N - mb * mb, pb = exp(mb);
+        printf("\n%-28s %-20s %-22s %-20s %-10s %-10s %-16s %s\n", "scheme", "PPL", "dPPL vs base", "mean KLD", "KLD p99", "KLD max", "top-1 agree %", "RMS dp %");
+        for (int i = 0; i < ns; i++) {
+            PplStat *S = &st[i];
+            double mq = S->nll / N, vq = S->nll2 / N - mq * mq, pq = exp(mq);
+            double se = N > 1 && vq > 0 ? pq * sqrt(vq / (N - 1)) : 0;
+            if (i == 0) {
+                printf("%-28s %8.4f +/- %-7.4f %-22s %-20s %-10s %-10s %-16s %s\n", S->q.name, pq, se, "(base)", "-", "-", "-", "-", "-");
+                if (js) fprintf(js, "    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f}", S->q.name, pq, se);
+                continue;
+            }
+            /* cov(nll_q, nll_b) = cov(nll_b + d, nll_b) = var_b + cov(nll_b, d) */
+            double md = S->dn / N, cov_bd = S->bn_dn / N - mb * md, cov_qb = vb + cov_bd;
+            double vdiff = (pq * pq * vq + pb * pb * vb - 2 * pq * pb * cov_qb) / (N - 1);
+            double dse = vdiff > 0 ? sqrt(vdiff) : 0;
+            double km = S->kld / N, kv = S->kld2 / N - km * km, kse = kv > 0 ? sqrt(kv / (N - 1)) : 0;
+            double p1 = S->top1 / N, p1se = sqrt(p1 * (1 - p1) / (N - 1));
+            double dpm = S->dp / N, dpv = S->dp2 / N - dpm * dpm, rms = sqrt(S->dp2 / N);
+            double rmsse = rms > 0 && dpv > 0 ? sqrt(dpv / (N - 1)) : 0; /* first-order: sd(Δp)/sqrt(N-1) bounds it when mean Δp ≈ 0 */
+            qsort(S->klds, N, sizeof(float), cmp_float);
+            double k99 = percentile_sorted(S->klds, N, 99.0), kmax = S->klds[N - 1];
+            char b1[40], b2[40], b3[40], b4[40];
+            snprintf(b1, sizeof b1, "%+.4f +/- %.4f", pq - pb, dse);
+            snprintf(b2, sizeof b2, "%.6f +/- %.6f", km, kse);
+            snprintf(b3, sizeof b3, "%.3f +/- %.3f", 100 * p1, 100 * p1se);
+            snprintf(b4, sizeof b4, "%.3f +/- %.3f", 100 * rms, 100 * rmsse);
+            printf("%-28s %8.4f +/- %-7.4f %-22s %-20s %-10.6f %-10.6f %-16s %s\n", S->q.name, pq, se, b1, b2, k99, kmax, b3, b4);
+            if (js) fprintf(js, ",\n    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f, \"dppl\": %.6f, \"dppl_se\": %.6f, \"kld_mean\": %.8f, \"kld_se\": %.8f, "
+                            "\"kld_p99\": %.8f, \"kld_max\": %.8f, \"kld_median\": %.8f, \"top1_agree\": %.6f, \"top1_se\": %.6f, \"rms_dp\": %.8f, \"rms_dp_se\": %.8f}",
+                            S->q.name, pq, se, pq - pb, dse, km, kse, k99, kmax, percentile_sorted(S->klds, N, 50.0), p1, p1se, rms, rmsse);
+        }
+        printf("(%lld tokens scored per scheme in %d chunks of %d; %d schemes in %.2f s, %.1f tok/s)\n", N, n_chunks, ctx, ns, el, (double)n_chunks * ctx * ns / el);
+        if (js) { fprintf(js, "\n  ]\n}\n"); atomic_commit(&af); printf("wrote %s\n", o.json); }
+    }
+    for (int i = 0; i < ns; i++) free(st[i].klds);
+    free(st); free(list); free(base); free(base_nll); free(chunk); free(ids);
     runstate_free(&s);
     model_free(m);
     return 0;
@@ -2496,14 +3346,16 @@ static void write_npy(const char *path, const float *data, int rows, int cols) {
 
 static int cmd_dump(int argc, char **argv) {
     Options o;
-    options_parse(&o, argc, argv, "dump", "-m --tokenizer --ids -p -q -o --synthetic ",
+    options_parse(&o, argc, argv, "dump", "-m --tokenizer --ids -p -o --synthetic " SCHEME_OPTS,
                   "-m MODEL (--ids \"128000,9906,1917\" | -p TEXT) -o DIR [-q fp32|bf16] [--tokenizer FILE]\n"
-                  "  writes DIR/logits.npy (float32 [tokens, vocab]) and DIR/layer_XX.npy (residual stream after layer XX, [tokens, dim])");
+                  "  writes DIR/logits.npy (float32 [tokens, vocab]) and DIR/layer_XX.npy (residual stream after layer XX, [tokens, dim])\n" SCHEME_HELP);
     if (!o.out) fatal("dump: -o DIR is required");
     if (!o.ids == !o.prompt) fatal("dump: give exactly one of --ids and -p");
     Model *m = open_model(&o, "dump");
     const Config *c = &m->c;
-    const Scheme *q = scheme_by_name(o.scheme ? o.scheme : "fp32");
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+    Scheme qs = scheme_for_model(m, o.scheme, "fp32", &o.so);
+    const Scheme *q = &qs;
     int *ids, T;
     if (o.ids) T = parse_ids(o.ids, c->vocab_size, &ids);
     else {
@@ -2513,12 +3365,13 @@ static int cmd_dump(int argc, char **argv) {
     }
     if (T > c->max_seq_len) fatal("dump: %d tokens exceed the model's maximum context %d", T, c->max_seq_len);
     if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("dump: cannot create %s: %s", o.out, strerror(errno));
-    model_prepare(m, q);
+    const Model *mq = model_for_scheme(m, q);
     RunState s;
     runstate_init(&s, c, T, T);
+    runstate_quant_buffers(&s, c, q);
     s.layer_out = xmalloc(c->n_layers * sizeof(float *));
     for (int l = 0; l < c->n_layers; l++) s.layer_out[l] = xmalloc((size_t)T * c->dim * sizeof(float));
-    forward(m, &s, q, ids, T, 0, 0);
+    forward(mq, &s, q, ids, T, 0, 0);
     char path[4096];
     snprintf(path, sizeof path, "%s/logits.npy", o.out);
     write_npy(path, s.logits, T, c->vocab_size);
@@ -2537,12 +3390,14 @@ static int cmd_dump(int argc, char **argv) {
 
 static int cmd_generate(int argc, char **argv) {
     Options o;
-    options_parse(&o, argc, argv, "generate", "-m --tokenizer -p -n -q --temp --seed ",
+    options_parse(&o, argc, argv, "generate", "-m --tokenizer -p -n --temp --seed " SCHEME_OPTS,
                   "-m MODEL [--tokenizer FILE] [-p PROMPT] [-n NEW_TOKENS (64)] [--temp T (0 = greedy)] [--seed S] [-q fp32|bf16]\n"
-                  "  starts from BOS + PROMPT; greedy decoding takes the first maximal logit, as llama2.c does");
+                  "  starts from BOS + PROMPT; greedy decoding takes the first maximal logit, as llama2.c does\n" SCHEME_HELP);
     Model *m = open_model(&o, "generate");
     const Config *c = &m->c;
-    const Scheme *q = scheme_by_name(o.scheme ? o.scheme : "fp32");
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+    Scheme qs = scheme_for_model(m, o.scheme, "fp32", &o.so);
+    const Scheme *q = &qs;
     tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
     int *ids;
     const char *prompt = o.prompt ? o.prompt : "";
@@ -2551,9 +3406,10 @@ static int cmd_generate(int argc, char **argv) {
     if (total > c->max_seq_len) total = c->max_seq_len;
     if (np >= total && o.n_new > 0) fatal("generate: the prompt (%d tokens) fills the model's context %d", np, c->max_seq_len);
     ids = xrealloc(ids, (size_t)(total + 1) * sizeof(int));
-    model_prepare(m, q);
+    const Model *mq = model_for_scheme(m, q);
     RunState s;
     runstate_init(&s, c, np, total);
+    runstate_quant_buffers(&s, c, q);
     /* llama2.c models delimit stories with BOS; Hugging Face models stop at eos_token_id */
     int stop = !strcmp(m->format, "llama2.c") ? c->bos_id : c->eos_id;
     uint64_t rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
@@ -2564,7 +3420,7 @@ static int cmd_generate(int argc, char **argv) {
     }
     double t0 = now_seconds();
     int pos = 0, n_gen = 0;
-    forward(m, &s, q, ids, np, 0, np - 1);
+    forward(mq, &s, q, ids, np, 0, np - 1);
     pos = np;
     while (pos < total) {
         const float *lg = s.logits;
@@ -2588,7 +3444,7 @@ static int cmd_generate(int argc, char **argv) {
         ids[pos] = next;
         n_gen++;
         if (pos + 1 >= total) break;
-        forward(m, &s, q, &ids[pos], 1, pos, 0);
+        forward(mq, &s, q, &ids[pos], 1, pos, 0);
         pos++;
     }
     printf("\n");
@@ -2600,7 +3456,163 @@ static int cmd_generate(int argc, char **argv) {
     model_free(m);
     return 0;
 }
+/* ---- llama_fp8 export: a compressed-tensors FP8 checkpoint that vLLM loads ---- */
+/* Writes DIR/config.json (the model's config + quantization_config) and DIR/model.safetensors with,
+ * per quantized Linear X: X.weight F8_E4M3 [N, K], X.weight_scale [N, 1] (channel) or [1] (tensor)
+ * in BF16 (the bf16 model's scales are bf16 values; F32 with --weight-arith fp32), X.input_scale [1]
+ * F32 for static activations; self_attn.k_scale / v_scale with --kv; everything else BF16. The
+ * bytes are exactly those the scheme runs with, so export → load → run gives identical logits. */
+typedef struct {
+    const Model *m;
+    const Scheme *q;
+    const st_entry *e;
+    int *what;     /* per entry: 0 bf16 copy of a tensor, 1 fp8 weight, 2 weight scale, 3 input scale,
+                      4 k scale, 5 v scale, 6 norm vector */
+    const Tensor **t;
+    const float **vec;  /* norm vectors */
+    int *layer, *site;
+    uint8_t *qbuf;
+    float *sbuf;
+} export_ctx;
+static void export_fill(void *vctx, int i, void *buf, size_t nbytes) {
+    export_ctx *x = vctx;
+    const Scheme *q = x->q;
+    const Tensor *t = x->t[i];
+    switch (x->what[i]) {
+    case 0: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(tensor_get(t, k)); break; }
+    case 6: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(x->vec[i][k]); break; }
+    case 1: quant_weight(buf, x->sbuf, t, q->wfmt, q->wgran, q->bf16_arith); break;
+    case 2: {
+        quant_weight(x->qbuf, x->sbuf, t, q->wfmt, q->wgran, q->bf16_arith);
+        size_t n = q->wgran == GRAN_TENSOR ? 1 : (size_t)t->rows;
+        if (q->bf16_arith) for (size_t k = 0; k < n; k++) ((uint16_t *)buf)[k] = bf16_from_float(x->sbuf[k]);
+        else memcpy(buf, x->sbuf, n * sizeof(float));
+        break;
+    }
+    case 3: {
+        int l = x->layer[i], site = x->site[i];
+        float v = l < 0 ? q->scales->lm_head / emu_fmax(q->afmt) : q->scales->act[l][site] / emu_fmax(q->afmt);
+        memcpy(buf, &v, 4);
+        break;
+    }
+    case 4: case 5: {
+        int l = x->layer[i];
+        float v = x->what[i] == 4 ? (q->scales ? q->scales->k_amax[l] / emu_fmax(q->kv) : 1.0f)
+                                  : (q->scales ? q->scales->v_amax[l] / emu_fmax(q->kv) : 1.0f);
+        memcpy(buf, &v, 4);
+        break;
+    }
+    }
+}
+
+static int cmd_export(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "export", "-m -o " SCHEME_OPTS,
+                  "-m MODEL -q w8a8|w8a8-static|fp8-w [--scales FILE] [--kv fp8-e4m3] [--weight-arith bf16|fp32] [--quant-lm-head] -o DIR\n"
+                  "  writes a compressed-tensors (llm-compressor format) FP8 checkpoint that vLLM loads");
+    if (!o.out) fatal("export: -o DIR is required");
+    if (!o.scheme) fatal("export: -q SCHEME is required (w8a8, w8a8-static or fp8-w)");
+    Model *m = open_model(&o, "export");
+    const Config *c = &m->c;
+    if (m->quant.present) fatal("export: %s is already quantized", m->path);
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+    Scheme q = scheme_make(o.scheme, &o.so);
+    if (q.kind != SCHEME_W8A8 && q.kind != SCHEME_W8A8_STATIC && q.kind != SCHEME_FP8_W)
+        fatal("export: scheme %s has no compressed-tensors export here (w8a8, w8a8-static, fp8-w)", q.name);
+    if (q.wfmt != EMU_E4M3 || q.afmt != EMU_E4M3) fatal("export: compressed-tensors FP8 checkpoints hold E4M3 only");
+    if (q.kv != EMU_F32 && q.kv != EMU_E4M3) fatal("export: the KV cache scheme must be fp8-e4m3");
+    if (q.kv != EMU_F32 && !q.scales) fatal("export: --kv needs calibrated K/V scales (--scales)");
+    const Model *mb = model_for_scheme(m, &q);
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("export: cannot create %s: %s", o.out, strerror(errno));
+
+    int cap = 8 + c->n_layers * 32, n = 0;
+    st_entry *e = xcalloc(cap, sizeof *e);
+    export_ctx x = {mb, &q, e, xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)),
+                    xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(int)), NULL, NULL};
+    emu_dtype sdt = q.bf16_arith ? EMU_BF16 : EMU_F32;
+#define ENTRY(nm, dt, nd, s0, s1, wh, tt) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
+        e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.what[n] = wh; x.t[n] = tt; n++; } while (0)
+    char nm[160];
+    size_t maxnk = 0;
+    ENTRY("model.embed_tokens.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->tok_embeddings);
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &mb->layers[l];
+        const Tensor *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        static const char *const names[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+        static const int sites[7] = {SITE_QKV, SITE_QKV, SITE_QKV, SITE_O, SITE_GATEUP, SITE_GATEUP, SITE_DOWN};
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->attn_norm;
+        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+        ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->ffn_norm;
+        for (int w = 0; w < 7; w++) {
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, names[w]);
+            ENTRY(nm, EMU_E4M3, 2, ws[w]->rows, ws[w]->cols, 1, ws[w]);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, names[w]);
+            if (q.wgran == GRAN_TENSOR) ENTRY(nm, sdt, 1, 1, 0, 2, ws[w]);
+            else ENTRY(nm, sdt, 2, ws[w]->rows, 1, 2, ws[w]);
+            if (q.amode == AMODE_TENSOR_STATIC) {
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.input_scale", l, names[w]);
+                ENTRY(nm, EMU_F32, 1, 1, 0, 3, NULL); x.layer[n - 1] = l; x.site[n - 1] = sites[w];
+            }
+            size_t nk = (size_t)ws[w]->rows * ws[w]->cols;
+            if (nk > maxnk) maxnk = nk;
+        }
+        if (q.kv != EMU_F32) {
+            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_scale", l);
+            ENTRY(nm, EMU_F32, 0, 0, 0, 4, NULL); x.layer[n - 1] = l;
+            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.v_scale", l);
+            ENTRY(nm, EMU_F32, 0, 0, 0, 5, NULL); x.layer[n - 1] = l;
+        }
+    }
+    ENTRY("model.norm.weight", EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = mb->final_norm;
+    if (!c->tied_embeddings) {
+        if (q.quant_lm_head) {
+            ENTRY("lm_head.weight", EMU_E4M3, 2, c->vocab_size, c->dim, 1, &mb->lm_head);
+            if (q.wgran == GRAN_TENSOR) ENTRY("lm_head.weight_scale", sdt, 1, 1, 0, 2, &mb->lm_head);
+            else ENTRY("lm_head.weight_scale", sdt, 2, c->vocab_size, 1, 2, &mb->lm_head);
+            if (q.amode == AMODE_TENSOR_STATIC) { ENTRY("lm_head.input_scale", EMU_F32, 1, 1, 0, 3, NULL); x.layer[n - 1] = -1; }
+            if ((size_t)c->vocab_size * c->dim > maxnk) maxnk = (size_t)c->vocab_size * c->dim;
+        } else {
+            ENTRY("lm_head.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->lm_head);
+        }
+    } else if (q.quant_lm_head) fatal("export: --quant-lm-head with tied embeddings is not supported");
+#undef ENTRY
+    x.qbuf = xmalloc(maxnk);
+    x.sbuf = xmalloc(((size_t)c->vocab_size + maxnk / EMU_BLOCK + 1) * sizeof(float));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", o.out);
+    double t0 = now_seconds();
+    safetensors_write(path, e, n, "{\"format\":\"pt\"}", export_fill, &x);
+
+    /* quantization_config, as llm-compressor writes it */
+    char qc[2048];
+    const char *wstrat = q.wgran == GRAN_TENSOR ? "tensor" : "channel";
+    char acts[256] = "null";
+    if (q.amode == AMODE_TOKEN) snprintf(acts, sizeof acts, "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"token\", \"symmetric\": true, \"dynamic\": true}");
+    if (q.amode == AMODE_TENSOR_STATIC) snprintf(acts, sizeof acts, "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"tensor\", \"symmetric\": true, \"dynamic\": false, \"observer\": \"minmax\"}");
+    snprintf(qc, sizeof qc,
+             "  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \"float-quantized\",\n"
+             "    \"quantization_status\": \"compressed\",\n    \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"],\n"
+             "      \"weights\": {\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"%s\", \"symmetric\": true, \"dynamic\": false, \"observer\": \"minmax\"},\n"
+             "      \"input_activations\": %s}},\n    \"ignore\": [%s],\n    \"kv_cache_scheme\": %s\n  }",
+             wstrat, acts, q.quant_lm_head ? "" : "\"lm_head\"",
+             q.kv != EMU_F32 ? "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"tensor\", \"symmetric\": true, \"dynamic\": false}" : "null");
+    snprintf(path, sizeof path, "%s/config.json", o.out);
+    write_hf_config(path, c, qc);
+    printf("export: %s: %s as compressed-tensors (%d tensors, %.1f s)\n", o.out, q.name, n, now_seconds() - t0);
+    free(e); free(x.what); free(x.t); free(x.vec); free(x.layer); free(x.site); free(x.qbuf); free(x.sbuf);
+    model_free(m);
+    return 0;
+}
 /* @@END ppl@@ */
+
+/* ------------------------------------------------------------------------------------------ */
+/* 7b. Calibration and the outlier report                                                     */
+/* ------------------------------------------------------------------------------------------ */
+/* @@SECTION calib@@ */
+static int cmd_calibrate(int argc, char **argv) { fatal("'calibrate' is not built yet"); }
+static int cmd_stats(int argc, char **argv) { fatal("'stats' is not built yet"); }
+/* @@END calib@@ */
 
 /* ------------------------------------------------------------------------------------------ */
 /* 8. Benchmarks                                                                              */
@@ -2762,6 +3774,9 @@ static const struct {
     {"ppl", cmd_ppl, "perplexity of a model on a text file"},
     {"dump", cmd_dump, "write logits and per-layer residuals as .npy files"},
     {"generate", cmd_generate, "greedy / sampled text generation"},
+    {"export", cmd_export, "write a compressed-tensors FP8 checkpoint (what llm-compressor writes, vLLM loads)"},
+    {"calibrate", cmd_calibrate, "static activation and KV scales from calibration text (scales.json)"},
+    {"stats", cmd_stats, "outlier report: per-layer absmax, saturation / flush-to-zero, quantization SNR (+ SVG)"},
     {"synth", cmd_synth, "write a random checkpoint with real Llama shapes (llama3.1-8b, ...) for benchmarks"},
     {"verify", cmd_verify, "run the same tokens on GPU and CPU, compare per layer and op (CUDA builds)"},
     {"bench", cmd_bench, "benchmarks (bench gemm)"},
