@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -73,6 +74,11 @@ static char *xstrdup(const char *s) {
     return memcpy(xmalloc(n), s, n);
 }
 
+static double peak_rss_gb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1048576.0; /* kilobytes on Linux */
+}
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -728,6 +734,8 @@ typedef struct Model {
     mfile *files; int n_files;   /* the mappings the tensors point into */
     void **owned; int n_owned;   /* buffers the model owns (converted / permuted tensors) */
     struct Model *bf16_view;     /* the model with bf16-rounded weights (bf16-based schemes), made once */
+    int release_pages;           /* large checkpoints: drop each layer's mapped pages after use, so the
+                                    resident set stays near one layer's weights (the page cache keeps them) */
 } Model;
 
 static size_t dtype_size(emu_dtype t) { return t == EMU_F32 ? 4 : 2; }
@@ -1372,6 +1380,9 @@ static Model *model_load(const char *path) {
     } else fatal("%s: no such model (expected a Hugging Face directory or a llama2.c .bin)", path);
     m->path = xstrdup(path);
     const Config *c = &m->c;
+    size_t mapped = 0;
+    for (int i = 0; i < m->n_files; i++) mapped += m->files[i].size;
+    m->release_pages = mapped > ((size_t)2 << 30);
     if (c->dim <= 0 || c->n_layers <= 0 || c->vocab_size <= 0 || c->head_dim <= 0) fatal("%s: bad config", path);
     rope_init(m);
     return m;
@@ -1382,6 +1393,24 @@ static void model_free(Model *m) {
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->files); free(m->owned); free(m->layers); free(m->path); free(m);
 }
+/* Drops the resident pages of a tensor that lives in a read-only file mapping (a no-op for owned
+ * buffers). The next access faults them back in from the page cache. */
+static void tensor_release(const Model *m, const Tensor *t) {
+    const uint8_t *p = t->data;
+    size_t bytes = (size_t)t->rows * t->cols * (t->dtype == EMU_E4M3 || t->dtype == EMU_E5M2 ? 1 : dtype_size(t->dtype));
+    for (int i = 0; i < m->n_files; i++) {
+        const mfile *f = &m->files[i];
+        if (p < f->data || p + bytes > f->data + f->size) continue;
+        uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)p + ps - 1) & ~(ps - 1), b = ((uintptr_t)p + bytes) & ~(ps - 1);
+        if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+        return;
+    }
+}
+static void layer_release(const Model *m, const Layer *L) {
+    const Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    for (int i = 0; i < 7; i++) tensor_release(m, ts[i]);
+}
+
 static void model_describe(const Model *m, FILE *fp) {
     const Config *c = &m->c;
     fprintf(fp, "model: %s (%s) dim %d, ffn %d, layers %d, heads %d/%d kv, head_dim %d, vocab %d, max ctx %d, rope theta %g%s, %s embeddings, weights %s\n",
@@ -2620,13 +2649,15 @@ static const Model *model_for_scheme(Model *m, const Scheme *q) {
     return v;
 }
 
-/* Weight quantization as llm-compressor / compressed-tensors does it (memoryless min-max observer,
- * symmetric): per output channel (scale[N]), per tensor (scale[1]) or per 128×128 block
- * (scale[ceil(N/128)][ceil(K/128)]). With bf16_arith (a bf16 model, the default):
- *   scale = B(absmax / fmax)  (bf16 division), a zero scale becomes bf16 eps (2^-7);
- *   q = fp8(clamp(B(w / scale), ±fmax))  — w / scale is rounded to bf16 first: double rounding, as in
- *   the tool. Without it, fp32: scale = max(absmax / fmax, FLT_EPSILON), q = fp8(clamp(w / scale)).
- * INT8 (fmt EMU_I8): scale = absmax / 127 (fp32), q = rne(clamp(w / scale, ±127)), zero row → 0. */
+/* Weight quantization as llm-compressor / compressed-tensors 0.20 does it (memoryless min-max
+ * observer, symmetric; calculate_qparams + the float/int compressors): per output channel
+ * (scale[N]), per tensor (scale[1]) or per 128×128 block (scale[ceil(N/128)][ceil(K/128)]).
+ *   scale = absmax / (range / 2): range/2 = fmax (448, 57344) for FP8, 127.5 for INT8 (255 / 2);
+ *   a zero scale becomes the scale dtype's eps (bf16: 2^-7, fp32: 2^-23);
+ *   q = cast(clamp(w / scale + 0, qmin, qmax)) — the + 0 is the zero point, which turns −0 into +0;
+ *   FP8 casts round to nearest even, INT8 uses torch.round (RNE) into [−128, 127].
+ * With bf16_arith (a bf16 model, the default) the scale and w / scale are each rounded to bf16 —
+ * double rounding, exactly as the tool does it on a bf16 model. Without it, all in fp32. */
 static void quant_weight(uint8_t *q, float *scale, const Tensor *W, emu_dtype fmt, int granularity, int bf16_arith) {
     int N = W->rows, K = W->cols;
     int bn = granularity == GRAN_BLOCK ? EMU_BLOCK : granularity == GRAN_TENSOR ? N : 1;
@@ -2640,23 +2671,19 @@ static void quant_weight(uint8_t *q, float *scale, const Tensor *W, emu_dtype fm
             float amax = 0;
             for (int n = n0; n < n1; n++)
                 for (int k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(tensor_get(W, (size_t)n * K + k)));
-            float s;
-            if (fmt == EMU_I8) s = amax / 127.0f;
-            else if (bf16_arith) { s = bf16_to_float(bf16_from_float(amax / fmax)); if (s == 0) s = 0.0078125f; }
-            else s = fmaxf(amax / fmax, FLT_EPSILON);
+            float half_range = fmt == EMU_I8 ? 127.5f : fmax;
+            float s = amax / half_range;
+            if (bf16_arith) s = bf16_to_float(bf16_from_float(s));
+            if (s == 0) s = bf16_arith ? 0.0078125f : FLT_EPSILON;
             scale[(size_t)i * nbk + j] = s;
             for (int n = n0; n < n1; n++)
                 for (int k = k0; k < k1; k++) {
-                    float w = tensor_get(W, (size_t)n * K + k);
-                    uint8_t *out = &q[(size_t)n * K + k];
-                    if (fmt == EMU_I8) {
-                        float r = s > 0 ? rintf(fminf(fmaxf(w / s, -127.0f), 127.0f)) : 0.0f;
-                        *out = (uint8_t)(int8_t)r;
-                        continue;
-                    }
-                    float x = w / s;
+                    float x = tensor_get(W, (size_t)n * K + k) / s;
                     if (bf16_arith) x = bf16_to_float(bf16_from_float(x));
-                    *out = emu_fp8_encode(fminf(fmaxf(x, -fmax), fmax), fmt);
+                    x = x + 0.0f;
+                    uint8_t *out = &q[(size_t)n * K + k];
+                    if (fmt == EMU_I8) *out = (uint8_t)(int8_t)rintf(fminf(fmaxf(x, -128.0f), 127.0f));
+                    else *out = emu_fp8_encode(fminf(fmaxf(x, -fmax), fmax), fmt);
                 }
         }
     }
@@ -2927,6 +2954,7 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
         for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s->xo[i]);
 
         if (s->layer_out) memcpy(s->layer_out[l], x, (size_t)T * dim * sizeof(float));
+        if (m->release_pages) layer_release(m, L);
     }
     free(cosv);
     free(sinv);
@@ -2938,6 +2966,7 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
         if (q->quant_lm_head) quantize_act(q, s, h, T - logits_from, dim, -1, SITE_LMHEAD);
         else if (s->observe) s->observe(s->observe_ctx, -1, SITE_LMHEAD, h, T - logits_from, dim);
         linear(q, s, s->logits, h, T - logits_from, &m->lm_head, q->quant_lm_head);
+        if (m->release_pages) tensor_release(m, &m->lm_head);
     }
 }
 /* @@END forward@@ */
@@ -3277,8 +3306,8 @@ static int cmd_ppl(int argc, char **argv) {
         double ppl = exp(mean), se = N > 1 && var > 0 ? ppl * sqrt(var / (N - 1)) : 0;
         if (i == 0 && llamacpp) printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, se);
         if (ns == 1)
-            printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored in %d chunks of %d; %.1f tok/s, %.2f s)\n",
-                   ppl, se, S->q.name, N, n_chunks, ctx, (double)n_chunks * ctx / el, el);
+            printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored in %d chunks of %d; %.1f tok/s, %.2f s, peak RSS %.2f GB)\n",
+                   ppl, se, S->q.name, N, n_chunks, ctx, (double)n_chunks * ctx / el, el, peak_rss_gb());
     }
     if (ns > 1) {
         /* ΔPPL = exp(mean nll_q) − exp(mean nll_b), ± from the paired covariance (delta method).
@@ -3317,7 +3346,7 @@ static int cmd_ppl(int argc, char **argv) {
                             "\"kld_p99\": %.8f, \"kld_max\": %.8f, \"kld_median\": %.8f, \"top1_agree\": %.6f, \"top1_se\": %.6f, \"rms_dp\": %.8f, \"rms_dp_se\": %.8f}",
                             S->q.name, pq, se, pq - pb, dse, km, kse, k99, kmax, percentile_sorted(S->klds, N, 50.0), p1, p1se, rms, rmsse);
         }
-        printf("(%lld tokens scored per scheme in %d chunks of %d; %d schemes in %.2f s, %.1f tok/s)\n", N, n_chunks, ctx, ns, el, (double)n_chunks * ctx * ns / el);
+        printf("(%lld tokens scored per scheme in %d chunks of %d; %d schemes in %.2f s, %.1f tok/s, peak RSS %.2f GB)\n", N, n_chunks, ctx, ns, el, (double)n_chunks * ctx * ns / el, peak_rss_gb());
         if (js) { fprintf(js, "\n  ]\n}\n"); atomic_commit(&af); printf("wrote %s\n", o.json); }
     }
     for (int i = 0; i < ns; i++) free(st[i].klds);

@@ -3,6 +3,7 @@
 (tests/golden/hf_*), made by transformers' own LlamaForCausalLM with eager attention on CPU.
 
     python3 tests/gen_hf_goldens.py        # from the repository root; needs torch + transformers
+                                           # (after tests/gen_llama2c_golden.py; data: $LLAMA_FP8_DATA)
 
 Produced with transformers 5.23.0, torch 2.15.0+cu132 (CPU), numpy 2.4.6. Deterministic: the same
 versions rewrite byte-identical files.
@@ -14,6 +15,7 @@ Per model NAME (directory tests/models/NAME, written by save_pretrained exactly 
                                    output_hidden_states=True returns L+1 tensors whose last one,
                                    hidden_states[-1], is last_hidden_state, i.e. WITH the final norm
                                    applied; the layer outputs here are the un-normed ones.
+  golden/NAME_fp32_embed.npy       float32 [T, dim]    hidden_states[0] = the embedding rows
   golden/NAME_fp32_final_norm.npy  float32 [T, dim]    hidden_states[-1] = model.norm(layer_{L-1})
   golden/NAME_bf16_logits.npy      float32 [T, vocab]  from_pretrained(dtype=torch.bfloat16) (weights
                                    rounded RNE, RoPE inv_freq kept fp32), logits are bf16 values
@@ -36,6 +38,11 @@ Error bounds (read by tests/test_hf.c; derivation, also in the comment there):
   NPERM_BF16 = 8 other summation orders of HF's own bf16 model all stay within ROBUST = 0.1 of that
   scale (no rounding on a knife edge); dropping any one of HF's rounding points costs 0.77..1.2
   (tests/hf_rounding_check.py). Argmax margins: 2 * fp32 tol, and 2 * max|HF bf16 - HF fp32|.
+Also, when $LLAMA_FP8_DATA has stories260K: the trained model converted to an HF directory (in a
+temporary folder, not committed; Q/K rows permuted from llama2.c's interleaved RoPE order to HF's
+rotate-half order), whose HF fp32 logits must agree with run.c's golden (tests/golden/llama2c_*)
+within that golden's bound — a check of the conversion convention — and whose HF bf16 logits for
+16 order-robust random ids become golden/hf_stories260K_bf16_logits.npy (+ hf_stories260K.txt).
 One model's config.json is rewritten in the layout of the Llama 3.x checkpoints on the Hub
 (rope_scaling + top-level rope_theta, torch_dtype); the others are as transformers 5 writes them
 (rope_parameters).
@@ -164,6 +171,89 @@ def legacy_config(d):
         f.write("\n")
 
 
+def stories260k_hf(data, tmp):
+    """stories260K (llama2.c format, fp32) as a Hugging Face directory in tmp: Q/K rows permuted from
+    Meta's interleaved RoPE order to HF's rotate-half order (transformers' own conversion permute),
+    tied embeddings. Returns the directory, or None if the data is absent."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import gen_llama2c_golden as l2c
+    path = os.path.join(data, "stories260K", "stories260K.bin")
+    if not os.path.exists(path):
+        return None
+    c, w = l2c.read_llama2c(path)
+    t = lambda a: torch.from_numpy(np.array(a))
+    def perm(a, n):  # (n*hs, dim) rows (h, i, pair) -> (h, pair, i)
+        a = t(a)
+        return a.view(n, a.shape[0] // n // 2, 2, a.shape[1]).transpose(1, 2).reshape(a.shape).contiguous()
+    sd = {"model.embed_tokens.weight": t(w["emb"]), "model.norm.weight": t(w["rms_final"])}
+    for l in range(c["layers"]):
+        p = f"model.layers.{l}."
+        sd.update({p + "input_layernorm.weight": t(w["rms_att"][l]), p + "post_attention_layernorm.weight": t(w["rms_ffn"][l]),
+                   p + "self_attn.q_proj.weight": perm(w["wq"][l], c["heads"]),
+                   p + "self_attn.k_proj.weight": perm(w["wk"][l], c["kv_heads"]),
+                   p + "self_attn.v_proj.weight": t(w["wv"][l]), p + "self_attn.o_proj.weight": t(w["wo"][l]),
+                   p + "mlp.gate_proj.weight": t(w["w1"][l]), p + "mlp.down_proj.weight": t(w["w2"][l]),
+                   p + "mlp.up_proj.weight": t(w["w3"][l])})
+    hc = LlamaConfig(vocab_size=c["vocab"], hidden_size=c["dim"], intermediate_size=c["hidden"],
+                     num_hidden_layers=c["layers"], num_attention_heads=c["heads"], num_key_value_heads=c["kv_heads"],
+                     max_position_embeddings=c["seq_len"], rms_norm_eps=1e-5, rope_theta=10000.0,
+                     tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, attn_implementation="eager")
+    m = LlamaForCausalLM(hc).eval()
+    r = m.load_state_dict(sd, strict=False)
+    assert not r.unexpected_keys and r.missing_keys == ["lm_head.weight"], r
+    m.save_pretrained(tmp)
+    return tmp
+
+
+def stories260k_golden(data, g):
+    """HF bf16 logits for stories260K (the real trained model, converted), 16 robust random ids; and a
+    cross-check that HF fp32 on the converted model agrees with run.c's golden within its bound."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        d = stories260k_hf(data, tmp)
+        if d is None:
+            print("stories260K: no data, skipped")
+            return
+        m32 = LlamaForCausalLM.from_pretrained(d, dtype=torch.float32, attn_implementation="eager").eval()
+        mb = LlamaForCausalLM.from_pretrained(d, dtype=torch.bfloat16, attn_implementation="eager").eval()
+        meta = dict(l.rstrip("\n").split(" ", 1) for l in open(os.path.join(GOLDEN, "llama2c.txt")) if not l.startswith("#"))
+        ids79 = torch.tensor([[int(x) for x in meta["ids"].split(",")]])
+        lg79, _, _ = run(m32, ids79)
+        runc = torch.from_numpy(np.load(os.path.join(GOLDEN, "llama2c_dump_logits.npy"))).double()
+        d_runc = (lg79 - runc).abs().max().item()
+        assert d_runc <= float(meta["fp32_tol_logits"]), ("HF fp32 vs run.c", d_runc)
+        rms = lambda t: t.pow(2).mean().sqrt().item()
+        # A trained model is more sensitive to bf16 rounding flips than the random ones: at 24+
+        # tokens most id draws are not order-robust, so 16 tokens.
+        for attempt in range(50):
+            ids = torch.randint(3, 512, (1, 16), generator=g)
+            ids[0, 0] = 1
+            lg32, _, _ = run(m32, ids)
+            lgb, _, _ = run(mb, ids)
+            gap_rms = rms(lgb - lg32)
+            e_b = max(rms(run(permuted(mb, 7000 + k)[0], ids)[0] - lgb) for k in range(NPERM_BF16))
+            if e_b <= ROBUST * gap_rms:
+                break
+        else:
+            sys.exit("stories260K: no order-robust token ids found")
+        gap_max = (lgb - lg32).abs().max().item()
+        save_npy("hf_stories260K_bf16_logits.npy", lgb)
+        rows = [("model", "$DATA/stories260K/stories260K.bin"), ("tokenizer", "$DATA/stories260K/tok512.bin"),
+                ("modes", "bf16"), ("id_attempts", attempt + 1), ("ids", ",".join(str(int(i)) for i in ids[0])),
+                ("tokens", 16), ("vocab", 512), ("dim", 64), ("layers", 5),
+                ("hf_fp32_vs_runc_maxabs_79_tokens", f"{d_runc:.6g}"),
+                ("bf16_E_rms_logits", f"{e_b:.6g}"), ("bf16_vs_fp32_rms", f"{gap_rms:.6g}"),
+                ("bf16_tol_rms_logits", f"{0.5 * gap_rms:.6g}"), ("bf16_vs_fp32_maxabs", f"{gap_max:.6g}"),
+                ("bf16_argmax_margin", f"{2 * gap_max:.6g}")]
+        with open(os.path.join(GOLDEN, "hf_stories260K.txt"), "w") as f:
+            f.write("# stories260K converted to HF (Q/K rows to rotate-half order), bf16 logits by transformers 5.23.0 "
+                    "(tests/gen_hf_goldens.py); the model itself is read from $LLAMA_FP8_DATA\n")
+            for k, v in rows:
+                f.write(f"{k} {v}\n")
+        print(f"stories260K: HF fp32 vs run.c max|diff| {d_runc:.3g} (bound {meta['fp32_tol_logits']}); "
+              f"bf16 rms E={e_b:.3g} tol={0.5 * gap_rms:.3g} (rms|bf16-fp32| {gap_rms:.3g}), ids drawn {attempt + 1}x")
+
+
 def save_npy(name, t):
     np.save(os.path.join(GOLDEN, name), t.float().numpy().astype(np.float32))
 
@@ -234,6 +324,7 @@ def main():
         save_npy(f"{name}_fp32_logits.npy", lg32)
         for i, t in enumerate(lay32):
             save_npy(f"{name}_fp32_layer_{i:02d}.npy", t)
+        save_npy(f"{name}_fp32_embed.npy", hs32[0])
         save_npy(f"{name}_fp32_final_norm.npy", hs32[-1])
         save_npy(f"{name}_bf16_logits.npy", lgb)
         meta = [
@@ -260,6 +351,8 @@ def main():
                 f.write(f"{k} {v}\n")
         print(f"{name}: {size} bytes; fp32 E={e_lg:.3g} tol={c * e_lg:.3g} (max|logit| {lg32.abs().max().item():.3g}); "
               f"bf16 rms E={e_b:.3g} tol={0.5 * gap_rms:.3g} (rms|bf16-fp32| {gap_rms:.3g})")
+    data = os.environ.get("LLAMA_FP8_DATA", os.path.join(ROOT, "..", "shared", "data"))
+    stories260k_golden(data, torch.Generator().manual_seed(260))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ can be met by an implementation that is not PyTorch (other GEMM library and summ
 exp/cos/sin/sqrt). tests/test_hf_numpy.sh runs tests/test_hf.c against it.
 
     tests/hf_numpy_ref.py dump -m tests/models/NAME --ids 1,2,3 -q fp32|bf16 -o OUTDIR
-    tests/hf_numpy_ref.py dump -m stories260K.bin --tokenizer tok512.bin --ids 1,2,3 -q fp32 -o OUTDIR
+    tests/hf_numpy_ref.py dump -m stories260K.bin --tokenizer tok512.bin --ids 1,2,3 -q fp32|bf16 -o OUTDIR
 
 Reads config.json (rope_parameters as transformers 5 writes it, or the older rope_scaling +
 rope_theta) and model.safetensors or the sharded files via model.safetensors.index.json.
@@ -43,6 +43,38 @@ def load(d):
     files = sorted(set(json.load(open(idx))["weight_map"].values())) if os.path.exists(idx) else ["model.safetensors"]
     for f in files:
         load_safetensors(os.path.join(d, f), w)
+    return cfg, w
+
+
+def load_llama2c(path):
+    """A llama2.c checkpoint as HF config + tensors: Q/K rows permuted from Meta's interleaved RoPE
+    order to HF's rotate-half order; tied classifier unless the file has its own."""
+    raw = open(path, "rb").read()
+    dim, hid, L, H, KV, V, S = struct.unpack("7i", raw[:28])
+    shared, V, hs = V > 0, abs(V), dim // H
+    f = np.frombuffer(raw, np.float32, offset=28)
+    off = 0
+    def take(*shape):
+        nonlocal off
+        n = int(np.prod(shape))
+        off += n
+        return f[off - n:off].reshape(shape)
+    perm = lambda a, n: a.reshape(n, hs // 2, 2, dim).transpose(0, 2, 1, 3).reshape(n * hs, dim)
+    emb, att = take(V, dim), take(L, dim)
+    wq, wk, wv, wo = take(L, H * hs, dim), take(L, KV * hs, dim), take(L, KV * hs, dim), take(L, dim, H * hs)
+    ffn, w1, w2, w3, fin = take(L, dim), take(L, hid, dim), take(L, dim, hid), take(L, hid, dim), take(dim)
+    take(S * hs // 2); take(S * hs // 2)                      # unused RoPE tables
+    w = {"model.embed_tokens.weight": emb, "model.norm.weight": fin}
+    if not shared:
+        w["lm_head.weight"] = take(V, dim)
+    for l in range(L):
+        p = f"model.layers.{l}."
+        w.update({p + "input_layernorm.weight": att[l], p + "post_attention_layernorm.weight": ffn[l],
+                  p + "self_attn.q_proj.weight": perm(wq[l], H), p + "self_attn.k_proj.weight": perm(wk[l], KV),
+                  p + "self_attn.v_proj.weight": wv[l], p + "self_attn.o_proj.weight": wo[l],
+                  p + "mlp.gate_proj.weight": w1[l], p + "mlp.down_proj.weight": w2[l], p + "mlp.up_proj.weight": w3[l]})
+    cfg = dict(hidden_size=dim, intermediate_size=hid, num_hidden_layers=L, num_attention_heads=H,
+               num_key_value_heads=KV, vocab_size=V, rms_norm_eps=1e-5, rope_theta=10000.0)
     return cfg, w
 
 
@@ -123,14 +155,8 @@ def main():
     ap.add_argument("--tokenizer")
     a = ap.parse_args()
     ids = np.array([int(t) for t in a.ids.split(",")])
-    if a.m.endswith(".bin"):  # llama2.c checkpoint: tests/gen_llama2c_golden.py's NumPy forward, fp32
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import gen_llama2c_golden as l2c
-        cfg, w = l2c.read_llama2c(a.m)
-        logits, layers = l2c.forward(cfg, w, ids, np.float32)
-    else:
-        cfg, w = load(a.m)
-        logits, layers = forward(cfg, w, ids, a.q == "bf16")
+    cfg, w = load_llama2c(a.m) if a.m.endswith(".bin") else load(a.m)
+    logits, layers = forward(cfg, w, ids, a.q == "bf16")
     os.makedirs(a.o, exist_ok=True)
     np.save(os.path.join(a.o, "logits.npy"), logits.astype(np.float32))
     for i, t in enumerate(layers):

@@ -4,8 +4,11 @@
  * torch 2.15.0 CPU, eager attention) this runs
  *     $LLAMA_FP8 dump -m tests/models/NAME --ids IDS -q fp32|bf16 -o build/tests/hf_NAME_MODE
  * and compares OUT/logits.npy and OUT/layer_XX.npy (residual stream after layer XX, before the
- * final norm) with the goldens. The bounds are computed by the generator and stored in the .txt;
- * how they are derived:
+ * final norm) with the goldens. The same code checks stories260K (model read from $LLAMA_FP8_DATA,
+ * skipped without): tests/golden/hf_stories260K.txt (transformers' bf16 logits of the converted
+ * model) and, called by tests/test_llama2c.sh with tests/golden/llama2c.txt, llama2.c run.c's fp32
+ * logits and residual stream (bound derived the same way, see tests/gen_llama2c_golden.py).
+ * The bounds are computed by the generators and stored in the .txt; how they are derived:
  *
  * fp32 mode. Let E be the largest |difference| over a tensor between a float64 evaluation of the
  *   model (weights = the stored values) and each of five fp32 evaluations that differ only in
