@@ -19,6 +19,19 @@ uint8_t emu_fp8_encode(float x, emu_dtype fmt) {
  * fminf return the non-NaN operand). The encoders below see only finite values. */
 static float clampf(float v, float m) { return fmaxf(-m, fminf(v, m)); }
 
+/* compressed-tensors 0.20 (calculate_qparams + _quantize + round_to_quantized_type_args): torch.clamp
+ * lets NaN through, and `scaled += zero_point` (a zero) turns −0 into +0 before the cast. */
+static float ct_clamp(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
+static uint8_t ct_fp8(float scaled, emu_dtype fmt) {
+    float m = emu_fmax(fmt);
+    return fp8_from_float_fast(ct_clamp(scaled + 0.0f, -m, m), fmt == EMU_E5M2 ? FP8_E5M2 : FP8_E4M3, FP8_SATFINITE);
+}
+/* the scale of a group whose absmax is a: a / (range / 2), and a zero scale becomes fp32 eps */
+static float ct_scale(float a, float half_range) {
+    float s = a / half_range;
+    return s == 0 ? FLT_EPSILON : s;
+}
+
 static float absmax_row(const float *x, int n) {
     float a = 0;
     for (int i = 0; i < n; i++) a = fmaxf(a, fabsf(x[i]));
@@ -60,9 +73,9 @@ void emu_quant_channel(uint8_t *q, size_t ldq, float *scale, const float *w, siz
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *wr = w + (size_t)n * ldw;
-        float s = fmaxf(absmax_row(wr, K) / fmax, FLT_EPSILON);
+        float s = ct_scale(absmax_row(wr, K), fmax);
         scale[n] = s;
-        for (int k = 0; k < K; k++) q[(size_t)n * ldq + k] = emu_fp8_encode(clampf(wr[k] / s, fmax), fmt);
+        for (int k = 0; k < K; k++) q[(size_t)n * ldq + k] = ct_fp8(wr[k] / s, fmt);
     }
 }
 
@@ -89,10 +102,10 @@ void emu_quant_block(uint8_t *q, size_t ldq, float *scale, const float *w, size_
             int n0 = i * BN, n1 = n0 + BN < N ? n0 + BN : N, k0 = j * BK, k1 = k0 + BK < K ? k0 + BK : K;
             float a = 0;
             for (int n = n0; n < n1; n++) a = fmaxf(a, absmax_row(w + (size_t)n * ldw + k0, k1 - k0));
-            float s = fmaxf(a / fmax, FLT_EPSILON);
+            float s = ct_scale(a, fmax);
             scale[(size_t)i * nbk + j] = s;
             for (int n = n0; n < n1; n++)
-                for (int k = k0; k < k1; k++) q[(size_t)n * ldq + k] = emu_fp8_encode(clampf(w[(size_t)n * ldw + k] / s, fmax), fmt);
+                for (int k = k0; k < k1; k++) q[(size_t)n * ldq + k] = ct_fp8(w[(size_t)n * ldw + k] / s, fmt);
         }
 }
 
@@ -116,8 +129,8 @@ void emu_quant_int8_channel(int8_t *q, size_t ldq, float *scale, const float *w,
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *wr = w + (size_t)n * ldw;
-        float s = absmax_row(wr, K) / 127.0f;
+        float s = ct_scale(absmax_row(wr, K), 127.5f);   /* range [-128, 127]: (127 - (-128)) / 2 */
         scale[n] = s;
-        for (int k = 0; k < K; k++) q[(size_t)n * ldq + k] = s > 0 ? i8_rne(wr[k] / s) : 0;
+        for (int k = 0; k < K; k++) q[(size_t)n * ldq + k] = (int8_t)nearbyintf(ct_clamp(wr[k] / s + 0.0f, -128.0f, 127.0f));
     }
 }
