@@ -3662,11 +3662,12 @@ static int cmd_bench(int argc, char **argv) {
         "  --m        rows of A (tokens), default 256,1; --full: 2048,256,1\n"
         "  --modes    bf16,exact,fp32,fast,hopper,ada,cublaslt (default bf16,fast,fp32,exact)\n"
         "  --shapes   N x K of the weight, default the Llama-3.1-8B set 6144x4096,4096x4096,14336x4096,4096x14336,128256x4096\n"
-        "  --reps     timed repetitions after one warm-up, best is reported (default 2)";
+        "  --reps     timed repetitions after one warm-up, best is reported (default 2)\n"
+        "  --peak     row (measure the peak before and after every row, default) or once";
     if (argc < 2 || strcmp(argv[1], "gemm")) fatal("%s", usage_s);
     const char *ms = "256,1", *modes = "bf16,fast,fp32,exact";
     const char *shapes = "6144x4096,4096x4096,14336x4096,4096x14336,128256x4096";
-    int reps = 2;
+    int reps = 2, peak_each_row = 1;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--full")) ms = "2048,256,1";
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { puts(usage_s); return 0; }
@@ -3675,6 +3676,11 @@ static int cmd_bench(int argc, char **argv) {
         else if (!strcmp(argv[i], "--modes")) modes = argv[++i];
         else if (!strcmp(argv[i], "--shapes")) shapes = argv[++i];
         else if (!strcmp(argv[i], "--reps")) reps = (int)parse_long_arg("--reps", argv[++i], 1, 1000);
+        else if (!strcmp(argv[i], "--peak")) {
+            i++;
+            if (strcmp(argv[i], "row") && strcmp(argv[i], "once")) fatal("bench gemm: --peak takes row or once, not '%s'", argv[i]);
+            peak_each_row = !strcmp(argv[i], "row");
+        }
         else fatal("bench gemm: unknown option %s\n%s", argv[i], usage_s);
     }
     int Ms[16], nm = 0, NK[16][2], ns = 0, md[16], nmd = 0;
@@ -3755,7 +3761,7 @@ static int cmd_bench(int argc, char **argv) {
                 }
                 row[nrow].M = M; row[nrow].N = N; row[nrow].K = K; row[nrow].mode = md[di];
                 row[nrow].ms = best * 1e3; row[nrow].gf = 2.0 * M * N * K / best / 1e9;
-                double p32 = emu_peak_gflops(0), p16 = emu_peak_gflops(1);
+                double p32 = peak_each_row ? emu_peak_gflops(0) : prev32, p16 = peak_each_row ? emu_peak_gflops(1) : prev16;
                 row[nrow].p32 = p32 > prev32 ? p32 : prev32; row[nrow].p16 = p16 > prev16 ? p16 : prev16;
                 prev32 = p32; prev16 = p16;
                 if (p32 > pk32) pk32 = p32;
@@ -3770,7 +3776,8 @@ static int cmd_bench(int argc, char **argv) {
     printf("# bench gemm on %s, %d OpenMP threads, AVX-512 %s, AVX512-BF16 %s\n", cpu, omp_get_max_threads(),
            emu_have_avx512() ? "yes" : "no", emu_have_avx512bf16() ? "yes" : "no");
     printf("# best peak measured in this run: fp32 FMA %.1f GFLOP/s, bf16 dot (VDPBF16PS) %.1f GFLOP/s\n", pk32, pk16);
-    printf("# pk16/pk32: the peak measured beside the row (better of before/after); %% columns are relative to it\n");
+    printf("# pk16/pk32: %s; %% columns are relative to it\n",
+           peak_each_row ? "the peak measured beside the row (better of before/after)" : "the peak measured once, at the start");
     printf("# modes: bf16 = emu_gemm_f32 with BF16 weights; others = emu_gemm W8A8 E4M3 (per-token x per-channel scales, bf16 out)\n");
     printf("%6s %7s %6s  %-9s %10s %9s %7s %7s %7s %7s\n", "M", "N", "K", "mode", "ms", "GFLOP/s", "pk16", "%pk16", "pk32", "%pk32");
     for (int i = 0; i < nrow; i++)

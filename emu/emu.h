@@ -4,7 +4,7 @@
  *
  * Every fast kernel X has a portable twin X_ref with the same signature (tests/test_emu*.c compare
  * them). The fast kernels pick AVX-512 code at run time (__builtin_cpu_supports) and fall back to
- * the _ref twin elsewhere. */
+ * the _ref twin elsewhere, or when the environment has LLAMA_FP8_NO_SIMD set. */
 #ifndef EMU_H
 #define EMU_H
 #include <stddef.h>
@@ -55,18 +55,20 @@ void emu_quant_token(uint8_t *q, size_t ldq, float *scale, const float *x, size_
 void emu_quant_tensor(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt, float s);
 /* vLLM dynamic per-tensor: s = absmax / fmax over the whole matrix (no floor), then as above. Returns s. */
 float emu_quant_tensor_dynamic(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt);
-/* Per-channel weights, fp32 arithmetic (compressed-tensors on an fp32 model): per row n of W[N][K]
- * s[n] = max(absmax / fmax, FLT_EPSILON), q = fp8(clamp(w / s)). */
+/* Per-channel weights, fp32 arithmetic, as compressed-tensors 0.20 on an fp32 model: per row n of
+ * W[N][K] s[n] = absmax / fmax (a zero scale becomes FLT_EPSILON), q = fp8(torch.clamp(w / s + 0, ±fmax)):
+ * the "+ 0" (its zero point) makes −0 encode as +0; torch.clamp lets NaN through. */
 void emu_quant_channel(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, emu_dtype fmt);
 /* 1×G groups (activations, DeepSeek-V3 / vLLM per_token_group_quant_fp8, G = 128):
  * s[m][g] = max(absmax_g, 1e-10) / fmax, q = fp8(clamp(x / s)). scale is [M][ceil(K/G)]. */
 void emu_quant_group(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int G, emu_dtype fmt);
-/* BN×BK blocks (weights, 128×128): s[i][j] = max(absmax / fmax, FLT_EPSILON) over the block,
- * q = fp8(clamp(w / s)). scale is [ceil(N/BN)][ceil(K/BK)]. */
+/* BN×BK blocks (weights, 128×128), compressed-tensors "block": per block as emu_quant_channel per row.
+ * scale is [ceil(N/BN)][ceil(K/BK)]. */
 void emu_quant_block(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, int BN, int BK, emu_dtype fmt);
-/* Symmetric INT8, RNE, saturated to ±127. Per token (vLLM dynamic_scaled_int8_quant): s = absmax/127,
- * q = rne(x · (127 / absmax)); per channel (compressed-tensors): s = absmax/127, q = rne(w / s).
- * An all-zero row gets s = 0 and q = 0. */
+/* Symmetric INT8, RNE (ties to even). Per token (vLLM dynamic_scaled_int8_quant): s = absmax/127,
+ * q = rne(x · (127 / absmax)) within ±127 (an all-zero row gets s = 0 and q = 0). Per channel
+ * (compressed-tensors 0.20, int8 range [-128, 127]): s = absmax / 127.5 (zero → FLT_EPSILON),
+ * q = rne(torch.clamp(w / s + 0, -128, 127)). */
 void emu_quant_int8_token(int8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K);
 void emu_quant_int8_channel(int8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K);
 

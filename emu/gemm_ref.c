@@ -32,20 +32,9 @@ const float *emu_fp8_table(emu_dtype fmt) {
 }
 
 float emu_load(const void *p, emu_dtype t, size_t i) {
-    uint32_t u;
-    float f;
     switch (t) {
-    case EMU_BF16: u = (uint32_t)((const uint16_t *)p)[i] << 16; memcpy(&f, &u, 4); return f;
-    case EMU_F16: {   /* IEEE half → fp32, exact: rebias the exponent, normalise subnormals */
-        uint16_t h = ((const uint16_t *)p)[i];
-        uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023;
-        if (e == 0) {
-            if (!m) u = s;
-            else { e = 113; while (!(m & 1024)) { m <<= 1; e--; } u = s | e << 23 | (m & 1023) << 13; }
-        } else if (e == 31) u = s | 0x7F800000u | m << 13;
-        else u = s | (e + 112) << 23 | m << 13;
-        memcpy(&f, &u, 4); return f;
-    }
+    case EMU_BF16: return bf16_to_float(((const uint16_t *)p)[i]);
+    case EMU_F16: return fp16_to_float(((const uint16_t *)p)[i]);
     case EMU_E4M3: case EMU_E5M2: return emu_fp8_decode(((const uint8_t *)p)[i], t);
     case EMU_I8: return (float)((const int8_t *)p)[i];
     default: return ((const float *)p)[i];
@@ -74,9 +63,9 @@ int emu_accum_from_name(const char *name) {
     return -1;
 }
 
-/* exact: every E4M3 value is an integer multiple of 2^-9, every E5M2 value of 2^-16 (INT8: of 1), so
- * each product is an integer times 2^-(sa+sb) that fits 64 bits (|E5M2·E5M2| < 2^32 · 2^32); the sum
- * of K < 2^31 of them fits 128 bits. Integer addition is associative: the result cannot depend on
+/* exact: every E4M3 value is an integer multiple of 2^-9, every E5M2 value of 2^-16 (INT8: of 1). Scaled
+ * to integers they fit 32 bits (57344·2^16 < 2^32), a product fits 64 bits (multiplied in 128), and the
+ * sum of K < 2^31 products fits 128 bits. Integer addition is associative: the result cannot depend on
  * order. One conversion to fp32 (correctly rounded, RNE) and an exact power-of-two scaling finish it
  * (the smallest nonzero |sum| is 2^-32, far from fp32 subnormals). Non-finite inputs: IEEE sum. */
 static int fixed_shift(emu_dtype t) { return t == EMU_E4M3 ? 9 : t == EMU_E5M2 ? 16 : 0; }

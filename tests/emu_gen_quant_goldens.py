@@ -4,11 +4,11 @@ semantics of the tool each scheme copies (NUMERICS.md §3):
   token   vLLM dynamic_per_token_scaled_fp8_quant: s = max(absmax/fmax, 1/(fmax*512)); q = fp8(clamp(x/s))
   tensor  vLLM static per-tensor: q = fp8(clamp(x * (1/s)))
   tdyn    vLLM dynamic per-tensor: s = absmax/fmax, then as tensor
-  channel compressed-tensors (fp32 model): s = clamp(absmax/fmax, min=eps); q = fp8(clamp(w/s))
+  channel compressed-tensors 0.20 (fp32 model): s = absmax/fmax, 0 -> eps; q = fp8(torch.clamp(w/s + 0))
   group   vLLM per_token_group_quant_fp8 (1x128): s = max(absmax, 1e-10)/fmax; q = fp8(clamp(x/s))
-  block   128x128 weight blocks: s = clamp(absmax/fmax, min=eps); q = fp8(clamp(w/s))
+  block   128x128 weight blocks, the same per block
   i8tok   vLLM dynamic_scaled_int8_quant: s = absmax/127; q = round(x * (127/absmax)) clamped to ±127
-  i8chan  compressed-tensors int8 channel: s = absmax/127; q = round(w/s) clamped to ±127
+  i8chan  compressed-tensors 0.20 int8 channel: s = absmax/127.5, 0 -> eps; q = round(clamp(w/s + 0, -128, 127))
 Inputs come from an xorshift64 generator shared with the C test; only FNV-1a digests of the codes and
 of the scale bits are committed (tests/emu_quant_goldens.h).
 Run: python3 tests/emu_gen_quant_goldens.py > tests/emu_quant_goldens.h
@@ -38,6 +38,16 @@ def cast(v, fmt):
     m = torch.tensor(fmax(fmt), dtype=torch.float32)
     return torch.maximum(-m, torch.minimum(v, m)).to(fp8(fmt)).view(torch.uint8)
 
+def ct_scale(a, half_range):
+    """compressed-tensors 0.20 calculate_qparams (symmetric): absmax / (range/2); exact zeros -> fp32 eps"""
+    s = a / half_range
+    return torch.where(s == 0, torch.tensor(torch.finfo(torch.float32).eps, dtype=torch.float32), s)
+
+def ct_cast(v, fmt):
+    """compressed-tensors _quantize: scaled += zero_point (0), torch.clamp, .to(float8)"""
+    m = fmax(fmt)
+    return torch.clamp(v + torch.zeros((), dtype=torch.float32), -m, m).to(fp8(fmt)).view(torch.uint8)
+
 def quant(kind, x, fmt):
     M, K = x.shape
     f32 = torch.float32
@@ -53,8 +63,8 @@ def quant(kind, x, fmt):
         s = x.abs().amax() / fm
         return cast(x * (torch.tensor(1.0, dtype=f32) / s), fmt), s.reshape(1)
     if kind == "channel":
-        s = torch.clamp(x.abs().amax(dim=1, keepdim=True) / fm, min=torch.finfo(f32).eps)
-        return cast(x / s, fmt), s.flatten()
+        s = ct_scale(x.abs().amax(dim=1, keepdim=True), fm)
+        return ct_cast(x / s, fmt), s.flatten()
     if kind == "group":
         G = 128; ng = (K + G - 1) // G
         q = torch.empty(M, K, dtype=torch.uint8); ss = torch.empty(M, ng, dtype=f32)
@@ -69,8 +79,8 @@ def quant(kind, x, fmt):
         for i in range(nbn):
             for j in range(nbk):
                 w = x[i * B:(i + 1) * B, j * B:(j + 1) * B]
-                s = torch.clamp(w.abs().amax() / fm, min=torch.finfo(f32).eps)
-                q[i * B:(i + 1) * B, j * B:(j + 1) * B] = cast(w / s, fmt); ss[i, j] = s
+                s = ct_scale(w.abs().amax(), fm)
+                q[i * B:(i + 1) * B, j * B:(j + 1) * B] = ct_cast(w / s, fmt); ss[i, j] = s
         return q, ss.flatten()
     if kind == "i8tok":
         a = x.abs().amax(dim=1, keepdim=True)
@@ -78,8 +88,8 @@ def quant(kind, x, fmt):
         inv = torch.where(a > 0, torch.tensor(127.0, dtype=f32) / a, torch.zeros_like(a))
         return torch.clamp(torch.round(x * inv), -127, 127).to(torch.int8).view(torch.uint8), s.flatten()
     if kind == "i8chan":
-        s = x.abs().amax(dim=1, keepdim=True) / torch.tensor(127.0, dtype=f32)
-        q = torch.where(s > 0, torch.clamp(torch.round(x / s), -127, 127), torch.zeros_like(x))
+        s = ct_scale(x.abs().amax(dim=1, keepdim=True), torch.tensor(127.5, dtype=f32))
+        q = torch.round(torch.clamp(x / s + torch.zeros((), dtype=f32), -128, 127))
         return q.to(torch.int8).view(torch.uint8), s.flatten()
 
 def ties(fmt):

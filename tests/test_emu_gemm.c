@@ -182,6 +182,20 @@ int main(int argc, char **argv) {
     /* aligned to maxexp 17 with 13 fraction bits, −1 (2^0, 17 below) is truncated to 0: 200704 */
     CHECK("tensor-core model: 448^2 - 1 -> 448^2 (hopper), 200703 (exact)", dh == 200704.0f && de == 200703.0f, "hopper %a exact %a", dh, de);
 
+    /* fast: the order inside a VDPBF16PS pair is observable. a·b = [64, 0, 2^-18, 2^-18] (E4M3 8·8 and
+     * 2^-9·2^-9): after pair 0 acc = 64; pair 1 adds 2^-18 = half an ulp of 64 twice, each a tie that
+     * rounds to even (64): fast = 64. One rounding of both products would give 64 + 2^-17 = exact. */
+    {
+        uint8_t va[4] = {0x50, 0x00, 0x01, 0x01}, vb[4] = {0x50, 0x00, 0x01, 0x01};
+        float df = -1, dr = -1, dx = -1;
+        emu_gemm_desc q = {1, 1, 4, EMU_E4M3, va, 4, EMU_E4M3, vb, 4, EMU_SCALE_ONE, NULL, EMU_SCALE_ONE, NULL, EMU_F32, &df, 1, EMU_ACC_FAST};
+        emu_gemm(&q);                                /* the AVX512-BF16 kernel where the CPU has it */
+        q.D = &dr; emu_gemm_ref(&q);
+        q.D = &dx; q.accum = EMU_ACC_EXACT; emu_gemm(&q);
+        CHECK("fast: the two products of a k pair are added one at a time (64 + 2^-18 + 2^-18 = 64; exact 64 + 2^-17)",
+              df == 64.0f && dr == 64.0f && dx == 64.0f + 0x1p-17f, "fast %a ref %a exact %a", df, dr, dx);
+    }
+
     /* every model against the exact sum, within a bound derived from its arithmetic (E4M3, K = 1000,
      * unscaled, 40 dot products). S = Σ|a_k b_k|, u = 2^-24.
      *  fp32, fast: K roundings to nearest of partial sums each ≤ S in magnitude → |err| ≤ γ_K·S,
