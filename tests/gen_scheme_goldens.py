@@ -74,6 +74,27 @@ def activations(M, K, with_zero_row=True):
     return torch.from_numpy(x)
 
 
+def craft_recip(s, fmt, n, dtype=F32):
+    """Values x (of dtype) for which fp8(x / s) != fp8(x * fp32(1/s)): x/s sits within an fp32 ulp of
+    an FP8 midpoint, so the two ways of scaling (vLLM divides for per-token, multiplies by the
+    reciprocal for static per-tensor) round to different codes. Found by scanning every midpoint."""
+    codes = torch.arange(0, 0x7F if fmt == "e4m3" else 0x7C, dtype=torch.uint8).view(FP8[fmt]).double()
+    mids = ((codes[:-1] + codes[1:]) / 2)
+    sd = float(f32(s))
+    out = []
+    for m in mids.tolist():
+        x0 = torch.tensor(m * sd, dtype=torch.float64).to(dtype)
+        bits = x0.view(torch.int32 if dtype == F32 else torch.int16)
+        for d in range(-3, 4):
+            x = (bits + d).view(dtype).float()
+            a = conv(x / f32(s), fmt).view(torch.uint8)
+            b = conv(x * (f32(1.0) / f32(s)), fmt).view(torch.uint8)
+            if a != b:
+                out.append(float(x))
+    out = torch.tensor(out, dtype=F32)
+    return out[torch.randperm(len(out), generator=torch.Generator().manual_seed(1))[:n]] if len(out) > n else out
+
+
 def weights(N, K, dtype):
     """Weight rows for the compressed-tensors goldens, rounded to dtype."""
     w = rng.standard_normal((N, K)).astype(np.float32) * 0.02
@@ -257,7 +278,14 @@ class Bundle:
 
 def gen_vllm():
     b = Bundle("act")
-    x = b.input("x", activations(12, 300))
+    x = activations(12, 300)
+    for r, (sc, fmt) in ((7, (0.0123, "e4m3")), (8, (0.0123 / 128, "e5m2"))):   # the static scales below
+        c = craft_recip(sc, fmt, 300)
+        x[r] = 0.0; x[r, :len(c)] = c
+    x[9] = 0.0; x[9, 0] = 3.0                        # per-token row with scale fp32(3/448): division matters
+    c = craft_recip(float(f32(3.0) / f32(448.0)), "e4m3", 299)
+    x[9, 1:1 + len(c)] = c.clamp(-3, 3)
+    b.input("x", x)
     for fmt in ("e4m3", "e5m2"):
         q, s = vllm_per_token(x, fmt)
         b.case("token_" + fmt, "x", q, s, func="emu_quant_token", fmt=fmt, scale_ub=0,
@@ -359,6 +387,35 @@ def gen_ct():
         b.write()
 
 
+def gen_kv():
+    """vLLM FP8 KV cache (csrc/quantization/w8a8/fp8/nvidia/quant_utils.cuh, used by reshape_and_cache /
+    reshape_and_cache_flash through scaled_convert): store  __nv_cvt_float_to_fp8(float(x) / scale,
+    __NV_SATFINITE, fmt)  (no separate clamp: SATFINITE maps |v| > max and ±inf to ±max, NaN to 0x7F);
+    load (paged attention, bf16 model)  __float2bfloat16(float(fp8) * scale), or float(fp8) * scale for
+    an fp32 cache consumer. Re-implemented with torch: fp32 division, clamp(±max) then RNE cast (same
+    result as SATFINITE for every input here), fp32 multiply, RNE to bf16."""
+    b = Bundle("kv")
+    x = activations(8, 160).to(BF16)
+    x[0, 0], x[0, 1], x[0, 2] = 1e4, -1e4, float("inf")      # saturate at ±max after / scale
+    # bf16 inputs where x / 0.3 and x * (1/0.3) round to different codes (only 1 for E4M3, 29 for E5M2
+    # among all bf16 values at this scale; none at 0.0371): the test can tell division from reciprocal
+    c = torch.cat([craft_recip(0.3, "e4m3", 80, BF16), craft_recip(0.3, "e5m2", 80, BF16)])
+    x[7] = 0.0; x[7, :len(c)] = c.to(BF16)
+    b.input("x", x)
+    for fmt in ("e4m3", "e5m2"):
+        for sc in (1.0, 0.0371, 0.3):
+            v = x.float() / f32(sc)
+            q = v.clamp(-FMAX[fmt], FMAX[fmt]).to(FP8[fmt])
+            deq = q.float() * f32(sc)
+            name = "kv_%s_s%s" % (fmt, str(sc).replace(".", "p"))
+            b.case(name, "x", q, f32(sc), func="kv_quantize", fmt=fmt,
+                   oracle=VLLM % "scaled_vec_conversion (csrc/quantization/w8a8/fp8/nvidia/quant_utils.cuh): "
+                   "fp8 = cvt_satfinite(x / scale); load = bf16(float(fp8) * scale)")
+            b.t["deq_bf16_" + name] = deq.to(BF16)
+            b.t["deq_f32_" + name] = deq
+    b.write()
+
+
 # ---------------------------------------------------------------------------------------------
 # GEMM epilogue: D = round_out(s_a[m] * fp32(s_b[n] * acc)) with acc the exact dot product rounded once
 # to fp32. Every E4M3 x E4M3 product is a multiple of 2^-18 (subnormal 2^-9 squared) below 2^18
@@ -418,6 +475,7 @@ if __name__ == "__main__":
     torch.manual_seed(0)
     gen_vllm()
     gen_ct()
+    gen_kv()
     gen_gemm()
     tot = 0
     for n, sz in written:

@@ -11,7 +11,9 @@
  *       quantizes 8-bit floats to E4M3); the generator asserts the re-implementation equals the library
  *       for E4M3 on the same weights;
  *   INT8 (fmt "i8"):                    compressed-tensors IntQuantizationCompressor (f32 and bf16 weights).
- * Each check is exact equality of every code byte and every scale (as fp32 bits). */
+ * Each check is exact equality of every code byte and every scale (as fp32 bits).
+ * Also kv_quantize(q, x, n, s) (FP8 KV cache, vLLM scaled_convert: store cvt_satfinite(x / s), load
+ * bf16(fp8 · s) in a bf16 scheme, fp8 · s in fp32) against the values vLLM's attention reads back. */
 #include "llama_fp8.c"
 #include "tests/schemes_golden.h"
 
@@ -41,7 +43,38 @@ static void run_bundle(const char *path) {
     gold_close(&g);
 }
 
+static void run_kv(const char *path) {
+    gold g;
+    gold_open(&g, path);
+    for (int c = json_at(&g.cases, 0, 0), i = 0; i < g.cases.t[0].n; c = json_next(&g.cases, c), i++) {
+        char *name = case_str(&g, c, "name"), *fs = case_str(&g, c, "fmt"), *sn = case_str(&g, c, "s");
+        gtensor xt = gold_tensor(&g, "x"), st = gold_tensor(&g, sn);
+        float s = emu_load(st.data, st.dtype, 0);
+        for (int bf = 0; bf < 2; bf++) {
+            char dn[160], what[200];
+            snprintf(dn, sizeof dn, "deq_%s_%s", bf ? "bf16" : "f32", name);
+            gtensor dt = gold_tensor(&g, dn);
+            float *x = gold_f32(&xt), *exp = gold_f32(&dt);
+            Scheme q = scheme_make(bf ? "bf16" : "fp32", NULL);
+            q.kv = !strcmp(fs, "e5m2") ? EMU_E5M2 : EMU_E4M3;
+            kv_quantize(&q, x, (int)xt.n, s);
+            size_t bad = 0, first = 0;
+            for (size_t k = 0; k < xt.n; k++) if (!bits_eq(x[k], exp[k])) { if (!bad) first = k; bad++; }
+            snprintf(what, sizeof what, "kv_quantize(%s scheme, %s, s=%g) %s", bf ? "bf16" : "fp32", fs, s, name);
+            if (!bad) SCH_OK("%s: %zu values read back bit-exact vs vLLM scaled_convert re-implementation", what, xt.n);
+            else {
+                float x0 = emu_load(xt.data, xt.dtype, first);
+                SCH_FAIL("%s: %zu/%zu values differ, first [%zu] x=%a expected %a got %a", what, bad, xt.n, first, x0, exp[first], x[first]);
+            }
+            free(x); free(exp);
+        }
+        free(name); free(fs); free(sn);
+    }
+    gold_close(&g);
+}
+
 int main(void) {
+    run_kv("tests/golden/scheme_kv.safetensors");
     run_bundle("tests/golden/scheme_weights_channel.safetensors");
     run_bundle("tests/golden/scheme_weights_block.safetensors");
     return sch_failures ? 1 : 0;
