@@ -29,7 +29,7 @@ apply the same formulas with fmax = 57344 and .to(torch.float8_e5m2) and say so 
 import os, sys, json
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file
 import compressed_tensors
 from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
 from compressed_tensors.quantization.utils import calculate_qparams
@@ -53,7 +53,19 @@ def save(name, meta, **tensors):
         if v.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
             t[k] = v.view(torch.uint8)
     path = os.path.join(OUT, "scheme_%s.safetensors" % name)
-    save_file(t, path, metadata=meta)
+    # safetensors layout written by hand, tensors in name order, so that regenerating gives the same
+    # bytes (safetensors.torch.save_file's order of equal-dtype tensors is not stable across runs)
+    DT = {F32: "F32", BF16: "BF16", torch.uint8: "U8", torch.int8: "I8"}
+    hdr, blobs, off = {}, [], 0
+    for k in sorted(t):
+        raw = t[k].reshape(-1).view(torch.uint8).numpy().tobytes()
+        hdr[k] = {"dtype": DT[t[k].dtype], "shape": list(t[k].shape), "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw); off += len(raw)
+    hdr["__metadata__"] = meta
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little")); f.write(h); f.write(b"".join(blobs))
     written.append((name, os.path.getsize(path)))
 
 
