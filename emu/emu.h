@@ -34,16 +34,18 @@ float emu_load(const void *p, emu_dtype t, size_t i);
 /* 1 when this CPU runs the AVX-512 kernels (else the _ref twins run). */
 int emu_have_avx512(void);
 int emu_have_avx512bf16(void);
+/* Measured peak GFLOP/s of this CPU over all OpenMP threads: fp32 FMA (bf16 = 0) or VDPBF16PS (1); 0 if absent. */
+double emu_peak_gflops(int bf16);
 
 /* ---------------------------------------------------------------------------------------------
  * FP8 / INT8 row quantization. x is [rows][cols] fp32 with row stride ldx, q the codes with row
- * stride ldq. fmt is EMU_E4M3 or EMU_E5M2; fmax = 448 or 57344. Every FP8 encode is round to nearest
- * even with saturation to ±fmax (clamp then cast, as every serving tool does; NaN stays NaN).
+ * stride ldq. fmt is EMU_E4M3 or EMU_E5M2; fmax = 448 or 57344. Every FP8 encode is vLLM's
+ * clamp fmaxf(-fmax, fminf(v, fmax)) followed by fp8.h's RNE encoder (NaN inputs become +fmax, as in vLLM).
  * The division / reciprocal conventions are those of the tool named (NUMERICS.md §3): they change bits.
  * ------------------------------------------------------------------------------------------- */
 float emu_fmax(emu_dtype fmt);                       /* 448, 57344 (E4M3, E5M2); 127 for EMU_I8 */
-uint8_t emu_fp8_encode(float x, emu_dtype fmt);      /* RNE, saturating: fp8(clamp(x, ±fmax)) */
-float emu_fp8_decode(uint8_t v, emu_dtype fmt);      /* exact */
+uint8_t emu_fp8_encode(float x, emu_dtype fmt);      /* fp8.h RNE of vLLM's clamp fmaxf(-fmax, fminf(x, fmax)): NaN → +fmax */
+float emu_fp8_decode(uint8_t v, emu_dtype fmt);      /* exact (fp8.h fp8_to_float) */
 
 /* vLLM dynamic_per_token_scaled_fp8_quant: per row absmax a (min(a, scale_ub) when scale_ub > 0),
  * s = max(a / fmax, 1 / (fmax·512)), q = fp8(clamp(x / s)) with the division in fp32. scale[M]. */

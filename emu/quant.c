@@ -2,30 +2,21 @@
  * compressed-tensors (NUMERICS.md §3; contracts in emu/emu.h). */
 #include <float.h>
 #include <math.h>
+#include "fp8.h"
 #include "emu/emu.h"
 #pragma GCC optimize("fp-contract=off")
 
 float emu_fmax(emu_dtype fmt) { return fmt == EMU_E4M3 ? 448.0f : fmt == EMU_E5M2 ? 57344.0f : 127.0f; }
 
-/* Round to nearest even by bisection over the (monotonic) positive codes: find the largest code whose
- * value is ≤ |x|, then compare |x| with the midpoint to the next code (exact in double); a tie picks
- * the code with an even mantissa. Saturating: |x| ≥ fmax gives fmax. NaN gives the format's NaN. */
+/* The one FP8 encoder of the project (fp8.h): RNE, CUDA __nv_cvt_float_to_fp8 semantics. */
 uint8_t emu_fp8_encode(float x, emu_dtype fmt) {
-    uint8_t top = fmt == EMU_E4M3 ? 0x7E : 0x7B, sign = signbit(x) ? 0x80 : 0;
-    if (isnan(x)) return fmt == EMU_E4M3 ? 0x7F : 0x7F;
-    float ax = fabsf(x);
-    if (ax >= emu_fmax(fmt)) return sign | top;
-    int lo = 0, hi = top;                                  /* value(lo) ≤ ax < value(hi) */
-    while (hi - lo > 1) {
-        int mid = (lo + hi) / 2;
-        if (emu_fp8_decode((uint8_t)mid, fmt) <= ax) lo = mid; else hi = mid;
-    }
-    double vlo = emu_fp8_decode((uint8_t)lo, fmt), vhi = emu_fp8_decode((uint8_t)hi, fmt), midv = (vlo + vhi) / 2;
-    int c = ax < midv ? lo : ax > midv ? hi : (lo & 1 ? hi : lo);
-    return (uint8_t)(sign | c);
+    float m = emu_fmax(fmt);
+    return fp8_from_float_fast(fmaxf(-m, fminf(x, m)), fmt == EMU_E5M2 ? FP8_E5M2 : FP8_E4M3, FP8_SATFINITE);
 }
 
-static float clampf(float v, float m) { return v > m ? m : v < -m ? -m : v; }   /* NaN passes through */
+/* vLLM's clamp, operand order included: fmaxf(-max, fminf(x, max)), so NaN becomes +max (C and CUDA
+ * fminf return the non-NaN operand). The encoders below see only finite values. */
+static float clampf(float v, float m) { return fmaxf(-m, fminf(v, m)); }
 
 static float absmax_row(const float *x, int n) {
     float a = 0;
