@@ -204,6 +204,7 @@ def vllm_int8_token(x):
     s = a / f32(127.0)
     inv = torch.where(a == 0, f32(0.0), f32(127.0) / a)
     v = x * inv[:, None]
+    v = torch.where(torch.isnan(v), torch.zeros_like(v), v)   # PTX cvt float->int: NaN gives 0
     return torch.round(v).clamp(-128, 127).to(torch.int8), s
 
 
@@ -335,6 +336,15 @@ def gen_vllm():
     q, s = vllm_per_token(b.t["xn"], "e4m3")
     b.case("nan_token", "xn", q, s, func="emu_quant_token", fmt="e4m3", scale_ub=0,
            oracle=VLLM % "dynamic_per_token_scaled_fp8_quant_kernel_strided: NaN input -> fminf(NaN,448)=448 -> 0x7E")
+    xng = torch.zeros(2, 256, dtype=F32); xng[0, :] = torch.linspace(-3, 3, 256); xng[0, 5] = float("nan")
+    xng[1, :] = 1.0; xng[1, 200] = float("nan")
+    b.input("xng", xng)
+    q, s = vllm_group(xng, 128, "e4m3")
+    b.case("nan_group", "xng", q, s, func="emu_quant_group", fmt="e4m3", G=128,
+           oracle=VLLM % "per_token_group_quant.cu QuantizeGroup: NaN -> fminf(fmaxf(NaN,-448),448) = -448 -> 0xFE")
+    q, s = vllm_int8_token(xng)
+    b.case("nan_int8_token", "xng", q, s, func="emu_quant_int8_token",
+           oracle=VLLM % "dynamic_scaled_int8_quant_kernel: NaN * inv -> cvt.rni.sat.s8.f32(NaN) = 0")
     b.input("xz", torch.zeros(2, 8, dtype=F32))
     q, s = vllm_dynamic_tensor(b.t["xz"], "e4m3")
     b.case("zero_tensor_dynamic", "xz", q, s, func="emu_quant_tensor_dynamic", fmt="e4m3",
