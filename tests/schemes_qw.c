@@ -73,7 +73,62 @@ static void run_kv(const char *path) {
     gold_close(&g);
 }
 
+/* Every Linear of the real stories260K model (read through llama_fp8's own loader), quantized by
+ * quant_weight at every granularity in bf16 and fp32 arithmetic, against FNV-1a digests of what
+ * compressed-tensors makes of the same weights (tests/golden/scheme_stories260K.txt). */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    for (size_t i = 0; i < n; i++) h = (h ^ ((const uint8_t *)p)[i]) * 0x100000001b3ull;
+    return h;
+}
+static void run_model(void) {
+    const char *data = getenv("LLAMA_FP8_DATA");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/stories260K/stories260K.bin", data ? data : "../shared/data");
+    if (!file_exists(path)) { printf("skip sch: quant_weight on stories260K: no %s\n", path); return; }
+    FILE *f = fopen("tests/golden/scheme_stories260K.txt", "r");
+    if (!f) { SCH_FAIL("quant_weight on stories260K: tests/golden/scheme_stories260K.txt missing"); return; }
+    Model *m = model_load(path);
+    char line[256], name[32];
+    int n = 0, bad = 0;
+    while (fgets(line, sizeof line, f)) {
+        int l, gran, arith, rows, cols;
+        unsigned long long hq, hs;
+        if (line[0] == '#') continue;
+        if (sscanf(line, "%d %31s %d %d %d %d %llx %llx", &l, name, &gran, &arith, &rows, &cols, &hq, &hs) != 8 ||
+            l < 0 || l >= m->c.n_layers) { SCH_FAIL("scheme_stories260K.txt: bad line: %s", line); bad++; continue; }
+        Layer *Ly = &m->layers[l];
+        const Tensor *W = !strcmp(name, "wq") ? &Ly->wq : !strcmp(name, "wk") ? &Ly->wk : !strcmp(name, "wv") ? &Ly->wv :
+                          !strcmp(name, "wo") ? &Ly->wo : !strcmp(name, "w_gate") ? &Ly->w_gate :
+                          !strcmp(name, "w_down") ? &Ly->w_down : &Ly->w_up;
+        if (W->rows != rows || W->cols != cols) { SCH_FAIL("stories260K layer %d %s: %dx%d, golden %dx%d", l, name, W->rows, W->cols, rows, cols); bad++; continue; }
+        size_t nn = (size_t)rows * cols, ns = gran == 0 ? (size_t)rows : gran == 1 ? 1 : (size_t)((rows + 127) / 128) * ((cols + 127) / 128);
+        uint16_t *wb = NULL;
+        Tensor Wt = *W;
+        if (arith) {                                   /* the bf16 model: every weight B(w), as model.to(bfloat16) */
+            wb = xmalloc(nn * 2);
+            for (size_t i = 0; i < nn; i++) wb[i] = bf16_from_float(emu_load(W->data, W->dtype, i));
+            Wt = (Tensor){wb, EMU_BF16, rows, cols};
+        }
+        uint8_t *q = xmalloc(nn);
+        float *sc = xmalloc(ns * sizeof(float));
+        quant_weight(q, sc, &Wt, EMU_E4M3, gran, arith);
+        uint64_t gq = fnv(0xcbf29ce484222325ull, q, nn), gs = fnv(0xcbf29ce484222325ull, sc, ns * sizeof(float));
+        if (gq != hq || gs != hs) {
+            if (bad < 5) SCH_FAIL("quant_weight on stories260K layer %d %s granularity %d bf16_arith %d: %s%s differ from compressed-tensors",
+                                  l, name, gran, arith, gq != hq ? "codes " : "", gs != hs ? "scales " : "");
+            bad++;
+        }
+        n++;
+        free(q); free(sc); free(wb);
+    }
+    fclose(f);
+    model_free(m);
+    if (!bad && n) SCH_OK("quant_weight on stories260K: all %d (layer, Linear, granularity, arithmetic) cases have the codes and scales of compressed-tensors (FNV-1a digests)", n);
+    else if (bad > 5) SCH_FAIL("quant_weight on stories260K: %d of %d cases differ in all", bad, n);
+}
+
 int main(void) {
+    run_model();
     run_kv("tests/golden/scheme_kv.safetensors");
     run_bundle("tests/golden/scheme_weights_channel.safetensors");
     run_bundle("tests/golden/scheme_weights_block.safetensors");
