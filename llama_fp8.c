@@ -3302,7 +3302,9 @@ static int cmd_calibrate(int argc, char **argv) {
         int *eids, ne = tokenizer_encode(tk, et, eb, 0, 0, &eids);
         long long shared = count_shared_windows(ids, starts, o.samples, L, eids, ne);
         long long total = L >= OVERLAP_W ? (long long)o.samples * (L - OVERLAP_W + 1) : 0;
-        if (shared)
+        if (L < OVERLAP_W)
+            fprintf(stderr, "llama_fp8: warning: --eval: windows of %d text tokens are shorter than %d: overlap not checked (use --seq > %d)\n", L, OVERLAP_W, OVERLAP_W);
+        else if (shared)
             fprintf(stderr, "llama_fp8: WARNING: calibration text overlaps the evaluation text %s: %lld of %lld calibration windows of %d tokens "
                     "also occur in it. Deltas measured on %s with these scales are not reportable.\n", eval_file, shared, total, OVERLAP_W, eval_file);
         else printf("overlap check: none of the %lld %d-token windows of the calibration samples occurs in %s\n", total, OVERLAP_W, eval_file);
@@ -3376,7 +3378,8 @@ static int cmd_calibrate(int argc, char **argv) {
  *   absmax and the per-channel absmax (top outlier channels: the input channels of largest |x|);
  *   per-tensor static E4M3 scaling with s = absmax / 448 calibrated on the FIRST chunk (or the
  *   calibrated absmax of --scales FILE), applied as vLLM does (q = fp8(clamp(x · (1/s), ±448))) to
- *   every chunk: "sat %" = share of values with |x · (1/s)| > 448 (clamped), "ftz %" = share of
+ *   every chunk: "sat %" = share of values beyond the calibrated absmax (|x| > absmax: clamped to ±448;
+ *   the absmax itself may land a rounding error above 448 and is clamped back harmlessly), "ftz %" = share of
  *   nonzero values that encode to ±0 (|x · (1/s)| ≤ 2^-10);
  *   quantization SNR = 10·log10(Σ x² / Σ (x − deq(x))²) in dB for three E4M3 granularities: that
  *   per-tensor static scale; per token (vLLM dynamic: s = max(row absmax / 448, 1/(448·512)),
@@ -3384,6 +3387,7 @@ static int cmd_calibrate(int argc, char **argv) {
  * Weights: absmax of every Linear (q, k, v, o, gate, up, down). */
 typedef struct {
     double absmax, scale;     /* running absmax; the per-tensor scale used for sat / ftz / SNR */
+    float cal_amax;           /* the absmax that scale came from: |x| above it is clamped ("saturated") */
     float *chan;              /* (cols) per-channel absmax */
     int cols;
     long long n, sat, ftz;
@@ -3410,7 +3414,8 @@ static void stats_observe(void *ctx, int layer, int site, const float *x, int ro
     if (r->chunk == 0 && S->scale == 0) {
         double a = amax;
         if (r->scales) a = layer < 0 ? r->scales->lm_head : r->scales->act[layer][site];
-        S->scale = a > 0 ? a / 448.0 : 1.0;
+        S->cal_amax = (float)a;
+        S->scale = a > 0 ? (float)a / 448.0f : 1.0f;
     }
     float s = (float)S->scale, inv = 1.0f / s;
     float *cmax = xcalloc(cols, sizeof(float));
@@ -3423,9 +3428,9 @@ static void stats_observe(void *ctx, int layer, int site, const float *x, int ro
         for (int k = 0; k < cols; k++) ra = fmaxf(ra, fabsf(xr[k]));
         float st = fmaxf(ra / 448.0f, 1.0f / (448.0f * 512.0f));
         for (int k = 0; k < cols; k++) {
-            float v = xr[k], y = v * inv;
+            float v = xr[k];
             S->n++;
-            if (fabsf(y) > 448.0f) S->sat++;
+            if (fabsf(v) > S->cal_amax) S->sat++;
             float dq = fq_e4m3(v, s, inv);
             if (v != 0 && dq == 0) S->ftz++;
             S->sig += (double)v * v;
