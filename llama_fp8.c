@@ -2767,6 +2767,13 @@ static void rmsnorm(const Scheme *q, float *out, const float *x, const float *w,
     }
 }
 
+/* A static scale from an observed absmax: absmax / fmax, rounded to bf16 for a bf16 model (the
+ * dtype llm-compressor stores input_scale / k_scale in, and the value vLLM then runs with). */
+static float static_scale(const Scheme *q, float amax, emu_dtype fmt) {
+    float s = amax / emu_fmax(fmt);
+    return q->bf16_arith ? bf16_to_float(bf16_from_float(s)) : s;
+}
+
 /* The input of one or more Linears, quantized once for all of them (FP8 / INT8 schemes), right
  * before the GEMMs it feeds: per token (w8a8: vLLM dynamic_per_token_scaled_fp8_quant; int8),
  * per tensor with the calibrated static scale (w8a8-static: x · (1/s)), or in 1×128 groups
@@ -2780,8 +2787,8 @@ static void quantize_act(const Scheme *q, RunState *s, const float *x, int T, in
     case AMODE_TENSOR_DYNAMIC: s->sa[0] = emu_quant_tensor_dynamic(s->qa, K, x, K, T, K, q->afmt); break;
     case AMODE_TENSOR_STATIC: {
         const ScaleSet *ss = q->scales;
-        float sc = layer < 0 ? (ss->lm_head_scale > 0 ? ss->lm_head_scale : ss->lm_head / emu_fmax(q->afmt))
-                             : (ss->act_scale ? ss->act_scale[layer][site] : ss->act[layer][site] / emu_fmax(q->afmt));
+        float sc = layer < 0 ? (ss->lm_head_scale > 0 ? ss->lm_head_scale : static_scale(q, ss->lm_head, q->afmt))
+                             : (ss->act_scale ? ss->act_scale[layer][site] : static_scale(q, ss->act[layer][site], q->afmt));
         if (!(sc > 0)) fatal("%s: no static scale for layer %d site %s", ss->source, layer, site_names[site]);
         s->sa[0] = sc;
         emu_quant_tensor(s->qa, K, x, K, T, K, q->afmt, sc);
@@ -2896,8 +2903,8 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
         if (s->observe) { s->observe(s->observe_ctx, l, SITE_K, s->k, T, kvd); s->observe(s->observe_ctx, l, SITE_V, s->v, T, kvd); }
         if (q->kv != EMU_F32) { /* FP8 KV cache: what attention reads back is fp8(x / s) · s */
             const ScaleSet *ss = q->scales;
-            float ks = !ss ? 1.0f : ss->k_scale ? ss->k_scale[l] : ss->k_amax[l] / emu_fmax(q->kv);
-            float vs = !ss ? 1.0f : ss->v_scale ? ss->v_scale[l] : ss->v_amax[l] / emu_fmax(q->kv);
+            float ks = !ss ? 1.0f : ss->k_scale ? ss->k_scale[l] : static_scale(q, ss->k_amax[l], q->kv);
+            float vs = !ss ? 1.0f : ss->v_scale ? ss->v_scale[l] : static_scale(q, ss->v_amax[l], q->kv);
             kv_quantize(q, s->k, T * kvd, ks);
             kv_quantize(q, s->v, T * kvd, vs);
         }
@@ -3488,8 +3495,8 @@ static int cmd_generate(int argc, char **argv) {
 /* ---- llama_fp8 export: a compressed-tensors FP8 checkpoint that vLLM loads ---- */
 /* Writes DIR/config.json (the model's config + quantization_config) and DIR/model.safetensors with,
  * per quantized Linear X: X.weight F8_E4M3 [N, K], X.weight_scale [N, 1] (channel) or [1] (tensor)
- * in BF16 (the bf16 model's scales are bf16 values; F32 with --weight-arith fp32), X.input_scale [1]
- * F32 for static activations; self_attn.k_scale / v_scale with --kv; everything else BF16. The
+ * in BF16 (the bf16 model's scales are bf16 values), X.input_scale [1] BF16 for static activations,
+ * self_attn.k_scale / v_scale [1] BF16 with --kv; everything else BF16. The
  * bytes are exactly those the scheme runs with, so export → load → run gives identical logits. */
 typedef struct {
     const Model *m;
@@ -3518,17 +3525,12 @@ static void export_fill(void *vctx, int i, void *buf, size_t nbytes) {
         else memcpy(buf, x->sbuf, n * sizeof(float));
         break;
     }
-    case 3: {
+    case 3: case 4: case 5: { /* bf16 values (static_scale), stored as BF16 [1] */
         int l = x->layer[i], site = x->site[i];
-        float v = l < 0 ? q->scales->lm_head / emu_fmax(q->afmt) : q->scales->act[l][site] / emu_fmax(q->afmt);
-        memcpy(buf, &v, 4);
-        break;
-    }
-    case 4: case 5: {
-        int l = x->layer[i];
-        float v = x->what[i] == 4 ? (q->scales ? q->scales->k_amax[l] / emu_fmax(q->kv) : 1.0f)
-                                  : (q->scales ? q->scales->v_amax[l] / emu_fmax(q->kv) : 1.0f);
-        memcpy(buf, &v, 4);
+        float v = x->what[i] == 4 ? static_scale(q, q->scales->k_amax[l], q->kv)
+                : x->what[i] == 5 ? static_scale(q, q->scales->v_amax[l], q->kv)
+                : static_scale(q, l < 0 ? q->scales->lm_head : q->scales->act[l][site], q->afmt);
+        ((uint16_t *)buf)[0] = bf16_from_float(v);
         break;
     }
     }
@@ -3551,6 +3553,7 @@ static int cmd_export(int argc, char **argv) {
     if (q.wfmt != EMU_E4M3 || q.afmt != EMU_E4M3) fatal("export: compressed-tensors FP8 checkpoints hold E4M3 only");
     if (q.kv != EMU_F32 && q.kv != EMU_E4M3) fatal("export: the KV cache scheme must be fp8-e4m3");
     if (q.kv != EMU_F32 && !q.scales) fatal("export: --kv needs calibrated K/V scales (--scales)");
+    if (!q.bf16_arith) fatal("export: a compressed-tensors checkpoint of a bf16 model holds bf16 scales: --weight-arith fp32 cannot be exported faithfully");
     const Model *mb = model_for_scheme(m, &q);
     if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("export: cannot create %s: %s", o.out, strerror(errno));
 
@@ -3558,7 +3561,7 @@ static int cmd_export(int argc, char **argv) {
     st_entry *e = xcalloc(cap, sizeof *e);
     export_ctx x = {mb, &q, e, xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)),
                     xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(int)), NULL, NULL};
-    emu_dtype sdt = q.bf16_arith ? EMU_BF16 : EMU_F32;
+    emu_dtype sdt = EMU_BF16;
 #define ENTRY(nm, dt, nd, s0, s1, wh, tt) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
         e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.what[n] = wh; x.t[n] = tt; n++; } while (0)
     char nm[160];
@@ -3581,16 +3584,16 @@ static int cmd_export(int argc, char **argv) {
             else ENTRY(nm, sdt, 2, ws[w]->rows, 1, 2, ws[w]);
             if (q.amode == AMODE_TENSOR_STATIC) {
                 snprintf(nm, sizeof nm, "model.layers.%d.%s.input_scale", l, names[w]);
-                ENTRY(nm, EMU_F32, 1, 1, 0, 3, NULL); x.layer[n - 1] = l; x.site[n - 1] = sites[w];
+                ENTRY(nm, EMU_BF16, 1, 1, 0, 3, NULL); x.layer[n - 1] = l; x.site[n - 1] = sites[w];
             }
             size_t nk = (size_t)ws[w]->rows * ws[w]->cols;
             if (nk > maxnk) maxnk = nk;
         }
         if (q.kv != EMU_F32) {
             snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_scale", l);
-            ENTRY(nm, EMU_F32, 0, 0, 0, 4, NULL); x.layer[n - 1] = l;
+            ENTRY(nm, EMU_BF16, 1, 1, 0, 4, NULL); x.layer[n - 1] = l;
             snprintf(nm, sizeof nm, "model.layers.%d.self_attn.v_scale", l);
-            ENTRY(nm, EMU_F32, 0, 0, 0, 5, NULL); x.layer[n - 1] = l;
+            ENTRY(nm, EMU_BF16, 1, 1, 0, 5, NULL); x.layer[n - 1] = l;
         }
     }
     ENTRY("model.norm.weight", EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = mb->final_norm;
@@ -3599,7 +3602,7 @@ static int cmd_export(int argc, char **argv) {
             ENTRY("lm_head.weight", EMU_E4M3, 2, c->vocab_size, c->dim, 1, &mb->lm_head);
             if (q.wgran == GRAN_TENSOR) ENTRY("lm_head.weight_scale", sdt, 1, 1, 0, 2, &mb->lm_head);
             else ENTRY("lm_head.weight_scale", sdt, 2, c->vocab_size, 1, 2, &mb->lm_head);
-            if (q.amode == AMODE_TENSOR_STATIC) { ENTRY("lm_head.input_scale", EMU_F32, 1, 1, 0, 3, NULL); x.layer[n - 1] = -1; }
+            if (q.amode == AMODE_TENSOR_STATIC) { ENTRY("lm_head.input_scale", EMU_BF16, 1, 1, 0, 3, NULL); x.layer[n - 1] = -1; }
             if ((size_t)c->vocab_size * c->dim > maxnk) maxnk = (size_t)c->vocab_size * c->dim;
         } else {
             ENTRY("lm_head.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->lm_head);

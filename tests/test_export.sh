@@ -24,12 +24,20 @@ check() {  # name, scheme args...
   done
   grep -q '"quant_method": "compressed-tensors"' $T/ck/config.json || { echo "FAIL $name: no compressed-tensors quantization_config"; return; }
   echo "ok $name"
+  # the checkpoint as the real tools read it (compressed-tensors + transformers; skip without them)
+  python3 tests/check_ct_export.py $T/ck --orig $T/src > $T/ct.txt 2>&1; rc=$?
+  case $rc in
+    0) echo "ok ${name}_compressed_tensors: $(tail -1 $T/ct.txt)";;
+    2) echo "skip ${name}_compressed_tensors: $(tail -1 $T/ct.txt)";;
+    *) echo "FAIL ${name}_compressed_tensors: $(tail -1 $T/ct.txt)";;
+  esac
 }
 check export_w8a8_identical_logits -q w8a8
 check export_fp8w_identical_logits -q fp8-w
 check export_w8a8_static_kv_identical_logits -q w8a8-static --scales $T/scales.json --kv fp8-e4m3
-check export_w8a8_fp32_arith_identical_logits -q w8a8 --weight-arith fp32
 check export_w8a8_lm_head_identical_logits -q w8a8 --quant-lm-head
+$B export -m $T/src -q w8a8 --weight-arith fp32 -o $T/bad > /dev/null 2> $T/err.txt
+if [ $? -eq 1 ] && grep -q "bf16 scales" $T/err.txt; then echo "ok export_refuses_fp32_scales"; else echo "FAIL export_refuses_fp32_scales: $(cat $T/err.txt)"; fi
 # a quantized checkpoint refuses to run as another scheme, and to be exported again
 $B dump -m $T/ck -q bf16 --ids 1 -o $T/c > /dev/null 2> $T/err.txt
 if [ $? -eq 1 ] && grep -q "FP8 checkpoint" $T/err.txt; then echo "ok export_checkpoint_scheme_is_fixed"; else echo "FAIL export_checkpoint_scheme_is_fixed: $(cat $T/err.txt)"; fi
