@@ -16,7 +16,6 @@
 #include <string.h>
 #include "emu/emu.h"
 #include "emu/emu_internal.h"
-#pragma GCC optimize("fp-contract=off")
 
 static void *xalloc(size_t n) {
     void *p = aligned_alloc(64, (n + 63) / 64 * 64 + 64);
