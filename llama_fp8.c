@@ -3639,8 +3639,571 @@ static int cmd_export(int argc, char **argv) {
 /* 7b. Calibration and the outlier report                                                     */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION calib@@ */
-static int cmd_calibrate(int argc, char **argv) { fatal("'calibrate' is not built yet"); }
-static int cmd_stats(int argc, char **argv) { fatal("'stats' is not built yet"); }
+/* ---- SHA-256 (FIPS 180-4), to record which calibration text produced a scales file ---- */
+typedef struct { uint32_t h[8]; uint64_t len; uint8_t buf[64]; int n; } sha256_ctx;
+static const uint32_t sha256_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+#define ROR32(x, r) (((x) >> (r)) | ((x) << (32 - (r))))
+static void sha256_block(sha256_ctx *c, const uint8_t *p) {
+    uint32_t w[64], a[8];
+    for (int i = 0; i < 16; i++) w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ROR32(w[i - 15], 7) ^ ROR32(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ROR32(w[i - 2], 17) ^ ROR32(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    memcpy(a, c->h, sizeof a);
+    for (int i = 0; i < 64; i++) {
+        uint32_t S1 = ROR32(a[4], 6) ^ ROR32(a[4], 11) ^ ROR32(a[4], 25), ch = (a[4] & a[5]) ^ (~a[4] & a[6]);
+        uint32_t t1 = a[7] + S1 + ch + sha256_k[i] + w[i];
+        uint32_t S0 = ROR32(a[0], 2) ^ ROR32(a[0], 13) ^ ROR32(a[0], 22), mj = (a[0] & a[1]) ^ (a[0] & a[2]) ^ (a[1] & a[2]);
+        memmove(a + 1, a, 7 * sizeof(uint32_t));
+        a[4] += t1;
+        a[0] = t1 + S0 + mj;
+    }
+    for (int i = 0; i < 8; i++) c->h[i] += a[i];
+}
+static void sha256_init(sha256_ctx *c) {
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(c->h, h0, sizeof h0); c->len = 0; c->n = 0;
+}
+static void sha256_update(sha256_ctx *c, const void *data, size_t n) {
+    const uint8_t *p = data;
+    c->len += n;
+    while (n--) { c->buf[c->n++] = *p++; if (c->n == 64) { sha256_block(c, c->buf); c->n = 0; } }
+}
+static void sha256_final(sha256_ctx *c, uint8_t out[32]) {
+    uint64_t bits = c->len * 8;
+    uint8_t pad = 0x80, zero = 0, lenb[8];
+    sha256_update(c, &pad, 1);
+    while (c->n != 56) sha256_update(c, &zero, 1);
+    for (int i = 0; i < 8; i++) lenb[i] = (uint8_t)(bits >> (56 - 8 * i));
+    sha256_update(c, lenb, 8);
+    for (int i = 0; i < 32; i++) out[i] = (uint8_t)(c->h[i / 4] >> (24 - 8 * (i % 4)));
+}
+/* hex digest of a buffer into hex[65] */
+static void sha256_hex(const void *data, size_t n, char hex[65]) {
+    sha256_ctx c; uint8_t d[32];
+    sha256_init(&c); sha256_update(&c, data, n); sha256_final(&c, d);
+    for (int i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", d[i]);
+}
+
+/* ---- Activation observers (static scales), as llm-compressor computes them ----
+ * Every (layer, site) has one observer; one calibration window = one batch. Per batch the observer
+ * sees the full-precision input of the Linear(s) (quantize_act) and updates its state; the scale
+ * written is absmax / fmax, absmax = max(−min, max) of the final state (min clamped ≤ 0, max ≥ 0, as
+ * compressed_tensors.calculate_qparams does for symmetric scales). Sources: vllm-project/llm-compressor
+ * src/llmcompressor/observers/min_max.py @ 05d780a1 and mse.py @ 04a18de6.
+ *   minmax      running min / max over all batches (compressed-tensors "static_minmax"): absmax is
+ *               the running max of the per-batch absmax.
+ *   ema         llm-compressor "minmax": min and max each a moving average, first batch initialises,
+ *               r ← r + 0.01·(cur − r), in fp32.
+ *   mse         llm-compressor "mse" (MovingAverageMSEObserver): per batch, grid over shrink factors
+ *               p = 1 − i/100, i = 0..19 (1.00 .. 0.81); candidate scale s = fp32(p)·absmax / 448;
+ *               err = Σ |fakeq(x) − x|^2.4 with fakeq(x) = fp8(clamp(x / s, ±448))·s; the first
+ *               strictly smaller err wins; stop after 5 candidates without improvement. The chosen
+ *               p·min / p·max then enter the same moving average as ema.
+ *   percentile  not in llm-compressor: the q-th percentile of |x| of each batch (linear interpolation
+ *               between order statistics, numpy's default), running max over batches.
+ * Arithmetic: fp32 as in the tool on an fp32 tensor (it runs in the model dtype, bf16 for a bf16
+ * model: our observer state is fp32, a documented difference); Σ err in double (the tool sums fp32). */
+typedef enum { OBS_MINMAX, OBS_EMA, OBS_MSE, OBS_PERCENTILE } obs_kind;
+static const char *const obs_names[] = {"minmax", "ema", "mse", "percentile"};
+typedef struct { float mn, mx; int seen; } ObsState;
+
+static float obs_percentile_abs(const float *x, size_t n, double pct) {
+    float *a = xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) a[i] = fabsf(x[i]);
+    qsort(a, n, sizeof(float), cmp_float);
+    float r = (float)percentile_sorted(a, (long long)n, pct);
+    free(a);
+    return r;
+}
+/* Σ |fakeq(x) − x|^norm for the candidate scale s (E4M3 or E5M2 per fmt) */
+static double obs_fakeq_err(const float *x, size_t n, float s, emu_dtype fmt) {
+    float fmax = emu_fmax(fmt);
+    double err = 0;
+    for (size_t i = 0; i < n; i++) {
+        float y = x[i] / s;
+        y = fminf(fmaxf(y, -fmax), fmax);
+        float d = emu_fp8_decode(emu_fp8_encode(y, fmt), fmt) * s - x[i];
+        err += pow(fabs((double)d), 2.4);
+    }
+    return err;
+}
+/* One batch (rows × cols values) into an observer. */
+static void obs_update(ObsState *o, obs_kind kind, double pct, emu_dtype fmt, const float *x, size_t n) {
+    float mn = INFINITY, mx = -INFINITY;
+    for (size_t i = 0; i < n; i++) { mn = fminf(mn, x[i]); mx = fmaxf(mx, x[i]); }
+    if (n == 0) return;
+    if (kind == OBS_PERCENTILE) {
+        float p = obs_percentile_abs(x, n, pct);
+        mn = -p; mx = p;
+    }
+    if (kind == OBS_MSE) {
+        float amax = fmaxf(fabsf(fminf(mn, 0)), fmaxf(mx, 0));
+        double best = DBL_MAX;
+        float bmn = 1, bmx = 0;  /* the tool's initial values (kept only if no candidate is finite) */
+        int no_improve = 0;
+        for (int i = 0; i < 20; i++) {
+            float p = (float)(1.0 - i / 100.0);
+            float smn = p * mn, smx = p * mx;
+            float s = fmaxf(fabsf(fminf(smn, 0)), fmaxf(smx, 0)) / emu_fmax(fmt);
+            if (s == 0) s = FLT_EPSILON;  /* calculate_qparams: zero scale → dtype eps */
+            (void)amax;
+            double err = obs_fakeq_err(x, n, s, fmt);
+            if (err < best) { best = err; bmn = smn; bmx = smx; no_improve = 0; }
+            else if (++no_improve >= 5) break;
+        }
+        mn = bmn; mx = bmx;
+    }
+    if (!o->seen) { o->mn = mn; o->mx = mx; o->seen = 1; return; }
+    if (kind == OBS_EMA || kind == OBS_MSE) {
+        o->mn = o->mn + 0.01f * (mn - o->mn);
+        o->mx = o->mx + 0.01f * (mx - o->mx);
+    } else {
+        o->mn = fminf(o->mn, mn); o->mx = fmaxf(o->mx, mx);
+    }
+}
+static float obs_absmax(const ObsState *o) { return o->seen ? fmaxf(-fminf(o->mn, 0), fmaxf(o->mx, 0)) : 0.0f; }
+
+typedef struct {
+    int n_layers;
+    obs_kind kind; double pct; emu_dtype fmt;
+    ObsState *st;  /* (n_layers + 1, N_OBS_SITES); row n_layers = the lm_head input (layer −1) */
+} Calib;
+static void calib_observe(void *ctx, int layer, int site, const float *x, int rows, int cols) {
+    Calib *c = ctx;
+    int l = layer < 0 ? c->n_layers : layer;
+    obs_update(&c->st[(size_t)l * N_OBS_SITES + site], c->kind, c->pct, c->fmt, x, (size_t)rows * cols);
+}
+
+/* ---- Sampling the calibration windows ----
+ * The text is tokenized once without BOS (n tokens). A window is BOS followed by seq − 1 consecutive
+ * text tokens, as an llm-compressor calibration sample starts with BOS. Windows never overlap: with
+ * L = seq − 1, the text holds S = n / L slots; an offset o = r0 mod (n − S·L + 1) shifts the grid,
+ * slot j covers text tokens o + j·L .. o + j·L + L − 1, and a seeded Fisher–Yates shuffle of 0..S−1
+ * (for i = S−1 down to 1: swap(i, r mod (i + 1))) takes its first `samples` slots in order. r0, r, ...
+ * are successive splitmix64 outputs seeded with --seed. samples > S is an error. */
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* Start offsets (in text tokens) of the windows; returns the number of slots S. */
+static int calib_windows(int n_text, int seq, int samples, uint64_t seed, int *starts) {
+    int L = seq - 1, S = n_text / L;
+    if (S < 1) fatal("calibrate: the text has %d tokens, fewer than one window of --seq %d (BOS + %d tokens)", n_text, seq, L);
+    if (samples > S) fatal("calibrate: --samples %d non-overlapping windows of %d tokens need %lld text tokens, the text has %d (at most %d samples)",
+                           samples, L, (long long)samples * L, n_text, S);
+    uint64_t r = seed;
+    int off = (int)(splitmix64(&r) % (uint64_t)(n_text - (long long)S * L + 1));
+    int *slot = xmalloc(S * sizeof(int));
+    for (int i = 0; i < S; i++) slot[i] = i;
+    for (int i = S - 1; i > 0; i--) { int j = (int)(splitmix64(&r) % (uint64_t)(i + 1)), t = slot[i]; slot[i] = slot[j]; slot[j] = t; }
+    for (int i = 0; i < samples; i++) starts[i] = off + slot[i] * L;
+    free(slot);
+    return S;
+}
+
+/* ---- Overlap of calibration and evaluation text: shared windows of 64 tokens ---- */
+#define OVERLAP_W 64
+static uint64_t window_hash(const int *ids) {
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < OVERLAP_W; i++) { h ^= (uint32_t)ids[i]; h *= 1099511628211ull; }
+    return h ^ (h >> 29);
+}
+/* How many of the calibration windows' 64-token windows (text tokens only) occur in eval[0..ne). */
+static long long count_shared_windows(const int *text, const int *starts, int samples, int L, const int *eval, int ne) {
+    if (ne < OVERLAP_W || L < OVERLAP_W) return 0;
+    int nw = ne - OVERLAP_W + 1;
+    size_t cap = 1;
+    while (cap < (size_t)nw * 2) cap <<= 1;
+    int *tab = xmalloc(cap * sizeof(int));  /* open addressing: start position in eval, −1 = empty */
+    for (size_t i = 0; i < cap; i++) tab[i] = -1;
+    for (int p = 0; p < nw; p++) {
+        size_t h = window_hash(eval + p) & (cap - 1);
+        while (tab[h] >= 0) h = (h + 1) & (cap - 1);
+        tab[h] = p;
+    }
+    long long shared = 0;
+    for (int w = 0; w < samples; w++)
+        for (int p = starts[w]; p + OVERLAP_W <= starts[w] + L; p++) {
+            for (size_t h = window_hash(text + p) & (cap - 1); tab[h] >= 0; h = (h + 1) & (cap - 1))
+                if (!memcmp(eval + tab[h], text + p, OVERLAP_W * sizeof(int))) { shared++; break; }
+        }
+    free(tab);
+    return shared;
+}
+
+/* Removes "--name VALUE" from argv (options of this section that options_parse does not know). */
+static const char *take_option(int *argc, char **argv, const char *name) {
+    const char *v = NULL;
+    for (int i = 1; i < *argc; i++)
+        if (!strcmp(argv[i], name)) {
+            if (i + 1 >= *argc) fatal("option %s needs a value", name);
+            v = argv[i + 1];
+            memmove(argv + i, argv + i + 2, (*argc - i - 2) * sizeof(char *));
+            *argc -= 2; i--;
+        }
+    return v;
+}
+
+static void json_write_string(FILE *fp, const char *s) {
+    fputc('"', fp);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(fp, "\\%c", ch);
+        else if (ch < 0x20) fprintf(fp, "\\u%04x", ch);
+        else fputc(ch, fp);
+    }
+    fputc('"', fp);
+}
+
+static int cmd_calibrate(int argc, char **argv) {
+    char **av = xmalloc((argc + 1) * sizeof(char *));
+    memcpy(av, argv, (argc + 1) * sizeof(char *));
+    const char *eval_file = take_option(&argc, av, "--eval");
+    const char *act_format = take_option(&argc, av, "--act-format");
+    Options o;
+    options_parse(&o, argc, av, "calibrate", "-m --tokenizer -f --samples --seq --seed --observer --percentile -o ",
+                  "-m MODEL -f CALIB_TEXT -o scales.json [--samples 128] [--seq 2048] [--seed 1] [--observer minmax|ema|mse|percentile]\n"
+                  "       [--percentile 99.99] [--eval EVAL_TEXT] [--act-format e4m3|e5m2] [--tokenizer FILE]\n"
+                  "  runs the bf16 baseline on --samples seeded non-overlapping windows (BOS + seq-1 text tokens) and writes the\n"
+                  "  per-layer activation absmax of each Linear input, the lm_head input and K / V (scale = absmax / fmax).\n"
+                  "  --eval: warns when 64-token windows of the calibration samples also occur in the evaluation text.\n"
+                  "  --act-format: the FP8 format of the mse observer's fake quantization (default e4m3).");
+    if (!o.model) fatal("calibrate: -m MODEL is required");
+    if (!o.text_file) fatal("calibrate: -f CALIB_TEXT is required");
+    if (!o.out) fatal("calibrate: -o scales.json is required");
+    int kind = -1;
+    const char *obs = o.observer ? o.observer : "minmax";
+    for (int i = 0; i < 4; i++) if (!strcmp(obs, obs_names[i])) kind = i;
+    if (kind < 0) fatal("calibrate: unknown --observer '%s' (minmax, ema, mse, percentile)", obs);
+    emu_dtype fmt = act_format ? fp8_fmt_arg("--act-format", act_format) : EMU_E4M3;
+
+    Model *m = model_load(o.model);
+    const Config *c = &m->c;
+    if (o.seq > c->max_seq_len) fatal("calibrate: --seq %d exceeds the model's maximum context %d", o.seq, c->max_seq_len);
+    size_t text_bytes;
+    char *text = read_text_file(o.text_file, &text_bytes);
+    if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
+    char sha[65];
+    sha256_hex(text, text_bytes, sha);
+    tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+    if (tokenizer_vocab_size(tk) > c->vocab_size)
+        fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
+    int *ids;
+    int n_text = tokenizer_encode(tk, text, text_bytes, 0, 0, &ids);
+    int L = o.seq - 1;
+    int *starts = xmalloc(o.samples * sizeof(int));
+    int slots = calib_windows(n_text, o.seq, o.samples, o.seed, starts);
+
+    if (eval_file) {
+        size_t eb;
+        char *et = read_text_file(eval_file, &eb);
+        if (!et) fatal("%s: cannot read: %s", eval_file, strerror(errno));
+        int *eids, ne = tokenizer_encode(tk, et, eb, 0, 0, &eids);
+        long long shared = count_shared_windows(ids, starts, o.samples, L, eids, ne);
+        long long total = L >= OVERLAP_W ? (long long)o.samples * (L - OVERLAP_W + 1) : 0;
+        if (L < OVERLAP_W)
+            fprintf(stderr, "llama_fp8: warning: --eval: windows of %d text tokens are shorter than %d: overlap not checked (use --seq > %d)\n", L, OVERLAP_W, OVERLAP_W);
+        else if (shared)
+            fprintf(stderr, "llama_fp8: WARNING: calibration text overlaps the evaluation text %s: %lld of %lld calibration windows of %d tokens "
+                    "also occur in it. Deltas measured on %s with these scales are not reportable.\n", eval_file, shared, total, OVERLAP_W, eval_file);
+        else printf("overlap check: none of the %lld %d-token windows of the calibration samples occurs in %s\n", total, OVERLAP_W, eval_file);
+        free(eids); free(et);
+    }
+
+    Scheme qs = scheme_make("bf16", NULL);
+    const Model *mb = model_for_scheme(m, &qs);
+    Calib cal = {.n_layers = c->n_layers, .kind = (obs_kind)kind, .pct = o.percentile, .fmt = fmt};
+    cal.st = xcalloc((size_t)(c->n_layers + 1) * N_OBS_SITES, sizeof(ObsState));
+    RunState s;
+    runstate_init(&s, c, o.seq, o.seq);
+    s.observe = calib_observe; s.observe_ctx = &cal;
+    int *win = xmalloc(o.seq * sizeof(int));
+    printf("calibrate: %s, %d text tokens (%d windows fit), %d samples x %d tokens (BOS + %d), seed %llu, observer %s\n",
+           o.text_file, n_text, slots, o.samples, o.seq, L, o.seed, obs);
+    fflush(stdout);
+    int show = isatty(2);
+    double t0 = now_seconds();
+    for (int w = 0; w < o.samples; w++) {
+        win[0] = c->bos_id;
+        memcpy(win + 1, ids + starts[w], L * sizeof(int));
+        forward(mb, &s, &qs, win, o.seq, 0, 0);
+        if (show) fprintf(stderr, "\rsample %d/%d  %.1f tok/s   ", w + 1, o.samples, (double)(w + 1) * o.seq / (now_seconds() - t0));
+    }
+    if (show) fputc('\n', stderr);
+
+    atomic_file af;
+    atomic_open(&af, o.out);
+    FILE *fp = af.fp;
+    fprintf(fp, "{\n  \"format\": \"llama_fp8 scales v1\",\n  \"model\": ");
+    json_write_string(fp, o.model);
+    fprintf(fp, ",\n  \"calibration_file\": ");
+    json_write_string(fp, o.text_file);
+    fprintf(fp, ",\n  \"calibration_sha256\": \"%s\",\n  \"samples\": %d, \"seq\": %d, \"seed\": %llu, \"observer\": \"%s\"", sha, o.samples, o.seq, o.seed, obs);
+    if (kind == OBS_PERCENTILE) fprintf(fp, ", \"percentile\": %.17g", o.percentile);
+    if (kind == OBS_MSE) fprintf(fp, ", \"mse_format\": \"%s\"", fmt == EMU_E4M3 ? "e4m3" : "e5m2");
+    fprintf(fp, ",\n  \"windows\": \"BOS + %d text tokens from each start\", \"window_starts\": [", L);
+    for (int w = 0; w < o.samples; w++) fprintf(fp, "%s%d", w ? ", " : "", starts[w]);
+    fprintf(fp, "],\n  \"activations\": {\n    \"layers\": [\n");
+    int zero = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        fprintf(fp, "      {");
+        for (int site = 0; site < N_SITES; site++) {
+            float a = obs_absmax(&cal.st[(size_t)l * N_OBS_SITES + site]);
+            zero += !(a > 0);
+            fprintf(fp, "%s\"%s\": %.9g", site ? ", " : "", site_names[site], a);
+        }
+        fprintf(fp, "}%s\n", l + 1 < c->n_layers ? "," : "");
+    }
+    fprintf(fp, "    ],\n    \"lm_head\": %.9g\n  },\n  \"kv\": {\n", obs_absmax(&cal.st[(size_t)c->n_layers * N_OBS_SITES + SITE_LMHEAD]));
+    for (int kvs = 0; kvs < 2; kvs++) {
+        fprintf(fp, "    \"%s\": [", kvs ? "v" : "k");
+        for (int l = 0; l < c->n_layers; l++) fprintf(fp, "%s%.9g", l ? ", " : "", obs_absmax(&cal.st[(size_t)l * N_OBS_SITES + (kvs ? SITE_V : SITE_K)]));
+        fprintf(fp, "]%s\n", kvs ? "" : ",");
+    }
+    fprintf(fp, "  }\n}\n");
+    atomic_commit(&af);
+    if (zero) fprintf(stderr, "llama_fp8: warning: %d activation sites observed only zeros (absmax 0): ppl --scales will reject the file\n", zero);
+    printf("wrote %s (%d layers; %.2f s)\n", o.out, c->n_layers, now_seconds() - t0);
+    free(win); free(cal.st); free(starts); free(ids); free(text); free(av);
+    tokenizer_free(tk);
+    runstate_free(&s);
+    model_free(m);
+    return 0;
+}
+
+/* ---- llama_fp8 stats: the outlier report ----
+ * The bf16 baseline runs over --chunks chunks of --ctx tokens (the ppl gptq split: BOS, then
+ * non-overlapping chunks); at every Linear input (and the lm_head input) it records:
+ *   absmax and the per-channel absmax (top outlier channels: the input channels of largest |x|);
+ *   per-tensor static E4M3 scaling with s = absmax / 448 calibrated on the FIRST chunk (or the
+ *   calibrated absmax of --scales FILE), applied as vLLM does (q = fp8(clamp(x · (1/s), ±448))) to
+ *   every chunk: "sat %" = share of values beyond the calibrated absmax (|x| > absmax: clamped to ±448;
+ *   the absmax itself may land a rounding error above 448 and is clamped back harmlessly), "ftz %" = share of
+ *   nonzero values that encode to ±0 (|x · (1/s)| ≤ 2^-10);
+ *   quantization SNR = 10·log10(Σ x² / Σ (x − deq(x))²) in dB for three E4M3 granularities: that
+ *   per-tensor static scale; per token (vLLM dynamic: s = max(row absmax / 448, 1/(448·512)),
+ *   q = fp8(clamp(x / s))); per input channel (s = channel absmax over the chunk's tokens / 448).
+ * Weights: absmax of every Linear (q, k, v, o, gate, up, down). */
+typedef struct {
+    double absmax, scale;     /* running absmax; the per-tensor scale used for sat / ftz / SNR */
+    float cal_amax;           /* the absmax that scale came from: |x| above it is clamped ("saturated") */
+    float *chan;              /* (cols) per-channel absmax */
+    int cols;
+    long long n, sat, ftz;
+    double sig, e_tensor, e_token, e_chan;
+} SiteStats;
+typedef struct {
+    int n_layers, chunk;
+    SiteStats *st;            /* (n_layers + 1, N_SITES); row n_layers, site 0 = lm_head input */
+    const ScaleSet *scales;
+} StatsRun;
+static inline float fq_e4m3(float x, float s, float inv) {  /* vLLM: fp8(clamp(x · inv, ±448)) · s */
+    float y = fminf(fmaxf(x * inv, -448.0f), 448.0f);
+    return emu_fp8_decode(emu_fp8_encode(y, EMU_E4M3), EMU_E4M3) * s;
+}
+static void stats_observe(void *ctx, int layer, int site, const float *x, int rows, int cols) {
+    StatsRun *r = ctx;
+    if (site == SITE_K || site == SITE_V) return;
+    int l = layer < 0 ? r->n_layers : layer, si = layer < 0 ? 0 : site;
+    SiteStats *S = &r->st[(size_t)l * N_SITES + si];
+    if (!S->chan) { S->chan = xcalloc(cols, sizeof(float)); S->cols = cols; }
+    float amax = 0;
+    for (size_t i = 0; i < (size_t)rows * cols; i++) amax = fmaxf(amax, fabsf(x[i]));
+    if (amax > S->absmax) S->absmax = amax;
+    if (r->chunk == 0 && S->scale == 0) {
+        double a = amax;
+        if (r->scales) a = layer < 0 ? r->scales->lm_head : r->scales->act[layer][site];
+        S->cal_amax = (float)a;
+        S->scale = a > 0 ? (float)a / 448.0f : 1.0f;
+    }
+    float s = (float)S->scale, inv = 1.0f / s;
+    float *cmax = xcalloc(cols, sizeof(float));
+    for (int t = 0; t < rows; t++)
+        for (int k = 0; k < cols; k++) cmax[k] = fmaxf(cmax[k], fabsf(x[(size_t)t * cols + k]));
+    for (int k = 0; k < cols; k++) S->chan[k] = fmaxf(S->chan[k], cmax[k]);
+    for (int t = 0; t < rows; t++) {
+        const float *xr = x + (size_t)t * cols;
+        float ra = 0;
+        for (int k = 0; k < cols; k++) ra = fmaxf(ra, fabsf(xr[k]));
+        float st = fmaxf(ra / 448.0f, 1.0f / (448.0f * 512.0f));
+        for (int k = 0; k < cols; k++) {
+            float v = xr[k];
+            S->n++;
+            if (fabsf(v) > S->cal_amax) S->sat++;
+            float dq = fq_e4m3(v, s, inv);
+            if (v != 0 && dq == 0) S->ftz++;
+            S->sig += (double)v * v;
+            S->e_tensor += ((double)dq - v) * ((double)dq - v);
+            float dt = emu_fp8_decode(emu_fp8_encode(fminf(fmaxf(v / st, -448.0f), 448.0f), EMU_E4M3), EMU_E4M3) * st;
+            S->e_token += ((double)dt - v) * ((double)dt - v);
+            float sc = cmax[k] / 448.0f;
+            float dc = sc > 0 ? emu_fp8_decode(emu_fp8_encode(fminf(fmaxf(v / sc, -448.0f), 448.0f), EMU_E4M3), EMU_E4M3) * sc : 0.0f;
+            S->e_chan += ((double)dc - v) * ((double)dc - v);
+        }
+    }
+    free(cmax);
+}
+static double snr_db(double sig, double err) { return err > 0 ? 10.0 * log10(sig / err) : INFINITY; }
+static float weight_absmax(const Tensor *W) {
+    float a = 0;
+    for (size_t i = 0; i < (size_t)W->rows * W->cols; i++) a = fmaxf(a, fabsf(tensor_get(W, i)));
+    return a;
+}
+
+/* A hand-written SVG: per layer, the activation absmax of each site (log scale) and its per-tensor vs
+ * per-token E4M3 SNR. */
+static void stats_svg(const char *path, const StatsRun *r, const char *title) {
+    static const char *const col[N_SITES] = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759"};
+    int nl = r->n_layers, W = 120 + nl * 4 * 22 + nl * 16, H = 620;
+    if (W < 640) W = 640;
+    double lmin = INFINITY, lmax = -INFINITY, smax = 0;
+    for (int l = 0; l < nl; l++)
+        for (int si = 0; si < N_SITES; si++) {
+            const SiteStats *S = &r->st[(size_t)l * N_SITES + si];
+            if (S->absmax > 0) { lmin = fmin(lmin, log10(S->absmax)); lmax = fmax(lmax, log10(S->absmax)); }
+            double a = snr_db(S->sig, S->e_tensor), b = snr_db(S->sig, S->e_token);
+            if (isfinite(a)) smax = fmax(smax, a);
+            if (isfinite(b)) smax = fmax(smax, b);
+        }
+    if (!isfinite(lmin)) { lmin = 0; lmax = 1; }
+    lmin = floor(lmin); lmax = ceil(lmax); if (lmax <= lmin) lmax = lmin + 1;
+    smax = ceil(smax / 10) * 10; if (smax <= 0) smax = 10;
+    atomic_file af;
+    atomic_open(&af, path);
+    FILE *fp = af.fp;
+    fprintf(fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"11\">\n", W, H);
+    fprintf(fp, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"10\" y=\"18\" font-size=\"14\">");
+    for (const char *p = title; *p; p++) { if (*p == '<') fputs("&lt;", fp); else if (*p == '&') fputs("&amp;", fp); else fputc(*p, fp); }
+    fprintf(fp, "</text>\n");
+    for (int si = 0; si < N_SITES; si++)
+        fprintf(fp, "<rect x=\"%d\" y=\"28\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"37\">%s</text>\n", 10 + si * 90, col[si], 24 + si * 90, site_names[si]);
+    for (int panel = 0; panel < 2; panel++) {
+        int y0 = panel ? 340 : 60, ph = 230, x0 = 70;
+        fprintf(fp, "<text x=\"10\" y=\"%d\">%s</text>\n", y0 - 6,
+                panel ? "E4M3 quantization SNR (dB): per-tensor static scale (solid) vs per-token (outline)" : "activation absmax (log10 scale)");
+        for (int g = 0; g <= 4; g++) {
+            double v = panel ? smax * g / 4 : lmin + (lmax - lmin) * g / 4;
+            int y = y0 + ph - (int)(ph * g / 4.0);
+            fprintf(fp, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ddd\"/><text x=\"8\" y=\"%d\">%s%.3g</text>\n", x0, y, W - 10, y, y + 4, panel ? "" : "1e", v);
+        }
+        for (int l = 0; l < nl; l++) {
+            int gx = x0 + 10 + l * (4 * 22 + 16);
+            fprintf(fp, "<text x=\"%d\" y=\"%d\">L%d</text>\n", gx + 30, y0 + ph + 14, l);
+            for (int si = 0; si < N_SITES; si++) {
+                const SiteStats *S = &r->st[(size_t)l * N_SITES + si];
+                int x = gx + si * 22;
+                if (!panel) {
+                    double v = S->absmax > 0 ? (log10(S->absmax) - lmin) / (lmax - lmin) : 0;
+                    int h = (int)(ph * v);
+                    fprintf(fp, "<rect x=\"%d\" y=\"%d\" width=\"18\" height=\"%d\" fill=\"%s\"><title>layer %d %s absmax %.4g</title></rect>\n", x, y0 + ph - h, h, col[si], l, site_names[si], S->absmax);
+                } else {
+                    double a = snr_db(S->sig, S->e_tensor), b = snr_db(S->sig, S->e_token);
+                    int ha = isfinite(a) ? (int)(ph * fmax(a, 0) / smax) : ph, hb = isfinite(b) ? (int)(ph * fmax(b, 0) / smax) : ph;
+                    fprintf(fp, "<rect x=\"%d\" y=\"%d\" width=\"9\" height=\"%d\" fill=\"%s\"><title>layer %d %s per-tensor %.2f dB</title></rect>\n", x, y0 + ph - ha, ha, col[si], l, site_names[si], a);
+                    fprintf(fp, "<rect x=\"%d\" y=\"%d\" width=\"8\" height=\"%d\" fill=\"none\" stroke=\"%s\"><title>layer %d %s per-token %.2f dB</title></rect>\n", x + 9, y0 + ph - hb, hb, col[si], l, site_names[si], b);
+                }
+            }
+        }
+    }
+    fprintf(fp, "</svg>\n");
+    atomic_commit(&af);
+}
+
+static int cmd_stats(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "stats", "-m --tokenizer -f --ctx --chunks -o --scales --synthetic ",
+                  "-m MODEL -f TEXT [--ctx N (512)] [--chunks N (all)] [--scales scales.json] [-o report.svg] [--tokenizer FILE]\n"
+                  "  per layer and Linear input: activation absmax, top outlier channels, % saturated / flushed to zero by a\n"
+                  "  per-tensor E4M3 scale (absmax of the first chunk / 448, or --scales), E4M3 SNR per tensor / token / channel;\n"
+                  "  weight absmax of every Linear. -o writes an SVG chart.");
+    if (!o.synthetic && !o.text_file) fatal("stats: -f TEXT is required");
+    Model *m = open_model(&o, "stats");
+    const Config *c = &m->c;
+    const ScaleSet *scales = o.scales_file ? scales_load(o.scales_file, c->n_layers) : NULL;
+    int ctx = o.ctx ? o.ctx : (c->max_seq_len < 512 ? c->max_seq_len : 512);
+    if (ctx > c->max_seq_len) fatal("stats: --ctx %d exceeds the model's maximum context %d", ctx, c->max_seq_len);
+    int *ids, n_tok;
+    if (o.synthetic) n_tok = synthetic_tokens(m, 2, ctx, &ids);
+    else {
+        size_t nb;
+        char *text = read_text_file(o.text_file, &nb);
+        if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
+        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+        if (tokenizer_vocab_size(tk) > c->vocab_size)
+            fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
+        n_tok = tokenizer_encode(tk, text, nb, 1, 0, &ids);
+        tokenizer_free(tk); free(text);
+    }
+    int n_chunks = n_tok / ctx;
+    if (n_chunks < 1) fatal("stats: the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", n_tok, ctx);
+    if (o.chunks > 0 && o.chunks < n_chunks) n_chunks = o.chunks;
+
+    Scheme qs = scheme_make("bf16", NULL);
+    const Model *mb = model_for_scheme(m, &qs);
+    StatsRun r = {.n_layers = c->n_layers, .scales = scales};
+    r.st = xcalloc((size_t)(c->n_layers + 1) * N_SITES, sizeof(SiteStats));
+    RunState s;
+    runstate_init(&s, c, ctx, ctx);
+    s.observe = stats_observe; s.observe_ctx = &r;
+    for (int ch = 0; ch < n_chunks; ch++) {
+        r.chunk = ch;
+        forward(mb, &s, &qs, ids + (size_t)ch * ctx, ctx, 0, 0);
+    }
+    model_describe(m, stdout);
+    printf("stats: bf16 baseline, %d chunks x %d tokens; per-tensor E4M3 scale = %s / 448\n", n_chunks, ctx,
+           scales ? "calibrated absmax (--scales)" : "absmax of chunk 1");
+    printf("\n%-5s %-8s %10s %-34s %8s %8s %9s %9s %9s\n", "layer", "input", "absmax", "top channels (index:absmax)", "sat %", "ftz %", "SNR tens", "SNR tok", "SNR chan");
+    for (int l = 0; l <= c->n_layers; l++)
+        for (int si = 0; si < (l == c->n_layers ? 1 : N_SITES); si++) {
+            SiteStats *S = &r.st[(size_t)l * N_SITES + si];
+            if (!S->n) continue;
+            char top[80] = "", *p = top;
+            int used[3] = {-1, -1, -1};
+            for (int t = 0; t < 3 && t < S->cols; t++) {
+                int best = -1;
+                for (int k = 0; k < S->cols; k++) {
+                    if (k == used[0] || k == used[1]) continue;
+                    if (best < 0 || S->chan[k] > S->chan[best]) best = k;
+                }
+                used[t] = best;
+                p += snprintf(p, top + sizeof top - p, "%s%d:%.3g", t ? " " : "", best, S->chan[best]);
+            }
+            char lname[16];
+            if (l == c->n_layers) snprintf(lname, sizeof lname, "-"); else snprintf(lname, sizeof lname, "%d", l);
+            printf("%-5s %-8s %10.4g %-34s %8.4f %8.4f %9.2f %9.2f %9.2f\n", lname, l == c->n_layers ? "lm_head" : site_names[si], S->absmax, top,
+                   100.0 * S->sat / S->n, 100.0 * S->ftz / S->n, snr_db(S->sig, S->e_tensor), snr_db(S->sig, S->e_token), snr_db(S->sig, S->e_chan));
+        }
+    printf("\nweight absmax per Linear\n%-5s %9s %9s %9s %9s %9s %9s %9s\n", "layer", "q", "k", "v", "o", "gate", "up", "down");
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        printf("%-5d %9.4g %9.4g %9.4g %9.4g %9.4g %9.4g %9.4g\n", l, weight_absmax(&L->wq), weight_absmax(&L->wk), weight_absmax(&L->wv),
+               weight_absmax(&L->wo), weight_absmax(&L->w_gate), weight_absmax(&L->w_up), weight_absmax(&L->w_down));
+    }
+    if (o.out) {
+        char title[512];
+        snprintf(title, sizeof title, "llama_fp8 stats: %s, %d x %d tokens", m->path, n_chunks, ctx);
+        stats_svg(o.out, &r, title);
+        printf("wrote %s\n", o.out);
+    }
+    for (int i = 0; i < (c->n_layers + 1) * N_SITES; i++) free(r.st[i].chan);
+    free(r.st); free(ids);
+    runstate_free(&s);
+    model_free(m);
+    return 0;
+}
 /* @@END calib@@ */
 
 /* ------------------------------------------------------------------------------------------ */

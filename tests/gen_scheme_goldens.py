@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Goldens for every quantize step of the FP8 / INT8 schemes (tests/test_schemes.c, tests/schemes_qw.c).
 
-Run from the repository root:   python3 tests/gen_scheme_goldens.py
+Run from the repository root:   LLAMA_FP8_DATA=../shared/data python3 tests/gen_scheme_goldens.py
+(LLAMA_FP8_DATA locates stories260K for tests/golden/scheme_stories260K.txt; without it that file is kept.)
 Writes tests/golden/scheme_<case>.safetensors. Each file holds the input "x" (F32 or BF16), the
 expected codes "q" (U8 = FP8 bit patterns, or I8) and the expected scales "scale" (as the tool stores
 them: F32 for vLLM activations, the weight dtype for compressed-tensors weights); "__metadata__"
@@ -29,7 +30,7 @@ apply the same formulas with fmax = 57344 and .to(torch.float8_e5m2) and say so 
 import os, sys, json
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file
 import compressed_tensors
 from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
 from compressed_tensors.quantization.utils import calculate_qparams
@@ -53,7 +54,19 @@ def save(name, meta, **tensors):
         if v.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
             t[k] = v.view(torch.uint8)
     path = os.path.join(OUT, "scheme_%s.safetensors" % name)
-    save_file(t, path, metadata=meta)
+    # safetensors layout written by hand, tensors in name order, so that regenerating gives the same
+    # bytes (safetensors.torch.save_file's order of equal-dtype tensors is not stable across runs)
+    DT = {F32: "F32", BF16: "BF16", torch.uint8: "U8", torch.int8: "I8"}
+    hdr, blobs, off = {}, [], 0
+    for k in sorted(t):
+        raw = t[k].reshape(-1).view(torch.uint8).numpy().tobytes()
+        hdr[k] = {"dtype": DT[t[k].dtype], "shape": list(t[k].shape), "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw); off += len(raw)
+    hdr["__metadata__"] = meta
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little")); f.write(h); f.write(b"".join(blobs))
     written.append((name, os.path.getsize(path)))
 
 
@@ -72,6 +85,27 @@ def activations(M, K, with_zero_row=True):
     x[6] = np.float32(rng.integers(-448, 449, K)) / 4  # x/s lands on many exact halves -> RNE ties
     x[6, 0] = 448.0 / 4
     return torch.from_numpy(x)
+
+
+def craft_recip(s, fmt, n, dtype=F32):
+    """Values x (of dtype) for which fp8(x / s) != fp8(x * fp32(1/s)): x/s sits within an fp32 ulp of
+    an FP8 midpoint, so the two ways of scaling (vLLM divides for per-token, multiplies by the
+    reciprocal for static per-tensor) round to different codes. Found by scanning every midpoint."""
+    codes = torch.arange(0, 0x7F if fmt == "e4m3" else 0x7C, dtype=torch.uint8).view(FP8[fmt]).double()
+    mids = ((codes[:-1] + codes[1:]) / 2)
+    sd = float(f32(s))
+    out = []
+    for m in mids.tolist():
+        x0 = torch.tensor(m * sd, dtype=torch.float64).to(dtype)
+        bits = x0.view(torch.int32 if dtype == F32 else torch.int16)
+        for d in range(-3, 4):
+            x = (bits + d).view(dtype).float()
+            a = conv(x / f32(s), fmt).view(torch.uint8)
+            b = conv(x * (f32(1.0) / f32(s)), fmt).view(torch.uint8)
+            if a != b:
+                out.append(float(x))
+    out = torch.tensor(out, dtype=F32)
+    return out[torch.randperm(len(out), generator=torch.Generator().manual_seed(1))[:n]] if len(out) > n else out
 
 
 def weights(N, K, dtype):
@@ -171,6 +205,7 @@ def vllm_int8_token(x):
     s = a / f32(127.0)
     inv = torch.where(a == 0, f32(0.0), f32(127.0) / a)
     v = x * inv[:, None]
+    v = torch.where(torch.isnan(v), torch.zeros_like(v), v)   # PTX cvt float->int: NaN gives 0
     return torch.round(v).clamp(-128, 127).to(torch.int8), s
 
 
@@ -257,7 +292,14 @@ class Bundle:
 
 def gen_vllm():
     b = Bundle("act")
-    x = b.input("x", activations(12, 300))
+    x = activations(12, 300)
+    for r, (sc, fmt) in ((7, (0.0123, "e4m3")), (8, (0.0123 / 128, "e5m2"))):   # the static scales below
+        c = craft_recip(sc, fmt, 300)
+        x[r] = 0.0; x[r, :len(c)] = c
+    x[9] = 0.0; x[9, 0] = 3.0                        # per-token row with scale fp32(3/448): division matters
+    c = craft_recip(float(f32(3.0) / f32(448.0)), "e4m3", 299)
+    x[9, 1:1 + len(c)] = c.clamp(-3, 3)
+    b.input("x", x)
     for fmt in ("e4m3", "e5m2"):
         q, s = vllm_per_token(x, fmt)
         b.case("token_" + fmt, "x", q, s, func="emu_quant_token", fmt=fmt, scale_ub=0,
@@ -295,6 +337,15 @@ def gen_vllm():
     q, s = vllm_per_token(b.t["xn"], "e4m3")
     b.case("nan_token", "xn", q, s, func="emu_quant_token", fmt="e4m3", scale_ub=0,
            oracle=VLLM % "dynamic_per_token_scaled_fp8_quant_kernel_strided: NaN input -> fminf(NaN,448)=448 -> 0x7E")
+    xng = torch.zeros(2, 256, dtype=F32); xng[0, :] = torch.linspace(-3, 3, 256); xng[0, 5] = float("nan")
+    xng[1, :] = 1.0; xng[1, 200] = float("nan")
+    b.input("xng", xng)
+    q, s = vllm_group(xng, 128, "e4m3")
+    b.case("nan_group", "xng", q, s, func="emu_quant_group", fmt="e4m3", G=128,
+           oracle=VLLM % "per_token_group_quant.cu QuantizeGroup: NaN -> fminf(fmaxf(NaN,-448),448) = -448 -> 0xFE")
+    q, s = vllm_int8_token(xng)
+    b.case("nan_int8_token", "xng", q, s, func="emu_quant_int8_token",
+           oracle=VLLM % "dynamic_scaled_int8_quant_kernel: NaN * inv -> cvt.rni.sat.s8.f32(NaN) = 0")
     b.input("xz", torch.zeros(2, 8, dtype=F32))
     q, s = vllm_dynamic_tensor(b.t["xz"], "e4m3")
     b.case("zero_tensor_dynamic", "xz", q, s, func="emu_quant_tensor_dynamic", fmt="e4m3",
@@ -359,6 +410,35 @@ def gen_ct():
         b.write()
 
 
+def gen_kv():
+    """vLLM FP8 KV cache (csrc/quantization/w8a8/fp8/nvidia/quant_utils.cuh, used by reshape_and_cache /
+    reshape_and_cache_flash through scaled_convert): store  __nv_cvt_float_to_fp8(float(x) / scale,
+    __NV_SATFINITE, fmt)  (no separate clamp: SATFINITE maps |v| > max and ±inf to ±max, NaN to 0x7F);
+    load (paged attention, bf16 model)  __float2bfloat16(float(fp8) * scale), or float(fp8) * scale for
+    an fp32 cache consumer. Re-implemented with torch: fp32 division, clamp(±max) then RNE cast (same
+    result as SATFINITE for every input here), fp32 multiply, RNE to bf16."""
+    b = Bundle("kv")
+    x = activations(8, 160).to(BF16)
+    x[0, 0], x[0, 1], x[0, 2] = 1e4, -1e4, float("inf")      # saturate at ±max after / scale
+    # bf16 inputs where x / 0.3 and x * (1/0.3) round to different codes (only 1 for E4M3, 29 for E5M2
+    # among all bf16 values at this scale; none at 0.0371): the test can tell division from reciprocal
+    c = torch.cat([craft_recip(0.3, "e4m3", 80, BF16), craft_recip(0.3, "e5m2", 80, BF16)])
+    x[7] = 0.0; x[7, :len(c)] = c.to(BF16)
+    b.input("x", x)
+    for fmt in ("e4m3", "e5m2"):
+        for sc in (1.0, 0.0371, 0.3):
+            v = x.float() / f32(sc)
+            q = v.clamp(-FMAX[fmt], FMAX[fmt]).to(FP8[fmt])
+            deq = q.float() * f32(sc)
+            name = "kv_%s_s%s" % (fmt, str(sc).replace(".", "p"))
+            b.case(name, "x", q, f32(sc), func="kv_quantize", fmt=fmt,
+                   oracle=VLLM % "scaled_vec_conversion (csrc/quantization/w8a8/fp8/nvidia/quant_utils.cuh): "
+                   "fp8 = cvt_satfinite(x / scale); load = bf16(float(fp8) * scale)")
+            b.t["deq_bf16_" + name] = deq.to(BF16)
+            b.t["deq_f32_" + name] = deq
+    b.write()
+
+
 # ---------------------------------------------------------------------------------------------
 # GEMM epilogue: D = round_out(s_a[m] * fp32(s_b[n] * acc)) with acc the exact dot product rounded once
 # to fp32. Every E4M3 x E4M3 product is a multiple of 2^-18 (subnormal 2^-9 squared) below 2^18
@@ -413,12 +493,71 @@ def gen_gemm():
     save("gemm_i8_row", meta, A=A, B=B, sa=sa, sb=sb, D=D, D_bf16=D.to(BF16))
 
 
+# ---------------------------------------------------------------------------------------------
+# Real weights: every Linear of stories260K (llama2.c, fp32), as llama_fp8 holds it (wq / wk rows
+# permuted from Meta's interleaved RoPE layout to rotate-half, like load_llama2c), quantized by
+# compressed-tensors on the bf16-rounded weights (what `model.to(torch.bfloat16)` + llm-compressor do)
+# and on the fp32 weights. Only FNV-1a 64 digests of the codes and of the scales (as fp32 bits) are
+# committed: tests/golden/scheme_stories260K.txt (the model itself stays in ../shared/data).
+def fnv_np(arr):  # FNV-1a 64 over the array's bytes
+    h = 0xcbf29ce484222325
+    for x in np.frombuffer(arr.tobytes(), dtype=np.uint8).tolist():
+        h = ((h ^ x) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def gen_model_digests():
+    data = os.environ.get("LLAMA_FP8_DATA") or os.path.join(os.path.dirname(OUT), "..", "..", "shared", "data")  # ../shared/data
+    path = os.path.join(data, "stories260K", "stories260K.bin")
+    if not os.path.exists(path):
+        print("stories260K not found under %s: scheme_stories260K.txt not regenerated" % data)
+        return
+    raw = open(path, "rb").read()
+    D, H, L, NH, NKV, V, S = np.frombuffer(raw[:28], dtype=np.int32).tolist()
+    V = abs(V); hd = D // NH; kv = NKV * hd
+    w = np.frombuffer(raw[28:], dtype=np.float32)
+    off = [0]
+    def take(n):
+        a = w[off[0]:off[0] + n]; off[0] += n; return a
+    take(V * D); take(L * D)
+    wq, wk, wv, wo = take(L * D * D), take(L * kv * D), take(L * kv * D), take(L * D * D)
+    take(L * D)
+    w1, w2, w3 = take(L * H * D), take(L * D * H), take(L * H * D)
+    def perm(m, rows):
+        idx = [(r // hd) * hd + (2 * (r % hd) if r % hd < hd // 2 else 2 * (r % hd - hd // 2) + 1) for r in range(rows)]
+        return m[idx]
+    lines = ["# generated by tests/gen_scheme_goldens.py from %s (compressed-tensors %s, torch %s)"
+             % ("stories260K/stories260K.bin", compressed_tensors.__version__, torch.__version__.split("+")[0]),
+             "# layer linear granularity bf16_arith rows cols fnv1a64(codes) fnv1a64(scales as fp32 bits)"]
+    for l in range(L):
+        mats = {"wq": perm(wq[l * D * D:(l + 1) * D * D].reshape(D, D), D),
+                "wk": perm(wk[l * kv * D:(l + 1) * kv * D].reshape(kv, D), kv),
+                "wv": wv[l * kv * D:(l + 1) * kv * D].reshape(kv, D),
+                "wo": wo[l * D * D:(l + 1) * D * D].reshape(D, D),
+                "w_gate": w1[l * H * D:(l + 1) * H * D].reshape(H, D),
+                "w_down": w2[l * D * H:(l + 1) * D * H].reshape(D, H),
+                "w_up": w3[l * H * D:(l + 1) * H * D].reshape(H, D)}
+        for name, m in mats.items():
+            W32 = torch.from_numpy(np.array(m, dtype=np.float32))
+            for strat, gran in (("channel", 0), ("tensor", 1), ("block", 2)):
+                for arith in (1, 0):
+                    Wx = W32.to(BF16) if arith else W32
+                    q, sc = ct_quant(Wx, strat, block=[128, 128] if strat == "block" else None)
+                    lines.append("%d %s %d %d %d %d %016x %016x" % (l, name, gran, arith, m.shape[0], m.shape[1],
+                                 fnv_np(q.view(torch.uint8).numpy()), fnv_np(sc.float().reshape(-1).numpy())))
+    with open(os.path.join(OUT, "scheme_stories260K.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("scheme_stories260K.txt: %d digests" % (len(lines) - 2))
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
     gen_vllm()
     gen_ct()
+    gen_kv()
     gen_gemm()
+    gen_model_digests()
     tot = 0
     for n, sz in written:
         print("%-40s %7d bytes" % ("scheme_%s.safetensors" % n, sz)); tot += sz

@@ -9,8 +9,8 @@
  *   fp16                      torch .to(float16), NaN -> 0x7E00|sign
  * Any single differing output byte changes the digest (fp8_digest.h explains why), so equal
  * digests mean equal outputs for all 2^32 inputs, up to a 2^-64 chance for several differences.
- * E4M3/E5M2 are checked three ways: fp8_from_float (the generic encoder), the scalar row encoder
- * fp8_encode_row_ref and the fast row encoder fp8_encode_row (scale 1, so x / scale = x exactly).
+ * E4M3/E5M2 are checked twice: fp8_from_float (the generic encoder; fp8_encode_row_ref is a loop
+ * of it) and the fast row encoder fp8_encode_row (scale 1, so x / scale = x exactly).
  * The 256 codes of every format are compared value by value with ml_dtypes' decoding
  * (tests/golden/fp8_decode.txt), and all 65536 halves with numpy's (as a digest).
  * The live oracles are compared directly by tests/test_fp8_oracles.sh where they are installed.
@@ -67,7 +67,20 @@ static uint64_t combine_chunks(long long n) {
 }
 
 /* How an FP8 conversion is called. */
-enum { VIA_SCALAR, VIA_ROW_REF, VIA_ROW_FAST };
+enum { VIA_SCALAR, VIA_ROW_FAST };
+
+/* out[i] = fp8_from_float(float with bits base + i). The switch hands the compiler constant
+ * format and mode, so it specialises fp8_from_float for each (twice as fast as a variable fmt). */
+static void fill_scalar(uint8_t *out, uint32_t base, fp8_format fmt, fp8_saturation sat) {
+#define CASE(F, S) if (fmt == F && sat == S) { \
+        for (uint32_t i = 0; i < FP8_DIGEST_CHUNK; i++) out[i] = fp8_from_float(fp8_f32_from_bits(base + i), F, S); \
+        return; }
+    CASE(FP8_E4M3, FP8_NOSAT) CASE(FP8_E4M3, FP8_SATFINITE) CASE(FP8_E5M2, FP8_NOSAT) CASE(FP8_E5M2, FP8_SATFINITE)
+    CASE(FP8_E4M3FNUZ, FP8_NOSAT) CASE(FP8_E4M3FNUZ, FP8_SATFINITE) CASE(FP8_E5M2FNUZ, FP8_NOSAT)
+    CASE(FP8_E5M2FNUZ, FP8_SATFINITE) CASE(FP8_E8M0, FP8_NOSAT) CASE(FP8_E8M0, FP8_SATFINITE)
+    CASE(FP4_E2M1, FP8_NOSAT) CASE(FP4_E2M1, FP8_SATFINITE)
+#undef CASE
+}
 
 static uint64_t digest_fp8(fp8_format fmt, fp8_saturation sat, int via) {
     #pragma omp parallel for schedule(dynamic, 16)
@@ -76,11 +89,10 @@ static uint64_t digest_fp8(fp8_format fmt, fp8_saturation sat, int via) {
         float xs[FP8_DIGEST_CHUNK];
         uint32_t base = (uint32_t)c * FP8_DIGEST_CHUNK;
         if (via == VIA_SCALAR) {
-            for (uint32_t i = 0; i < FP8_DIGEST_CHUNK; i++) out[i] = fp8_from_float(fp8_f32_from_bits(base + i), fmt, sat);
+            fill_scalar(out, base, fmt, sat);
         } else {
             for (uint32_t i = 0; i < FP8_DIGEST_CHUNK; i++) xs[i] = fp8_f32_from_bits(base + i);
-            if (via == VIA_ROW_REF) fp8_encode_row_ref(out, xs, FP8_DIGEST_CHUNK, 1.0f, fmt, sat);
-            else fp8_encode_row(out, xs, FP8_DIGEST_CHUNK, 1.0f, fmt, sat);
+            fp8_encode_row(out, xs, FP8_DIGEST_CHUNK, 1.0f, fmt, sat);
         }
         chunk_hash[c] = fp8_digest_bytes(out, FP8_DIGEST_CHUNK);
     }
@@ -152,10 +164,10 @@ int main(int argc, char **argv) {
         for (int s = 0; s < 2; s++) {
             fp8_saturation sat = s ? FP8_SATFINITE : FP8_NOSAT;
             const char *name = fp8_format_name(fmts[f]), *mode = s ? "satfinite" : "nosat";
-            int nvia = (fmts[f] == FP8_E4M3 || fmts[f] == FP8_E5M2) ? 3 : 1;
+            int nvia = (fmts[f] == FP8_E4M3 || fmts[f] == FP8_E5M2) ? 2 : 1;
             for (int via = 0; via < nvia; via++) {
                 char what[96];
-                snprintf(what, sizeof what, "%s_%s%s", name, mode, via == VIA_SCALAR ? "" : via == VIA_ROW_REF ? "_encode_row_ref" : "_encode_row");
+                snprintf(what, sizeof what, "%s_%s%s", name, mode, via == VIA_SCALAR ? "" : "_encode_row");
                 if (argc > 1 && !strstr(what, argv[1])) continue;
                 double t = now();
                 uint64_t d = digest_fp8(fmts[f], sat, via);

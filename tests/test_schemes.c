@@ -21,7 +21,7 @@ static void run_bundle(const char *path) {
     for (int c = json_at(&g.cases, 0, 0), i = 0; i < g.cases.t[0].n; c = json_next(&g.cases, c), i++) {
         char *func = case_str(&g, c, "func"), *name = case_str(&g, c, "name"), *xn = case_str(&g, c, "x");
         char *qn = case_str(&g, c, "q"), *sn = case_str(&g, c, "s"), *fs = case_str(&g, c, "fmt"), *oracle = case_str(&g, c, "oracle");
-        char what[200];
+        char what[1200];
         snprintf(what, sizeof what, "%s %s/%s", func, base, name);
         if (!strcmp(func, "quant_weight")) goto next;         /* tests/schemes_qw.c */
         gtensor xt = gold_tensor(&g, xn), qt = gold_tensor(&g, qn), st = gold_tensor(&g, sn);
