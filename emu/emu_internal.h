@@ -2,6 +2,14 @@
 #ifndef EMU_INTERNAL_H
 #define EMU_INTERNAL_H
 #include "emu/emu.h"
+
+/* No contraction of a·b + c into one fma behind our back (GCC's default in GNU C mode on FMA targets,
+ * clang's within an expression): every rounding written in emu/ is one the model performs. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 /* Epilogue: plain (no block scales): t = fp32(s_b·acc), return fp32(s_a·t).
  * With block scales (emu_gemm_groups(g) = number of 128-groups, else 0): r = 0; for each group in order
  * r = fp32(r + emu_epi_group(...)), where emu_epi_group = fp32(fp32(acc_g·s_a)·s_b). Then emu_epi_store. */

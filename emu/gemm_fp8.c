@@ -16,7 +16,6 @@
 #include <string.h>
 #include "emu/emu.h"
 #include "emu/emu_internal.h"
-#pragma GCC optimize("fp-contract=off")
 
 static void *xalloc(size_t n) {
     void *p = aligned_alloc(64, (n + 63) / 64 * 64 + 64);
@@ -200,7 +199,11 @@ void emu_gemm(const emu_gemm_desc *g) {
     if (!path) { emu_gemm_ref(g); return; }
     emu_fp8_table(EMU_E4M3);
     int ng = emu_gemm_groups(g), rounds = ng ? ng : 1;
-    float *acc = xalloc(sizeof(float) * ((size_t)M * N + 1)), *r = ng ? xalloc(sizeof(float) * ((size_t)M * N + 1)) : NULL;
+    /* fp32 output without block scales: the kernels accumulate straight into D, the epilogue runs in place */
+    int in_place = !ng && g->d_type == EMU_F32;
+    size_t lacc = in_place ? g->ldd : (size_t)N;
+    float *acc = in_place ? (float *)g->D : xalloc(sizeof(float) * ((size_t)M * N + 1));
+    float *r = ng ? xalloc(sizeof(float) * ((size_t)M * N + 1)) : NULL;
     float *Af = NULL;
     if (path == 1 && g->a_type != EMU_F32) {          /* decode A once, exactly */
         Af = xalloc(sizeof(float) * ((size_t)M * K + 1));
@@ -212,18 +215,18 @@ void emu_gemm(const emu_gemm_desc *g) {
         int k0 = ng ? gi * EMU_BLOCK : 0, kn = ng ? (K - k0 < EMU_BLOCK ? K - k0 : EMU_BLOCK) : K;
         const char *Ak = (const char *)g->A + (size_t)k0 * esize(g->a_type), *Bk = (const char *)g->B + (size_t)k0 * esize(g->b_type);
         if (path == 1) {
-            if (Af) emu_gemm_f32(M, N, kn, Af + k0, K, Bk, g->b_type, g->ldb, acc, N);
-            else emu_gemm_f32(M, N, kn, (const float *)Ak, g->lda, Bk, g->b_type, g->ldb, acc, N);
+            if (Af) emu_gemm_f32(M, N, kn, Af + k0, K, Bk, g->b_type, g->ldb, acc, lacc);
+            else emu_gemm_f32(M, N, kn, (const float *)Ak, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
         }
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-        else if (path == 2) gemm_exact_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, N);
-        else gemm_bf16_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, N);
+        else if (path == 2) gemm_exact_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
+        else gemm_bf16_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
 #endif
         #pragma omp parallel for schedule(static)
         for (int m = 0; m < M; m++)
             for (int n = 0; n < N; n++) {
                 size_t i = (size_t)m * N + n;
-                if (!ng) emu_epi_store(g, m, n, emu_epi_plain(g, m, n, acc[i]));
+                if (!ng) emu_epi_store(g, m, n, emu_epi_plain(g, m, n, acc[(size_t)m * lacc + n]));
                 else r[i] = (gi ? r[i] : 0.0f) + emu_epi_group(g, m, n, gi, acc[i]);
             }
     }
@@ -232,5 +235,6 @@ void emu_gemm(const emu_gemm_desc *g) {
         for (int m = 0; m < M; m++)
             for (int n = 0; n < N; n++) emu_epi_store(g, m, n, r[(size_t)m * N + n]);
     }
-    free(acc); free(r); free(Af);
+    if (!in_place) free(acc);
+    free(r); free(Af);
 }

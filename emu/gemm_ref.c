@@ -10,9 +10,6 @@
 #include "emu/emu.h"
 #include "emu/emu_internal.h"
 
-/* No contraction of a·b + c into fma behind our back (GCC's default in GNU C mode with FMA targets):
- * every rounding written here is one the model performs. */
-#pragma GCC optimize("fp-contract=off")
 
 /* ---- element decoding (all exact) ---- */
 float emu_fp8_decode(uint8_t v, emu_dtype fmt) { return fp8_to_float(v, fmt == EMU_E5M2 ? FP8_E5M2 : FP8_E4M3); }

@@ -5,7 +5,7 @@
 #include <math.h>
 #include "fp8.h"
 #include "emu/emu.h"
-#pragma GCC optimize("fp-contract=off")
+#include "emu/emu_internal.h"
 
 float emu_fmax(emu_dtype fmt) { return fmt == EMU_E4M3 ? 448.0f : fmt == EMU_E5M2 ? 57344.0f : 127.0f; }
 
