@@ -10,11 +10,13 @@ Checks:
  1. config.json quantization_config parses as compressed_tensors QuantizationConfig (pydantic model),
     quant_method "compressed-tensors", quantization_status "compressed", format float-/int-/naive-quantized.
  2. Every Linear the config targets (q/k/v/o/gate/up/down and lm_head unless ignored) has weight of
-    F8_E4M3 (float) or I8 (int) with the layer's shape; weight_scale in the model dtype with the shape of
-    its strategy — channel (N,1), tensor (1,) or (), block (ceil(N/b0), ceil(K/b1)); finite, > 0; no
-    weight_zero_point for symmetric schemes; input_scale (1,) or () iff static activations; no NaN
-    codes; ignored / non-Linear tensors stay in the model dtype; k_scale / v_scale per layer iff
-    kv_cache_scheme.
+    F8_E4M3 (float) or I8 (int) with the layer's shape; weight_scale with the shape of its strategy —
+    channel (N,1), tensor (1,), block (ceil(N/b0), ceil(K/b1)); no weight_zero_point for symmetric
+    schemes; input_scale (1,) iff static activations; k_scale / v_scale (1,) per layer iff
+    kv_cache_scheme; no NaN codes; ignored / non-Linear tensors in the model dtype. Every scale must be
+    finite, > 0 and hold a value of the model dtype: compressed-tensors and transformers load scales
+    into parameters of the model dtype and that shape (initialize.py), so another shape is refused and
+    an fp32 value a bf16 parameter cannot hold is silently rounded on load.
  3. Decompression by the library (FloatQuantizationCompressor / IntQuantizationCompressor .decompress)
     equals an independent dequantization q * s rounded to the model dtype, bit for bit.
  4. Unless --no-hf-load: transformers AutoModelForCausalLM.from_pretrained(DIR) loads it through its
@@ -62,6 +64,25 @@ def load_dir(d):
                     raise Fail("%s: tensor %s appears twice" % (d, k))
                 t[k] = h.get_tensor(k)
     return t
+
+
+def loadable_scale(key, t, mdt, shape):
+    """compressed-tensors / transformers load a scale into a parameter of the model dtype and the
+    shape the library initialises (initialize.py): a value the model dtype cannot hold is rounded on
+    load (the checkpoint then means something else there than in the tool that wrote it), and another
+    shape is refused."""
+    if list(t.shape) != shape:
+        raise Fail("%s has shape %s, expected %s (compressed-tensors initialises it so; transformers refuses "
+                   "other shapes)" % (key, list(t.shape), shape))
+    if t.dtype != mdt:
+        r = t.to(mdt).to(t.dtype)
+        if not torch.equal(r, t):
+            i = (r != t).reshape(-1).nonzero()[0].item()
+            raise Fail("%s is stored as %s with values %s cannot hold (first [%d]: %r would load as %r): "
+                       "compressed-tensors / transformers load it into a %s parameter and round it"
+                       % (key, t.dtype, mdt, i, t.reshape(-1)[i].item(), r.reshape(-1)[i].item(), mdt))
+    if not torch.isfinite(t.float()).all() or not (t.float() > 0).all():
+        raise Fail("%s has a non-finite or non-positive value" % key)
 
 
 def ignored(name, ignore):
@@ -138,25 +159,17 @@ def check(d, orig=None, hf_load=True):
         s = T.get(name + ".weight_scale")
         if s is None:
             raise Fail("%s.weight_scale missing" % name)
-        if s.dtype != mdt:
-            raise Fail("%s.weight_scale is %s, expected the model dtype %s" % (name, s.dtype, mdt))
         strat = a.strategy.value if hasattr(a.strategy, "value") else str(a.strategy)
         if strat == "channel":
-            ok = list(s.shape) == [N, 1]
-            exp = "[%d, 1]" % N
+            shape = [N, 1]
         elif strat == "tensor":
-            ok = list(s.shape) in ([1], [])
-            exp = "[1]"
+            shape = [1]
         elif strat == "block":
             b0, b1 = a.block_structure
-            exp = "[%d, %d]" % (math.ceil(N / b0), math.ceil(K / b1))
-            ok = list(s.shape) == [math.ceil(N / b0), math.ceil(K / b1)]
+            shape = [math.ceil(N / b0), math.ceil(K / b1)]
         else:
             raise Fail("%s: weight strategy %r not checked by this script" % (name, strat))
-        if not ok:
-            raise Fail("%s.weight_scale has shape %s, expected %s (%s strategy)" % (name, list(s.shape), exp, strat))
-        if not torch.isfinite(s.float()).all() or not (s.float() > 0).all():
-            raise Fail("%s.weight_scale has a non-finite or non-positive value" % name)
+        loadable_scale(name + ".weight_scale", s, mdt, shape)
         if a.symmetric and (name + ".weight_zero_point") in T:
             raise Fail("%s.weight_zero_point present for a symmetric scheme (vLLM does not load it)" % name)
         if want == torch.float8_e4m3fn and ((w.view(torch.uint8) & 0x7F) == 0x7F).any():
@@ -166,13 +179,12 @@ def check(d, orig=None, hf_load=True):
         if ia is not None and not ia.dynamic:
             if not has_in:
                 raise Fail("%s.input_scale missing (static input activations)" % name)
-            si = T[name + ".input_scale"]
-            if list(si.shape) not in ([1], []) or not torch.isfinite(si.float()).all() or not (si.float() > 0).all():
-                raise Fail("%s.input_scale must be one finite positive value, got shape %s" % (name, list(si.shape)))
+            loadable_scale(name + ".input_scale", T[name + ".input_scale"], mdt, [1])
         elif has_in:
             raise Fail("%s.input_scale present but input activations are %s" % (name, "dynamic" if ia else "not quantized"))
         # 3. library decompression vs independent dequantization
         comp = FloatQuantizationCompressor if a.type == "float" else IntQuantizationCompressor
+        s = s.to(mdt)                                   # as the library holds it (exact: checked above)
         sd = comp.decompress({"weight": w, "weight_scale": s}, sch)
         if strat == "block":
             b0, b1 = a.block_structure
@@ -197,6 +209,8 @@ def check(d, orig=None, hf_load=True):
             key = "model.layers.%d.self_attn.%s" % (l, n)
             if kv is not None and key not in T:
                 raise Fail("%s missing (kv_cache_scheme is set)" % key)
+            if kv is not None:
+                loadable_scale(key, T[key], mdt, [1])
             if kv is None and key in T:
                 raise Fail("%s present but kv_cache_scheme is null" % key)
     extra = ""
@@ -323,7 +337,7 @@ def self_test():
         L = "model.layers.0.mlp.down_proj"
         reasons = [
             corrupt("scale_shape", lambda t: t.__setitem__(L + ".weight_scale", t[L + ".weight_scale"].reshape(-1))),
-            corrupt("scale_dtype", lambda t: t.__setitem__(L + ".weight_scale", t[L + ".weight_scale"].float())),
+            corrupt("scale_fp32", lambda t: t.__setitem__(L + ".weight_scale", t[L + ".weight_scale"].float() * (1 + 2 ** -12))),
             corrupt("one_code", lambda t: t[L + ".weight"].view(torch.uint8).__setitem__((0, 0), t[L + ".weight"].view(torch.uint8)[0, 0] ^ 1)),
             corrupt("zero_point", lambda t: t.__setitem__(L + ".weight_zero_point", torch.zeros(64, 1, dtype=torch.bfloat16))),
             corrupt("method", edit_cfg=lambda c: c["quantization_config"].__setitem__("quant_method", "fp8")),
