@@ -32,6 +32,7 @@
 #include "emu/emu.h"
 
 #define HD __host__ __device__ static inline
+#define HD_NOINLINE __host__ __device__ __noinline__ static   /* big bodies: one copy, faster ptxas */
 
 /* ---------------------------------------------------------------------------------------------
  * Errors and device selection
@@ -255,7 +256,7 @@ void cu_host_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, s
 HD int fixed_shift(emu_dtype t) { return t == EMU_E4M3 ? 9 : t == EMU_E5M2 ? 16 : 0; }
 
 /* exact: Σ of integer products a·2^sa · b·2^sb in 128-bit integers (order-free), one RNE to fp32. */
-HD float dot_exact(const float *a, const float *b, int K, emu_dtype ta, emu_dtype tb) {
+HD_NOINLINE float dot_exact(const float *a, const float *b, int K, emu_dtype ta, emu_dtype tb) {
     __int128 sum = 0;
     int sa = fixed_shift(ta), sb = fixed_shift(tb);
     for (int k = 0; k < K; k++) {
@@ -277,7 +278,7 @@ HD float dot_exact(const float *a, const float *b, int K, emu_dtype ta, emu_dtyp
 }
 
 /* The tensor-core block FMA of Khattak & Mikaitis (emu/gemm_ref.c tc_block, same steps). */
-HD float tc_block(const float *a, const float *b, int n, float c, int emin_in) {
+HD_NOINLINE float tc_block(const float *a, const float *b, int n, float c, int emin_in) {
     int e[33], sg[33], cnt = 0, maxpre = -100000, carry_sig = 0;
     uint32_t sig[33];
     for (int i = 0; i < n; i++) {
@@ -334,7 +335,7 @@ HD float dot_tc(const float *a, const float *b, int K, int blk, int emin_in, flo
     return c;
 }
 
-HD float dot_model(const float *a, const float *b, int K, emu_accum acc, emu_dtype ta, emu_dtype tb) {
+HD_NOINLINE float dot_model(const float *a, const float *b, int K, emu_accum acc, emu_dtype ta, emu_dtype tb) {
     int nonfinite = 0;
     if (ta == EMU_I8) acc = EMU_ACC_EXACT;
     for (int k = 0; k < K; k++) nonfinite |= !isfinite(a[k]) || !isfinite(b[k]);
@@ -400,7 +401,7 @@ HD float load_el(const void *p, emu_dtype t, size_t i) {
 struct Gemm {
     int M, N, K; emu_dtype ta, tb, td; const void *A, *B; void *D; size_t lda, ldb, ldd; emu_accum acc; Epi epi;
 };
-HD void gemm_element(const Gemm &g, int m, int n, float *a, float *b) {
+HD_NOINLINE void gemm_element(const Gemm &g, int m, int n, float *a, float *b) {
     int K = g.K, ng = (g.epi.ak == EMU_SCALE_BLOCK || g.epi.bk == EMU_SCALE_BLOCK) ? (K + EMU_BLOCK - 1) / EMU_BLOCK : 0;
     for (int k = 0; k < K; k++) { a[k] = load_el(g.A, g.ta, (size_t)m * g.lda + k); b[k] = load_el(g.B, g.tb, (size_t)n * g.ldb + k); }
     float r = 0;
@@ -411,15 +412,6 @@ HD void gemm_element(const Gemm &g, int m, int n, float *a, float *b) {
     }
     if (g.td == EMU_BF16) ((uint16_t *)g.D)[(size_t)m * g.ldd + n] = bf16_rne_(r);
     else ((float *)g.D)[(size_t)m * g.ldd + n] = r;
-}
-
-/* SIMT reference kernel: one thread per output, operands decoded into a per-thread scratch row. */
-__global__ void k_gemm_simt(Gemm g, float *scratch) {
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i >= (size_t)g.M * g.N) return;
-    int m = (int)(i / g.N), n = (int)(i % g.N);
-    float *a = scratch + i * 2 * (size_t)g.K, *b = a + g.K;
-    gemm_element(g, m, n, a, b);
 }
 
 /* Exact E4M3×E4M3: products are integers × 2^-18 below 2^35.6; K < 2^26 of them fit int64. Shared
@@ -520,6 +512,18 @@ __device__ __forceinline__ void mma_fp8(float *c, const unsigned *a, const unsig
 #endif
 }
 
+/* Epilogue pieces out of line: called at 64 unrolled sites, inlined they made the kernel 33k
+ * instructions (and ptxas slow) for no speed that matters next to the K loop. */
+__device__ __noinline__ float mma_group(const MmaArgs &g, int m, int n, int gi, float v) {
+    return (m < g.M && n < g.N) ? epi_group(g.epi, m, n, gi, v) : 0.0f;
+}
+__device__ __noinline__ void mma_store(const MmaArgs &g, int m, int n, float v) {
+    if (m >= g.M || n >= g.N) return;
+    if (!g.blockscale) v = epi_plain(g.epi, m, n, v);
+    if (g.td == EMU_BF16) ((uint16_t *)g.D)[(size_t)m * g.ldd + n] = bf16_rne_(v);
+    else ((float *)g.D)[(size_t)m * g.ldd + n] = v;
+}
+
 template <int E5, int GROUPED>
 __global__ void __launch_bounds__(MMA_THREADS) k_gemm_mma(MmaArgs g) {
     __shared__ __align__(16) uint8_t smem[2][MMA_BM + MMA_BN][MMA_LDS];
@@ -585,7 +589,7 @@ __global__ void __launch_bounds__(MMA_THREADS) k_gemm_mma(MmaArgs g) {
                     for (int c = 0; c < 4; c++) {
                         int m = m0 + wm * 64 + i * 16 + gid + (c >= 2 ? 8 : 0), n = n0 + wn * 32 + j * 8 + tig * 2 + (c & 1);
                         float v = acc[i][j][c];
-                        if (g.blockscale) v = (m < g.M && n < g.N) ? epi_group(g.epi, m, n, gi, v) : 0.0f;
+                        if (g.blockscale) v = mma_group(g, m, n, gi, v);
                         tot[GROUPED ? i : 0][GROUPED ? j : 0][c] = tot[GROUPED ? i : 0][GROUPED ? j : 0][c] + v;
                         acc[i][j][c] = 0.0f;
                     }
@@ -598,11 +602,7 @@ __global__ void __launch_bounds__(MMA_THREADS) k_gemm_mma(MmaArgs g) {
 #pragma unroll
             for (int c = 0; c < 4; c++) {
                 int m = m0 + wm * 64 + i * 16 + gid + (c >= 2 ? 8 : 0), n = n0 + wn * 32 + j * 8 + tig * 2 + (c & 1);
-                if (m >= g.M || n >= g.N) continue;
-                float v = GROUPED ? tot[GROUPED ? i : 0][GROUPED ? j : 0][c] : acc[i][j][c];
-                if (!g.blockscale) v = epi_plain(g.epi, m, n, v);
-                if (g.td == EMU_BF16) ((uint16_t *)g.D)[(size_t)m * g.ldd + n] = bf16_rne_(v);
-                else ((float *)g.D)[(size_t)m * g.ldd + n] = v;
+                mma_store(g, m, n, GROUPED ? tot[GROUPED ? i : 0][GROUPED ? j : 0][c] : acc[i][j][c]);
             }
 }
 
