@@ -47,8 +47,6 @@ else
   if [ "$q" -gt 0 ] || [ "$h" -gt 0 ]; then echo "ok cuda_sass_mma_sm_90a: $q QMMA/QGMMA, $h HMMA.16816.F32 (mma.sync e4m3 on sm_90a runs as fp16 HMMA)"
   else echo "FAIL cuda_sass_mma_sm_90a: no MMA instruction in the sm_90a SASS"; fi
 fi
-  done
-fi
 bin=build/cuda/llama_fp8
 dev=$($bin verify --device 2>&1); rc=$?
 if [ $rc -ne 0 ]; then echo "FAIL cuda_device: verify --device exited $rc: $dev"; exit 1; fi
