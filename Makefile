@@ -31,7 +31,9 @@ build/cuda/llama_fp8: $(DEPS) $(CUDA_OBJ)
 .PHONY: bench-gpu
 bench: bench-gpu
 bench-gpu: llama_fp8
-	./llama_fp8 verify --bench
+	@if ./llama_fp8 verify --device | grep -q '^device: cpu'; then \
+	  echo "bench-gpu: $$(./llama_fp8 verify --device): no usable GPU, GPU benchmark skipped"; \
+	else ./llama_fp8 verify --bench; fi
 endif
 
 .PHONY: all run test bench data clean fuzz

@@ -414,6 +414,36 @@ HD_NOINLINE void gemm_element(const Gemm &g, int m, int n, float *a, float *b) {
     else ((float *)g.D)[(size_t)m * g.ldd + n] = r;
 }
 
+/* fp32 activations × stored weights (weight-only and the fp32/bf16 schemes): every output is the fmaf
+ * chain over k in index order, exactly emu_gemm_f32's; 32×32 output tiles through shared memory only
+ * change where the operands come from, not the order. */
+__global__ void k_gemm_f32(Gemm g) {
+    __shared__ float As[32][33], Bs[32][33];
+    int m0 = blockIdx.y * 32, n0 = blockIdx.x * 32, tx = threadIdx.x, ty = threadIdx.y;
+    float acc[4] = {0, 0, 0, 0};
+    const float *A = (const float *)g.A;
+    for (int k0 = 0; k0 < g.K; k0 += 32) {
+        for (int j = ty; j < 32; j += 8) {
+            int m = m0 + j, n = n0 + j, k = k0 + tx;
+            As[j][tx] = m < g.M && k < g.K ? A[(size_t)m * g.lda + k] : 0.0f;
+            Bs[j][tx] = n < g.N && k < g.K ? load_el(g.B, g.tb, (size_t)n * g.ldb + k) : 0.0f;
+        }
+        __syncthreads();
+        int kn = g.K - k0 < 32 ? g.K - k0 : 32;   /* no padded fmaf(0, 0, acc): -0 + 0 would change the sign of a -0 */
+        for (int k = 0; k < kn; k++)
+            for (int j = 0; j < 4; j++) acc[j] = fmaf(As[ty + 8 * j][k], Bs[tx][k], acc[j]);
+        __syncthreads();
+    }
+    int n = n0 + tx;
+    for (int j = 0; j < 4; j++) {
+        int m = m0 + ty + 8 * j;
+        if (m >= g.M || n >= g.N) continue;
+        float v = epi_plain(g.epi, m, n, acc[j]);
+        if (g.td == EMU_BF16) ((uint16_t *)g.D)[(size_t)m * g.ldd + n] = bf16_rne_(v);
+        else ((float *)g.D)[(size_t)m * g.ldd + n] = v;
+    }
+}
+
 /* Exact E4M3×E4M3: products are integers × 2^-18 below 2^35.6; K < 2^26 of them fit int64. Shared
  * tiles of 32×32 outputs, codes turned into integers (value · 2^9) through a 256-entry table. */
 __global__ void k_gemm_exact_e4m3(Gemm g) {
@@ -761,6 +791,11 @@ const char *cu_gemm(const emu_gemm_desc *d, int impl) {
         dim3 grid((N + 31) / 32, (M + 31) / 32), block(32, 8);
         k_gemm_exact_e4m3<<<grid, block>>>(g);
         CK_LAUNCH("gemm_exact_e4m3");
+    } else if (!why && impl == CU_GEMM_MODEL && d->a_type == EMU_F32 && (d->accum == EMU_ACC_FP32 || d->accum == EMU_ACC_FAST) &&
+               d->a_scale_kind != EMU_SCALE_BLOCK && d->b_scale_kind != EMU_SCALE_BLOCK) {
+        dim3 grid((N + 31) / 32, (M + 31) / 32), block(32, 8);
+        k_gemm_f32<<<grid, block>>>(g);
+        CK_LAUNCH("gemm_f32");
     } else if (!why) {
         why = gemm_dev(g, (cu_gemm_impl)impl, 0);
         CK_LAUNCH("gemm");

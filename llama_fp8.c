@@ -2704,6 +2704,23 @@ static void verify_kernels(uint64_t seed) {
                 }
         free(A); free(Bm); free(sa); free(sb); free(dg); free(dc);
     }
+    /* fp32 activations × bf16 / fp32 weights (the fp32 and bf16 schemes' Linear): emu_gemm_f32 bit for bit */
+    for (int bt = 0; bt < 2; bt++) {
+        int m_ = 70, n_ = 90, k_ = 1000;
+        float *a = xmalloc((size_t)m_ * k_ * 4), *w = xmalloc((size_t)n_ * k_ * 4), *o1 = xmalloc((size_t)m_ * n_ * 4), *o2 = xmalloc((size_t)m_ * n_ * 4);
+        fill_random(a, (size_t)m_ * k_, &rng, 6.0f); fill_random(w, (size_t)n_ * k_, &rng, 6.0f);
+        uint16_t *wb = xmalloc((size_t)n_ * k_ * 2);
+        for (size_t i = 0; i < (size_t)n_ * k_; i++) wb[i] = bf16_from_float(w[i]);
+        Tensor W = {bt ? (const void *)w : (const void *)wb, bt ? EMU_F32 : EMU_BF16, n_, k_};
+        emu_gemm_desc d = linear_desc(o1, a, m_, &W);
+        memset(o1, 0xFF, (size_t)m_ * n_ * 4);
+        const char *why = cu_gemm(&d, 0);
+        if (why) fatal("verify: %s", why);
+        emu_gemm_f32(m_, n_, k_, a, k_, W.data, W.dtype, k_, o2, n_);
+        size_t dd = bits_diff(o1, o2, (size_t)m_ * n_, 4);
+        vreport(!dd, bt ? "cuda_gemm_f32_f32" : "cuda_gemm_f32_bf16", "%dx%dx%d: %zu of %d outputs differ from emu_gemm_f32", m_, n_, k_, dd, m_ * n_);
+        free(a); free(w); free(o1); free(o2); free(wb);
+    }
     /* elementwise ops: GPU vs the host twin on the synthetic model's shapes is done by `verify -m`;
      * here the standalone kernels on random data */
     for (int bf16 = 0; bf16 < 2; bf16++) {
