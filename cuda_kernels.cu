@@ -762,7 +762,28 @@ static size_t nscales(emu_scale kind, int rows, int K) {
     return kind == EMU_SCALE_TENSOR ? 1 : kind == EMU_SCALE_ROW ? (size_t)rows : kind == EMU_SCALE_BLOCK ? 0 : 0;
 }
 
+/* Weights stay on the device: with the cache on (cu_weight_cache(1)), B operands are uploaded on
+ * first use and found again by their host address and size (the model's weights never move). */
+static int g_cache_on;
+static struct { const void *host; size_t bytes; void *dev; } g_cache[4096];
+static int g_ncache;
+static const void *weights_on_device(const void *host, size_t bytes, int *owned) {
+    *owned = 0;
+    if (!g_cache_on) { *owned = 1; return dupload(host, bytes); }
+    for (int i = 0; i < g_ncache; i++)
+        if (g_cache[i].host == host && g_cache[i].bytes == bytes) return g_cache[i].dev;
+    if (g_ncache == (int)(sizeof g_cache / sizeof g_cache[0])) { *owned = 1; return dupload(host, bytes); }
+    g_cache[g_ncache].host = host; g_cache[g_ncache].bytes = bytes; g_cache[g_ncache].dev = dupload(host, bytes);
+    return g_cache[g_ncache++].dev;
+}
+
 extern "C" {
+/* on = 1: keep GEMM B operands (weights) on the device across calls; on = 0: free them all. */
+void cu_weight_cache(int on) {
+    if (!on) { for (int i = 0; i < g_ncache; i++) cudaFree(g_cache[i].dev); g_ncache = 0; }
+    g_cache_on = on;
+}
+
 /* D = epilogue(A · Bᵀ) on the GPU, host memory in and out (emu_gemm_desc as for emu_gemm).
  * impl 0 "model": the accumulation model g->accum on SIMT cores — bit-identical to emu_gemm_ref;
  * impl 1 "mma": the hand-written tensor-core kernel (raw accumulation, or promoted every 128 k when
@@ -781,7 +802,8 @@ const char *cu_gemm(const emu_gemm_desc *d, int impl) {
     Gemm g;
     g.M = M; g.N = N; g.K = K; g.ta = d->a_type; g.tb = d->b_type; g.td = d->d_type; g.lda = d->lda; g.ldb = d->ldb; g.ldd = d->ldd;
     g.acc = d->accum;
-    g.A = dupload(d->A, ab); g.B = dupload(d->B, bb); g.D = dupload(d->D, db);
+    int b_owned;
+    g.A = dupload(d->A, ab); g.B = weights_on_device(d->B, bb, &b_owned); g.D = dupload(d->D, db);
     g.epi.ak = d->a_scale_kind; g.epi.bk = d->b_scale_kind; g.epi.K = K;
     g.epi.as = sa ? (const float *)dupload(d->a_scale, sa * 4) : NULL;
     g.epi.bs = sb ? (const float *)dupload(d->b_scale, sb * 4) : NULL;
@@ -801,7 +823,8 @@ const char *cu_gemm(const emu_gemm_desc *d, int impl) {
         CK_LAUNCH("gemm");
     }
     if (!why) download(d->D, g.D, db);
-    cudaFree((void *)g.A); cudaFree((void *)g.B); cudaFree(g.D);
+    cudaFree((void *)g.A); cudaFree(g.D);
+    if (b_owned) cudaFree((void *)g.B);
     if (g.epi.as) cudaFree((void *)g.epi.as);
     if (g.epi.bs) cudaFree((void *)g.epi.bs);
     return why;

@@ -2291,6 +2291,7 @@ void cu_swiglu(int bf16, float *hb, const float *hb2, size_t n);
 void cu_residual(int bf16, float *x, const float *xo, size_t n);
 void cu_nll(double *nll, const float *logits, int T, int V, const int *targets);
 void cu_bench_gemm(int M, int N, int K, int reps);
+void cu_weight_cache(int on);
 /* the shared __host__ __device__ code compiled for the CPU (checks without a GPU) */
 void cu_host_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int TR, int TC, int rule, emu_dtype t, float param);
 void cu_host_gemm_model(const emu_gemm_desc *g);
@@ -2530,6 +2531,63 @@ static float *twin_forward(const Model *m, const Scheme *q, const int *ids, int 
     free(x); free(xb); free(xo); free(qq); free(kc); free(vc); free(hb); free(hb2); free(g); free(cosv); free(sinv);
     return logits;
 }
+
+/* forward() on the GPU: the same contract (T tokens at positions pos0.., KV cache in s, logits of rows
+ * logits_from..T-1 into s->logits) and, kernel by kernel, the same bits. Each op is one GPU kernel on
+ * host buffers (activations go over PCIe between ops; weights are uploaded once and kept). Call
+ * gpu_forward_release() when the model is freed. */
+static void gpu_matmul(const Scheme *q, float *out, const float *in, int T, const Tensor *W) {
+    emu_gemm_desc d = linear_desc(out, in, T, W);
+    const char *why = cu_gemm(&d, 0);
+    if (why) fatal("gpu: %s", why);
+    B_rows(q, out, (size_t)T * W->rows);
+}
+static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
+    const Config *c = &m->c;
+    int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim, nh = c->n_heads, nkv = c->n_kv_heads;
+    int kvd = nkv * hd, half = hd / 2, bf16 = q->kind == SCHEME_BF16;
+    if (T > s->cap || pos0 + T > s->max_pos) fatal("internal: forward over %d tokens at %d exceeds the run state", T, pos0);
+    cu_weight_cache(1);
+    float *x = s->x;
+    for (int t = 0; t < T; t++) {
+        if (ids[t] < 0 || ids[t] >= c->vocab_size) fatal("token id %d outside the vocabulary (%d)", ids[t], c->vocab_size);
+        for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = tensor_get(&m->tok_embeddings, (size_t)ids[t] * dim + i);
+    }
+    float *cosv = xmalloc((size_t)T * half * sizeof(float)), *sinv = xmalloc((size_t)T * half * sizeof(float));
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < half; j++) {
+            float angle = (float)(pos0 + t) * m->inv_freq[j];
+            cosv[(size_t)t * half + j] = B(q, (float)cos((double)angle));
+            sinv[(size_t)t * half + j] = B(q, (float)sin((double)angle));
+        }
+    float scale = (float)(1.0 / sqrt((double)hd));
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        float *kc = s->key_cache + (size_t)l * s->max_pos * kvd, *vc = s->value_cache + (size_t)l * s->max_pos * kvd;
+        cu_rmsnorm(bf16, s->xb, x, L->attn_norm, T, dim, c->norm_eps);
+        gpu_matmul(q, s->q, s->xb, T, &L->wq);
+        gpu_matmul(q, s->k, s->xb, T, &L->wk);
+        gpu_matmul(q, s->v, s->xb, T, &L->wv);
+        cu_rope(bf16, s->q, T, nh, hd, cosv, sinv);
+        cu_rope(bf16, s->k, T, nkv, hd, cosv, sinv);
+        memcpy(kc + (size_t)pos0 * kvd, s->k, (size_t)T * kvd * sizeof(float));
+        memcpy(vc + (size_t)pos0 * kvd, s->v, (size_t)T * kvd * sizeof(float));
+        cu_attention(bf16, s->q, kc, vc, T, pos0, nh, nkv, hd, scale);
+        gpu_matmul(q, s->xo, s->q, T, &L->wo);
+        cu_residual(bf16, x, s->xo, (size_t)T * dim);
+        cu_rmsnorm(bf16, s->xb, x, L->ffn_norm, T, dim, c->norm_eps);
+        gpu_matmul(q, s->hb, s->xb, T, &L->w_gate);
+        gpu_matmul(q, s->hb2, s->xb, T, &L->w_up);
+        cu_swiglu(bf16, s->hb, s->hb2, (size_t)T * hid);
+        gpu_matmul(q, s->xo, s->hb, T, &L->w_down);
+        cu_residual(bf16, x, s->xo, (size_t)T * dim);
+        if (s->layer_out) memcpy(s->layer_out[l], x, (size_t)T * dim * sizeof(float));
+    }
+    free(cosv); free(sinv);
+    cu_rmsnorm(bf16, s->xb, x, m->final_norm, T, dim, c->norm_eps);
+    if (logits_from < T) gpu_matmul(q, s->logits, s->xb + (size_t)logits_from * dim, T - logits_from, &m->lm_head);
+}
+static void gpu_forward_release(void) { cu_weight_cache(0); }
 
 /* ---- verify --host: the GPU's formulas, compiled for the CPU, against their CPU twins ---- */
 static void verify_host(uint64_t seed) {
@@ -2873,6 +2931,22 @@ static int cmd_verify(int argc, char **argv) {
         }
         vreport(worst < 1e-10, "nll", "%d predictions, mean NLL %.6f (PPL %.4f), max relative GPU-CPU difference %.3g", T - 1, sum / (T - 1), exp(sum / (T - 1)), worst);
         free(nl);
+    }
+    /* end to end: gpu_forward() against forward(), logits bit for bit (fed in two calls, to use the KV cache) */
+    {
+        RunState s1, s2;
+        runstate_init(&s1, &m->c, T, T);
+        runstate_init(&s2, &m->c, T, T);
+        int T1 = T / 2;
+        forward(m, &s1, q, ids, T1, 0, 0);
+        gpu_forward(m, &s2, q, ids, T1, 0, 0);
+        size_t n1 = (size_t)T1 * m->c.vocab_size, d1 = bits_diff(s1.logits, s2.logits, n1, 4);
+        forward(m, &s1, q, ids + T1, T - T1, T1, 0);
+        gpu_forward(m, &s2, q, ids + T1, T - T1, T1, 0);
+        size_t n2 = (size_t)(T - T1) * m->c.vocab_size, d2 = bits_diff(s1.logits, s2.logits, n2, 4);
+        vreport(!d1 && !d2, "gpu_forward", "tokens 0..%d then %d..%d (KV cache): %zu of %zu logits differ from forward()", T1 - 1, T1, T - 1, d1 + d2, n1 + n2);
+        runstate_free(&s1); runstate_free(&s2);
+        gpu_forward_release();
     }
     free(logits); free(ids);
     model_free(m);
