@@ -2865,6 +2865,7 @@ static int cmd_verify(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
+        char pat[48];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { puts(usage_text); return 0; }
         else if (!strcmp(a, "--cpu")) gpu_set_force_cpu(1);
         else if (!strcmp(a, "--kernels")) mode = 1;
@@ -2872,7 +2873,9 @@ static int cmd_verify(int argc, char **argv) {
         else if (!strcmp(a, "--bench")) mode = 3;
         else if (!strcmp(a, "--device")) mode = 4;
         else if (!strcmp(a, "--synthetic")) synthetic = 1;
-        else if (!more) fatal("verify: option %s needs a value (or is unknown; see llama_fp8 verify --help)", a);
+        else if (snprintf(pat, sizeof pat, " %s ", a), !strstr(" -m -q --ids -f --tokenizer --chunks --ctx --seed ", pat))
+            fatal("verify: unknown option '%s' (see llama_fp8 verify --help)", a);
+        else if (!more) fatal("verify: option %s needs a value", a);
         else if (!strcmp(a, "-m")) model = argv[++i];
         else if (!strcmp(a, "-q")) scheme = argv[++i];
         else if (!strcmp(a, "--ids")) idstr = argv[++i];
@@ -2895,8 +2898,7 @@ static int cmd_verify(int argc, char **argv) {
         return vfails ? 1 : 0;
     }
     if (!gpu_active())
-        fatal("verify: no GPU to verify (%s); this run would use %s. Nothing was compared "
-              "(`llama_fp8 verify --host` checks the GPU formulas on the CPU)", gpu_why, device_description());
+        fatal("verify: no GPU to verify (%s); nothing was compared (`llama_fp8 verify --host` checks the GPU formulas on the CPU)", gpu_why);
     printf("device: %s\n", device_description());
     if (mode == 1) {
         verify_kernels(seed);
