@@ -23,6 +23,7 @@ NVFLAGS += --fmad=false --threads 2
 CFLAGS  += -DLLAMA_FP8_CUDA
 CUDA_OBJ := build/cuda_kernels.o
 LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lstdc++
+.DEFAULT_GOAL := all
 # The CUDA binary under build/cuda/ (tests build it there, so ./llama_fp8 stays what plain make built).
 build/cuda/llama_fp8: $(DEPS) $(CUDA_OBJ)
 	@mkdir -p build/cuda
