@@ -2846,6 +2846,12 @@ static void verify_kernels(uint64_t seed) {
         free(tg); free(lg); free(nl);
     }
 }
+#else
+/* CPU-only builds: gpu_active() is 0, and these keep callers free of #ifdefs. */
+static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
+    forward(m, s, q, ids, T, pos0, logits_from);
+}
+static void gpu_forward_release(void) {}
 #endif /* LLAMA_FP8_CUDA */
 
 /* llama_fp8 verify: see the usage text. */
