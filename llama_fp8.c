@@ -2271,8 +2271,12 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
  * kernels there are the GPU twins of emu/ (quantization, GEMMs) and of forward()'s elementwise ops.
  * At run time a CUDA build uses a GPU of compute capability 8.9 (Ada) or 9.x (Hopper) when one is
  * present and --cpu (or LLAMA_FP8_DEVICE=cpu) is not given; otherwise everything runs on the CPU.
- * `llama_fp8 verify` checks the GPU against the CPU (see cmd_verify). */
-#ifdef LLAMA_FP8_CUDA
+ * `llama_fp8 verify` checks the GPU against the CPU (see cmd_verify). Test programs (TESTING) see the
+ * CPU-only variant: they are linked without cuda_kernels.o. */
+#if defined(LLAMA_FP8_CUDA) && !defined(TESTING)
+#define GPU_BUILD 1
+#endif
+#ifdef GPU_BUILD
 /* cuda_kernels.cu, extern "C". Host memory in and out; errors end the program with one line. */
 int cu_probe(char *desc, size_t len);
 int cu_compute_capability(void);
@@ -2318,7 +2322,7 @@ static int gpu_active(void) {
     if (gpu_state >= 0) return gpu_state;
     const char *env = getenv("LLAMA_FP8_DEVICE");
     if (env && !strcmp(env, "cpu")) gpu_force_cpu = 1;
-#ifdef LLAMA_FP8_CUDA
+#ifdef GPU_BUILD
     int found = cu_probe(gpu_why, sizeof gpu_why);
     gpu_state = found && !gpu_force_cpu;
     if (found && gpu_force_cpu) {
@@ -2343,7 +2347,7 @@ static const char *device_description(void) {
     int threads = 1;
 #endif
     if (gpu_active()) snprintf(d, sizeof d, "%s", gpu_why);
-#ifdef LLAMA_FP8_CUDA
+#ifdef GPU_BUILD
     else snprintf(d, sizeof d, "cpu (%d threads; CUDA build: %s)", threads, gpu_why);
 #else
     else snprintf(d, sizeof d, "cpu (%d threads)", threads);
@@ -2351,7 +2355,7 @@ static const char *device_description(void) {
     return d;
 }
 
-#ifdef LLAMA_FP8_CUDA
+#ifdef GPU_BUILD
 /* ---- checks: one line each, "ok NAME …" / "FAIL NAME: …" (the test suite's format) ---- */
 static int vfails;
 static void vreport(int ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -2852,7 +2856,7 @@ static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int 
     forward(m, s, q, ids, T, pos0, logits_from);
 }
 static void gpu_forward_release(void) {}
-#endif /* LLAMA_FP8_CUDA */
+#endif /* GPU_BUILD */
 
 /* llama_fp8 verify: see the usage text. */
 static int cmd_verify(int argc, char **argv) {
@@ -2893,7 +2897,7 @@ static int cmd_verify(int argc, char **argv) {
         else fatal("verify: unknown option '%s' (see llama_fp8 verify --help)", a);
     }
     if (mode == 4) { printf("device: %s\n", device_description()); return 0; }
-#ifndef LLAMA_FP8_CUDA
+#ifndef GPU_BUILD
     (void)model; (void)scheme; (void)idstr; (void)text; (void)tok; (void)ctx; (void)synthetic; (void)seed;
     fatal("verify: this binary was built without CUDA; build it with `make CUDA=1` (device: %s)", device_description());
 #else
