@@ -19,7 +19,7 @@ ifeq ($(CUDA),1)
 # PTX for later GPUs; --fmad=false: no a*b+c contraction on the GPU either (the C side has
 # -ffp-contract=off), so the kernels round exactly where their CPU twins do.
 CUDA_HOME ?= $(abspath $(dir $(shell which $(NVCC)))..)
-NVFLAGS += --fmad=false --threads 2
+NVFLAGS += --fmad=false -Xcompiler -ffp-contract=off --threads 2
 CFLAGS  += -DLLAMA_FP8_CUDA
 CUDA_OBJ := build/cuda_kernels.o
 LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lstdc++

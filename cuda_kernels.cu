@@ -682,8 +682,8 @@ static const char *lt_gemm(const Gemm &g, int fast_accum, cudaStream_t stream) {
         }
         LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &g.epi.as, sizeof g.epi.as));
     }
-    LT(cublasLtMatrixLayoutCreate(&la, ta, g.K, g.N, g.ldb));
-    LT(cublasLtMatrixLayoutCreate(&lb, tb, g.K, g.M, g.lda));
+    LT(cublasLtMatrixLayoutCreate(&la, tb, g.K, g.N, g.ldb));   /* cuBLASLt's A = our B */
+    LT(cublasLtMatrixLayoutCreate(&lb, ta, g.K, g.M, g.lda));   /* cuBLASLt's B = our A */
     LT(cublasLtMatrixLayoutCreate(&ld, td, g.N, g.M, g.ldd));
     LT(cublasLtMatmulPreferenceCreate(&pref));
     LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g_ws_size, sizeof g_ws_size));
