@@ -15,9 +15,26 @@ EMU_HDR := $(wildcard emu/*.h)
 DEPS    := llama_fp8.c fp8.h $(EMU_SRC) $(EMU_HDR)
 
 ifeq ($(CUDA),1)
+# One binary for Ada (sm_89) and Hopper (sm_90a machine code, wgmma-capable target) plus compute_90
+# PTX for later GPUs; --fmad=false: no a*b+c contraction on the GPU either (the C side has
+# -ffp-contract=off), so the kernels round exactly where their CPU twins do.
+CUDA_HOME ?= $(abspath $(dir $(shell which $(NVCC)))..)
+NVFLAGS += --fmad=false -Xcompiler -ffp-contract=off --threads 2
 CFLAGS  += -DLLAMA_FP8_CUDA
 CUDA_OBJ := build/cuda_kernels.o
-LDLIBS  += -L$(dir $(shell which $(NVCC)))../lib64 -lcudart -lcublasLt -lstdc++
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lstdc++
+.DEFAULT_GOAL := all
+# The CUDA binary under build/cuda/ (tests build it there, so ./llama_fp8 stays what plain make built).
+build/cuda/llama_fp8: $(DEPS) $(CUDA_OBJ)
+	@mkdir -p build/cuda
+	$(CC) $(CFLAGS) -o $@ llama_fp8.c $(EMU_SRC) $(CUDA_OBJ) $(LDLIBS)
+# make bench CUDA=1: the GPU GEMM table first, then the CPU benchmarks.
+.PHONY: bench-gpu
+bench: bench-gpu
+bench-gpu: llama_fp8
+	@if ./llama_fp8 verify --device | grep -q '^device: cpu'; then \
+	  echo "bench-gpu: $$(./llama_fp8 verify --device): no usable GPU, GPU benchmark skipped"; \
+	else ./llama_fp8 verify --bench; fi
 endif
 
 .PHONY: all run test bench data clean fuzz

@@ -2982,7 +2982,724 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
 /* 6b. GPU path (make CUDA=1): device selection, the forward pass on the GPU, verify            */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION gpu@@ */
-static int cmd_verify(int argc, char **argv) { fatal("'verify' is not built yet"); }
+/* The GPU path. `make CUDA=1` compiles cuda_kernels.cu with nvcc and defines LLAMA_FP8_CUDA; the
+ * kernels there are the GPU twins of emu/ (quantization, GEMMs) and of forward()'s elementwise ops.
+ * At run time a CUDA build uses a GPU of compute capability 8.9 (Ada) or 9.x (Hopper) when one is
+ * present and --cpu (or LLAMA_FP8_DEVICE=cpu) is not given; otherwise everything runs on the CPU.
+ * `llama_fp8 verify` checks the GPU against the CPU (see cmd_verify). Test programs (TESTING) see the
+ * CPU-only variant: they are linked without cuda_kernels.o. */
+#if defined(LLAMA_FP8_CUDA) && !defined(TESTING)
+#define GPU_BUILD 1
+#endif
+#ifdef GPU_BUILD
+/* cuda_kernels.cu, extern "C". Host memory in and out; errors end the program with one line. */
+int cu_probe(char *desc, size_t len);
+int cu_compute_capability(void);
+void cu_quant_token(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, emu_dtype fmt, float scale_ub);
+void cu_quant_channel(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, emu_dtype fmt);
+void cu_quant_group(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int G, emu_dtype fmt);
+void cu_quant_block(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, int BN, int BK, emu_dtype fmt);
+void cu_quant_tensor(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt, float s);
+float cu_quant_tensor_dynamic(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt);
+enum { CU_GEMM_MODEL = 0, CU_GEMM_MMA = 1, CU_GEMM_CUBLASLT = 2 };
+const char *cu_gemm(const emu_gemm_desc *g, int impl);
+void cu_rmsnorm(int bf16, float *out, const float *x, const float *w, int T, int n, float eps);
+void cu_rope(int bf16, float *x, int T, int nh, int hd, const float *cosv, const float *sinv);
+void cu_attention(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale);
+void cu_swiglu(int bf16, float *hb, const float *hb2, size_t n);
+void cu_residual(int bf16, float *x, const float *xo, size_t n);
+void cu_nll(double *nll, const float *logits, int T, int V, const int *targets);
+void cu_bench_gemm(int M, int N, int K, int reps);
+void cu_weight_cache(int on);
+/* the shared __host__ __device__ code compiled for the CPU (checks without a GPU) */
+void cu_host_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int TR, int TC, int rule, emu_dtype t, float param);
+void cu_host_gemm_model(const emu_gemm_desc *g);
+float cu_host_expf(float x);
+float cu_host_silu(float x);
+float cu_host_rms_factor(const float *x, int n, float eps);
+void cu_host_rope_pair(int bf16, float *x, int j, int h, float c, float s);
+float cu_host_att_score(int bf16, const float *q, const float *k, int hd, float scale);
+float cu_host_bq(int bf16, float x);
+#endif
+
+static int parse_ids(const char *s, int vocab, int **out);     /* section 7 */
+static double log_prob(const float *logits, int n, int target);
+
+static int gpu_state = -1;   /* -1: not probed yet, 0: this run uses the CPU, 1: the GPU */
+static int gpu_force_cpu;    /* --cpu */
+static char gpu_why[256];    /* the GPU's description, or why there is none */
+
+/* Called by commands that take --cpu. */
+static void gpu_set_force_cpu(int on) { gpu_force_cpu = on; gpu_state = -1; }
+
+/* 1 when this run computes on the GPU. */
+static int gpu_active(void) {
+    if (gpu_state >= 0) return gpu_state;
+    const char *env = getenv("LLAMA_FP8_DEVICE");
+    if (env && !strcmp(env, "cpu")) gpu_force_cpu = 1;
+#ifdef GPU_BUILD
+    int found = cu_probe(gpu_why, sizeof gpu_why);
+    gpu_state = found && !gpu_force_cpu;
+    if (found && gpu_force_cpu) {
+        char d[200];
+        snprintf(d, sizeof d, "%.199s", gpu_why);
+        snprintf(gpu_why, sizeof gpu_why, "--cpu given, %s not used", d);
+    }
+#else
+    snprintf(gpu_why, sizeof gpu_why, "built without CUDA");
+    gpu_state = 0;
+#endif
+    return gpu_state;
+}
+
+/* For the header line of every run: "cpu (16 threads)", "cpu (16 threads; no CUDA device (...))"
+ * in a CUDA build that found none, or "NVIDIA H200 (sm_90, 132 SMs, 139.8 GiB)". */
+static const char *device_description(void) {
+    static char d[384];
+#ifdef _OPENMP
+    int threads = omp_get_max_threads();
+#else
+    int threads = 1;
+#endif
+    if (gpu_active()) snprintf(d, sizeof d, "%s", gpu_why);
+#ifdef GPU_BUILD
+    else snprintf(d, sizeof d, "cpu (%d threads; CUDA build: %s)", threads, gpu_why);
+#else
+    else snprintf(d, sizeof d, "cpu (%d threads)", threads);
+#endif
+    return d;
+}
+
+#ifdef GPU_BUILD
+/* ---- checks: one line each, "ok NAME …" / "FAIL NAME: …" (the test suite's format) ---- */
+static int vfails;
+static void vreport(int ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void vreport(int ok, const char *name, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s %s: ", ok ? "ok" : "FAIL", name);
+    vprintf(fmt, ap);
+    putchar('\n');
+    va_end(ap);
+    if (!ok) vfails++;
+    fflush(stdout);
+}
+/* number of positions where a and b differ in their bits (NaN = NaN) */
+static size_t bits_diff(const void *a, const void *b, size_t n, size_t elsize) {
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *x = (const char *)a + i * elsize, *y = (const char *)b + i * elsize;
+        if (memcmp(x, y, elsize)) {
+            if (elsize == 4) { float fx, fy; memcpy(&fx, x, 4); memcpy(&fy, y, 4); if (isnan(fx) && isnan(fy)) continue; }
+            d++;
+        }
+    }
+    return d;
+}
+/* max |a-b| in units of b's last place, and max relative error */
+static void err_stats(const float *a, const float *b, size_t n, double *max_ulp, double *max_rel) {
+    *max_ulp = 0; *max_rel = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]), u = b[i] != 0 ? fabs(nextafterf(fabsf(b[i]), INFINITY) - fabsf(b[i])) : FLT_MIN;
+        if (isnan(a[i]) != isnan(b[i])) { *max_ulp = INFINITY; *max_rel = INFINITY; return; }
+        if (isnan(a[i])) continue;
+        if (d / u > *max_ulp) *max_ulp = d / u;
+        if (b[i] != 0 && d / fabs(b[i]) > *max_rel) *max_rel = d / fabs(b[i]);
+    }
+}
+/* random inputs: values over many binades, signs, a few zeros, huge and tiny values */
+static void fill_random(float *x, size_t n, uint64_t *rng, float spread) {
+    for (size_t i = 0; i < n; i++) {
+        float u = rng_uniform(rng) * 2 - 1, e = (rng_uniform(rng) * 2 - 1) * spread;
+        x[i] = (rng_next(rng) & 63) == 0 ? 0.0f : u * exp2f(e);
+    }
+}
+static void fill_codes(uint8_t *q, size_t n, uint64_t *rng, emu_dtype t) {   /* finite FP8 codes */
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c;
+        do c = (uint8_t)rng_next(rng); while (t == EMU_E4M3 ? (c & 0x7F) == 0x7F : (c & 0x7F) >= 0x7C);
+        q[i] = c;
+    }
+}
+
+/* Attention of forward() for one (token, head), in the order the GPU kernel uses (k_attention):
+ * the host twin of cuda_kernels.cu's kernel, checked against forward() itself by --host. */
+static void twin_attention(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale) {
+    int group = nh / nkv, kvd = nkv * hd;
+    float *att = xmalloc((size_t)(pos0 + T) * sizeof(float)), *qs = xmalloc(hd * sizeof(float));
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < nh; h++) {
+            int npos = pos0 + t + 1;
+            float *qv = q + ((size_t)t * nh + h) * hd;
+            const float *kh = kc + (h / group) * hd, *vh = vc + (h / group) * hd;
+            memcpy(qs, qv, hd * sizeof(float));
+            float mx = -INFINITY, sum = 0.0f;
+            for (int p = 0; p < npos; p++) { att[p] = cu_host_att_score(bf16, qs, kh + (size_t)p * kvd, hd, scale); mx = fmaxf(mx, att[p]); }
+            for (int p = 0; p < npos; p++) att[p] = cu_host_expf(att[p] - mx);
+            for (int p = 0; p < npos; p++) sum += att[p];
+            float inv = 1.0f / sum;
+            for (int p = 0; p < npos; p++) att[p] = cu_host_bq(bf16, att[p] * inv);
+            for (int i = 0; i < hd; i++) {
+                float acc = 0.0f;
+                for (int p = 0; p < npos; p++) acc += att[p] * vh[(size_t)p * kvd + i];
+                qv[i] = cu_host_bq(bf16, acc);
+            }
+        }
+    free(att); free(qs);
+}
+
+/* GEMM of a Linear through the emu_gemm_desc interface: fp32 activations × stored weights, fp32 fmaf
+ * chain — the bits of forward()'s matmul() (emu_gemm_f32). */
+static emu_gemm_desc linear_desc(float *out, const float *in, int T, const Tensor *W) {
+    emu_gemm_desc g;
+    memset(&g, 0, sizeof g);
+    g.M = T; g.N = W->rows; g.K = W->cols;
+    g.a_type = EMU_F32; g.A = in; g.lda = W->cols;
+    g.b_type = W->dtype; g.B = W->data; g.ldb = W->cols;
+    g.d_type = EMU_F32; g.D = out; g.ldd = W->rows;
+    g.accum = EMU_ACC_FP32;
+    return g;
+}
+
+/* forward() op by op (same ops, same order). gpu = 0: the host twins only (the result must equal
+ * forward()'s bit for bit); gpu = 1: every op also runs on the GPU on the same input, the two outputs
+ * are compared (counted per op kind in cmp[op][0 = runs, 1 = bit-exact runs]) and the CPU's output
+ * goes on, so a difference never propagates. Returns the logits of all T rows (caller frees). */
+enum { OP_NORM, OP_GEMM, OP_ROPE, OP_ATTN, OP_RESID, OP_SWIGLU, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"rmsnorm", "gemm (fp32 fmaf chain)", "rope", "attention", "residual add", "swiglu"};
+static float *twin_forward(const Model *m, const Scheme *q, const int *ids, int T, int gpu, long cmp[OP_COUNT][2], int verbose) {
+    const Config *c = &m->c;
+    int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim, nh = c->n_heads, nkv = c->n_kv_heads;
+    int qd = nh * hd, kvd = nkv * hd, half = hd / 2, bf16 = q->kind == SCHEME_BF16;
+    size_t big = (size_t)T * (hid > c->vocab_size ? hid : c->vocab_size);
+    float *x = xmalloc((size_t)T * dim * 4), *xb = xmalloc((size_t)T * dim * 4), *xo = xmalloc((size_t)T * dim * 4);
+    float *qq = xmalloc((size_t)T * qd * 4), *kc = xmalloc((size_t)T * kvd * 4), *vc = xmalloc((size_t)T * kvd * 4);
+    float *hb = xmalloc((size_t)T * hid * 4), *hb2 = xmalloc((size_t)T * hid * 4), *g = xmalloc(big * 4 + 4);
+    float *logits = xmalloc((size_t)T * c->vocab_size * 4);
+    float *cosv = xmalloc((size_t)T * half * 4), *sinv = xmalloc((size_t)T * half * 4);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = tensor_get(&m->tok_embeddings, (size_t)ids[t] * dim + i);
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < half; j++) {
+            float angle = (float)t * m->inv_freq[j];
+            cosv[(size_t)t * half + j] = B(q, (float)cos((double)angle));
+            sinv[(size_t)t * half + j] = B(q, (float)sin((double)angle));
+        }
+    float scale = (float)(1.0 / sqrt((double)hd));
+#define CHECK(op, cpu_out, n, unused) do { if (gpu) { size_t d_ = bits_diff(g, cpu_out, n, 4); cmp[op][0]++; cmp[op][1] += d_ == 0; \
+        if (d_ && verbose) printf("  layer %d %s: %zu of %zu values differ\n", l, op_names[op], d_, (size_t)(n)); } } while (0)
+    for (int l = 0; l <= c->n_layers; l++) {
+        const float *norm_w = l < c->n_layers ? m->layers[l].attn_norm : m->final_norm;
+        if (gpu) cu_rmsnorm(bf16, g, x, norm_w, T, dim, c->norm_eps);
+        rmsnorm(q, xb, x, norm_w, T, dim, c->norm_eps);
+        CHECK(OP_NORM, xb, (size_t)T * dim, (void)0);
+        if (l == c->n_layers) break;
+        const Layer *L = &m->layers[l];
+        /* q, k, v */
+        struct { float *out; const Tensor *W; } lin[3] = {{qq, &L->wq}, {kc, &L->wk}, {vc, &L->wv}};
+        for (int i = 0; i < 3; i++) {
+            if (gpu) { emu_gemm_desc d = linear_desc(g, xb, T, lin[i].W); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * lin[i].W->rows); }
+            matmul(q, lin[i].out, xb, T, lin[i].W);
+            CHECK(OP_GEMM, lin[i].out, (size_t)T * lin[i].W->rows, (void)0);
+        }
+        /* rope on q and k */
+        for (int i = 0; i < 2; i++) {
+            float *v = i ? kc : qq;
+            int heads = i ? nkv : nh;
+            if (gpu) { memcpy(g, v, (size_t)T * heads * hd * 4); cu_rope(bf16, g, T, heads, hd, cosv, sinv); }
+            for (int t = 0; t < T; t++)
+                for (int h = 0; h < heads; h++) rope(q, v + ((size_t)t * heads + h) * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
+            CHECK(OP_ROPE, v, (size_t)T * heads * hd, (void)0);
+        }
+        if (gpu) { memcpy(g, qq, (size_t)T * qd * 4); cu_attention(bf16, g, kc, vc, T, 0, nh, nkv, hd, scale); }
+        twin_attention(bf16, qq, kc, vc, T, 0, nh, nkv, hd, scale);
+        CHECK(OP_ATTN, qq, (size_t)T * qd, (void)0);
+        if (gpu) { emu_gemm_desc d = linear_desc(g, qq, T, &L->wo); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * dim); }
+        matmul(q, xo, qq, T, &L->wo);
+        CHECK(OP_GEMM, xo, (size_t)T * dim, (void)0);
+        if (gpu) { memcpy(g, x, (size_t)T * dim * 4); cu_residual(bf16, g, xo, (size_t)T * dim); }
+        for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + xo[i]);
+        CHECK(OP_RESID, x, (size_t)T * dim, (void)0);
+        /* MLP */
+        if (gpu) cu_rmsnorm(bf16, g, x, L->ffn_norm, T, dim, c->norm_eps);
+        rmsnorm(q, xb, x, L->ffn_norm, T, dim, c->norm_eps);
+        CHECK(OP_NORM, xb, (size_t)T * dim, (void)0);
+        struct { float *out; const Tensor *W; } mlp[2] = {{hb, &L->w_gate}, {hb2, &L->w_up}};
+        for (int i = 0; i < 2; i++) {
+            if (gpu) { emu_gemm_desc d = linear_desc(g, xb, T, mlp[i].W); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * hid); }
+            matmul(q, mlp[i].out, xb, T, mlp[i].W);
+            CHECK(OP_GEMM, mlp[i].out, (size_t)T * hid, (void)0);
+        }
+        if (gpu) { memcpy(g, hb, (size_t)T * hid * 4); cu_swiglu(bf16, g, hb2, (size_t)T * hid); }
+        for (size_t i = 0; i < (size_t)T * hid; i++) hb[i] = cu_host_bq(bf16, cu_host_bq(bf16, cu_host_silu(hb[i])) * hb2[i]);
+        CHECK(OP_SWIGLU, hb, (size_t)T * hid, (void)0);
+        if (gpu) { emu_gemm_desc d = linear_desc(g, hb, T, &L->w_down); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * dim); }
+        matmul(q, xo, hb, T, &L->w_down);
+        CHECK(OP_GEMM, xo, (size_t)T * dim, (void)0);
+        if (gpu) { memcpy(g, x, (size_t)T * dim * 4); cu_residual(bf16, g, xo, (size_t)T * dim); }
+        for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + xo[i]);
+        CHECK(OP_RESID, x, (size_t)T * dim, (void)0);
+    }
+    {
+        int l = c->n_layers;
+        if (gpu) { emu_gemm_desc d = linear_desc(g, xb, T, &m->lm_head); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * c->vocab_size); }
+        matmul(q, logits, xb, T, &m->lm_head);
+        CHECK(OP_GEMM, logits, (size_t)T * c->vocab_size, (void)0);
+    }
+#undef CHECK
+    free(x); free(xb); free(xo); free(qq); free(kc); free(vc); free(hb); free(hb2); free(g); free(cosv); free(sinv);
+    return logits;
+}
+
+/* forward() on the GPU: the same contract (T tokens at positions pos0.., KV cache in s, logits of rows
+ * logits_from..T-1 into s->logits) and, kernel by kernel, the same bits. Each op is one GPU kernel on
+ * host buffers (activations go over PCIe between ops; weights are uploaded once and kept). Call
+ * gpu_forward_release() when the model is freed. */
+static void gpu_matmul(const Scheme *q, float *out, const float *in, int T, const Tensor *W) {
+    emu_gemm_desc d = linear_desc(out, in, T, W);
+    const char *why = cu_gemm(&d, 0);
+    if (why) fatal("gpu: %s", why);
+    B_rows(q, out, (size_t)T * W->rows);
+}
+static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
+    const Config *c = &m->c;
+    int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim, nh = c->n_heads, nkv = c->n_kv_heads;
+    int kvd = nkv * hd, half = hd / 2, bf16 = q->kind == SCHEME_BF16;
+    if (T > s->cap || pos0 + T > s->max_pos) fatal("internal: forward over %d tokens at %d exceeds the run state", T, pos0);
+    cu_weight_cache(1);
+    float *x = s->x;
+    for (int t = 0; t < T; t++) {
+        if (ids[t] < 0 || ids[t] >= c->vocab_size) fatal("token id %d outside the vocabulary (%d)", ids[t], c->vocab_size);
+        for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = tensor_get(&m->tok_embeddings, (size_t)ids[t] * dim + i);
+    }
+    float *cosv = xmalloc((size_t)T * half * sizeof(float)), *sinv = xmalloc((size_t)T * half * sizeof(float));
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < half; j++) {
+            float angle = (float)(pos0 + t) * m->inv_freq[j];
+            cosv[(size_t)t * half + j] = B(q, (float)cos((double)angle));
+            sinv[(size_t)t * half + j] = B(q, (float)sin((double)angle));
+        }
+    float scale = (float)(1.0 / sqrt((double)hd));
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        float *kc = s->key_cache + (size_t)l * s->max_pos * kvd, *vc = s->value_cache + (size_t)l * s->max_pos * kvd;
+        cu_rmsnorm(bf16, s->xb, x, L->attn_norm, T, dim, c->norm_eps);
+        gpu_matmul(q, s->q, s->xb, T, &L->wq);
+        gpu_matmul(q, s->k, s->xb, T, &L->wk);
+        gpu_matmul(q, s->v, s->xb, T, &L->wv);
+        cu_rope(bf16, s->q, T, nh, hd, cosv, sinv);
+        cu_rope(bf16, s->k, T, nkv, hd, cosv, sinv);
+        memcpy(kc + (size_t)pos0 * kvd, s->k, (size_t)T * kvd * sizeof(float));
+        memcpy(vc + (size_t)pos0 * kvd, s->v, (size_t)T * kvd * sizeof(float));
+        cu_attention(bf16, s->q, kc, vc, T, pos0, nh, nkv, hd, scale);
+        gpu_matmul(q, s->xo, s->q, T, &L->wo);
+        cu_residual(bf16, x, s->xo, (size_t)T * dim);
+        cu_rmsnorm(bf16, s->xb, x, L->ffn_norm, T, dim, c->norm_eps);
+        gpu_matmul(q, s->hb, s->xb, T, &L->w_gate);
+        gpu_matmul(q, s->hb2, s->xb, T, &L->w_up);
+        cu_swiglu(bf16, s->hb, s->hb2, (size_t)T * hid);
+        gpu_matmul(q, s->xo, s->hb, T, &L->w_down);
+        cu_residual(bf16, x, s->xo, (size_t)T * dim);
+        if (s->layer_out) memcpy(s->layer_out[l], x, (size_t)T * dim * sizeof(float));
+    }
+    free(cosv); free(sinv);
+    cu_rmsnorm(bf16, s->xb, x, m->final_norm, T, dim, c->norm_eps);
+    if (logits_from < T) gpu_matmul(q, s->logits, s->xb + (size_t)logits_from * dim, T - logits_from, &m->lm_head);
+}
+static void gpu_forward_release(void) { cu_weight_cache(0); }
+
+/* ---- verify --host: the GPU's formulas, compiled for the CPU, against their CPU twins ---- */
+static void verify_host(uint64_t seed) {
+    uint64_t rng = seed;
+    emu_dtype fmts[2] = {EMU_E4M3, EMU_E5M2};
+    /* quantization: every tile rule, both formats, a row stride wider than K, spreads that saturate */
+    for (int f = 0; f < 2; f++) {
+        emu_dtype t = fmts[f];
+        int M = 37, K = 300, ldx = 311, ldq = 305, ng = (K + 127) / 128;
+        float *x = xmalloc((size_t)M * ldx * 4), s1[64 * 4], s2[64 * 4];
+        uint8_t *q1 = xcalloc((size_t)M * ldq, 1), *q2 = xcalloc((size_t)M * ldq, 1);
+        fill_random(x, (size_t)M * ldx, &rng, f ? 40.0f : 20.0f);
+        for (int k = 0; k < K; k++) x[5 * ldx + k] = 0.0f;            /* an all-zero row: the scale floors */
+        x[7 * ldx + 3] = 1e30f; x[8 * ldx + 4] = -1e-30f;
+        struct { const char *name; int TR, TC, rule; float param; } r[] = {
+            {"token", 1, K, 0, 0.0f}, {"token_ub", 1, K, 0, 1200.0f}, {"channel", 1, K, 1, 0.0f}, {"group128", 1, 128, 2, 0.0f}, {"block128", 128, 128, 3, 0.0f}};
+        for (int i = 0; i < 5; i++) {
+            memset(q1, 0, (size_t)M * ldq); memset(q2, 0, (size_t)M * ldq);
+            cu_host_quant_tiles(q1, ldq, s1, x, ldx, M, K, r[i].TR, r[i].TC, r[i].rule, t, r[i].param);
+            int nsc = M;
+            switch (i) {
+            case 0: case 1: emu_quant_token(q2, ldq, s2, x, ldx, M, K, t, r[i].param); break;
+            case 2: emu_quant_channel(q2, ldq, s2, x, ldx, M, K, t); break;
+            case 3: emu_quant_group(q2, ldq, s2, x, ldx, M, K, 128, t); nsc = M * ng; break;
+            default: emu_quant_block(q2, ldq, s2, x, ldx, M, K, 128, 128, t); nsc = 1 * ng; break;
+            }
+            size_t dq = bits_diff(q1, q2, (size_t)M * ldq, 1), ds = bits_diff(s1, s2, nsc, 4);
+            char name[64];
+            snprintf(name, sizeof name, "cuda_host_quant_%s_%s", r[i].name, f ? "e5m2" : "e4m3");
+            vreport(!dq && !ds, name, "%dx%d, ld %d: %zu code and %zu scale differences with emu_quant_*", M, K, ldx, dq, ds);
+        }
+        free(x); free(q1); free(q2);
+    }
+    /* GEMM models: the per-element code of k_gemm_model vs emu_gemm_ref, every model and scale layout */
+    {
+        int M = 9, N = 11, K = 333;
+        for (int f = 0; f < 3; f++) {
+            emu_dtype ta = f == 1 ? EMU_E5M2 : EMU_E4M3, tb = f == 0 ? EMU_E4M3 : EMU_E5M2;
+            uint8_t *A = xmalloc((size_t)M * K), *Bm = xmalloc((size_t)N * K);
+            fill_codes(A, (size_t)M * K, &rng, ta); fill_codes(Bm, (size_t)N * K, &rng, tb);
+            float sa[9 * 3], sb[11 * 3], d1[9 * 11], d2[9 * 11];
+            for (int i = 0; i < 27; i++) sa[i] = 0.001f + rng_uniform(&rng);
+            for (int i = 0; i < 33; i++) sb[i] = 0.001f + rng_uniform(&rng);
+            for (int acc = 0; acc < EMU_ACC_COUNT; acc++)
+                for (int sk = 0; sk < 3; sk++) {
+                    emu_gemm_desc g;
+                    memset(&g, 0, sizeof g);
+                    g.M = M; g.N = N; g.K = K; g.a_type = ta; g.A = A; g.lda = K; g.b_type = tb; g.B = Bm; g.ldb = K;
+                    g.a_scale_kind = sk == 0 ? EMU_SCALE_ROW : sk == 1 ? EMU_SCALE_TENSOR : EMU_SCALE_BLOCK; g.a_scale = sa;
+                    g.b_scale_kind = sk == 0 ? EMU_SCALE_ROW : sk == 1 ? EMU_SCALE_TENSOR : EMU_SCALE_BLOCK; g.b_scale = sb;
+                    g.d_type = sk == 1 ? EMU_BF16 : EMU_F32; g.ldd = N; g.accum = (emu_accum)acc;
+                    if (emu_gemm_check(&g)) continue;
+                    g.D = d1; cu_host_gemm_model(&g);
+                    g.D = d2; emu_gemm_ref(&g);
+                    size_t n = (size_t)M * N, d = bits_diff(d1, d2, n, g.d_type == EMU_BF16 ? 2 : 4);
+                    char name[96];
+                    snprintf(name, sizeof name, "cuda_host_gemm_%s_%sx%s_%s", emu_accum_names[acc], ta == EMU_E4M3 ? "e4m3" : "e5m2",
+                             tb == EMU_E4M3 ? "e4m3" : "e5m2", sk == 0 ? "row" : sk == 1 ? "tensor_bf16" : "block");
+                    vreport(!d, name, "%dx%dx%d: %zu of %zu outputs differ from emu_gemm_ref", M, N, K, d, n);
+                }
+            free(A); free(Bm);
+        }
+    }
+    /* expf: the device port of glibc's expf against this machine's libm (every 251st float) */
+    {
+        size_t n = 0, d = 0, ds = 0;
+        uint32_t u = 0;
+        do {
+            float x, a, b;
+            memcpy(&x, &u, 4);
+            a = expf(x); b = cu_host_expf(x);
+            if (memcmp(&a, &b, 4) && !(isnan(a) && isnan(b))) d++;
+            float sa_ = x / (1.0f + expf(-x)), sb_ = cu_host_silu(x);
+            if (memcmp(&sa_, &sb_, 4) && !(isnan(sa_) && isnan(sb_))) ds++;
+            n++;
+            u += 251;
+        } while (u >= 251);
+        vreport(!d, "cuda_host_expf", "%zu of %zu floats (every 251st bit pattern) differ from libm expf", d, n);
+        vreport(!ds, "cuda_host_silu", "%zu of %zu floats differ from x / (1 + expf(-x))", ds, n);
+    }
+    /* forward(): the op-by-op twin (RMSNorm, RoPE, attention, SwiGLU, residuals in the GPU kernels' order)
+     * against forward() itself on the built-in synthetic model, logits bit for bit, both schemes */
+    for (int sc = 0; sc < 2; sc++) {
+        Model *m = model_load("(synthetic)");
+        const Scheme *q = scheme_by_name(sc ? "bf16" : "fp32");
+        model_prepare(m, q);
+        int T = 24, *ids = xmalloc(T * sizeof(int));
+        for (int t = 0; t < T; t++) ids[t] = (int)(rng_next(&rng) % m->c.vocab_size);
+        RunState s;
+        runstate_init(&s, &m->c, T, T);
+        forward(m, &s, q, ids, T, 0, 0);
+        float *lt = twin_forward(m, q, ids, T, 0, NULL, 0);
+        size_t n = (size_t)T * m->c.vocab_size, d = bits_diff(lt, s.logits, n, 4);
+        char name[64];
+        snprintf(name, sizeof name, "cuda_host_forward_twin_%s", q->name);
+        vreport(!d, name, "synthetic model, %d tokens: %zu of %zu logits differ from forward()", T, d, n);
+        free(lt); free(ids);
+        runstate_free(&s);
+        model_free(m);
+    }
+}
+
+/* ---- verify --kernels: every GPU kernel against its CPU twin on random inputs ---- */
+static void verify_kernels(uint64_t seed) {
+    uint64_t rng = seed;
+    emu_dtype fmts[2] = {EMU_E4M3, EMU_E5M2};
+    for (int f = 0; f < 2; f++) {   /* quantization, bit for bit */
+        emu_dtype t = fmts[f];
+        int M = 200, K = 4096 + 64, ld = K + 16, ng = (K + 127) / 128, nb = ((M + 127) / 128) * ng;
+        float *x = xmalloc((size_t)M * ld * 4), *s1 = xmalloc((size_t)M * ng * 4), *s2 = xmalloc((size_t)M * ng * 4);
+        uint8_t *q1 = xcalloc((size_t)M * ld, 1), *q2 = xcalloc((size_t)M * ld, 1);
+        fill_random(x, (size_t)M * ld, &rng, f ? 40.0f : 20.0f);
+        for (int k = 0; k < K; k++) x[3 * ld + k] = 0.0f;
+        const char *names[6] = {"token", "channel", "group128", "block128", "tensor", "tensor_dynamic"};
+        for (int i = 0; i < 6; i++) {
+            int nsc = i == 2 ? M * ng : i == 3 ? nb : i >= 4 ? 1 : M;
+            float st = 0.37f, r1 = 0, r2 = 0;
+            switch (i) {
+            case 0: cu_quant_token(q1, ld, s1, x, ld, M, K, t, 0); emu_quant_token(q2, ld, s2, x, ld, M, K, t, 0); break;
+            case 1: cu_quant_channel(q1, ld, s1, x, ld, M, K, t); emu_quant_channel(q2, ld, s2, x, ld, M, K, t); break;
+            case 2: cu_quant_group(q1, ld, s1, x, ld, M, K, 128, t); emu_quant_group(q2, ld, s2, x, ld, M, K, 128, t); break;
+            case 3: cu_quant_block(q1, ld, s1, x, ld, M, K, 128, 128, t); emu_quant_block(q2, ld, s2, x, ld, M, K, 128, 128, t); break;
+            case 4: cu_quant_tensor(q1, ld, x, ld, M, K, t, st); emu_quant_tensor(q2, ld, x, ld, M, K, t, st); s1[0] = s2[0] = st; break;
+            default: r1 = cu_quant_tensor_dynamic(q1, ld, x, ld, M, K, t); r2 = emu_quant_tensor_dynamic(q2, ld, x, ld, M, K, t); s1[0] = r1; s2[0] = r2; break;
+            }
+            size_t dq = bits_diff(q1, q2, (size_t)M * ld, 1), ds = bits_diff(s1, s2, nsc, 4);
+            char name[64];
+            snprintf(name, sizeof name, "cuda_quant_%s_%s", names[i], f ? "e5m2" : "e4m3");
+            vreport(!dq && !ds, name, "%dx%d: %zu code and %zu scale differences with emu", M, K, dq, ds);
+        }
+        free(x); free(s1); free(s2); free(q1); free(q2);
+    }
+    /* GEMMs */
+    int M = 96, N = 160, K = 1024;
+    for (int f = 0; f < 2; f++) {
+        emu_dtype t = fmts[f];
+        uint8_t *A = xmalloc((size_t)M * K), *Bm = xmalloc((size_t)N * K);
+        fill_codes(A, (size_t)M * K, &rng, t); fill_codes(Bm, (size_t)N * K, &rng, t);
+        int nk = K / 128;
+        float *sa = xmalloc((size_t)M * nk * 4), *sb = xmalloc((size_t)((N + 127) / 128) * nk * 4 + (size_t)N * 4);
+        for (int i = 0; i < M * nk; i++) sa[i] = 0.01f + rng_uniform(&rng);
+        for (int i = 0; i < ((N + 127) / 128) * nk + N; i++) sb[i] = 0.01f + rng_uniform(&rng);
+        float *dg = xmalloc((size_t)M * N * 4), *dc = xmalloc((size_t)M * N * 4);
+        for (int sk = 0; sk < 2; sk++)
+            for (int acc = 0; acc < EMU_ACC_COUNT; acc++)
+                for (int impl = 0; impl < 3; impl++) {
+                    emu_gemm_desc g;
+                    memset(&g, 0, sizeof g);
+                    g.M = M; g.N = N; g.K = K; g.a_type = t; g.A = A; g.lda = K; g.b_type = t; g.B = Bm; g.ldb = K;
+                    g.a_scale_kind = g.b_scale_kind = sk ? EMU_SCALE_BLOCK : EMU_SCALE_ROW; g.a_scale = sa; g.b_scale = sb;
+                    g.d_type = EMU_F32; g.ldd = N; g.accum = (emu_accum)acc;
+                    char name[96];
+                    snprintf(name, sizeof name, "cuda_gemm_%s_%s_%s_%s", impl == 0 ? "model" : impl == 1 ? "mma" : "cublaslt",
+                             emu_accum_names[acc], f ? "e5m2" : "e4m3", sk ? "block" : "row");
+                    if (emu_gemm_check(&g)) continue;
+                    memset(dg, 0xFF, (size_t)M * N * 4);   /* poison: an unwritten output shows as NaN */
+                    g.D = dg;
+                    const char *why = cu_gemm(&g, impl);
+                    if (why) { printf("skip %s: %s\n", name, why); continue; }
+                    g.D = dc;
+                    emu_gemm(&g);
+                    size_t d = bits_diff(dg, dc, (size_t)M * N, 4);
+                    double mu, mr;
+                    err_stats(dg, dc, (size_t)M * N, &mu, &mr);
+                    if (impl == 0) { vreport(!d, name, "%dx%dx%d: %zu of %d outputs differ from emu_gemm", M, N, K, d, M * N); continue; }
+                    /* Tensor core (mma) and cuBLASLt: bit agreement with the emu model is the finding, reported;
+                     * pass/fail is a bound against the exact result. Derivation: each block step of the
+                     * tensor-core model (≤ K/16 steps, blocks of ≥ 16) truncates to 13 fraction bits below the
+                     * largest exponent present, an error < 2^-12 · Σ|a_k b_k| (every partial sum and product is
+                     * bounded by it); fp32 promotions and the epilogue add < 2^-22 relative each. So
+                     * |D − exact| ≤ (K/16 + 2) · 2^-12 · Σ_k |s_a a_k · s_b b_k| (scales applied per group). */
+                    size_t bad = 0;
+                    double worst = 0;
+                    for (int mm = 0; mm < M; mm++)
+                        for (int nn = 0; nn < N; nn++) {
+                            double ex = 0, ab = 0;
+                            for (int k = 0; k < K; k++) {
+                                int gi = k / 128;
+                                double s_a = sk ? sa[mm * nk + gi] : sa[mm], s_b = sk ? sb[(nn / 128) * nk + gi] : sb[nn];
+                                double p = (double)emu_fp8_decode(A[(size_t)mm * K + k], t) * emu_fp8_decode(Bm[(size_t)nn * K + k], t) * s_a * s_b;
+                                ex += p; ab += fabs(p);
+                            }
+                            double e = fabs(dg[(size_t)mm * N + nn] - ex), bound = (K / 16.0 + 2) * ldexp(1, -12) * ab + 1e-30;
+                            if (!(e <= bound)) bad++;
+                            if (e / bound > worst) worst = e / bound;
+                        }
+                    printf("%s %s: %dx%dx%d: %zu of %d outputs bit-identical to emu '%s' (max %.3g ulp, max rel %.3g); "
+                           "error vs exact within the bound: %s (worst %.2f of it)\n", bad ? "FAIL" : "ok", name, M, N, K, (size_t)M * N - d, M * N,
+                           emu_accum_names[acc], mu, mr, bad ? "NO" : "yes", worst);
+                    vfails += bad != 0;
+                }
+        free(A); free(Bm); free(sa); free(sb); free(dg); free(dc);
+    }
+    /* fp32 activations × bf16 / fp32 weights (the fp32 and bf16 schemes' Linear): emu_gemm_f32 bit for bit */
+    for (int bt = 0; bt < 2; bt++) {
+        int m_ = 70, n_ = 90, k_ = 1000;
+        float *a = xmalloc((size_t)m_ * k_ * 4), *w = xmalloc((size_t)n_ * k_ * 4), *o1 = xmalloc((size_t)m_ * n_ * 4), *o2 = xmalloc((size_t)m_ * n_ * 4);
+        fill_random(a, (size_t)m_ * k_, &rng, 6.0f); fill_random(w, (size_t)n_ * k_, &rng, 6.0f);
+        uint16_t *wb = xmalloc((size_t)n_ * k_ * 2);
+        for (size_t i = 0; i < (size_t)n_ * k_; i++) wb[i] = bf16_from_float(w[i]);
+        Tensor W = {bt ? (const void *)w : (const void *)wb, bt ? EMU_F32 : EMU_BF16, n_, k_};
+        emu_gemm_desc d = linear_desc(o1, a, m_, &W);
+        memset(o1, 0xFF, (size_t)m_ * n_ * 4);
+        const char *why = cu_gemm(&d, 0);
+        if (why) fatal("verify: %s", why);
+        emu_gemm_f32(m_, n_, k_, a, k_, W.data, W.dtype, k_, o2, n_);
+        size_t dd = bits_diff(o1, o2, (size_t)m_ * n_, 4);
+        vreport(!dd, bt ? "cuda_gemm_f32_f32" : "cuda_gemm_f32_bf16", "%dx%dx%d: %zu of %d outputs differ from emu_gemm_f32", m_, n_, k_, dd, m_ * n_);
+        free(a); free(w); free(o1); free(o2); free(wb);
+    }
+    /* elementwise ops: GPU vs the host twin on the synthetic model's shapes is done by `verify -m`;
+     * here the standalone kernels on random data */
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        int T = 33, n = 4096, hd = 128, nh = 8, nkv = 2;
+        float *x = xmalloc((size_t)T * n * 4), *w = xmalloc(n * 4), *o1 = xmalloc((size_t)T * n * 4), *o2 = xmalloc((size_t)T * n * 4);
+        fill_random(x, (size_t)T * n, &rng, 8.0f); fill_random(w, n, &rng, 2.0f);
+        const Scheme *q = scheme_by_name(bf16 ? "bf16" : "fp32");
+        cu_rmsnorm(bf16, o1, x, w, T, n, 1e-5f);
+        rmsnorm(q, o2, x, w, T, n, 1e-5f);
+        size_t d = bits_diff(o1, o2, (size_t)T * n, 4);
+        vreport(!d, bf16 ? "cuda_rmsnorm_bf16" : "cuda_rmsnorm_fp32", "%dx%d: %zu differ from rmsnorm()", T, n, d);
+        float *cs = xmalloc((size_t)T * hd / 2 * 4), *sn = xmalloc((size_t)T * hd / 2 * 4);
+        for (int i = 0; i < T * hd / 2; i++) { cs[i] = B(q, (float)cos(i * 0.01)); sn[i] = B(q, (float)sin(i * 0.01)); }
+        memcpy(o1, x, (size_t)T * nh * hd * 4); memcpy(o2, x, (size_t)T * nh * hd * 4);
+        cu_rope(bf16, o1, T, nh, hd, cs, sn);
+        for (int t = 0; t < T; t++) for (int h = 0; h < nh; h++) rope(q, o2 + ((size_t)t * nh + h) * hd, hd, cs + (size_t)t * hd / 2, sn + (size_t)t * hd / 2);
+        d = bits_diff(o1, o2, (size_t)T * nh * hd, 4);
+        vreport(!d, bf16 ? "cuda_rope_bf16" : "cuda_rope_fp32", "%dx%dx%d: %zu differ from rope()", T, nh, hd, d);
+        float *kc = xmalloc((size_t)T * nkv * hd * 4), *vc = xmalloc((size_t)T * nkv * hd * 4);
+        fill_random(kc, (size_t)T * nkv * hd, &rng, 3.0f); fill_random(vc, (size_t)T * nkv * hd, &rng, 3.0f);
+        memcpy(o1, x, (size_t)T * nh * hd * 4); memcpy(o2, x, (size_t)T * nh * hd * 4);
+        cu_attention(bf16, o1, kc, vc, T, 0, nh, nkv, hd, 1.0f / sqrtf((float)hd));
+        twin_attention(bf16, o2, kc, vc, T, 0, nh, nkv, hd, 1.0f / sqrtf((float)hd));
+        d = bits_diff(o1, o2, (size_t)T * nh * hd, 4);
+        vreport(!d, bf16 ? "cuda_attention_bf16" : "cuda_attention_fp32", "T %d, %d heads / %d kv heads, hd %d: %zu differ from the host twin", T, nh, nkv, hd, d);
+        memcpy(o1, x, (size_t)T * n * 4); memcpy(o2, x, (size_t)T * n * 4);
+        cu_swiglu(bf16, o1, w, n);
+        for (int i = 0; i < n; i++) o2[i] = B(q, B(q, o2[i] / (1.0f + expf(-o2[i]))) * w[i]);
+        d = bits_diff(o1, o2, n, 4);
+        vreport(!d, bf16 ? "cuda_swiglu_bf16" : "cuda_swiglu_fp32", "%d: %zu differ from forward()'s formula", n, d);
+        free(x); free(w); free(o1); free(o2); free(cs); free(sn); free(kc); free(vc);
+    }
+    {   /* NLL: not bit-exact (CUDA's exp/log in double); bound 1e-12 relative: both sides are double
+         * sums of V ≤ 2^17 terms with ≤ 1 ulp (2^-52) functions, error ≤ V·2^-52 ≈ 3e-11 worst case */
+        int T = 7, V = 32000, *tg = xmalloc(T * sizeof(int));
+        float *lg = xmalloc((size_t)T * V * 4);
+        double *nl = xmalloc(T * 8), worst = 0;
+        fill_random(lg, (size_t)T * V, &rng, 4.0f);
+        for (int t = 0; t < T; t++) tg[t] = (int)(rng_next(&rng) % V);
+        cu_nll(nl, lg, T, V, tg);
+        for (int t = 0; t < T; t++) {
+            double ref = -log_prob(lg + (size_t)t * V, V, tg[t]), rel = fabs(nl[t] - ref) / fabs(ref);
+            if (rel > worst) worst = rel;
+        }
+        vreport(worst < 1e-10, "cuda_nll", "%d rows of %d logits: max relative difference %.3g from log_prob()", T, V, worst);
+        free(tg); free(lg); free(nl);
+    }
+}
+#else
+/* CPU-only builds: gpu_active() is 0, and these keep callers free of #ifdefs. */
+static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
+    forward(m, s, q, ids, T, pos0, logits_from);
+}
+static void gpu_forward_release(void) {}
+#endif /* GPU_BUILD */
+
+/* llama_fp8 verify: see the usage text. */
+static int cmd_verify(int argc, char **argv) {
+    const char *usage_text =
+        "usage: llama_fp8 verify [--cpu] -m MODEL [-q fp32|bf16] (--ids 1,2,3 | -f TEXT [--tokenizer FILE]) [--chunks 1] [--ctx N]\n"
+        "       llama_fp8 verify --synthetic [-q fp32|bf16]   the built-in random model\n"
+        "       llama_fp8 verify --kernels [--seed N]   every GPU kernel against its CPU twin on random inputs\n"
+        "       llama_fp8 verify --host [--seed N]      the GPU's formulas compiled for the CPU against their CPU twins (no GPU needed)\n"
+        "       llama_fp8 verify --bench               GEMM TFLOP/s: hand-written mma vs cuBLASLt vs the 1979 TFLOP/s FP8 peak\n"
+        "       llama_fp8 verify --device              print the device this build would use\n"
+        "Runs the same tokens through every op of the forward pass on the GPU and on the CPU and reports\n"
+        "bit-exact agreement per op (CUDA builds).";
+    const char *model = NULL, *scheme = "fp32", *idstr = NULL, *text = NULL, *tok = NULL;
+    int mode = 0, ctx = 0, synthetic = 0;   /* mode: 0 model, 1 kernels, 2 host, 3 bench, 4 device */
+    uint64_t seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        char pat[48];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { puts(usage_text); return 0; }
+        else if (!strcmp(a, "--cpu")) gpu_set_force_cpu(1);
+        else if (!strcmp(a, "--kernels")) mode = 1;
+        else if (!strcmp(a, "--host")) mode = 2;
+        else if (!strcmp(a, "--bench")) mode = 3;
+        else if (!strcmp(a, "--device")) mode = 4;
+        else if (!strcmp(a, "--synthetic")) synthetic = 1;
+        else if (snprintf(pat, sizeof pat, " %s ", a), !strstr(" -m -q --ids -f --tokenizer --chunks --ctx --seed ", pat))
+            fatal("verify: unknown option '%s' (see llama_fp8 verify --help)", a);
+        else if (!more) fatal("verify: option %s needs a value", a);
+        else if (!strcmp(a, "-m")) model = argv[++i];
+        else if (!strcmp(a, "-q")) scheme = argv[++i];
+        else if (!strcmp(a, "--ids")) idstr = argv[++i];
+        else if (!strcmp(a, "-f")) text = argv[++i];
+        else if (!strcmp(a, "--tokenizer")) tok = argv[++i];
+        else if (!strcmp(a, "--chunks")) { if (parse_long_arg(a, argv[++i], 1, INT_MAX) != 1) fatal("verify: --chunks must be 1 (one chunk is compared)"); }
+        else if (!strcmp(a, "--ctx")) ctx = (int)parse_long_arg(a, argv[++i], 2, 1 << 20);
+        else if (!strcmp(a, "--seed")) seed = (uint64_t)parse_long_arg(a, argv[++i], 1, LONG_MAX);
+        else fatal("verify: unknown option '%s' (see llama_fp8 verify --help)", a);
+    }
+    if (mode == 4) { printf("device: %s\n", device_description()); return 0; }
+#ifndef GPU_BUILD
+    (void)model; (void)scheme; (void)idstr; (void)text; (void)tok; (void)ctx; (void)synthetic; (void)seed;
+    fatal("verify: this binary was built without CUDA; build it with `make CUDA=1` (device: %s)", device_description());
+#else
+    if (mode == 2) {
+        printf("verify --host: the __host__ __device__ code of cuda_kernels.cu run on the CPU (device: %s)\n", device_description());
+        verify_host(seed);
+        printf("%s\n", vfails ? "verify --host: FAILED" : "verify --host: all checks passed");
+        return vfails ? 1 : 0;
+    }
+    if (!gpu_active())
+        fatal("verify: no GPU to verify (%s); nothing was compared (`llama_fp8 verify --host` checks the GPU formulas on the CPU)", gpu_why);
+    printf("device: %s\n", device_description());
+    if (mode == 1) {
+        verify_kernels(seed);
+        printf("%s\n", vfails ? "verify --kernels: FAILED" : "verify --kernels: all checks passed");
+        return vfails ? 1 : 0;
+    }
+    if (mode == 3) {
+        int Ms[3] = {4096, 8192, 16384}, shapes[5][2] = {{6144, 4096}, {4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
+        for (int i = 0; i < 3; i++)
+            for (int s = 0; s < 5; s++) cu_bench_gemm(Ms[i], shapes[s][0], shapes[s][1], 10);
+        return 0;
+    }
+    /* model mode */
+    const Scheme *q = scheme_by_name(scheme);
+    Model *m = synthetic ? model_load("(synthetic)") : NULL;
+    if (!m) { if (!model) fatal("verify: -m MODEL (or --synthetic, --kernels, --host, --bench) is required"); m = model_load(model); }
+    int *ids = NULL, n;
+    if (idstr) n = parse_ids(idstr, m->c.vocab_size, &ids);
+    else if (text) {
+        size_t len;
+        char *buf = read_text_file(text, &len);
+        if (!buf) fatal("%s: cannot read: %s", text, strerror(errno));
+        tokenizer *tk = tok ? tokenizer_load(tok) : tokenizer_for_model(model);
+        n = tokenizer_encode(tk, buf, len, 1, 0, &ids);
+        tokenizer_free(tk);
+        free(buf);
+    } else if (synthetic) {
+        n = 32; ids = xmalloc(n * sizeof(int));
+        for (int t = 0; t < n; t++) ids[t] = (int)((t * 7919u + 13) % (unsigned)m->c.vocab_size);
+    } else fatal("verify: give the tokens with --ids 1,2,3 or -f TEXT");
+    int T = ctx ? ctx : n < 512 ? n : 512;
+    if (T > n) T = n;
+    if (T > m->c.max_seq_len) T = m->c.max_seq_len;
+    model_describe(m, stdout);
+    model_prepare(m, q);
+    printf("verify: scheme %s, %d tokens, every op of the forward pass on the GPU and on the CPU\n", q->name, T);
+    long cmp[OP_COUNT][2];
+    memset(cmp, 0, sizeof cmp);
+    float *logits = twin_forward(m, q, ids, T, 1, cmp, 1);
+    for (int op = 0; op < OP_COUNT; op++)
+        if (cmp[op][0]) vreport(cmp[op][1] == cmp[op][0], op_names[op], "%ld of %ld runs bit-exact", cmp[op][1], cmp[op][0]);
+    /* the loss: NLL of every next token, GPU kernel vs log_prob() */
+    if (T > 1) {
+        double *nl = xmalloc((size_t)T * 8), worst = 0, sum = 0;
+        cu_nll(nl, logits, T - 1, m->c.vocab_size, ids + 1);
+        for (int t = 0; t + 1 < T; t++) {
+            double ref = -log_prob(logits + (size_t)t * m->c.vocab_size, m->c.vocab_size, ids[t + 1]);
+            double rel = fabs(nl[t] - ref) / (fabs(ref) > 1e-300 ? fabs(ref) : 1);
+            if (rel > worst) worst = rel;
+            sum += ref;
+        }
+        vreport(worst < 1e-10, "nll", "%d predictions, mean NLL %.6f (PPL %.4f), max relative GPU-CPU difference %.3g", T - 1, sum / (T - 1), exp(sum / (T - 1)), worst);
+        free(nl);
+    }
+    /* end to end: gpu_forward() against forward(), logits bit for bit (fed in two calls, to use the KV cache) */
+    {
+        RunState s1, s2;
+        runstate_init(&s1, &m->c, T, T);
+        runstate_init(&s2, &m->c, T, T);
+        int T1 = T / 2;
+        forward(m, &s1, q, ids, T1, 0, 0);
+        gpu_forward(m, &s2, q, ids, T1, 0, 0);
+        size_t n1 = (size_t)T1 * m->c.vocab_size, d1 = bits_diff(s1.logits, s2.logits, n1, 4);
+        forward(m, &s1, q, ids + T1, T - T1, T1, 0);
+        gpu_forward(m, &s2, q, ids + T1, T - T1, T1, 0);
+        size_t n2 = (size_t)(T - T1) * m->c.vocab_size, d2 = bits_diff(s1.logits, s2.logits, n2, 4);
+        vreport(!d1 && !d2, "gpu_forward", "tokens 0..%d then %d..%d (KV cache): %zu of %zu logits differ from forward()", T1 - 1, T1, T - 1, d1 + d2, n1 + n2);
+        runstate_free(&s1); runstate_free(&s2);
+        gpu_forward_release();
+    }
+    free(logits); free(ids);
+    model_free(m);
+    printf("%s\n", vfails ? "verify: GPU and CPU DIFFER" : "verify: GPU and CPU agree");
+    return vfails ? 1 : 0;
+#endif
+}
 /* @@END gpu@@ */
 
 /* ------------------------------------------------------------------------------------------ */
