@@ -127,7 +127,10 @@ HD float quant_scale(int rule, float absmax, emu_dtype t, float param) {
         return fmaxf(a / fmax, smin);
     }
     case Q_GROUP: return fmaxf(absmax, 1e-10f) / fmax;          /* per_token_group_quant_fp8 */
-    default: return fmaxf(absmax / fmax, FLT_EPSILON);          /* channel, block (compressed-tensors) */
+    default: {                                                   /* channel, block (compressed-tensors 0.20) */
+        float s = absmax / fmax;                                 /* a zero scale becomes fp32 eps */
+        return s == 0 ? FLT_EPSILON : s;
+    }
     }
 }
 
@@ -153,7 +156,9 @@ __global__ void k_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float 
     if (threadIdx.x == 0) scale[(size_t)ti * nct + tj] = s;
     for (int i = threadIdx.x; i < nr * nc; i += blockDim.x) {
         size_t r = r0 + i / nc, c = c0 + i % nc;
-        q[r * ldq + c] = enc(clampf_(x[r * ldx + c] / s, fmax), t);
+        float v = x[r * ldx + c] / s;
+        if (rule == Q_CHANNEL || rule == Q_BLOCK) v = v + 0.0f;  /* compressed-tensors' zero point: −0 → +0 */
+        q[r * ldq + c] = enc(clampf_(v, fmax), t);
     }
 }
 
@@ -244,7 +249,9 @@ void cu_host_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, s
             scale[(size_t)ti * nct + tj] = s;
             for (int i = 0; i < nr * nc; i++) {
                 size_t r = r0 + i / nc, c = c0 + i % nc;
-                q[r * ldq + c] = enc(clampf_(x[r * ldx + c] / s, fmax_of(t)), t);
+                float v = x[r * ldx + c] / s;
+                if (rule == Q_CHANNEL || rule == Q_BLOCK) v = v + 0.0f;  /* compressed-tensors' zero point */
+                q[r * ldq + c] = enc(clampf_(v, fmax_of(t)), t);
             }
         }
 }

@@ -1150,7 +1150,7 @@ static void load_hf(Model *m, const char *dir) {
     int kv = c->n_kv_heads * c->head_dim, qd = c->n_heads * c->head_dim;
     char name[256];
     m->tok_embeddings = st_tensor2d(&s, dir, "model.embed_tokens.weight", c->vocab_size, c->dim);
-    m->layers = xcalloc(c->n_layers, sizeof(Layer));
+    m->layers = memset(model_own(m, c->n_layers * sizeof(Layer)), 0, c->n_layers * sizeof(Layer));
     for (int l = 0; l < c->n_layers; l++) {
         Layer *L = &m->layers[l];
 #define W(field, suffix, r, cc) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), L->field = st_linear(m, &s, dir, name, r, cc))
@@ -1252,7 +1252,7 @@ static void load_llama2c(Model *m, const char *path) {
     p += S * hd; /* freq_cis_real, freq_cis_imag: recomputed, not read */
     m->lm_head = shared ? m->tok_embeddings : TAKE(V, D);
 #undef TAKE
-    m->layers = xcalloc(L, sizeof(Layer));
+    m->layers = memset(model_own(m, L * sizeof(Layer)), 0, L * sizeof(Layer));
     for (int l = 0; l < L; l++) {
         Layer *Ly = &m->layers[l];
         Ly->attn_norm = (float *)att.data + (size_t)l * D;
@@ -1298,7 +1298,7 @@ static void build_synthetic(Model *m, uint64_t seed) {
     Tensor t_;
     int D = c->dim, H = c->hidden_dim, qd = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
     RAND(c->vocab_size, D, 1.0f); m->tok_embeddings = t_;
-    m->layers = xcalloc(c->n_layers, sizeof(Layer));
+    m->layers = memset(model_own(m, c->n_layers * sizeof(Layer)), 0, c->n_layers * sizeof(Layer));
     for (int l = 0; l < c->n_layers; l++) {
         Layer *L = &m->layers[l];
         L->attn_norm = model_own(m, D * sizeof(float));
@@ -1391,7 +1391,7 @@ static void model_free(Model *m) {
     if (!m) return;
     for (int i = 0; i < m->n_files; i++) mfile_close(&m->files[i]);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
-    free(m->files); free(m->owned); free(m->layers); free(m->path); free(m);
+    free(m->files); free(m->owned); free(m->path); free(m); /* layers are among the owned buffers */
 }
 /* Drops the resident pages of a tensor that lives in a read-only file mapping (a no-op for owned
  * buffers). The next access faults them back in from the page cache. */
@@ -2649,6 +2649,14 @@ static const Model *model_for_scheme(Model *m, const Scheme *q) {
     return v;
 }
 
+/* In place: the model's weights become those of its view for scheme q (verify works on one view). */
+static void model_prepare(Model *m, const Scheme *q) {
+    const Model *v = model_for_scheme(m, q);
+    if (v == m) return;
+    m->tok_embeddings = v->tok_embeddings; m->lm_head = v->lm_head;
+    m->layers = v->layers; m->final_norm = v->final_norm;
+}
+
 /* Weight quantization as llm-compressor / compressed-tensors 0.20 does it (memoryless min-max
  * observer, symmetric; calculate_qparams + the float/int compressors): per output channel
  * (scale[N]), per tensor (scale[1]) or per 128×128 block (scale[ceil(N/128)][ceil(K/128)]).
@@ -2803,14 +2811,14 @@ static void quantize_act(const Scheme *q, RunState *s, const float *x, int T, in
  * schemes round the output). Quantized: the weight is quantized (on the fly: a cost of N·K next to
  * the GEMM's T·N·K) and emu_gemm applies the scaled epilogue with the chosen accumulation model;
  * the activation codes are those of the last quantize_act(). */
+static void matmul(const Scheme *q, float *out, const float *in, int T, const Tensor *W) { /* the baseline GEMM */
+    if (W->scale) fatal("scheme %s cannot run the FP8 weights of a quantized checkpoint", q->name);
+    emu_gemm_f32(T, W->rows, W->cols, in, W->cols, W->data, W->dtype, W->cols, out, W->rows);
+    B_rows(q, out, (size_t)T * W->rows);
+}
 static void linear(const Scheme *q, RunState *s, float *out, const float *in, int T, const Tensor *W, int quantized) {
     int N = W->rows, K = W->cols;
-    if (!scheme_quantizes(q) || !quantized) {
-        if (W->scale) fatal("scheme %s cannot run the FP8 weights of a quantized checkpoint", q->name);
-        emu_gemm_f32(T, N, K, in, K, W->data, W->dtype, K, out, N);
-        B_rows(q, out, (size_t)T * N);
-        return;
-    }
+    if (!scheme_quantizes(q) || !quantized) { matmul(q, out, in, T, W); return; }
     const void *wq = W->data;            /* a quantized checkpoint's codes and scales are used as stored */
     const float *ws = W->scale;
     emu_dtype wfmt = W->dtype;
@@ -3391,7 +3399,7 @@ static void verify_host(uint64_t seed) {
      * against forward() itself on the built-in synthetic model, logits bit for bit, both schemes */
     for (int sc = 0; sc < 2; sc++) {
         Model *m = model_load("(synthetic)");
-        const Scheme *q = scheme_by_name(sc ? "bf16" : "fp32");
+        Scheme q_ = scheme_by_name(sc ? "bf16" : "fp32"); const Scheme *q = &q_;
         model_prepare(m, q);
         int T = 24, *ids = xmalloc(T * sizeof(int));
         for (int t = 0; t < T; t++) ids[t] = (int)(rng_next(&rng) % m->c.vocab_size);
@@ -3523,7 +3531,7 @@ static void verify_kernels(uint64_t seed) {
         int T = 33, n = 4096, hd = 128, nh = 8, nkv = 2;
         float *x = xmalloc((size_t)T * n * 4), *w = xmalloc(n * 4), *o1 = xmalloc((size_t)T * n * 4), *o2 = xmalloc((size_t)T * n * 4);
         fill_random(x, (size_t)T * n, &rng, 8.0f); fill_random(w, n, &rng, 2.0f);
-        const Scheme *q = scheme_by_name(bf16 ? "bf16" : "fp32");
+        Scheme q_ = scheme_by_name(bf16 ? "bf16" : "fp32"); const Scheme *q = &q_;
         cu_rmsnorm(bf16, o1, x, w, T, n, 1e-5f);
         rmsnorm(q, o2, x, w, T, n, 1e-5f);
         size_t d = bits_diff(o1, o2, (size_t)T * n, 4);
@@ -3637,7 +3645,7 @@ static int cmd_verify(int argc, char **argv) {
         return 0;
     }
     /* model mode */
-    const Scheme *q = scheme_by_name(scheme);
+    Scheme q_ = scheme_by_name(scheme); const Scheme *q = &q_;
     Model *m = synthetic ? model_load("(synthetic)") : NULL;
     if (!m) { if (!model) fatal("verify: -m MODEL (or --synthetic, --kernels, --host, --bench) is required"); m = model_load(model); }
     int *ids = NULL, n;
@@ -3706,6 +3714,13 @@ static int cmd_verify(int argc, char **argv) {
 /* 7. Perplexity, dumps, generation                                                           */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION ppl@@ */
+/* One forward pass on the device of this run: the GPU (CUDA build, Ada/Hopper GPU found, no --cpu)
+ * for the fp32 and bf16 schemes, which gpu_forward mirrors op for op; the CPU emulation otherwise. */
+static int scheme_on_gpu(const Scheme *q) { return gpu_active() && !scheme_quantizes(q) && q->kv == EMU_F32; }
+static void run_forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
+    (scheme_on_gpu(q) ? gpu_forward : forward)(m, s, q, ids, T, pos0, logits_from);
+}
+
 /* Common options of the commands that run a model. */
 typedef struct {
     const char *model, *tokenizer, *text_file, *scheme, *protocol, *ids, *prompt, *out, *compare, *json, *scales_file;
@@ -3734,6 +3749,7 @@ static void options_parse(Options *o, int argc, char **argv, const char *cmd, co
         if (!strcmp(a, "--bos")) { o->bos = 1; continue; }
         if (!strcmp(a, "--special")) { o->special = 1; continue; }
         if (!strcmp(a, "--quant-lm-head")) { o->so.quant_lm_head = 1; continue; }
+        if (!strcmp(a, "--cpu")) { gpu_set_force_cpu(1); continue; }
         if (i + 1 >= argc) fatal("%s: option %s needs a value", cmd, a);
         const char *v = argv[++i];
         if (!strcmp(a, "-m")) o->model = v;
@@ -3765,10 +3781,11 @@ static void options_parse(Options *o, int argc, char **argv, const char *cmd, co
         else if (!strcmp(a, "--percentile")) { o->percentile = parse_double_arg(a, v); if (!(o->percentile > 0 && o->percentile <= 100)) fatal("--percentile must be in (0, 100]"); }
     }
 }
-#define SCHEME_OPTS "-q --act-format --weight-format --weight-scale --weight-arith --kv --accum --scale-ub --scales --quant-lm-head "
+#define SCHEME_OPTS "--cpu -q --act-format --weight-format --weight-scale --weight-arith --kv --accum --scale-ub --scales --quant-lm-head "
 #define SCHEME_HELP "  schemes (-q): fp32, bf16, fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8\n" \
     "  --act-format e4m3|e5m2  --weight-format e4m3|e5m2  --weight-scale channel|tensor (fp8-w)  --weight-arith bf16|fp32\n" \
-    "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head"
+    "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head\n" \
+    "  --cpu: run on the CPU emulation even when a CUDA build finds an Ada/Hopper GPU"
 
 /* ---- static scales (written by calibrate) ---- */
 static ScaleSet *scales_load(const char *path, int n_layers) {
@@ -3949,12 +3966,10 @@ static int cmd_ppl(int argc, char **argv) {
     long long n_scored = (long long)n_chunks * per_chunk;
 
     model_describe(m, stdout);
-#ifdef _OPENMP
-    int threads = omp_get_max_threads();
-#else
-    int threads = 1;
-#endif
-    printf("ppl: protocol %s, ctx %d%s, device cpu (%d threads), scheme%s", protocol, ctx, ctx_note, threads, ns > 1 ? "s" : "");
+    int any_cpu = 0;
+    for (int i = 0; i < ns; i++) any_cpu |= gpu_active() && !scheme_on_gpu(&st[i].q);
+    printf("ppl: protocol %s, ctx %d%s, device %s%s, scheme%s", protocol, ctx, ctx_note, device_description(),
+           any_cpu ? " (FP8 schemes: CPU emulation)" : "", ns > 1 ? "s" : "");
     for (int i = 0; i < ns; i++) printf("%s%s", i ? ", " : " ", st[i].q.name);
     printf("\n");
     if (o.synthetic) printf("text: (sampled) %d tokens\n", n_tok);
@@ -3980,7 +3995,7 @@ static int cmd_ppl(int argc, char **argv) {
         const int *target = ids + (size_t)ch * ctx + 1;
         for (int si = 0; si < ns; si++) {
             PplStat *S = &st[si];
-            forward(model_for_scheme(m, &S->q), &s, &S->q, chunk, ctx, 0, first);
+            run_forward(model_for_scheme(m, &S->q), &s, &S->q, chunk, ctx, 0, first);
             double nll = 0, nll2 = 0, dn = 0, dn2 = 0, bn_dn = 0, kld = 0, kld2 = 0, dp = 0, dp2 = 0, top1 = 0;
             long long off = (long long)ch * per_chunk;
             #pragma omp parallel for reduction(+ : nll, nll2, dn, dn2, bn_dn, kld, kld2, dp, dp2, top1) schedule(static)
@@ -4076,6 +4091,7 @@ static int cmd_ppl(int argc, char **argv) {
     for (int i = 0; i < ns; i++) free(st[i].klds);
     free(st); free(list); free(base); free(base_nll); free(chunk); free(ids);
     runstate_free(&s);
+    gpu_forward_release();
     model_free(m);
     return 0;
 }
@@ -4124,7 +4140,7 @@ static int cmd_dump(int argc, char **argv) {
     runstate_quant_buffers(&s, c, q);
     s.layer_out = xmalloc(c->n_layers * sizeof(float *));
     for (int l = 0; l < c->n_layers; l++) s.layer_out[l] = xmalloc((size_t)T * c->dim * sizeof(float));
-    forward(mq, &s, q, ids, T, 0, 0);
+    run_forward(mq, &s, q, ids, T, 0, 0);
     char path[4096];
     snprintf(path, sizeof path, "%s/logits.npy", o.out);
     write_npy(path, s.logits, T, c->vocab_size);
@@ -4137,6 +4153,7 @@ static int cmd_dump(int argc, char **argv) {
     printf("dump: %d tokens, scheme %s: %s/logits.npy [%d, %d] and %d layer_XX.npy [%d, %d]\n", T, q->name, o.out, T, c->vocab_size, c->n_layers, T, c->dim);
     free(ids);
     runstate_free(&s);
+    gpu_forward_release();
     model_free(m);
     return 0;
 }
@@ -4173,7 +4190,7 @@ static int cmd_generate(int argc, char **argv) {
     }
     double t0 = now_seconds();
     int pos = 0, n_gen = 0;
-    forward(mq, &s, q, ids, np, 0, np - 1);
+    run_forward(mq, &s, q, ids, np, 0, np - 1);
     pos = np;
     while (pos < total) {
         const float *lg = s.logits;
@@ -4197,7 +4214,7 @@ static int cmd_generate(int argc, char **argv) {
         ids[pos] = next;
         n_gen++;
         if (pos + 1 >= total) break;
-        forward(mq, &s, q, &ids[pos], 1, pos, 0);
+        run_forward(mq, &s, q, &ids[pos], 1, pos, 0);
         pos++;
     }
     printf("\n");
