@@ -1,7 +1,7 @@
 # llama_fp8 — plain `make` builds the CPU binary; `make CUDA=1` adds the GPU path.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-unused-function -fopenmp -I.
+CFLAGS  += -std=gnu11 -ffp-contract=off -Wall -Wextra -Wno-unused-parameter -Wno-unused-function -Wno-missing-field-initializers -fopenmp -I.
 LDLIBS  += -lm
 NVCC    ?= nvcc
 NVFLAGS ?= -O2 -std=c++17 -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90
@@ -15,9 +15,26 @@ EMU_HDR := $(wildcard emu/*.h)
 DEPS    := llama_fp8.c fp8.h $(EMU_SRC) $(EMU_HDR)
 
 ifeq ($(CUDA),1)
+# One binary for Ada (sm_89) and Hopper (sm_90a machine code, wgmma-capable target) plus compute_90
+# PTX for later GPUs; --fmad=false: no a*b+c contraction on the GPU either (the C side has
+# -ffp-contract=off), so the kernels round exactly where their CPU twins do.
+CUDA_HOME ?= $(abspath $(dir $(shell which $(NVCC)))..)
+NVFLAGS += --fmad=false -Xcompiler -ffp-contract=off --threads 2
 CFLAGS  += -DLLAMA_FP8_CUDA
 CUDA_OBJ := build/cuda_kernels.o
-LDLIBS  += -L$(dir $(shell which $(NVCC)))../lib64 -lcudart -lcublasLt -lstdc++
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lstdc++
+.DEFAULT_GOAL := all
+# The CUDA binary under build/cuda/ (tests build it there, so ./llama_fp8 stays what plain make built).
+build/cuda/llama_fp8: $(DEPS) $(CUDA_OBJ)
+	@mkdir -p build/cuda
+	$(CC) $(CFLAGS) -o $@ llama_fp8.c $(EMU_SRC) $(CUDA_OBJ) $(LDLIBS)
+# make bench CUDA=1: the GPU GEMM table first, then the CPU benchmarks.
+.PHONY: bench-gpu
+bench: bench-gpu
+bench-gpu: llama_fp8
+	@if ./llama_fp8 verify --device | grep -q '^device: cpu'; then \
+	  echo "bench-gpu: $$(./llama_fp8 verify --device): no usable GPU, GPU benchmark skipped"; \
+	else ./llama_fp8 verify --bench; fi
 endif
 
 .PHONY: all run test bench data clean fuzz
@@ -30,16 +47,18 @@ build/cuda_kernels.o: cuda_kernels.cu fp8.h $(EMU_HDR)
 	@mkdir -p build
 	$(NVCC) $(NVFLAGS) -I. -c -o $@ cuda_kernels.cu
 
-# The main job: perplexity of the trained tiny model on TinyStories text.
+# The main job: perplexity of the trained tiny model on TinyStories text, FP8 schemes beside the
+# bf16 baseline (and fp32) in one table. RUN_ARGS adds options, e.g. RUN_ARGS="--chunks 5".
 RUN_MODEL := $(DATA)/stories260K/stories260K.bin
 RUN_TOK   := $(DATA)/stories260K/tok512.bin
 RUN_TEXT  := $(DATA)/tinystories/tinystories_valid_excerpt.txt
+RUN_SCHEMES ?= bf16,fp32,fp8-w,w8a8,w8a8-block,int8
 run: llama_fp8
 	@if [ -f $(RUN_MODEL) ] || $(MAKE) --no-print-directory data >/dev/null 2>&1 && [ -f $(RUN_MODEL) ]; then \
-	  ./llama_fp8 ppl -m $(RUN_MODEL) --tokenizer $(RUN_TOK) -f $(RUN_TEXT) $(RUN_ARGS); \
+	  ./llama_fp8 ppl -m $(RUN_MODEL) --tokenizer $(RUN_TOK) -f $(RUN_TEXT) --compare $(RUN_SCHEMES) $(RUN_ARGS); \
 	else \
 	  echo "make run: no stories260K in $(DATA) and no network: using the built-in synthetic model"; \
-	  ./llama_fp8 ppl --synthetic $(RUN_ARGS); \
+	  ./llama_fp8 ppl --synthetic --compare $(RUN_SCHEMES) $(RUN_ARGS); \
 	fi
 
 test: llama_fp8

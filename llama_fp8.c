@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -73,6 +74,11 @@ static char *xstrdup(const char *s) {
     return memcpy(xmalloc(n), s, n);
 }
 
+static double peak_rss_gb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1048576.0; /* kilobytes on Linux */
+}
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -658,14 +664,1768 @@ static int cmd_fp8(int argc, char **argv) {
 /* 4. Model: config, weights, loaders                                                         */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION model@@ */
+/* The model's hyperparameters, from config.json (Hugging Face) or the llama2.c header. */
+typedef struct {
+    int dim;            /* hidden_size */
+    int hidden_dim;     /* intermediate_size (SwiGLU width) */
+    int n_layers;       /* num_hidden_layers */
+    int n_heads;        /* num_attention_heads */
+    int n_kv_heads;     /* num_key_value_heads (GQA: n_heads is a multiple of it) */
+    int head_dim;       /* head_dim (defaults to dim / n_heads) */
+    int vocab_size;
+    int max_seq_len;    /* max_position_embeddings */
+    float norm_eps;     /* rms_norm_eps */
+    float rope_theta;
+    int rope_llama3;    /* rope_scaling.rope_type == "llama3" */
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_orig_max_pos; /* original_max_position_embeddings */
+    int tied_embeddings;
+    int bos_id, eos_id;
+} Config;
+
+/* A weight matrix as stored: row-major [rows, cols], one row per output feature (HF / PyTorch
+ * nn.Linear layout), data pointing into the read-only mapping (or owned when converted at load). */
+typedef struct {
+    const void *data;
+    emu_dtype dtype;    /* EMU_F32, EMU_BF16 or EMU_F16; EMU_E4M3 / EMU_E5M2 in a quantized checkpoint */
+    int rows, cols;
+    const float *scale; /* quantized checkpoints: weight_scale, (rows) per channel, (1) per tensor, or
+                           (ceil(rows/128), ceil(cols/128)) per block, converted to fp32; else NULL */
+    int scale_gran;     /* 0 channel, 1 tensor, 2 block (GRAN_* below) */
+} Tensor;
+
+/* What a quantized checkpoint (compressed-tensors "float-quantized", or AutoFP8 "fp8") says about
+ * how it is to be run, read from config.json's quantization_config. */
+typedef struct {
+    int present;         /* the Linears are stored quantized */
+    char method[32];     /* "compressed-tensors" or "fp8" */
+    int act;             /* activations: 0 dynamic per token, 1 static per tensor, 2 dynamic per tensor,
+                            3 dynamic 1x128 groups, -1 not quantized (weight-only) */
+    int lm_head;         /* lm_head quantized too (not in "ignore") */
+    int kv;              /* k_scale / v_scale present (FP8 KV cache) */
+} CkptQuant;
+
+typedef struct {
+    float *attn_norm;   /* (dim) input_layernorm, converted to fp32 at load */
+    Tensor wq;          /* (n_heads * head_dim, dim)    q_proj, rotate-half RoPE row order */
+    Tensor wk;          /* (n_kv_heads * head_dim, dim) k_proj, rotate-half RoPE row order */
+    Tensor wv;          /* (n_kv_heads * head_dim, dim) v_proj */
+    Tensor wo;          /* (dim, n_heads * head_dim)    o_proj */
+    float *ffn_norm;    /* (dim) post_attention_layernorm */
+    float in_scale[4];  /* quantized checkpoints with static activations: input_scale of the q/k/v
+                           (the largest of the three, as vLLM fuses them), o, gate/up, down inputs */
+    float k_scale, v_scale; /* FP8 KV cache scales of a checkpoint (0 = none) */
+    Tensor w_gate;      /* (hidden_dim, dim) gate_proj (llama2.c w1) */
+    Tensor w_up;        /* (hidden_dim, dim) up_proj   (llama2.c w3) */
+    Tensor w_down;      /* (dim, hidden_dim) down_proj (llama2.c w2) */
+} Layer;
+
+typedef struct Model {
+    Config c;
+    Tensor tok_embeddings; /* (vocab, dim) embed_tokens */
+    Layer *layers;         /* (n_layers) */
+    float *final_norm;     /* (dim) model.norm */
+    Tensor lm_head;        /* (vocab, dim); the embedding matrix when tied */
+    float *inv_freq;       /* (head_dim / 2) RoPE inverse frequencies, llama3-scaled when configured */
+    CkptQuant quant;       /* set when the checkpoint is FP8-quantized */
+    float lm_head_in_scale; /* static input_scale of a quantized lm_head */
+    char *path;            /* where it was loaded from ("(synthetic)" for the built-in model) */
+    const char *format;    /* "hf-safetensors", "llama2.c", "synthetic" */
+    mfile *files; int n_files;   /* the mappings the tensors point into */
+    void **owned; int n_owned;   /* buffers the model owns (converted / permuted tensors) */
+    struct Model *bf16_view;     /* the model with bf16-rounded weights (bf16-based schemes), made once */
+    int release_pages;           /* large checkpoints: drop each layer's mapped pages after use, so the
+                                    resident set stays near one layer's weights (the page cache keeps them) */
+} Model;
+
+static size_t dtype_size(emu_dtype t) { return t == EMU_F32 ? 4 : 2; }
+static const char *dtype_name(emu_dtype t) {
+    switch (t) { case EMU_F32: return "F32"; case EMU_BF16: return "BF16"; case EMU_F16: return "F16";
+                 case EMU_E4M3: return "F8_E4M3"; case EMU_E5M2: return "F8_E5M2"; case EMU_I8: return "I8"; }
+    return "?";
+}
+static void *model_own(Model *m, size_t bytes) {
+    m->owned = xrealloc(m->owned, (m->n_owned + 1) * sizeof(void *));
+    return m->owned[m->n_owned++] = xmalloc(bytes);
+}
+/* Element i of a stored tensor, converted exactly to fp32. */
+static inline float tensor_get(const Tensor *t, size_t i) {
+    switch (t->dtype) {
+    case EMU_BF16: return bf16_to_float(((const uint16_t *)t->data)[i]);
+    case EMU_F16: return fp16_to_float(((const uint16_t *)t->data)[i]);
+    default: return ((const float *)t->data)[i];
+    }
+}
+static float *tensor_to_f32(Model *m, const Tensor *t) {
+    size_t n = (size_t)t->rows * t->cols;
+    float *out = model_own(m, n * sizeof(float));
+    for (size_t i = 0; i < n; i++) out[i] = tensor_get(t, i);
+    return out;
+}
+
+/* RoPE inverse frequencies exactly as transformers computes them (fp32 tensor arithmetic):
+ * inv_freq[j] = 1 / theta^(2j / head_dim), then Llama 3.1 "llama3" scaling
+ * (modeling_rope_utils._compute_llama3_parameters): wavelengths longer than
+ * original_max_pos / low_freq_factor are divided by factor, shorter than
+ * original_max_pos / high_freq_factor kept, and those between interpolated smoothly.
+ * PyTorch evaluates `scalar / tensor` as reciprocal(tensor) * scalar; we do the same. */
+static void rope_init(Model *m) {
+    const Config *c = &m->c;
+    int half = c->head_dim / 2;
+    m->inv_freq = model_own(m, half * sizeof(float));
+    for (int j = 0; j < half; j++) {
+        float e = (float)(2 * j) / (float)c->head_dim;
+        float inv = 1.0f / powf(c->rope_theta, e);
+        if (c->rope_llama3) {
+            float factor = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+            float old_ctx = (float)c->rope_orig_max_pos;
+            float low_freq_wavelen = (float)((double)c->rope_orig_max_pos / lo);
+            float high_freq_wavelen = (float)((double)c->rope_orig_max_pos / hi);
+            float wavelen = (1.0f / inv) * (float)(2 * M_PI);
+            float scaled = wavelen > low_freq_wavelen ? inv / factor : inv;
+            if (!(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen)) {
+                float smooth = ((1.0f / wavelen) * old_ctx - lo) / (float)((double)hi - lo);
+                scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
+            }
+            inv = scaled;
+        }
+        m->inv_freq[j] = inv;
+    }
+}
+
+/* ---- Hugging Face config.json ---- */
+static int cfg_int(const json *j, int obj, const char *key, int dflt, int required, const char *path) {
+    int k = json_get(j, obj, key);
+    long long v;
+    if (k < 0 || j->t[k].type == J_NULL) {
+        if (required) fatal("%s: missing \"%s\"", path, key);
+        return dflt;
+    }
+    if (json_integer(j, k, 1, INT_MAX / 4, &v) != 0) fatal("%s: \"%s\" must be a positive integer", path, key);
+    return (int)v;
+}
+static double cfg_num(const json *j, int obj, const char *key, double dflt, const char *path) {
+    int k = json_get(j, obj, key);
+    double v;
+    if (k < 0 || j->t[k].type == J_NULL) return dflt;
+    if (json_number(j, k, &v) != 0 || !isfinite(v) || v <= 0) fatal("%s: \"%s\" must be a positive number", path, key);
+    return v;
+}
+static int cfg_bool(const json *j, int obj, const char *key, int dflt, const char *path) {
+    int k = json_get(j, obj, key);
+    if (k < 0 || j->t[k].type == J_NULL) return dflt;
+    if (j->t[k].type != J_TRUE && j->t[k].type != J_FALSE) fatal("%s: \"%s\" must be true or false", path, key);
+    return j->t[k].type == J_TRUE;
+}
+
+static int json_list_has(const json *j, int arr, const char *s) {
+    if (arr < 0 || j->t[arr].type != J_ARR) return 0;
+    for (int i = 0, k = arr + 1; i < j->t[arr].n; i++, k = json_next(j, k)) if (json_streq(j, k, s)) return 1;
+    return 0;
+}
+/* quantization_config of an FP8 checkpoint: compressed-tensors (llm-compressor) or AutoFP8 "fp8". */
+static void load_quant_config(CkptQuant *cq, const json *j, int qc, const char *path) {
+    memset(cq, 0, sizeof *cq);
+    if (qc < 0 || j->t[qc].type == J_NULL) return;
+    if (j->t[qc].type != J_OBJ) fatal("%s: quantization_config must be an object", path);
+    int qm = json_get(j, qc, "quant_method");
+    cq->present = 1;
+    cq->lm_head = 0;
+    if (json_streq(j, qm, "compressed-tensors")) {
+        snprintf(cq->method, sizeof cq->method, "compressed-tensors");
+        int f = json_get(j, qc, "format");
+        if (f >= 0 && !json_streq(j, f, "float-quantized") && !json_streq(j, f, "naive-quantized"))
+            fatal("%s: compressed-tensors format is not \"float-quantized\" (only FP8 checkpoints are supported)", path);
+        int groups = json_get(j, qc, "config_groups");
+        if (groups < 0 || j->t[groups].type != J_OBJ || j->t[groups].n != 1)
+            fatal("%s: quantization_config.config_groups must hold exactly one group", path);
+        int g = groups + 2; /* the first group's value */
+        int w = json_get(j, g, "weights"), a = json_get(j, g, "input_activations");
+        long long bits;
+        if (w < 0 || json_integer(j, json_get(j, w, "num_bits"), 8, 8, &bits) != 0 || !json_streq(j, json_get(j, w, "type"), "float"))
+            fatal("%s: only 8-bit float weights are supported (weights.num_bits 8, type float)", path);
+        if (a < 0 || j->t[a].type == J_NULL) cq->act = -1;
+        else {
+            int strat = json_get(j, a, "strategy"), dyn = json_get(j, a, "dynamic");
+            if (json_streq(j, strat, "token")) cq->act = 0;
+            else if (json_streq(j, strat, "tensor")) cq->act = dyn >= 0 && j->t[dyn].type == J_TRUE ? 2 : 1;
+            else if (json_streq(j, strat, "group")) cq->act = 3;
+            else fatal("%s: unsupported input_activations.strategy (token, tensor or group)", path);
+        }
+        cq->lm_head = !json_list_has(j, json_get(j, qc, "ignore"), "lm_head");
+        int kv = json_get(j, qc, "kv_cache_scheme");
+        cq->kv = kv >= 0 && j->t[kv].type == J_OBJ;
+    } else if (json_streq(j, qm, "fp8")) {
+        snprintf(cq->method, sizeof cq->method, "fp8");
+        int as = json_get(j, qc, "activation_scheme");
+        cq->act = json_streq(j, as, "static") ? 1 : 2;
+        int ig = json_get(j, qc, "ignored_layers");
+        cq->lm_head = ig >= 0 && !json_list_has(j, ig, "lm_head");
+    } else {
+        fatal("%s: unsupported quantization_config.quant_method (compressed-tensors and fp8 are supported)", path);
+    }
+}
+
+static void load_hf_config(Config *c, CkptQuant *cq, const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    size_t len;
+    char *text = read_text_file(path, &len);
+    if (!text) fatal("%s: cannot read (a Hugging Face model directory needs config.json)", path);
+    json j;
+    if (json_parse(&j, text, len) != 0) fatal("%s: invalid JSON: %s", path, j.err);
+    if (j.t[0].type != J_OBJ) fatal("%s: not a JSON object", path);
+    int mt = json_get(&j, 0, "model_type");
+    if (mt >= 0 && !json_streq(&j, mt, "llama")) fatal("%s: model_type is not \"llama\" (only LlamaForCausalLM is supported)", path);
+    memset(c, 0, sizeof *c);
+    c->dim = cfg_int(&j, 0, "hidden_size", 0, 1, path);
+    c->hidden_dim = cfg_int(&j, 0, "intermediate_size", 0, 1, path);
+    c->n_layers = cfg_int(&j, 0, "num_hidden_layers", 0, 1, path);
+    c->n_heads = cfg_int(&j, 0, "num_attention_heads", 0, 1, path);
+    c->n_kv_heads = cfg_int(&j, 0, "num_key_value_heads", c->n_heads, 0, path);
+    c->head_dim = cfg_int(&j, 0, "head_dim", c->dim / c->n_heads, 0, path);
+    c->vocab_size = cfg_int(&j, 0, "vocab_size", 0, 1, path);
+    c->max_seq_len = cfg_int(&j, 0, "max_position_embeddings", 2048, 0, path);
+    c->norm_eps = (float)cfg_num(&j, 0, "rms_norm_eps", 1e-6, path);
+    c->tied_embeddings = cfg_bool(&j, 0, "tie_word_embeddings", 0, path);
+    if (cfg_bool(&j, 0, "attention_bias", 0, path)) fatal("%s: attention_bias = true is not supported", path);
+    if (cfg_bool(&j, 0, "mlp_bias", 0, path)) fatal("%s: mlp_bias = true is not supported", path);
+    int hk = json_get(&j, 0, "hidden_act");
+    if (hk >= 0 && !json_streq(&j, hk, "silu")) fatal("%s: hidden_act must be \"silu\"", path);
+    /* RoPE: transformers < 5 writes rope_theta + rope_scaling; 5.x may write rope_parameters. */
+    int rp = json_get(&j, 0, "rope_parameters");
+    int rs = json_get(&j, 0, "rope_scaling");
+    c->rope_theta = (float)cfg_num(&j, 0, "rope_theta", 10000.0, path);
+    if (rp >= 0 && j.t[rp].type == J_OBJ) c->rope_theta = (float)cfg_num(&j, rp, "rope_theta", c->rope_theta, path);
+    int sc = rs >= 0 && j.t[rs].type == J_OBJ ? rs : rp >= 0 && j.t[rp].type == J_OBJ ? rp : -1;
+    if (rs >= 0 && j.t[rs].type != J_OBJ && j.t[rs].type != J_NULL) fatal("%s: rope_scaling must be an object or null", path);
+    if (sc >= 0) {
+        int ty = json_get(&j, sc, "rope_type");
+        if (ty < 0) ty = json_get(&j, sc, "type");
+        if (ty >= 0 && json_streq(&j, ty, "llama3")) {
+            c->rope_llama3 = 1;
+            c->rope_factor = (float)cfg_num(&j, sc, "factor", 0, path);
+            c->rope_low_freq_factor = (float)cfg_num(&j, sc, "low_freq_factor", 0, path);
+            c->rope_high_freq_factor = (float)cfg_num(&j, sc, "high_freq_factor", 0, path);
+            c->rope_orig_max_pos = cfg_int(&j, sc, "original_max_position_embeddings", c->max_seq_len, 0, path);
+            if (!(c->rope_factor > 0) || !(c->rope_low_freq_factor > 0) || !(c->rope_high_freq_factor > c->rope_low_freq_factor))
+                fatal("%s: llama3 rope scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0", path);
+        } else if (ty >= 0 && !json_streq(&j, ty, "default")) {
+            fatal("%s: unsupported rope type (only \"llama3\" and \"default\")", path);
+        }
+    }
+    /* bos/eos: integers, or lists (Llama 3.1 Instruct lists several eos ids: the first is used). */
+    c->bos_id = 128000; c->eos_id = 128001;
+    long long v;
+    int b = json_get(&j, 0, "bos_token_id"), e = json_get(&j, 0, "eos_token_id");
+    if (b >= 0 && json_integer(&j, b, 0, INT_MAX, &v) == 0) c->bos_id = (int)v;
+    if (e >= 0 && j.t[e].type == J_ARR && j.t[e].n > 0) e = json_at(&j, e, 0);
+    if (e >= 0 && json_integer(&j, e, 0, INT_MAX, &v) == 0) c->eos_id = (int)v;
+    if (c->n_heads % c->n_kv_heads) fatal("%s: num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", path, c->n_heads, c->n_kv_heads);
+    if (c->head_dim % 2) fatal("%s: head_dim (%d) must be even for RoPE", path, c->head_dim);
+    load_quant_config(cq, &j, json_get(&j, 0, "quantization_config"), path);
+    json_free(&j);
+    free(text);
+}
+
+/* ---- safetensors ---- */
+/* One file: 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}},
+ * then the data buffer. Every offset and shape is checked against the file size before use. */
+typedef struct {
+    char *name;
+    emu_dtype dtype;
+    int ndim;
+    int64_t shape[4];
+    const uint8_t *data;
+    size_t nbytes;
+} st_tensor;
+typedef struct {
+    st_tensor *t;
+    int n;
+} st_file;
+
+/* Parses the header of a mapped safetensors file. Returns 0, or -1 with a message. */
+static int safetensors_parse(const uint8_t *buf, size_t size, st_file *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (size < 8) { snprintf(err, errlen, "file too small for a safetensors header (%zu bytes)", size); return -1; }
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | buf[i];
+    if (hlen < 2 || hlen > 100000000 || hlen > size - 8) {
+        snprintf(err, errlen, "header length %" PRIu64 " does not fit the file (%zu bytes)", hlen, size);
+        return -1;
+    }
+    const uint8_t *data = buf + 8 + hlen;
+    size_t dsize = size - 8 - (size_t)hlen;
+    json j;
+    if (json_parse(&j, (const char *)buf + 8, (size_t)hlen) != 0) {
+        snprintf(err, errlen, "invalid JSON header: %s", j.err);
+        json_free(&j);
+        return -1;
+    }
+    if (j.t[0].type != J_OBJ) { snprintf(err, errlen, "header is not a JSON object"); json_free(&j); return -1; }
+    out->t = xcalloc(j.t[0].n, sizeof(st_tensor));
+    int k = 1, rc = -1;
+    for (int i = 0; i < j.t[0].n; i++, k = json_next(&j, k + 1)) {
+        char *name = json_string_dup(&j, k, NULL);
+        int v = k + 1;
+        if (!strcmp(name, "__metadata__")) { free(name); continue; }
+        st_tensor *t = &out->t[out->n++];
+        t->name = name;
+        int dt = json_get(&j, v, "dtype"), sh = json_get(&j, v, "shape"), of = json_get(&j, v, "data_offsets");
+        if (dt < 0 || sh < 0 || of < 0 || j.t[sh].type != J_ARR || j.t[of].type != J_ARR || j.t[of].n != 2) {
+            snprintf(err, errlen, "tensor '%s': needs dtype, shape and data_offsets [begin, end]", name);
+            goto done;
+        }
+        static const struct { const char *name; emu_dtype t; size_t size; } dts[] = {
+            {"F32", EMU_F32, 4}, {"BF16", EMU_BF16, 2}, {"F16", EMU_F16, 2}, {"F8_E4M3", EMU_E4M3, 1}, {"F8_E5M2", EMU_E5M2, 1}};
+        size_t esize = 0;
+        for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
+            if (json_streq(&j, dt, dts[d].name)) { t->dtype = dts[d].t; esize = dts[d].size; }
+        if (!esize) {
+            char *s = json_string_dup(&j, dt, NULL);
+            snprintf(err, errlen, "tensor '%s': unsupported dtype %s", name, s ? s : "(not a string)");
+            free(s);
+            goto done;
+        }
+        if (j.t[sh].n > 4) { snprintf(err, errlen, "tensor '%s': more than 4 dimensions", name); goto done; }
+        t->ndim = j.t[sh].n;
+        uint64_t count = 1;
+        for (int d = 0, e = sh + 1; d < t->ndim; d++, e = json_next(&j, e)) {
+            long long x;
+            if (json_integer(&j, e, 0, INT_MAX, &x) != 0) { snprintf(err, errlen, "tensor '%s': bad shape", name); goto done; }
+            t->shape[d] = x;
+            count *= (uint64_t)x; /* each factor < 2^31 and at most 4 of them: checked below before overflow matters */
+            if (count > ((uint64_t)1 << 48)) { snprintf(err, errlen, "tensor '%s': shape too large", name); goto done; }
+        }
+        long long b, e;
+        if (json_integer(&j, json_at(&j, of, 0), 0, LLONG_MAX / 2, &b) != 0 || json_integer(&j, json_at(&j, of, 1), 0, LLONG_MAX / 2, &e) != 0 ||
+            e < b || (uint64_t)e > dsize) {
+            snprintf(err, errlen, "tensor '%s': data_offsets outside the %zu-byte data buffer", name, dsize);
+            goto done;
+        }
+        if ((uint64_t)(e - b) != count * esize) {
+            snprintf(err, errlen, "tensor '%s': data_offsets span %lld bytes but shape x dtype needs %" PRIu64, name, e - b, count * esize);
+            goto done;
+        }
+        t->data = data + b;
+        t->nbytes = (size_t)(e - b);
+    }
+    rc = 0;
+done:
+    json_free(&j);
+    if (rc != 0) {
+        for (int i = 0; i < out->n; i++) free(out->t[i].name);
+        free(out->t);
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
+}
+static void st_free(st_file *f) {
+    for (int i = 0; i < f->n; i++) free(f->t[i].name);
+    free(f->t);
+}
+
+/* All tensors of a checkpoint (one file or shards), by name. */
+typedef struct {
+    st_file *files;
+    char **paths;
+    int n;
+} st_set;
+static const st_tensor *st_find(const st_set *s, const char *name, const char **path) {
+    for (int f = 0; f < s->n; f++)
+        for (int i = 0; i < s->files[f].n; i++)
+            if (!strcmp(s->files[f].t[i].name, name)) { if (path) *path = s->paths[f]; return &s->files[f].t[i]; }
+    return NULL;
+}
+
+/* Looks up a 2-D tensor [rows, cols] and checks it against the config. 1-D tensors: cols = 0. */
+static Tensor st_tensor2d(const st_set *s, const char *dir, const char *name, int rows, int cols) {
+    const char *path = NULL;
+    const st_tensor *t = st_find(s, name, &path);
+    if (!t) fatal("%s: tensor '%s' not found in the checkpoint", dir, name);
+    if (t->dtype != EMU_F32 && t->dtype != EMU_BF16 && t->dtype != EMU_F16)
+        fatal("%s: tensor '%s' has dtype %s; only BF16, F16 and F32 checkpoints are supported here", path, name, dtype_name(t->dtype));
+    int ok = cols ? (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols) : (t->ndim == 1 && t->shape[0] == rows);
+    if (!ok) {
+        char got[96] = "";
+        for (int d = 0; d < t->ndim; d++) snprintf(got + strlen(got), sizeof got - strlen(got), d ? ", %" PRId64 : "%" PRId64, t->shape[d]);
+        if (cols) fatal("%s: tensor '%s' has shape [%s], config.json implies [%d, %d]", path, name, got, rows, cols);
+        fatal("%s: tensor '%s' has shape [%s], config.json implies [%d]", path, name, got, rows);
+    }
+    return (Tensor){t->data, t->dtype, rows, cols ? cols : 1};
+}
+
+/* A scalar or small vector tensor as fp32 (scales). Returns its element count, or -1 if absent. */
+static int st_small_f32(Model *m, const st_set *s, const char *name, float **out) {
+    const char *path;
+    const st_tensor *t = st_find(s, name, &path);
+    if (!t) return -1;
+    if (t->dtype != EMU_F32 && t->dtype != EMU_BF16 && t->dtype != EMU_F16) fatal("%s: tensor '%s' must be F32, BF16 or F16", path, name);
+    size_t n = t->nbytes / dtype_size(t->dtype);
+    float *v = model_own(m, (n ? n : 1) * sizeof(float));
+    Tensor tt = {t->data, t->dtype, 1, (int)n, NULL, 0};
+    for (size_t i = 0; i < n; i++) {
+        v[i] = tensor_get(&tt, i);
+        if (!(v[i] > 0) || !isfinite(v[i])) fatal("%s: tensor '%s' holds a non-positive or non-finite scale (%g at %zu)", path, name, v[i], i);
+    }
+    *out = v;
+    return (int)n;
+}
+/* A Linear's weight: as stored (BF16/F16/F32), or FP8 with its weight_scale in a quantized checkpoint. */
+static Tensor st_linear(Model *m, const st_set *s, const char *dir, const char *base, int rows, int cols) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", base);
+    const char *path;
+    const st_tensor *t = st_find(s, name, &path);
+    if (!t || !m->quant.present || (t->dtype != EMU_E4M3 && t->dtype != EMU_E5M2)) return st_tensor2d(s, dir, name, rows, cols);
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        fatal("%s: tensor '%s' does not have the shape [%d, %d] config.json implies", path, name, rows, cols);
+    Tensor w = {t->data, t->dtype, rows, cols, NULL, 0};
+    float *sc;
+    snprintf(name, sizeof name, "%s.weight_scale", base);
+    int n = st_small_f32(m, s, name, &sc);
+    int nb = ((rows + 127) / 128) * ((cols + 127) / 128);
+    if (n < 0) fatal("%s: FP8 weight '%s.weight' has no weight_scale", dir, base);
+    if (n == 1) w.scale_gran = 1;
+    else if (n == rows) w.scale_gran = 0;
+    else if (n == nb) w.scale_gran = 2;
+    else fatal("%s: '%s' has %d elements: expected 1 (tensor), %d (channel) or %d (128x128 blocks)", dir, name, n, rows, nb);
+    w.scale = sc;
+    return w;
+}
+
+static int safe_shard_name(const char *s) {
+    return s[0] && s[0] != '/' && !strstr(s, "..") && strlen(s) < 1024;
+}
+
+static void load_hf(Model *m, const char *dir) {
+    Config *c = &m->c;
+    load_hf_config(c, &m->quant, dir);
+    char path[4096];
+    st_set s = {0};
+    /* The shard list: model.safetensors.index.json's weight_map, or a single model.safetensors. */
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    size_t len;
+    char *idx = read_text_file(path, &len);
+    char **names = NULL;
+    int n_names = 0;
+    if (idx) {
+        json j;
+        if (json_parse(&j, idx, len) != 0) fatal("%s: invalid JSON: %s", path, j.err);
+        int wm = json_get(&j, 0, "weight_map");
+        if (wm < 0 || j.t[wm].type != J_OBJ) fatal("%s: missing \"weight_map\" object", path);
+        for (int i = 0, k = wm + 1; i < j.t[wm].n; i++, k = json_next(&j, k + 1)) {
+            char *f = json_string_dup(&j, k + 1, NULL);
+            if (!f || !safe_shard_name(f)) fatal("%s: bad shard file name in weight_map", path);
+            int seen = 0;
+            for (int q = 0; q < n_names; q++) seen |= !strcmp(names[q], f);
+            if (seen) { free(f); continue; }
+            names = xrealloc(names, (n_names + 1) * sizeof *names);
+            names[n_names++] = f;
+        }
+        json_free(&j);
+        free(idx);
+        if (!n_names) fatal("%s: weight_map is empty", path);
+    } else {
+        names = xmalloc(sizeof *names);
+        names[n_names++] = xstrdup("model.safetensors");
+    }
+    m->files = xcalloc(n_names, sizeof(mfile));
+    s.files = xcalloc(n_names, sizeof(st_file));
+    s.paths = xcalloc(n_names, sizeof(char *));
+    for (int i = 0; i < n_names; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (!file_exists(path) && !idx && i == 0)
+            fatal("%s: no model.safetensors or model.safetensors.index.json (a Hugging Face model directory as downloaded is expected)", dir);
+        mfile_open_or_die(&m->files[i], path);
+        m->n_files++;
+        char err[512];
+        if (safetensors_parse(m->files[i].data, m->files[i].size, &s.files[i], err, sizeof err) != 0) fatal("%s: %s", path, err);
+        s.paths[i] = m->files[i].path;
+        s.n++;
+        free(names[i]);
+    }
+    free(names);
+
+    int kv = c->n_kv_heads * c->head_dim, qd = c->n_heads * c->head_dim;
+    char name[256];
+    m->tok_embeddings = st_tensor2d(&s, dir, "model.embed_tokens.weight", c->vocab_size, c->dim);
+    m->layers = xcalloc(c->n_layers, sizeof(Layer));
+    for (int l = 0; l < c->n_layers; l++) {
+        Layer *L = &m->layers[l];
+#define W(field, suffix, r, cc) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), L->field = st_linear(m, &s, dir, name, r, cc))
+        Tensor an, fn;
+        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
+        an = st_tensor2d(&s, dir, name, c->dim, 0);
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+        fn = st_tensor2d(&s, dir, name, c->dim, 0);
+        L->attn_norm = tensor_to_f32(m, &an);
+        L->ffn_norm = tensor_to_f32(m, &fn);
+        W(wq, "self_attn.q_proj", qd, c->dim);
+        W(wk, "self_attn.k_proj", kv, c->dim);
+        W(wv, "self_attn.v_proj", kv, c->dim);
+        W(wo, "self_attn.o_proj", c->dim, qd);
+        W(w_gate, "mlp.gate_proj", c->hidden_dim, c->dim);
+        W(w_up, "mlp.up_proj", c->hidden_dim, c->dim);
+        W(w_down, "mlp.down_proj", c->dim, c->hidden_dim);
+#undef W
+        if (m->quant.present) { /* static input scales (q/k/v fused as in vLLM: the largest) and KV scales */
+            static const char *const site_lin[4][3] = {{"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, {"self_attn.o_proj"},
+                                                       {"mlp.gate_proj", "mlp.up_proj"}, {"mlp.down_proj"}};
+            for (int site = 0; site < 4; site++)
+                for (int i = 0; i < 3 && site_lin[site][i]; i++) {
+                    float *v;
+                    snprintf(name, sizeof name, "model.layers.%d.%s.input_scale", l, site_lin[site][i]);
+                    if (st_small_f32(m, &s, name, &v) >= 1) L->in_scale[site] = fmaxf(L->in_scale[site], v[0]);
+                }
+            if (m->quant.act == 1 && !(L->in_scale[0] > 0 && L->in_scale[1] > 0 && L->in_scale[2] > 0 && L->in_scale[3] > 0))
+                fatal("%s: static activation scheme but layer %d lacks input_scale tensors", dir, l);
+            float *v;
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.k_scale", l);
+            if (st_small_f32(m, &s, name, &v) >= 1) L->k_scale = v[0];
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.v_scale", l);
+            if (st_small_f32(m, &s, name, &v) >= 1) L->v_scale = v[0];
+            if (m->quant.kv && !(L->k_scale > 0 && L->v_scale > 0)) fatal("%s: kv_cache_scheme set but layer %d lacks k_scale / v_scale", dir, l);
+        }
+    }
+    Tensor fnorm = st_tensor2d(&s, dir, "model.norm.weight", c->dim, 0);
+    m->final_norm = tensor_to_f32(m, &fnorm);
+    if (c->tied_embeddings) {
+        m->lm_head = m->tok_embeddings;
+    } else if (st_find(&s, "lm_head.weight", NULL)) {
+        m->lm_head = st_linear(m, &s, dir, "lm_head", c->vocab_size, c->dim);
+        float *v;
+        if (m->lm_head.scale && st_small_f32(m, &s, "lm_head.input_scale", &v) >= 1) m->lm_head_in_scale = v[0];
+    } else {
+        fatal("%s: no lm_head.weight and tie_word_embeddings is false", dir);
+    }
+    for (int i = 0; i < s.n; i++) st_free(&s.files[i]);
+    free(s.files);
+    free(s.paths);
+    m->format = "hf-safetensors";
+}
+
+/* ---- llama2.c model.bin ---- */
+/* Header: 7 int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len; a negative
+ * vocab_size means an untied classifier follows), then fp32 tensors in a fixed order. llama2.c
+ * applies RoPE to interleaved pairs (2i, 2i+1) of each head, Hugging Face to (i, i + head_dim/2):
+ * permuting the rows of wq and wk within each head (new row i = old row 2i, new row i + hd/2 =
+ * old row 2i+1) turns one into the other, so there is a single forward pass. */
+static void load_llama2c(Model *m, const char *path) {
+    m->files = xcalloc(1, sizeof(mfile));
+    mfile_open_or_die(&m->files[0], path);
+    m->n_files = 1;
+    const mfile *f = &m->files[0];
+    if (f->size < 28) fatal("%s: too small for a llama2.c header (%zu bytes)", path, f->size);
+    int32_t h[7];
+    memcpy(h, f->data, sizeof h);
+    Config *c = &m->c;
+    memset(c, 0, sizeof *c);
+    int shared = h[5] > 0;
+    c->dim = h[0]; c->hidden_dim = h[1]; c->n_layers = h[2]; c->n_heads = h[3]; c->n_kv_heads = h[4];
+    c->vocab_size = h[5] < 0 ? -h[5] : h[5]; c->max_seq_len = h[6];
+    for (int i = 0; i < 7; i++)
+        if (h[i] == 0 || (i != 5 && h[i] < 0) || h[i] == INT_MIN || (h[i] > 1 << 20 && i != 5)) fatal("%s: not a llama2.c checkpoint (header field %d = %d)", path, i, h[i]);
+    if (c->dim % c->n_heads || c->n_heads % c->n_kv_heads || (c->dim / c->n_heads) % 2)
+        fatal("%s: inconsistent llama2.c header (dim %d, heads %d, kv heads %d)", path, c->dim, c->n_heads, c->n_kv_heads);
+    c->head_dim = c->dim / c->n_heads;
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0f;
+    c->tied_embeddings = shared;
+    c->bos_id = 1; c->eos_id = 2;
+    int hd = c->head_dim, kv = c->n_kv_heads * hd, L = c->n_layers;
+    /* Expected size, in floats, checked before any pointer is formed. */
+    uint64_t D = c->dim, H = c->hidden_dim, V = c->vocab_size, S = c->max_seq_len;
+    uint64_t need = V * D + L * D + L * D * D + 2 * (uint64_t)L * D * kv + L * D * D + L * D + 3 * (uint64_t)L * D * H + D + S * hd;
+    if (!shared) need += V * D;
+    if ((f->size - 28) / 4 < need)
+        fatal("%s: truncated: the header implies %" PRIu64 " bytes of weights, the file has %zu", path, need * 4, f->size - 28);
+    const float *p = (const float *)(f->data + 28);
+    Tensor t;
+#define TAKE(rows, cols) (t = (Tensor){p, EMU_F32, (int)(rows), (int)(cols)}, p += (uint64_t)(rows) * (cols), t)
+    m->tok_embeddings = TAKE(V, D);
+    Tensor att = TAKE((uint64_t)L, D);
+    Tensor wq = TAKE((uint64_t)L * D, D), wk = TAKE((uint64_t)L * kv, D), wv = TAKE((uint64_t)L * kv, D), wo = TAKE((uint64_t)L * D, D);
+    Tensor ffn = TAKE((uint64_t)L, D);
+    Tensor w1 = TAKE((uint64_t)L * H, D), w2 = TAKE((uint64_t)L * D, H), w3 = TAKE((uint64_t)L * H, D);
+    Tensor fin = TAKE(1, D);
+    p += S * hd; /* freq_cis_real, freq_cis_imag: recomputed, not read */
+    m->lm_head = shared ? m->tok_embeddings : TAKE(V, D);
+#undef TAKE
+    m->layers = xcalloc(L, sizeof(Layer));
+    for (int l = 0; l < L; l++) {
+        Layer *Ly = &m->layers[l];
+        Ly->attn_norm = (float *)att.data + (size_t)l * D;
+        Ly->ffn_norm = (float *)ffn.data + (size_t)l * D;
+        const float *src[2] = {(const float *)wq.data + (size_t)l * D * D, (const float *)wk.data + (size_t)l * kv * D};
+        int rows[2] = {(int)D, kv};
+        float *dst[2];
+        for (int w = 0; w < 2; w++) { /* interleaved → rotate-half row order */
+            dst[w] = model_own(m, (size_t)rows[w] * D * sizeof(float));
+            for (int r = 0; r < rows[w]; r++) {
+                int head = r / hd, i = r % hd;
+                int old = head * hd + (i < hd / 2 ? 2 * i : 2 * (i - hd / 2) + 1);
+                memcpy(dst[w] + (size_t)r * D, src[w] + (size_t)old * D, D * sizeof(float));
+            }
+        }
+        Ly->wq = (Tensor){dst[0], EMU_F32, (int)D, (int)D};
+        Ly->wk = (Tensor){dst[1], EMU_F32, kv, (int)D};
+        Ly->wv = (Tensor){(const float *)wv.data + (size_t)l * kv * D, EMU_F32, kv, (int)D};
+        Ly->wo = (Tensor){(const float *)wo.data + (size_t)l * D * D, EMU_F32, (int)D, (int)D};
+        Ly->w_gate = (Tensor){(const float *)w1.data + (size_t)l * H * D, EMU_F32, (int)H, (int)D};
+        Ly->w_down = (Tensor){(const float *)w2.data + (size_t)l * D * H, EMU_F32, (int)D, (int)H};
+        Ly->w_up = (Tensor){(const float *)w3.data + (size_t)l * H * D, EMU_F32, (int)H, (int)D};
+    }
+    m->final_norm = (float *)fin.data;
+    m->format = "llama2.c";
+}
+
+/* ---- the built-in synthetic model (make run without data; tests) ---- */
+/* Deterministic random bf16 weights (xorshift64, uniform with the given standard deviation), shaped
+ * like a tiny Llama 3: GQA 4/2, llama3 RoPE scaling, untied classifier. */
+static uint64_t rng_next(uint64_t *s) { *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17; return *s; }
+static float rng_uniform(uint64_t *s) { return (rng_next(s) >> 40) * (1.0f / 16777216.0f); } /* [0,1) */
+static void build_synthetic(Model *m, uint64_t seed) {
+    Config *c = &m->c;
+    *c = (Config){.dim = 64, .hidden_dim = 176, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16,
+                  .vocab_size = 256, .max_seq_len = 512, .norm_eps = 1e-5f, .rope_theta = 500000.0f, .rope_llama3 = 1,
+                  .rope_factor = 8, .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 64,
+                  .tied_embeddings = 0, .bos_id = 1, .eos_id = 2};
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+#define RAND(rows, cols, std) do { size_t n_ = (size_t)(rows) * (cols); uint16_t *d_ = model_own(m, n_ * 2); \
+        for (size_t i_ = 0; i_ < n_; i_++) d_[i_] = bf16_from_float((rng_uniform(&s) * 2 - 1) * (std) * 1.7320508f); \
+        t_ = (Tensor){d_, EMU_BF16, (int)(rows), (int)(cols)}; } while (0)
+    Tensor t_;
+    int D = c->dim, H = c->hidden_dim, qd = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
+    RAND(c->vocab_size, D, 1.0f); m->tok_embeddings = t_;
+    m->layers = xcalloc(c->n_layers, sizeof(Layer));
+    for (int l = 0; l < c->n_layers; l++) {
+        Layer *L = &m->layers[l];
+        L->attn_norm = model_own(m, D * sizeof(float));
+        L->ffn_norm = model_own(m, D * sizeof(float));
+        for (int i = 0; i < D; i++) { L->attn_norm[i] = 0.5f + rng_uniform(&s); L->ffn_norm[i] = 0.5f + rng_uniform(&s); }
+        RAND(qd, D, 0.25f); L->wq = t_;
+        RAND(kv, D, 0.25f); L->wk = t_;
+        RAND(kv, D, 0.25f); L->wv = t_;
+        RAND(D, qd, 0.25f); L->wo = t_;
+        RAND(H, D, 0.25f); L->w_gate = t_;
+        RAND(H, D, 0.25f); L->w_up = t_;
+        RAND(D, H, 0.15f); L->w_down = t_;
+    }
+    m->final_norm = model_own(m, D * sizeof(float));
+    for (int i = 0; i < D; i++) m->final_norm[i] = 1.0f;
+    RAND(c->vocab_size, D, 0.5f); m->lm_head = t_;
+#undef RAND
+    m->format = "synthetic";
+}
+
+/* ---- writing safetensors (synth, export) ---- */
+/* Tensors are described first (so the header with every offset can be written), then their bytes
+ * are produced one tensor at a time by fill(), so an 8B checkpoint streams through a small buffer.
+ * The file is written atomically (PATH.tmp.PID, then renamed). */
+typedef struct {
+    char name[160];
+    emu_dtype dtype;
+    int ndim;
+    int64_t shape[4];
+} st_entry;
+static size_t st_entry_bytes(const st_entry *e) {
+    size_t n = e->dtype == EMU_E4M3 || e->dtype == EMU_E5M2 ? 1 : dtype_size(e->dtype);
+    for (int d = 0; d < e->ndim; d++) n *= (size_t)e->shape[d];
+    return n;
+}
+static void safetensors_write(const char *path, const st_entry *e, int n, const char *metadata_json,
+                              void (*fill)(void *ctx, int i, void *buf, size_t nbytes), void *ctx) {
+    size_t cap = 4096 + (size_t)n * 256 + (metadata_json ? strlen(metadata_json) : 0), len = 0, off = 0, maxb = 0;
+    char *h = xmalloc(cap);
+    len += sprintf(h + len, "{");
+    if (metadata_json) len += sprintf(h + len, "\"__metadata__\":%s", metadata_json);
+    for (int i = 0; i < n; i++) {
+        size_t b = st_entry_bytes(&e[i]);
+        len += sprintf(h + len, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", (i || metadata_json) ? "," : "", e[i].name, dtype_name(e[i].dtype));
+        for (int d = 0; d < e[i].ndim; d++) len += sprintf(h + len, d ? ",%" PRId64 : "%" PRId64, e[i].shape[d]);
+        len += sprintf(h + len, "],\"data_offsets\":[%zu,%zu]}", off, off + b);
+        off += b;
+        if (b > maxb) maxb = b;
+    }
+    len += sprintf(h + len, "}");
+    while ((8 + len) % 8) h[len++] = ' '; /* pad so the data buffer starts 8-byte aligned */
+    atomic_file a;
+    atomic_open(&a, path);
+    uint8_t lenbytes[8];
+    for (int i = 0; i < 8; i++) lenbytes[i] = (uint8_t)((uint64_t)len >> (8 * i));
+    fwrite(lenbytes, 1, 8, a.fp);
+    fwrite(h, 1, len, a.fp);
+    void *buf = xmalloc(maxb);
+    for (int i = 0; i < n; i++) {
+        size_t b = st_entry_bytes(&e[i]);
+        fill(ctx, i, buf, b);
+        if (fwrite(buf, 1, b, a.fp) != b) fatal("writing %s failed: %s", path, strerror(errno));
+    }
+    free(buf);
+    free(h);
+    atomic_commit(&a);
+}
+
+/* Loads a model: a Hugging Face directory, a llama2.c .bin, or "(synthetic)". */
+static Model *model_load(const char *path) {
+    Model *m = xcalloc(1, sizeof(Model));
+    if (!strcmp(path, "(synthetic)")) build_synthetic(m, 1);
+    else if (is_directory(path)) load_hf(m, path);
+    else if (file_exists(path)) {
+        size_t n = strlen(path);
+        if (n > 12 && !strcmp(path + n - 12, ".safetensors"))
+            fatal("%s: pass the model directory (with config.json), not a .safetensors file", path);
+        load_llama2c(m, path);
+    } else fatal("%s: no such model (expected a Hugging Face directory or a llama2.c .bin)", path);
+    m->path = xstrdup(path);
+    const Config *c = &m->c;
+    size_t mapped = 0;
+    for (int i = 0; i < m->n_files; i++) mapped += m->files[i].size;
+    m->release_pages = mapped > ((size_t)2 << 30);
+    if (c->dim <= 0 || c->n_layers <= 0 || c->vocab_size <= 0 || c->head_dim <= 0) fatal("%s: bad config", path);
+    rope_init(m);
+    return m;
+}
+static void model_free(Model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_files; i++) mfile_close(&m->files[i]);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->files); free(m->owned); free(m->layers); free(m->path); free(m);
+}
+/* Drops the resident pages of a tensor that lives in a read-only file mapping (a no-op for owned
+ * buffers). The next access faults them back in from the page cache. */
+static void tensor_release(const Model *m, const Tensor *t) {
+    const uint8_t *p = t->data;
+    size_t bytes = (size_t)t->rows * t->cols * (t->dtype == EMU_E4M3 || t->dtype == EMU_E5M2 ? 1 : dtype_size(t->dtype));
+    for (int i = 0; i < m->n_files; i++) {
+        const mfile *f = &m->files[i];
+        if (p < f->data || p + bytes > f->data + f->size) continue;
+        uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)p + ps - 1) & ~(ps - 1), b = ((uintptr_t)p + bytes) & ~(ps - 1);
+        if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+        return;
+    }
+}
+static void layer_release(const Model *m, const Layer *L) {
+    const Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    for (int i = 0; i < 7; i++) tensor_release(m, ts[i]);
+}
+
+static void model_describe(const Model *m, FILE *fp) {
+    const Config *c = &m->c;
+    fprintf(fp, "model: %s (%s) dim %d, ffn %d, layers %d, heads %d/%d kv, head_dim %d, vocab %d, max ctx %d, rope theta %g%s, %s embeddings, weights %s\n",
+            m->path, m->format, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len,
+            c->rope_theta, c->rope_llama3 ? " llama3-scaled" : "", c->tied_embeddings ? "tied" : "untied", dtype_name(m->layers[0].wq.dtype));
+}
+/* config.json for a Llama model, as transformers writes it; extra (a JSON member list) is appended. */
+static void write_hf_config(const char *path, const Config *c, const char *extra) {
+    atomic_file a;
+    atomic_open(&a, path);
+    fprintf(a.fp, "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n  \"attention_bias\": false,\n  \"mlp_bias\": false,\n"
+            "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n"
+            "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n"
+            "  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %g,\n  \"rope_theta\": %.1f,\n",
+            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len, c->norm_eps, c->rope_theta);
+    if (c->rope_llama3)
+        fprintf(a.fp, "  \"rope_scaling\": {\"factor\": %.1f, \"low_freq_factor\": %.1f, \"high_freq_factor\": %.1f, \"original_max_position_embeddings\": %d, \"rope_type\": \"llama3\"},\n",
+                c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor, c->rope_orig_max_pos);
+    else
+        fprintf(a.fp, "  \"rope_scaling\": null,\n");
+    fprintf(a.fp, "  \"tie_word_embeddings\": %s,\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"torch_dtype\": \"bfloat16\"%s%s\n}\n",
+            c->tied_embeddings ? "true" : "false", c->bos_id, c->eos_id, extra ? ",\n" : "", extra ? extra : "");
+    atomic_commit(&a);
+}
+
+/* ---- llama_fp8 synth: a checkpoint with real Llama shapes and tensor names, random weights ---- */
+/* For benchmarks and loader tests at full size without downloading anything: writes config.json,
+ * sharded model-0000i-of-0000n.safetensors and model.safetensors.index.json exactly as Hugging Face
+ * lays them out. Weights are bf16, uniform with std 0.02 (norms 1.0), deterministic in --seed. */
+typedef struct {
+    const st_entry *e;
+    uint64_t seed;
+    int first; /* global index of e[0] */
+} synth_ctx;
+static void synth_fill(void *vctx, int i, void *buf, size_t nbytes) {
+    synth_ctx *sc = vctx;
+    uint16_t *d = buf;
+    size_t n = nbytes / 2;
+    if (strstr(sc->e[i].name, "norm")) { for (size_t k = 0; k < n; k++) d[k] = bf16_from_float(1.0f); return; }
+    size_t blocks = (n + 65535) / 65536;
+    #pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < blocks; b++) {
+        uint64_t s = (sc->seed * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)(sc->first + i) << 40) ^ (b + 1) * 0xBF58476D1CE4E5B9ull;
+        if (!s) s = 1;
+        for (int w = 0; w < 4; w++) rng_next(&s);
+        size_t end = (b + 1) * 65536 < n ? (b + 1) * 65536 : n;
+        for (size_t k = b * 65536; k < end; k++) d[k] = bf16_from_float((rng_uniform(&s) * 2 - 1) * 0.0346410162f);
+    }
+}
+static int cmd_synth(int argc, char **argv) {
+    const char *out = NULL, *shape = "llama3.1-8b";
+    int shards = 4, layers = -1;
+    uint64_t seed = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: llama_fp8 synth -o DIR [--shape llama3.1-8b|llama3.2-1b|tiny] [--shards N] [--layers N] [--seed S]\n"
+                   "  writes a Hugging Face checkpoint (config.json, sharded safetensors, index) with real tensor names, random bf16 weights\n");
+            return 0;
+        }
+        if (i + 1 >= argc) fatal("synth: option %s needs a value (or is unknown)", argv[i]);
+        if (!strcmp(argv[i], "-o")) out = argv[++i];
+        else if (!strcmp(argv[i], "--shape")) shape = argv[++i];
+        else if (!strcmp(argv[i], "--shards")) shards = (int)parse_long_arg("--shards", argv[++i], 1, 64);
+        else if (!strcmp(argv[i], "--layers")) layers = (int)parse_long_arg("--layers", argv[++i], 1, 1000);
+        else if (!strcmp(argv[i], "--seed")) seed = (uint64_t)parse_long_arg("--seed", argv[++i], 0, LONG_MAX);
+        else fatal("synth: unknown option '%s'", argv[i]);
+    }
+    if (!out) fatal("synth: -o DIR is required");
+    Config c;
+    if (!strcmp(shape, "llama3.1-8b"))
+        c = (Config){.dim = 4096, .hidden_dim = 14336, .n_layers = 32, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .vocab_size = 128256,
+                     .max_seq_len = 131072, .norm_eps = 1e-5f, .rope_theta = 500000, .rope_llama3 = 1, .rope_factor = 8,
+                     .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 8192, .bos_id = 128000, .eos_id = 128001};
+    else if (!strcmp(shape, "llama3.2-1b"))
+        c = (Config){.dim = 2048, .hidden_dim = 8192, .n_layers = 16, .n_heads = 32, .n_kv_heads = 8, .head_dim = 64, .vocab_size = 128256,
+                     .max_seq_len = 131072, .norm_eps = 1e-5f, .rope_theta = 500000, .rope_llama3 = 1, .rope_factor = 32,
+                     .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 8192, .tied_embeddings = 1,
+                     .bos_id = 128000, .eos_id = 128001};
+    else if (!strcmp(shape, "tiny"))
+        c = (Config){.dim = 64, .hidden_dim = 176, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .vocab_size = 128256,
+                     .max_seq_len = 8192, .norm_eps = 1e-5f, .rope_theta = 500000, .rope_llama3 = 1, .rope_factor = 8,
+                     .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 8192, .bos_id = 128000, .eos_id = 128001};
+    else fatal("synth: unknown --shape '%s' (llama3.1-8b, llama3.2-1b, tiny)", shape);
+    if (layers > 0) c.n_layers = layers;
+    if (mkdir(out, 0777) != 0 && errno != EEXIST) fatal("synth: cannot create %s: %s", out, strerror(errno));
+
+    /* the tensor list, in Hugging Face's order */
+    int n = 0, cap = 3 + 9 * c.n_layers;
+    st_entry *e = xcalloc(cap, sizeof *e);
+    int qd = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
+#define ADD(nm, r, cc) do { st_entry *x_ = &e[n++]; snprintf(x_->name, sizeof x_->name, "%s", nm); x_->dtype = EMU_BF16; \
+        x_->ndim = (cc) ? 2 : 1; x_->shape[0] = (r); x_->shape[1] = (cc); } while (0)
+    char nm[160];
+    ADD("model.embed_tokens.weight", c.vocab_size, c.dim);
+    for (int l = 0; l < c.n_layers; l++) {
+        static const char *names[9] = {"input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                       "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+        int rows[9] = {c.dim, qd, kv, kv, c.dim, c.dim, c.hidden_dim, c.hidden_dim, c.dim};
+        int cols[9] = {0, c.dim, c.dim, c.dim, qd, 0, c.dim, c.dim, c.hidden_dim};
+        for (int w = 0; w < 9; w++) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, names[w]); ADD(nm, rows[w], cols[w]); }
+    }
+    ADD("model.norm.weight", c.dim, 0);
+    if (!c.tied_embeddings) ADD("lm_head.weight", c.vocab_size, c.dim);
+#undef ADD
+    /* split into shards of about equal size, in order */
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += st_entry_bytes(&e[i]);
+    if (shards > n) shards = n;
+    int *shard_of = xmalloc(n * sizeof(int));
+    size_t acc = 0;
+    for (int i = 0; i < n; i++) { /* by each tensor's midpoint, then renumbered without empty shards */
+        size_t b = st_entry_bytes(&e[i]);
+        int sh = (int)((acc + b / 2) * shards / total);
+        shard_of[i] = sh < shards ? sh : shards - 1;
+        acc += b;
+    }
+    for (int i = 0, id = 0; i < n; i++) {
+        int next = i + 1 < n && shard_of[i + 1] != shard_of[i];
+        int old = shard_of[i];
+        shard_of[i] = id;
+        if (next || i + 1 == n) { id++; if (i + 1 == n) shards = id; }
+        (void)old;
+    }
+    char path[4096];
+    double t0 = now_seconds();
+    for (int sh = 0, i0 = 0; sh < shards; sh++) {
+        int i1 = i0;
+        while (i1 < n && shard_of[i1] == sh) i1++;
+        snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", out, sh + 1, shards);
+        synth_ctx sc = {e + i0, seed, i0};
+        safetensors_write(path, e + i0, i1 - i0, "{\"format\":\"pt\"}", synth_fill, &sc);
+        fprintf(stderr, "synth: wrote %s (%d tensors)\n", path, i1 - i0);
+        i0 = i1;
+    }
+    /* index and config */
+    atomic_file a;
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", out);
+    atomic_open(&a, path);
+    fprintf(a.fp, "{\n  \"metadata\": {\"total_size\": %zu},\n  \"weight_map\": {\n", total);
+    for (int i = 0; i < n; i++)
+        fprintf(a.fp, "    \"%s\": \"model-%05d-of-%05d.safetensors\"%s\n", e[i].name, shard_of[i] + 1, shards, i + 1 < n ? "," : "");
+    fprintf(a.fp, "  }\n}\n");
+    atomic_commit(&a);
+    snprintf(path, sizeof path, "%s/config.json", out);
+    write_hf_config(path, &c, NULL);
+    printf("synth: %s, %s-shaped, %d layers, %d tensors, %.2f GB in %d shards, %.1f s\n", out, shape, c.n_layers, n, total / 1e9, shards, now_seconds() - t0);
+    free(e); free(shard_of);
+    return 0;
+}
 /* @@END model@@ */
 
 /* ------------------------------------------------------------------------------------------ */
 /* 5. Tokenizers                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION tokenizer@@ */
+/* Two tokenizers behind one interface:
+ *   - Llama 3 byte-level BPE, from Meta's tiktoken `tokenizer.model` (base64 token, rank per line)
+ *     or a Hugging Face `tokenizer.json`. Text is split by the Llama 3 pre-tokenizer regex
+ *     (hand-written below, Unicode classes from data/unicode_tables.h), then each piece is merged
+ *     byte pair by byte pair, lowest rank first, as tiktoken's byte_pair_merge does.
+ *   - llama2.c `tokenizer.bin` (SentencePiece-style vocabulary with scores): run.c's encode(),
+ *     highest-scoring pair first, byte fallback <0xXX> = id byte + 3.
+ * Both merge loops run on one min-heap of candidate pairs, O(n log n) in the piece length, so a
+ * whole text file is one call. Token ids are ints; a token's bytes live in one arena. */
+#include "data/unicode_tables.h"
+
+enum { TOK_BPE = 1, TOK_SPM = 2 };
+
+typedef struct tokenizer tokenizer;
+struct tokenizer {
+    int kind;             /* TOK_BPE (Llama 3) or TOK_SPM (llama2.c) */
+    int n_vocab;          /* ids are 0..n_vocab-1 (a few may be unused: len 0, not in the map) */
+    uint8_t *arena;       /* all token bytes, back to back */
+    size_t *off;          /* (n_vocab + 1) token i is arena[off[i] .. off[i+1]) */
+    float *score;         /* (n_vocab) llama2.c merge scores; NULL for BPE */
+    int *map;             /* open-addressing hash: token bytes -> id, -1 = empty slot */
+    size_t map_mask;
+    uint64_t *pair_key;   /* BPE merge table: (left id << 32 | right id) -> rank, merged id */
+    int *pair_rank, *pair_id;
+    size_t pair_mask;     /* pair_key slots are UINT64_MAX when empty */
+    int byte_id[256];     /* BPE: the token of each single byte */
+    int ignore_merges;    /* BPE: a piece that is itself a token is emitted whole (tiktoken; HF ignore_merges) */
+    int *special;         /* (n_special) ids of special tokens, parsed in text only on request */
+    uint8_t *is_special;  /* (n_vocab) 1 for those: never the result of a merge or a piece lookup */
+    uint8_t special_first[256]; /* 1 for a byte that starts some special token (fast scan) */
+    int n_special;
+    int bos, eos;         /* -1 when the vocabulary has none */
+    int space_id;         /* llama2.c: the " " token prepended as dummy prefix (required at load) */
+    uint8_t all_bytes[256]; /* all_bytes[b] == b: what a llama2.c <0xXX> token decodes to */
+};
+
+/* ---- Unicode: UTF-8 decoding and the three character classes of the pre-tokenizer regex ---- */
+enum { U_L = 1, U_N = 2, U_S = 4 }; /* \p{L} letter, \p{N} number, \s white space */
+
+static int unicode_in(const uint32_t (*r)[2], int n, uint32_t cp) {
+    int lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (cp < r[mid][0]) hi = mid - 1;
+        else if (cp > r[mid][1]) lo = mid + 1;
+        else return 1;
+    }
+    return 0;
+}
+#define UNICODE_IN(tab, cp) unicode_in(tab, (int)(sizeof tab / sizeof tab[0]), cp)
+static int unicode_class(uint32_t cp) {
+    if (cp < 0x80) { /* ASCII: identical to the tables (a test checks), but no search */
+        if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return U_L;
+        if (cp >= '0' && cp <= '9') return U_N;
+        return (cp == ' ' || (cp >= '\t' && cp <= '\r')) ? U_S : 0;
+    }
+    if (cp == UINT32_MAX) return 0; /* an invalid UTF-8 byte: "other", like punctuation */
+    return (UNICODE_IN(unicode_class_L, cp) ? U_L : 0) | (UNICODE_IN(unicode_class_N, cp) ? U_N : 0) |
+           (UNICODE_IN(unicode_class_S, cp) ? U_S : 0);
+}
+/* Decodes the code point at s[0..n), n >= 1. Returns its length in bytes. Anything that is not
+ * well-formed UTF-8 (stray continuation, overlong form, surrogate, > U+10FFFF, cut short) is one
+ * byte with *cp = UINT32_MAX, so arbitrary bytes tokenize (tiktoken only ever sees valid text). */
+static int utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
+    uint8_t c = s[0];
+    if (c < 0x80) { *cp = c; return 1; }
+    int len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (len == 0 || c >= 0xF5 || (size_t)len > n) { *cp = UINT32_MAX; return 1; }
+    uint32_t v = c & (0x7F >> len);
+    for (int i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) { *cp = UINT32_MAX; return 1; }
+        v = v << 6 | (s[i] & 0x3F);
+    }
+    if (v < min_cp[len] || v > 0x10FFFF || (v >= 0xD800 && v < 0xE000)) { *cp = UINT32_MAX; return 1; }
+    *cp = v;
+    return len;
+}
+static int class_at(const uint8_t *s, size_t n, size_t i, int *len) {
+    uint32_t cp;
+    *len = utf8_decode(s + i, n - i, &cp);
+    return unicode_class(cp);
+}
+
+/* ---- The Llama 3 pre-tokenizer, by hand ----
+ * Pattern (tiktoken / fancy-regex semantics: alternatives tried left to right, backtracking):
+ *   (?i:'s|'t|'re|'ve|'m|'ll|'d)      1. contractions, any case; (?i) folds s to U+017F 'ſ' too
+ *   |[^\r\n\p{L}\p{N}]?\p{L}+          2. a word, with at most one leading non-letter-digit-newline
+ *   |\p{N}{1,3}                        3. up to three digits
+ *   | ?[^\s\p{L}\p{N}]+[\r\n]*         4. punctuation run, optional leading space, trailing newlines
+ *   |\s*[\r\n]+                        5. white space up to and including its last newline
+ *   |\s+(?!\S)                         6. white space, leaving its last char to the next word
+ *   |\s+                               7. white space
+ * llama3_piece() returns the end of the match that starts at i (always > i). */
+static int contraction_letter(const uint8_t *s, size_t n, size_t i, char lower) {
+    if (i >= n) return 0;
+    if ((s[i] | 0x20) == lower) return 1;
+    if (lower == 's' && i + 1 < n && s[i] == 0xC5 && s[i + 1] == 0xBF) return 2; /* U+017F */
+    return 0;
+}
+static size_t llama3_piece(const uint8_t *s, size_t n, size_t i) {
+    int l0, c0 = class_at(s, n, i, &l0);
+    /* 1. 's 't 're 've 'm 'll 'd */
+    if (s[i] == '\'' && i + 1 < n) {
+        static const char *const suffix[] = {"s", "t", "re", "ve", "m", "ll", "d"};
+        for (int k = 0; k < 7; k++) {
+            size_t j = i + 1;
+            const char *x = suffix[k];
+            for (; *x; x++) {
+                int m = contraction_letter(s, n, j, *x);
+                if (!m) break;
+                j += m;
+            }
+            if (!*x) return j;
+        }
+    }
+    /* 2. [^\r\n\p{L}\p{N}]?\p{L}+ */
+    size_t j = i;
+    if (!(c0 & U_L) && !(c0 & U_N) && s[i] != '\r' && s[i] != '\n') j = i + l0; /* the optional char */
+    if (j < n) {
+        int l, c = class_at(s, n, j, &l);
+        if (c & U_L) {
+            for (j += l; j < n && (class_at(s, n, j, &l) & U_L); j += l) {}
+            return j;
+        }
+    }
+    /* 3. \p{N}{1,3} */
+    if (c0 & U_N) {
+        int l, k = 0;
+        for (j = i; k < 3 && j < n && (class_at(s, n, j, &l) & U_N); j += l, k++) {}
+        return j;
+    }
+    /* 4.  ?[^\s\p{L}\p{N}]+[\r\n]* */
+    j = i + (s[i] == ' ');
+    if (j < n) {
+        int l, c = class_at(s, n, j, &l);
+        if (!(c & (U_S | U_L | U_N))) {
+            for (j += l; j < n && !(class_at(s, n, j, &l) & (U_S | U_L | U_N)); j += l) {}
+            while (j < n && (s[j] == '\r' || s[j] == '\n')) j++;
+            return j;
+        }
+    }
+    /* c0 is white space here: every other character was taken by 2, 3 or 4. */
+    size_t end = i, last_nl = 0, last_start = i;
+    int count = 0, l;
+    while (end < n && (class_at(s, n, end, &l) & U_S)) {
+        if (s[end] == '\r' || s[end] == '\n') last_nl = end + 1;
+        last_start = end;
+        end += l;
+        count++;
+    }
+    if (last_nl) return last_nl;                   /* 5. \s*[\r\n]+ */
+    if (end < n && count >= 2) return last_start;  /* 6. \s+(?!\S): give back the last one */
+    return end;                                    /* 6 at end of text, or 7. \s+ */
+}
+
+/* ---- Hash maps ---- */
+static uint64_t tok_hash(const uint8_t *p, size_t n) { /* FNV-1a */
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+static size_t tok_len(const tokenizer *t, int id) { return t->off[id + 1] - t->off[id]; }
+static const uint8_t *tok_bytes(const tokenizer *t, int id) { return t->arena + t->off[id]; }
+/* The id of the token with bytes p[0..n), or -1. */
+static int tok_lookup(const tokenizer *t, const void *p, size_t n) {
+    for (size_t h = tok_hash(p, n) & t->map_mask;; h = (h + 1) & t->map_mask) {
+        int id = t->map[h];
+        if (id < 0) return -1;
+        if (tok_len(t, id) == n && memcmp(tok_bytes(t, id), p, n) == 0) return id;
+    }
+}
+/* Builds the bytes -> id map over ids [0, n_vocab) with nonempty bytes; on duplicate bytes the
+ * lowest ordinary id wins (special tokens go in last). Also fills is_special from special[]. */
+static void tok_build_map(tokenizer *t) {
+    size_t cap = 16;
+    while (cap < 2 * (size_t)t->n_vocab) cap *= 2;
+    t->map = xmalloc(cap * sizeof(int));
+    memset(t->map, 0xFF, cap * sizeof(int));
+    t->map_mask = cap - 1;
+    t->is_special = xcalloc((size_t)t->n_vocab, 1);
+    for (int k = 0; k < t->n_special; k++) {
+        t->is_special[t->special[k]] = 1;
+        if (tok_len(t, t->special[k])) t->special_first[*tok_bytes(t, t->special[k])] = 1;
+    }
+    for (int pass = 0; pass < 2; pass++)
+    for (int id = 0; id < t->n_vocab; id++) {
+        size_t n = tok_len(t, id);
+        if (n == 0 || t->is_special[id] != pass) continue;
+        if (tok_lookup(t, tok_bytes(t, id), n) >= 0) continue;
+        size_t h = tok_hash(tok_bytes(t, id), n) & t->map_mask;
+        while (t->map[h] >= 0) h = (h + 1) & t->map_mask;
+        t->map[h] = id;
+    }
+}
+static uint64_t pair_hash(uint64_t k) { k ^= k >> 33; k *= 0xff51afd7ed558ccdull; k ^= k >> 33; return k; }
+static void pair_put(tokenizer *t, int a, int b, int rank, int merged) { /* a later put replaces (as HF) */
+    uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+    size_t h = pair_hash(key) & t->pair_mask;
+    while (t->pair_key[h] != UINT64_MAX && t->pair_key[h] != key) h = (h + 1) & t->pair_mask;
+    t->pair_key[h] = key; t->pair_rank[h] = rank; t->pair_id[h] = merged;
+}
+static int pair_get(const tokenizer *t, int a, int b, int *merged) { /* rank, or -1 */
+    uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+    for (size_t h = pair_hash(key) & t->pair_mask;; h = (h + 1) & t->pair_mask) {
+        if (t->pair_key[h] == UINT64_MAX) return -1;
+        if (t->pair_key[h] == key) { *merged = t->pair_id[h]; return t->pair_rank[h]; }
+    }
+}
+static void pair_alloc(tokenizer *t, size_t n_pairs) {
+    size_t cap = 16;
+    while (cap < 2 * n_pairs) cap *= 2;
+    t->pair_key = xmalloc(cap * sizeof(uint64_t));
+    memset(t->pair_key, 0xFF, cap * sizeof(uint64_t));
+    t->pair_rank = xmalloc(cap * sizeof(int));
+    t->pair_id = xmalloc(cap * sizeof(int));
+    t->pair_mask = cap - 1;
+}
+
+/* ---- Loading ---- */
+#define TOK_ERR(...) do { snprintf(err, errlen, __VA_ARGS__); goto fail; } while (0)
+
+static tokenizer *tok_new(int kind, int n_vocab, size_t arena_bytes) {
+    tokenizer *t = xcalloc(1, sizeof *t);
+    t->kind = kind;
+    t->n_vocab = n_vocab;
+    t->arena = xmalloc(arena_bytes);
+    t->off = xcalloc((size_t)n_vocab + 1, sizeof(size_t));
+    t->bos = t->eos = t->space_id = -1;
+    for (int b = 0; b < 256; b++) t->all_bytes[b] = (uint8_t)b;
+    return t;
+}
+void tokenizer_free(tokenizer *t) {
+    if (!t) return;
+    free(t->arena); free(t->off); free(t->score); free(t->map);
+    free(t->pair_key); free(t->pair_rank); free(t->pair_id); free(t->special); free(t->is_special);
+    free(t);
+}
+/* Shared by both BPE loaders once ids and bytes are in: every byte must be an ordinary token,
+ * since a piece starts as one symbol per byte. Returns 0 or -1 with err. */
+static int bpe_finish(tokenizer *t, char *err, size_t errlen) {
+    for (int b = 0; b < 256; b++) {
+        uint8_t c = (uint8_t)b;
+        if ((t->byte_id[b] = tok_lookup(t, &c, 1)) < 0 || t->is_special[t->byte_id[b]]) {
+            snprintf(err, errlen, "byte 0x%02X has no token (byte-level BPE needs all 256)", b);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Meta's Llama 3 special tokens, ids n_base + i (as in Meta's tokenizer.py and HF's tokenizer.json). */
+static const char *const llama3_specials[11] = {
+    "<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
+    "<|finetune_right_pad_id|>", "<|reserved_special_token_2|>", "<|start_header_id|>", "<|end_header_id|>",
+    "<|eom_id|>", "<|eot_id|>", "<|python_tag|>"};
+#define LLAMA3_N_SPECIAL 256
+
+static int b64_value(uint8_t c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+/* Strict base64 of s[0..n) into out; returns the byte count or -1. */
+static long b64_decode(const uint8_t *s, size_t n, uint8_t *out) {
+    if (n == 0 || n % 4) return -1;
+    size_t pad = s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
+    long o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t v = 0;
+        for (size_t k = 0; k < 4; k++) {
+            int d = (i + k >= n - pad) ? 0 : b64_value(s[i + k]);
+            if (d < 0) return -1;
+            v = v << 6 | (uint32_t)d;
+        }
+        out[o++] = v >> 16;
+        if (i + 4 < n || pad < 2) out[o++] = (v >> 8) & 0xFF;
+        if (i + 4 < n || pad < 1) out[o++] = v & 0xFF;
+    }
+    return o;
+}
+
+/* Meta's tiktoken file: lines "base64(token bytes) rank". Ranks must be 0..n-1, each once. */
+static tokenizer *tiktoken_load(const mfile *f, char *err, size_t errlen) {
+    const uint8_t *s = f->data, *end = f->data + f->size;
+    int n = 0;
+    for (const uint8_t *p = s; p < end; p++) n += *p == '\n';
+    if (f->size && end[-1] != '\n') n++;
+    if (n == 0 || n > (1 << 24)) { snprintf(err, errlen, "%d lines (expected 1 to 16M lines 'base64 rank')", n); return NULL; }
+    tokenizer *t = tok_new(TOK_BPE, n + LLAMA3_N_SPECIAL, f->size + 64 * LLAMA3_N_SPECIAL);
+    size_t *start = xmalloc((size_t)n * sizeof(size_t)), *len = xcalloc((size_t)n, sizeof(size_t));
+    for (int i = 0; i < n; i++) start[i] = SIZE_MAX;
+    size_t a = 0;
+    const uint8_t *p = s;
+    for (int line = 1; line <= n; line++) {
+        const uint8_t *e = memchr(p, '\n', (size_t)(end - p));
+        if (!e) e = end;
+        const uint8_t *sp = memchr(p, ' ', (size_t)(e - p));
+        if (!sp || sp == p || sp + 1 == e) TOK_ERR("line %d: expected 'base64 rank'", line);
+        long long rank = 0;
+        for (const uint8_t *q = sp + 1; q < e; q++) {
+            if (*q < '0' || *q > '9' || rank > n) TOK_ERR("line %d: bad rank '%.*s'", line, (int)(e - sp - 1 > 20 ? 20 : e - sp - 1), (const char *)sp + 1);
+            rank = rank * 10 + (*q - '0');
+        }
+        if (rank >= n) TOK_ERR("line %d: rank %lld out of range (the file has %d tokens)", line, rank, n);
+        if (start[rank] != SIZE_MAX) TOK_ERR("line %d: rank %lld appears twice", line, rank);
+        long m = b64_decode(p, (size_t)(sp - p), t->arena + a);
+        if (m <= 0) TOK_ERR("line %d: bad base64 '%.*s'", line, (int)(sp - p > 40 ? 40 : sp - p), (const char *)p);
+        start[rank] = a; len[rank] = (size_t)m;
+        a += (size_t)m;
+        p = e + 1;
+    }
+    /* Arena holds tokens in file order; lay the offsets out in id order. */
+    uint8_t *arena = xmalloc(a + 64 * LLAMA3_N_SPECIAL);
+    size_t o = 0;
+    for (int id = 0; id < n; id++) {
+        t->off[id] = o;
+        memcpy(arena + o, t->arena + start[id], len[id]);
+        o += len[id];
+    }
+    free(t->arena);
+    t->arena = arena;
+    t->n_special = LLAMA3_N_SPECIAL;
+    t->special = xmalloc(LLAMA3_N_SPECIAL * sizeof(int));
+    for (int i = 0; i < LLAMA3_N_SPECIAL; i++) {
+        char name[64];
+        if (i < 11) snprintf(name, sizeof name, "%s", llama3_specials[i]);
+        else snprintf(name, sizeof name, "<|reserved_special_token_%d|>", i - 8);
+        t->off[n + i] = o;
+        memcpy(arena + o, name, strlen(name));
+        o += strlen(name);
+        t->special[i] = n + i;
+    }
+    t->off[n + LLAMA3_N_SPECIAL] = o;
+    free(start); free(len);
+    t->bos = n; t->eos = n + 1;
+    t->ignore_merges = 1;
+    tok_build_map(t);
+    if (bpe_finish(t, err, errlen) != 0) { tokenizer_free(t); return NULL; }
+    /* The merge table: a pair of tokens merges when their concatenation is a token, at that
+     * token's rank (tiktoken's rule). Enumerate every split of every token. */
+    size_t pairs = 0;
+    for (int id = 0; id < n; id++) pairs += tok_len(t, id) ? tok_len(t, id) - 1 : 0;
+    pair_alloc(t, pairs);
+    for (int id = 0; id < n; id++) {
+        size_t m = tok_len(t, id);
+        const uint8_t *b = tok_bytes(t, id);
+        for (size_t k = 1; k < m; k++) {
+            int l = tok_lookup(t, b, k), r = tok_lookup(t, b + k, m - k);
+            if (l >= 0 && r >= 0 && !t->is_special[l] && !t->is_special[r]) pair_put(t, l, r, id, id);
+        }
+    }
+    return t;
+fail:
+    free(start); free(len);
+    tokenizer_free(t);
+    return NULL;
+}
+
+/* GPT-2's byte-level alphabet: byte b is shown as code point byte_char(b) in tokenizer.json. */
+static uint32_t byte_char(int b) {
+    if ((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) return (uint32_t)b;
+    int k = 0; /* the k-th byte outside those ranges maps to U+0100 + k */
+    for (int c = 0; c < b; c++)
+        if (!((c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF))) k++;
+    return 256 + (uint32_t)k;
+}
+/* Byte-level string s[0..n) -> raw bytes in out; returns the count or -1. */
+static long byte_level_decode(const uint8_t *s, size_t n, uint8_t *out, const int16_t *inv) {
+    long o = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        i += (size_t)utf8_decode(s + i, n - i, &cp);
+        if (cp >= 324 || inv[cp] < 0) return -1;
+        out[o++] = (uint8_t)inv[cp];
+    }
+    return o;
+}
+
+static const char LLAMA3_PATTERN[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/* Checks that a tokenizer.json pre_tokenizer is the Llama 3 one: a Split on LLAMA3_PATTERN
+ * followed by ByteLevel without its own regex (possibly nested in a Sequence). */
+static int hf_check_pretok(const json *j, int pt, int *saw_split, int *saw_bytelevel) {
+    if (pt < 0 || j->t[pt].type != J_OBJ) return -1;
+    int type = json_get(j, pt, "type");
+    if (json_streq(j, type, "Sequence")) {
+        int arr = json_get(j, pt, "pretokenizers");
+        if (arr < 0 || j->t[arr].type != J_ARR) return -1;
+        for (int i = 0, k = arr + 1; i < j->t[arr].n; i++, k = json_next(j, k))
+            if (hf_check_pretok(j, k, saw_split, saw_bytelevel) != 0) return -1;
+        return 0;
+    }
+    if (json_streq(j, type, "Split")) {
+        int pat = json_get(j, json_get(j, pt, "pattern"), "Regex");
+        if (*saw_split || !json_streq(j, pat, LLAMA3_PATTERN) || !json_streq(j, json_get(j, pt, "behavior"), "Isolated")) return -1;
+        int inv = json_get(j, pt, "invert");
+        if (inv >= 0 && j->t[inv].type != J_FALSE) return -1;
+        *saw_split = 1;
+        return 0;
+    }
+    if (json_streq(j, type, "ByteLevel")) {
+        int re = json_get(j, pt, "use_regex"), ap = json_get(j, pt, "add_prefix_space");
+        if (!*saw_split || (re >= 0 && j->t[re].type != J_FALSE) || (ap >= 0 && j->t[ap].type != J_FALSE)) return -1;
+        *saw_bytelevel = 1;
+        return 0;
+    }
+    return -1;
+}
+
+/* Hugging Face tokenizer.json with a byte-level BPE model and the Llama 3 pre-tokenizer. */
+static tokenizer *hf_json_load(const mfile *f, char *err, size_t errlen) {
+    json j;
+    tokenizer *t = NULL;
+    uint8_t *buf = NULL;
+    if (json_parse(&j, (const char *)f->data, f->size) != 0) { snprintf(err, errlen, "bad JSON: %s", j.err); json_free(&j); return NULL; }
+    int model = json_get(&j, 0, "model");
+    int vocab = json_get(&j, model, "vocab"), merges = json_get(&j, model, "merges");
+    int added = json_get(&j, 0, "added_tokens");
+    int sp = 0, bl = 0;
+    if (model < 0 || (json_get(&j, model, "type") >= 0 && !json_streq(&j, json_get(&j, model, "type"), "BPE")))
+        TOK_ERR("\"model\" is not a BPE model (only byte-level BPE tokenizer.json files are supported)");
+    if (vocab < 0 || j.t[vocab].type != J_OBJ || merges < 0 || j.t[merges].type != J_ARR)
+        TOK_ERR("\"model\" needs a \"vocab\" object and a \"merges\" array");
+    int norm = json_get(&j, 0, "normalizer");
+    if (norm >= 0 && j.t[norm].type != J_NULL) TOK_ERR("a \"normalizer\" is not supported (Llama 3 has none)");
+    if (hf_check_pretok(&j, json_get(&j, 0, "pre_tokenizer"), &sp, &bl) != 0 || !sp || !bl)
+        TOK_ERR("\"pre_tokenizer\" is not Llama 3's (Split on its regex, then ByteLevel)");
+    /* Ids: vocab values and added token ids, all below 1<<24. */
+    int16_t inv[324];
+    for (int c = 0; c < 324; c++) inv[c] = -1;
+    for (int b = 0; b < 256; b++) inv[byte_char(b)] = (int16_t)b;
+    long long max_id = -1, id;
+    size_t arena = 0;
+    for (int i = 0, k = vocab + 1; i < j.t[vocab].n; i++, k = json_next(&j, k + 1)) {
+        if (json_integer(&j, k + 1, 0, (1 << 24) - 1, &id) != 0) TOK_ERR("vocab entry %d: id is not an integer in [0, 2^24)", i);
+        if (id > max_id) max_id = id;
+        arena += (size_t)(j.t[k].end - j.t[k].start);
+    }
+    if (added >= 0 && j.t[added].type != J_ARR) TOK_ERR("\"added_tokens\" is not an array");
+    int n_added = added >= 0 ? j.t[added].n : 0;
+    for (int i = 0, k = added + 1; i < n_added; i++, k = json_next(&j, k)) {
+        int c = json_get(&j, k, "content");
+        if (json_integer(&j, json_get(&j, k, "id"), 0, (1 << 24) - 1, &id) != 0 || c < 0 || j.t[c].type != J_STR)
+            TOK_ERR("added_tokens[%d]: needs an integer \"id\" and a string \"content\"", i);
+        if (id > max_id) max_id = id;
+        arena += (size_t)(j.t[c].end - j.t[c].start);
+    }
+    if (max_id < 0) TOK_ERR("empty vocabulary");
+    t = tok_new(TOK_BPE, (int)max_id + 1, arena + 1);
+    /* Fill token bytes: first collect (id, bytes) into a temporary array, then lay out by id. */
+    size_t *len = xcalloc((size_t)t->n_vocab, sizeof(size_t)), *pos = xcalloc((size_t)t->n_vocab, sizeof(size_t));
+    uint8_t *tmp = xmalloc(arena + 1);
+    char *seen = xcalloc((size_t)t->n_vocab, 1);
+    size_t a = 0;
+    for (int i = 0, k = vocab + 1; i < j.t[vocab].n; i++, k = json_next(&j, k + 1)) {
+        size_t n;
+        char *s = json_string_dup(&j, k, &n);
+        json_integer(&j, k + 1, 0, (1 << 24) - 1, &id);
+        long m = byte_level_decode((const uint8_t *)s, n, tmp + a, inv);
+        free(s);
+        if (m <= 0) { free(len); free(pos); free(tmp); free(seen); TOK_ERR("vocab entry %d is not a byte-level token", i); }
+        if (seen[id]) { free(len); free(pos); free(tmp); free(seen); TOK_ERR("vocab id %lld appears twice", id); }
+        seen[id] = 1; pos[id] = a; len[id] = (size_t)m; a += (size_t)m;
+    }
+    t->special = xmalloc((size_t)(n_added ? n_added : 1) * sizeof(int));
+    for (int i = 0, k = added + 1; i < n_added; i++, k = json_next(&j, k)) {
+        size_t n;
+        char *s = json_string_dup(&j, json_get(&j, k, "content"), &n);
+        json_integer(&j, json_get(&j, k, "id"), 0, (1 << 24) - 1, &id);
+        if (n == 0) { free(s); free(len); free(pos); free(tmp); free(seen); TOK_ERR("added_tokens[%d] is empty", i); }
+        memcpy(tmp + a, s, n);
+        free(s);
+        pos[id] = a; len[id] = n; a += n; seen[id] = 1;
+        t->special[t->n_special++] = (int)id;
+    }
+    size_t o = 0;
+    for (int i = 0; i < t->n_vocab; i++) {
+        t->off[i] = o;
+        memcpy(t->arena + o, tmp + pos[i], len[i]);
+        o += len[i];
+    }
+    t->off[t->n_vocab] = o;
+    free(len); free(pos); free(tmp); free(seen);
+    tok_build_map(t);
+    if (bpe_finish(t, err, errlen) != 0) goto fail;
+    int im = json_get(&j, model, "ignore_merges");
+    t->ignore_merges = im >= 0 && j.t[im].type == J_TRUE;
+    /* Merges: "left right" strings (older files) or ["left", "right"] pairs; rank = position. */
+    pair_alloc(t, (size_t)j.t[merges].n);
+    buf = xmalloc(2 * (size_t)f->size + 8);
+    for (int i = 0, k = merges + 1; i < j.t[merges].n; i++, k = json_next(&j, k)) {
+        size_t n1 = 0, n2 = 0;
+        char *s1 = NULL, *s2 = NULL;
+        if (j.t[k].type == J_STR) {
+            s1 = json_string_dup(&j, k, &n1);
+            char *spc = memchr(s1, ' ', n1);
+            if (spc) { s2 = xstrdup(spc + 1); n2 = n1 - (size_t)(spc - s1) - 1; n1 = (size_t)(spc - s1); }
+        } else if (j.t[k].type == J_ARR && j.t[k].n == 2) {
+            s1 = json_string_dup(&j, k + 1, &n1);
+            s2 = json_string_dup(&j, json_next(&j, k + 1), &n2);
+        }
+        long m1 = s1 && s2 ? byte_level_decode((const uint8_t *)s1, n1, buf, inv) : -1;
+        long m2 = m1 > 0 ? byte_level_decode((const uint8_t *)s2, n2, buf + m1, inv) : -1;
+        free(s1); free(s2);
+        if (m2 <= 0) TOK_ERR("merges[%d] is not a pair of byte-level tokens", i);
+        int l = tok_lookup(t, buf, (size_t)m1), r = tok_lookup(t, buf + m1, (size_t)m2), lr = tok_lookup(t, buf, (size_t)(m1 + m2));
+        if (l < 0 || r < 0 || lr < 0 || t->is_special[l] || t->is_special[r] || t->is_special[lr])
+            TOK_ERR("merges[%d]: a token of the merge is not in the vocab", i);
+        pair_put(t, l, r, i, lr);
+    }
+    free(buf); buf = NULL;
+    /* BOS/EOS by name. */
+    static const char *const bos_names[] = {"<|begin_of_text|>", "<s>"}, *const eos_names[] = {"<|end_of_text|>", "</s>"};
+    for (int i = 1; i >= 0; i--) {
+        int b = tok_lookup(t, bos_names[i], strlen(bos_names[i])), e = tok_lookup(t, eos_names[i], strlen(eos_names[i]));
+        if (b >= 0) t->bos = b;
+        if (e >= 0) t->eos = e;
+    }
+    json_free(&j);
+    return t;
+fail:
+    free(buf);
+    json_free(&j);
+    tokenizer_free(t);
+    return NULL;
+}
+
+/* llama2.c tokenizer.bin: int32 max_token_length, then per token: float32 score, int32 len, bytes.
+ * The token count is not stored: records run to the end of the file. */
+static tokenizer *llama2c_tok_load(const mfile *f, char *err, size_t errlen) {
+    const uint8_t *s = f->data;
+    size_t size = f->size, p = 4;
+    int32_t max_len, len;
+    if (size < 4) { snprintf(err, errlen, "too short for a llama2.c tokenizer.bin (%zu bytes)", size); return NULL; }
+    memcpy(&max_len, s, 4);
+    if (max_len < 1 || max_len > 65536) { snprintf(err, errlen, "max_token_length %d is not in [1, 65536] (not a llama2.c tokenizer.bin?)", max_len); return NULL; }
+    int n = 0;
+    while (p < size) {
+        if (size - p < 8) { snprintf(err, errlen, "truncated in token %d's header (llama2.c tokenizer.bin)", n); return NULL; }
+        memcpy(&len, s + p + 4, 4);
+        if (len < 0 || len > max_len) { snprintf(err, errlen, "token %d: length %d not in [0, max_token_length %d]", n, len, max_len); return NULL; }
+        if (size - p - 8 < (size_t)len) { snprintf(err, errlen, "truncated in token %d's %d bytes (llama2.c tokenizer.bin)", n, len); return NULL; }
+        p += 8 + (size_t)len;
+        if (++n > (1 << 24)) { snprintf(err, errlen, "more than 2^24 tokens"); return NULL; }
+    }
+    if (n < 259) { snprintf(err, errlen, "%d tokens: a llama2.c vocabulary has <unk>, <s>, </s> and 256 byte tokens", n); return NULL; }
+    tokenizer *t = tok_new(TOK_SPM, n, size);
+    t->score = xmalloc((size_t)n * sizeof(float));
+    size_t o = 0;
+    p = 4;
+    for (int i = 0; i < n; i++) {
+        memcpy(&t->score[i], s + p, 4);
+        memcpy(&len, s + p + 4, 4);
+        t->off[i] = o;
+        memcpy(t->arena + o, s + p + 8, (size_t)len);
+        o += (size_t)len;
+        p += 8 + (size_t)len;
+    }
+    t->off[n] = o;
+    tok_build_map(t);
+    t->bos = 1; t->eos = 2;
+    if ((t->space_id = tok_lookup(t, " ", 1)) < 0) {
+        snprintf(err, errlen, "no \" \" token (run.c's encode() prepends one as a dummy prefix)");
+        tokenizer_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Loads a tokenizer file or model directory; NULL with a message in err on failure. */
+static tokenizer *tokenizer_try_load(const char *path, char *err, size_t errlen) {
+    if (is_directory(path)) {
+        static const char *const names[] = {"tokenizer.json", "original/tokenizer.model", "tokenizer.model"};
+        char buf[4096];
+        for (int i = 0; i < 3; i++) {
+            snprintf(buf, sizeof buf, "%s/%s", path, names[i]);
+            if (file_exists(buf)) return tokenizer_try_load(buf, err, errlen);
+        }
+        snprintf(err, errlen, "%s: no tokenizer.json, original/tokenizer.model or tokenizer.model in this directory", path);
+        return NULL;
+    }
+    mfile f;
+    char msg[400];
+    if (mfile_open(&f, path, err, errlen) != 0) return NULL;
+    tokenizer *t = NULL;
+    size_t i = 0;
+    while (i < f.size && (f.data[i] == ' ' || f.data[i] == '\n' || f.data[i] == '\r' || f.data[i] == '\t')) i++;
+    /* A tiktoken file starts with a line "base64 digits". */
+    size_t k = 0;
+    while (k < f.size && b64_value(f.data[k]) >= 0) k++;
+    while (k < f.size && f.data[k] == '=') k++;
+    int tiktoken_like = k > 0 && k < f.size && f.data[k] == ' ' && k + 1 < f.size && isdigit(f.data[k + 1]);
+    if (i < f.size && f.data[i] == '{') t = hf_json_load(&f, msg, sizeof msg);
+    else if (tiktoken_like) t = tiktoken_load(&f, msg, sizeof msg);
+    else t = llama2c_tok_load(&f, msg, sizeof msg);
+    if (!t) snprintf(err, errlen, "%s: %s", path, msg);
+    mfile_close(&f);
+    return t;
+}
+/* path: Meta tiktoken `tokenizer.model`, Hugging Face `tokenizer.json`, llama2.c `tokenizer.bin`
+ * (format detected from content), or a directory (HF model dir: tokenizer.json, else
+ * original/tokenizer.model, else tokenizer.model). fatal() with a one-line message on any error. */
+tokenizer *tokenizer_load(const char *path) {
+    char err[600];
+    tokenizer *t = tokenizer_try_load(path, err, sizeof err);
+    if (!t) fatal("%s", err);
+    return t;
+}
+/* Tokenizer beside a model: an HF directory -> tokenizer_load(dir); a llama2.c `X.bin` ->
+ * `tokenizer.bin` in the same directory. fatal() naming what was looked for if none. */
+tokenizer *tokenizer_for_model(const char *model_path) {
+    if (is_directory(model_path)) return tokenizer_load(model_path);
+    const char *slash = strrchr(model_path, '/');
+    size_t dir = slash ? (size_t)(slash - model_path) + 1 : 0;
+    char *p = xmalloc(dir + 16);
+    memcpy(p, model_path, dir);
+    strcpy(p + dir, "tokenizer.bin");
+    if (!file_exists(p)) fatal("no tokenizer for %s: looked for %s (name one with --tokenizer FILE)", model_path, p);
+    tokenizer *t = tokenizer_load(p);
+    free(p);
+    return t;
+}
+int tokenizer_vocab_size(const tokenizer *t) { return t->n_vocab; } /* 128256 for Llama 3 */
+int tokenizer_bos(const tokenizer *t) { return t->bos; } /* 128000 for Llama 3, 1 for llama2.c */
+int tokenizer_eos(const tokenizer *t) { return t->eos; }
+
+/* ---- Encoding ---- */
+/* The merge loop shared by both tokenizers. Symbols form a linked list (sym_next); the heap holds
+ * every adjacent pair that could merge, keyed by (key, left position): BPE key = merge rank,
+ * llama2.c key = -score. A popped pair is stale if either side changed since it was pushed. */
+typedef struct { double key; int left, right, left_id, right_id, merged; } tok_cand;
+typedef struct {
+    int *id, *next, *prev;  /* (cap) symbols; id -1 = merged away */
+    tok_cand *heap;         /* (cap) binary min-heap */
+    int nheap, cap;
+    uint8_t *buf;           /* scratch for llama2.c string concatenation */
+    size_t bufcap;
+    int *out;               /* the ids being produced */
+    size_t nout, outcap;
+} tok_work;
+
+static void work_reserve(tok_work *w, int n) {
+    if (n <= w->cap) return;
+    w->cap = n * 2;
+    w->id = xrealloc(w->id, (size_t)w->cap * sizeof(int));
+    w->next = xrealloc(w->next, (size_t)w->cap * sizeof(int));
+    w->prev = xrealloc(w->prev, (size_t)w->cap * sizeof(int));
+    w->heap = xrealloc(w->heap, (size_t)w->cap * 2 * sizeof(tok_cand));
+}
+static void out_push(tok_work *w, int id) {
+    if (w->nout == w->outcap) w->out = xrealloc(w->out, (w->outcap = w->outcap ? 2 * w->outcap : 1024) * sizeof(int));
+    w->out[w->nout++] = id;
+}
+static int cand_less(const tok_cand *a, const tok_cand *b) { return a->key < b->key || (a->key == b->key && a->left < b->left); }
+static void heap_push(tok_work *w, tok_cand c) {
+    int i = w->nheap++;
+    while (i > 0 && cand_less(&c, &w->heap[(i - 1) / 2])) { w->heap[i] = w->heap[(i - 1) / 2]; i = (i - 1) / 2; }
+    w->heap[i] = c;
+}
+static tok_cand heap_pop(tok_work *w) {
+    tok_cand top = w->heap[0], last = w->heap[--w->nheap];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= w->nheap) break;
+        if (c + 1 < w->nheap && cand_less(&w->heap[c + 1], &w->heap[c])) c++;
+        if (!cand_less(&w->heap[c], &last)) break;
+        w->heap[i] = w->heap[c];
+        i = c;
+    }
+    w->heap[i] = last;
+    return top;
+}
+/* Pushes the pair (a, next a) if it can merge. */
+static void push_pair(const tokenizer *t, tok_work *w, int a, int b) {
+    tok_cand c = {0, a, b, w->id[a], w->id[b], -1};
+    if (t->kind == TOK_BPE) {
+        int rank = pair_get(t, c.left_id, c.right_id, &c.merged);
+        if (rank < 0) return;
+        c.key = rank;
+    } else { /* run.c: sprintf("%s%s") then str_lookup; merges only if score > -1e10 */
+        size_t n1 = tok_len(t, c.left_id), n2 = tok_len(t, c.right_id);
+        if (n1 + n2 > w->bufcap) w->buf = xrealloc(w->buf, w->bufcap = 2 * (n1 + n2));
+        memcpy(w->buf, tok_bytes(t, c.left_id), n1);
+        memcpy(w->buf + n1, tok_bytes(t, c.right_id), n2);
+        c.merged = tok_lookup(t, w->buf, n1 + n2);
+        if (c.merged < 0 || !(t->score[c.merged] > -1e10f)) return;
+        c.key = -(double)t->score[c.merged];
+    }
+    heap_push(w, c);
+}
+/* Merges symbols 0..n-1 (ids in w->id) to the end and appends the result to w->out. */
+static void merge_all(const tokenizer *t, tok_work *w, int n) {
+    for (int i = 0; i < n; i++) { w->next[i] = i + 1; w->prev[i] = i - 1; }
+    w->nheap = 0;
+    for (int i = 0; i + 1 < n; i++) push_pair(t, w, i, i + 1);
+    while (w->nheap > 0) {
+        tok_cand c = heap_pop(w);
+        if (w->id[c.left] != c.left_id || w->next[c.left] != c.right || w->id[c.right] != c.right_id) continue;
+        w->id[c.left] = c.merged;
+        w->id[c.right] = -1;
+        w->next[c.left] = w->next[c.right];
+        if (w->next[c.left] < n) w->prev[w->next[c.left]] = c.left;
+        if (w->prev[c.left] >= 0) push_pair(t, w, w->prev[c.left], c.left);
+        if (w->next[c.left] < n) push_pair(t, w, c.left, w->next[c.left]);
+    }
+    for (int i = 0; i < n; i = w->next[i]) out_push(w, w->id[i]);
+}
+/* One pre-tokenizer piece: whole if it is a token (tiktoken; HF ignore_merges), else BPE from bytes. */
+static void bpe_piece(const tokenizer *t, tok_work *w, const uint8_t *p, size_t n) {
+    int id;
+    if (t->ignore_merges && (id = tok_lookup(t, p, n)) >= 0 && !t->is_special[id]) { out_push(w, id); return; }
+    if (n == 1) { out_push(w, t->byte_id[p[0]]); return; }
+    if (n > INT_MAX / 4) fatal("tokenizer: a single pre-token of %zu bytes is too long", n);
+    work_reserve(w, (int)n);
+    for (size_t i = 0; i < n; i++) w->id[i] = t->byte_id[p[i]];
+    merge_all(t, w, (int)n);
+}
+static void bpe_text(const tokenizer *t, tok_work *w, const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        size_t e = llama3_piece(s, n, i);
+        bpe_piece(t, w, s + i, e - i);
+        i = e;
+    }
+}
+/* run.c encode(): dummy prefix " ", one token per UTF-8 code point (up to 4 bytes, as run.c
+ * groups them) or its bytes + 3, then merges. BOS, when asked, takes part in the merges as in run.c. */
+static void spm_text(const tokenizer *t, tok_work *w, const uint8_t *s, size_t n, int bos) {
+    if (n > (size_t)INT_MAX / 4 - 8) fatal("tokenizer: text of %zu bytes is too long", n);
+    work_reserve(w, (int)n + 2);
+    int k = 0;
+    if (bos) w->id[k++] = t->bos;
+    if (n > 0) w->id[k++] = t->space_id;
+    size_t len = 0, start = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) len = 0;
+        if (len == 0) start = i;
+        len++;
+        uint8_t next = i + 1 < n ? s[i + 1] : 0;
+        if ((next & 0xC0) == 0x80 && len < 4) continue;
+        int id = tok_lookup(t, s + start, len);
+        if (id >= 0) w->id[k++] = id;
+        else for (size_t b = 0; b < len; b++) w->id[k++] = s[start + b] + 3;
+        len = 0;
+    }
+    merge_all(t, w, k);
+}
+
+/* Encodes text[0..len) (any bytes) as plain text, prepending BOS when bos != 0. Special-token
+ * strings (<|eot_id|> ...) become their ids only when special != 0 (BPE only; llama2.c has none).
+ * Returns the count; *ids is malloc'd, the caller frees it. */
+int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int bos, int special, int **ids) {
+    tok_work w = {0};
+    if (bos && t->bos < 0) fatal("tokenizer: BOS requested, but the vocabulary has no <|begin_of_text|> or <s> token");
+    const uint8_t *s = (const uint8_t *)text;
+    if (t->kind == TOK_SPM) {
+        spm_text(t, &w, s, len, bos);
+    } else {
+        if (bos) out_push(&w, t->bos);
+        size_t from = 0;
+        if (special && t->n_special > 0) {
+            /* Split at special-token strings: leftmost occurrence, longest at that position. */
+            for (size_t i = 0; i < len; i++) {
+                if (!t->special_first[s[i]]) continue;
+                int best = -1;
+                size_t best_len = 0;
+                for (int k = 0; k < t->n_special; k++) {
+                    size_t m = tok_len(t, t->special[k]);
+                    if (m > best_len && m <= len - i && memcmp(s + i, tok_bytes(t, t->special[k]), m) == 0) { best = t->special[k]; best_len = m; }
+                }
+                if (best < 0) continue;
+                bpe_text(t, &w, s + from, i - from);
+                out_push(&w, best);
+                from = i + best_len;
+                i = from - 1;
+            }
+        }
+        bpe_text(t, &w, s + from, len - from);
+    }
+    free(w.id); free(w.next); free(w.prev); free(w.heap); free(w.buf);
+    if (w.nout > INT_MAX) fatal("tokenizer: more than 2^31 tokens");
+    *ids = w.out ? w.out : xmalloc(sizeof(int));
+    return (int)w.nout;
+}
+
+/* ---- Decoding ---- */
+/* Bytes of token id (*len of them, not NUL-terminated) as printed after token prev: for BPE the
+ * raw token bytes; for llama2.c run.c's decode() (leading space dropped after BOS, <0xXX> -> byte). */
+const char *tokenizer_decode(const tokenizer *t, int prev, int id, size_t *len) {
+    if (id < 0 || id >= t->n_vocab) fatal("tokenizer: token id %d is outside the vocabulary [0, %d)", id, t->n_vocab);
+    const char *p = (const char *)tok_bytes(t, id);
+    size_t n = tok_len(t, id);
+    if (t->kind == TOK_SPM) {
+        /* run.c decode(): after BOS a leading space is dropped; "<0xXX>" is the raw byte XX. */
+        if (prev == t->bos && n > 0 && p[0] == ' ') { p++; n--; }
+        if (n == 6 && memcmp(p, "<0x", 3) == 0 && isxdigit((unsigned char)p[3]) && isxdigit((unsigned char)p[4]) && p[5] == '>') {
+            int b = (int)strtol((char[3]){p[3], p[4], 0}, NULL, 16);
+            p = (const char *)&t->all_bytes[b];
+            n = 1;
+        }
+    }
+    *len = n;
+    return p;
+}
+
+/* ---- llama_fp8 tokenize ---- */
 static int cmd_tokenize(int argc, char **argv) {
-    fatal("'tokenize' is not built yet");
+    const char *model = NULL, *tok_path = NULL, *file = NULL;
+    int bos = 0, special = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: llama_fp8 tokenize -m MODEL_OR_TOKENIZER -f FILE [--bos] [--special] [--tokenizer FILE]\n"
+                   "  prints the token ids of FILE separated by spaces (no BOS unless --bos;\n"
+                   "  special-token strings such as <|eot_id|> are parsed only with --special)\n");
+            return 0;
+        }
+        if (!strcmp(a, "--bos")) bos = 1;
+        else if (!strcmp(a, "--special")) special = 1;
+        else if ((!strcmp(a, "-m") || !strcmp(a, "-f") || !strcmp(a, "--tokenizer")) && i + 1 < argc) {
+            const char *v = argv[++i];
+            if (a[1] == 'm') model = v; else if (a[1] == 'f') file = v; else tok_path = v;
+        } else fatal("tokenize: unknown or incomplete option '%s' (see llama_fp8 tokenize --help)", a);
+    }
+    if (!file || (!model && !tok_path)) fatal("tokenize: need -m MODEL_OR_TOKENIZER (or --tokenizer FILE) and -f FILE");
+    tokenizer *t;
+    if (tok_path) t = tokenizer_load(tok_path);
+    else if (is_directory(model)) t = tokenizer_load(model);
+    else {
+        /* A file: a tokenizer itself, or a llama2.c model with tokenizer.bin beside it. */
+        char err[600];
+        t = tokenizer_try_load(model, err, sizeof err);
+        if (!t) {
+            const char *slash = strrchr(model, '/');
+            char beside[4096];
+            snprintf(beside, sizeof beside, "%.*stokenizer.bin", slash ? (int)(slash - model + 1) : 0, model);
+            size_t ml = strlen(model);
+            if (ml < 4 || strcmp(model + ml - 4, ".bin") != 0) fatal("%s", err);
+            if (!file_exists(beside) || !strcmp(beside, model))
+                fatal("%s (not a tokenizer, and no %s beside it: name one with --tokenizer FILE)", err, beside);
+            t = tokenizer_load(beside);
+        }
+    }
+    mfile f;
+    mfile_open_or_die(&f, file);
+    int *ids;
+    int n = tokenizer_encode(t, (const char *)f.data, f.size, bos, special, &ids);
+    char *out = xmalloc(16 * (size_t)n + 2), *o = out;
+    for (int i = 0; i < n; i++) o += sprintf(o, i ? " %d" : "%d", ids[i]);
+    *o++ = '\n';
+    if (fwrite(out, 1, (size_t)(o - out), stdout) != (size_t)(o - out) || fflush(stdout) != 0) fatal("tokenize: writing the ids failed");
+    free(out); free(ids);
+    mfile_close(&f);
+    tokenizer_free(t);
+    return 0;
 }
 /* @@END tokenizer@@ */
 
@@ -673,22 +2433,2644 @@ static int cmd_tokenize(int argc, char **argv) {
 /* 6. Forward pass                                                                            */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION forward@@ */
+/* Numerics of one run (a "scheme", -q NAME). Every scheme but fp32 is the bf16 baseline with some
+ * Linears quantized, as vLLM runs an FP8 checkpoint of a bf16 model:
+ *   fp32         weights upcast exactly, fp32 everywhere (the reference).
+ *   bf16         Hugging Face bf16 inference (model.to(torch.bfloat16), eager attention): every op
+ *                computes in fp32 on bf16 inputs and rounds its output once to bf16 (B(x) below, RNE);
+ *                GEMMs accumulate in fp32 and round the output. Rounding points read from transformers
+ *                5.23 modeling_llama.py, confirmed bit for bit by tests/hf_rounding_check.py.
+ *   fp8-w        weight-only: W quantized (per channel, or per tensor with --weight-scale tensor),
+ *                bf16 activations; D = B(s_w[n] · Σ a·w_fp8).
+ *   w8a8         per-channel static weights + dynamic per-token activations (vLLM
+ *                dynamic_per_token_scaled_fp8_quant, llm-compressor FP8_DYNAMIC).
+ *   w8a8-static  per-tensor weights + per-tensor static activation scales from `calibrate` (vLLM
+ *                static path: x · (1/s)).
+ *   w8a8-block   128×128 weight blocks, 1×128 activation groups (DeepSeek-V3, FP8_BLOCK).
+ *   int8         W8A8 INT8: per-channel weights, per-token activations, symmetric, RNE to ±127.
+ * Weights of the bf16 model are quantized as llm-compressor does by default (scale = B(absmax/fmax),
+ * q = fp8(clamp(B(w / scale)))); --weight-arith fp32 selects fp32 arithmetic. The scaled GEMM is
+ * emu_gemm (vLLM CUTLASS epilogue D = B(s_a[m] · fp32(s_w[n] · acc))) with --accum choosing how acc is
+ * summed (default exact). --kv fp8-e4m3|fp8-e5m2 adds an FP8 KV cache (vLLM: stored fp8(x / s) with
+ * saturation, loaded fp8 · s). Embeddings and lm_head stay bf16 unless --quant-lm-head. */
+typedef enum { SCHEME_FP32, SCHEME_BF16, SCHEME_FP8_W, SCHEME_W8A8, SCHEME_W8A8_STATIC, SCHEME_W8A8_BLOCK, SCHEME_INT8 } scheme_kind;
+static const char *const scheme_names[] = {"fp32", "bf16", "fp8-w", "w8a8", "w8a8-static", "w8a8-block", "int8"};
+enum { GRAN_CHANNEL = 0, GRAN_TENSOR = 1, GRAN_BLOCK = 2 };
+enum { AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_TENSOR_DYNAMIC, AMODE_GROUP, AMODE_INT8_TOKEN };
+/* Where activations are quantized: the inputs of q/k/v (one shared input), o, gate/up, down. */
+enum { SITE_QKV, SITE_O, SITE_GATEUP, SITE_DOWN, N_SITES };
+/* Observers (calibrate, stats) also see the lm_head input (layer -1) and the K / V cache entries. */
+enum { SITE_LMHEAD = N_SITES, SITE_K, SITE_V, N_OBS_SITES };
+static const char *const site_names[N_OBS_SITES] = {"qkv", "o", "gate_up", "down", "lm_head", "k", "v"};
+typedef void (*act_observer)(void *ctx, int layer, int site, const float *x, int rows, int cols);
+
+/* Static scales from `llama_fp8 calibrate`: the observed absmax of every activation site and of K / V. */
+typedef struct {
+    int n_layers;
+    float (*act)[N_SITES];  /* (n_layers, N_SITES) activation absmax (scale = absmax / fmax) */
+    float (*act_scale)[N_SITES]; /* or the scales themselves (a checkpoint's input_scale), else NULL */
+    float lm_head_scale;    /* likewise for the lm_head input */
+    float lm_head;          /* absmax of the lm_head input (0 = none) */
+    float *k_amax, *v_amax;  /* (n_layers) K / V cache absmax (scale = absmax / fmax) */
+    float *k_scale, *v_scale; /* or the scales themselves (a checkpoint's k_scale / v_scale), else NULL */
+    char *source;
+} ScaleSet;
+
+typedef struct {
+    scheme_kind kind;
+    char name[80];          /* as printed, with modifiers: "w8a8(e5m2 act)" */
+    emu_dtype wfmt, afmt;   /* E4M3 / E5M2 (EMU_I8 for int8) */
+    int wgran;              /* GRAN_CHANNEL / GRAN_TENSOR / GRAN_BLOCK */
+    int amode;              /* how activations are quantized: AMODE_* */
+    int bf16_arith;         /* weight scales and w / s in bf16, as llm-compressor on a bf16 model */
+    emu_dtype kv;           /* EMU_F32 = full-precision cache, else E4M3 / E5M2 */
+    int quant_lm_head;
+    emu_accum accum;
+    float scale_ub;         /* per-token absmax upper bound (0 = none; Meta's fbgemm configs use 1200) */
+    const ScaleSet *scales; /* static activation / KV scales */
+} Scheme;
+
+/* Modifiers shared by every scheme of a run (command-line options). */
+typedef struct {
+    const char *act_format, *weight_format, *kv, *accum, *weight_scale, *weight_arith;
+    int quant_lm_head;
+    float scale_ub;
+    const ScaleSet *scales;
+} SchemeOptions;
+
+static emu_dtype fp8_fmt_arg(const char *opt, const char *v) {
+    if (!strcmp(v, "e4m3")) return EMU_E4M3;
+    if (!strcmp(v, "e5m2")) return EMU_E5M2;
+    fatal("%s: expected e4m3 or e5m2, got '%s'", opt, v);
+}
+static Scheme scheme_make(const char *name, const SchemeOptions *o) {
+    static const SchemeOptions none = {0};
+    if (!o) o = &none;
+    Scheme q;
+    memset(&q, 0, sizeof q);
+    int k = -1;
+    for (int i = 0; i < (int)(sizeof scheme_names / sizeof scheme_names[0]); i++) if (!strcmp(name, scheme_names[i])) k = i;
+    if (k < 0) fatal("unknown scheme '%s' (known: fp32, bf16, fp8-w, w8a8, w8a8-static, w8a8-block, int8)", name);
+    q.kind = (scheme_kind)k;
+    q.wfmt = q.afmt = EMU_E4M3;
+    q.wgran = q.kind == SCHEME_W8A8_STATIC ? GRAN_TENSOR : q.kind == SCHEME_W8A8_BLOCK ? GRAN_BLOCK : GRAN_CHANNEL;
+    static const int amodes[] = {AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_GROUP, AMODE_INT8_TOKEN};
+    q.amode = amodes[q.kind];
+    q.bf16_arith = 1;
+    q.kv = EMU_F32;
+    /* exact accumulation by default; weight-only GEMMs (bf16 × fp8 products) accumulate with fp32 FMAs */
+    q.accum = q.kind == SCHEME_FP8_W ? EMU_ACC_FP32 : EMU_ACC_EXACT;
+    emu_accum default_accum = q.accum;
+    q.scale_ub = o->scale_ub;
+    q.scales = o->scales;
+    q.quant_lm_head = o->quant_lm_head;
+    int quant = q.kind >= SCHEME_FP8_W;
+    if (q.kind == SCHEME_INT8) q.wfmt = q.afmt = EMU_I8;
+    if (o->act_format && quant && q.kind != SCHEME_INT8 && q.kind != SCHEME_FP8_W) q.afmt = fp8_fmt_arg("--act-format", o->act_format);
+    if (o->weight_format && quant && q.kind != SCHEME_INT8) q.wfmt = fp8_fmt_arg("--weight-format", o->weight_format);
+    if (o->weight_scale && q.kind == SCHEME_FP8_W) {
+        if (!strcmp(o->weight_scale, "tensor")) q.wgran = GRAN_TENSOR;
+        else if (strcmp(o->weight_scale, "channel")) fatal("--weight-scale: expected channel or tensor");
+    }
+    if (o->weight_arith) {
+        if (!strcmp(o->weight_arith, "fp32")) q.bf16_arith = 0;
+        else if (strcmp(o->weight_arith, "bf16")) fatal("--weight-arith: expected bf16 or fp32");
+    }
+    if (o->kv && q.kind != SCHEME_FP32) {
+        if (!strcmp(o->kv, "fp8-e4m3")) q.kv = EMU_E4M3;
+        else if (!strcmp(o->kv, "fp8-e5m2")) q.kv = EMU_E5M2;
+        else if (strcmp(o->kv, "none")) fatal("--kv: expected fp8-e4m3, fp8-e5m2 or none, got '%s'", o->kv);
+    }
+    if (o->accum) {
+        int a = emu_accum_from_name(o->accum);
+        if (a < 0) fatal("--accum: unknown model '%s' (exact, fp32, hopper, ada, cublaslt, fast)", o->accum);
+        q.accum = (emu_accum)a;
+    }
+    if (q.kind == SCHEME_W8A8_STATIC && !q.scales)
+        fatal("scheme w8a8-static needs static activation scales: --scales FILE (written by llama_fp8 calibrate)");
+    snprintf(q.name, sizeof q.name, "%s", name);
+    char mods[64] = "";
+    if (quant && q.kind != SCHEME_INT8 && q.wfmt == EMU_E5M2) strcat(mods, " w:e5m2");
+    if (quant && q.kind != SCHEME_INT8 && q.kind != SCHEME_FP8_W && q.afmt == EMU_E5M2) strcat(mods, " a:e5m2");
+    if (q.kind == SCHEME_FP8_W && q.wgran == GRAN_TENSOR) strcat(mods, " tensor");
+    if (quant && !q.bf16_arith) strcat(mods, " fp32-arith");
+    if (q.kv != EMU_F32) strcat(mods, q.kv == EMU_E4M3 ? " kv:e4m3" : " kv:e5m2");
+    if (quant && q.quant_lm_head) strcat(mods, " +lm_head");
+    if (quant && q.accum != default_accum) { strcat(mods, " "); strcat(mods, emu_accum_names[q.accum]); }
+    if (mods[0]) snprintf(q.name + strlen(q.name), sizeof q.name - strlen(q.name), "(%s)", mods + 1);
+    return q;
+}
+static Scheme scheme_by_name(const char *name) { return scheme_make(name, NULL); }
+
+/* The scheme a quantized checkpoint prescribes (-q checkpoint, the default for such models): its
+ * stored FP8 weights and scales, its activation scheme, its static input / KV scales — run as vLLM
+ * runs it. Other models: the named scheme (default `dflt`). */
+static Scheme scheme_for_model(const Model *m, const char *name, const char *dflt, const SchemeOptions *o) {
+    if (!m->quant.present) {
+        if (name && !strcmp(name, "checkpoint")) fatal("-q checkpoint: %s is not a quantized checkpoint", m->path);
+        return scheme_make(name ? name : dflt, o);
+    }
+    if (name && strcmp(name, "checkpoint"))
+        fatal("%s is an FP8 checkpoint (%s): it runs as stored (-q checkpoint), not as '%s'", m->path, m->quant.method, name);
+    const CkptQuant *cq = &m->quant;
+    static const char *const kinds[] = {"w8a8", "w8a8-static", "w8a8", "w8a8-block"};
+    SchemeOptions so = o ? *o : (SchemeOptions){0};
+    so.scales = NULL;
+    so.quant_lm_head = cq->lm_head;
+    if (cq->kv && !so.kv) so.kv = "fp8-e4m3";
+    int L = m->c.n_layers;
+    ScaleSet *ss = xcalloc(1, sizeof *ss);
+    ss->n_layers = L;
+    ss->act = xcalloc(L, sizeof *ss->act);
+    ss->act_scale = xcalloc(L, sizeof *ss->act_scale);
+    ss->k_amax = xcalloc(L, sizeof(float)); ss->v_amax = xcalloc(L, sizeof(float));
+    ss->k_scale = xcalloc(L, sizeof(float)); ss->v_scale = xcalloc(L, sizeof(float));
+    for (int l = 0; l < L; l++) {
+        for (int site = 0; site < N_SITES; site++) ss->act_scale[l][site] = m->layers[l].in_scale[site];
+        ss->k_scale[l] = m->layers[l].k_scale > 0 ? m->layers[l].k_scale : 1.0f;
+        ss->v_scale[l] = m->layers[l].v_scale > 0 ? m->layers[l].v_scale : 1.0f;
+    }
+    ss->lm_head_scale = m->lm_head_in_scale;
+    ss->source = m->path;
+    so.scales = ss;
+    Scheme q = scheme_make(cq->act < 0 ? "fp8-w" : kinds[cq->act], &so);
+    if (cq->act == 2) q.amode = AMODE_TENSOR_DYNAMIC;
+    q.wfmt = m->layers[0].wq.dtype;
+    char nm[sizeof q.name];
+    snprintf(nm, sizeof nm, "checkpoint:%.66s", q.name);
+    memcpy(q.name, nm, sizeof nm);
+    return q;
+}
+static int scheme_quantizes(const Scheme *q) { return q->kind >= SCHEME_FP8_W; }
+
+/* B(x): round to the nearest bf16 value (ties to even) in bf16-based schemes; identity in fp32. */
+static inline float B(const Scheme *q, float x) { return q->kind != SCHEME_FP32 ? bf16_to_float(bf16_from_float(x)) : x; }
+static void B_rows(const Scheme *q, float *x, size_t n) {
+    if (q->kind == SCHEME_FP32) return;
+    for (size_t i = 0; i < n; i++) x[i] = bf16_to_float(bf16_from_float(x[i]));
+}
+
+/* bf16-based schemes run on bf16 weights: a model stored as F32/F16 is rounded once, like
+ * model.to(torch.bfloat16) (weights and norm vectors), into a second view of the model that
+ * shares everything else; BF16 checkpoints are used in place. fp32 keeps the stored weights. */
+static void tensor_to_bf16(Model *m, Tensor *t) {
+    if (t->dtype == EMU_BF16 || t->scale) return;
+    size_t n = (size_t)t->rows * t->cols;
+    uint16_t *d = model_own(m, n * 2);
+    for (size_t i = 0; i < n; i++) d[i] = bf16_from_float(tensor_get(t, i));
+    t->data = d;
+    t->dtype = EMU_BF16;
+}
+static float *norm_to_bf16(Model *m, const float *w, int n) {
+    float *d = model_own(m, n * sizeof(float));
+    for (int i = 0; i < n; i++) d[i] = bf16_to_float(bf16_from_float(w[i]));
+    return d;
+}
+static const Model *model_for_scheme(Model *m, const Scheme *q) {
+    if (q->kind == SCHEME_FP32) return m;
+    if (m->bf16_view) return m->bf16_view;
+    Model *v = model_own(m, sizeof(Model));
+    *v = *m;
+    v->layers = model_own(m, m->c.n_layers * sizeof(Layer));
+    memcpy(v->layers, m->layers, m->c.n_layers * sizeof(Layer));
+    int tied = m->lm_head.data == m->tok_embeddings.data;
+    tensor_to_bf16(m, &v->tok_embeddings);
+    if (tied) v->lm_head = v->tok_embeddings; else tensor_to_bf16(m, &v->lm_head);
+    for (int l = 0; l < m->c.n_layers; l++) {
+        Layer *L = &v->layers[l];
+        Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) tensor_to_bf16(m, ts[i]);
+        L->attn_norm = norm_to_bf16(m, L->attn_norm, m->c.dim);
+        L->ffn_norm = norm_to_bf16(m, L->ffn_norm, m->c.dim);
+    }
+    v->final_norm = norm_to_bf16(m, m->final_norm, m->c.dim);
+    v->bf16_view = v;
+    m->bf16_view = v;
+    return v;
+}
+
+/* Weight quantization as llm-compressor / compressed-tensors 0.20 does it (memoryless min-max
+ * observer, symmetric; calculate_qparams + the float/int compressors): per output channel
+ * (scale[N]), per tensor (scale[1]) or per 128×128 block (scale[ceil(N/128)][ceil(K/128)]).
+ *   scale = absmax / (range / 2): range/2 = fmax (448, 57344) for FP8, 127.5 for INT8 (255 / 2);
+ *   a zero scale becomes the scale dtype's eps (bf16: 2^-7, fp32: 2^-23);
+ *   q = cast(clamp(w / scale + 0, qmin, qmax)) — the + 0 is the zero point, which turns −0 into +0;
+ *   FP8 casts round to nearest even, INT8 uses torch.round (RNE) into [−128, 127].
+ * With bf16_arith (a bf16 model, the default) the scale and w / scale are each rounded to bf16 —
+ * double rounding, exactly as the tool does it on a bf16 model. Without it, all in fp32. */
+static void quant_weight(uint8_t *q, float *scale, const Tensor *W, emu_dtype fmt, int granularity, int bf16_arith) {
+    int N = W->rows, K = W->cols;
+    int bn = granularity == GRAN_BLOCK ? EMU_BLOCK : granularity == GRAN_TENSOR ? N : 1;
+    int bk = granularity == GRAN_BLOCK ? EMU_BLOCK : K;
+    int nbn = (N + bn - 1) / bn, nbk = (K + bk - 1) / bk;
+    float fmax = emu_fmax(fmt);
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int i = 0; i < nbn; i++) {
+        for (int j = 0; j < nbk; j++) {
+            int n0 = i * bn, n1 = n0 + bn < N ? n0 + bn : N, k0 = j * bk, k1 = k0 + bk < K ? k0 + bk : K;
+            float amax = 0;
+            for (int n = n0; n < n1; n++)
+                for (int k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(tensor_get(W, (size_t)n * K + k)));
+            float half_range = fmt == EMU_I8 ? 127.5f : fmax;
+            float s = amax / half_range;
+            if (bf16_arith) s = bf16_to_float(bf16_from_float(s));
+            if (s == 0) s = bf16_arith ? 0.0078125f : FLT_EPSILON;
+            scale[(size_t)i * nbk + j] = s;
+            for (int n = n0; n < n1; n++)
+                for (int k = k0; k < k1; k++) {
+                    float x = tensor_get(W, (size_t)n * K + k) / s;
+                    if (bf16_arith) x = bf16_to_float(bf16_from_float(x));
+                    x = x + 0.0f;
+                    uint8_t *out = &q[(size_t)n * K + k];
+                    if (fmt == EMU_I8) *out = (uint8_t)(int8_t)rintf(fminf(fmaxf(x, -128.0f), 127.0f));
+                    else *out = emu_fp8_encode(fminf(fmaxf(x, -fmax), fmax), fmt);
+                }
+        }
+    }
+}
+
+/* Activations and the KV cache for up to `cap` tokens per forward() call, `max_pos` positions. */
+typedef struct {
+    int cap, max_pos;
+    float *x;           /* (cap, dim) residual stream */
+    float *xb;          /* (cap, dim) normalized input of a block */
+    float *q;           /* (cap, n_heads * head_dim) queries, then attention output */
+    float *k, *v;       /* (cap, n_kv_heads * head_dim) this call's keys and values */
+    float *att;         /* (threads, max_pos) attention probabilities, one row per thread */
+    float *hb, *hb2;    /* (cap, hidden_dim) MLP gate and up */
+    float *xo;          /* (cap, dim) output of a block before the residual add */
+    float *key_cache;   /* (n_layers, max_pos, n_kv_heads * head_dim) */
+    float *value_cache; /* (n_layers, max_pos, n_kv_heads * head_dim) */
+    float *logits;      /* (cap, vocab) */
+    float **layer_out;  /* optional: (n_layers) buffers of (cap, dim) receiving x after each layer */
+    uint8_t *qa;        /* (cap, max(dim, qd, hidden_dim)) quantized activation codes (FP8 / INT8 schemes) */
+    float *sa;          /* (cap, ceil(max K / 128)) their scales */
+    uint8_t *qw;        /* (max N * K) quantized weight codes of the Linear being run */
+    float *sw;          /* its scales */
+    act_observer observe; void *observe_ctx; /* optional: sees every activation site (calibrate, stats) */
+} RunState;
+
+static void runstate_init(RunState *s, const Config *c, int cap, int max_pos) {
+    memset(s, 0, sizeof *s);
+    size_t qd = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
+    s->cap = cap; s->max_pos = max_pos;
+    s->x = xcalloc((size_t)cap * c->dim, sizeof(float));
+    s->xb = xcalloc((size_t)cap * c->dim, sizeof(float));
+    s->xo = xcalloc((size_t)cap * c->dim, sizeof(float));
+    s->q = xcalloc((size_t)cap * qd, sizeof(float));
+    s->k = xcalloc((size_t)cap * kv, sizeof(float));
+    s->v = xcalloc((size_t)cap * kv, sizeof(float));
+#ifdef _OPENMP
+    s->att = xcalloc((size_t)omp_get_max_threads() * max_pos, sizeof(float));
+#else
+    s->att = xcalloc((size_t)max_pos, sizeof(float));
+#endif
+    s->hb = xcalloc((size_t)cap * c->hidden_dim, sizeof(float));
+    s->hb2 = xcalloc((size_t)cap * c->hidden_dim, sizeof(float));
+    s->key_cache = xcalloc((size_t)c->n_layers * max_pos * kv, sizeof(float));
+    s->value_cache = xcalloc((size_t)c->n_layers * max_pos * kv, sizeof(float));
+    s->logits = xcalloc((size_t)cap * c->vocab_size, sizeof(float));
+    size_t kmax = (size_t)c->dim > qd ? (size_t)c->dim : qd;
+    if ((size_t)c->hidden_dim > kmax) kmax = c->hidden_dim;
+    s->qa = xcalloc((size_t)cap * kmax, 1);
+    s->sa = xcalloc((size_t)cap * ((kmax + EMU_BLOCK - 1) / EMU_BLOCK), sizeof(float));
+}
+/* Weight buffers for on-the-fly quantization, sized for the largest Linear (lm_head only if quantized). */
+static void runstate_quant_buffers(RunState *s, const Config *c, const Scheme *q) {
+    if (!scheme_quantizes(q) || s->qw) return;
+    size_t qd = (size_t)c->n_heads * c->head_dim;
+    size_t nk = (size_t)c->hidden_dim * c->dim;
+    if (qd * c->dim > nk) nk = qd * c->dim;
+    if (q->quant_lm_head && (size_t)c->vocab_size * c->dim > nk) nk = (size_t)c->vocab_size * c->dim;
+    size_t rows = (size_t)c->vocab_size > (size_t)c->hidden_dim ? (size_t)c->vocab_size : (size_t)c->hidden_dim;
+    s->qw = xmalloc(nk);
+    s->sw = xmalloc((rows + (nk / EMU_BLOCK + EMU_BLOCK)) * sizeof(float));
+}
+static void runstate_free(RunState *s) {
+    free(s->x); free(s->xb); free(s->xo); free(s->q); free(s->k); free(s->v); free(s->att);
+    free(s->hb); free(s->hb2); free(s->key_cache); free(s->value_cache); free(s->logits);
+    free(s->qa); free(s->sa); free(s->qw); free(s->sw);
+}
+
+/* out = B(w · B(x · rsqrt(mean(x²) + eps))) per row: Hugging Face LlamaRMSNorm. The mean of
+ * squares is summed in double and rounded once to fp32 (the correctly rounded value, which any
+ * fp32 summation order approximates). */
+static void rmsnorm(const Scheme *q, float *out, const float *x, const float *w, int T, int n, float eps) {
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * n;
+        double ss = 0;
+        for (int i = 0; i < n; i++) ss += (double)xr[i] * xr[i];
+        float var = (float)(ss / n);
+        float rs = 1.0f / sqrtf(var + eps);
+        for (int i = 0; i < n; i++) out[(size_t)t * n + i] = B(q, w[i] * B(q, xr[i] * rs));
+    }
+}
+
+/* A static scale from an observed absmax: absmax / fmax, rounded to bf16 for a bf16 model (the
+ * dtype llm-compressor stores input_scale / k_scale in, and the value vLLM then runs with). */
+static float static_scale(const Scheme *q, float amax, emu_dtype fmt) {
+    float s = amax / emu_fmax(fmt);
+    return q->bf16_arith ? bf16_to_float(bf16_from_float(s)) : s;
+}
+
+/* The input of one or more Linears, quantized once for all of them (FP8 / INT8 schemes), right
+ * before the GEMMs it feeds: per token (w8a8: vLLM dynamic_per_token_scaled_fp8_quant; int8),
+ * per tensor with the calibrated static scale (w8a8-static: x · (1/s)), or in 1×128 groups
+ * (w8a8-block). Observers (calibrate, stats) see the full-precision input here. */
+static void quantize_act(const Scheme *q, RunState *s, const float *x, int T, int K, int layer, int site) {
+    if (s->observe) s->observe(s->observe_ctx, layer, site, x, T, K);
+    switch (q->amode) {
+    case AMODE_TOKEN: emu_quant_token(s->qa, K, s->sa, x, K, T, K, q->afmt, q->scale_ub); break;
+    case AMODE_INT8_TOKEN: emu_quant_int8_token((int8_t *)s->qa, K, s->sa, x, K, T, K); break;
+    case AMODE_GROUP: emu_quant_group(s->qa, K, s->sa, x, K, T, K, EMU_BLOCK, q->afmt); break;
+    case AMODE_TENSOR_DYNAMIC: s->sa[0] = emu_quant_tensor_dynamic(s->qa, K, x, K, T, K, q->afmt); break;
+    case AMODE_TENSOR_STATIC: {
+        const ScaleSet *ss = q->scales;
+        float sc = layer < 0 ? (ss->lm_head_scale > 0 ? ss->lm_head_scale : static_scale(q, ss->lm_head, q->afmt))
+                             : (ss->act_scale ? ss->act_scale[layer][site] : static_scale(q, ss->act[layer][site], q->afmt));
+        if (!(sc > 0)) fatal("%s: no static scale for layer %d site %s", ss->source, layer, site_names[site]);
+        s->sa[0] = sc;
+        emu_quant_tensor(s->qa, K, x, K, T, K, q->afmt, sc);
+        break;
+    }
+    default: break; /* fp32, bf16, fp8-w: activations stay as they are */
+    }
+}
+
+/* out[T, W.rows] = in[T, W.cols] · Wᵀ — every Linear of the model goes through here, and from
+ * here through the one GEMM interface of emu/. Baselines: fp32 GEMM on the stored weights (bf16
+ * schemes round the output). Quantized: the weight is quantized (on the fly: a cost of N·K next to
+ * the GEMM's T·N·K) and emu_gemm applies the scaled epilogue with the chosen accumulation model;
+ * the activation codes are those of the last quantize_act(). */
+static void linear(const Scheme *q, RunState *s, float *out, const float *in, int T, const Tensor *W, int quantized) {
+    int N = W->rows, K = W->cols;
+    if (!scheme_quantizes(q) || !quantized) {
+        if (W->scale) fatal("scheme %s cannot run the FP8 weights of a quantized checkpoint", q->name);
+        emu_gemm_f32(T, N, K, in, K, W->data, W->dtype, K, out, N);
+        B_rows(q, out, (size_t)T * N);
+        return;
+    }
+    const void *wq = W->data;            /* a quantized checkpoint's codes and scales are used as stored */
+    const float *ws = W->scale;
+    emu_dtype wfmt = W->dtype;
+    int gran = W->scale_gran;
+    if (!ws) {
+        quant_weight(s->qw, s->sw, W, q->wfmt, q->wgran, q->bf16_arith);
+        wq = s->qw; ws = s->sw; wfmt = q->wfmt; gran = q->wgran;
+    }
+    emu_scale wk = gran == GRAN_BLOCK ? EMU_SCALE_BLOCK : gran == GRAN_TENSOR ? EMU_SCALE_TENSOR : EMU_SCALE_ROW;
+    emu_gemm_desc g = {.M = T, .N = N, .K = K,
+                       .b_type = wfmt, .B = wq, .ldb = K, .b_scale_kind = wk, .b_scale = ws,
+                       .d_type = EMU_F32, .D = out, .ldd = N, .accum = q->accum};
+    if (q->amode == AMODE_NONE) {
+        g.a_type = EMU_F32; g.A = in; g.lda = K; g.a_scale_kind = EMU_SCALE_ONE;
+    } else {
+        g.a_type = q->afmt; g.A = s->qa; g.lda = K; g.a_scale = s->sa;
+        g.a_scale_kind = q->amode == AMODE_TENSOR_STATIC || q->amode == AMODE_TENSOR_DYNAMIC ? EMU_SCALE_TENSOR
+                       : q->amode == AMODE_GROUP ? EMU_SCALE_BLOCK : EMU_SCALE_ROW;
+    }
+    const char *why = emu_gemm_check(&g);
+    if (why) fatal("scheme %s: %s", q->name, why);
+    emu_gemm(&g);
+    B_rows(q, out, (size_t)T * N);
+}
+
+/* FP8 KV cache (vLLM --kv-cache-dtype fp8): the cache stores fp8(x / s) with saturation; attention
+ * loads fp8 · s (fp32), in the activation dtype. s = calibrated absmax / fmax, or 1.0. */
+static void kv_quantize(const Scheme *q, float *x, int n, float s) {
+    for (int i = 0; i < n; i++) {
+        uint8_t code = emu_fp8_encode(x[i] / s, q->kv);
+        x[i] = B(q, emu_fp8_decode(code, q->kv) * s);
+    }
+}
+
+/* RoPE, Hugging Face rotate-half layout, on one head vector at position pos:
+ * out[j] = B(B(x[j]·cos) − B(x[j+h]·sin)), out[j+h] = B(B(x[j+h]·cos) + B(x[j]·sin)), j < h = hd/2,
+ * angle = fp32(pos · inv_freq[j]), cos/sin computed in double, rounded to fp32 (and to bf16 in bf16
+ * schemes: HF casts the tables to the activation dtype). */
+static void rope(const Scheme *q, float *x, int hd, const float *cosv, const float *sinv) {
+    int h = hd / 2;
+    for (int j = 0; j < h; j++) {
+        float a = x[j], b = x[j + h];
+        x[j] = B(q, B(q, a * cosv[j]) - B(q, b * sinv[j]));
+        x[j + h] = B(q, B(q, b * cosv[j]) + B(q, a * sinv[j]));
+    }
+}
+
+static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* The forward pass over T tokens at positions pos0 .. pos0+T-1 (the KV cache holds the earlier
+ * ones). Writes logits for rows logits_from .. T-1 into s->logits (row t at (t-logits_from)*vocab). */
+static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
+    const Config *c = &m->c;
+    int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim;
+    int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, group = c->n_heads / c->n_kv_heads;
+    if (T > s->cap || pos0 + T > s->max_pos) fatal("internal: forward over %d tokens at %d exceeds the run state", T, pos0);
+    float *x = s->x;
+
+    /* token embeddings (rows of a bf16/f16/f32 matrix, converted exactly) */
+    for (int t = 0; t < T; t++) {
+        if (ids[t] < 0 || ids[t] >= c->vocab_size) fatal("token id %d outside the vocabulary (%d)", ids[t], c->vocab_size);
+        for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = tensor_get(&m->tok_embeddings, (size_t)ids[t] * dim + i);
+    }
+    /* RoPE tables for these positions: (T, hd/2) cos and sin */
+    int half = hd / 2;
+    float *cosv = xmalloc((size_t)T * half * sizeof(float)), *sinv = xmalloc((size_t)T * half * sizeof(float));
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < half; j++) {
+            float angle = (float)(pos0 + t) * m->inv_freq[j];
+            cosv[(size_t)t * half + j] = B(q, (float)cos((double)angle));
+            sinv[(size_t)t * half + j] = B(q, (float)sin((double)angle));
+        }
+    float scale = (float)(1.0 / sqrt((double)hd));
+
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        float *kc = s->key_cache + (size_t)l * s->max_pos * kvd, *vc = s->value_cache + (size_t)l * s->max_pos * kvd;
+
+        /* ---- attention: x = B(x + o_proj(attention(rope(q), rope(k), v))) ---- */
+        rmsnorm(q, s->xb, x, L->attn_norm, T, dim, c->norm_eps);
+        quantize_act(q, s, s->xb, T, dim, l, SITE_QKV);
+        linear(q, s, s->q, s->xb, T, &L->wq, 1);
+        linear(q, s, s->k, s->xb, T, &L->wk, 1);
+        linear(q, s, s->v, s->xb, T, &L->wv, 1);
+        #pragma omp parallel for schedule(static)
+        for (int t = 0; t < T; t++) {
+            for (int h = 0; h < c->n_heads; h++) rope(q, s->q + (size_t)t * qd + h * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
+            for (int h = 0; h < c->n_kv_heads; h++) rope(q, s->k + (size_t)t * kvd + h * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
+        }
+        if (s->observe) { s->observe(s->observe_ctx, l, SITE_K, s->k, T, kvd); s->observe(s->observe_ctx, l, SITE_V, s->v, T, kvd); }
+        if (q->kv != EMU_F32) { /* FP8 KV cache: what attention reads back is fp8(x / s) · s */
+            const ScaleSet *ss = q->scales;
+            float ks = !ss ? 1.0f : ss->k_scale ? ss->k_scale[l] : static_scale(q, ss->k_amax[l], q->kv);
+            float vs = !ss ? 1.0f : ss->v_scale ? ss->v_scale[l] : static_scale(q, ss->v_amax[l], q->kv);
+            kv_quantize(q, s->k, T * kvd, ks);
+            kv_quantize(q, s->v, T * kvd, vs);
+        }
+        memcpy(kc + (size_t)pos0 * kvd, s->k, (size_t)T * kvd * sizeof(float));
+        memcpy(vc + (size_t)pos0 * kvd, s->v, (size_t)T * kvd * sizeof(float));
+        /* causal GQA attention: query head h reads kv head h / group. Scores q·k in fp32 (bf16
+         * schemes: rounded, scaled by 1/sqrt(hd), rounded again), softmax in fp32 (exp(x - max),
+         * times the reciprocal of the sum, as torch's CPU softmax), P·V; the output overwrites q. */
+        #pragma omp parallel for collapse(2) schedule(dynamic, 4)
+        for (int t = 0; t < T; t++) {
+            for (int h = 0; h < c->n_heads; h++) {
+                int npos = pos0 + t + 1;
+                float *qv = s->q + (size_t)t * qd + h * hd;
+                const float *kh = kc + (h / group) * hd, *vh = vc + (h / group) * hd;
+#ifdef _OPENMP
+                float *att = s->att + (size_t)omp_get_thread_num() * s->max_pos;
+#else
+                float *att = s->att;
+#endif
+                float mx = -INFINITY;
+                for (int p = 0; p < npos; p++) {
+                    const float *kv = kh + (size_t)p * kvd;
+                    float dot = 0.0f;
+                    for (int i = 0; i < hd; i++) dot += qv[i] * kv[i];
+                    att[p] = B(q, B(q, dot) * scale);
+                    if (att[p] > mx) mx = att[p];
+                }
+                float sum = 0.0f;
+                for (int p = 0; p < npos; p++) { att[p] = expf(att[p] - mx); sum += att[p]; }
+                float inv = 1.0f / sum;
+                for (int p = 0; p < npos; p++) att[p] = B(q, att[p] * inv);
+                for (int i = 0; i < hd; i++) qv[i] = 0.0f;
+                for (int p = 0; p < npos; p++) {
+                    const float *vv = vh + (size_t)p * kvd;
+                    float a = att[p];
+                    for (int i = 0; i < hd; i++) qv[i] += a * vv[i];
+                }
+                for (int i = 0; i < hd; i++) qv[i] = B(q, qv[i]);
+            }
+        }
+        quantize_act(q, s, s->q, T, qd, l, SITE_O);
+        linear(q, s, s->xo, s->q, T, &L->wo, 1);
+        for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s->xo[i]);
+
+        /* ---- MLP: x = B(x + down(B(B(silu(gate(h))) · up(h)))) ---- */
+        rmsnorm(q, s->xb, x, L->ffn_norm, T, dim, c->norm_eps);
+        quantize_act(q, s, s->xb, T, dim, l, SITE_GATEUP);
+        linear(q, s, s->hb, s->xb, T, &L->w_gate, 1);
+        linear(q, s, s->hb2, s->xb, T, &L->w_up, 1);
+        #pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < (size_t)T * hid; i++) s->hb[i] = B(q, B(q, silu(s->hb[i])) * s->hb2[i]);
+        quantize_act(q, s, s->hb, T, hid, l, SITE_DOWN);
+        linear(q, s, s->xo, s->hb, T, &L->w_down, 1);
+        for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s->xo[i]);
+
+        if (s->layer_out) memcpy(s->layer_out[l], x, (size_t)T * dim * sizeof(float));
+        if (m->release_pages) layer_release(m, L);
+    }
+    free(cosv);
+    free(sinv);
+
+    /* final norm and the classifier, for the rows the caller needs */
+    rmsnorm(q, s->xb, x, m->final_norm, T, dim, c->norm_eps);
+    if (logits_from < T) {
+        const float *h = s->xb + (size_t)logits_from * dim;
+        if (q->quant_lm_head) quantize_act(q, s, h, T - logits_from, dim, -1, SITE_LMHEAD);
+        else if (s->observe) s->observe(s->observe_ctx, -1, SITE_LMHEAD, h, T - logits_from, dim);
+        linear(q, s, s->logits, h, T - logits_from, &m->lm_head, q->quant_lm_head);
+        if (m->release_pages) tensor_release(m, &m->lm_head);
+    }
+}
 /* @@END forward@@ */
+
+/* ------------------------------------------------------------------------------------------ */
+/* 6b. GPU path (make CUDA=1): device selection, the forward pass on the GPU, verify            */
+/* ------------------------------------------------------------------------------------------ */
+/* @@SECTION gpu@@ */
+/* The GPU path. `make CUDA=1` compiles cuda_kernels.cu with nvcc and defines LLAMA_FP8_CUDA; the
+ * kernels there are the GPU twins of emu/ (quantization, GEMMs) and of forward()'s elementwise ops.
+ * At run time a CUDA build uses a GPU of compute capability 8.9 (Ada) or 9.x (Hopper) when one is
+ * present and --cpu (or LLAMA_FP8_DEVICE=cpu) is not given; otherwise everything runs on the CPU.
+ * `llama_fp8 verify` checks the GPU against the CPU (see cmd_verify). Test programs (TESTING) see the
+ * CPU-only variant: they are linked without cuda_kernels.o. */
+#if defined(LLAMA_FP8_CUDA) && !defined(TESTING)
+#define GPU_BUILD 1
+#endif
+#ifdef GPU_BUILD
+/* cuda_kernels.cu, extern "C". Host memory in and out; errors end the program with one line. */
+int cu_probe(char *desc, size_t len);
+int cu_compute_capability(void);
+void cu_quant_token(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, emu_dtype fmt, float scale_ub);
+void cu_quant_channel(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, emu_dtype fmt);
+void cu_quant_group(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int G, emu_dtype fmt);
+void cu_quant_block(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, int BN, int BK, emu_dtype fmt);
+void cu_quant_tensor(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt, float s);
+float cu_quant_tensor_dynamic(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt);
+enum { CU_GEMM_MODEL = 0, CU_GEMM_MMA = 1, CU_GEMM_CUBLASLT = 2 };
+const char *cu_gemm(const emu_gemm_desc *g, int impl);
+void cu_rmsnorm(int bf16, float *out, const float *x, const float *w, int T, int n, float eps);
+void cu_rope(int bf16, float *x, int T, int nh, int hd, const float *cosv, const float *sinv);
+void cu_attention(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale);
+void cu_swiglu(int bf16, float *hb, const float *hb2, size_t n);
+void cu_residual(int bf16, float *x, const float *xo, size_t n);
+void cu_nll(double *nll, const float *logits, int T, int V, const int *targets);
+void cu_bench_gemm(int M, int N, int K, int reps);
+void cu_weight_cache(int on);
+/* the shared __host__ __device__ code compiled for the CPU (checks without a GPU) */
+void cu_host_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int TR, int TC, int rule, emu_dtype t, float param);
+void cu_host_gemm_model(const emu_gemm_desc *g);
+float cu_host_expf(float x);
+float cu_host_silu(float x);
+float cu_host_rms_factor(const float *x, int n, float eps);
+void cu_host_rope_pair(int bf16, float *x, int j, int h, float c, float s);
+float cu_host_att_score(int bf16, const float *q, const float *k, int hd, float scale);
+float cu_host_bq(int bf16, float x);
+#endif
+
+static int parse_ids(const char *s, int vocab, int **out);     /* section 7 */
+static double log_prob(const float *logits, int n, int target);
+
+static int gpu_state = -1;   /* -1: not probed yet, 0: this run uses the CPU, 1: the GPU */
+static int gpu_force_cpu;    /* --cpu */
+static char gpu_why[256];    /* the GPU's description, or why there is none */
+
+/* Called by commands that take --cpu. */
+static void gpu_set_force_cpu(int on) { gpu_force_cpu = on; gpu_state = -1; }
+
+/* 1 when this run computes on the GPU. */
+static int gpu_active(void) {
+    if (gpu_state >= 0) return gpu_state;
+    const char *env = getenv("LLAMA_FP8_DEVICE");
+    if (env && !strcmp(env, "cpu")) gpu_force_cpu = 1;
+#ifdef GPU_BUILD
+    int found = cu_probe(gpu_why, sizeof gpu_why);
+    gpu_state = found && !gpu_force_cpu;
+    if (found && gpu_force_cpu) {
+        char d[200];
+        snprintf(d, sizeof d, "%.199s", gpu_why);
+        snprintf(gpu_why, sizeof gpu_why, "--cpu given, %s not used", d);
+    }
+#else
+    snprintf(gpu_why, sizeof gpu_why, "built without CUDA");
+    gpu_state = 0;
+#endif
+    return gpu_state;
+}
+
+/* For the header line of every run: "cpu (16 threads)", "cpu (16 threads; no CUDA device (...))"
+ * in a CUDA build that found none, or "NVIDIA H200 (sm_90, 132 SMs, 139.8 GiB)". */
+static const char *device_description(void) {
+    static char d[384];
+#ifdef _OPENMP
+    int threads = omp_get_max_threads();
+#else
+    int threads = 1;
+#endif
+    if (gpu_active()) snprintf(d, sizeof d, "%s", gpu_why);
+#ifdef GPU_BUILD
+    else snprintf(d, sizeof d, "cpu (%d threads; CUDA build: %s)", threads, gpu_why);
+#else
+    else snprintf(d, sizeof d, "cpu (%d threads)", threads);
+#endif
+    return d;
+}
+
+#ifdef GPU_BUILD
+/* ---- checks: one line each, "ok NAME …" / "FAIL NAME: …" (the test suite's format) ---- */
+static int vfails;
+static void vreport(int ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void vreport(int ok, const char *name, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s %s: ", ok ? "ok" : "FAIL", name);
+    vprintf(fmt, ap);
+    putchar('\n');
+    va_end(ap);
+    if (!ok) vfails++;
+    fflush(stdout);
+}
+/* number of positions where a and b differ in their bits (NaN = NaN) */
+static size_t bits_diff(const void *a, const void *b, size_t n, size_t elsize) {
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *x = (const char *)a + i * elsize, *y = (const char *)b + i * elsize;
+        if (memcmp(x, y, elsize)) {
+            if (elsize == 4) { float fx, fy; memcpy(&fx, x, 4); memcpy(&fy, y, 4); if (isnan(fx) && isnan(fy)) continue; }
+            d++;
+        }
+    }
+    return d;
+}
+/* max |a-b| in units of b's last place, and max relative error */
+static void err_stats(const float *a, const float *b, size_t n, double *max_ulp, double *max_rel) {
+    *max_ulp = 0; *max_rel = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]), u = b[i] != 0 ? fabs(nextafterf(fabsf(b[i]), INFINITY) - fabsf(b[i])) : FLT_MIN;
+        if (isnan(a[i]) != isnan(b[i])) { *max_ulp = INFINITY; *max_rel = INFINITY; return; }
+        if (isnan(a[i])) continue;
+        if (d / u > *max_ulp) *max_ulp = d / u;
+        if (b[i] != 0 && d / fabs(b[i]) > *max_rel) *max_rel = d / fabs(b[i]);
+    }
+}
+/* random inputs: values over many binades, signs, a few zeros, huge and tiny values */
+static void fill_random(float *x, size_t n, uint64_t *rng, float spread) {
+    for (size_t i = 0; i < n; i++) {
+        float u = rng_uniform(rng) * 2 - 1, e = (rng_uniform(rng) * 2 - 1) * spread;
+        x[i] = (rng_next(rng) & 63) == 0 ? 0.0f : u * exp2f(e);
+    }
+}
+static void fill_codes(uint8_t *q, size_t n, uint64_t *rng, emu_dtype t) {   /* finite FP8 codes */
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c;
+        do c = (uint8_t)rng_next(rng); while (t == EMU_E4M3 ? (c & 0x7F) == 0x7F : (c & 0x7F) >= 0x7C);
+        q[i] = c;
+    }
+}
+
+/* Attention of forward() for one (token, head), in the order the GPU kernel uses (k_attention):
+ * the host twin of cuda_kernels.cu's kernel, checked against forward() itself by --host. */
+static void twin_attention(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale) {
+    int group = nh / nkv, kvd = nkv * hd;
+    float *att = xmalloc((size_t)(pos0 + T) * sizeof(float)), *qs = xmalloc(hd * sizeof(float));
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < nh; h++) {
+            int npos = pos0 + t + 1;
+            float *qv = q + ((size_t)t * nh + h) * hd;
+            const float *kh = kc + (h / group) * hd, *vh = vc + (h / group) * hd;
+            memcpy(qs, qv, hd * sizeof(float));
+            float mx = -INFINITY, sum = 0.0f;
+            for (int p = 0; p < npos; p++) { att[p] = cu_host_att_score(bf16, qs, kh + (size_t)p * kvd, hd, scale); mx = fmaxf(mx, att[p]); }
+            for (int p = 0; p < npos; p++) att[p] = cu_host_expf(att[p] - mx);
+            for (int p = 0; p < npos; p++) sum += att[p];
+            float inv = 1.0f / sum;
+            for (int p = 0; p < npos; p++) att[p] = cu_host_bq(bf16, att[p] * inv);
+            for (int i = 0; i < hd; i++) {
+                float acc = 0.0f;
+                for (int p = 0; p < npos; p++) acc += att[p] * vh[(size_t)p * kvd + i];
+                qv[i] = cu_host_bq(bf16, acc);
+            }
+        }
+    free(att); free(qs);
+}
+
+/* GEMM of a Linear through the emu_gemm_desc interface: fp32 activations × stored weights, fp32 fmaf
+ * chain — the bits of forward()'s matmul() (emu_gemm_f32). */
+static emu_gemm_desc linear_desc(float *out, const float *in, int T, const Tensor *W) {
+    emu_gemm_desc g;
+    memset(&g, 0, sizeof g);
+    g.M = T; g.N = W->rows; g.K = W->cols;
+    g.a_type = EMU_F32; g.A = in; g.lda = W->cols;
+    g.b_type = W->dtype; g.B = W->data; g.ldb = W->cols;
+    g.d_type = EMU_F32; g.D = out; g.ldd = W->rows;
+    g.accum = EMU_ACC_FP32;
+    return g;
+}
+
+/* forward() op by op (same ops, same order). gpu = 0: the host twins only (the result must equal
+ * forward()'s bit for bit); gpu = 1: every op also runs on the GPU on the same input, the two outputs
+ * are compared (counted per op kind in cmp[op][0 = runs, 1 = bit-exact runs]) and the CPU's output
+ * goes on, so a difference never propagates. Returns the logits of all T rows (caller frees). */
+enum { OP_NORM, OP_GEMM, OP_ROPE, OP_ATTN, OP_RESID, OP_SWIGLU, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"rmsnorm", "gemm (fp32 fmaf chain)", "rope", "attention", "residual add", "swiglu"};
+static float *twin_forward(const Model *m, const Scheme *q, const int *ids, int T, int gpu, long cmp[OP_COUNT][2], int verbose) {
+    const Config *c = &m->c;
+    int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim, nh = c->n_heads, nkv = c->n_kv_heads;
+    int qd = nh * hd, kvd = nkv * hd, half = hd / 2, bf16 = q->kind == SCHEME_BF16;
+    size_t big = (size_t)T * (hid > c->vocab_size ? hid : c->vocab_size);
+    float *x = xmalloc((size_t)T * dim * 4), *xb = xmalloc((size_t)T * dim * 4), *xo = xmalloc((size_t)T * dim * 4);
+    float *qq = xmalloc((size_t)T * qd * 4), *kc = xmalloc((size_t)T * kvd * 4), *vc = xmalloc((size_t)T * kvd * 4);
+    float *hb = xmalloc((size_t)T * hid * 4), *hb2 = xmalloc((size_t)T * hid * 4), *g = xmalloc(big * 4 + 4);
+    float *logits = xmalloc((size_t)T * c->vocab_size * 4);
+    float *cosv = xmalloc((size_t)T * half * 4), *sinv = xmalloc((size_t)T * half * 4);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = tensor_get(&m->tok_embeddings, (size_t)ids[t] * dim + i);
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < half; j++) {
+            float angle = (float)t * m->inv_freq[j];
+            cosv[(size_t)t * half + j] = B(q, (float)cos((double)angle));
+            sinv[(size_t)t * half + j] = B(q, (float)sin((double)angle));
+        }
+    float scale = (float)(1.0 / sqrt((double)hd));
+#define CHECK(op, cpu_out, n, unused) do { if (gpu) { size_t d_ = bits_diff(g, cpu_out, n, 4); cmp[op][0]++; cmp[op][1] += d_ == 0; \
+        if (d_ && verbose) printf("  layer %d %s: %zu of %zu values differ\n", l, op_names[op], d_, (size_t)(n)); } } while (0)
+    for (int l = 0; l <= c->n_layers; l++) {
+        const float *norm_w = l < c->n_layers ? m->layers[l].attn_norm : m->final_norm;
+        if (gpu) cu_rmsnorm(bf16, g, x, norm_w, T, dim, c->norm_eps);
+        rmsnorm(q, xb, x, norm_w, T, dim, c->norm_eps);
+        CHECK(OP_NORM, xb, (size_t)T * dim, (void)0);
+        if (l == c->n_layers) break;
+        const Layer *L = &m->layers[l];
+        /* q, k, v */
+        struct { float *out; const Tensor *W; } lin[3] = {{qq, &L->wq}, {kc, &L->wk}, {vc, &L->wv}};
+        for (int i = 0; i < 3; i++) {
+            if (gpu) { emu_gemm_desc d = linear_desc(g, xb, T, lin[i].W); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * lin[i].W->rows); }
+            matmul(q, lin[i].out, xb, T, lin[i].W);
+            CHECK(OP_GEMM, lin[i].out, (size_t)T * lin[i].W->rows, (void)0);
+        }
+        /* rope on q and k */
+        for (int i = 0; i < 2; i++) {
+            float *v = i ? kc : qq;
+            int heads = i ? nkv : nh;
+            if (gpu) { memcpy(g, v, (size_t)T * heads * hd * 4); cu_rope(bf16, g, T, heads, hd, cosv, sinv); }
+            for (int t = 0; t < T; t++)
+                for (int h = 0; h < heads; h++) rope(q, v + ((size_t)t * heads + h) * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
+            CHECK(OP_ROPE, v, (size_t)T * heads * hd, (void)0);
+        }
+        if (gpu) { memcpy(g, qq, (size_t)T * qd * 4); cu_attention(bf16, g, kc, vc, T, 0, nh, nkv, hd, scale); }
+        twin_attention(bf16, qq, kc, vc, T, 0, nh, nkv, hd, scale);
+        CHECK(OP_ATTN, qq, (size_t)T * qd, (void)0);
+        if (gpu) { emu_gemm_desc d = linear_desc(g, qq, T, &L->wo); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * dim); }
+        matmul(q, xo, qq, T, &L->wo);
+        CHECK(OP_GEMM, xo, (size_t)T * dim, (void)0);
+        if (gpu) { memcpy(g, x, (size_t)T * dim * 4); cu_residual(bf16, g, xo, (size_t)T * dim); }
+        for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + xo[i]);
+        CHECK(OP_RESID, x, (size_t)T * dim, (void)0);
+        /* MLP */
+        if (gpu) cu_rmsnorm(bf16, g, x, L->ffn_norm, T, dim, c->norm_eps);
+        rmsnorm(q, xb, x, L->ffn_norm, T, dim, c->norm_eps);
+        CHECK(OP_NORM, xb, (size_t)T * dim, (void)0);
+        struct { float *out; const Tensor *W; } mlp[2] = {{hb, &L->w_gate}, {hb2, &L->w_up}};
+        for (int i = 0; i < 2; i++) {
+            if (gpu) { emu_gemm_desc d = linear_desc(g, xb, T, mlp[i].W); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * hid); }
+            matmul(q, mlp[i].out, xb, T, mlp[i].W);
+            CHECK(OP_GEMM, mlp[i].out, (size_t)T * hid, (void)0);
+        }
+        if (gpu) { memcpy(g, hb, (size_t)T * hid * 4); cu_swiglu(bf16, g, hb2, (size_t)T * hid); }
+        for (size_t i = 0; i < (size_t)T * hid; i++) hb[i] = cu_host_bq(bf16, cu_host_bq(bf16, cu_host_silu(hb[i])) * hb2[i]);
+        CHECK(OP_SWIGLU, hb, (size_t)T * hid, (void)0);
+        if (gpu) { emu_gemm_desc d = linear_desc(g, hb, T, &L->w_down); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * dim); }
+        matmul(q, xo, hb, T, &L->w_down);
+        CHECK(OP_GEMM, xo, (size_t)T * dim, (void)0);
+        if (gpu) { memcpy(g, x, (size_t)T * dim * 4); cu_residual(bf16, g, xo, (size_t)T * dim); }
+        for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + xo[i]);
+        CHECK(OP_RESID, x, (size_t)T * dim, (void)0);
+    }
+    {
+        int l = c->n_layers;
+        if (gpu) { emu_gemm_desc d = linear_desc(g, xb, T, &m->lm_head); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * c->vocab_size); }
+        matmul(q, logits, xb, T, &m->lm_head);
+        CHECK(OP_GEMM, logits, (size_t)T * c->vocab_size, (void)0);
+    }
+#undef CHECK
+    free(x); free(xb); free(xo); free(qq); free(kc); free(vc); free(hb); free(hb2); free(g); free(cosv); free(sinv);
+    return logits;
+}
+
+/* forward() on the GPU: the same contract (T tokens at positions pos0.., KV cache in s, logits of rows
+ * logits_from..T-1 into s->logits) and, kernel by kernel, the same bits. Each op is one GPU kernel on
+ * host buffers (activations go over PCIe between ops; weights are uploaded once and kept). Call
+ * gpu_forward_release() when the model is freed. */
+static void gpu_matmul(const Scheme *q, float *out, const float *in, int T, const Tensor *W) {
+    emu_gemm_desc d = linear_desc(out, in, T, W);
+    const char *why = cu_gemm(&d, 0);
+    if (why) fatal("gpu: %s", why);
+    B_rows(q, out, (size_t)T * W->rows);
+}
+static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
+    const Config *c = &m->c;
+    int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim, nh = c->n_heads, nkv = c->n_kv_heads;
+    int kvd = nkv * hd, half = hd / 2, bf16 = q->kind == SCHEME_BF16;
+    if (T > s->cap || pos0 + T > s->max_pos) fatal("internal: forward over %d tokens at %d exceeds the run state", T, pos0);
+    cu_weight_cache(1);
+    float *x = s->x;
+    for (int t = 0; t < T; t++) {
+        if (ids[t] < 0 || ids[t] >= c->vocab_size) fatal("token id %d outside the vocabulary (%d)", ids[t], c->vocab_size);
+        for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = tensor_get(&m->tok_embeddings, (size_t)ids[t] * dim + i);
+    }
+    float *cosv = xmalloc((size_t)T * half * sizeof(float)), *sinv = xmalloc((size_t)T * half * sizeof(float));
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < half; j++) {
+            float angle = (float)(pos0 + t) * m->inv_freq[j];
+            cosv[(size_t)t * half + j] = B(q, (float)cos((double)angle));
+            sinv[(size_t)t * half + j] = B(q, (float)sin((double)angle));
+        }
+    float scale = (float)(1.0 / sqrt((double)hd));
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        float *kc = s->key_cache + (size_t)l * s->max_pos * kvd, *vc = s->value_cache + (size_t)l * s->max_pos * kvd;
+        cu_rmsnorm(bf16, s->xb, x, L->attn_norm, T, dim, c->norm_eps);
+        gpu_matmul(q, s->q, s->xb, T, &L->wq);
+        gpu_matmul(q, s->k, s->xb, T, &L->wk);
+        gpu_matmul(q, s->v, s->xb, T, &L->wv);
+        cu_rope(bf16, s->q, T, nh, hd, cosv, sinv);
+        cu_rope(bf16, s->k, T, nkv, hd, cosv, sinv);
+        memcpy(kc + (size_t)pos0 * kvd, s->k, (size_t)T * kvd * sizeof(float));
+        memcpy(vc + (size_t)pos0 * kvd, s->v, (size_t)T * kvd * sizeof(float));
+        cu_attention(bf16, s->q, kc, vc, T, pos0, nh, nkv, hd, scale);
+        gpu_matmul(q, s->xo, s->q, T, &L->wo);
+        cu_residual(bf16, x, s->xo, (size_t)T * dim);
+        cu_rmsnorm(bf16, s->xb, x, L->ffn_norm, T, dim, c->norm_eps);
+        gpu_matmul(q, s->hb, s->xb, T, &L->w_gate);
+        gpu_matmul(q, s->hb2, s->xb, T, &L->w_up);
+        cu_swiglu(bf16, s->hb, s->hb2, (size_t)T * hid);
+        gpu_matmul(q, s->xo, s->hb, T, &L->w_down);
+        cu_residual(bf16, x, s->xo, (size_t)T * dim);
+        if (s->layer_out) memcpy(s->layer_out[l], x, (size_t)T * dim * sizeof(float));
+    }
+    free(cosv); free(sinv);
+    cu_rmsnorm(bf16, s->xb, x, m->final_norm, T, dim, c->norm_eps);
+    if (logits_from < T) gpu_matmul(q, s->logits, s->xb + (size_t)logits_from * dim, T - logits_from, &m->lm_head);
+}
+static void gpu_forward_release(void) { cu_weight_cache(0); }
+
+/* ---- verify --host: the GPU's formulas, compiled for the CPU, against their CPU twins ---- */
+static void verify_host(uint64_t seed) {
+    uint64_t rng = seed;
+    emu_dtype fmts[2] = {EMU_E4M3, EMU_E5M2};
+    /* quantization: every tile rule, both formats, a row stride wider than K, spreads that saturate */
+    for (int f = 0; f < 2; f++) {
+        emu_dtype t = fmts[f];
+        int M = 37, K = 300, ldx = 311, ldq = 305, ng = (K + 127) / 128;
+        float *x = xmalloc((size_t)M * ldx * 4), s1[64 * 4], s2[64 * 4];
+        uint8_t *q1 = xcalloc((size_t)M * ldq, 1), *q2 = xcalloc((size_t)M * ldq, 1);
+        fill_random(x, (size_t)M * ldx, &rng, f ? 40.0f : 20.0f);
+        for (int k = 0; k < K; k++) x[5 * ldx + k] = 0.0f;            /* an all-zero row: the scale floors */
+        x[7 * ldx + 3] = 1e30f; x[8 * ldx + 4] = -1e-30f;
+        struct { const char *name; int TR, TC, rule; float param; } r[] = {
+            {"token", 1, K, 0, 0.0f}, {"token_ub", 1, K, 0, 1200.0f}, {"channel", 1, K, 1, 0.0f}, {"group128", 1, 128, 2, 0.0f}, {"block128", 128, 128, 3, 0.0f}};
+        for (int i = 0; i < 5; i++) {
+            memset(q1, 0, (size_t)M * ldq); memset(q2, 0, (size_t)M * ldq);
+            cu_host_quant_tiles(q1, ldq, s1, x, ldx, M, K, r[i].TR, r[i].TC, r[i].rule, t, r[i].param);
+            int nsc = M;
+            switch (i) {
+            case 0: case 1: emu_quant_token(q2, ldq, s2, x, ldx, M, K, t, r[i].param); break;
+            case 2: emu_quant_channel(q2, ldq, s2, x, ldx, M, K, t); break;
+            case 3: emu_quant_group(q2, ldq, s2, x, ldx, M, K, 128, t); nsc = M * ng; break;
+            default: emu_quant_block(q2, ldq, s2, x, ldx, M, K, 128, 128, t); nsc = 1 * ng; break;
+            }
+            size_t dq = bits_diff(q1, q2, (size_t)M * ldq, 1), ds = bits_diff(s1, s2, nsc, 4);
+            char name[64];
+            snprintf(name, sizeof name, "cuda_host_quant_%s_%s", r[i].name, f ? "e5m2" : "e4m3");
+            vreport(!dq && !ds, name, "%dx%d, ld %d: %zu code and %zu scale differences with emu_quant_*", M, K, ldx, dq, ds);
+        }
+        free(x); free(q1); free(q2);
+    }
+    /* GEMM models: the per-element code of k_gemm_model vs emu_gemm_ref, every model and scale layout */
+    {
+        int M = 9, N = 11, K = 333;
+        for (int f = 0; f < 3; f++) {
+            emu_dtype ta = f == 1 ? EMU_E5M2 : EMU_E4M3, tb = f == 0 ? EMU_E4M3 : EMU_E5M2;
+            uint8_t *A = xmalloc((size_t)M * K), *Bm = xmalloc((size_t)N * K);
+            fill_codes(A, (size_t)M * K, &rng, ta); fill_codes(Bm, (size_t)N * K, &rng, tb);
+            float sa[9 * 3], sb[11 * 3], d1[9 * 11], d2[9 * 11];
+            for (int i = 0; i < 27; i++) sa[i] = 0.001f + rng_uniform(&rng);
+            for (int i = 0; i < 33; i++) sb[i] = 0.001f + rng_uniform(&rng);
+            for (int acc = 0; acc < EMU_ACC_COUNT; acc++)
+                for (int sk = 0; sk < 3; sk++) {
+                    emu_gemm_desc g;
+                    memset(&g, 0, sizeof g);
+                    g.M = M; g.N = N; g.K = K; g.a_type = ta; g.A = A; g.lda = K; g.b_type = tb; g.B = Bm; g.ldb = K;
+                    g.a_scale_kind = sk == 0 ? EMU_SCALE_ROW : sk == 1 ? EMU_SCALE_TENSOR : EMU_SCALE_BLOCK; g.a_scale = sa;
+                    g.b_scale_kind = sk == 0 ? EMU_SCALE_ROW : sk == 1 ? EMU_SCALE_TENSOR : EMU_SCALE_BLOCK; g.b_scale = sb;
+                    g.d_type = sk == 1 ? EMU_BF16 : EMU_F32; g.ldd = N; g.accum = (emu_accum)acc;
+                    if (emu_gemm_check(&g)) continue;
+                    g.D = d1; cu_host_gemm_model(&g);
+                    g.D = d2; emu_gemm_ref(&g);
+                    size_t n = (size_t)M * N, d = bits_diff(d1, d2, n, g.d_type == EMU_BF16 ? 2 : 4);
+                    char name[96];
+                    snprintf(name, sizeof name, "cuda_host_gemm_%s_%sx%s_%s", emu_accum_names[acc], ta == EMU_E4M3 ? "e4m3" : "e5m2",
+                             tb == EMU_E4M3 ? "e4m3" : "e5m2", sk == 0 ? "row" : sk == 1 ? "tensor_bf16" : "block");
+                    vreport(!d, name, "%dx%dx%d: %zu of %zu outputs differ from emu_gemm_ref", M, N, K, d, n);
+                }
+            free(A); free(Bm);
+        }
+    }
+    /* expf: the device port of glibc's expf against this machine's libm (every 251st float) */
+    {
+        size_t n = 0, d = 0, ds = 0;
+        uint32_t u = 0;
+        do {
+            float x, a, b;
+            memcpy(&x, &u, 4);
+            a = expf(x); b = cu_host_expf(x);
+            if (memcmp(&a, &b, 4) && !(isnan(a) && isnan(b))) d++;
+            float sa_ = x / (1.0f + expf(-x)), sb_ = cu_host_silu(x);
+            if (memcmp(&sa_, &sb_, 4) && !(isnan(sa_) && isnan(sb_))) ds++;
+            n++;
+            u += 251;
+        } while (u >= 251);
+        vreport(!d, "cuda_host_expf", "%zu of %zu floats (every 251st bit pattern) differ from libm expf", d, n);
+        vreport(!ds, "cuda_host_silu", "%zu of %zu floats differ from x / (1 + expf(-x))", ds, n);
+    }
+    /* forward(): the op-by-op twin (RMSNorm, RoPE, attention, SwiGLU, residuals in the GPU kernels' order)
+     * against forward() itself on the built-in synthetic model, logits bit for bit, both schemes */
+    for (int sc = 0; sc < 2; sc++) {
+        Model *m = model_load("(synthetic)");
+        const Scheme *q = scheme_by_name(sc ? "bf16" : "fp32");
+        model_prepare(m, q);
+        int T = 24, *ids = xmalloc(T * sizeof(int));
+        for (int t = 0; t < T; t++) ids[t] = (int)(rng_next(&rng) % m->c.vocab_size);
+        RunState s;
+        runstate_init(&s, &m->c, T, T);
+        forward(m, &s, q, ids, T, 0, 0);
+        float *lt = twin_forward(m, q, ids, T, 0, NULL, 0);
+        size_t n = (size_t)T * m->c.vocab_size, d = bits_diff(lt, s.logits, n, 4);
+        char name[64];
+        snprintf(name, sizeof name, "cuda_host_forward_twin_%s", q->name);
+        vreport(!d, name, "synthetic model, %d tokens: %zu of %zu logits differ from forward()", T, d, n);
+        free(lt); free(ids);
+        runstate_free(&s);
+        model_free(m);
+    }
+}
+
+/* ---- verify --kernels: every GPU kernel against its CPU twin on random inputs ---- */
+static void verify_kernels(uint64_t seed) {
+    uint64_t rng = seed;
+    emu_dtype fmts[2] = {EMU_E4M3, EMU_E5M2};
+    for (int f = 0; f < 2; f++) {   /* quantization, bit for bit */
+        emu_dtype t = fmts[f];
+        int M = 200, K = 4096 + 64, ld = K + 16, ng = (K + 127) / 128, nb = ((M + 127) / 128) * ng;
+        float *x = xmalloc((size_t)M * ld * 4), *s1 = xmalloc((size_t)M * ng * 4), *s2 = xmalloc((size_t)M * ng * 4);
+        uint8_t *q1 = xcalloc((size_t)M * ld, 1), *q2 = xcalloc((size_t)M * ld, 1);
+        fill_random(x, (size_t)M * ld, &rng, f ? 40.0f : 20.0f);
+        for (int k = 0; k < K; k++) x[3 * ld + k] = 0.0f;
+        const char *names[6] = {"token", "channel", "group128", "block128", "tensor", "tensor_dynamic"};
+        for (int i = 0; i < 6; i++) {
+            int nsc = i == 2 ? M * ng : i == 3 ? nb : i >= 4 ? 1 : M;
+            float st = 0.37f, r1 = 0, r2 = 0;
+            switch (i) {
+            case 0: cu_quant_token(q1, ld, s1, x, ld, M, K, t, 0); emu_quant_token(q2, ld, s2, x, ld, M, K, t, 0); break;
+            case 1: cu_quant_channel(q1, ld, s1, x, ld, M, K, t); emu_quant_channel(q2, ld, s2, x, ld, M, K, t); break;
+            case 2: cu_quant_group(q1, ld, s1, x, ld, M, K, 128, t); emu_quant_group(q2, ld, s2, x, ld, M, K, 128, t); break;
+            case 3: cu_quant_block(q1, ld, s1, x, ld, M, K, 128, 128, t); emu_quant_block(q2, ld, s2, x, ld, M, K, 128, 128, t); break;
+            case 4: cu_quant_tensor(q1, ld, x, ld, M, K, t, st); emu_quant_tensor(q2, ld, x, ld, M, K, t, st); s1[0] = s2[0] = st; break;
+            default: r1 = cu_quant_tensor_dynamic(q1, ld, x, ld, M, K, t); r2 = emu_quant_tensor_dynamic(q2, ld, x, ld, M, K, t); s1[0] = r1; s2[0] = r2; break;
+            }
+            size_t dq = bits_diff(q1, q2, (size_t)M * ld, 1), ds = bits_diff(s1, s2, nsc, 4);
+            char name[64];
+            snprintf(name, sizeof name, "cuda_quant_%s_%s", names[i], f ? "e5m2" : "e4m3");
+            vreport(!dq && !ds, name, "%dx%d: %zu code and %zu scale differences with emu", M, K, dq, ds);
+        }
+        free(x); free(s1); free(s2); free(q1); free(q2);
+    }
+    /* GEMMs */
+    int M = 96, N = 160, K = 1024;
+    for (int f = 0; f < 2; f++) {
+        emu_dtype t = fmts[f];
+        uint8_t *A = xmalloc((size_t)M * K), *Bm = xmalloc((size_t)N * K);
+        fill_codes(A, (size_t)M * K, &rng, t); fill_codes(Bm, (size_t)N * K, &rng, t);
+        int nk = K / 128;
+        float *sa = xmalloc((size_t)M * nk * 4), *sb = xmalloc((size_t)((N + 127) / 128) * nk * 4 + (size_t)N * 4);
+        for (int i = 0; i < M * nk; i++) sa[i] = 0.01f + rng_uniform(&rng);
+        for (int i = 0; i < ((N + 127) / 128) * nk + N; i++) sb[i] = 0.01f + rng_uniform(&rng);
+        float *dg = xmalloc((size_t)M * N * 4), *dc = xmalloc((size_t)M * N * 4);
+        for (int sk = 0; sk < 2; sk++)
+            for (int acc = 0; acc < EMU_ACC_COUNT; acc++)
+                for (int impl = 0; impl < 3; impl++) {
+                    emu_gemm_desc g;
+                    memset(&g, 0, sizeof g);
+                    g.M = M; g.N = N; g.K = K; g.a_type = t; g.A = A; g.lda = K; g.b_type = t; g.B = Bm; g.ldb = K;
+                    g.a_scale_kind = g.b_scale_kind = sk ? EMU_SCALE_BLOCK : EMU_SCALE_ROW; g.a_scale = sa; g.b_scale = sb;
+                    g.d_type = EMU_F32; g.ldd = N; g.accum = (emu_accum)acc;
+                    char name[96];
+                    snprintf(name, sizeof name, "cuda_gemm_%s_%s_%s_%s", impl == 0 ? "model" : impl == 1 ? "mma" : "cublaslt",
+                             emu_accum_names[acc], f ? "e5m2" : "e4m3", sk ? "block" : "row");
+                    if (emu_gemm_check(&g)) continue;
+                    memset(dg, 0xFF, (size_t)M * N * 4);   /* poison: an unwritten output shows as NaN */
+                    g.D = dg;
+                    const char *why = cu_gemm(&g, impl);
+                    if (why) { printf("skip %s: %s\n", name, why); continue; }
+                    g.D = dc;
+                    emu_gemm(&g);
+                    size_t d = bits_diff(dg, dc, (size_t)M * N, 4);
+                    double mu, mr;
+                    err_stats(dg, dc, (size_t)M * N, &mu, &mr);
+                    if (impl == 0) { vreport(!d, name, "%dx%dx%d: %zu of %d outputs differ from emu_gemm", M, N, K, d, M * N); continue; }
+                    /* Tensor core (mma) and cuBLASLt: bit agreement with the emu model is the finding, reported;
+                     * pass/fail is a bound against the exact result. Derivation: each block step of the
+                     * tensor-core model (≤ K/16 steps, blocks of ≥ 16) truncates to 13 fraction bits below the
+                     * largest exponent present, an error < 2^-12 · Σ|a_k b_k| (every partial sum and product is
+                     * bounded by it); fp32 promotions and the epilogue add < 2^-22 relative each. So
+                     * |D − exact| ≤ (K/16 + 2) · 2^-12 · Σ_k |s_a a_k · s_b b_k| (scales applied per group). */
+                    size_t bad = 0;
+                    double worst = 0;
+                    for (int mm = 0; mm < M; mm++)
+                        for (int nn = 0; nn < N; nn++) {
+                            double ex = 0, ab = 0;
+                            for (int k = 0; k < K; k++) {
+                                int gi = k / 128;
+                                double s_a = sk ? sa[mm * nk + gi] : sa[mm], s_b = sk ? sb[(nn / 128) * nk + gi] : sb[nn];
+                                double p = (double)emu_fp8_decode(A[(size_t)mm * K + k], t) * emu_fp8_decode(Bm[(size_t)nn * K + k], t) * s_a * s_b;
+                                ex += p; ab += fabs(p);
+                            }
+                            double e = fabs(dg[(size_t)mm * N + nn] - ex), bound = (K / 16.0 + 2) * ldexp(1, -12) * ab + 1e-30;
+                            if (!(e <= bound)) bad++;
+                            if (e / bound > worst) worst = e / bound;
+                        }
+                    printf("%s %s: %dx%dx%d: %zu of %d outputs bit-identical to emu '%s' (max %.3g ulp, max rel %.3g); "
+                           "error vs exact within the bound: %s (worst %.2f of it)\n", bad ? "FAIL" : "ok", name, M, N, K, (size_t)M * N - d, M * N,
+                           emu_accum_names[acc], mu, mr, bad ? "NO" : "yes", worst);
+                    vfails += bad != 0;
+                }
+        free(A); free(Bm); free(sa); free(sb); free(dg); free(dc);
+    }
+    /* fp32 activations × bf16 / fp32 weights (the fp32 and bf16 schemes' Linear): emu_gemm_f32 bit for bit */
+    for (int bt = 0; bt < 2; bt++) {
+        int m_ = 70, n_ = 90, k_ = 1000;
+        float *a = xmalloc((size_t)m_ * k_ * 4), *w = xmalloc((size_t)n_ * k_ * 4), *o1 = xmalloc((size_t)m_ * n_ * 4), *o2 = xmalloc((size_t)m_ * n_ * 4);
+        fill_random(a, (size_t)m_ * k_, &rng, 6.0f); fill_random(w, (size_t)n_ * k_, &rng, 6.0f);
+        uint16_t *wb = xmalloc((size_t)n_ * k_ * 2);
+        for (size_t i = 0; i < (size_t)n_ * k_; i++) wb[i] = bf16_from_float(w[i]);
+        Tensor W = {bt ? (const void *)w : (const void *)wb, bt ? EMU_F32 : EMU_BF16, n_, k_};
+        emu_gemm_desc d = linear_desc(o1, a, m_, &W);
+        memset(o1, 0xFF, (size_t)m_ * n_ * 4);
+        const char *why = cu_gemm(&d, 0);
+        if (why) fatal("verify: %s", why);
+        emu_gemm_f32(m_, n_, k_, a, k_, W.data, W.dtype, k_, o2, n_);
+        size_t dd = bits_diff(o1, o2, (size_t)m_ * n_, 4);
+        vreport(!dd, bt ? "cuda_gemm_f32_f32" : "cuda_gemm_f32_bf16", "%dx%dx%d: %zu of %d outputs differ from emu_gemm_f32", m_, n_, k_, dd, m_ * n_);
+        free(a); free(w); free(o1); free(o2); free(wb);
+    }
+    /* elementwise ops: GPU vs the host twin on the synthetic model's shapes is done by `verify -m`;
+     * here the standalone kernels on random data */
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        int T = 33, n = 4096, hd = 128, nh = 8, nkv = 2;
+        float *x = xmalloc((size_t)T * n * 4), *w = xmalloc(n * 4), *o1 = xmalloc((size_t)T * n * 4), *o2 = xmalloc((size_t)T * n * 4);
+        fill_random(x, (size_t)T * n, &rng, 8.0f); fill_random(w, n, &rng, 2.0f);
+        const Scheme *q = scheme_by_name(bf16 ? "bf16" : "fp32");
+        cu_rmsnorm(bf16, o1, x, w, T, n, 1e-5f);
+        rmsnorm(q, o2, x, w, T, n, 1e-5f);
+        size_t d = bits_diff(o1, o2, (size_t)T * n, 4);
+        vreport(!d, bf16 ? "cuda_rmsnorm_bf16" : "cuda_rmsnorm_fp32", "%dx%d: %zu differ from rmsnorm()", T, n, d);
+        float *cs = xmalloc((size_t)T * hd / 2 * 4), *sn = xmalloc((size_t)T * hd / 2 * 4);
+        for (int i = 0; i < T * hd / 2; i++) { cs[i] = B(q, (float)cos(i * 0.01)); sn[i] = B(q, (float)sin(i * 0.01)); }
+        memcpy(o1, x, (size_t)T * nh * hd * 4); memcpy(o2, x, (size_t)T * nh * hd * 4);
+        cu_rope(bf16, o1, T, nh, hd, cs, sn);
+        for (int t = 0; t < T; t++) for (int h = 0; h < nh; h++) rope(q, o2 + ((size_t)t * nh + h) * hd, hd, cs + (size_t)t * hd / 2, sn + (size_t)t * hd / 2);
+        d = bits_diff(o1, o2, (size_t)T * nh * hd, 4);
+        vreport(!d, bf16 ? "cuda_rope_bf16" : "cuda_rope_fp32", "%dx%dx%d: %zu differ from rope()", T, nh, hd, d);
+        float *kc = xmalloc((size_t)T * nkv * hd * 4), *vc = xmalloc((size_t)T * nkv * hd * 4);
+        fill_random(kc, (size_t)T * nkv * hd, &rng, 3.0f); fill_random(vc, (size_t)T * nkv * hd, &rng, 3.0f);
+        memcpy(o1, x, (size_t)T * nh * hd * 4); memcpy(o2, x, (size_t)T * nh * hd * 4);
+        cu_attention(bf16, o1, kc, vc, T, 0, nh, nkv, hd, 1.0f / sqrtf((float)hd));
+        twin_attention(bf16, o2, kc, vc, T, 0, nh, nkv, hd, 1.0f / sqrtf((float)hd));
+        d = bits_diff(o1, o2, (size_t)T * nh * hd, 4);
+        vreport(!d, bf16 ? "cuda_attention_bf16" : "cuda_attention_fp32", "T %d, %d heads / %d kv heads, hd %d: %zu differ from the host twin", T, nh, nkv, hd, d);
+        memcpy(o1, x, (size_t)T * n * 4); memcpy(o2, x, (size_t)T * n * 4);
+        cu_swiglu(bf16, o1, w, n);
+        for (int i = 0; i < n; i++) o2[i] = B(q, B(q, o2[i] / (1.0f + expf(-o2[i]))) * w[i]);
+        d = bits_diff(o1, o2, n, 4);
+        vreport(!d, bf16 ? "cuda_swiglu_bf16" : "cuda_swiglu_fp32", "%d: %zu differ from forward()'s formula", n, d);
+        free(x); free(w); free(o1); free(o2); free(cs); free(sn); free(kc); free(vc);
+    }
+    {   /* NLL: not bit-exact (CUDA's exp/log in double); bound 1e-12 relative: both sides are double
+         * sums of V ≤ 2^17 terms with ≤ 1 ulp (2^-52) functions, error ≤ V·2^-52 ≈ 3e-11 worst case */
+        int T = 7, V = 32000, *tg = xmalloc(T * sizeof(int));
+        float *lg = xmalloc((size_t)T * V * 4);
+        double *nl = xmalloc(T * 8), worst = 0;
+        fill_random(lg, (size_t)T * V, &rng, 4.0f);
+        for (int t = 0; t < T; t++) tg[t] = (int)(rng_next(&rng) % V);
+        cu_nll(nl, lg, T, V, tg);
+        for (int t = 0; t < T; t++) {
+            double ref = -log_prob(lg + (size_t)t * V, V, tg[t]), rel = fabs(nl[t] - ref) / fabs(ref);
+            if (rel > worst) worst = rel;
+        }
+        vreport(worst < 1e-10, "cuda_nll", "%d rows of %d logits: max relative difference %.3g from log_prob()", T, V, worst);
+        free(tg); free(lg); free(nl);
+    }
+}
+#else
+/* CPU-only builds: gpu_active() is 0, and these keep callers free of #ifdefs. */
+static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
+    forward(m, s, q, ids, T, pos0, logits_from);
+}
+static void gpu_forward_release(void) {}
+#endif /* GPU_BUILD */
+
+/* llama_fp8 verify: see the usage text. */
+static int cmd_verify(int argc, char **argv) {
+    const char *usage_text =
+        "usage: llama_fp8 verify [--cpu] -m MODEL [-q fp32|bf16] (--ids 1,2,3 | -f TEXT [--tokenizer FILE]) [--chunks 1] [--ctx N]\n"
+        "       llama_fp8 verify --synthetic [-q fp32|bf16]   the built-in random model\n"
+        "       llama_fp8 verify --kernels [--seed N]   every GPU kernel against its CPU twin on random inputs\n"
+        "       llama_fp8 verify --host [--seed N]      the GPU's formulas compiled for the CPU against their CPU twins (no GPU needed)\n"
+        "       llama_fp8 verify --bench               GEMM TFLOP/s: hand-written mma vs cuBLASLt vs the 1979 TFLOP/s FP8 peak\n"
+        "       llama_fp8 verify --device              print the device this build would use\n"
+        "Runs the same tokens through every op of the forward pass on the GPU and on the CPU and reports\n"
+        "bit-exact agreement per op (CUDA builds).";
+    const char *model = NULL, *scheme = "fp32", *idstr = NULL, *text = NULL, *tok = NULL;
+    int mode = 0, ctx = 0, synthetic = 0;   /* mode: 0 model, 1 kernels, 2 host, 3 bench, 4 device */
+    uint64_t seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        char pat[48];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { puts(usage_text); return 0; }
+        else if (!strcmp(a, "--cpu")) gpu_set_force_cpu(1);
+        else if (!strcmp(a, "--kernels")) mode = 1;
+        else if (!strcmp(a, "--host")) mode = 2;
+        else if (!strcmp(a, "--bench")) mode = 3;
+        else if (!strcmp(a, "--device")) mode = 4;
+        else if (!strcmp(a, "--synthetic")) synthetic = 1;
+        else if (snprintf(pat, sizeof pat, " %s ", a), !strstr(" -m -q --ids -f --tokenizer --chunks --ctx --seed ", pat))
+            fatal("verify: unknown option '%s' (see llama_fp8 verify --help)", a);
+        else if (!more) fatal("verify: option %s needs a value", a);
+        else if (!strcmp(a, "-m")) model = argv[++i];
+        else if (!strcmp(a, "-q")) scheme = argv[++i];
+        else if (!strcmp(a, "--ids")) idstr = argv[++i];
+        else if (!strcmp(a, "-f")) text = argv[++i];
+        else if (!strcmp(a, "--tokenizer")) tok = argv[++i];
+        else if (!strcmp(a, "--chunks")) { if (parse_long_arg(a, argv[++i], 1, INT_MAX) != 1) fatal("verify: --chunks must be 1 (one chunk is compared)"); }
+        else if (!strcmp(a, "--ctx")) ctx = (int)parse_long_arg(a, argv[++i], 2, 1 << 20);
+        else if (!strcmp(a, "--seed")) seed = (uint64_t)parse_long_arg(a, argv[++i], 1, LONG_MAX);
+        else fatal("verify: unknown option '%s' (see llama_fp8 verify --help)", a);
+    }
+    if (mode == 4) { printf("device: %s\n", device_description()); return 0; }
+#ifndef GPU_BUILD
+    (void)model; (void)scheme; (void)idstr; (void)text; (void)tok; (void)ctx; (void)synthetic; (void)seed;
+    fatal("verify: this binary was built without CUDA; build it with `make CUDA=1` (device: %s)", device_description());
+#else
+    if (mode == 2) {
+        printf("verify --host: the __host__ __device__ code of cuda_kernels.cu run on the CPU (device: %s)\n", device_description());
+        verify_host(seed);
+        printf("%s\n", vfails ? "verify --host: FAILED" : "verify --host: all checks passed");
+        return vfails ? 1 : 0;
+    }
+    if (!gpu_active())
+        fatal("verify: no GPU to verify (%s); nothing was compared (`llama_fp8 verify --host` checks the GPU formulas on the CPU)", gpu_why);
+    printf("device: %s\n", device_description());
+    if (mode == 1) {
+        verify_kernels(seed);
+        printf("%s\n", vfails ? "verify --kernels: FAILED" : "verify --kernels: all checks passed");
+        return vfails ? 1 : 0;
+    }
+    if (mode == 3) {
+        int Ms[3] = {4096, 8192, 16384}, shapes[5][2] = {{6144, 4096}, {4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
+        for (int i = 0; i < 3; i++)
+            for (int s = 0; s < 5; s++) cu_bench_gemm(Ms[i], shapes[s][0], shapes[s][1], 10);
+        return 0;
+    }
+    /* model mode */
+    const Scheme *q = scheme_by_name(scheme);
+    Model *m = synthetic ? model_load("(synthetic)") : NULL;
+    if (!m) { if (!model) fatal("verify: -m MODEL (or --synthetic, --kernels, --host, --bench) is required"); m = model_load(model); }
+    int *ids = NULL, n;
+    if (idstr) n = parse_ids(idstr, m->c.vocab_size, &ids);
+    else if (text) {
+        size_t len;
+        char *buf = read_text_file(text, &len);
+        if (!buf) fatal("%s: cannot read: %s", text, strerror(errno));
+        tokenizer *tk = tok ? tokenizer_load(tok) : tokenizer_for_model(model);
+        n = tokenizer_encode(tk, buf, len, 1, 0, &ids);
+        tokenizer_free(tk);
+        free(buf);
+    } else if (synthetic) {
+        n = 32; ids = xmalloc(n * sizeof(int));
+        for (int t = 0; t < n; t++) ids[t] = (int)((t * 7919u + 13) % (unsigned)m->c.vocab_size);
+    } else fatal("verify: give the tokens with --ids 1,2,3 or -f TEXT");
+    int T = ctx ? ctx : n < 512 ? n : 512;
+    if (T > n) T = n;
+    if (T > m->c.max_seq_len) T = m->c.max_seq_len;
+    model_describe(m, stdout);
+    model_prepare(m, q);
+    printf("verify: scheme %s, %d tokens, every op of the forward pass on the GPU and on the CPU\n", q->name, T);
+    long cmp[OP_COUNT][2];
+    memset(cmp, 0, sizeof cmp);
+    float *logits = twin_forward(m, q, ids, T, 1, cmp, 1);
+    for (int op = 0; op < OP_COUNT; op++)
+        if (cmp[op][0]) vreport(cmp[op][1] == cmp[op][0], op_names[op], "%ld of %ld runs bit-exact", cmp[op][1], cmp[op][0]);
+    /* the loss: NLL of every next token, GPU kernel vs log_prob() */
+    if (T > 1) {
+        double *nl = xmalloc((size_t)T * 8), worst = 0, sum = 0;
+        cu_nll(nl, logits, T - 1, m->c.vocab_size, ids + 1);
+        for (int t = 0; t + 1 < T; t++) {
+            double ref = -log_prob(logits + (size_t)t * m->c.vocab_size, m->c.vocab_size, ids[t + 1]);
+            double rel = fabs(nl[t] - ref) / (fabs(ref) > 1e-300 ? fabs(ref) : 1);
+            if (rel > worst) worst = rel;
+            sum += ref;
+        }
+        vreport(worst < 1e-10, "nll", "%d predictions, mean NLL %.6f (PPL %.4f), max relative GPU-CPU difference %.3g", T - 1, sum / (T - 1), exp(sum / (T - 1)), worst);
+        free(nl);
+    }
+    /* end to end: gpu_forward() against forward(), logits bit for bit (fed in two calls, to use the KV cache) */
+    {
+        RunState s1, s2;
+        runstate_init(&s1, &m->c, T, T);
+        runstate_init(&s2, &m->c, T, T);
+        int T1 = T / 2;
+        forward(m, &s1, q, ids, T1, 0, 0);
+        gpu_forward(m, &s2, q, ids, T1, 0, 0);
+        size_t n1 = (size_t)T1 * m->c.vocab_size, d1 = bits_diff(s1.logits, s2.logits, n1, 4);
+        forward(m, &s1, q, ids + T1, T - T1, T1, 0);
+        gpu_forward(m, &s2, q, ids + T1, T - T1, T1, 0);
+        size_t n2 = (size_t)(T - T1) * m->c.vocab_size, d2 = bits_diff(s1.logits, s2.logits, n2, 4);
+        vreport(!d1 && !d2, "gpu_forward", "tokens 0..%d then %d..%d (KV cache): %zu of %zu logits differ from forward()", T1 - 1, T1, T - 1, d1 + d2, n1 + n2);
+        runstate_free(&s1); runstate_free(&s2);
+        gpu_forward_release();
+    }
+    free(logits); free(ids);
+    model_free(m);
+    printf("%s\n", vfails ? "verify: GPU and CPU DIFFER" : "verify: GPU and CPU agree");
+    return vfails ? 1 : 0;
+#endif
+}
+/* @@END gpu@@ */
 
 /* ------------------------------------------------------------------------------------------ */
 /* 7. Perplexity, dumps, generation                                                           */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION ppl@@ */
-static int cmd_ppl(int argc, char **argv) { fatal("'ppl' is not built yet"); }
-static int cmd_dump(int argc, char **argv) { fatal("'dump' is not built yet"); }
-static int cmd_generate(int argc, char **argv) { fatal("'generate' is not built yet"); }
+/* Common options of the commands that run a model. */
+typedef struct {
+    const char *model, *tokenizer, *text_file, *scheme, *protocol, *ids, *prompt, *out, *compare, *json, *scales_file;
+    int ctx, chunks, progress, synthetic, n_new, bos, special;
+    float temp;
+    unsigned long long seed;
+    SchemeOptions so;
+    /* calibrate */
+    int samples, seq;
+    const char *observer;
+    double percentile;
+} Options;
+
+static void options_parse(Options *o, int argc, char **argv, const char *cmd, const char *allowed, const char *usage_text) {
+    memset(o, 0, sizeof *o);
+    o->chunks = -1; o->n_new = 64; o->seed = 1; o->samples = 128; o->seq = 2048; o->percentile = 99.99;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { printf("usage: llama_fp8 %s %s\n", cmd, usage_text); exit(0); }
+        char pat[48];
+        snprintf(pat, sizeof pat, "%s ", a);
+        if (a[0] != '-' || !strstr(allowed, pat)) fatal("%s: unknown option '%s' (see llama_fp8 %s --help)", cmd, a, cmd);
+        /* flags without a value */
+        if (!strcmp(a, "--progress")) { o->progress = 1; continue; }
+        if (!strcmp(a, "--synthetic")) { o->synthetic = 1; continue; }
+        if (!strcmp(a, "--bos")) { o->bos = 1; continue; }
+        if (!strcmp(a, "--special")) { o->special = 1; continue; }
+        if (!strcmp(a, "--quant-lm-head")) { o->so.quant_lm_head = 1; continue; }
+        if (i + 1 >= argc) fatal("%s: option %s needs a value", cmd, a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "-m")) o->model = v;
+        else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
+        else if (!strcmp(a, "-f")) o->text_file = v;
+        else if (!strcmp(a, "-q")) o->scheme = v;
+        else if (!strcmp(a, "--compare")) o->compare = v;
+        else if (!strcmp(a, "--json")) o->json = v;
+        else if (!strcmp(a, "--scales")) o->scales_file = v;
+        else if (!strcmp(a, "--protocol")) o->protocol = v;
+        else if (!strcmp(a, "--ids")) o->ids = v;
+        else if (!strcmp(a, "-p")) o->prompt = v;
+        else if (!strcmp(a, "-o")) o->out = v;
+        else if (!strcmp(a, "--act-format")) o->so.act_format = v;
+        else if (!strcmp(a, "--weight-format")) o->so.weight_format = v;
+        else if (!strcmp(a, "--weight-scale")) o->so.weight_scale = v;
+        else if (!strcmp(a, "--weight-arith")) o->so.weight_arith = v;
+        else if (!strcmp(a, "--kv")) o->so.kv = v;
+        else if (!strcmp(a, "--accum")) o->so.accum = v;
+        else if (!strcmp(a, "--scale-ub")) { o->so.scale_ub = (float)parse_double_arg(a, v); if (!(o->so.scale_ub > 0)) fatal("--scale-ub must be > 0"); }
+        else if (!strcmp(a, "--ctx")) o->ctx = (int)parse_long_arg(a, v, 2, 1 << 20);
+        else if (!strcmp(a, "--chunks")) o->chunks = (int)parse_long_arg(a, v, 1, INT_MAX);
+        else if (!strcmp(a, "-n")) o->n_new = (int)parse_long_arg(a, v, 0, 1 << 20);
+        else if (!strcmp(a, "--temp")) { o->temp = (float)parse_double_arg(a, v); if (!(o->temp >= 0)) fatal("--temp must be >= 0"); }
+        else if (!strcmp(a, "--seed")) o->seed = (unsigned long long)parse_long_arg(a, v, 0, LONG_MAX);
+        else if (!strcmp(a, "--samples")) o->samples = (int)parse_long_arg(a, v, 1, 1 << 20);
+        else if (!strcmp(a, "--seq")) o->seq = (int)parse_long_arg(a, v, 2, 1 << 20);
+        else if (!strcmp(a, "--observer")) o->observer = v;
+        else if (!strcmp(a, "--percentile")) { o->percentile = parse_double_arg(a, v); if (!(o->percentile > 0 && o->percentile <= 100)) fatal("--percentile must be in (0, 100]"); }
+    }
+}
+#define SCHEME_OPTS "-q --act-format --weight-format --weight-scale --weight-arith --kv --accum --scale-ub --scales --quant-lm-head "
+#define SCHEME_HELP "  schemes (-q): fp32, bf16, fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8\n" \
+    "  --act-format e4m3|e5m2  --weight-format e4m3|e5m2  --weight-scale channel|tensor (fp8-w)  --weight-arith bf16|fp32\n" \
+    "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head"
+
+/* ---- static scales (written by calibrate) ---- */
+static ScaleSet *scales_load(const char *path, int n_layers) {
+    size_t len;
+    char *text = read_text_file(path, &len);
+    if (!text) fatal("%s: cannot read: %s", path, strerror(errno));
+    json j;
+    if (json_parse(&j, text, len) != 0) fatal("%s: invalid JSON: %s", path, j.err);
+    int fmt = json_get(&j, 0, "format");
+    if (fmt < 0 || !json_streq(&j, fmt, "llama_fp8 scales v1")) fatal("%s: not a llama_fp8 scales file (\"format\": \"llama_fp8 scales v1\")", path);
+    int acts = json_get(&j, 0, "activations"), layers = json_get(&j, acts, "layers"), kv = json_get(&j, 0, "kv");
+    if (layers < 0 || j.t[layers].type != J_ARR || j.t[layers].n != n_layers)
+        fatal("%s: activations.layers must list %d layers (the model's)", path, n_layers);
+    ScaleSet *s = xcalloc(1, sizeof *s);
+    s->n_layers = n_layers;
+    s->act = xcalloc(n_layers, sizeof *s->act);
+    s->k_amax = xcalloc(n_layers, sizeof(float));
+    s->v_amax = xcalloc(n_layers, sizeof(float));
+    s->source = xstrdup(path);
+    double v;
+    for (int l = 0, k = layers + 1; l < n_layers; l++, k = json_next(&j, k))
+        for (int site = 0; site < N_SITES; site++) {
+            if (json_number(&j, json_get(&j, k, site_names[site]), &v) != 0 || !(v > 0) || !isfinite(v))
+                fatal("%s: layer %d: \"%s\" must be a positive number", path, l, site_names[site]);
+            s->act[l][site] = (float)v;
+        }
+    if (json_number(&j, json_get(&j, acts, "lm_head"), &v) == 0 && v > 0 && isfinite(v)) s->lm_head = (float)v;
+    int ks = json_get(&j, kv, "k"), vs = json_get(&j, kv, "v");
+    if (ks < 0 || vs < 0 || j.t[ks].type != J_ARR || j.t[vs].type != J_ARR || j.t[ks].n != n_layers || j.t[vs].n != n_layers)
+        fatal("%s: kv.k and kv.v must list %d layers", path, n_layers);
+    for (int l = 0, a = ks + 1, b = vs + 1; l < n_layers; l++, a = json_next(&j, a), b = json_next(&j, b)) {
+        double x, y;
+        if (json_number(&j, a, &x) != 0 || json_number(&j, b, &y) != 0 || !(x > 0) || !(y > 0) || !isfinite(x) || !isfinite(y))
+            fatal("%s: kv scales of layer %d must be positive numbers", path, l);
+        s->k_amax[l] = (float)x; s->v_amax[l] = (float)y;
+    }
+    json_free(&j);
+    free(text);
+    return s;
+}
+
+static Model *open_model(const Options *o, const char *cmd) {
+    if (o->synthetic) return model_load("(synthetic)");
+    if (!o->model) fatal("%s: -m MODEL is required (a Hugging Face directory or a llama2.c .bin)", cmd);
+    return model_load(o->model);
+}
+
+/* Parses "1,2,3" into ids checked against the vocabulary. */
+static int parse_ids(const char *s, int vocab, int **out) {
+    int n = 0, cap = 16;
+    int *ids = xmalloc(cap * sizeof(int));
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v >= vocab) fatal("--ids: bad token id near '%.20s' (ids are integers in [0, %d))", p, vocab);
+        if (n == cap) ids = xrealloc(ids, (cap *= 2) * sizeof(int));
+        ids[n++] = (int)v;
+        p = end;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    if (!n) fatal("--ids: no token ids given");
+    *out = ids;
+    return n;
+}
+
+/* log p(target | row) in double: the row's log-softmax at target. */
+static double log_prob(const float *logits, int n, int target) {
+    float mx = logits[0];
+    for (int i = 1; i < n; i++) if (logits[i] > mx) mx = logits[i];
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
+    return (double)logits[target] - mx - log(sum);
+}
+
+/* The synthetic run's "text": n_seq sequences of seq_len tokens, each BOS followed by tokens sampled
+ * from the synthetic model itself (temperature 1). Scored in chunks of seq_len, its perplexity is
+ * the model's own entropy rate — a self-contained smoke test that needs no data. */
+static int synthetic_tokens(const Model *m, int n_seq, int seq_len, int **out) {
+    Scheme qs = scheme_by_name("fp32");
+    const Scheme *q = &qs;
+    RunState s;
+    runstate_init(&s, &m->c, 1, seq_len);
+    int *ids = xmalloc((size_t)n_seq * seq_len * sizeof(int)), V = m->c.vocab_size;
+    uint64_t rng = 0x5DEECE66Dull;
+    for (int sq = 0; sq < n_seq; sq++) {
+        int *seq = ids + (size_t)sq * seq_len;
+        seq[0] = m->c.bos_id;
+        for (int t = 0; t + 1 < seq_len; t++) {
+            forward(m, &s, q, &seq[t], 1, t, 0);
+            float mx = s.logits[0];
+            for (int i = 1; i < V; i++) if (s.logits[i] > mx) mx = s.logits[i];
+            double sum = 0;
+            for (int i = 0; i < V; i++) sum += exp((double)s.logits[i] - mx);
+            double r = rng_uniform(&rng) * sum, acc = 0;
+            int next = V - 1;
+            for (int i = 0; i < V; i++) { acc += exp((double)s.logits[i] - mx); if (acc > r) { next = i; break; } }
+            seq[t + 1] = next;
+        }
+    }
+    runstate_free(&s);
+    *out = ids;
+    return n_seq * seq_len;
+}
+
+/* Per-scheme accumulators of a perplexity run. With --compare, every scheme after the first is
+ * also compared token by token with the first (llama.cpp --kl-divergence definitions). */
+typedef struct {
+    Scheme q;
+    double nll, nll2;                 /* Σ −log p(target), Σ (log p)² */
+    double dn, dn2, bn_dn;            /* paired with the base: Σ d, Σ d², Σ nll_base·d (d = nll − nll_base) */
+    double kld, kld2, dp2, dp, top1;  /* Σ KLD, Σ KLD², Σ Δp², Σ Δp, agreements of the argmax */
+    float *klds;                      /* per-token KLD, for percentiles */
+} PplStat;
+
+static int cmp_float(const void *a, const void *b) { float x = *(const float *)a, y = *(const float *)b; return (x > y) - (x < y); }
+static double percentile_sorted(const float *v, long long n, double p) {
+    double r = p / 100.0 * (double)(n - 1);
+    long long i = (long long)r;
+    return i + 1 < n ? v[i] + (r - i) * (v[i + 1] - v[i]) : v[n - 1];
+}
+
+static int cmd_ppl(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "ppl", "-m --tokenizer -f --protocol --ctx --chunks --progress --synthetic --compare --json " SCHEME_OPTS,
+                  "-m MODEL -f TEXT [--tokenizer FILE] [-q SCHEME | --compare S1,S2,...] [--protocol gptq|llamacpp] [--ctx N] [--chunks N] [--json FILE] [--progress]\n"
+                  "       llama_fp8 ppl --synthetic   (a built-in random model scoring text sampled from itself)\n"
+                  "  gptq (default): one BOS, non-overlapping chunks of --ctx (default 2048 or the model's maximum), every token scored.\n"
+                  "  llamacpp: llama.cpp's llama-perplexity: ctx 512, BOS overwrites each chunk's first token, second half scored.\n"
+                  "  --compare: every scheme on identical tokens; the first is the base of dPPL, KLD, top-1 agreement, RMS dp.\n" SCHEME_HELP);
+    const char *protocol = o.protocol ? o.protocol : "gptq";
+    int llamacpp = !strcmp(protocol, "llamacpp");
+    if (!llamacpp && strcmp(protocol, "gptq")) fatal("ppl: unknown --protocol '%s' (gptq or llamacpp)", protocol);
+    if (o.compare && o.scheme) fatal("ppl: give -q SCHEME or --compare LIST, not both");
+    if (!o.synthetic && !o.text_file) fatal("ppl: -f TEXT is required");
+    Model *m = open_model(&o, "ppl");
+    const Config *c = &m->c;
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+
+    /* the schemes */
+    char *list = xstrdup(o.compare ? o.compare : o.scheme ? o.scheme : m->quant.present ? "checkpoint" : "bf16");
+    int ns = 0;
+    PplStat *st = NULL;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        st = xrealloc(st, (ns + 1) * sizeof *st);
+        memset(&st[ns], 0, sizeof *st);
+        st[ns++].q = scheme_for_model(m, tok, "bf16", &o.so);
+    }
+    if (!ns) fatal("ppl: --compare needs at least one scheme");
+
+    int ctx = o.ctx ? o.ctx : o.synthetic ? 256 : llamacpp ? 512 : 2048;
+    const char *ctx_note = o.ctx ? "" : o.synthetic ? " (synthetic default)" : llamacpp ? " (llama.cpp default)" : " (default)";
+    if (!o.ctx && ctx > c->max_seq_len) { ctx = c->max_seq_len; ctx_note = " (the model's maximum context)"; }
+    if (ctx > c->max_seq_len) fatal("ppl: --ctx %d exceeds the model's maximum context %d", ctx, c->max_seq_len);
+
+    /* tokens */
+    int *ids = NULL, n_tok;
+    size_t text_bytes = 0;
+    if (o.synthetic) {
+        printf("synthetic run: a random tiny Llama built in (no model file), scoring 4 x %d tokens it sampled itself\n", ctx);
+        n_tok = synthetic_tokens(m, 4, ctx, &ids);
+    } else {
+        char *text = read_text_file(o.text_file, &text_bytes);
+        if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
+        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+        if (tokenizer_vocab_size(tk) > c->vocab_size)
+            fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
+        n_tok = tokenizer_encode(tk, text, text_bytes, 1, 0, &ids);
+        tokenizer_free(tk);
+        free(text);
+    }
+    int n_chunks = n_tok / ctx;
+    if (n_chunks < 1) fatal("ppl: the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", n_tok, ctx);
+    if (o.chunks > 0 && o.chunks < n_chunks) n_chunks = o.chunks;
+    int first = llamacpp ? ctx / 2 : 0;            /* first logit row scored in each chunk */
+    int per_chunk = ctx - 1 - first;
+    long long n_scored = (long long)n_chunks * per_chunk;
+
+    model_describe(m, stdout);
+#ifdef _OPENMP
+    int threads = omp_get_max_threads();
+#else
+    int threads = 1;
+#endif
+    printf("ppl: protocol %s, ctx %d%s, device cpu (%d threads), scheme%s", protocol, ctx, ctx_note, threads, ns > 1 ? "s" : "");
+    for (int i = 0; i < ns; i++) printf("%s%s", i ? ", " : " ", st[i].q.name);
+    printf("\n");
+    if (o.synthetic) printf("text: (sampled) %d tokens\n", n_tok);
+    else printf("text: %s, %zu bytes, %d tokens with BOS\n", o.text_file, text_bytes, n_tok);
+    printf("scoring %d chunks x %d tokens = %lld predictions\n", n_chunks, per_chunk, n_scored);
+    fflush(stdout);
+
+    RunState s;
+    runstate_init(&s, c, ctx, ctx);
+    for (int i = 0; i < ns; i++) {
+        runstate_quant_buffers(&s, c, &st[i].q);
+        if (i) st[i].klds = xmalloc(n_scored * sizeof(float));
+    }
+    size_t V = c->vocab_size;
+    float *base = ns > 1 ? xmalloc((size_t)per_chunk * V * sizeof(float)) : NULL;  /* the base scheme's logits of one chunk */
+    double *base_nll = xmalloc(per_chunk * sizeof(double));
+    int *chunk = xmalloc(ctx * sizeof(int));
+    int show = o.progress || isatty(2);
+    double t0 = now_seconds();
+    for (int ch = 0; ch < n_chunks; ch++) {
+        memcpy(chunk, ids + (size_t)ch * ctx, ctx * sizeof(int));
+        if (llamacpp) chunk[0] = c->bos_id;      /* llama.cpp overwrites each chunk's first token */
+        const int *target = ids + (size_t)ch * ctx + 1;
+        for (int si = 0; si < ns; si++) {
+            PplStat *S = &st[si];
+            forward(model_for_scheme(m, &S->q), &s, &S->q, chunk, ctx, 0, first);
+            double nll = 0, nll2 = 0, dn = 0, dn2 = 0, bn_dn = 0, kld = 0, kld2 = 0, dp = 0, dp2 = 0, top1 = 0;
+            long long off = (long long)ch * per_chunk;
+            #pragma omp parallel for reduction(+ : nll, nll2, dn, dn2, bn_dn, kld, kld2, dp, dp2, top1) schedule(static)
+            for (int j = 0; j < per_chunk; j++) {
+                const float *lq = s.logits + (size_t)j * V;
+                int y = target[first + j];
+                /* log-softmax in double */
+                float mq = lq[0]; int aq = 0;
+                for (size_t i = 1; i < V; i++) if (lq[i] > mq) { mq = lq[i]; aq = (int)i; }
+                double zq = 0;
+                for (size_t i = 0; i < V; i++) zq += exp((double)lq[i] - mq);
+                double lzq = log(zq), lpq = (double)lq[y] - mq - lzq;
+                nll += -lpq; nll2 += lpq * lpq;
+                if (si == 0) { base_nll[j] = -lpq; continue; }
+                const float *lb = base + (size_t)j * V;
+                float mb = lb[0]; int ab = 0;
+                for (size_t i = 1; i < V; i++) if (lb[i] > mb) { mb = lb[i]; ab = (int)i; }
+                double zb = 0;
+                for (size_t i = 0; i < V; i++) zb += exp((double)lb[i] - mb);
+                double lzb = log(zb), k = 0;
+                for (size_t i = 0; i < V; i++) {   /* KLD(base || q) = Σ p_b (log p_b − log p_q) */
+                    double lpb_i = (double)lb[i] - mb - lzb, lpq_i = (double)lq[i] - mq - lzq;
+                    k += exp(lpb_i) * (lpb_i - lpq_i);
+                }
+                double d = -lpq - base_nll[j], dpi = exp(lpq) - exp(-base_nll[j]);
+                dn += d; dn2 += d * d; bn_dn += base_nll[j] * d;
+                kld += k; kld2 += k * k; dp += dpi; dp2 += dpi * dpi; top1 += aq == ab;
+                S->klds[off + j] = (float)k;
+            }
+            S->nll += nll; S->nll2 += nll2; S->dn += dn; S->dn2 += dn2; S->bn_dn += bn_dn;
+            S->kld += kld; S->kld2 += kld2; S->dp += dp; S->dp2 += dp2; S->top1 += top1;
+            if (si == 0 && base) memcpy(base, s.logits, (size_t)per_chunk * V * sizeof(float));
+        }
+        long long count = (long long)(ch + 1) * per_chunk;
+        double el = now_seconds() - t0, tps = (double)(ch + 1) * ctx * ns / el;
+        if (llamacpp && ns == 1) { printf("[%d]%.4f,", ch + 1, exp(st[0].nll / count)); fflush(stdout); }
+        if (show) fprintf(stderr, "\rchunk %d/%d  %.1f tok/s  ETA %.0f s   ", ch + 1, n_chunks, tps, (n_chunks - ch - 1) * (double)ctx * ns / tps);
+    }
+    double el = now_seconds() - t0;
+    if (show) fputc('\n', stderr);
+    if (llamacpp && ns == 1) printf("\n");
+    long long N = n_scored;
+    /* PPL = exp(mean nll); ± = PPL·sqrt(var(nll)/(N−1)) (llama.cpp). */
+    for (int i = 0; i < ns; i++) {
+        PplStat *S = &st[i];
+        double mean = S->nll / N, var = S->nll2 / N - mean * mean;
+        double ppl = exp(mean), se = N > 1 && var > 0 ? ppl * sqrt(var / (N - 1)) : 0;
+        if (i == 0 && llamacpp) printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, se);
+        if (ns == 1)
+            printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored in %d chunks of %d; %.1f tok/s, %.2f s, peak RSS %.2f GB)\n",
+                   ppl, se, S->q.name, N, n_chunks, ctx, (double)n_chunks * ctx / el, el, peak_rss_gb());
+    }
+    if (ns > 1) {
+        /* ΔPPL = exp(mean nll_q) − exp(mean nll_b), ± from the paired covariance (delta method).
+         * KLD mean ± sd/sqrt(N−1); top-1 agreement p ± sqrt(p(1−p)/(N−1)); RMS Δp ± (delta method). */
+        FILE *js = NULL;
+        atomic_file af;
+        if (o.json) { atomic_open(&af, o.json); js = af.fp; fprintf(js, "{\n  \"model\": \"%s\", \"protocol\": \"%s\", \"ctx\": %d, \"chunks\": %d, \"tokens_scored\": %lld,\n  \"schemes\": [\n", m->path, protocol, ctx, n_chunks, N); }
+        double mb = st[0].nll / N, vb = st[0].nll2 / N - mb * mb, pb = exp(mb);
+        printf("\n%-28s %-20s %-22s %-20s %-10s %-10s %-16s %s\n", "scheme", "PPL", "dPPL vs base", "mean KLD", "KLD p99", "KLD max", "top-1 agree %", "RMS dp %");
+        for (int i = 0; i < ns; i++) {
+            PplStat *S = &st[i];
+            double mq = S->nll / N, vq = S->nll2 / N - mq * mq, pq = exp(mq);
+            double se = N > 1 && vq > 0 ? pq * sqrt(vq / (N - 1)) : 0;
+            if (i == 0) {
+                printf("%-28s %8.4f +/- %-7.4f %-22s %-20s %-10s %-10s %-16s %s\n", S->q.name, pq, se, "(base)", "-", "-", "-", "-", "-");
+                if (js) fprintf(js, "    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f}", S->q.name, pq, se);
+                continue;
+            }
+            /* cov(nll_q, nll_b) = cov(nll_b + d, nll_b) = var_b + cov(nll_b, d) */
+            double md = S->dn / N, cov_bd = S->bn_dn / N - mb * md, cov_qb = vb + cov_bd;
+            double vdiff = (pq * pq * vq + pb * pb * vb - 2 * pq * pb * cov_qb) / (N - 1);
+            double dse = vdiff > 0 ? sqrt(vdiff) : 0;
+            double km = S->kld / N, kv = S->kld2 / N - km * km, kse = kv > 0 ? sqrt(kv / (N - 1)) : 0;
+            double p1 = S->top1 / N, p1se = sqrt(p1 * (1 - p1) / (N - 1));
+            double dpm = S->dp / N, dpv = S->dp2 / N - dpm * dpm, rms = sqrt(S->dp2 / N);
+            double rmsse = rms > 0 && dpv > 0 ? sqrt(dpv / (N - 1)) : 0; /* first-order: sd(Δp)/sqrt(N-1) bounds it when mean Δp ≈ 0 */
+            qsort(S->klds, N, sizeof(float), cmp_float);
+            double k99 = percentile_sorted(S->klds, N, 99.0), kmax = S->klds[N - 1];
+            char b1[40], b2[40], b3[40], b4[40];
+            snprintf(b1, sizeof b1, "%+.4f +/- %.4f", pq - pb, dse);
+            snprintf(b2, sizeof b2, "%.6f +/- %.6f", km, kse);
+            snprintf(b3, sizeof b3, "%.3f +/- %.3f", 100 * p1, 100 * p1se);
+            snprintf(b4, sizeof b4, "%.3f +/- %.3f", 100 * rms, 100 * rmsse);
+            printf("%-28s %8.4f +/- %-7.4f %-22s %-20s %-10.6f %-10.6f %-16s %s\n", S->q.name, pq, se, b1, b2, k99, kmax, b3, b4);
+            if (js) fprintf(js, ",\n    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f, \"dppl\": %.6f, \"dppl_se\": %.6f, \"kld_mean\": %.8f, \"kld_se\": %.8f, "
+                            "\"kld_p99\": %.8f, \"kld_max\": %.8f, \"kld_median\": %.8f, \"top1_agree\": %.6f, \"top1_se\": %.6f, \"rms_dp\": %.8f, \"rms_dp_se\": %.8f}",
+                            S->q.name, pq, se, pq - pb, dse, km, kse, k99, kmax, percentile_sorted(S->klds, N, 50.0), p1, p1se, rms, rmsse);
+        }
+        printf("(%lld tokens scored per scheme in %d chunks of %d; %d schemes in %.2f s, %.1f tok/s, peak RSS %.2f GB)\n", N, n_chunks, ctx, ns, el, (double)n_chunks * ctx * ns / el, peak_rss_gb());
+        if (js) { fprintf(js, "\n  ]\n}\n"); atomic_commit(&af); printf("wrote %s\n", o.json); }
+    }
+    for (int i = 0; i < ns; i++) free(st[i].klds);
+    free(st); free(list); free(base); free(base_nll); free(chunk); free(ids);
+    runstate_free(&s);
+    model_free(m);
+    return 0;
+}
+
+/* NumPy .npy (format 1.0): little-endian float32, C order. Written atomically. */
+static void write_npy(const char *path, const float *data, int rows, int cols) {
+    char hdr[128];
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
+    int total = (10 + n + 1 + 63) / 64 * 64;
+    int hlen = total - 10;
+    atomic_file a;
+    atomic_open(&a, path);
+    fwrite("\x93NUMPY\x01\x00", 1, 8, a.fp);
+    fputc(hlen & 255, a.fp); fputc(hlen >> 8, a.fp);
+    fwrite(hdr, 1, n, a.fp);
+    for (int i = n; i < hlen - 1; i++) fputc(' ', a.fp);
+    fputc('\n', a.fp);
+    fwrite(data, sizeof(float), (size_t)rows * cols, a.fp);
+    atomic_commit(&a);
+}
+
+static int cmd_dump(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "dump", "-m --tokenizer --ids -p -o --synthetic " SCHEME_OPTS,
+                  "-m MODEL (--ids \"128000,9906,1917\" | -p TEXT) -o DIR [-q fp32|bf16] [--tokenizer FILE]\n"
+                  "  writes DIR/logits.npy (float32 [tokens, vocab]) and DIR/layer_XX.npy (residual stream after layer XX, [tokens, dim])\n" SCHEME_HELP);
+    if (!o.out) fatal("dump: -o DIR is required");
+    if (!o.ids == !o.prompt) fatal("dump: give exactly one of --ids and -p");
+    Model *m = open_model(&o, "dump");
+    const Config *c = &m->c;
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+    Scheme qs = scheme_for_model(m, o.scheme, "fp32", &o.so);
+    const Scheme *q = &qs;
+    int *ids, T;
+    if (o.ids) T = parse_ids(o.ids, c->vocab_size, &ids);
+    else {
+        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+        T = tokenizer_encode(tk, o.prompt, strlen(o.prompt), 1, 0, &ids);
+        tokenizer_free(tk);
+    }
+    if (T > c->max_seq_len) fatal("dump: %d tokens exceed the model's maximum context %d", T, c->max_seq_len);
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("dump: cannot create %s: %s", o.out, strerror(errno));
+    const Model *mq = model_for_scheme(m, q);
+    RunState s;
+    runstate_init(&s, c, T, T);
+    runstate_quant_buffers(&s, c, q);
+    s.layer_out = xmalloc(c->n_layers * sizeof(float *));
+    for (int l = 0; l < c->n_layers; l++) s.layer_out[l] = xmalloc((size_t)T * c->dim * sizeof(float));
+    forward(mq, &s, q, ids, T, 0, 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/logits.npy", o.out);
+    write_npy(path, s.logits, T, c->vocab_size);
+    for (int l = 0; l < c->n_layers; l++) {
+        snprintf(path, sizeof path, "%s/layer_%02d.npy", o.out, l);
+        write_npy(path, s.layer_out[l], T, c->dim);
+        free(s.layer_out[l]);
+    }
+    free(s.layer_out);
+    printf("dump: %d tokens, scheme %s: %s/logits.npy [%d, %d] and %d layer_XX.npy [%d, %d]\n", T, q->name, o.out, T, c->vocab_size, c->n_layers, T, c->dim);
+    free(ids);
+    runstate_free(&s);
+    model_free(m);
+    return 0;
+}
+
+static int cmd_generate(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "generate", "-m --tokenizer -p -n --temp --seed " SCHEME_OPTS,
+                  "-m MODEL [--tokenizer FILE] [-p PROMPT] [-n NEW_TOKENS (64)] [--temp T (0 = greedy)] [--seed S] [-q fp32|bf16]\n"
+                  "  starts from BOS + PROMPT; greedy decoding takes the first maximal logit, as llama2.c does\n" SCHEME_HELP);
+    Model *m = open_model(&o, "generate");
+    const Config *c = &m->c;
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+    Scheme qs = scheme_for_model(m, o.scheme, "fp32", &o.so);
+    const Scheme *q = &qs;
+    tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+    int *ids;
+    const char *prompt = o.prompt ? o.prompt : "";
+    int np = tokenizer_encode(tk, prompt, strlen(prompt), 1, 0, &ids);
+    int total = np + o.n_new;
+    if (total > c->max_seq_len) total = c->max_seq_len;
+    if (np >= total && o.n_new > 0) fatal("generate: the prompt (%d tokens) fills the model's context %d", np, c->max_seq_len);
+    ids = xrealloc(ids, (size_t)(total + 1) * sizeof(int));
+    const Model *mq = model_for_scheme(m, q);
+    RunState s;
+    runstate_init(&s, c, np, total);
+    runstate_quant_buffers(&s, c, q);
+    /* llama2.c models delimit stories with BOS; Hugging Face models stop at eos_token_id */
+    int stop = !strcmp(m->format, "llama2.c") ? c->bos_id : c->eos_id;
+    uint64_t rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int i = 0; i < np; i++) {  /* echo the prompt */
+        size_t len;
+        const char *p = tokenizer_decode(tk, i ? ids[i - 1] : -1, ids[i], &len);
+        if (i) fwrite(p, 1, len, stdout);
+    }
+    double t0 = now_seconds();
+    int pos = 0, n_gen = 0;
+    forward(mq, &s, q, ids, np, 0, np - 1);
+    pos = np;
+    while (pos < total) {
+        const float *lg = s.logits;
+        int next = 0;
+        if (o.temp == 0) {
+            for (int i = 1; i < c->vocab_size; i++) if (lg[i] > lg[next]) next = i;
+        } else {
+            float mx = lg[0];
+            for (int i = 1; i < c->vocab_size; i++) if (lg[i] > mx) mx = lg[i];
+            double sum = 0;
+            for (int i = 0; i < c->vocab_size; i++) sum += exp(((double)lg[i] - mx) / o.temp);
+            double r = rng_uniform(&rng) * sum, acc = 0;
+            next = c->vocab_size - 1;
+            for (int i = 0; i < c->vocab_size; i++) { acc += exp(((double)lg[i] - mx) / o.temp); if (acc > r) { next = i; break; } }
+        }
+        if (next == stop) break;
+        size_t len;
+        const char *p = tokenizer_decode(tk, ids[pos - 1], next, &len);
+        fwrite(p, 1, len, stdout);
+        fflush(stdout);
+        ids[pos] = next;
+        n_gen++;
+        if (pos + 1 >= total) break;
+        forward(mq, &s, q, &ids[pos], 1, pos, 0);
+        pos++;
+    }
+    printf("\n");
+    double el = now_seconds() - t0;
+    fprintf(stderr, "generate: %d tokens, %.1f tok/s (scheme %s)\n", n_gen, el > 0 ? n_gen / el : 0.0, q->name);
+    free(ids);
+    runstate_free(&s);
+    tokenizer_free(tk);
+    model_free(m);
+    return 0;
+}
+/* ---- llama_fp8 export: a compressed-tensors FP8 checkpoint that vLLM loads ---- */
+/* Writes DIR/config.json (the model's config + quantization_config) and DIR/model.safetensors with,
+ * per quantized Linear X: X.weight F8_E4M3 [N, K], X.weight_scale [N, 1] (channel) or [1] (tensor)
+ * in BF16 (the bf16 model's scales are bf16 values), X.input_scale [1] BF16 for static activations,
+ * self_attn.k_scale / v_scale [1] BF16 with --kv; everything else BF16. The
+ * bytes are exactly those the scheme runs with, so export → load → run gives identical logits. */
+typedef struct {
+    const Model *m;
+    const Scheme *q;
+    const st_entry *e;
+    int *what;     /* per entry: 0 bf16 copy of a tensor, 1 fp8 weight, 2 weight scale, 3 input scale,
+                      4 k scale, 5 v scale, 6 norm vector */
+    const Tensor **t;
+    const float **vec;  /* norm vectors */
+    int *layer, *site;
+    uint8_t *qbuf;
+    float *sbuf;
+} export_ctx;
+static void export_fill(void *vctx, int i, void *buf, size_t nbytes) {
+    export_ctx *x = vctx;
+    const Scheme *q = x->q;
+    const Tensor *t = x->t[i];
+    switch (x->what[i]) {
+    case 0: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(tensor_get(t, k)); break; }
+    case 6: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(x->vec[i][k]); break; }
+    case 1: quant_weight(buf, x->sbuf, t, q->wfmt, q->wgran, q->bf16_arith); break;
+    case 2: {
+        quant_weight(x->qbuf, x->sbuf, t, q->wfmt, q->wgran, q->bf16_arith);
+        size_t n = q->wgran == GRAN_TENSOR ? 1 : (size_t)t->rows;
+        if (q->bf16_arith) for (size_t k = 0; k < n; k++) ((uint16_t *)buf)[k] = bf16_from_float(x->sbuf[k]);
+        else memcpy(buf, x->sbuf, n * sizeof(float));
+        break;
+    }
+    case 3: case 4: case 5: { /* bf16 values (static_scale), stored as BF16 [1] */
+        int l = x->layer[i], site = x->site[i];
+        float v = x->what[i] == 4 ? static_scale(q, q->scales->k_amax[l], q->kv)
+                : x->what[i] == 5 ? static_scale(q, q->scales->v_amax[l], q->kv)
+                : static_scale(q, l < 0 ? q->scales->lm_head : q->scales->act[l][site], q->afmt);
+        ((uint16_t *)buf)[0] = bf16_from_float(v);
+        break;
+    }
+    }
+}
+
+static int cmd_export(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "export", "-m -o " SCHEME_OPTS,
+                  "-m MODEL -q w8a8|w8a8-static|fp8-w [--scales FILE] [--kv fp8-e4m3] [--weight-arith bf16|fp32] [--quant-lm-head] -o DIR\n"
+                  "  writes a compressed-tensors (llm-compressor format) FP8 checkpoint that vLLM loads");
+    if (!o.out) fatal("export: -o DIR is required");
+    if (!o.scheme) fatal("export: -q SCHEME is required (w8a8, w8a8-static or fp8-w)");
+    Model *m = open_model(&o, "export");
+    const Config *c = &m->c;
+    if (m->quant.present) fatal("export: %s is already quantized", m->path);
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+    Scheme q = scheme_make(o.scheme, &o.so);
+    if (q.kind != SCHEME_W8A8 && q.kind != SCHEME_W8A8_STATIC && q.kind != SCHEME_FP8_W)
+        fatal("export: scheme %s has no compressed-tensors export here (w8a8, w8a8-static, fp8-w)", q.name);
+    if (q.wfmt != EMU_E4M3 || q.afmt != EMU_E4M3) fatal("export: compressed-tensors FP8 checkpoints hold E4M3 only");
+    if (q.kv != EMU_F32 && q.kv != EMU_E4M3) fatal("export: the KV cache scheme must be fp8-e4m3");
+    if (q.kv != EMU_F32 && !q.scales) fatal("export: --kv needs calibrated K/V scales (--scales)");
+    if (!q.bf16_arith) fatal("export: a compressed-tensors checkpoint of a bf16 model holds bf16 scales: --weight-arith fp32 cannot be exported faithfully");
+    const Model *mb = model_for_scheme(m, &q);
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("export: cannot create %s: %s", o.out, strerror(errno));
+
+    int cap = 8 + c->n_layers * 32, n = 0;
+    st_entry *e = xcalloc(cap, sizeof *e);
+    export_ctx x = {mb, &q, e, xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)),
+                    xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(int)), NULL, NULL};
+    emu_dtype sdt = EMU_BF16;
+#define ENTRY(nm, dt, nd, s0, s1, wh, tt) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
+        e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.what[n] = wh; x.t[n] = tt; n++; } while (0)
+    char nm[160];
+    size_t maxnk = 0;
+    ENTRY("model.embed_tokens.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->tok_embeddings);
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &mb->layers[l];
+        const Tensor *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        static const char *const names[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+        static const int sites[7] = {SITE_QKV, SITE_QKV, SITE_QKV, SITE_O, SITE_GATEUP, SITE_GATEUP, SITE_DOWN};
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->attn_norm;
+        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+        ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->ffn_norm;
+        for (int w = 0; w < 7; w++) {
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, names[w]);
+            ENTRY(nm, EMU_E4M3, 2, ws[w]->rows, ws[w]->cols, 1, ws[w]);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, names[w]);
+            if (q.wgran == GRAN_TENSOR) ENTRY(nm, sdt, 1, 1, 0, 2, ws[w]);
+            else ENTRY(nm, sdt, 2, ws[w]->rows, 1, 2, ws[w]);
+            if (q.amode == AMODE_TENSOR_STATIC) {
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.input_scale", l, names[w]);
+                ENTRY(nm, EMU_BF16, 1, 1, 0, 3, NULL); x.layer[n - 1] = l; x.site[n - 1] = sites[w];
+            }
+            size_t nk = (size_t)ws[w]->rows * ws[w]->cols;
+            if (nk > maxnk) maxnk = nk;
+        }
+        if (q.kv != EMU_F32) {
+            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_scale", l);
+            ENTRY(nm, EMU_BF16, 1, 1, 0, 4, NULL); x.layer[n - 1] = l;
+            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.v_scale", l);
+            ENTRY(nm, EMU_BF16, 1, 1, 0, 5, NULL); x.layer[n - 1] = l;
+        }
+    }
+    ENTRY("model.norm.weight", EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = mb->final_norm;
+    if (!c->tied_embeddings) {
+        if (q.quant_lm_head) {
+            ENTRY("lm_head.weight", EMU_E4M3, 2, c->vocab_size, c->dim, 1, &mb->lm_head);
+            if (q.wgran == GRAN_TENSOR) ENTRY("lm_head.weight_scale", sdt, 1, 1, 0, 2, &mb->lm_head);
+            else ENTRY("lm_head.weight_scale", sdt, 2, c->vocab_size, 1, 2, &mb->lm_head);
+            if (q.amode == AMODE_TENSOR_STATIC) { ENTRY("lm_head.input_scale", EMU_BF16, 1, 1, 0, 3, NULL); x.layer[n - 1] = -1; }
+            if ((size_t)c->vocab_size * c->dim > maxnk) maxnk = (size_t)c->vocab_size * c->dim;
+        } else {
+            ENTRY("lm_head.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->lm_head);
+        }
+    } else if (q.quant_lm_head) fatal("export: --quant-lm-head with tied embeddings is not supported");
+#undef ENTRY
+    x.qbuf = xmalloc(maxnk);
+    x.sbuf = xmalloc(((size_t)c->vocab_size + maxnk / EMU_BLOCK + 1) * sizeof(float));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", o.out);
+    double t0 = now_seconds();
+    safetensors_write(path, e, n, "{\"format\":\"pt\"}", export_fill, &x);
+
+    /* quantization_config, as llm-compressor writes it */
+    char qc[2048];
+    const char *wstrat = q.wgran == GRAN_TENSOR ? "tensor" : "channel";
+    char acts[256] = "null";
+    if (q.amode == AMODE_TOKEN) snprintf(acts, sizeof acts, "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"token\", \"symmetric\": true, \"dynamic\": true}");
+    if (q.amode == AMODE_TENSOR_STATIC) snprintf(acts, sizeof acts, "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"tensor\", \"symmetric\": true, \"dynamic\": false, \"observer\": \"minmax\"}");
+    snprintf(qc, sizeof qc,
+             "  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \"float-quantized\",\n"
+             "    \"quantization_status\": \"compressed\",\n    \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"],\n"
+             "      \"weights\": {\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"%s\", \"symmetric\": true, \"dynamic\": false, \"observer\": \"minmax\"},\n"
+             "      \"input_activations\": %s}},\n    \"ignore\": [%s],\n    \"kv_cache_scheme\": %s\n  }",
+             wstrat, acts, q.quant_lm_head ? "" : "\"lm_head\"",
+             q.kv != EMU_F32 ? "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"tensor\", \"symmetric\": true, \"dynamic\": false}" : "null");
+    snprintf(path, sizeof path, "%s/config.json", o.out);
+    write_hf_config(path, c, qc);
+    printf("export: %s: %s as compressed-tensors (%d tensors, %.1f s)\n", o.out, q.name, n, now_seconds() - t0);
+    free(e); free(x.what); free(x.t); free(x.vec); free(x.layer); free(x.site); free(x.qbuf); free(x.sbuf);
+    model_free(m);
+    return 0;
+}
 /* @@END ppl@@ */
+
+/* ------------------------------------------------------------------------------------------ */
+/* 7b. Calibration and the outlier report                                                     */
+/* ------------------------------------------------------------------------------------------ */
+/* @@SECTION calib@@ */
+/* ---- SHA-256 (FIPS 180-4), to record which calibration text produced a scales file ---- */
+typedef struct { uint32_t h[8]; uint64_t len; uint8_t buf[64]; int n; } sha256_ctx;
+static const uint32_t sha256_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+#define ROR32(x, r) (((x) >> (r)) | ((x) << (32 - (r))))
+static void sha256_block(sha256_ctx *c, const uint8_t *p) {
+    uint32_t w[64], a[8];
+    for (int i = 0; i < 16; i++) w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ROR32(w[i - 15], 7) ^ ROR32(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ROR32(w[i - 2], 17) ^ ROR32(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    memcpy(a, c->h, sizeof a);
+    for (int i = 0; i < 64; i++) {
+        uint32_t S1 = ROR32(a[4], 6) ^ ROR32(a[4], 11) ^ ROR32(a[4], 25), ch = (a[4] & a[5]) ^ (~a[4] & a[6]);
+        uint32_t t1 = a[7] + S1 + ch + sha256_k[i] + w[i];
+        uint32_t S0 = ROR32(a[0], 2) ^ ROR32(a[0], 13) ^ ROR32(a[0], 22), mj = (a[0] & a[1]) ^ (a[0] & a[2]) ^ (a[1] & a[2]);
+        memmove(a + 1, a, 7 * sizeof(uint32_t));
+        a[4] += t1;
+        a[0] = t1 + S0 + mj;
+    }
+    for (int i = 0; i < 8; i++) c->h[i] += a[i];
+}
+static void sha256_init(sha256_ctx *c) {
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(c->h, h0, sizeof h0); c->len = 0; c->n = 0;
+}
+static void sha256_update(sha256_ctx *c, const void *data, size_t n) {
+    const uint8_t *p = data;
+    c->len += n;
+    while (n--) { c->buf[c->n++] = *p++; if (c->n == 64) { sha256_block(c, c->buf); c->n = 0; } }
+}
+static void sha256_final(sha256_ctx *c, uint8_t out[32]) {
+    uint64_t bits = c->len * 8;
+    uint8_t pad = 0x80, zero = 0, lenb[8];
+    sha256_update(c, &pad, 1);
+    while (c->n != 56) sha256_update(c, &zero, 1);
+    for (int i = 0; i < 8; i++) lenb[i] = (uint8_t)(bits >> (56 - 8 * i));
+    sha256_update(c, lenb, 8);
+    for (int i = 0; i < 32; i++) out[i] = (uint8_t)(c->h[i / 4] >> (24 - 8 * (i % 4)));
+}
+/* hex digest of a buffer into hex[65] */
+static void sha256_hex(const void *data, size_t n, char hex[65]) {
+    sha256_ctx c; uint8_t d[32];
+    sha256_init(&c); sha256_update(&c, data, n); sha256_final(&c, d);
+    for (int i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", d[i]);
+}
+
+/* ---- Activation observers (static scales), as llm-compressor computes them ----
+ * Every (layer, site) has one observer; one calibration window = one batch. Per batch the observer
+ * sees the full-precision input of the Linear(s) (quantize_act) and updates its state; the scale
+ * written is absmax / fmax, absmax = max(−min, max) of the final state (min clamped ≤ 0, max ≥ 0, as
+ * compressed_tensors.calculate_qparams does for symmetric scales). Sources: vllm-project/llm-compressor
+ * src/llmcompressor/observers/min_max.py @ 05d780a1 and mse.py @ 04a18de6.
+ *   minmax      running min / max over all batches (compressed-tensors "static_minmax"): absmax is
+ *               the running max of the per-batch absmax.
+ *   ema         llm-compressor "minmax": min and max each a moving average, first batch initialises,
+ *               r ← r + 0.01·(cur − r), in fp32.
+ *   mse         llm-compressor "mse" (MovingAverageMSEObserver): per batch, grid over shrink factors
+ *               p = 1 − i/100, i = 0..19 (1.00 .. 0.81); candidate scale s = fp32(p)·absmax / 448;
+ *               err = Σ |fakeq(x) − x|^2.4 with fakeq(x) = fp8(clamp(x / s, ±448))·s; the first
+ *               strictly smaller err wins; stop after 5 candidates without improvement. The chosen
+ *               p·min / p·max then enter the same moving average as ema.
+ *   percentile  not in llm-compressor: the q-th percentile of |x| of each batch (linear interpolation
+ *               between order statistics, numpy's default), running max over batches.
+ * Arithmetic: fp32 as in the tool on an fp32 tensor (it runs in the model dtype, bf16 for a bf16
+ * model: our observer state is fp32, a documented difference); Σ err in double (the tool sums fp32). */
+typedef enum { OBS_MINMAX, OBS_EMA, OBS_MSE, OBS_PERCENTILE } obs_kind;
+static const char *const obs_names[] = {"minmax", "ema", "mse", "percentile"};
+typedef struct { float mn, mx; int seen; } ObsState;
+
+static float obs_percentile_abs(const float *x, size_t n, double pct) {
+    float *a = xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) a[i] = fabsf(x[i]);
+    qsort(a, n, sizeof(float), cmp_float);
+    float r = (float)percentile_sorted(a, (long long)n, pct);
+    free(a);
+    return r;
+}
+/* Σ |fakeq(x) − x|^norm for the candidate scale s (E4M3 or E5M2 per fmt) */
+static double obs_fakeq_err(const float *x, size_t n, float s, emu_dtype fmt) {
+    float fmax = emu_fmax(fmt);
+    double err = 0;
+    for (size_t i = 0; i < n; i++) {
+        float y = x[i] / s;
+        y = fminf(fmaxf(y, -fmax), fmax);
+        float d = emu_fp8_decode(emu_fp8_encode(y, fmt), fmt) * s - x[i];
+        err += pow(fabs((double)d), 2.4);
+    }
+    return err;
+}
+/* One batch (rows × cols values) into an observer. */
+static void obs_update(ObsState *o, obs_kind kind, double pct, emu_dtype fmt, const float *x, size_t n) {
+    float mn = INFINITY, mx = -INFINITY;
+    for (size_t i = 0; i < n; i++) { mn = fminf(mn, x[i]); mx = fmaxf(mx, x[i]); }
+    if (n == 0) return;
+    if (kind == OBS_PERCENTILE) {
+        float p = obs_percentile_abs(x, n, pct);
+        mn = -p; mx = p;
+    }
+    if (kind == OBS_MSE) {
+        float amax = fmaxf(fabsf(fminf(mn, 0)), fmaxf(mx, 0));
+        double best = DBL_MAX;
+        float bmn = 1, bmx = 0;  /* the tool's initial values (kept only if no candidate is finite) */
+        int no_improve = 0;
+        for (int i = 0; i < 20; i++) {
+            float p = (float)(1.0 - i / 100.0);
+            float smn = p * mn, smx = p * mx;
+            float s = fmaxf(fabsf(fminf(smn, 0)), fmaxf(smx, 0)) / emu_fmax(fmt);
+            if (s == 0) s = FLT_EPSILON;  /* calculate_qparams: zero scale → dtype eps */
+            (void)amax;
+            double err = obs_fakeq_err(x, n, s, fmt);
+            if (err < best) { best = err; bmn = smn; bmx = smx; no_improve = 0; }
+            else if (++no_improve >= 5) break;
+        }
+        mn = bmn; mx = bmx;
+    }
+    if (!o->seen) { o->mn = mn; o->mx = mx; o->seen = 1; return; }
+    if (kind == OBS_EMA || kind == OBS_MSE) {
+        o->mn = o->mn + 0.01f * (mn - o->mn);
+        o->mx = o->mx + 0.01f * (mx - o->mx);
+    } else {
+        o->mn = fminf(o->mn, mn); o->mx = fmaxf(o->mx, mx);
+    }
+}
+static float obs_absmax(const ObsState *o) { return o->seen ? fmaxf(-fminf(o->mn, 0), fmaxf(o->mx, 0)) : 0.0f; }
+
+typedef struct {
+    int n_layers;
+    obs_kind kind; double pct; emu_dtype fmt;
+    ObsState *st;  /* (n_layers + 1, N_OBS_SITES); row n_layers = the lm_head input (layer −1) */
+} Calib;
+static void calib_observe(void *ctx, int layer, int site, const float *x, int rows, int cols) {
+    Calib *c = ctx;
+    int l = layer < 0 ? c->n_layers : layer;
+    obs_update(&c->st[(size_t)l * N_OBS_SITES + site], c->kind, c->pct, c->fmt, x, (size_t)rows * cols);
+}
+
+/* ---- Sampling the calibration windows ----
+ * The text is tokenized once without BOS (n tokens). A window is BOS followed by seq − 1 consecutive
+ * text tokens, as an llm-compressor calibration sample starts with BOS. Windows never overlap: with
+ * L = seq − 1, the text holds S = n / L slots; an offset o = r0 mod (n − S·L + 1) shifts the grid,
+ * slot j covers text tokens o + j·L .. o + j·L + L − 1, and a seeded Fisher–Yates shuffle of 0..S−1
+ * (for i = S−1 down to 1: swap(i, r mod (i + 1))) takes its first `samples` slots in order. r0, r, ...
+ * are successive splitmix64 outputs seeded with --seed. samples > S is an error. */
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* Start offsets (in text tokens) of the windows; returns the number of slots S. */
+static int calib_windows(int n_text, int seq, int samples, uint64_t seed, int *starts) {
+    int L = seq - 1, S = n_text / L;
+    if (S < 1) fatal("calibrate: the text has %d tokens, fewer than one window of --seq %d (BOS + %d tokens)", n_text, seq, L);
+    if (samples > S) fatal("calibrate: --samples %d non-overlapping windows of %d tokens need %lld text tokens, the text has %d (at most %d samples)",
+                           samples, L, (long long)samples * L, n_text, S);
+    uint64_t r = seed;
+    int off = (int)(splitmix64(&r) % (uint64_t)(n_text - (long long)S * L + 1));
+    int *slot = xmalloc(S * sizeof(int));
+    for (int i = 0; i < S; i++) slot[i] = i;
+    for (int i = S - 1; i > 0; i--) { int j = (int)(splitmix64(&r) % (uint64_t)(i + 1)), t = slot[i]; slot[i] = slot[j]; slot[j] = t; }
+    for (int i = 0; i < samples; i++) starts[i] = off + slot[i] * L;
+    free(slot);
+    return S;
+}
+
+/* ---- Overlap of calibration and evaluation text: shared windows of 64 tokens ---- */
+#define OVERLAP_W 64
+static uint64_t window_hash(const int *ids) {
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < OVERLAP_W; i++) { h ^= (uint32_t)ids[i]; h *= 1099511628211ull; }
+    return h ^ (h >> 29);
+}
+/* How many of the calibration windows' 64-token windows (text tokens only) occur in eval[0..ne). */
+static long long count_shared_windows(const int *text, const int *starts, int samples, int L, const int *eval, int ne) {
+    if (ne < OVERLAP_W || L < OVERLAP_W) return 0;
+    int nw = ne - OVERLAP_W + 1;
+    size_t cap = 1;
+    while (cap < (size_t)nw * 2) cap <<= 1;
+    int *tab = xmalloc(cap * sizeof(int));  /* open addressing: start position in eval, −1 = empty */
+    for (size_t i = 0; i < cap; i++) tab[i] = -1;
+    for (int p = 0; p < nw; p++) {
+        size_t h = window_hash(eval + p) & (cap - 1);
+        while (tab[h] >= 0) h = (h + 1) & (cap - 1);
+        tab[h] = p;
+    }
+    long long shared = 0;
+    for (int w = 0; w < samples; w++)
+        for (int p = starts[w]; p + OVERLAP_W <= starts[w] + L; p++) {
+            for (size_t h = window_hash(text + p) & (cap - 1); tab[h] >= 0; h = (h + 1) & (cap - 1))
+                if (!memcmp(eval + tab[h], text + p, OVERLAP_W * sizeof(int))) { shared++; break; }
+        }
+    free(tab);
+    return shared;
+}
+
+/* Removes "--name VALUE" from argv (options of this section that options_parse does not know). */
+static const char *take_option(int *argc, char **argv, const char *name) {
+    const char *v = NULL;
+    for (int i = 1; i < *argc; i++)
+        if (!strcmp(argv[i], name)) {
+            if (i + 1 >= *argc) fatal("option %s needs a value", name);
+            v = argv[i + 1];
+            memmove(argv + i, argv + i + 2, (*argc - i - 2) * sizeof(char *));
+            *argc -= 2; i--;
+        }
+    return v;
+}
+
+static void json_write_string(FILE *fp, const char *s) {
+    fputc('"', fp);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(fp, "\\%c", ch);
+        else if (ch < 0x20) fprintf(fp, "\\u%04x", ch);
+        else fputc(ch, fp);
+    }
+    fputc('"', fp);
+}
+
+static int cmd_calibrate(int argc, char **argv) {
+    char **av = xmalloc((argc + 1) * sizeof(char *));
+    memcpy(av, argv, (argc + 1) * sizeof(char *));
+    const char *eval_file = take_option(&argc, av, "--eval");
+    const char *act_format = take_option(&argc, av, "--act-format");
+    Options o;
+    options_parse(&o, argc, av, "calibrate", "-m --tokenizer -f --samples --seq --seed --observer --percentile -o ",
+                  "-m MODEL -f CALIB_TEXT -o scales.json [--samples 128] [--seq 2048] [--seed 1] [--observer minmax|ema|mse|percentile]\n"
+                  "       [--percentile 99.99] [--eval EVAL_TEXT] [--act-format e4m3|e5m2] [--tokenizer FILE]\n"
+                  "  runs the bf16 baseline on --samples seeded non-overlapping windows (BOS + seq-1 text tokens) and writes the\n"
+                  "  per-layer activation absmax of each Linear input, the lm_head input and K / V (scale = absmax / fmax).\n"
+                  "  --eval: warns when 64-token windows of the calibration samples also occur in the evaluation text.\n"
+                  "  --act-format: the FP8 format of the mse observer's fake quantization (default e4m3).");
+    if (!o.model) fatal("calibrate: -m MODEL is required");
+    if (!o.text_file) fatal("calibrate: -f CALIB_TEXT is required");
+    if (!o.out) fatal("calibrate: -o scales.json is required");
+    int kind = -1;
+    const char *obs = o.observer ? o.observer : "minmax";
+    for (int i = 0; i < 4; i++) if (!strcmp(obs, obs_names[i])) kind = i;
+    if (kind < 0) fatal("calibrate: unknown --observer '%s' (minmax, ema, mse, percentile)", obs);
+    emu_dtype fmt = act_format ? fp8_fmt_arg("--act-format", act_format) : EMU_E4M3;
+
+    Model *m = model_load(o.model);
+    const Config *c = &m->c;
+    if (o.seq > c->max_seq_len) fatal("calibrate: --seq %d exceeds the model's maximum context %d", o.seq, c->max_seq_len);
+    size_t text_bytes;
+    char *text = read_text_file(o.text_file, &text_bytes);
+    if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
+    char sha[65];
+    sha256_hex(text, text_bytes, sha);
+    tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+    if (tokenizer_vocab_size(tk) > c->vocab_size)
+        fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
+    int *ids;
+    int n_text = tokenizer_encode(tk, text, text_bytes, 0, 0, &ids);
+    int L = o.seq - 1;
+    int *starts = xmalloc(o.samples * sizeof(int));
+    int slots = calib_windows(n_text, o.seq, o.samples, o.seed, starts);
+
+    if (eval_file) {
+        size_t eb;
+        char *et = read_text_file(eval_file, &eb);
+        if (!et) fatal("%s: cannot read: %s", eval_file, strerror(errno));
+        int *eids, ne = tokenizer_encode(tk, et, eb, 0, 0, &eids);
+        long long shared = count_shared_windows(ids, starts, o.samples, L, eids, ne);
+        long long total = L >= OVERLAP_W ? (long long)o.samples * (L - OVERLAP_W + 1) : 0;
+        if (L < OVERLAP_W)
+            fprintf(stderr, "llama_fp8: warning: --eval: windows of %d text tokens are shorter than %d: overlap not checked (use --seq > %d)\n", L, OVERLAP_W, OVERLAP_W);
+        else if (shared)
+            fprintf(stderr, "llama_fp8: WARNING: calibration text overlaps the evaluation text %s: %lld of %lld calibration windows of %d tokens "
+                    "also occur in it. Deltas measured on %s with these scales are not reportable.\n", eval_file, shared, total, OVERLAP_W, eval_file);
+        else printf("overlap check: none of the %lld %d-token windows of the calibration samples occurs in %s\n", total, OVERLAP_W, eval_file);
+        free(eids); free(et);
+    }
+
+    Scheme qs = scheme_make("bf16", NULL);
+    const Model *mb = model_for_scheme(m, &qs);
+    Calib cal = {.n_layers = c->n_layers, .kind = (obs_kind)kind, .pct = o.percentile, .fmt = fmt};
+    cal.st = xcalloc((size_t)(c->n_layers + 1) * N_OBS_SITES, sizeof(ObsState));
+    RunState s;
+    runstate_init(&s, c, o.seq, o.seq);
+    s.observe = calib_observe; s.observe_ctx = &cal;
+    int *win = xmalloc(o.seq * sizeof(int));
+    printf("calibrate: %s, %d text tokens (%d windows fit), %d samples x %d tokens (BOS + %d), seed %llu, observer %s\n",
+           o.text_file, n_text, slots, o.samples, o.seq, L, o.seed, obs);
+    fflush(stdout);
+    int show = isatty(2);
+    double t0 = now_seconds();
+    for (int w = 0; w < o.samples; w++) {
+        win[0] = c->bos_id;
+        memcpy(win + 1, ids + starts[w], L * sizeof(int));
+        forward(mb, &s, &qs, win, o.seq, 0, 0);
+        if (show) fprintf(stderr, "\rsample %d/%d  %.1f tok/s   ", w + 1, o.samples, (double)(w + 1) * o.seq / (now_seconds() - t0));
+    }
+    if (show) fputc('\n', stderr);
+
+    atomic_file af;
+    atomic_open(&af, o.out);
+    FILE *fp = af.fp;
+    fprintf(fp, "{\n  \"format\": \"llama_fp8 scales v1\",\n  \"model\": ");
+    json_write_string(fp, o.model);
+    fprintf(fp, ",\n  \"calibration_file\": ");
+    json_write_string(fp, o.text_file);
+    fprintf(fp, ",\n  \"calibration_sha256\": \"%s\",\n  \"samples\": %d, \"seq\": %d, \"seed\": %llu, \"observer\": \"%s\"", sha, o.samples, o.seq, o.seed, obs);
+    if (kind == OBS_PERCENTILE) fprintf(fp, ", \"percentile\": %.17g", o.percentile);
+    if (kind == OBS_MSE) fprintf(fp, ", \"mse_format\": \"%s\"", fmt == EMU_E4M3 ? "e4m3" : "e5m2");
+    fprintf(fp, ",\n  \"windows\": \"BOS + %d text tokens from each start\", \"window_starts\": [", L);
+    for (int w = 0; w < o.samples; w++) fprintf(fp, "%s%d", w ? ", " : "", starts[w]);
+    fprintf(fp, "],\n  \"activations\": {\n    \"layers\": [\n");
+    int zero = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        fprintf(fp, "      {");
+        for (int site = 0; site < N_SITES; site++) {
+            float a = obs_absmax(&cal.st[(size_t)l * N_OBS_SITES + site]);
+            zero += !(a > 0);
+            fprintf(fp, "%s\"%s\": %.9g", site ? ", " : "", site_names[site], a);
+        }
+        fprintf(fp, "}%s\n", l + 1 < c->n_layers ? "," : "");
+    }
+    fprintf(fp, "    ],\n    \"lm_head\": %.9g\n  },\n  \"kv\": {\n", obs_absmax(&cal.st[(size_t)c->n_layers * N_OBS_SITES + SITE_LMHEAD]));
+    for (int kvs = 0; kvs < 2; kvs++) {
+        fprintf(fp, "    \"%s\": [", kvs ? "v" : "k");
+        for (int l = 0; l < c->n_layers; l++) fprintf(fp, "%s%.9g", l ? ", " : "", obs_absmax(&cal.st[(size_t)l * N_OBS_SITES + (kvs ? SITE_V : SITE_K)]));
+        fprintf(fp, "]%s\n", kvs ? "" : ",");
+    }
+    fprintf(fp, "  }\n}\n");
+    atomic_commit(&af);
+    if (zero) fprintf(stderr, "llama_fp8: warning: %d activation sites observed only zeros (absmax 0): ppl --scales will reject the file\n", zero);
+    printf("wrote %s (%d layers; %.2f s)\n", o.out, c->n_layers, now_seconds() - t0);
+    free(win); free(cal.st); free(starts); free(ids); free(text); free(av);
+    tokenizer_free(tk);
+    runstate_free(&s);
+    model_free(m);
+    return 0;
+}
+
+/* ---- llama_fp8 stats: the outlier report ----
+ * The bf16 baseline runs over --chunks chunks of --ctx tokens (the ppl gptq split: BOS, then
+ * non-overlapping chunks); at every Linear input (and the lm_head input) it records:
+ *   absmax and the per-channel absmax (top outlier channels: the input channels of largest |x|);
+ *   per-tensor static E4M3 scaling with s = absmax / 448 calibrated on the FIRST chunk (or the
+ *   calibrated absmax of --scales FILE), applied as vLLM does (q = fp8(clamp(x · (1/s), ±448))) to
+ *   every chunk: "sat %" = share of values beyond the calibrated absmax (|x| > absmax: clamped to ±448;
+ *   the absmax itself may land a rounding error above 448 and is clamped back harmlessly), "ftz %" = share of
+ *   nonzero values that encode to ±0 (|x · (1/s)| ≤ 2^-10);
+ *   quantization SNR = 10·log10(Σ x² / Σ (x − deq(x))²) in dB for three E4M3 granularities: that
+ *   per-tensor static scale; per token (vLLM dynamic: s = max(row absmax / 448, 1/(448·512)),
+ *   q = fp8(clamp(x / s))); per input channel (s = channel absmax over the chunk's tokens / 448).
+ * Weights: absmax of every Linear (q, k, v, o, gate, up, down). */
+typedef struct {
+    double absmax, scale;     /* running absmax; the per-tensor scale used for sat / ftz / SNR */
+    float cal_amax;           /* the absmax that scale came from: |x| above it is clamped ("saturated") */
+    float *chan;              /* (cols) per-channel absmax */
+    int cols;
+    long long n, sat, ftz;
+    double sig, e_tensor, e_token, e_chan;
+} SiteStats;
+typedef struct {
+    int n_layers, chunk;
+    SiteStats *st;            /* (n_layers + 1, N_SITES); row n_layers, site 0 = lm_head input */
+    const ScaleSet *scales;
+} StatsRun;
+static inline float fq_e4m3(float x, float s, float inv) {  /* vLLM: fp8(clamp(x · inv, ±448)) · s */
+    float y = fminf(fmaxf(x * inv, -448.0f), 448.0f);
+    return emu_fp8_decode(emu_fp8_encode(y, EMU_E4M3), EMU_E4M3) * s;
+}
+static void stats_observe(void *ctx, int layer, int site, const float *x, int rows, int cols) {
+    StatsRun *r = ctx;
+    if (site == SITE_K || site == SITE_V) return;
+    int l = layer < 0 ? r->n_layers : layer, si = layer < 0 ? 0 : site;
+    SiteStats *S = &r->st[(size_t)l * N_SITES + si];
+    if (!S->chan) { S->chan = xcalloc(cols, sizeof(float)); S->cols = cols; }
+    float amax = 0;
+    for (size_t i = 0; i < (size_t)rows * cols; i++) amax = fmaxf(amax, fabsf(x[i]));
+    if (amax > S->absmax) S->absmax = amax;
+    if (r->chunk == 0 && S->scale == 0) {
+        double a = amax;
+        if (r->scales) a = layer < 0 ? r->scales->lm_head : r->scales->act[layer][site];
+        S->cal_amax = (float)a;
+        S->scale = a > 0 ? (float)a / 448.0f : 1.0f;
+    }
+    float s = (float)S->scale, inv = 1.0f / s;
+    float *cmax = xcalloc(cols, sizeof(float));
+    for (int t = 0; t < rows; t++)
+        for (int k = 0; k < cols; k++) cmax[k] = fmaxf(cmax[k], fabsf(x[(size_t)t * cols + k]));
+    for (int k = 0; k < cols; k++) S->chan[k] = fmaxf(S->chan[k], cmax[k]);
+    for (int t = 0; t < rows; t++) {
+        const float *xr = x + (size_t)t * cols;
+        float ra = 0;
+        for (int k = 0; k < cols; k++) ra = fmaxf(ra, fabsf(xr[k]));
+        float st = fmaxf(ra / 448.0f, 1.0f / (448.0f * 512.0f));
+        for (int k = 0; k < cols; k++) {
+            float v = xr[k];
+            S->n++;
+            if (fabsf(v) > S->cal_amax) S->sat++;
+            float dq = fq_e4m3(v, s, inv);
+            if (v != 0 && dq == 0) S->ftz++;
+            S->sig += (double)v * v;
+            S->e_tensor += ((double)dq - v) * ((double)dq - v);
+            float dt = emu_fp8_decode(emu_fp8_encode(fminf(fmaxf(v / st, -448.0f), 448.0f), EMU_E4M3), EMU_E4M3) * st;
+            S->e_token += ((double)dt - v) * ((double)dt - v);
+            float sc = cmax[k] / 448.0f;
+            float dc = sc > 0 ? emu_fp8_decode(emu_fp8_encode(fminf(fmaxf(v / sc, -448.0f), 448.0f), EMU_E4M3), EMU_E4M3) * sc : 0.0f;
+            S->e_chan += ((double)dc - v) * ((double)dc - v);
+        }
+    }
+    free(cmax);
+}
+static double snr_db(double sig, double err) { return err > 0 ? 10.0 * log10(sig / err) : INFINITY; }
+static float weight_absmax(const Tensor *W) {
+    float a = 0;
+    for (size_t i = 0; i < (size_t)W->rows * W->cols; i++) a = fmaxf(a, fabsf(tensor_get(W, i)));
+    return a;
+}
+
+/* A hand-written SVG: per layer, the activation absmax of each site (log scale) and its per-tensor vs
+ * per-token E4M3 SNR. */
+static void stats_svg(const char *path, const StatsRun *r, const char *title) {
+    static const char *const col[N_SITES] = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759"};
+    int nl = r->n_layers, W = 120 + nl * 4 * 22 + nl * 16, H = 620;
+    if (W < 640) W = 640;
+    double lmin = INFINITY, lmax = -INFINITY, smax = 0;
+    for (int l = 0; l < nl; l++)
+        for (int si = 0; si < N_SITES; si++) {
+            const SiteStats *S = &r->st[(size_t)l * N_SITES + si];
+            if (S->absmax > 0) { lmin = fmin(lmin, log10(S->absmax)); lmax = fmax(lmax, log10(S->absmax)); }
+            double a = snr_db(S->sig, S->e_tensor), b = snr_db(S->sig, S->e_token);
+            if (isfinite(a)) smax = fmax(smax, a);
+            if (isfinite(b)) smax = fmax(smax, b);
+        }
+    if (!isfinite(lmin)) { lmin = 0; lmax = 1; }
+    lmin = floor(lmin); lmax = ceil(lmax); if (lmax <= lmin) lmax = lmin + 1;
+    smax = ceil(smax / 10) * 10; if (smax <= 0) smax = 10;
+    atomic_file af;
+    atomic_open(&af, path);
+    FILE *fp = af.fp;
+    fprintf(fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"11\">\n", W, H);
+    fprintf(fp, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"10\" y=\"18\" font-size=\"14\">");
+    for (const char *p = title; *p; p++) { if (*p == '<') fputs("&lt;", fp); else if (*p == '&') fputs("&amp;", fp); else fputc(*p, fp); }
+    fprintf(fp, "</text>\n");
+    for (int si = 0; si < N_SITES; si++)
+        fprintf(fp, "<rect x=\"%d\" y=\"28\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"37\">%s</text>\n", 10 + si * 90, col[si], 24 + si * 90, site_names[si]);
+    for (int panel = 0; panel < 2; panel++) {
+        int y0 = panel ? 340 : 60, ph = 230, x0 = 70;
+        fprintf(fp, "<text x=\"10\" y=\"%d\">%s</text>\n", y0 - 6,
+                panel ? "E4M3 quantization SNR (dB): per-tensor static scale (solid) vs per-token (outline)" : "activation absmax (log10 scale)");
+        for (int g = 0; g <= 4; g++) {
+            double v = panel ? smax * g / 4 : lmin + (lmax - lmin) * g / 4;
+            int y = y0 + ph - (int)(ph * g / 4.0);
+            fprintf(fp, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ddd\"/><text x=\"8\" y=\"%d\">%s%.3g</text>\n", x0, y, W - 10, y, y + 4, panel ? "" : "1e", v);
+        }
+        for (int l = 0; l < nl; l++) {
+            int gx = x0 + 10 + l * (4 * 22 + 16);
+            fprintf(fp, "<text x=\"%d\" y=\"%d\">L%d</text>\n", gx + 30, y0 + ph + 14, l);
+            for (int si = 0; si < N_SITES; si++) {
+                const SiteStats *S = &r->st[(size_t)l * N_SITES + si];
+                int x = gx + si * 22;
+                if (!panel) {
+                    double v = S->absmax > 0 ? (log10(S->absmax) - lmin) / (lmax - lmin) : 0;
+                    int h = (int)(ph * v);
+                    fprintf(fp, "<rect x=\"%d\" y=\"%d\" width=\"18\" height=\"%d\" fill=\"%s\"><title>layer %d %s absmax %.4g</title></rect>\n", x, y0 + ph - h, h, col[si], l, site_names[si], S->absmax);
+                } else {
+                    double a = snr_db(S->sig, S->e_tensor), b = snr_db(S->sig, S->e_token);
+                    int ha = isfinite(a) ? (int)(ph * fmax(a, 0) / smax) : ph, hb = isfinite(b) ? (int)(ph * fmax(b, 0) / smax) : ph;
+                    fprintf(fp, "<rect x=\"%d\" y=\"%d\" width=\"9\" height=\"%d\" fill=\"%s\"><title>layer %d %s per-tensor %.2f dB</title></rect>\n", x, y0 + ph - ha, ha, col[si], l, site_names[si], a);
+                    fprintf(fp, "<rect x=\"%d\" y=\"%d\" width=\"8\" height=\"%d\" fill=\"none\" stroke=\"%s\"><title>layer %d %s per-token %.2f dB</title></rect>\n", x + 9, y0 + ph - hb, hb, col[si], l, site_names[si], b);
+                }
+            }
+        }
+    }
+    fprintf(fp, "</svg>\n");
+    atomic_commit(&af);
+}
+
+static int cmd_stats(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "stats", "-m --tokenizer -f --ctx --chunks -o --scales --synthetic ",
+                  "-m MODEL -f TEXT [--ctx N (512)] [--chunks N (all)] [--scales scales.json] [-o report.svg] [--tokenizer FILE]\n"
+                  "  per layer and Linear input: activation absmax, top outlier channels, % saturated / flushed to zero by a\n"
+                  "  per-tensor E4M3 scale (absmax of the first chunk / 448, or --scales), E4M3 SNR per tensor / token / channel;\n"
+                  "  weight absmax of every Linear. -o writes an SVG chart.");
+    if (!o.synthetic && !o.text_file) fatal("stats: -f TEXT is required");
+    Model *m = open_model(&o, "stats");
+    const Config *c = &m->c;
+    const ScaleSet *scales = o.scales_file ? scales_load(o.scales_file, c->n_layers) : NULL;
+    int ctx = o.ctx ? o.ctx : (c->max_seq_len < 512 ? c->max_seq_len : 512);
+    if (ctx > c->max_seq_len) fatal("stats: --ctx %d exceeds the model's maximum context %d", ctx, c->max_seq_len);
+    int *ids, n_tok;
+    if (o.synthetic) n_tok = synthetic_tokens(m, 2, ctx, &ids);
+    else {
+        size_t nb;
+        char *text = read_text_file(o.text_file, &nb);
+        if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
+        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+        if (tokenizer_vocab_size(tk) > c->vocab_size)
+            fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
+        n_tok = tokenizer_encode(tk, text, nb, 1, 0, &ids);
+        tokenizer_free(tk); free(text);
+    }
+    int n_chunks = n_tok / ctx;
+    if (n_chunks < 1) fatal("stats: the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", n_tok, ctx);
+    if (o.chunks > 0 && o.chunks < n_chunks) n_chunks = o.chunks;
+
+    Scheme qs = scheme_make("bf16", NULL);
+    const Model *mb = model_for_scheme(m, &qs);
+    StatsRun r = {.n_layers = c->n_layers, .scales = scales};
+    r.st = xcalloc((size_t)(c->n_layers + 1) * N_SITES, sizeof(SiteStats));
+    RunState s;
+    runstate_init(&s, c, ctx, ctx);
+    s.observe = stats_observe; s.observe_ctx = &r;
+    for (int ch = 0; ch < n_chunks; ch++) {
+        r.chunk = ch;
+        forward(mb, &s, &qs, ids + (size_t)ch * ctx, ctx, 0, 0);
+    }
+    model_describe(m, stdout);
+    printf("stats: bf16 baseline, %d chunks x %d tokens; per-tensor E4M3 scale = %s / 448\n", n_chunks, ctx,
+           scales ? "calibrated absmax (--scales)" : "absmax of chunk 1");
+    printf("\n%-5s %-8s %10s %-34s %8s %8s %9s %9s %9s\n", "layer", "input", "absmax", "top channels (index:absmax)", "sat %", "ftz %", "SNR tens", "SNR tok", "SNR chan");
+    for (int l = 0; l <= c->n_layers; l++)
+        for (int si = 0; si < (l == c->n_layers ? 1 : N_SITES); si++) {
+            SiteStats *S = &r.st[(size_t)l * N_SITES + si];
+            if (!S->n) continue;
+            char top[80] = "", *p = top;
+            int used[3] = {-1, -1, -1};
+            for (int t = 0; t < 3 && t < S->cols; t++) {
+                int best = -1;
+                for (int k = 0; k < S->cols; k++) {
+                    if (k == used[0] || k == used[1]) continue;
+                    if (best < 0 || S->chan[k] > S->chan[best]) best = k;
+                }
+                used[t] = best;
+                p += snprintf(p, top + sizeof top - p, "%s%d:%.3g", t ? " " : "", best, S->chan[best]);
+            }
+            char lname[16];
+            if (l == c->n_layers) snprintf(lname, sizeof lname, "-"); else snprintf(lname, sizeof lname, "%d", l);
+            printf("%-5s %-8s %10.4g %-34s %8.4f %8.4f %9.2f %9.2f %9.2f\n", lname, l == c->n_layers ? "lm_head" : site_names[si], S->absmax, top,
+                   100.0 * S->sat / S->n, 100.0 * S->ftz / S->n, snr_db(S->sig, S->e_tensor), snr_db(S->sig, S->e_token), snr_db(S->sig, S->e_chan));
+        }
+    printf("\nweight absmax per Linear\n%-5s %9s %9s %9s %9s %9s %9s %9s\n", "layer", "q", "k", "v", "o", "gate", "up", "down");
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        printf("%-5d %9.4g %9.4g %9.4g %9.4g %9.4g %9.4g %9.4g\n", l, weight_absmax(&L->wq), weight_absmax(&L->wk), weight_absmax(&L->wv),
+               weight_absmax(&L->wo), weight_absmax(&L->w_gate), weight_absmax(&L->w_up), weight_absmax(&L->w_down));
+    }
+    if (o.out) {
+        char title[512];
+        snprintf(title, sizeof title, "llama_fp8 stats: %s, %d x %d tokens", m->path, n_chunks, ctx);
+        stats_svg(o.out, &r, title);
+        printf("wrote %s\n", o.out);
+    }
+    for (int i = 0; i < (c->n_layers + 1) * N_SITES; i++) free(r.st[i].chan);
+    free(r.st); free(ids);
+    runstate_free(&s);
+    model_free(m);
+    return 0;
+}
+/* @@END calib@@ */
 
 /* ------------------------------------------------------------------------------------------ */
 /* 8. Benchmarks                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 /* @@SECTION bench@@ */
-static int cmd_bench(int argc, char **argv) { fatal("'bench' is not built yet"); }
+/* `llama_fp8 bench gemm`: GFLOP/s of emu's kernels on the Llama-3.1-8B GEMM shapes, next to this CPU's
+ * peak measured in the same run by register-only micro-kernels (emu_peak_gflops). Modes:
+ *   bf16      emu_gemm_f32 with BF16 weights (the GEMM of the bf16 forward pass; fp32 FMA chain)
+ *   exact|fp32|fast|hopper|ada|cublaslt   emu_gemm, W8A8 E4M3: per-token A scales, per-channel B
+ *             scales, bf16 output, with that accumulation model.
+ * Inputs are random (finite FP8 codes, bf16 values in [-1,1]); the time of a call includes decoding,
+ * packing and the epilogue. The tensor-core models are scalar C (reference, not speed): ask for them
+ * with a small M. */
+static double bench_now(void) { return omp_get_wtime(); }
+
+static int cmd_bench(int argc, char **argv) {
+    const char *usage_s = "usage: llama_fp8 bench gemm [--m LIST] [--modes LIST] [--shapes NxK,...] [--reps R] [--full]\n"
+        "  --m        rows of A (tokens), default 256,1; --full: 2048,256,1\n"
+        "  --modes    bf16,exact,fp32,fast,hopper,ada,cublaslt (default bf16,fast,fp32,exact)\n"
+        "  --shapes   N x K of the weight, default the Llama-3.1-8B set 6144x4096,4096x4096,14336x4096,4096x14336,128256x4096\n"
+        "  --reps     timed repetitions after one warm-up, best is reported (default 2)\n"
+        "  --peak     row (measure the peak before and after every row, default) or once";
+    if (argc < 2 || strcmp(argv[1], "gemm")) fatal("%s", usage_s);
+    const char *ms = "256,1", *modes = "bf16,fast,fp32,exact";
+    const char *shapes = "6144x4096,4096x4096,14336x4096,4096x14336,128256x4096";
+    int reps = 2, peak_each_row = 1;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--full")) ms = "2048,256,1";
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { puts(usage_s); return 0; }
+        else if (i + 1 >= argc) fatal("bench gemm: option %s needs a value (or is unknown)\n%s", argv[i], usage_s);
+        else if (!strcmp(argv[i], "--m")) ms = argv[++i];
+        else if (!strcmp(argv[i], "--modes")) modes = argv[++i];
+        else if (!strcmp(argv[i], "--shapes")) shapes = argv[++i];
+        else if (!strcmp(argv[i], "--reps")) reps = (int)parse_long_arg("--reps", argv[++i], 1, 1000);
+        else if (!strcmp(argv[i], "--peak")) {
+            i++;
+            if (strcmp(argv[i], "row") && strcmp(argv[i], "once")) fatal("bench gemm: --peak takes row or once, not '%s'", argv[i]);
+            peak_each_row = !strcmp(argv[i], "row");
+        }
+        else fatal("bench gemm: unknown option %s\n%s", argv[i], usage_s);
+    }
+    int Ms[16], nm = 0, NK[16][2], ns = 0, md[16], nmd = 0;
+    char buf[1024], *tok, *save;
+    snprintf(buf, sizeof buf, "%s", ms);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (nm == 16) fatal("bench gemm: at most 16 values of --m");
+        Ms[nm++] = (int)parse_long_arg("--m", tok, 1, 1 << 16);
+    }
+    snprintf(buf, sizeof buf, "%s", shapes);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long n, k;
+        char x;
+        if (ns == 16 || sscanf(tok, "%ld%c%ld", &n, &x, &k) != 3 || x != 'x' || n < 1 || k < 1 || n > 1 << 20 || k > 1 << 20)
+            fatal("bench gemm: bad shape '%s' (expected NxK, at most 16 shapes)", tok);
+        NK[ns][0] = (int)n; NK[ns][1] = (int)k; ns++;
+    }
+    snprintf(buf, sizeof buf, "%s", modes);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int a = strcmp(tok, "bf16") ? emu_accum_from_name(tok) : EMU_ACC_COUNT;
+        if (a < 0 || nmd == 16) fatal("bench gemm: unknown mode '%s' (bf16, exact, fp32, fast, hopper, ada, cublaslt)", tok);
+        md[nmd++] = a;
+    }
+    char cpu[256] = "unknown CPU";
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    if (fp) {
+        char line[512];
+        while (fgets(line, sizeof line, fp))
+            if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+                snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
+                cpu[strcspn(cpu, "\n")] = 0;
+                break;
+            }
+        fclose(fp);
+    }
+    /* The peak is measured right before and right after every row: on a machine shared with other work
+     * the available peak changes by the second, so each row is compared with the better of the two
+     * measurements beside it (the least disturbed one); the best over the run is printed too. */
+    double pk32 = 0, pk16 = 0, prev32 = emu_peak_gflops(0), prev16 = emu_peak_gflops(1);
+    struct { int M, N, K, mode; double ms, gf, p32, p16; } *row = xmalloc(sizeof(*row) * (size_t)ns * nm * nmd);
+    int nrow = 0;
+    uint64_t rs = 0x853C49E6748FEA9Bull;
+    pk32 = prev32; pk16 = prev16;
+    for (int si = 0; si < ns; si++) {
+        int N = NK[si][0], K = NK[si][1], Mmax = 0;
+        for (int i = 0; i < nm; i++) if (Ms[i] > Mmax) Mmax = Ms[i];
+        uint8_t *A8 = xmalloc((size_t)Mmax * K), *B8 = xmalloc((size_t)N * K);
+        uint16_t *Bh = NULL;
+        float *Af = xmalloc(sizeof(float) * Mmax * K), *sa = xmalloc(sizeof(float) * Mmax), *sb = xmalloc(sizeof(float) * N);
+        float *D = xmalloc(sizeof(float) * Mmax * N);
+        for (size_t i = 0; i < (size_t)Mmax * K; i++) {
+            rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17;
+            A8[i] = (uint8_t)(rs >> 24) & 0xF7;            /* finite E4M3 codes (never S.1111.111) */
+            Af[i] = emu_fp8_decode(A8[i], EMU_E4M3) / 448.0f;
+        }
+        for (size_t i = 0; i < (size_t)N * K; i++) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; B8[i] = (uint8_t)(rs >> 24) & 0xF7; }
+        for (int i = 0; i < Mmax; i++) sa[i] = 1.0f / 448;
+        for (int i = 0; i < N; i++) sb[i] = 1.0f / 448;
+        for (int mi = 0; mi < nm; mi++) {
+            int M = Ms[mi];
+            for (int di = 0; di < nmd; di++) {
+                if (md[di] == EMU_ACC_COUNT && !Bh) {
+                    Bh = xmalloc(sizeof(uint16_t) * N * K);
+                    for (size_t i = 0; i < (size_t)N * K; i++) {
+                        float f = emu_fp8_decode(B8[i], EMU_E4M3) / 448.0f;
+                        uint32_t u; memcpy(&u, &f, 4); Bh[i] = (uint16_t)(u >> 16);   /* exact: FP8/448 fits bf16 */
+                    }
+                }
+                emu_gemm_desc g = {M, N, K, EMU_E4M3, A8, K, EMU_E4M3, B8, K, EMU_SCALE_ROW, sa, EMU_SCALE_ROW, sb, EMU_BF16, D, N,
+                                   md[di] == EMU_ACC_COUNT ? EMU_ACC_FP32 : (emu_accum)md[di]};
+                double best = 1e30;
+                for (int r = 0; r <= reps; r++) {
+                    double t0 = bench_now();
+                    if (md[di] == EMU_ACC_COUNT) emu_gemm_f32(M, N, K, Af, K, Bh, EMU_BF16, K, D, N);
+                    else emu_gemm(&g);
+                    double t = bench_now() - t0;
+                    if (r > 0 && t < best) best = t;      /* r = 0 is the warm-up */
+                }
+                row[nrow].M = M; row[nrow].N = N; row[nrow].K = K; row[nrow].mode = md[di];
+                row[nrow].ms = best * 1e3; row[nrow].gf = 2.0 * M * N * K / best / 1e9;
+                double p32 = peak_each_row ? emu_peak_gflops(0) : prev32, p16 = peak_each_row ? emu_peak_gflops(1) : prev16;
+                row[nrow].p32 = p32 > prev32 ? p32 : prev32; row[nrow].p16 = p16 > prev16 ? p16 : prev16;
+                prev32 = p32; prev16 = p16;
+                if (p32 > pk32) pk32 = p32;
+                if (p16 > pk16) pk16 = p16;
+                nrow++;
+                fprintf(stderr, "\rbench gemm: %d/%d", nrow, ns * nm * nmd);
+            }
+        }
+        free(A8); free(B8); free(Bh); free(Af); free(sa); free(sb); free(D);
+    }
+    fprintf(stderr, "\n");
+    printf("# bench gemm on %s, %d OpenMP threads, AVX-512 %s, AVX512-BF16 %s\n", cpu, omp_get_max_threads(),
+           emu_have_avx512() ? "yes" : "no", emu_have_avx512bf16() ? "yes" : "no");
+    printf("# best peak measured in this run: fp32 FMA %.1f GFLOP/s, bf16 dot (VDPBF16PS) %.1f GFLOP/s\n", pk32, pk16);
+    printf("# pk16/pk32: %s; %% columns are relative to it\n",
+           peak_each_row ? "the peak measured beside the row (better of before/after)" : "the peak measured once, at the start");
+    printf("# modes: bf16 = emu_gemm_f32 with BF16 weights; others = emu_gemm W8A8 E4M3 (per-token x per-channel scales, bf16 out)\n");
+    printf("%6s %7s %6s  %-9s %10s %9s %7s %7s %7s %7s\n", "M", "N", "K", "mode", "ms", "GFLOP/s", "pk16", "%pk16", "pk32", "%pk32");
+    for (int i = 0; i < nrow; i++)
+        printf("%6d %7d %6d  %-9s %10.2f %9.1f %7.1f %6.1f%% %7.1f %6.1f%%\n", row[i].M, row[i].N, row[i].K,
+               row[i].mode == EMU_ACC_COUNT ? "bf16" : emu_accum_names[row[i].mode], row[i].ms, row[i].gf,
+               row[i].p16, row[i].p16 > 0 ? 100 * row[i].gf / row[i].p16 : 0.0,
+               row[i].p32, row[i].p32 > 0 ? 100 * row[i].gf / row[i].p32 : 0.0);
+    free(row);
+    return 0;
+}
 /* @@END bench@@ */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -704,6 +5086,11 @@ static const struct {
     {"ppl", cmd_ppl, "perplexity of a model on a text file"},
     {"dump", cmd_dump, "write logits and per-layer residuals as .npy files"},
     {"generate", cmd_generate, "greedy / sampled text generation"},
+    {"export", cmd_export, "write a compressed-tensors FP8 checkpoint (what llm-compressor writes, vLLM loads)"},
+    {"calibrate", cmd_calibrate, "static activation and KV scales from calibration text (scales.json)"},
+    {"stats", cmd_stats, "outlier report: per-layer absmax, saturation / flush-to-zero, quantization SNR (+ SVG)"},
+    {"synth", cmd_synth, "write a random checkpoint with real Llama shapes (llama3.1-8b, ...) for benchmarks"},
+    {"verify", cmd_verify, "run the same tokens on GPU and CPU, compare per layer and op (CUDA builds)"},
     {"bench", cmd_bench, "benchmarks (bench gemm)"},
 };
 

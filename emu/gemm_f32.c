@@ -1,0 +1,228 @@
+/* emu/gemm_f32.c — the fast fp32-accumulating GEMM used by the fp32 and bf16 forward passes.
+ *
+ * "By far the most amount of time is spent inside this little function." Same contract and the same
+ * bits as emu_gemm_f32_ref (emu/gemm_ref.c): every D[m][n] is the fmaf chain over k = 0..K-1.
+ * How it stays bit-exact while being fast: the kernel vectorises over n, never over k. A register
+ * holds 16 neighbouring columns of one row of D, and each lane performs its own fmaf chain in index
+ * order. Cache blocking over k only pauses a chain (the fp32 partial sum is stored to D and loaded
+ * again, which is exact); blocking over m and n, and the threads, only decide who computes which
+ * element. So the result is independent of blocking and of OMP_NUM_THREADS.
+ *
+ * Blocking (BLIS-style): each thread takes blocks of NB columns of D (OpenMP over N). For every
+ * KC-slice of K it packs the NB×KC block of B, converted exactly to fp32, into panels of [KC][64];
+ * then for every MR rows of A it packs an MR×KC sliver [KC][MR] and runs the MR×64 micro-kernel
+ * (24 zmm accumulators, 4 B loads + 6 broadcasts per 24 FMAs) over the panels. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "emu/emu.h"
+#include "emu/emu_internal.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define EMU_X86 1
+#include <immintrin.h>
+#endif
+
+int emu_have_avx512(void) {
+#ifdef EMU_X86
+    static int v = -1;
+    if (v < 0) v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma") && !getenv("LLAMA_FP8_NO_SIMD");
+    return v;
+#else
+    return 0;
+#endif
+}
+
+int emu_have_avx512bf16(void) {
+#ifdef EMU_X86
+    return emu_have_avx512() && __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
+#ifdef EMU_X86
+#define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+enum { MR = 6, NR = 64, NB = 256, KC = 256 };
+
+static void *emu_alloc(size_t n) {
+    void *p = aligned_alloc(64, (n + 63) / 64 * 64);
+    if (!p) { fprintf(stderr, "llama_fp8: out of memory (%zu bytes in emu)\n", n); exit(1); }
+    return p;
+}
+
+/* Bp[p][k][j] = fp32(B[n0 + 64p + j][k0 + k]), zero beyond nb. 16 rows × 16 k at a time are
+ * converted and transposed in registers. */
+T_AVX512 static __m512 load16(const void *B, emu_dtype t, size_t i) {
+    switch (t) {
+    case EMU_BF16: return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(
+                                  _mm256_loadu_si256((const __m256i *)((const uint16_t *)B + i))), 16));
+    case EMU_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)B + i)));
+    case EMU_I8: return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)((const int8_t *)B + i))));
+    case EMU_E4M3: case EMU_E5M2: {   /* exact decode through a 256-entry table */
+        return _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)((const uint8_t *)B + i))),
+                                   emu_fp8_table(t), 4);
+    }
+    default: return _mm512_loadu_ps((const float *)B + i);
+    }
+}
+
+T_AVX512 static void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+}
+
+T_AVX512 static void pack_b(float *Bp, const void *B, emu_dtype t, size_t ldb, int n0, int nb, int k0, int kc) {
+    int np = (nb + NR - 1) / NR;
+    for (int p = 0; p < np; p++) {
+        float *dst = Bp + (size_t)p * kc * NR;
+        for (int j0 = 0; j0 < NR; j0 += 16) {
+            int n = n0 + p * NR + j0, rows = nb - (p * NR + j0);
+            if (rows >= 16) {
+                int k = 0;
+                for (; k + 16 <= kc; k += 16) {
+                    __m512 r[16];
+                    for (int i = 0; i < 16; i++) r[i] = load16(B, t, (size_t)(n + i) * ldb + k0 + k);
+                    transpose16(r);
+                    for (int i = 0; i < 16; i++) _mm512_store_ps(dst + (size_t)(k + i) * NR + j0, r[i]);
+                }
+                for (; k < kc; k++)
+                    for (int i = 0; i < 16; i++) dst[(size_t)k * NR + j0 + i] = emu_load(B, t, (size_t)(n + i) * ldb + k0 + k);
+            } else {
+                for (int k = 0; k < kc; k++)
+                    for (int i = 0; i < 16; i++)
+                        dst[(size_t)k * NR + j0 + i] = i < rows ? emu_load(B, t, (size_t)(n + i) * ldb + k0 + k) : 0.0f;
+            }
+        }
+    }
+}
+
+/* D[0..mr)[0..nr) (+)= Ap[kc][MR] · Bp[kc][64]: one fmaf chain per element, in k order. */
+T_AVX512 static void kernel_6x64(int kc, const float *Ap, const float *Bp, float *D, size_t ldd, int mr, int nr, int first) {
+    __mmask16 mk[4];
+    for (int j = 0; j < 4; j++) {
+        int c = nr - 16 * j;
+        mk[j] = c >= 16 ? 0xFFFF : c > 0 ? (__mmask16)((1u << c) - 1) : 0;
+    }
+    __m512 c[MR][4];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            c[i][j] = (first || i >= mr) ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[j], D + (size_t)i * ldd + 16 * j);
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(Bp + (size_t)k * NR), b1 = _mm512_load_ps(Bp + (size_t)k * NR + 16);
+        __m512 b2 = _mm512_load_ps(Bp + (size_t)k * NR + 32), b3 = _mm512_load_ps(Bp + (size_t)k * NR + 48);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            __m512 a = _mm512_set1_ps(Ap[(size_t)k * MR + i]);
+            c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+            c[i][2] = _mm512_fmadd_ps(a, b2, c[i][2]);
+            c[i][3] = _mm512_fmadd_ps(a, b3, c[i][3]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+        if (i < mr)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(D + (size_t)i * ldd + 16 * j, mk[j], c[i][j]);
+}
+
+/* Few rows of A (decode-like, M ≤ 4): no packing. 16 rows of B × 16 k are loaded, converted and
+ * transposed in registers and used at once; each lane still runs its own fmaf chain in k order. */
+/* Few rows of A (decode-like, M ≤ 4): no packing. 16 rows of B × 16 k are loaded, converted and
+ * transposed in registers and used at once; each lane still runs its own fmaf chain in k order.
+ * (The body is its own function: clang does not give OpenMP's outlined region the target attribute.) */
+T_AVX512 static void smallm_block(int M, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
+                                  size_t ldb, float *D, size_t ldd, int n0, int rows) {
+    __mmask16 mk = rows == 16 ? 0xFFFF : (__mmask16)((1u << rows) - 1);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) r[i] = i < rows ? load16(B, btype, (size_t)(n0 + i) * ldb + k) : _mm512_setzero_ps();
+        transpose16(r);                             /* r[j] = B[n0 .. n0+15][k + j] */
+        for (int j = 0; j < 16; j++)
+            for (int m = 0; m < M; m++) acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)m * lda + k + j]), r[j], acc[m]);
+    }
+    for (; k < K; k++) {
+        float col[16];
+        for (int i = 0; i < 16; i++) col[i] = i < rows ? emu_load(B, btype, (size_t)(n0 + i) * ldb + k) : 0.0f;
+        __m512 b = _mm512_loadu_ps(col);
+        for (int m = 0; m < M; m++) acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)m * lda + k]), b, acc[m]);
+    }
+    for (int m = 0; m < M; m++) _mm512_mask_storeu_ps(D + (size_t)m * ldd + n0, mk, acc[m]);
+}
+
+static void gemm_f32_smallm(int M, int N, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
+                            size_t ldb, float *D, size_t ldd) {
+    int nblk = (N + 15) / 16;
+    #pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++)
+        smallm_block(M, K, A, lda, B, btype, ldb, D, ldd, blk * 16, N - blk * 16 < 16 ? N - blk * 16 : 16);
+}
+
+T_AVX512 static void gemm_f32_avx512(int M, int N, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
+                                     size_t ldb, float *D, size_t ldd) {
+    int nblocks = (N + NB - 1) / NB;
+    #pragma omp parallel
+    {
+        float *Bp = emu_alloc(sizeof(float) * NB * KC), *Ap = emu_alloc(sizeof(float) * MR * KC);
+        #pragma omp for schedule(dynamic, 1)
+        for (int blk = 0; blk < nblocks; blk++) {
+            int n0 = blk * NB, nb = N - n0 < NB ? N - n0 : NB;
+            for (int k0 = 0; k0 < K; k0 += KC) {
+                int kc = K - k0 < KC ? K - k0 : KC;
+                pack_b(Bp, B, btype, ldb, n0, nb, k0, kc);
+                for (int m0 = 0; m0 < M; m0 += MR) {
+                    int mr = M - m0 < MR ? M - m0 : MR;
+                    for (int k = 0; k < kc; k++)
+                        for (int i = 0; i < MR; i++) Ap[k * MR + i] = i < mr ? A[(size_t)(m0 + i) * lda + k0 + k] : 0.0f;
+                    for (int p = 0; p * NR < nb; p++)
+                        kernel_6x64(kc, Ap, Bp + (size_t)p * kc * NR, D + (size_t)m0 * ldd + n0 + p * NR, ldd, mr,
+                                    nb - p * NR < NR ? nb - p * NR : NR, k0 == 0);
+                }
+            }
+            if (K == 0)
+                for (int m = 0; m < M; m++) memset(D + (size_t)m * ldd + n0, 0, sizeof(float) * nb);
+        }
+        free(Bp);
+        free(Ap);
+    }
+}
+#endif
+
+void emu_gemm_f32(int M, int N, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
+                  size_t ldb, float *D, size_t ldd) {
+#ifdef EMU_X86
+    if (emu_have_avx512()) {
+        if (M <= 4) gemm_f32_smallm(M, N, K, A, lda, B, btype, ldb, D, ldd);
+        else gemm_f32_avx512(M, N, K, A, lda, B, btype, ldb, D, ldd);
+        return;
+    }
+#endif
+    emu_gemm_f32_ref(M, N, K, A, lda, B, btype, ldb, D, ldd);
+}

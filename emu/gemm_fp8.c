@@ -1,0 +1,240 @@
+/* emu/gemm_fp8.c — the fast driver of the scaled FP8 / INT8 GEMM (emu_gemm; contract in emu/emu.h).
+ *
+ * Which kernel runs (all give the bits of emu_gemm_ref, the per-element model in emu/gemm_ref.c):
+ *  fp32 (and fast with fp32 A): A decoded to fp32, then emu_gemm_f32 — the same fmaf chain.
+ *  exact, E4M3×E4M3 or INT8×INT8: double-precision FMA accumulation. It is exact: every product is an
+ *    integer multiple of 2^-18 (INT8: of 1) with |p| ≤ 448² < 2^17.7, so every partial sum is a multiple
+ *    of 2^-18 below K·2^17.7 in magnitude; for K < 2^17 that is < 2^35 = 2^(53−18): representable in
+ *    double. Exact partial sums make the order irrelevant; one cvtsd2ss (RNE) gives the fp32 result.
+ *  fast (FP8/INT8 A and B, AVX512-BF16 CPUs): both operands decoded exactly to bf16; VDPBF16PS adds the
+ *    odd product then the even product of each k pair to the fp32 lane, RNE, denormals flushed. The
+ *    flush never fires: products and partial sums are multiples of 2^-32, far above 2^-126.
+ *  everything else (E5M2 exact, the tensor-core models, CPUs without AVX-512): emu_gemm_ref.
+ * Block scales: each group of 128 k runs through the kernel, then the shared epilogue adds it in order. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "emu/emu.h"
+#include "emu/emu_internal.h"
+
+static void *xalloc(size_t n) {
+    void *p = aligned_alloc(64, (n + 63) / 64 * 64 + 64);
+    if (!p) { fprintf(stderr, "llama_fp8: out of memory (%zu bytes in emu)\n", n); exit(1); }
+    return p;
+}
+
+static size_t esize(emu_dtype t) { return t == EMU_F32 ? 4 : (t == EMU_BF16 || t == EMU_F16) ? 2 : 1; }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define T_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,fma,avx512bf16")))
+enum { MR = 6, KCD = 256, NBD = 128, KCH = 512, NBH = 256 };
+
+/* Exact decode tables for the 256 codes of an 8-bit type (E4M3, E5M2, INT8): as double and as bf16. */
+typedef struct { double d[256]; uint16_t h[256]; } dec_tab;
+static void make_tab(dec_tab *t, emu_dtype type) {
+    for (int c = 0; c < 256; c++) {
+        uint8_t b = (uint8_t)c;
+        float f = emu_load(&b, type, 0);
+        uint32_t u; memcpy(&u, &f, 4);
+        t->d[c] = f; t->h[c] = (uint16_t)(u >> 16);   /* every FP8 and INT8 value is exact in bf16 */
+    }
+}
+
+/* ---- exact: double accumulation, out[m][n] = (float) Σ_k a·b ---- */
+T_AVX512 static void kernel_exact_6x32(int kc, const double *Ap, const double *Bp, double *C, size_t ldc, int first) {
+    __m512d c[MR][4];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) c[i][j] = first ? _mm512_setzero_pd() : _mm512_load_pd(C + (size_t)i * ldc + 8 * j);
+    for (int k = 0; k < kc; k++) {
+        __m512d b0 = _mm512_load_pd(Bp + (size_t)k * 32), b1 = _mm512_load_pd(Bp + (size_t)k * 32 + 8);
+        __m512d b2 = _mm512_load_pd(Bp + (size_t)k * 32 + 16), b3 = _mm512_load_pd(Bp + (size_t)k * 32 + 24);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            __m512d a = _mm512_set1_pd(Ap[(size_t)k * MR + i]);
+            c[i][0] = _mm512_fmadd_pd(a, b0, c[i][0]);
+            c[i][1] = _mm512_fmadd_pd(a, b1, c[i][1]);
+            c[i][2] = _mm512_fmadd_pd(a, b2, c[i][2]);
+            c[i][3] = _mm512_fmadd_pd(a, b3, c[i][3]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) _mm512_store_pd(C + (size_t)i * ldc + 8 * j, c[i][j]);
+}
+
+T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_dtype ta, size_t lda, const void *B, emu_dtype tb,
+                                       size_t ldb, float *out, size_t ldo) {
+    dec_tab TA, TB;
+    make_tab(&TA, ta); make_tab(&TB, tb);
+    const uint8_t *a8 = A, *b8 = B;
+    int nblocks = (N + NBD - 1) / NBD, Mp = (M + MR - 1) / MR * MR;
+    #pragma omp parallel
+    {
+        double *Bp = xalloc(sizeof(double) * NBD * KCD), *Ap = xalloc(sizeof(double) * MR * KCD);
+        double *C = xalloc(sizeof(double) * (size_t)Mp * NBD);
+        #pragma omp for schedule(dynamic, 1)
+        for (int blk = 0; blk < nblocks; blk++) {
+            int n0 = blk * NBD, nb = N - n0 < NBD ? N - n0 : NBD;
+            for (int k0 = 0; k0 < K; k0 += KCD) {
+                int kc = K - k0 < KCD ? K - k0 : KCD;
+                for (int p = 0; p < NBD / 32; p++)       /* pack: Bp[p][k][j] = b[n0+32p+j][k0+k], zero-padded */
+                    for (int j = 0; j < 32; j++) {
+                        int n = n0 + p * 32 + j;
+                        for (int k = 0; k < kc; k++) Bp[((size_t)p * kc + k) * 32 + j] = n < n0 + nb ? TB.d[b8[(size_t)n * ldb + k0 + k]] : 0.0;
+                    }
+                for (int m0 = 0; m0 < M; m0 += MR) {
+                    for (int k = 0; k < kc; k++)
+                        for (int i = 0; i < MR; i++) Ap[k * MR + i] = m0 + i < M ? TA.d[a8[(size_t)(m0 + i) * lda + k0 + k]] : 0.0;
+                    for (int p = 0; p * 32 < nb; p++)
+                        kernel_exact_6x32(kc, Ap, Bp + (size_t)p * kc * 32, C + (size_t)m0 * NBD + p * 32, NBD, k0 == 0);
+                }
+            }
+            for (int m = 0; m < M; m++)
+                for (int j = 0; j < nb; j++) out[(size_t)m * ldo + n0 + j] = K ? (float)C[(size_t)m * NBD + j] : 0.0f;
+        }
+        free(Bp); free(Ap); free(C);
+    }
+}
+
+/* ---- fast: AVX512-BF16 pairs, out[m][n] = chain of (acc + p_odd) + p_even over k pairs ---- */
+
+T_BF16 static void kernel_bf16_6x64(int kp, const uint32_t *Ap, size_t lda2, const uint32_t *Bp, float *D, size_t ldd, int mr, int nr, int first) {
+    __mmask16 mk[4];
+    for (int j = 0; j < 4; j++) {
+        int c = nr - 16 * j;
+        mk[j] = c >= 16 ? 0xFFFF : c > 0 ? (__mmask16)((1u << c) - 1) : 0;
+    }
+    __m512 c[MR][4];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            c[i][j] = (first || i >= mr) ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[j], D + (size_t)i * ldd + 16 * j);
+    for (int k = 0; k < kp; k++) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64), b1 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64 + 16);
+        __m512bh b2 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64 + 32), b3 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64 + 48);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[(size_t)i * lda2 + k]);
+            c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
+            c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
+            c[i][2] = _mm512_dpbf16_ps(c[i][2], a, b2);
+            c[i][3] = _mm512_dpbf16_ps(c[i][3], a, b3);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+        if (i < mr)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(D + (size_t)i * ldd + 16 * j, mk[j], c[i][j]);
+}
+
+T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtype ta, size_t lda, const void *B, emu_dtype tb,
+                                    size_t ldb, float *out, size_t ldo) {
+    int K2 = (K + 1) / 2, Mp = (M + MR - 1) / MR * MR, nblocks = (N + NBH - 1) / NBH;
+    dec_tab TA, TB;
+    make_tab(&TA, ta); make_tab(&TB, tb);
+    const uint8_t *a8 = A, *b8 = B;
+    /* A as bf16 pairs: Ah[m][j] = (bf16(a[m][2j]) | bf16(a[m][2j+1]) << 16), rows padded to Mp with zeros */
+    uint32_t *Ah = xalloc(sizeof(uint32_t) * (size_t)Mp * (K2 ? K2 : 1));
+    #pragma omp parallel for schedule(static)
+    for (int m = 0; m < Mp; m++)
+        for (int j = 0; j < K2; j++) {
+            uint32_t lo = m < M ? TA.h[a8[(size_t)m * lda + 2 * j]] : 0;
+            uint32_t hi = m < M && 2 * j + 1 < K ? TA.h[a8[(size_t)m * lda + 2 * j + 1]] : 0;
+            Ah[(size_t)m * K2 + j] = lo | hi << 16;
+        }
+    #pragma omp parallel
+    {
+        uint32_t *Bp = xalloc(sizeof(uint32_t) * NBH * (KCH / 2));
+        #pragma omp for schedule(dynamic, 1)
+        for (int blk = 0; blk < nblocks; blk++) {
+            int n0 = blk * NBH, nb = N - n0 < NBH ? N - n0 : NBH;
+            for (int j0 = 0; j0 < K2; j0 += KCH / 2) {
+                int kp = K2 - j0 < KCH / 2 ? K2 - j0 : KCH / 2;
+                for (int p = 0; p * 64 < nb; p++)        /* pack: Bp[p][j][c] = pair (b[n][2j], b[n][2j+1]) */
+                    for (int c = 0; c < 64; c++) {
+                        int n = n0 + p * 64 + c;
+                        uint32_t *dst = Bp + (size_t)p * kp * 64 + c;
+                        const uint8_t *row = b8 + (size_t)n * ldb + 2 * (size_t)j0;
+                        int full = n < n0 + nb ? (2 * (j0 + kp) <= K ? kp : kp - 1) : 0;   /* pairs with both k in range */
+                        for (int j = 0; j < full; j++) dst[(size_t)j * 64] = TB.h[row[2 * j]] | (uint32_t)TB.h[row[2 * j + 1]] << 16;
+                        for (int j = full; j < kp; j++)
+                            dst[(size_t)j * 64] = n < n0 + nb ? TB.h[row[2 * j]] : 0;   /* odd K: the last pair is (b, 0) */
+                    }
+                for (int m0 = 0; m0 < M; m0 += MR) {
+                    int mr = M - m0 < MR ? M - m0 : MR;
+                    for (int p = 0; p * 64 < nb; p++)
+                        kernel_bf16_6x64(kp, Ah + (size_t)m0 * K2 + j0, K2, Bp + (size_t)p * kp * 64, out + (size_t)m0 * ldo + n0 + p * 64,
+                                         ldo, mr, nb - p * 64 < 64 ? nb - p * 64 : 64, j0 == 0);
+                }
+            }
+            if (K2 == 0)
+                for (int m = 0; m < M; m++) memset(out + (size_t)m * ldo + n0, 0, sizeof(float) * nb);
+        }
+        free(Bp);
+    }
+    free(Ah);
+}
+#endif
+
+void emu_gemm(const emu_gemm_desc *g) {
+    const char *why = emu_gemm_check(g);
+    if (why) { fprintf(stderr, "llama_fp8: emu_gemm: %s\n", why); exit(1); }
+    int M = g->M, N = g->N, K = g->K, path = 0;   /* 1 fp32, 2 exact-double, 3 bf16 pairs */
+    emu_accum accum = g->a_type == EMU_I8 ? EMU_ACC_EXACT : g->accum;   /* INT8: always exact (int32) */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (accum == EMU_ACC_FP32 || (accum == EMU_ACC_FAST && g->a_type == EMU_F32)) path = 1;
+    else if (emu_have_avx512() && accum == EMU_ACC_EXACT && g->a_type == g->b_type &&
+             (g->a_type == EMU_E4M3 || g->a_type == EMU_I8) && K < (1 << 17)) path = 2;
+    else if (emu_have_avx512bf16() && accum == EMU_ACC_FAST) path = 3;
+#else
+    if (accum == EMU_ACC_FP32 || (accum == EMU_ACC_FAST && g->a_type == EMU_F32)) path = 1;
+#endif
+    if (!path) { emu_gemm_ref(g); return; }
+    emu_fp8_table(EMU_E4M3);
+    int ng = emu_gemm_groups(g), rounds = ng ? ng : 1;
+    /* fp32 output without block scales: the kernels accumulate straight into D, the epilogue runs in place */
+    int in_place = !ng && g->d_type == EMU_F32;
+    size_t lacc = in_place ? g->ldd : (size_t)N;
+    float *acc = in_place ? (float *)g->D : xalloc(sizeof(float) * ((size_t)M * N + 1));
+    float *r = ng ? xalloc(sizeof(float) * ((size_t)M * N + 1)) : NULL;
+    float *Af = NULL;
+    if (path == 1 && g->a_type != EMU_F32) {          /* decode A once, exactly */
+        Af = xalloc(sizeof(float) * ((size_t)M * K + 1));
+        #pragma omp parallel for schedule(static)
+        for (int m = 0; m < M; m++)
+            for (int k = 0; k < K; k++) Af[(size_t)m * K + k] = emu_load(g->A, g->a_type, (size_t)m * g->lda + k);
+    }
+    for (int gi = 0; gi < rounds; gi++) {
+        int k0 = ng ? gi * EMU_BLOCK : 0, kn = ng ? (K - k0 < EMU_BLOCK ? K - k0 : EMU_BLOCK) : K;
+        const char *Ak = (const char *)g->A + (size_t)k0 * esize(g->a_type), *Bk = (const char *)g->B + (size_t)k0 * esize(g->b_type);
+        if (path == 1) {
+            if (Af) emu_gemm_f32(M, N, kn, Af + k0, K, Bk, g->b_type, g->ldb, acc, lacc);
+            else emu_gemm_f32(M, N, kn, (const float *)Ak, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
+        }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        else if (path == 2) gemm_exact_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
+        else gemm_bf16_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
+#endif
+        #pragma omp parallel for schedule(static)
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                size_t i = (size_t)m * N + n;
+                if (!ng) emu_epi_store(g, m, n, emu_epi_plain(g, m, n, acc[(size_t)m * lacc + n]));
+                else r[i] = (gi ? r[i] : 0.0f) + emu_epi_group(g, m, n, gi, acc[i]);
+            }
+    }
+    if (ng) {
+        #pragma omp parallel for schedule(static)
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) emu_epi_store(g, m, n, r[(size_t)m * N + n]);
+    }
+    if (!in_place) free(acc);
+    free(r); free(Af);
+}

@@ -1,0 +1,61 @@
+#!/bin/sh
+# Bad input gets one line naming the problem and a non-zero exit — never a crash or a silently
+# wrong number. Each case: the exit status must be 1 (not a signal), stderr exactly one line
+# starting "llama_fp8: error:", containing the expected words.
+set -u
+B=${LLAMA_FP8:-./llama_fp8}; D=${LLAMA_FP8_DATA:-../shared/data}
+T=build/tests/errors; rm -rf $T; mkdir -p $T
+expect() {  # name, words, command...
+  name=$1; words=$2; shift 2
+  "$@" > $T/out.txt 2> $T/err.txt; rc=$?
+  lines=$(wc -l < $T/err.txt)
+  if [ $rc -ne 1 ]; then echo "FAIL $name: exit status $rc (want 1): $(head -c 300 $T/err.txt)"; return; fi
+  if [ "$lines" -ne 1 ] || ! head -1 $T/err.txt | grep -q '^llama_fp8: error: '; then echo "FAIL $name: want one 'llama_fp8: error:' line, got: $(head -c 300 $T/err.txt)"; return; fi
+  if ! grep -qi -- "$words" $T/err.txt; then echo "FAIL $name: message lacks '$words': $(cat $T/err.txt)"; return; fi
+  echo "ok $name"
+}
+# a valid small checkpoint to corrupt
+$B synth -o $T/good --shape tiny --shards 2 > /dev/null 2>&1 || { echo "FAIL errors_setup: synth failed"; exit 1; }
+S1=$T/good/model-00001-of-00002.safetensors
+mk() { rm -rf $T/$1; cp -r $T/good $T/$1; }
+
+expect errors_no_such_model "no such model" $B ppl -m $T/nope -f /dev/null
+mk trunc; truncate -s 5000 $T/trunc/model-00001-of-00002.safetensors
+expect errors_truncated_shard "does not fit\|outside" $B dump -m $T/trunc --ids 1,2 -o $T/o
+mk tiny8; head -c 4 $S1 > $T/tiny8/model-00001-of-00002.safetensors
+expect errors_shard_under_8_bytes "too small" $B dump -m $T/tiny8 --ids 1,2 -o $T/o
+mk hlen; printf '\377\377\377\377\377\377\377\177' | dd of=$T/hlen/model-00001-of-00002.safetensors bs=1 count=8 conv=notrunc 2>/dev/null
+expect errors_header_length "header length" $B dump -m $T/hlen --ids 1,2 -o $T/o
+mk badjson; printf '{{' | dd of=$T/badjson/model-00001-of-00002.safetensors bs=1 seek=8 count=2 conv=notrunc 2>/dev/null
+expect errors_header_json "invalid JSON header" $B dump -m $T/badjson --ids 1,2 -o $T/o
+mk dtype; sed -i 's/"BF16"/"I816"/' $T/dtype/model-00002-of-00002.safetensors
+expect errors_bad_dtype "unsupported dtype" $B dump -m $T/dtype --ids 1,2 -o $T/o
+mk missing; sed -i 's/model.norm.weight/model.norX.weight/' $T/missing/model-00002-of-00002.safetensors
+expect errors_missing_tensor "model.norm.weight' not found" $B dump -m $T/missing --ids 1,2 -o $T/o
+mk shape; sed -i 's/"intermediate_size": 176/"intermediate_size": 177/' $T/shape/config.json
+expect errors_shape_vs_config "implies \[177, 64\]" $B dump -m $T/shape --ids 1,2 -o $T/o
+mk nokey; sed -i '/"num_hidden_layers"/d' $T/nokey/config.json
+expect errors_config_missing_key "num_hidden_layers" $B dump -m $T/nokey --ids 1,2 -o $T/o
+mk cfgjson; printf '{"hidden_size": 64,' > $T/cfgjson/config.json
+expect errors_config_json "config.json: invalid JSON" $B dump -m $T/cfgjson --ids 1,2 -o $T/o
+mk gqa; sed -i 's/"num_key_value_heads": 2/"num_key_value_heads": 3/' $T/gqa/config.json
+expect errors_gqa_ratio "not a multiple" $B dump -m $T/gqa --ids 1,2 -o $T/o
+mk shard; sed -i 's/model-00002-of-00002.safetensors"/..\/..\/etc\/passwd"/' $T/shard/model.safetensors.index.json
+expect errors_shard_path "bad shard file name" $B dump -m $T/shard --ids 1,2 -o $T/o
+expect errors_ids_range "outside\|bad token id" $B dump -m $T/good --ids 1,128256 -o $T/o
+expect errors_unknown_option "unknown option" $B ppl -m $T/good --frobnicate 3
+expect errors_unknown_scheme "unknown scheme" $B dump -m $T/good --ids 1 -q fp7 -o $T/o
+expect errors_bad_number "expected an integer" $B ppl -m $T/good -f /dev/null --ctx 12x
+if [ -f $D/stories260K/stories260K.bin ]; then
+  head -c 100000 $D/stories260K/stories260K.bin > $T/trunc.bin
+  expect errors_llama2c_truncated "truncated" $B dump -m $T/trunc.bin --ids 1,2 -o $T/o
+  printf 'hi' > $T/short.txt; : > $T/empty.txt
+  M="-m $D/stories260K/stories260K.bin --tokenizer $D/stories260K/tok512.bin"
+  expect errors_text_too_short "fewer than one chunk" $B ppl $M -f $T/short.txt
+  expect errors_text_empty "fewer than one chunk" $B ppl $M -f $T/empty.txt
+  expect errors_ctx_above_max "exceeds the model's maximum context" $B ppl $M -f $T/short.txt --ctx 4096
+else
+  echo "skip errors_llama2c: no stories260K in $D"
+fi
+printf 'garbage!' > $T/garbage.bin
+expect errors_not_llama2c "not a llama2.c checkpoint\|too small" $B dump -m $T/garbage.bin --ids 1 -o $T/o
