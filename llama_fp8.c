@@ -3436,7 +3436,7 @@ static void stats_observe(void *ctx, int layer, int site, const float *x, int ro
     if (amax > S->absmax) S->absmax = amax;
     if (r->chunk == 0 && S->scale == 0) {
         double a = amax;
-        if (r->scales) a = layer < 0 ? r->scales->lm_head : r->scales->act[layer][site];
+        if (r->scales) { double c = layer < 0 ? r->scales->lm_head : r->scales->act[layer][site]; if (c > 0) a = c; }  /* no lm_head entry: chunk 1 */
         S->cal_amax = (float)a;
         S->scale = a > 0 ? (float)a / 448.0f : 1.0f;
     }

@@ -27,6 +27,11 @@ if $B ppl -m $M --tokenizer $TK -f $OTHER -q w8a8-static --scales $T/a.json --ct
   echo "ok calib_scales_feed_w8a8_static"
 else echo "FAIL calib_scales_feed_w8a8_static: $(tail -1 $T/ppl.txt)"; fi
 
+# ... and what --kv fp8-e4m3 takes its K / V scales from
+if $B ppl -m $M --tokenizer $TK -f $OTHER -q w8a8 --kv fp8-e4m3 --scales $T/a.json --ctx 64 --chunks 2 > $T/kv.txt 2>&1 && grep -q '^PPL = .*kv:e4m3' $T/kv.txt; then
+  echo "ok calib_scales_feed_kv_cache"
+else echo "FAIL calib_scales_feed_kv_cache: $(tail -1 $T/kv.txt)"; fi
+
 # observers: each is a convex combination / quantile of per-batch values bounded by the batch absmax,
 # so for every site  ema, mse, percentile <= minmax  (and minmax is the same for any seed's windows'
 # union only, so compare on one seed). All four must run.
