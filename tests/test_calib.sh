@@ -58,6 +58,32 @@ PYEOF
   then echo "ok calib_observer_ordering"; else echo "FAIL calib_observer_ordering: $(tail -1 $T/ord.txt)"; fi
 else echo "skip calib_observer_ordering: no python3"; fi
 
+# the documented window rule, re-implemented in Python (splitmix64, grid offset, Fisher-Yates), gives the
+# window_starts the file records
+if [ -n "$PY" ]; then
+  n_text=$($B tokenize --tokenizer $TK -f $TXT | wc -w)
+  if $PY - $T/a.json $n_text 0 > $T/win.txt 2>&1 <<'PYEOF'
+import json, sys
+j = json.load(open(sys.argv[1])); n = int(sys.argv[2]); seed = int(sys.argv[3])
+M = (1 << 64) - 1
+state = [seed]
+def sm():
+    state[0] = (state[0] + 0x9E3779B97F4A7C15) & M
+    z = state[0]
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M
+    return z ^ (z >> 31)
+L = j["seq"] - 1; S = n // L
+off = sm() % (n - S * L + 1)
+slot = list(range(S))
+for i in range(S - 1, 0, -1):
+    k = sm() % (i + 1); slot[i], slot[k] = slot[k], slot[i]
+want = [off + s * L for s in slot[:j["samples"]]]
+assert want == j["window_starts"], "python %s, file %s" % (want, j["window_starts"])
+PYEOF
+  then echo "ok calib_window_rule_python"; else echo "FAIL calib_window_rule_python: $(tail -1 $T/win.txt)"; fi
+else echo "skip calib_window_rule_python: no python3"; fi
+
 # overlap warning: the text against itself warns; against a different text it does not
 $CAL --seed 0 -o $T/o1.json --eval $TXT > $T/o1.txt 2> $T/o1.err
 if grep -q "WARNING: calibration text overlaps" $T/o1.err; then echo "ok calib_overlap_warns"; else echo "FAIL calib_overlap_warns: no warning with --eval = the calibration text"; fi
