@@ -44,7 +44,8 @@ typedef enum { FP8_NOSAT, FP8_SATFINITE } fp8_saturation;
 typedef enum {
     FP8_RNE,        /* round to nearest, ties to even (the default everywhere) */
     FP8_RTZ,        /* round toward zero (truncate); finite inputs never overflow */
-    FP8_STOCHASTIC  /* round away from zero with probability = the dropped fraction (32 random bits) */
+    FP8_STOCHASTIC  /* round away from zero iff rnd < the dropped fraction in units of 2^-32 of a
+                       step: probability = that fraction truncated to 32 bits; rnd from the caller */
 } fp8_rounding;
 
 /* ---- Format parameters ------------------------------------------------------------------ */
@@ -106,7 +107,10 @@ FP8_FN uint32_t fp8_round_magnitude(uint64_t m, int e, const fp8_params *p, fp8_
     /* 4. Target exponent. A biased exponent below 1 means the value lies under the smallest
      *    normal: it is written as a subnormal, with exponent field 0 and the spacing of the
      *    smallest binade, 2^(1 - bias - mbits). In both cases we keep the leading 1 and mbits
-     *    fraction bits of m and drop `shift` bits; a subnormal drops (1 - biased) more. */
+     *    fraction bits of m and drop `shift` bits; a subnormal drops (1 - biased) more.
+     *    E8M0 has no subnormals and no zero (code 0 is 2^-127), but ml_dtypes runs it through this
+     *    same step, as if code 0 were zero: values in (2^-127, 2^-126) go to code 1 (2^-126), and
+     *    values up to 2^-127 to code 0. We do the same, so that the two agree on every input. */
     int biased = E + p->bias;
     int shift = 62 - p->mbits + (biased < 1 ? 1 - biased : 0);
 
@@ -294,38 +298,68 @@ static inline const float *fp8_decode_table(fp8_format fmt) {
     return table[f];
 }
 
-/* Fast float → E4M3/E5M2 on the float's bits, same results as fp8_from_float (checked over all
- * 2^32 inputs). Normals: round the float's fraction to mbits by the carry trick, then rebias.
- * Subnormals: adding the magic number 2^(23 + log2 step) makes the FPU round |x| to a multiple
- * of the fp8 subnormal step (round-to-nearest-even is the FPU's default); the difference of the
- * bits is the code. Other formats go to the generic routine. */
+/* Fast float → E4M3/E5M2 on the float's bits, the same results as fp8_from_float (checked over
+ * all 2^32 inputs), written without branches so that a loop of it vectorises:
+ *   normal:    round the float's 23-bit fraction to mbits by the carry trick (add 0.5 ulp - 1
+ *              plus the last kept bit, then shift), and rebias the exponent;
+ *   subnormal: add the magic number 2^(23 + log2 step): the FPU then rounds |x| to a multiple of
+ *              the fp8 subnormal step (to nearest even, its default mode), and the difference of
+ *              the float bits is the code;
+ *   then overflow (> 464 for E4M3, where 464 itself ties down to 448; >= 61440 for E5M2), NaN.
+ * (fp8_from_float_fast sends the other formats to the generic routine.) */
+FP8_FN uint8_t fp8_from_float_ocp_fast(float x, int e4, int satfinite) {
+    const uint32_t mshift = e4 ? 20 : 21;                        /* 23 - mbits */
+    const uint32_t rebias = (uint32_t)(e4 ? 127 - 7 : 127 - 15) << (23 - mshift);
+    const uint32_t overflow_at = e4 ? 0x43E80001u : 0x47700000u; /* 464 + 1 float ulp, 61440 */
+    const uint32_t min_normal = e4 ? 0x3C800000u : 0x38800000u;  /* 2^-6, 2^-14 */
+    const float magic = e4 ? 16384.0f : 128.0f;                  /* 2^-9 · 2^23, 2^-16 · 2^23 */
+    const uint32_t big = satfinite ? (e4 ? 0x7Eu : 0x7Bu) : (e4 ? 0x7Fu : 0x7Cu);
+    uint32_t u = fp8_f32_bits(x), a = u & 0x7FFFFFFFu, sign = (u >> 24) & 0x80u;
+    uint32_t normal = ((a + ((1u << (mshift - 1)) - 1) + ((a >> mshift) & 1)) >> mshift) - rebias;
+    uint32_t subnormal = fp8_f32_bits(fp8_f32_from_bits(a) + magic) - fp8_f32_bits(magic);
+    /* select with masks (all ones or zero), not branches */
+    uint32_t is_normal = 0u - (uint32_t)(a >= min_normal), is_big = 0u - (uint32_t)(a >= overflow_at);
+    uint32_t is_nan = 0u - (uint32_t)(a > 0x7F800000u);
+    uint32_t code = (normal & is_normal) | (subnormal & ~is_normal);
+    code = ((big & is_big) | (code & ~is_big)) | sign;
+    return (uint8_t)((0x7Fu & is_nan) | (code & ~is_nan));
+}
 FP8_FN uint8_t fp8_from_float_fast(float x, fp8_format fmt, fp8_saturation sat) {
     if (fmt != FP8_E4M3 && fmt != FP8_E5M2) return fp8_from_float(x, fmt, sat);
-    int e4 = fmt == FP8_E4M3;
-    uint32_t u = fp8_f32_bits(x), a = u & 0x7FFFFFFF, sign = (u >> 24) & 0x80;
-    uint32_t mshift = e4 ? 20 : 21;                       /* 23 - mbits */
-    uint32_t overflow_at = e4 ? 0x43E80001u : 0x47700000u; /* > 464 (464 ties down to 448), >= 61440 */
-    uint32_t min_normal = e4 ? 0x3C800000u : 0x38800000u; /* 2^-6, 2^-14 */
-    if (a > 0x7F800000u) return 0x7F;
-    if (a >= overflow_at) return (uint8_t)((sat == FP8_SATFINITE ? (e4 ? 0x7E : 0x7B) : (e4 ? 0x7F : 0x7C)) | sign);
-    uint32_t code;
-    if (a >= min_normal) {
-        code = (a + ((1u << (mshift - 1)) - 1) + ((a >> mshift) & 1)) >> mshift; /* RNE */
-        code -= (uint32_t)(127 - (e4 ? 7 : 15)) << (23 - mshift);                /* rebias */
-    } else {
-        float magic = e4 ? 16384.0f : 128.0f; /* 2^-9 · 2^23, 2^-16 · 2^23 */
-        code = fp8_f32_bits(fp8_f32_from_bits(a) + magic) - fp8_f32_bits(magic);
-    }
-    return (uint8_t)(code | sign);
+    return fp8_from_float_ocp_fast(x, fmt == FP8_E4M3, sat == FP8_SATFINITE);
 }
 
+#if defined(_OPENMP) && !defined(__CUDACC__)
+#define FP8_SIMD _Pragma("omp simd")
+#else
+#define FP8_SIMD
+#endif
+
 /* q[i] = fp8(x[i] / scale): the division in fp32 (correctly rounded), then one RNE encoding —
- * vLLM's dynamic per-token quantization. scale must be > 0 (0 turns every x into ±inf/NaN). */
+ * vLLM's dynamic per-token quantization. scale must be > 0 (0 turns every x into ±inf/NaN).
+ * The _ref twin is the definition; the fast one gives the same bytes (tests/test_fp8_*). */
 FP8_FN void fp8_encode_row_ref(uint8_t *q, const float *x, int n, float scale, fp8_format fmt, fp8_saturation sat) {
     for (int i = 0; i < n; i++) q[i] = fp8_from_float(x[i] / scale, fmt, sat);
 }
 FP8_FN void fp8_encode_row(uint8_t *q, const float *x, int n, float scale, fp8_format fmt, fp8_saturation sat) {
-    for (int i = 0; i < n; i++) q[i] = fp8_from_float_fast(x[i] / scale, fmt, sat);
+    /* one loop per case, so that the format is a constant and the loop vectorises */
+#define FP8_ROW_LOOP(E4, SAT) do { FP8_SIMD for (int i = 0; i < n; i++) q[i] = fp8_from_float_ocp_fast(x[i] / scale, E4, SAT); } while (0)
+    if (fmt == FP8_E4M3 && sat == FP8_SATFINITE) FP8_ROW_LOOP(1, 1);
+    else if (fmt == FP8_E4M3) FP8_ROW_LOOP(1, 0);
+    else if (fmt == FP8_E5M2 && sat == FP8_SATFINITE) FP8_ROW_LOOP(0, 1);
+    else if (fmt == FP8_E5M2) FP8_ROW_LOOP(0, 0);
+    else fp8_encode_row_ref(q, x, n, scale, fmt, sat);
+#undef FP8_ROW_LOOP
+}
+
+/* y[i] = float(q[i]) * scale (dequantization; the product is one fp32 rounding). The fast one
+ * reads the decode table (host only); the _ref twin decodes each code. */
+FP8_FN void fp8_decode_row_ref(float *y, const uint8_t *q, int n, float scale, fp8_format fmt) {
+    for (int i = 0; i < n; i++) y[i] = fp8_to_float(q[i], fmt) * scale;
+}
+static inline void fp8_decode_row(float *y, const uint8_t *q, int n, float scale, fp8_format fmt) {
+    const float *t = fp8_decode_table(fmt);
+    for (int i = 0; i < n; i++) y[i] = t[q[i]] * scale;
 }
 
 /* ---- Names ----------------------------------------------------------------------------------- */

@@ -4,7 +4,7 @@
  *
  * Every fast kernel X has a portable twin X_ref with the same signature (tests/test_emu*.c compare
  * them). The fast kernels pick AVX-512 code at run time (__builtin_cpu_supports) and fall back to
- * the _ref twin elsewhere. */
+ * the _ref twin elsewhere, or when the environment has LLAMA_FP8_NO_SIMD set. */
 #ifndef EMU_H
 #define EMU_H
 #include <stddef.h>
@@ -34,16 +34,18 @@ float emu_load(const void *p, emu_dtype t, size_t i);
 /* 1 when this CPU runs the AVX-512 kernels (else the _ref twins run). */
 int emu_have_avx512(void);
 int emu_have_avx512bf16(void);
+/* Measured peak GFLOP/s of this CPU over all OpenMP threads: fp32 FMA (bf16 = 0) or VDPBF16PS (1); 0 if absent. */
+double emu_peak_gflops(int bf16);
 
 /* ---------------------------------------------------------------------------------------------
  * FP8 / INT8 row quantization. x is [rows][cols] fp32 with row stride ldx, q the codes with row
- * stride ldq. fmt is EMU_E4M3 or EMU_E5M2; fmax = 448 or 57344. Every FP8 encode is round to nearest
- * even with saturation to ±fmax (clamp then cast, as every serving tool does; NaN stays NaN).
+ * stride ldq. fmt is EMU_E4M3 or EMU_E5M2; fmax = 448 or 57344. Every FP8 encode is vLLM's
+ * clamp fmaxf(-fmax, fminf(v, fmax)) followed by fp8.h's RNE encoder (NaN inputs become +fmax, as in vLLM).
  * The division / reciprocal conventions are those of the tool named (NUMERICS.md §3): they change bits.
  * ------------------------------------------------------------------------------------------- */
 float emu_fmax(emu_dtype fmt);                       /* 448, 57344 (E4M3, E5M2); 127 for EMU_I8 */
-uint8_t emu_fp8_encode(float x, emu_dtype fmt);      /* RNE, saturating: fp8(clamp(x, ±fmax)) */
-float emu_fp8_decode(uint8_t v, emu_dtype fmt);      /* exact */
+uint8_t emu_fp8_encode(float x, emu_dtype fmt);      /* fp8.h RNE of vLLM's clamp fmaxf(-fmax, fminf(x, fmax)): NaN → +fmax */
+float emu_fp8_decode(uint8_t v, emu_dtype fmt);      /* exact (fp8.h fp8_to_float) */
 
 /* vLLM dynamic_per_token_scaled_fp8_quant: per row absmax a (min(a, scale_ub) when scale_ub > 0),
  * s = max(a / fmax, 1 / (fmax·512)), q = fp8(clamp(x / s)) with the division in fp32. scale[M]. */
@@ -53,18 +55,20 @@ void emu_quant_token(uint8_t *q, size_t ldq, float *scale, const float *x, size_
 void emu_quant_tensor(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt, float s);
 /* vLLM dynamic per-tensor: s = absmax / fmax over the whole matrix (no floor), then as above. Returns s. */
 float emu_quant_tensor_dynamic(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt);
-/* Per-channel weights, fp32 arithmetic (compressed-tensors on an fp32 model): per row n of W[N][K]
- * s[n] = max(absmax / fmax, FLT_EPSILON), q = fp8(clamp(w / s)). */
+/* Per-channel weights, fp32 arithmetic, as compressed-tensors 0.20 on an fp32 model: per row n of
+ * W[N][K] s[n] = absmax / fmax (a zero scale becomes FLT_EPSILON), q = fp8(torch.clamp(w / s + 0, ±fmax)):
+ * the "+ 0" (its zero point) makes −0 encode as +0; torch.clamp lets NaN through. */
 void emu_quant_channel(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, emu_dtype fmt);
 /* 1×G groups (activations, DeepSeek-V3 / vLLM per_token_group_quant_fp8, G = 128):
  * s[m][g] = max(absmax_g, 1e-10) / fmax, q = fp8(clamp(x / s)). scale is [M][ceil(K/G)]. */
 void emu_quant_group(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int G, emu_dtype fmt);
-/* BN×BK blocks (weights, 128×128): s[i][j] = max(absmax / fmax, FLT_EPSILON) over the block,
- * q = fp8(clamp(w / s)). scale is [ceil(N/BN)][ceil(K/BK)]. */
+/* BN×BK blocks (weights, 128×128), compressed-tensors "block": per block as emu_quant_channel per row.
+ * scale is [ceil(N/BN)][ceil(K/BK)]. */
 void emu_quant_block(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, int BN, int BK, emu_dtype fmt);
-/* Symmetric INT8, RNE, saturated to ±127. Per token (vLLM dynamic_scaled_int8_quant): s = absmax/127,
- * q = rne(x · (127 / absmax)); per channel (compressed-tensors): s = absmax/127, q = rne(w / s).
- * An all-zero row gets s = 0 and q = 0. */
+/* Symmetric INT8, RNE (ties to even). Per token (vLLM dynamic_scaled_int8_quant): s = absmax/127,
+ * q = rne(x · (127 / absmax)) within ±127 (an all-zero row gets s = 0 and q = 0). Per channel
+ * (compressed-tensors 0.20, int8 range [-128, 127]): s = absmax / 127.5 (zero → FLT_EPSILON),
+ * q = rne(torch.clamp(w / s + 0, -128, 127)). */
 void emu_quant_int8_token(int8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K);
 void emu_quant_int8_channel(int8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K);
 

@@ -151,6 +151,34 @@ T_AVX512 static void kernel_6x64(int kc, const float *Ap, const float *Bp, float
             for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(D + (size_t)i * ldd + 16 * j, mk[j], c[i][j]);
 }
 
+/* Few rows of A (decode-like, M ≤ 4): no packing. 16 rows of B × 16 k are loaded, converted and
+ * transposed in registers and used at once; each lane still runs its own fmaf chain in k order. */
+T_AVX512 static void gemm_f32_smallm(int M, int N, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
+                                     size_t ldb, float *D, size_t ldd) {
+    int nblk = (N + 15) / 16;
+    #pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        int n0 = blk * 16, rows = N - n0 < 16 ? N - n0 : 16;
+        __mmask16 mk = rows == 16 ? 0xFFFF : (__mmask16)((1u << rows) - 1);
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        int k = 0;
+        for (; k + 16 <= K; k += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) r[i] = i < rows ? load16(B, btype, (size_t)(n0 + i) * ldb + k) : _mm512_setzero_ps();
+            transpose16(r);                             /* r[j] = B[n0 .. n0+15][k + j] */
+            for (int j = 0; j < 16; j++)
+                for (int m = 0; m < M; m++) acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)m * lda + k + j]), r[j], acc[m]);
+        }
+        for (; k < K; k++) {
+            float col[16];
+            for (int i = 0; i < 16; i++) col[i] = i < rows ? emu_load(B, btype, (size_t)(n0 + i) * ldb + k) : 0.0f;
+            __m512 b = _mm512_loadu_ps(col);
+            for (int m = 0; m < M; m++) acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)m * lda + k]), b, acc[m]);
+        }
+        for (int m = 0; m < M; m++) _mm512_mask_storeu_ps(D + (size_t)m * ldd + n0, mk, acc[m]);
+    }
+}
+
 T_AVX512 static void gemm_f32_avx512(int M, int N, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
                                      size_t ldb, float *D, size_t ldd) {
     int nblocks = (N + NB - 1) / NB;
@@ -185,7 +213,8 @@ void emu_gemm_f32(int M, int N, int K, const float *A, size_t lda, const void *B
                   size_t ldb, float *D, size_t ldd) {
 #ifdef EMU_X86
     if (emu_have_avx512()) {
-        gemm_f32_avx512(M, N, K, A, lda, B, btype, ldb, D, ldd);
+        if (M <= 4) gemm_f32_smallm(M, N, K, A, lda, B, btype, ldb, D, ldd);
+        else gemm_f32_avx512(M, N, K, A, lda, B, btype, ldb, D, ldd);
         return;
     }
 #endif

@@ -32,7 +32,16 @@ static size_t esize(emu_dtype t) { return t == EMU_F32 ? 4 : (t == EMU_BF16 || t
 #define T_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,fma,avx512bf16")))
 enum { MR = 6, KCD = 256, NBD = 128, KCH = 512, NBH = 256 };
 
-static double code_d(const void *p, emu_dtype t, size_t i) { return emu_load(p, t, i); }
+/* Exact decode tables for the 256 codes of an 8-bit type (E4M3, E5M2, INT8): as double and as bf16. */
+typedef struct { double d[256]; uint16_t h[256]; } dec_tab;
+static void make_tab(dec_tab *t, emu_dtype type) {
+    for (int c = 0; c < 256; c++) {
+        uint8_t b = (uint8_t)c;
+        float f = emu_load(&b, type, 0);
+        uint32_t u; memcpy(&u, &f, 4);
+        t->d[c] = f; t->h[c] = (uint16_t)(u >> 16);   /* every FP8 and INT8 value is exact in bf16 */
+    }
+}
 
 /* ---- exact: double accumulation, out[m][n] = (float) Σ_k a·b ---- */
 T_AVX512 static void kernel_exact_6x32(int kc, const double *Ap, const double *Bp, double *C, size_t ldc, int first) {
@@ -61,6 +70,9 @@ T_AVX512 static void kernel_exact_6x32(int kc, const double *Ap, const double *B
 
 T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_dtype ta, size_t lda, const void *B, emu_dtype tb,
                                        size_t ldb, float *out, size_t ldo) {
+    dec_tab TA, TB;
+    make_tab(&TA, ta); make_tab(&TB, tb);
+    const uint8_t *a8 = A, *b8 = B;
     int nblocks = (N + NBD - 1) / NBD, Mp = (M + MR - 1) / MR * MR;
     #pragma omp parallel
     {
@@ -74,11 +86,11 @@ T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_d
                 for (int p = 0; p < NBD / 32; p++)       /* pack: Bp[p][k][j] = b[n0+32p+j][k0+k], zero-padded */
                     for (int j = 0; j < 32; j++) {
                         int n = n0 + p * 32 + j;
-                        for (int k = 0; k < kc; k++) Bp[((size_t)p * kc + k) * 32 + j] = n < n0 + nb ? code_d(B, tb, (size_t)n * ldb + k0 + k) : 0.0;
+                        for (int k = 0; k < kc; k++) Bp[((size_t)p * kc + k) * 32 + j] = n < n0 + nb ? TB.d[b8[(size_t)n * ldb + k0 + k]] : 0.0;
                     }
                 for (int m0 = 0; m0 < M; m0 += MR) {
                     for (int k = 0; k < kc; k++)
-                        for (int i = 0; i < MR; i++) Ap[k * MR + i] = m0 + i < M ? code_d(A, ta, (size_t)(m0 + i) * lda + k0 + k) : 0.0;
+                        for (int i = 0; i < MR; i++) Ap[k * MR + i] = m0 + i < M ? TA.d[a8[(size_t)(m0 + i) * lda + k0 + k]] : 0.0;
                     for (int p = 0; p * 32 < nb; p++)
                         kernel_exact_6x32(kc, Ap, Bp + (size_t)p * kc * 32, C + (size_t)m0 * NBD + p * 32, NBD, k0 == 0);
                 }
@@ -91,7 +103,6 @@ T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_d
 }
 
 /* ---- fast: AVX512-BF16 pairs, out[m][n] = chain of (acc + p_odd) + p_even over k pairs ---- */
-static uint16_t bf16_exact(float f) { uint32_t u; memcpy(&u, &f, 4); return (uint16_t)(u >> 16); }  /* f is bf16-exact */
 
 T_BF16 static void kernel_bf16_6x64(int kp, const uint32_t *Ap, size_t lda2, const uint32_t *Bp, float *D, size_t ldd, int mr, int nr, int first) {
     __mmask16 mk[4];
@@ -127,13 +138,16 @@ T_BF16 static void kernel_bf16_6x64(int kp, const uint32_t *Ap, size_t lda2, con
 T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtype ta, size_t lda, const void *B, emu_dtype tb,
                                     size_t ldb, float *out, size_t ldo) {
     int K2 = (K + 1) / 2, Mp = (M + MR - 1) / MR * MR, nblocks = (N + NBH - 1) / NBH;
+    dec_tab TA, TB;
+    make_tab(&TA, ta); make_tab(&TB, tb);
+    const uint8_t *a8 = A, *b8 = B;
     /* A as bf16 pairs: Ah[m][j] = (bf16(a[m][2j]) | bf16(a[m][2j+1]) << 16), rows padded to Mp with zeros */
     uint32_t *Ah = xalloc(sizeof(uint32_t) * (size_t)Mp * (K2 ? K2 : 1));
     #pragma omp parallel for schedule(static)
     for (int m = 0; m < Mp; m++)
         for (int j = 0; j < K2; j++) {
-            uint32_t lo = m < M ? bf16_exact(emu_load(A, ta, (size_t)m * lda + 2 * j)) : 0;
-            uint32_t hi = m < M && 2 * j + 1 < K ? bf16_exact(emu_load(A, ta, (size_t)m * lda + 2 * j + 1)) : 0;
+            uint32_t lo = m < M ? TA.h[a8[(size_t)m * lda + 2 * j]] : 0;
+            uint32_t hi = m < M && 2 * j + 1 < K ? TA.h[a8[(size_t)m * lda + 2 * j + 1]] : 0;
             Ah[(size_t)m * K2 + j] = lo | hi << 16;
         }
     #pragma omp parallel
@@ -148,12 +162,11 @@ T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtyp
                     for (int c = 0; c < 64; c++) {
                         int n = n0 + p * 64 + c;
                         uint32_t *dst = Bp + (size_t)p * kp * 64 + c;
-                        for (int j = 0; j < kp; j++) {
-                            int k = 2 * (j0 + j);
-                            uint32_t lo = n < n0 + nb ? bf16_exact(emu_load(B, tb, (size_t)n * ldb + k)) : 0;
-                            uint32_t hi = n < n0 + nb && k + 1 < K ? bf16_exact(emu_load(B, tb, (size_t)n * ldb + k + 1)) : 0;
-                            dst[(size_t)j * 64] = lo | hi << 16;
-                        }
+                        const uint8_t *row = b8 + (size_t)n * ldb + 2 * (size_t)j0;
+                        int full = n < n0 + nb ? (2 * (j0 + kp) <= K ? kp : kp - 1) : 0;   /* pairs with both k in range */
+                        for (int j = 0; j < full; j++) dst[(size_t)j * 64] = TB.h[row[2 * j]] | (uint32_t)TB.h[row[2 * j + 1]] << 16;
+                        for (int j = full; j < kp; j++)
+                            dst[(size_t)j * 64] = n < n0 + nb ? TB.h[row[2 * j]] : 0;   /* odd K: the last pair is (b, 0) */
                     }
                 for (int m0 = 0; m0 < M; m0 += MR) {
                     int mr = M - m0 < MR ? M - m0 : MR;

@@ -1,10 +1,12 @@
 /* emu/gemm_ref.c — plain reference kernels: the _ref twins every fast path is tested against, and the
  * accumulation models themselves. No processor-specific code here; one loop nest per kernel, in the
  * documented order (see emu/emu.h for the contract of every function). */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fp8.h"
 #include "emu/emu.h"
 #include "emu/emu_internal.h"
 
@@ -13,20 +15,7 @@
 #pragma GCC optimize("fp-contract=off")
 
 /* ---- element decoding (all exact) ---- */
-float emu_fp8_decode(uint8_t v, emu_dtype fmt) {
-    int s = v >> 7;
-    float r;
-    if (fmt == EMU_E4M3) {         /* bias 7, no inf, S.1111.111 is NaN */
-        int e = (v >> 3) & 15, m = v & 7;
-        if (e == 15 && m == 7) return NAN;
-        r = e == 0 ? ldexpf((float)m, -9) : ldexpf((float)(8 + m), e - 10);
-    } else {                       /* E5M2: bias 15, IEEE-like inf and NaN */
-        int e = (v >> 2) & 31, m = v & 3;
-        if (e == 31) r = m ? NAN : INFINITY;
-        else r = e == 0 ? ldexpf((float)m, -16) : ldexpf((float)(4 + m), e - 17);
-    }
-    return s ? -r : r;
-}
+float emu_fp8_decode(uint8_t v, emu_dtype fmt) { return fp8_to_float(v, fmt == EMU_E5M2 ? FP8_E5M2 : FP8_E4M3); }
 
 /* 256-entry decode tables, filled once (thread-safe) before any kernel reads them. */
 const float *emu_fp8_table(emu_dtype fmt) {
@@ -43,20 +32,9 @@ const float *emu_fp8_table(emu_dtype fmt) {
 }
 
 float emu_load(const void *p, emu_dtype t, size_t i) {
-    uint32_t u;
-    float f;
     switch (t) {
-    case EMU_BF16: u = (uint32_t)((const uint16_t *)p)[i] << 16; memcpy(&f, &u, 4); return f;
-    case EMU_F16: {   /* IEEE half → fp32, exact: rebias the exponent, normalise subnormals */
-        uint16_t h = ((const uint16_t *)p)[i];
-        uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023;
-        if (e == 0) {
-            if (!m) u = s;
-            else { e = 113; while (!(m & 1024)) { m <<= 1; e--; } u = s | e << 23 | (m & 1023) << 13; }
-        } else if (e == 31) u = s | 0x7F800000u | m << 13;
-        else u = s | (e + 112) << 23 | m << 13;
-        memcpy(&f, &u, 4); return f;
-    }
+    case EMU_BF16: return bf16_to_float(((const uint16_t *)p)[i]);
+    case EMU_F16: return fp16_to_float(((const uint16_t *)p)[i]);
     case EMU_E4M3: case EMU_E5M2: return emu_fp8_decode(((const uint8_t *)p)[i], t);
     case EMU_I8: return (float)((const int8_t *)p)[i];
     default: return ((const float *)p)[i];
@@ -85,9 +63,9 @@ int emu_accum_from_name(const char *name) {
     return -1;
 }
 
-/* exact: every E4M3 value is an integer multiple of 2^-9, every E5M2 value of 2^-16 (INT8: of 1), so
- * each product is an integer times 2^-(sa+sb) that fits 64 bits (|E5M2·E5M2| < 2^32 · 2^32); the sum
- * of K < 2^31 of them fits 128 bits. Integer addition is associative: the result cannot depend on
+/* exact: every E4M3 value is an integer multiple of 2^-9, every E5M2 value of 2^-16 (INT8: of 1). Scaled
+ * to integers they fit 32 bits (57344·2^16 < 2^32), a product fits 64 bits (multiplied in 128), and the
+ * sum of K < 2^31 products fits 128 bits. Integer addition is associative: the result cannot depend on
  * order. One conversion to fp32 (correctly rounded, RNE) and an exact power-of-two scaling finish it
  * (the smallest nonzero |sum| is 2^-32, far from fp32 subnormals). Non-finite inputs: IEEE sum. */
 static int fixed_shift(emu_dtype t) { return t == EMU_E4M3 ? 9 : t == EMU_E5M2 ? 16 : 0; }
@@ -129,23 +107,31 @@ static float dot_exact(const float *a, const float *b, int K, emu_dtype ta, emu_
  *     then right by (maxexp − e_i), truncating — 13 (14) fraction bits survive relative to maxexp.
  *  6. exact signed integer sum; normalise; truncate to 13 fraction bits (subnormal below 2^-126). */
 static float tc_block(const float *a, const float *b, int n, float c, int emin_in) {
-    int e[64], sg[64], cnt = 0, maxpre = -100000, carry_sig = 0;
-    uint32_t sig[64];
-    for (int i = 0; i < n; i++) {
-        if (a[i] == 0 || b[i] == 0) continue;
-        int ea, eb;
-        frexpf(a[i], &ea); frexpf(b[i], &eb);
-        ea = ea - 1 < emin_in ? emin_in : ea - 1;
-        eb = eb - 1 < emin_in ? emin_in : eb - 1;
-        double s = fabs(ldexp(a[i], -ea) * ldexp(b[i], -eb));   /* in (0, 4), exact */
-        int ep = ea + eb;
-        if (ep > maxpre) { maxpre = ep; carry_sig = s >= 2; }
-        else if (ep == maxpre && s >= 2) carry_sig = 1;
-        if (s >= 2) { s /= 2; ep++; }
-        sig[cnt] = (uint32_t)ldexp(s, 23);               /* exact: FP8 products have ≤ 8 significant bits */
-        e[cnt] = ep; sg[cnt] = (a[i] < 0) != (b[i] < 0); cnt++;
+    enum { NONE = -100000 };                        /* exponent of a zero product: never the maximum */
+    int e[65], epre[65], two[65], sg[65], cnt = n, maxpre = NONE, carry_sig = 0, any = 0;
+    uint32_t sig[65];
+    for (int i = 0; i < n; i++) {                   /* written without branches: it is the hot loop */
+        uint32_t ua, ub;
+        memcpy(&ua, &a[i], 4); memcpy(&ub, &b[i], 4);
+        int zero = (ua & 0x7FFFFFFF) == 0 || (ub & 0x7FFFFFFF) == 0;
+        /* FP8 values are normal fp32 numbers: exponent and 24-bit significand straight from the bits;
+         * below the input format's emin the significand is shifted instead (exact: FP8 has 3 bits). */
+        int ea = (int)((ua >> 23) & 255) - 127, eb = (int)((ub >> 23) & 255) - 127;
+        uint64_t ma = (ua & 0x7FFFFF) | 0x800000, mb = (ub & 0x7FFFFF) | 0x800000;
+        int da = ea < emin_in ? emin_in - ea : 0, db = eb < emin_in ? emin_in - eb : 0;
+        ma >>= da; mb >>= db;
+        uint64_t p = ma * mb;                       /* significand product, 46 fraction bits, in (0, 4) */
+        int t = (int)(p >> 47) & 1;
+        epre[i] = zero ? NONE : ea + da + eb + db;
+        two[i] = t;
+        sig[i] = zero ? 0 : (uint32_t)(p >> (23 + t));   /* normalised to [1,2), 23 fraction bits, exact */
+        e[i] = epre[i] + t;
+        sg[i] = (ua ^ ub) >> 31;
+        any |= !zero;
     }
-    if (cnt == 0 && c == 0) return 0.0f;
+    for (int i = 0; i < n; i++) maxpre = epre[i] > maxpre ? epre[i] : maxpre;
+    for (int i = 0; i < n; i++) carry_sig |= two[i] & (epre[i] == maxpre) & (epre[i] != NONE);
+    if (!any && c == 0) return 0.0f;
     int ec = 0, carry;
     if (c != 0) {
         uint32_t u; memcpy(&u, &c, 4);
@@ -153,9 +139,9 @@ static float tc_block(const float *a, const float *b, int n, float c, int emin_i
         ec = be ? be - 127 : -126;
         sig[cnt] = (u & 0x7FFFFF) | (be ? 0x800000u : 0);
         e[cnt] = ec; sg[cnt] = u >> 31; cnt++;
-        carry = cnt > 1 && maxpre >= ec && carry_sig;
-    } else carry = cnt > 0 && carry_sig;
-    int maxe = -100000;
+        carry = any && maxpre >= ec && carry_sig;
+    } else carry = any && carry_sig;
+    int maxe = INT32_MIN;
     for (int i = 0; i < cnt; i++) if (e[i] > maxe) maxe = e[i];
     int64_t sum = 0;
     for (int i = 0; i < cnt; i++) {
@@ -171,18 +157,13 @@ static float tc_block(const float *a, const float *b, int n, float c, int emin_i
     int scale = maxe - 13 - carry, top = 63 - __builtin_clzll(mag);   /* value exponent = top + scale */
     int vexp = top + scale, qexp = (vexp < -126 ? -126 : vexp) - 13;  /* exponent of the last kept bit */
     if (qexp > scale) mag = (mag >> (qexp - scale)) << (qexp - scale);
-    double r = ldexp((double)mag, scale);
-    float f = r >= 0x1p128 ? INFINITY : (float)r;     /* ≤ 14 significant bits: exact in fp32 */
+    float f = vexp > 127 ? INFINITY : ldexpf((float)mag, scale);      /* ≤ 14 significant bits: exact */
     return neg ? -f : f;
 }
 
 static float dot_tc(const float *a, const float *b, int K, int blk, int emin_in, float c) {
-    float za[64], zb[64];
-    for (int k0 = 0; k0 < K; k0 += blk) {
-        int n = K - k0 < blk ? K - k0 : blk;           /* the last block is padded with zeros */
-        for (int i = 0; i < n; i++) { za[i] = a[k0 + i]; zb[i] = b[k0 + i]; }
-        c = tc_block(za, zb, n, c, emin_in);
-    }
+    for (int k0 = 0; k0 < K; k0 += blk)               /* the last block is padded with zeros */
+        c = tc_block(a + k0, b + k0, K - k0 < blk ? K - k0 : blk, c, emin_in);
     return c;
 }
 
@@ -280,15 +261,20 @@ void emu_gemm_ref(const emu_gemm_desc *g) {
     const char *why = emu_gemm_check(g);
     if (why) { fprintf(stderr, "llama_fp8: emu_gemm: %s\n", why); exit(1); }
     int M = g->M, N = g->N, K = g->K, ng = emu_gemm_groups(g);
+    float *Ad = malloc(sizeof(float) * ((size_t)M * K + 1));   /* A decoded once, exactly */
+    if (!Ad) { fprintf(stderr, "llama_fp8: out of memory in emu_gemm_ref\n"); exit(1); }
+    #pragma omp parallel for schedule(static)
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++) Ad[(size_t)m * K + k] = emu_load(g->A, g->a_type, (size_t)m * g->lda + k);
     #pragma omp parallel
     {
-        float *a = malloc(sizeof(float) * (K + 1)), *b = malloc(sizeof(float) * (K + 1));
-        if (!a || !b) { fprintf(stderr, "llama_fp8: out of memory in emu_gemm_ref\n"); exit(1); }
+        float *b = malloc(sizeof(float) * (K + 1));
+        if (!b) { fprintf(stderr, "llama_fp8: out of memory in emu_gemm_ref\n"); exit(1); }
         #pragma omp for schedule(dynamic, 1)
         for (int n = 0; n < N; n++) {
             for (int k = 0; k < K; k++) b[k] = emu_load(g->B, g->b_type, (size_t)n * g->ldb + k);
             for (int m = 0; m < M; m++) {
-                for (int k = 0; k < K; k++) a[k] = emu_load(g->A, g->a_type, (size_t)m * g->lda + k);
+                const float *a = Ad + (size_t)m * K;
                 float r = 0;
                 if (!ng) r = emu_epi_plain(g, m, n, dot_model(a, b, K, g->accum, g->a_type, g->b_type));
                 for (int gi = 0; gi < ng; gi++) {   /* block scales: groups of 128 k, summed in order */
@@ -298,6 +284,7 @@ void emu_gemm_ref(const emu_gemm_desc *g) {
                 emu_epi_store(g, m, n, r);
             }
         }
-        free(a); free(b);
+        free(b);
     }
+    free(Ad);
 }

@@ -1,31 +1,36 @@
 /* emu/quant.c — FP8 / INT8 row quantization with the exact conventions of vLLM and
- * compressed-tensors (NUMERICS.md §3; contracts in emu/emu.h). */
+ * compressed-tensors (NUMERICS.md §3; contracts in emu/emu.h). Rows (or blocks) are independent, so
+ * OpenMP over them cannot change a bit. */
 #include <float.h>
 #include <math.h>
+#include "fp8.h"
 #include "emu/emu.h"
 #pragma GCC optimize("fp-contract=off")
 
 float emu_fmax(emu_dtype fmt) { return fmt == EMU_E4M3 ? 448.0f : fmt == EMU_E5M2 ? 57344.0f : 127.0f; }
 
-/* Round to nearest even by bisection over the (monotonic) positive codes: find the largest code whose
- * value is ≤ |x|, then compare |x| with the midpoint to the next code (exact in double); a tie picks
- * the code with an even mantissa. Saturating: |x| ≥ fmax gives fmax. NaN gives the format's NaN. */
+/* The one FP8 encoder of the project (fp8.h): RNE, CUDA __nv_cvt_float_to_fp8 semantics. */
 uint8_t emu_fp8_encode(float x, emu_dtype fmt) {
-    uint8_t top = fmt == EMU_E4M3 ? 0x7E : 0x7B, sign = signbit(x) ? 0x80 : 0;
-    if (isnan(x)) return fmt == EMU_E4M3 ? 0x7F : 0x7F;
-    float ax = fabsf(x);
-    if (ax >= emu_fmax(fmt)) return sign | top;
-    int lo = 0, hi = top;                                  /* value(lo) ≤ ax < value(hi) */
-    while (hi - lo > 1) {
-        int mid = (lo + hi) / 2;
-        if (emu_fp8_decode((uint8_t)mid, fmt) <= ax) lo = mid; else hi = mid;
-    }
-    double vlo = emu_fp8_decode((uint8_t)lo, fmt), vhi = emu_fp8_decode((uint8_t)hi, fmt), midv = (vlo + vhi) / 2;
-    int c = ax < midv ? lo : ax > midv ? hi : (lo & 1 ? hi : lo);
-    return (uint8_t)(sign | c);
+    float m = emu_fmax(fmt);
+    return fp8_from_float_fast(fmaxf(-m, fminf(x, m)), fmt == EMU_E5M2 ? FP8_E5M2 : FP8_E4M3, FP8_SATFINITE);
 }
 
-static float clampf(float v, float m) { return v > m ? m : v < -m ? -m : v; }   /* NaN passes through */
+/* vLLM's clamp, operand order included: fmaxf(-max, fminf(x, max)), so NaN becomes +max (C and CUDA
+ * fminf return the non-NaN operand). The encoders below see only finite values. */
+static float clampf(float v, float m) { return fmaxf(-m, fminf(v, m)); }
+
+/* compressed-tensors 0.20 (calculate_qparams + _quantize + round_to_quantized_type_args): torch.clamp
+ * lets NaN through, and `scaled += zero_point` (a zero) turns −0 into +0 before the cast. */
+static float ct_clamp(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
+static uint8_t ct_fp8(float scaled, emu_dtype fmt) {
+    float m = emu_fmax(fmt);
+    return fp8_from_float_fast(ct_clamp(scaled + 0.0f, -m, m), fmt == EMU_E5M2 ? FP8_E5M2 : FP8_E4M3, FP8_SATFINITE);
+}
+/* the scale of a group whose absmax is a: a / (range / 2), and a zero scale becomes fp32 eps */
+static float ct_scale(float a, float half_range) {
+    float s = a / half_range;
+    return s == 0 ? FLT_EPSILON : s;
+}
 
 static float absmax_row(const float *x, int n) {
     float a = 0;
@@ -36,6 +41,7 @@ static float absmax_row(const float *x, int n) {
 void emu_quant_token(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K,
                      emu_dtype fmt, float scale_ub) {
     float fmax = emu_fmax(fmt), smin = 1.0f / (fmax * 512.0f);
+    #pragma omp parallel for schedule(static)
     for (int m = 0; m < M; m++) {
         const float *xr = x + (size_t)m * ldx;
         float a = absmax_row(xr, K);
@@ -48,12 +54,14 @@ void emu_quant_token(uint8_t *q, size_t ldq, float *scale, const float *x, size_
 
 void emu_quant_tensor(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt, float s) {
     float fmax = emu_fmax(fmt), inv = 1.0f / s;
+    #pragma omp parallel for schedule(static)
     for (int m = 0; m < M; m++)
         for (int k = 0; k < K; k++) q[(size_t)m * ldq + k] = emu_fp8_encode(clampf(x[(size_t)m * ldx + k] * inv, fmax), fmt);
 }
 
 float emu_quant_tensor_dynamic(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt) {
-    float a = 0;
+    float a = 0;                                     /* max is exact and order-free */
+    #pragma omp parallel for schedule(static) reduction(max : a)
     for (int m = 0; m < M; m++) a = fmaxf(a, absmax_row(x + (size_t)m * ldx, K));
     float s = a / emu_fmax(fmt);
     emu_quant_tensor(q, ldq, x, ldx, M, K, fmt, s);
@@ -62,17 +70,19 @@ float emu_quant_tensor_dynamic(uint8_t *q, size_t ldq, const float *x, size_t ld
 
 void emu_quant_channel(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, emu_dtype fmt) {
     float fmax = emu_fmax(fmt);
+    #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *wr = w + (size_t)n * ldw;
-        float s = fmaxf(absmax_row(wr, K) / fmax, FLT_EPSILON);
+        float s = ct_scale(absmax_row(wr, K), fmax);
         scale[n] = s;
-        for (int k = 0; k < K; k++) q[(size_t)n * ldq + k] = emu_fp8_encode(clampf(wr[k] / s, fmax), fmt);
+        for (int k = 0; k < K; k++) q[(size_t)n * ldq + k] = ct_fp8(wr[k] / s, fmt);
     }
 }
 
 void emu_quant_group(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int G, emu_dtype fmt) {
     float fmax = emu_fmax(fmt);
     int ng = (K + G - 1) / G;
+    #pragma omp parallel for schedule(static)
     for (int m = 0; m < M; m++)
         for (int g = 0; g < ng; g++) {
             const float *xr = x + (size_t)m * ldx + (size_t)g * G;
@@ -86,15 +96,16 @@ void emu_quant_group(uint8_t *q, size_t ldq, float *scale, const float *x, size_
 void emu_quant_block(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, int BN, int BK, emu_dtype fmt) {
     float fmax = emu_fmax(fmt);
     int nbn = (N + BN - 1) / BN, nbk = (K + BK - 1) / BK;
+    #pragma omp parallel for schedule(static)
     for (int i = 0; i < nbn; i++)
         for (int j = 0; j < nbk; j++) {
             int n0 = i * BN, n1 = n0 + BN < N ? n0 + BN : N, k0 = j * BK, k1 = k0 + BK < K ? k0 + BK : K;
             float a = 0;
             for (int n = n0; n < n1; n++) a = fmaxf(a, absmax_row(w + (size_t)n * ldw + k0, k1 - k0));
-            float s = fmaxf(a / fmax, FLT_EPSILON);
+            float s = ct_scale(a, fmax);
             scale[(size_t)i * nbk + j] = s;
             for (int n = n0; n < n1; n++)
-                for (int k = k0; k < k1; k++) q[(size_t)n * ldq + k] = emu_fp8_encode(clampf(w[(size_t)n * ldw + k] / s, fmax), fmt);
+                for (int k = k0; k < k1; k++) q[(size_t)n * ldq + k] = ct_fp8(w[(size_t)n * ldw + k] / s, fmt);
         }
 }
 
@@ -104,6 +115,7 @@ static int8_t i8_rne(float v) {       /* nearbyintf rounds half to even in the d
 }
 
 void emu_quant_int8_token(int8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K) {
+    #pragma omp parallel for schedule(static)
     for (int m = 0; m < M; m++) {
         const float *xr = x + (size_t)m * ldx;
         float a = absmax_row(xr, K);
@@ -114,10 +126,11 @@ void emu_quant_int8_token(int8_t *q, size_t ldq, float *scale, const float *x, s
 }
 
 void emu_quant_int8_channel(int8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K) {
+    #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *wr = w + (size_t)n * ldw;
-        float s = absmax_row(wr, K) / 127.0f;
+        float s = ct_scale(absmax_row(wr, K), 127.5f);   /* range [-128, 127]: (127 - (-128)) / 2 */
         scale[n] = s;
-        for (int k = 0; k < K; k++) q[(size_t)n * ldq + k] = s > 0 ? i8_rne(wr[k] / s) : 0;
+        for (int k = 0; k < K; k++) q[(size_t)n * ldq + k] = (int8_t)nearbyintf(ct_clamp(wr[k] / s + 0.0f, -128.0f, 127.0f));
     }
 }

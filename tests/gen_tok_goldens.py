@@ -8,6 +8,7 @@ test time into build/, never committed).
 
   gen_tok_goldens.py goldens DATA      rewrite tests/golden/tok_digests.txt and tok_edge.jsonl
   gen_tok_goldens.py ids DATA FILE     print tiktoken's ids of FILE (no BOS, plain text), one line
+  gen_tok_goldens.py random DATA SEED  write a random stress text (all of Unicode) to stdout
   gen_tok_goldens.py hfjson DATA OUT   write a Llama 3 tokenizer.json (TikTokenConverter) to OUT
   gen_tok_goldens.py hfids JSON FILE   print HF tokenizers' ids of FILE (no special tokens added)
 
@@ -105,6 +106,22 @@ def main():
         with open(os.path.join(here, "golden", "tok_edge.jsonl"), "w") as f:
             for text in edge_cases():
                 f.write(json.dumps({"text": text, "ids": enc.encode_ordinary(text), "pieces": pieces(text)}) + "\n")
+    elif cmd == "random":
+        # A deterministic 1 MB-ish stress text: runs over the nasty alphabet mixed with code points
+        # drawn from all of Unicode (every class, every UTF-8 length), for live comparison.
+        rng = random.Random(int(sys.argv[3]) if len(sys.argv) > 3 else 1)
+        alphabet = "".join(edge_cases()[:60])
+        out = []
+        for _ in range(120000):
+            r = rng.random()
+            if r < 0.5:
+                out.append(rng.choice(alphabet))
+            elif r < 0.8:
+                out.append(rng.choice(" \n\t\r\u00a0\u3000.,'sS0123456789abc"))
+            else:
+                c = rng.randrange(0x110000)
+                out.append(chr(c) if not 0xD800 <= c < 0xE000 else "x")
+        sys.stdout.buffer.write("".join(out).encode("utf-8"))
     elif cmd == "ids":
         enc = llama3(sys.argv[2])
         with open(sys.argv[3], "rb") as f:

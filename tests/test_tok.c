@@ -210,7 +210,7 @@ static int write_synthetic_tokbin(const char *path) {
     static const float scores[] = {-1, -2, -3, -3, -4, -1e10f, -2e10f, 0.5f};
     int base = n;
     while (n < cap) {
-        const char *a = s[base - 95 + (int)rnd(95) + (rnd(3) == 0 ? 0 : 0)];
+        const char *a = s[base - 95 + (int)rnd(95)];
         const char *b = s[n > base && rnd(2) ? base + (int)rnd((uint32_t)(n - base)) : base - 95 + (int)rnd(95)];
         if (strlen(a) + strlen(b) > (size_t)maxlen) continue;
         char x[32];
@@ -516,9 +516,91 @@ static void test_llama3_api(tokenizer *t) {
     check("tok_llama3_last_special", l == 30 && !memcmp(p, "<|reserved_special_token_247|>", 30), "%.*s", (int)l, p);
 }
 
+
+/* ---- Loaders on corrupted files: an error message or a working tokenizer, never a crash ---- */
+static void write_file(const char *path, const void *p, size_t n) {
+    FILE *fp = fopen(path, "wb");
+    if (fp) { fwrite(p, 1, n, fp); fclose(fp); }
+}
+static char *small_tokenizer_json(size_t *len) {
+    /* 256 byte-level tokens, a few merges, two added tokens, the Llama 3 pre-tokenizer. */
+    size_t cap = 1 << 16, n = 0;
+    char *s = xmalloc(cap);
+    n += (size_t)sprintf(s + n, "{\"version\": \"1.0\", \"added_tokens\": [{\"id\": 262, \"content\": \"<|begin_of_text|>\", \"special\": true},"
+                                " {\"id\": 263, \"content\": \"<|end_of_text|>\", \"special\": true}], \"normalizer\": null,"
+                                " \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"");
+    for (const char *c = LLAMA3_PATTERN; *c; c++) { if (*c == '\\' || *c == '"') s[n++] = '\\'; s[n++] = *c; }
+    n += (size_t)sprintf(s + n, "\"}, \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"add_prefix_space\": false,"
+                                " \"trim_offsets\": true, \"use_regex\": false}]}, \"model\": {\"type\": \"BPE\", \"ignore_merges\": true, \"vocab\": {");
+    for (int b = 0; b < 256; b++) {
+        char u[8], *o = u;
+        utf8_put(&o, byte_char(b));
+        n += (size_t)sprintf(s + n, "%s\"%s%.*s\": %d", b ? ", " : "", (b == '"' || b == '\\') ? "\\" : "", (int)(o - u), u, b);
+    }
+    /* 256 "Ġt" = " t", 257 "he", 258 "Ġthe", 259 "in", 260 "ing", 261 "Ġa" */
+    n += (size_t)sprintf(s + n, ", \"\xC4\xA0t\": 256, \"he\": 257, \"\xC4\xA0the\": 258, \"in\": 259, \"ing\": 260, \"\xC4\xA0" "a\": 261},"
+                                " \"merges\": [\"\xC4\xA0 t\", [\"h\", \"e\"], \"\xC4\xA0t he\", \"i n\", [\"in\", \"g\"], \"\xC4\xA0 a\"]}}");
+    *len = n;
+    return s;
+}
+static void test_loader_fuzz(void) {
+    size_t n_json, n_bin;
+    char *js = small_tokenizer_json(&n_json);
+    const char *jpath = "build/tests/tok_small.json", *fpath = "build/tests/tok_fuzz.tmp";
+    write_file(jpath, js, n_json);
+    char err[600];
+    tokenizer *t = tokenizer_try_load(jpath, err, sizeof err);
+    int *ids, n = t ? tokenizer_encode(t, "the thing a the", 15, 1, 0, &ids) : -1;
+    /* BOS, "the" = t + he (no "t he" merge), " thing" = Ġt h ing, " a" = Ġa, " the" = Ġt he -> Ġthe */
+    int want[] = {262, 116, 257, 256, 104, 260, 261, 258};
+    check("tok_small_tokenizer_json", t && ids_equal(ids, n, want, 8), "%s", t ? "wrong ids" : err);
+    if (t) { free(ids); tokenizer_free(t); }
+    /* Corrupt copies: the JSON, the synthetic tokenizer.bin, and a small tiktoken file. */
+    char *bin = read_text_file("build/tests/tok_synthetic.bin", &n_bin);
+    char tk[4096];
+    size_t n_tk = 0;
+    for (int b = 0; b < 256; b++) {
+        uint8_t c = (uint8_t)b;
+        char b64[8];
+        static const char *A = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        sprintf(b64, "%c%c==", A[c >> 2], A[(c & 3) << 4]);
+        n_tk += (size_t)sprintf(tk + n_tk, "%s %d\n", b64, b);
+    }
+    const char *srcs[3] = {js, bin, tk};
+    size_t lens[3] = {n_json, n_bin, n_tk};
+    int loaded = 0, rejected = 0, rounds = 600;
+    char *buf = xmalloc(n_json + n_bin + n_tk + 16);
+    for (int r = 0; r < 3 * rounds; r++) {
+        int k = r % 3;
+        if (!srcs[k]) continue;
+        size_t n = lens[k];
+        memcpy(buf, srcs[k], n);
+        int edits = 1 + (int)rnd(4);
+        for (int e = 0; e < edits; e++) {
+            switch (rnd(3)) {
+            case 0: buf[rnd((uint32_t)n)] = (char)rnd(256); break;                 /* flip a byte */
+            case 1: n = rnd((uint32_t)n) + 1; break;                               /* truncate */
+            default: buf[rnd((uint32_t)n)] = "0123456789\"{}[],: \n\\="[rnd(21)]; /* structural char */
+            }
+        }
+        write_file(fpath, buf, n);
+        tokenizer *f = tokenizer_try_load(fpath, err, sizeof err);
+        if (!f) { rejected += err[0] != 0; continue; }
+        loaded++;
+        int *x, m = tokenizer_encode(f, "Hello world, the thing\n\xC3\xA9 123", 25, tokenizer_bos(f) >= 0, 1, &x);
+        for (int i = 0; i < m; i++) { size_t l; tokenizer_decode(f, i ? x[i - 1] : -1, x[i], &l); }
+        free(x);
+        tokenizer_free(f);
+    }
+    check("tok_loader_fuzz", loaded + rejected >= 3 * rounds - (bin ? 0 : rounds), "%d loaded, %d rejected with a message", loaded, rejected);
+    printf("# loader fuzz: %d corrupted files loaded and encoded, %d rejected with a message\n", loaded, rejected);
+    free(buf); free(js); free(bin);
+}
+
 int main(void) {
     test_unicode();
     test_llama2c();
+    test_loader_fuzz();
     char *model = data_path("llama3-tokenizer/tokenizer.model");
     if (!model) {
         printf("skip tok_llama3: no llama3-tokenizer/tokenizer.model in $LLAMA_FP8_DATA\n");

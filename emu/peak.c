@@ -1,0 +1,54 @@
+/* emu/peak.c — measured peak of this CPU, for `llama_fp8 bench gemm` (% of peak per shape and mode).
+ * Register-only loops with enough independent accumulators to hide latency, run on every OpenMP
+ * thread at once: fp32 FMA (VFMADD231PS zmm) and bf16 dot products (VDPBF16PS zmm, 64 flop each). */
+#include <omp.h>
+#include "emu/emu.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define NACC 12
+__attribute__((target("avx512f,fma"))) static float peak_fma(long iters) {
+    __m512 c[NACC], a = _mm512_set1_ps(1.0000001f), b = _mm512_set1_ps(0.9999999f);
+    for (int i = 0; i < NACC; i++) c[i] = _mm512_set1_ps((float)i);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < NACC; i++) c[i] = _mm512_fmadd_ps(a, c[i], b);
+        __asm__ volatile("" : "+v"(a));
+    }
+    float s = 0;
+    for (int i = 0; i < NACC; i++) s += _mm512_reduce_add_ps(c[i]);
+    return s;
+}
+__attribute__((target("avx512f,avx512bf16"))) static float peak_bf16(long iters) {
+    __m512 c[NACC];
+    __m512bh a = (__m512bh)_mm512_set1_epi16(0x3F80), b = (__m512bh)_mm512_set1_epi16(0x3F80);
+    for (int i = 0; i < NACC; i++) c[i] = _mm512_setzero_ps();
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < NACC; i++) c[i] = _mm512_dpbf16_ps(c[i], a, b);
+        __asm__ volatile("" : "+v"(a));
+    }
+    float s = 0;
+    for (int i = 0; i < NACC; i++) s += _mm512_reduce_add_ps(c[i]);
+    return s;
+}
+#endif
+
+double emu_peak_gflops(int bf16) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (bf16 ? !emu_have_avx512bf16() : !emu_have_avx512()) return 0;
+    const long iters = 4000000;   /* ~15-30 ms per repetition on one Zen 4 core */
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        volatile float sink = 0;
+        double t0 = omp_get_wtime();
+        #pragma omp parallel
+        { float s = bf16 ? peak_bf16(iters) : peak_fma(iters); sink += s * 0; }
+        double t = omp_get_wtime() - t0, fl = (double)iters * NACC * (bf16 ? 64 : 32) * omp_get_max_threads();
+        if (fl / t > best) best = fl / t;
+    }
+    return best / 1e9;
+#else
+    return 0;
+#endif
+}

@@ -1,0 +1,120 @@
+/* emu row quantization (emu/quant.c) against PyTorch goldens (tests/emu_gen_quant_goldens.py, torch's
+ * float8_e4m3fn / float8_e5m2 casts following vLLM and compressed-tensors semantics), bit for bit on
+ * codes and scales; plus emu's FP8 decode against an independent formula over all 256 codes, and the
+ * fp8.h encoder (used by emu) against an independent bisection RNE over many floats. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "emu/emu.h"
+
+static int failures;
+#define CHECK(name, cond, ...) do { if (cond) printf("ok emu_quant: %s\n", name); else { printf("FAIL emu_quant: %s: ", name); printf(__VA_ARGS__); printf("\n"); failures++; } } while (0)
+
+#include "tests/emu_quant_goldens.h"
+
+static uint64_t fnv(const void *p, size_t n) {
+    const uint8_t *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void gen(uint64_t s, float *x, size_t n) {   /* the xorshift64 inputs of the generator script */
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        int mant = (int)((s >> 16) & 0xFFFFFF) - 0x800000;
+        int ex = (int)((s >> 40) % 16) - 8;
+        x[i] = ldexpf((float)mant / (float)0x800000, ex);
+    }
+}
+
+static float decode_formula(uint8_t v, emu_dtype f) {   /* OCP FP8, written independently of fp8.h */
+    int s = v >> 7, E = f == EMU_E4M3 ? 4 : 5, Mb = 7 - E, bias = f == EMU_E4M3 ? 7 : 15;
+    int e = (v >> Mb) & ((1 << E) - 1), m = v & ((1 << Mb) - 1);
+    double r;
+    if (f == EMU_E4M3 && e == 15 && m == 7) return NAN;
+    if (f == EMU_E5M2 && e == 31) return m ? NAN : (s ? -INFINITY : INFINITY);
+    r = e ? ldexp(1.0 + m / (double)(1 << Mb), e - bias) : ldexp(m / (double)(1 << Mb), 1 - bias);
+    return (float)(s ? -r : r);
+}
+
+static uint8_t encode_bisect(float x, emu_dtype f) {   /* RNE by bisection over the ordered codes, saturating */
+    uint8_t top = f == EMU_E4M3 ? 0x7E : 0x7B, sign = signbit(x) ? 0x80 : 0;
+    float ax = fabsf(x);
+    if (ax >= emu_fmax(f)) return sign | top;
+    int lo = 0, hi = top;
+    while (hi - lo > 1) { int mid = (lo + hi) / 2; if (decode_formula((uint8_t)mid, f) <= ax) lo = mid; else hi = mid; }
+    double a = decode_formula((uint8_t)lo, f), b = decode_formula((uint8_t)hi, f), mid = (a + b) / 2;
+    return (uint8_t)(sign | (ax < mid ? lo : ax > mid ? hi : (lo & 1 ? hi : lo)));
+}
+
+int main(void) {
+    int dec_ok = 1;
+    for (int f = EMU_E4M3; f <= EMU_E5M2; f++)
+        for (int c = 0; c < 256; c++) {
+            float a = emu_fp8_decode((uint8_t)c, f), b = decode_formula((uint8_t)c, f);
+            if (!(a == b && signbit(a) == signbit(b)) && !(isnan(a) && isnan(b))) dec_ok = 0;
+        }
+    CHECK("FP8 decode of all 256 E4M3 and E5M2 codes == independent formula", dec_ok, "mismatch");
+    int enc_ok = 1; char ewhy[128] = "";
+    uint64_t s = 0x12345678ull;
+    for (int i = 0; i < 2000000; i++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        uint32_t u = (uint32_t)(s >> 11);
+        u = (u & 0x807FFFFFu) | ((100 + (u >> 23) % 50) << 23);   /* exponents 2^-27 .. 2^22 */
+        float x; memcpy(&x, &u, 4);
+        for (int f = EMU_E4M3; f <= EMU_E5M2; f++)
+            if (emu_fp8_encode(x, f) != encode_bisect(x, f)) { enc_ok = 0; snprintf(ewhy, sizeof ewhy, "%a fmt %d: %02x vs %02x", x, f, emu_fp8_encode(x, f), encode_bisect(x, f)); }
+    }
+    /* ties: midpoints between neighbouring codes must go to the even code */
+    for (int f = EMU_E4M3; f <= EMU_E5M2; f++)
+        for (int c = 0; c < (f == EMU_E4M3 ? 0x7E : 0x7B); c++) {
+            float mid = (float)(((double)decode_formula((uint8_t)c, f) + decode_formula((uint8_t)(c + 1), f)) / 2);
+            if (emu_fp8_encode(mid, f) != (c & 1 ? c + 1 : c)) { enc_ok = 0; snprintf(ewhy, sizeof ewhy, "tie after code %02x fmt %d", c, f); }
+        }
+    CHECK("FP8 encode (fp8.h via emu) == independent bisection RNE on 2M floats and all ties", enc_ok, "%s", ewhy);
+    CHECK("vLLM clamp: NaN -> +448, inf -> 448, -inf -> -448 (E4M3)",
+          emu_fp8_encode(NAN, EMU_E4M3) == 0x7E && emu_fp8_encode(INFINITY, EMU_E4M3) == 0x7E && emu_fp8_encode(-INFINITY, EMU_E4M3) == 0xFE, "clamp");
+
+    int n = sizeof emu_quant_goldens / sizeof emu_quant_goldens[0];
+    for (int i = 0; i < n; i++) {
+        const emu_quant_golden *g = &emu_quant_goldens[i];
+        int M = g->M, K = g->K, ld = K + 3;
+        float *x = calloc((size_t)M * ld, 4), *sc = calloc((size_t)M * K + 16, 4);
+        float *xc = malloc(sizeof(float) * M * K);
+        if (g->seed) {
+            gen(g->seed, xc, (size_t)M * K);
+            for (int k = 0; k < K; k++) xc[K + k] = 0;   /* row 1 is all zero, as in the script */
+        } else {                                      /* seed 0: the midpoint row of ties() in the script */
+            float s0 = 0.0123f;
+            int j = 0, top = g->fmt == EMU_E4M3 ? 0x7E : 0x7B;
+            xc[j++] = emu_fmax(g->fmt) * s0;
+            for (int c = 0; c < top; c++) {
+                float mid = (float)(((double)emu_fp8_decode((uint8_t)c, g->fmt) + emu_fp8_decode((uint8_t)(c + 1), g->fmt)) / 2);
+                float v = mid * s0;
+                int32_t b; memcpy(&b, &v, 4);
+                for (int d = -2; d <= 2; d++) { int32_t bb = b + d; memcpy(&xc[j++], &bb, 4); }
+            }
+            if (j != K) { printf("FAIL emu_quant: ties row length %d != %d\n", j, K); return 1; }
+        }
+        for (int m = 0; m < M; m++) memcpy(x + (size_t)m * ld, xc + (size_t)m * K, 4 * K);
+        uint8_t *q = calloc((size_t)M * K, 1);
+        int ns = 0;
+        const char *k = g->kind;
+        if (!strcmp(k, "token")) { emu_quant_token(q, K, sc, x, ld, M, K, g->fmt, 0); ns = M; }
+        else if (!strcmp(k, "tensor")) { emu_quant_tensor(q, K, x, ld, M, K, g->fmt, 0.0123f); sc[0] = 0.0123f; ns = 1; }
+        else if (!strcmp(k, "tdyn")) { sc[0] = emu_quant_tensor_dynamic(q, K, x, ld, M, K, g->fmt); ns = 1; }
+        else if (!strcmp(k, "channel")) { emu_quant_channel(q, K, sc, x, ld, M, K, g->fmt); ns = M; }
+        else if (!strcmp(k, "group")) { emu_quant_group(q, K, sc, x, ld, M, K, 128, g->fmt); ns = M * ((K + 127) / 128); }
+        else if (!strcmp(k, "block")) { emu_quant_block(q, K, sc, x, ld, M, K, 128, 128, g->fmt); ns = ((M + 127) / 128) * ((K + 127) / 128); }
+        else if (!strcmp(k, "i8tok")) { emu_quant_int8_token((int8_t *)q, K, sc, x, ld, M, K); ns = M; }
+        else if (!strcmp(k, "i8chan")) { emu_quant_int8_channel((int8_t *)q, K, sc, x, ld, M, K); ns = M; }
+        char name[128];
+        snprintf(name, sizeof name, "%s%s %s %dx%d: codes and scales == torch golden", k, g->seed ? "" : " (midpoint inputs)", g->fmt == EMU_E4M3 ? "E4M3" : g->fmt == EMU_E5M2 ? "E5M2" : "INT8", M, K);
+        uint64_t hq = fnv(q, (size_t)M * K), hs = fnv(sc, 4 * (size_t)ns);
+        CHECK(name, hq == g->q_fnv && hs == g->s_fnv, "codes %s, scales %s", hq == g->q_fnv ? "ok" : "differ", hs == g->s_fnv ? "ok" : "differ");
+        free(x); free(sc); free(xc); free(q);
+    }
+    return failures != 0;
+}
