@@ -10,7 +10,12 @@ where HF rounds (tests/hf_rounding_check.py: 99.94% of logits bit-identical, the
 from fp32 accumulation order), so an absmax may differ by a bf16 rounding flip: tolerance 1 bf16
 ulp = 2^-7 relative (values are bf16; 2^-8 is half an ulp, a flip moves one whole ulp).
 
-usage: calib_torch_check.py MODEL_DIR scales.json IDS.txt   (IDS.txt: text ids without BOS)
+The other observers are recomputed from the same hooked tensors (each window one batch) with the
+reference code of tests/gen_calib_goldens.py (llm-compressor's ema / mse on compressed-tensors,
+numpy's percentile): these must agree exactly too (same tolerance).
+
+usage: calib_torch_check.py MODEL_DIR IDS.txt minmax.json [ema.json mse.json percentile.json]
+  (IDS.txt: text ids without BOS; every file from the same windows, observer as named)
 """
 import json
 import sys
@@ -25,18 +30,18 @@ def f32(x):  # the file prints float32 values with %.9g: round back to float32
 
 
 def main():
-    mdir, spath, ipath = sys.argv[1:4]
-    sc = json.load(open(spath))
+    mdir, ipath = sys.argv[1:3]
+    files = {json.load(open(p))["observer"]: json.load(open(p)) for p in sys.argv[3:]}
+    sc = files["minmax"]
     ids = [int(t) for t in open(ipath).read().split()]
     L = sc["seq"] - 1
     model = LlamaForCausalLM.from_pretrained(mdir, dtype=torch.bfloat16, attn_implementation="eager").eval()
     bos = model.config.bos_token_id
     nl = model.config.num_hidden_layers
-    amax = {}
+    seen = {}  # key -> list of per-window float32 tensors (one window = one observer batch)
 
     def rec(key, t):
-        v = float(t.detach().abs().max().float())
-        amax[key] = max(amax.get(key, 0.0), v)
+        seen.setdefault(key, []).append(t.detach().float().reshape(-1).clone())
 
     hooks = []
     for l, layer in enumerate(model.model.layers):
@@ -61,6 +66,26 @@ def main():
             model(x)
     ml.apply_rotary_pos_emb = orig
 
+    import os
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import numpy as np
+    from gen_calib_goldens import mse_min_max, moving_average, absmax
+    fails = 0
+    for obs, sc in files.items():
+        if obs == "minmax":
+            ref = {k: max(float(t.abs().max()) for t in ts) for k, ts in seen.items()}
+        elif obs == "ema":
+            ref = {k: absmax(*moving_average([torch.aminmax(t) for t in ts])) for k, ts in seen.items()}
+        elif obs == "mse":
+            ref = {k: absmax(*moving_average([mse_min_max(t.clone()) for t in ts])) for k, ts in seen.items()}
+        else:
+            ref = {k: max(float(np.float32(np.percentile(np.abs(t.numpy()).astype(np.float64), sc["percentile"]))) for t in ts)
+                   for k, ts in seen.items()}
+        fails += compare(obs, sc, ref, nl)
+    return 1 if fails else 0
+
+
+def compare(obs, sc, amax, nl):
     ours = {}
     for l, e in enumerate(sc["activations"]["layers"]):
         for site, v in e.items():
@@ -78,8 +103,8 @@ def main():
             bad += 1
             print("  layer %d %s: llama_fp8 %.9g, transformers %.9g" % (key[0], key[1], got, want))
     exact = sum(1 for k, w in amax.items() if ours[k] == w)
-    print("%s calib_absmax_vs_transformers: %d sites, %d bit-identical, worst relative difference %.3g (tol 2^-7)"
-          % ("ok" if not bad and len(amax) == 6 * nl + 1 else "FAIL", len(amax), exact, worst))
+    print("%s calib_%s_vs_transformers: %d sites, %d bit-identical, worst relative difference %.3g (tol 2^-7)"
+          % ("ok" if not bad and len(amax) == 6 * nl + 1 else "FAIL", obs, len(amax), exact, worst))
     return 1 if bad else 0
 
 
