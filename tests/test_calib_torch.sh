@@ -14,3 +14,7 @@ for obs in minmax ema mse percentile; do
 done
 $B tokenize --tokenizer $TOK -f $TXT > $T/ids.txt || { echo "FAIL calib_torch_tokenize"; exit 1; }
 python3 tests/calib_torch_check.py $T/m $T/ids.txt $T/minmax.json $T/ema.json $T/mse.json $T/percentile.json 2> $T/py.err || { echo "FAIL calib_torch_check: $(tail -1 $T/py.err)"; exit 1; }
+# stats: every column of the report against torch on the same chunks
+$B tokenize --tokenizer $TOK -f $TXT --bos > $T/ids_bos.txt
+$B stats -m $T/m --tokenizer $TOK -f $TXT --ctx 64 --chunks 3 > $T/stats.txt 2>&1 || { echo "FAIL calib_torch_stats: $(tail -1 $T/stats.txt)"; exit 1; }
+python3 tests/stats_torch_check.py $T/m $T/ids_bos.txt 64 3 $T/stats.txt 2> $T/py2.err || { echo "FAIL stats_torch_check: $(tail -1 $T/py2.err)"; exit 1; }
