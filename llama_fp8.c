@@ -4116,11 +4116,11 @@ static void stats_svg(const char *path, const StatsRun *r, const char *title) {
     for (int panel = 0; panel < 2; panel++) {
         int y0 = panel ? 340 : 60, ph = 230, x0 = 70;
         fprintf(fp, "<text x=\"10\" y=\"%d\">%s</text>\n", y0 - 6,
-                panel ? "E4M3 quantization SNR (dB): per-tensor static scale (solid) vs per-token (outline)" : "activation absmax (log10 scale)");
+                panel ? "E4M3 quantization SNR (dB): per-tensor static scale (solid) vs per-token (outline)" : "activation absmax (log scale)");
         for (int g = 0; g <= 4; g++) {
             double v = panel ? smax * g / 4 : lmin + (lmax - lmin) * g / 4;
             int y = y0 + ph - (int)(ph * g / 4.0);
-            fprintf(fp, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ddd\"/><text x=\"8\" y=\"%d\">%s%.3g</text>\n", x0, y, W - 10, y, y + 4, panel ? "" : "1e", v);
+            fprintf(fp, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ddd\"/><text x=\"8\" y=\"%d\">%.3g</text>\n", x0, y, W - 10, y, y + 4, panel ? v : pow(10, v));
         }
         for (int l = 0; l < nl; l++) {
             int gx = x0 + 10 + l * (4 * 22 + 16);
