@@ -5,9 +5,12 @@ Recomputes every statistic of the comparison table with numpy (float64) from log
 `llama_fp8 dump` wrote for the same token chunks, using llama.cpp's --kl-divergence definitions
 (NUMERICS.md section 6), and compares with the JSON.
 
-usage: compare_check.py RESULT.json IDS.txt CTX N_CHUNKS DUMPDIR SCHEME1 SCHEME2 ...
+usage: compare_check.py RESULT.json IDS.txt CTX N_CHUNKS FIRST DUMPDIR SCHEME1 SCHEME2 ...
   IDS.txt: the token ids (with BOS) of the text, as `llama_fp8 tokenize --bos` prints them;
-  DUMPDIR/<scheme>_<chunk>/logits.npy: dump of chunk <chunk> (ids[c*CTX:(c+1)*CTX]) in <scheme>.
+  DUMPDIR/<scheme>_<chunk>/logits.npy: dump of chunk <chunk> (ids[c*CTX:(c+1)*CTX]; for the llama.cpp
+  protocol with its first token replaced by BOS) in <scheme>;
+  FIRST: the first scored logit row of a chunk (0 for the gptq protocol, CTX/2 for llamacpp); rows
+  FIRST .. CTX-2 predict ids[c*CTX + FIRST + 1 .. (c+1)*CTX - 1].
 
 Tolerance, derived: both sides use the same float32 logits, so the only differences are
   (1) printing: the JSON has 6 decimals (ppl, ppl_se, dppl, dppl_se, top1_agree, top1_se) or 8
@@ -34,16 +37,16 @@ def log_softmax(z):
 
 
 def main():
-    res_path, ids_path, ctx, n_chunks, ddir = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-    schemes = sys.argv[6:]
+    res_path, ids_path, ctx, n_chunks, first, ddir = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+    schemes = sys.argv[7:]
     ids = [int(t) for t in open(ids_path).read().split()]
     res = json.load(open(res_path))
     lp, tgt = {}, []
     for c in range(n_chunks):
-        tgt.extend(ids[c * ctx + 1:(c + 1) * ctx])
+        tgt.extend(ids[c * ctx + first + 1:(c + 1) * ctx])
     tgt = np.array(tgt)
     for s in schemes:
-        rows = [np.load("%s/%s_%d/logits.npy" % (ddir, s, c))[:ctx - 1] for c in range(n_chunks)]
+        rows = [np.load("%s/%s_%d/logits.npy" % (ddir, s, c))[first:ctx - 1] for c in range(n_chunks)]
         lp[s] = log_softmax(np.concatenate(rows))
     N = len(tgt)
     assert res["tokens_scored"] == N, "tokens_scored %d, expected %d" % (res["tokens_scored"], N)
@@ -57,7 +60,7 @@ def main():
         if pct:
             tol += 2.0 ** -23 * abs(ours)
         ok = abs(ours - got) <= tol
-        print("%s compare_%s_%s: json %.10g numpy %.10g (|d| %.2e, tol %.2e)" % ("ok" if ok else "FAIL", scheme, key, got, ours, abs(ours - got), tol))
+        print("%s compare_%s_%s_%s: json %.10g numpy %.10g (|d| %.2e, tol %.2e)" % ("ok" if ok else "FAIL", res["protocol"], scheme, key, got, ours, abs(ours - got), tol))
         if not ok:
             failures.append(key)
 

@@ -55,6 +55,34 @@ int main(void) {
         check(ok, "calib_sha256_streaming", "piecewise update differs from one-shot");
     }
 
+    /* the MSE observer's fast fake-quantization equals emu's encode + decode on every clamped input:
+     * fp32 bit patterns with |y| <= fmax at a stride of 997 (every binade, odd mantissas), and the ties */
+    for (int f = 0; f < 2; f++) {
+        emu_dtype fmt = f ? EMU_E5M2 : EMU_E4M3;
+        float fmax = emu_fmax(fmt);
+        long bad = 0, n = 0;
+        for (uint32_t b = 0; b < 0x7F800000u; b += 997) {
+            float y; memcpy(&y, &b, 4);
+            if (y > fmax) break;
+            for (int sg = 0; sg < 2; sg++, n++) {
+                float v = sg ? -y : y, want = emu_fp8_decode(emu_fp8_encode(v, fmt), fmt), got = fp8_round_fast(v, fmt);
+                if (memcmp(&want, &got, 4) && !(want == 0 && got == 0)) { if (bad++ < 3) printf("  %s %a: fast %a emu %a\n", f ? "e5m2" : "e4m3", v, got, want); }
+            }
+        }
+        /* every midpoint between neighbouring codes (the ties) and its two float neighbours */
+        for (int c = 0; c < 127; c++) {
+            float lo = emu_fp8_decode((uint8_t)c, fmt), hi = emu_fp8_decode((uint8_t)(c + 1), fmt);
+            if (!(hi <= fmax)) break;
+            float mid = (lo + hi) / 2, t3[3] = {mid, nextafterf(mid, 0), nextafterf(mid, INFINITY)};
+            for (int k = 0; k < 3; k++, n++) {
+                float want = emu_fp8_decode(emu_fp8_encode(t3[k], fmt), fmt), got = fp8_round_fast(t3[k], fmt);
+                if (want != got) { if (bad++ < 3) printf("  tie %a: fast %a emu %a\n", t3[k], got, want); }
+            }
+        }
+        char name[48]; snprintf(name, sizeof name, "calib_fast_fakeq_%s", f ? "e5m2" : "e4m3");
+        check(bad == 0, name, "%ld of %ld values differ", bad, n);
+    }
+
     /* observers, exact (bit-identical float32) against the torch / compressed-tensors reference */
     float g;
     g = run_obs(OBS_MINMAX, 0, 0, CALIB_NB - 1);

@@ -27,6 +27,11 @@ if $B ppl -m $M --tokenizer $TK -f $OTHER -q w8a8-static --scales $T/a.json --ct
   echo "ok calib_scales_feed_w8a8_static"
 else echo "FAIL calib_scales_feed_w8a8_static: $(tail -1 $T/ppl.txt)"; fi
 
+# ... and what --kv fp8-e4m3 takes its K / V scales from
+if $B ppl -m $M --tokenizer $TK -f $OTHER -q w8a8 --kv fp8-e4m3 --scales $T/a.json --ctx 64 --chunks 2 > $T/kv.txt 2>&1 && grep -q '^PPL = .*kv:e4m3' $T/kv.txt; then
+  echo "ok calib_scales_feed_kv_cache"
+else echo "FAIL calib_scales_feed_kv_cache: $(tail -1 $T/kv.txt)"; fi
+
 # observers: each is a convex combination / quantile of per-batch values bounded by the batch absmax,
 # so for every site  ema, mse, percentile <= minmax  (and minmax is the same for any seed's windows'
 # union only, so compare on one seed). All four must run.
@@ -52,6 +57,32 @@ assert flat(t + "/ema.json") != mm, "ema equals minmax everywhere"
 PYEOF
   then echo "ok calib_observer_ordering"; else echo "FAIL calib_observer_ordering: $(tail -1 $T/ord.txt)"; fi
 else echo "skip calib_observer_ordering: no python3"; fi
+
+# the documented window rule, re-implemented in Python (splitmix64, grid offset, Fisher-Yates), gives the
+# window_starts the file records
+if [ -n "$PY" ]; then
+  n_text=$($B tokenize --tokenizer $TK -f $TXT | wc -w)
+  if $PY - $T/a.json $n_text 0 > $T/win.txt 2>&1 <<'PYEOF'
+import json, sys
+j = json.load(open(sys.argv[1])); n = int(sys.argv[2]); seed = int(sys.argv[3])
+M = (1 << 64) - 1
+state = [seed]
+def sm():
+    state[0] = (state[0] + 0x9E3779B97F4A7C15) & M
+    z = state[0]
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M
+    return z ^ (z >> 31)
+L = j["seq"] - 1; S = n // L
+off = sm() % (n - S * L + 1)
+slot = list(range(S))
+for i in range(S - 1, 0, -1):
+    k = sm() % (i + 1); slot[i], slot[k] = slot[k], slot[i]
+want = [off + s * L for s in slot[:j["samples"]]]
+assert want == j["window_starts"], "python %s, file %s" % (want, j["window_starts"])
+PYEOF
+  then echo "ok calib_window_rule_python"; else echo "FAIL calib_window_rule_python: $(tail -1 $T/win.txt)"; fi
+else echo "skip calib_window_rule_python: no python3"; fi
 
 # overlap warning: the text against itself warns; against a different text it does not
 $CAL --seed 0 -o $T/o1.json --eval $TXT > $T/o1.txt 2> $T/o1.err
