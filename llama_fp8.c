@@ -2868,6 +2868,30 @@ static void rope(const Scheme *q, float *x, int hd, const float *cosv, const flo
 
 static inline float silu(float x) { return x / (1.0f + expf(-x)); }
 
+/* x[t] = the embedding row of ids[t] (bf16/f16/f32, converted exactly). */
+static void embed_tokens(const Model *m, float *x, const int *ids, int T) {
+    int dim = m->c.dim;
+    for (int t = 0; t < T; t++) {
+        if (ids[t] < 0 || ids[t] >= m->c.vocab_size) fatal("token id %d outside the vocabulary (%d)", ids[t], m->c.vocab_size);
+        for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = tensor_get(&m->tok_embeddings, (size_t)ids[t] * dim + i);
+    }
+}
+/* RoPE tables for positions pos0 .. pos0+T-1: (T, head_dim/2) cos and sin of the fp32 angle
+ * pos · inv_freq (as transformers), computed in double, rounded to fp32 (and to bf16 in bf16-based
+ * schemes). The caller frees both. */
+static void rope_tables(const Model *m, const Scheme *q, int pos0, int T, float **cos_out, float **sin_out) {
+    int half = m->c.head_dim / 2;
+    float *cosv = xmalloc((size_t)T * half * sizeof(float)), *sinv = xmalloc((size_t)T * half * sizeof(float));
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < half; j++) {
+            float angle = (float)(pos0 + t) * m->inv_freq[j];
+            cosv[(size_t)t * half + j] = B(q, (float)cos((double)angle));
+            sinv[(size_t)t * half + j] = B(q, (float)sin((double)angle));
+        }
+    *cos_out = cosv;
+    *sin_out = sinv;
+}
+
 /* The forward pass over T tokens at positions pos0 .. pos0+T-1 (the KV cache holds the earlier
  * ones). Writes logits for rows logits_from .. T-1 into s->logits (row t at (t-logits_from)*vocab). */
 static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
@@ -2878,19 +2902,11 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
     float *x = s->x;
 
     /* token embeddings (rows of a bf16/f16/f32 matrix, converted exactly) */
-    for (int t = 0; t < T; t++) {
-        if (ids[t] < 0 || ids[t] >= c->vocab_size) fatal("token id %d outside the vocabulary (%d)", ids[t], c->vocab_size);
-        for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = tensor_get(&m->tok_embeddings, (size_t)ids[t] * dim + i);
-    }
+    embed_tokens(m, x, ids, T);
     /* RoPE tables for these positions: (T, hd/2) cos and sin */
     int half = hd / 2;
-    float *cosv = xmalloc((size_t)T * half * sizeof(float)), *sinv = xmalloc((size_t)T * half * sizeof(float));
-    for (int t = 0; t < T; t++)
-        for (int j = 0; j < half; j++) {
-            float angle = (float)(pos0 + t) * m->inv_freq[j];
-            cosv[(size_t)t * half + j] = B(q, (float)cos((double)angle));
-            sinv[(size_t)t * half + j] = B(q, (float)sin((double)angle));
-        }
+    float *cosv, *sinv;
+    rope_tables(m, q, pos0, T, &cosv, &sinv);
     float scale = (float)(1.0 / sqrt((double)hd));
 
     for (int l = 0; l < c->n_layers; l++) {
@@ -3272,21 +3288,13 @@ static void gpu_matmul(const Scheme *q, float *out, const float *in, int T, cons
 static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
     const Config *c = &m->c;
     int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim, nh = c->n_heads, nkv = c->n_kv_heads;
-    int kvd = nkv * hd, half = hd / 2, bf16 = q->kind == SCHEME_BF16;
+    int kvd = nkv * hd, bf16 = q->kind == SCHEME_BF16;
     if (T > s->cap || pos0 + T > s->max_pos) fatal("internal: forward over %d tokens at %d exceeds the run state", T, pos0);
     cu_weight_cache(1);
     float *x = s->x;
-    for (int t = 0; t < T; t++) {
-        if (ids[t] < 0 || ids[t] >= c->vocab_size) fatal("token id %d outside the vocabulary (%d)", ids[t], c->vocab_size);
-        for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = tensor_get(&m->tok_embeddings, (size_t)ids[t] * dim + i);
-    }
-    float *cosv = xmalloc((size_t)T * half * sizeof(float)), *sinv = xmalloc((size_t)T * half * sizeof(float));
-    for (int t = 0; t < T; t++)
-        for (int j = 0; j < half; j++) {
-            float angle = (float)(pos0 + t) * m->inv_freq[j];
-            cosv[(size_t)t * half + j] = B(q, (float)cos((double)angle));
-            sinv[(size_t)t * half + j] = B(q, (float)sin((double)angle));
-        }
+    embed_tokens(m, x, ids, T);
+    float *cosv, *sinv;
+    rope_tables(m, q, pos0, T, &cosv, &sinv);
     float scale = (float)(1.0 / sqrt((double)hd));
     for (int l = 0; l < c->n_layers; l++) {
         const Layer *L = &m->layers[l];
@@ -3408,7 +3416,7 @@ static void verify_host(uint64_t seed) {
         forward(m, &s, q, ids, T, 0, 0);
         float *lt = twin_forward(m, q, ids, T, 0, NULL, 0);
         size_t n = (size_t)T * m->c.vocab_size, d = bits_diff(lt, s.logits, n, 4);
-        char name[64];
+        char name[160];
         snprintf(name, sizeof name, "cuda_host_forward_twin_%s", q->name);
         vreport(!d, name, "synthetic model, %d tokens: %zu of %zu logits differ from forward()", T, d, n);
         free(lt); free(ids);
