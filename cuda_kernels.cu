@@ -158,6 +158,7 @@ __global__ void k_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float 
         size_t r = r0 + i / nc, c = c0 + i % nc;
         float v = x[r * ldx + c] / s;
         if (rule == Q_CHANNEL || rule == Q_BLOCK) v = v + 0.0f;  /* compressed-tensors' zero point: −0 → +0 */
+        if (rule == Q_GROUP) v = fminf(fmaxf(v, -fmax), fmax);   /* vLLM's group kernel: NaN → −max */
         q[r * ldq + c] = enc(clampf_(v, fmax), t);
     }
 }
@@ -251,6 +252,7 @@ void cu_host_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, s
                 size_t r = r0 + i / nc, c = c0 + i % nc;
                 float v = x[r * ldx + c] / s;
                 if (rule == Q_CHANNEL || rule == Q_BLOCK) v = v + 0.0f;  /* compressed-tensors' zero point */
+                if (rule == Q_GROUP) v = fminf(fmaxf(v, -fmax_of(t)), fmax_of(t));  /* vLLM's group kernel */
                 q[r * ldq + c] = enc(clampf_(v, fmax_of(t)), t);
             }
         }

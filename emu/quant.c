@@ -18,6 +18,9 @@ uint8_t emu_fp8_encode(float x, emu_dtype fmt) {
 /* vLLM's clamp, operand order included: fmaxf(-max, fminf(x, max)), so NaN becomes +max (C and CUDA
  * fminf return the non-NaN operand). The encoders below see only finite values. */
 static float clampf(float v, float m) { return fmaxf(-m, fminf(v, m)); }
+/* vLLM per_token_group_quant.cu (QuantizeGroup) clamps the other way round: fminf(fmaxf(x, -max), max),
+ * so there a NaN becomes -max. */
+static float clampf_group(float v, float m) { return fminf(fmaxf(v, -m), m); }
 
 /* compressed-tensors 0.20 (calculate_qparams + _quantize + round_to_quantized_type_args): torch.clamp
  * lets NaN through, and `scaled += zero_point` (a zero) turns −0 into +0 before the cast. */
@@ -89,7 +92,7 @@ void emu_quant_group(uint8_t *q, size_t ldq, float *scale, const float *x, size_
             int n = K - g * G < G ? K - g * G : G;
             float s = fmaxf(absmax_row(xr, n), 1e-10f) / fmax;
             scale[(size_t)m * ng + g] = s;
-            for (int k = 0; k < n; k++) q[(size_t)m * ldq + (size_t)g * G + k] = emu_fp8_encode(clampf(xr[k] / s, fmax), fmt);
+            for (int k = 0; k < n; k++) q[(size_t)m * ldq + (size_t)g * G + k] = emu_fp8_encode(clampf_group(xr[k] / s, fmax), fmt);
         }
 }
 
