@@ -74,10 +74,10 @@ static char *xstrdup(const char *s) {
     return memcpy(xmalloc(n), s, n);
 }
 
-static double peak_rss_gb(void) {
+static double peak_rss_mb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1048576.0; /* kilobytes on Linux */
+    return ru.ru_maxrss / 1024.0; /* kilobytes on Linux */
 }
 static double now_seconds(void) {
     struct timespec ts;
@@ -4053,8 +4053,8 @@ static int cmd_ppl(int argc, char **argv) {
         double ppl = exp(mean), se = N > 1 && var > 0 ? ppl * sqrt(var / (N - 1)) : 0;
         if (i == 0 && llamacpp) printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, se);
         if (ns == 1)
-            printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored in %d chunks of %d; %.1f tok/s, %.2f s, peak RSS %.2f GB)\n",
-                   ppl, se, S->q.name, N, n_chunks, ctx, (double)n_chunks * ctx / el, el, peak_rss_gb());
+            printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored in %d chunks of %d; %.1f tok/s, %.2f s, peak RSS %.0f MB)\n",
+                   ppl, se, S->q.name, N, n_chunks, ctx, (double)n_chunks * ctx / el, el, peak_rss_mb());
     }
     if (ns > 1) {
         /* ΔPPL = exp(mean nll_q) − exp(mean nll_b), ± from the paired covariance (delta method).
@@ -4063,13 +4063,13 @@ static int cmd_ppl(int argc, char **argv) {
         atomic_file af;
         if (o.json) { atomic_open(&af, o.json); js = af.fp; fprintf(js, "{\n  \"model\": \"%s\", \"protocol\": \"%s\", \"ctx\": %d, \"chunks\": %d, \"tokens_scored\": %lld,\n  \"schemes\": [\n", m->path, protocol, ctx, n_chunks, N); }
         double mb = st[0].nll / N, vb = st[0].nll2 / N - mb * mb, pb = exp(mb);
-        printf("\n%-28s %-20s %-22s %-20s %-10s %-10s %-16s %s\n", "scheme", "PPL", "dPPL vs base", "mean KLD", "KLD p99", "KLD max", "top-1 agree %", "RMS dp %");
+        printf("\n%-28s %-20s %-22s %-23s %-10s %-10s %-17s %s\n", "scheme", "PPL", "dPPL vs base", "mean KLD", "KLD p99", "KLD max", "top-1 agree %", "RMS dp %");
         for (int i = 0; i < ns; i++) {
             PplStat *S = &st[i];
             double mq = S->nll / N, vq = S->nll2 / N - mq * mq, pq = exp(mq);
             double se = N > 1 && vq > 0 ? pq * sqrt(vq / (N - 1)) : 0;
             if (i == 0) {
-                printf("%-28s %8.4f +/- %-7.4f %-22s %-20s %-10s %-10s %-16s %s\n", S->q.name, pq, se, "(base)", "-", "-", "-", "-", "-");
+                printf("%-28s %8.4f +/- %-7.4f %-22s %-23s %-10s %-10s %-17s %s\n", S->q.name, pq, se, "(base)", "-", "-", "-", "-", "-");
                 if (js) fprintf(js, "    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f}", S->q.name, pq, se);
                 continue;
             }
@@ -4088,12 +4088,12 @@ static int cmd_ppl(int argc, char **argv) {
             snprintf(b2, sizeof b2, "%.6f +/- %.6f", km, kse);
             snprintf(b3, sizeof b3, "%.3f +/- %.3f", 100 * p1, 100 * p1se);
             snprintf(b4, sizeof b4, "%.3f +/- %.3f", 100 * rms, 100 * rmsse);
-            printf("%-28s %8.4f +/- %-7.4f %-22s %-20s %-10.6f %-10.6f %-16s %s\n", S->q.name, pq, se, b1, b2, k99, kmax, b3, b4);
+            printf("%-28s %8.4f +/- %-7.4f %-22s %-23s %-10.6f %-10.6f %-17s %s\n", S->q.name, pq, se, b1, b2, k99, kmax, b3, b4);
             if (js) fprintf(js, ",\n    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f, \"dppl\": %.6f, \"dppl_se\": %.6f, \"kld_mean\": %.8f, \"kld_se\": %.8f, "
                             "\"kld_p99\": %.8f, \"kld_max\": %.8f, \"kld_median\": %.8f, \"top1_agree\": %.6f, \"top1_se\": %.6f, \"rms_dp\": %.8f, \"rms_dp_se\": %.8f}",
                             S->q.name, pq, se, pq - pb, dse, km, kse, k99, kmax, percentile_sorted(S->klds, N, 50.0), p1, p1se, rms, rmsse);
         }
-        printf("(%lld tokens scored per scheme in %d chunks of %d; %d schemes in %.2f s, %.1f tok/s, peak RSS %.2f GB)\n", N, n_chunks, ctx, ns, el, (double)n_chunks * ctx * ns / el, peak_rss_gb());
+        printf("(%lld tokens scored per scheme in %d chunks of %d; %d schemes in %.2f s, %.1f tok/s, peak RSS %.0f MB)\n", N, n_chunks, ctx, ns, el, (double)n_chunks * ctx * ns / el, peak_rss_mb());
         if (js) { fprintf(js, "\n  ]\n}\n"); atomic_commit(&af); printf("wrote %s\n", o.json); }
     }
     for (int i = 0; i < ns; i++) free(st[i].klds);
