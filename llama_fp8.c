@@ -1413,8 +1413,10 @@ static void layer_release(const Model *m, const Layer *L) {
 
 static void model_describe(const Model *m, FILE *fp) {
     const Config *c = &m->c;
-    fprintf(fp, "model: %s (%s) dim %d, ffn %d, layers %d, heads %d/%d kv, head_dim %d, vocab %d, max ctx %d, rope theta %g%s, %s embeddings, weights %s\n",
-            m->path, m->format, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len,
+    if (!strcmp(m->format, "synthetic")) fprintf(fp, "model: built-in synthetic,");
+    else fprintf(fp, "model: %s (%s)", m->path, m->format);
+    fprintf(fp, " dim %d, ffn %d, layers %d, heads %d/%d kv, head_dim %d, vocab %d, max ctx %d, rope theta %g%s, %s embeddings, weights %s\n",
+            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len,
             c->rope_theta, c->rope_llama3 ? " llama3-scaled" : "", c->tied_embeddings ? "tied" : "untied", dtype_name(m->layers[0].wq.dtype));
 }
 /* config.json for a Llama model, as transformers writes it; extra (a JSON member list) is appended. */
