@@ -54,10 +54,10 @@ RUN_TOK   := $(DATA)/stories260K/tok512.bin
 RUN_TEXT  := $(DATA)/tinystories/tinystories_valid_excerpt.txt
 RUN_SCHEMES ?= bf16,fp32,fp8-w,w8a8,w8a8-block,int8
 run: llama_fp8
-	@if [ -f $(RUN_MODEL) ] || $(MAKE) --no-print-directory data >/dev/null 2>&1 && [ -f $(RUN_MODEL) ]; then \
+	@if { [ -f $(RUN_MODEL) ] && [ -f $(RUN_TEXT) ]; } || { $(MAKE) --no-print-directory data >/dev/null 2>&1 && [ -f $(RUN_MODEL) ] && [ -f $(RUN_TEXT) ]; }; then \
 	  ./llama_fp8 ppl -m $(RUN_MODEL) --tokenizer $(RUN_TOK) -f $(RUN_TEXT) --compare $(RUN_SCHEMES) $(RUN_ARGS); \
 	else \
-	  echo "make run: no stories260K in $(DATA) and no network: using the built-in synthetic model"; \
+	  echo "make run: no stories260K and TinyStories text in $(DATA), and no network to fetch them: using the built-in synthetic model"; \
 	  ./llama_fp8 ppl --synthetic --compare $(RUN_SCHEMES) $(RUN_ARGS); \
 	fi
 
