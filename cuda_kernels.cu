@@ -109,6 +109,8 @@ HD float fmax_of(emu_dtype t) { return t == EMU_E4M3 ? 448.0f : t == EMU_E5M2 ? 
 HD float clampf_(float v, float m) { return v > m ? m : v < -m ? -m : v; }   /* NaN passes through */
 /* emu_fp8_encode: fp8(clamp(x, ±fmax)), RNE; NaN → 0x7F. fp8.h with SATFINITE gives exactly that. */
 HD uint8_t enc(float x, emu_dtype t) { return fp8_from_float(clampf_(x, fmax_of(t)), fmt_of(t), FP8_SATFINITE); }
+/* emu_fp8_encode: vLLM's clamp fmaxf(-fmax, fminf(x, fmax)) first, so a NaN becomes +fmax. */
+HD uint8_t enc_vllm(float x, emu_dtype t) { float m = fmax_of(t); return enc(fmaxf(-m, fminf(x, m)), t); }
 HD float dec(uint8_t v, emu_dtype t) { return fp8_to_float(v, fmt_of(t)); }
 HD float rbf16(float x) { return bf16_to_float(bf16_from_float(x)); }
 HD float Bq(int bf16, float x) { return bf16 ? rbf16(x) : x; }   /* forward()'s B(q, x) */
@@ -134,6 +136,16 @@ HD float quant_scale(int rule, float absmax, emu_dtype t, float param) {
     }
 }
 
+/* The code of v = x / s under each rule's clamp (emu/quant.c): vLLM per token fmaxf(-m, fminf(v, m))
+ * (NaN → +max); vLLM groups fminf(fmaxf(v, -m), m) (NaN → −max); compressed-tensors torch.clamp of
+ * v + 0 (NaN stays NaN, −0 → +0). */
+HD uint8_t quant_code(int rule, float v, emu_dtype t) {
+    float m = fmax_of(t);
+    if (rule == Q_CHANNEL || rule == Q_BLOCK) return enc(v + 0.0f, t);
+    if (rule == Q_GROUP) v = fminf(fmaxf(v, -m), m);
+    return enc_vllm(v, t);
+}
+
 /* One CUDA block per tile: max-reduce |x| (fmaxf drops NaN, as emu's loop does; max is order-free),
  * compute the scale, encode q = fp8(clamp(x / s)). */
 __global__ void k_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K,
@@ -152,14 +164,11 @@ __global__ void k_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float 
         if (threadIdx.x == 0) red[0] = a;
     }
     __syncthreads();
-    float s = quant_scale(rule, red[0], t, param), fmax = fmax_of(t);
+    float s = quant_scale(rule, red[0], t, param);
     if (threadIdx.x == 0) scale[(size_t)ti * nct + tj] = s;
     for (int i = threadIdx.x; i < nr * nc; i += blockDim.x) {
         size_t r = r0 + i / nc, c = c0 + i % nc;
-        float v = x[r * ldx + c] / s;
-        if (rule == Q_CHANNEL || rule == Q_BLOCK) v = v + 0.0f;  /* compressed-tensors' zero point: −0 → +0 */
-        if (rule == Q_GROUP) v = fminf(fmaxf(v, -fmax), fmax);   /* vLLM's group kernel: NaN → −max */
-        q[r * ldq + c] = enc(clampf_(v, fmax), t);
+        q[r * ldq + c] = quant_code(rule, x[r * ldx + c] / s, t);
     }
 }
 
@@ -168,7 +177,7 @@ __global__ void k_quant_mul(uint8_t *q, size_t ldq, const float *x, size_t ldx, 
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= (size_t)M * K) return;
     size_t r = i / K, c = i % K;
-    q[r * ldq + c] = enc(clampf_(x[r * ldx + c] * inv, fmax_of(t)), t);
+    q[r * ldq + c] = enc_vllm(x[r * ldx + c] * inv, t);
 }
 /* Nonnegative floats order like their bits: atomicMax on the bits is a float max (NaN already dropped). */
 __global__ void k_absmax(unsigned *out, const float *x, size_t ldx, int M, int K) {
@@ -250,10 +259,7 @@ void cu_host_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, s
             scale[(size_t)ti * nct + tj] = s;
             for (int i = 0; i < nr * nc; i++) {
                 size_t r = r0 + i / nc, c = c0 + i % nc;
-                float v = x[r * ldx + c] / s;
-                if (rule == Q_CHANNEL || rule == Q_BLOCK) v = v + 0.0f;  /* compressed-tensors' zero point */
-                if (rule == Q_GROUP) v = fminf(fmaxf(v, -fmax_of(t)), fmax_of(t));  /* vLLM's group kernel */
-                q[r * ldq + c] = enc(clampf_(v, fmax_of(t)), t);
+                q[r * ldq + c] = quant_code(rule, x[r * ldx + c] / s, t);
             }
         }
 }
@@ -351,7 +357,10 @@ __global__ void k_gemm_f32(Gemm g) {
 __global__ void k_gemm_exact_e4m3(Gemm g) {
     __shared__ int32_t ti[256];
     __shared__ int32_t As[32][33], Bs[32][33];
-    for (int c = threadIdx.y * 32 + threadIdx.x; c < 256; c += 32 * 8) ti[c] = (int32_t)ldexpf(dec((uint8_t)c, EMU_E4M3), 9);
+    __shared__ int nanA[32], nanB[32];                 /* a NaN code in row m of A / row n of B: output NaN */
+    for (int c = threadIdx.y * 32 + threadIdx.x; c < 256; c += 32 * 8)
+        ti[c] = (c & 0x7F) == 0x7F ? 0 : (int32_t)ldexpf(dec((uint8_t)c, EMU_E4M3), 9);
+    if (threadIdx.y == 0) { nanA[threadIdx.x] = 0; nanB[threadIdx.x] = 0; }
     int m0 = blockIdx.y * 32, n0 = blockIdx.x * 32, tx = threadIdx.x, ty = threadIdx.y;
     long long acc[4] = {0, 0, 0, 0};
     const uint8_t *A = (const uint8_t *)g.A, *B = (const uint8_t *)g.B;
@@ -361,8 +370,11 @@ __global__ void k_gemm_exact_e4m3(Gemm g) {
     for (int k0 = 0; k0 < g.K; k0 += 32) {
         for (int j = ty; j < 32; j += 8) {
             int m = m0 + j, n = n0 + j, k = k0 + tx;
-            As[j][tx] = m < g.M && k < g.K ? ti[A[(size_t)m * g.lda + k]] : 0;
-            Bs[j][tx] = n < g.N && k < g.K ? ti[B[(size_t)n * g.ldb + k]] : 0;
+            uint8_t ca = m < g.M && k < g.K ? A[(size_t)m * g.lda + k] : 0, cb = n < g.N && k < g.K ? B[(size_t)n * g.ldb + k] : 0;
+            As[j][tx] = ti[ca];
+            Bs[j][tx] = ti[cb];
+            if ((ca & 0x7F) == 0x7F) nanA[j] = 1;
+            if ((cb & 0x7F) == 0x7F) nanB[j] = 1;
         }
         __syncthreads();
         for (int k = 0; k < 32; k++)
@@ -391,6 +403,7 @@ __global__ void k_gemm_exact_e4m3(Gemm g) {
             v = ldexpf(__ull2float_rn(u), -18);
             v = epi_plain(g.epi, m, n, neg ? -v : v);
         }
+        if (nanA[ty + 8 * j] || nanB[tx]) v = NAN;
         if (g.td == EMU_BF16) ((uint16_t *)g.D)[(size_t)m * g.ldd + n] = bf16_rne_(v);
         else ((float *)g.D)[(size_t)m * g.ldd + n] = v;
     }
@@ -1062,3 +1075,326 @@ extern "C" void cu_bench_gemm(int M, int N, int K, int reps) {
     cudaEventDestroy(e0); cudaEventDestroy(e1);
     cudaFree(A); cudaFree(B); cudaFree(sa); cudaFree(sb); cudaFree(D);
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * The resident forward pass: ops on device pointers (cud_*). Weights are uploaded once (quantized
+ * layers as FP8 codes + fp32 scales), activations and the KV cache stay on the GPU; llama_fp8.c's
+ * gpu_forward() calls these in forward()'s order and downloads only the logits it is asked for.
+ * Kernels are queued on the default stream; errors of a launch are caught at the next check.
+ *
+ * Host twin: after cud_twin(1), every cud_* function runs on host memory instead, by loops over the
+ * same __host__ __device__ formulas the kernels run (cud_alloc is calloc). `verify --host` runs
+ * gpu_forward() that way on a machine without a GPU and compares its logits with forward() bit for
+ * bit — the orchestration (buffers, KV positions, quantization sites, scales) and the per-element
+ * code are checked; only the launch geometry and the parallel reductions (max: order-free) are not.
+ * ------------------------------------------------------------------------------------------- */
+static int g_twin;
+#define CK_ASYNC(name) do { cudaError_t e_ = cudaGetLastError(); if (e_ != cudaSuccess) cu_fail("kernel %s: %s", name, cudaGetErrorString(e_)); } while (0)
+static unsigned blocks_for(size_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
+
+__global__ void k_embed(float *x, const void *table, emu_dtype t, const int *ids, int dim, size_t n) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) x[i] = load_el(table, t, (size_t)ids[i / dim] * dim + i % dim);
+}
+/* FP8 KV cache (forward()'s kv_quantize): the cache holds B(fp8(x / s) · s). */
+HD float kv_roundtrip(float x, emu_dtype kv, int bf16, float s) { return Bq(bf16, dec(enc_vllm(x / s, kv), kv) * s); }
+__global__ void k_kv_store(float *dst, const float *src, size_t n, emu_dtype kv, int bf16, float s) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = kv == EMU_F32 ? src[i] : kv_roundtrip(src[i], kv, bf16, s);
+}
+__global__ void k_round_bf16(float *x, size_t n) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) x[i] = rbf16(x[i]);
+}
+__global__ void k_to_bf16(uint16_t *y, const float *x, size_t n) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) y[i] = bf16_rne_(x[i]);
+}
+/* vLLM dynamic_scaled_int8_quant (emu_quant_int8_token): s = a / 127, q = rne(x · (127 / a)) within
+ * ±127, a zero row gives s = 0 and q = 0. A NaN product gives 0 here (emu: undefined in C). */
+HD int8_t i8_code(float v) {
+    if (v != v) return 0;
+    v = rintf(v);
+    return (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+}
+__global__ void k_quant_int8_token(int8_t *q, float *scale, const float *x, int K) {
+    const float *xr = x + (size_t)blockIdx.x * K;
+    __shared__ float red[32];
+    float a = 0.0f;
+    for (int i = threadIdx.x; i < K; i += blockDim.x) a = fmaxf(a, fabsf(xr[i]));
+    for (int o = 16; o; o >>= 1) a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, o));
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = a;
+    __syncthreads();
+    a = 0.0f;
+    for (int w = 0; w < (int)(blockDim.x + 31) / 32; w++) a = fmaxf(a, red[w]);
+    if (threadIdx.x == 0) scale[blockIdx.x] = a / 127.0f;
+    float inv = a > 0 ? 127.0f / a : 0.0f;
+    for (int i = threadIdx.x; i < K; i += blockDim.x) q[(size_t)blockIdx.x * K + i] = i8_code(xr[i] * inv);
+}
+/* dynamic per tensor, second step: s = absmax / fmax from the first step's bits, on the device */
+__global__ void k_quant_dyn(uint8_t *q, float *scale, const float *x, size_t n, emu_dtype t, const unsigned *amax_bits) {
+    float a = __uint_as_float(*amax_bits), s = a / fmax_of(t), inv = 1.0f / s;
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i == 0) scale[0] = s;
+    if (i < n) q[i] = enc_vllm(x[i] * inv, t);
+}
+/* Host twin of k_attention: the same steps in the same order for one (token, head). */
+static void attention_host(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale) {
+    int group = nh / nkv, kvd = nkv * hd;
+    float *att = (float *)malloc(sizeof(float) * (pos0 + T + hd)), *qs = att + pos0 + T;
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < nh; h++) {
+            int npos = pos0 + t + 1;
+            float *qv = q + ((size_t)t * nh + h) * hd;
+            const float *kh = kc + (h / group) * hd, *vh = vc + (h / group) * hd;
+            memcpy(qs, qv, sizeof(float) * hd);
+            float mx = -INFINITY, sum = 0.0f;
+            for (int p = 0; p < npos; p++) { att[p] = att_score(bf16, qs, kh + (size_t)p * kvd, hd, scale); mx = fmaxf(mx, att[p]); }
+            for (int p = 0; p < npos; p++) att[p] = glibc_expf(att[p] - mx);
+            for (int p = 0; p < npos; p++) sum += att[p];
+            float inv = 1.0f / sum;
+            for (int p = 0; p < npos; p++) att[p] = Bq(bf16, att[p] * inv);
+            for (int i = 0; i < hd; i++) {
+                float acc = 0.0f;
+                for (int p = 0; p < npos; p++) acc += att[p] * vh[(size_t)p * kvd + i];
+                qv[i] = Bq(bf16, acc);
+            }
+        }
+    free(att);
+}
+
+/* cuBLASLt for the baselines: D (fp32) = A · Bᵀ with B stored BF16 (A rounded to bf16 on the way: exact
+ * in the bf16 scheme, whose activations are bf16 values) or F32 (CUBLAS_COMPUTE_32F, no TF32). Fast, but
+ * not forward()'s fmaf chain: results agree within the fp32 summation bound, not bit for bit. */
+static const char *lt_gemm_float(const Gemm &g) {
+    static char err[200];
+    static uint16_t *abf; static size_t abf_n;
+    const char *ret = NULL;
+    cublasLtMatmulDesc_t op = NULL;
+    cublasLtMatrixLayout_t la = NULL, lb = NULL, ld = NULL;
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasLtMatmulHeuristicResult_t heur;
+    int nres = 0;
+    cublasOperation_t tA = CUBLAS_OP_T, tB = CUBLAS_OP_N;
+    float one = 1.0f, zero = 0.0f;
+    const void *A = g.A;
+    size_t lda = g.lda;
+    cudaDataType_t t = g.tb == EMU_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    err[0] = 0;
+    if (g.ta != EMU_F32 || (g.tb != EMU_BF16 && g.tb != EMU_F32) || g.td != EMU_F32 || g.epi.ak != EMU_SCALE_ONE || g.epi.bk != EMU_SCALE_ONE)
+        return "cuBLASLt baseline GEMM: needs fp32 activations, BF16 or F32 weights, no scales";
+    if (!g_lt) { if (cublasLtCreate(&g_lt) != CUBLAS_STATUS_SUCCESS) return "cublasLtCreate failed"; g_ws = dalloc(g_ws_size); }
+    if (g.tb == EMU_BF16) {
+        size_t n = (size_t)g.M * g.K;
+        if (n > abf_n) { if (abf) cudaFree(abf); abf = (uint16_t *)dalloc(n * 2); abf_n = n; }
+        if (g.lda != (size_t)g.K) return "cuBLASLt baseline GEMM: needs lda = K";
+        k_to_bf16<<<blocks_for(n, 256), 256>>>(abf, (const float *)g.A, n);
+        CK_ASYNC("to_bf16");
+        A = abf; lda = g.K;
+    }
+    LT(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tA, sizeof tA));
+    LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tB, sizeof tB));
+    LT(cublasLtMatrixLayoutCreate(&la, t, g.K, g.N, g.ldb));
+    LT(cublasLtMatrixLayoutCreate(&lb, t, g.K, g.M, lda));
+    LT(cublasLtMatrixLayoutCreate(&ld, CUDA_R_32F, g.N, g.M, g.ldd));
+    LT(cublasLtMatmulPreferenceCreate(&pref));
+    LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g_ws_size, sizeof g_ws_size));
+    LT(cublasLtMatmulAlgoGetHeuristic(g_lt, op, la, lb, ld, ld, pref, 1, &heur, &nres));
+    if (nres == 0) { snprintf(err, sizeof err, "cuBLASLt found no algorithm for %dx%dx%d", g.M, g.N, g.K); goto done; }
+    LT(cublasLtMatmul(g_lt, op, &one, g.B, la, A, lb, &zero, g.D, ld, g.D, ld, &heur.algo, g_ws, g_ws_size, 0));
+done:
+    if (err[0]) ret = err;
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (ld) cublasLtMatrixLayoutDestroy(ld);
+    if (op) cublasLtMatmulDescDestroy(op);
+    return ret;
+}
+
+extern "C" {
+/* on = 1: every cud_* call below runs its host twin on host memory (no GPU needed). */
+void cud_twin(int on) { g_twin = on; }
+
+/* Memory. cud_try_alloc returns NULL when the GPU is full (the caller may free and retry). */
+void *cud_try_alloc(size_t n) {
+    void *p;
+    if (g_twin) return calloc(n ? n : 1, 1);
+    need_device();
+    if (cudaMalloc(&p, n ? n : 1) != cudaSuccess) { cudaGetLastError(); return NULL; }
+    CK(cudaMemset(p, 0, n ? n : 1));
+    return p;
+}
+void *cud_alloc(size_t n) {
+    void *p = cud_try_alloc(n);
+    if (!p) {
+        size_t fr = 0, tot = 0;
+        if (!g_twin) cudaMemGetInfo(&fr, &tot);
+        cu_fail("cannot allocate %zu bytes of %s memory (%.2f of %.2f GiB free)", n, g_twin ? "host" : "GPU", fr / 1073741824.0, tot / 1073741824.0);
+    }
+    return p;
+}
+void cud_free(void *p) { if (p) { if (g_twin) free(p); else cudaFree(p); } }
+void cud_upload(void *d, const void *h, size_t n) { if (n) { if (g_twin) memcpy(d, h, n); else CK(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice)); } }
+void cud_download(void *h, const void *d, size_t n) { if (n) { if (g_twin) memcpy(h, d, n); else CK(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost)); } }
+void cud_copy(void *d, const void *s, size_t n) { if (n) { if (g_twin) memcpy(d, s, n); else CK(cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToDevice, 0)); } }
+/* Waits for the queued kernels and reports the first error. */
+void cud_sync(void) { if (!g_twin) { CK(cudaGetLastError()); CK(cudaDeviceSynchronize()); } }
+
+/* x[t] = row ids[t] of the embedding table (stored dtype, converted exactly); ids on the device. */
+void cud_embed(float *x, const void *table, emu_dtype t, const int *ids, int T, int dim) {
+    size_t n = (size_t)T * dim;
+    if (g_twin) { for (size_t i = 0; i < n; i++) x[i] = load_el(table, t, (size_t)ids[i / dim] * dim + i % dim); return; }
+    if (n) k_embed<<<blocks_for(n, 256), 256>>>(x, table, t, ids, dim, n);
+    CK_ASYNC("embed");
+}
+void cud_rmsnorm(int bf16, float *out, const float *x, const float *w, int T, int n, float eps) {
+    if (g_twin) {
+        for (int t = 0; t < T; t++) {
+            float rs = rms_factor(x + (size_t)t * n, n, eps);
+            for (int i = 0; i < n; i++) out[(size_t)t * n + i] = Bq(bf16, w[i] * Bq(bf16, x[(size_t)t * n + i] * rs));
+        }
+        return;
+    }
+    if (T) k_rmsnorm<<<T, 256>>>(bf16, out, x, w, n, eps);
+    CK_ASYNC("rmsnorm");
+}
+void cud_rope(int bf16, float *x, int T, int nh, int hd, const float *cosv, const float *sinv) {
+    int half = hd / 2;
+    size_t n = (size_t)T * nh * half;
+    if (g_twin) {
+        for (size_t i = 0; i < n; i++) {
+            int j = (int)(i % half), head = (int)(i / half % nh), t = (int)(i / half / nh);
+            rope_pair(bf16, x + ((size_t)t * nh + head) * hd, j, half, cosv[(size_t)t * half + j], sinv[(size_t)t * half + j]);
+        }
+        return;
+    }
+    if (n) k_rope<<<blocks_for(n, 256), 256>>>(bf16, x, T, nh, hd, cosv, sinv);
+    CK_ASYNC("rope");
+}
+/* dst[i] = src[i] (kv = EMU_F32) or B(fp8(src[i] / s) · s) (FP8 KV cache). */
+void cud_kv_store(float *dst, const float *src, size_t n, emu_dtype kv, int bf16, float s) {
+    if (g_twin) { for (size_t i = 0; i < n; i++) dst[i] = kv == EMU_F32 ? src[i] : kv_roundtrip(src[i], kv, bf16, s); return; }
+    if (n) k_kv_store<<<blocks_for(n, 256), 256>>>(dst, src, n, kv, bf16, s);
+    CK_ASYNC("kv_store");
+}
+void cud_attention(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale) {
+    if (g_twin) { attention_host(bf16, q, kc, vc, T, pos0, nh, nkv, hd, scale); return; }
+    size_t smem = (size_t)(hd + pos0 + T) * 4;
+    static size_t smem_set = 48 * 1024;
+    if (smem > smem_set) {
+        if (smem > (size_t)g_prop.sharedMemPerBlockOptin) cu_fail("attention over %d positions needs %zu bytes of shared memory (the GPU has %zu)", pos0 + T, smem, (size_t)g_prop.sharedMemPerBlockOptin);
+        CK(cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        smem_set = smem;
+    }
+    if (T) k_attention<<<T * nh, 128, smem>>>(bf16, q, kc, vc, pos0, nh, nkv, hd, scale);
+    CK_ASYNC("attention");
+}
+void cud_swiglu(int bf16, float *hb, const float *hb2, size_t n) {
+    if (g_twin) { for (size_t i = 0; i < n; i++) hb[i] = Bq(bf16, Bq(bf16, silu_(hb[i])) * hb2[i]); return; }
+    if (n) k_swiglu<<<blocks_for(n, 256), 256>>>(bf16, hb, hb2, n);
+    CK_ASYNC("swiglu");
+}
+void cud_residual(int bf16, float *x, const float *xo, size_t n) {
+    if (g_twin) { for (size_t i = 0; i < n; i++) x[i] = Bq(bf16, x[i] + xo[i]); return; }
+    if (n) k_residual<<<blocks_for(n, 256), 256>>>(bf16, x, xo, n);
+    CK_ASYNC("residual");
+}
+/* forward()'s B_rows: x = bf16(x), RNE. */
+void cud_round_bf16(float *x, size_t n) {
+    if (g_twin) { for (size_t i = 0; i < n; i++) x[i] = rbf16(x[i]); return; }
+    if (n) k_round_bf16<<<blocks_for(n, 256), 256>>>(x, n);
+    CK_ASYNC("round_bf16");
+}
+
+/* Activation quantization of x[T][K] (row stride K) into q[T][K], scales on the device:
+ * CUQ_TOKEN (param: scale_ub or 0), CUQ_GROUP (1×128), CUQ_TENSOR_STATIC (param: s, also written to
+ * scale[0]), CUQ_TENSOR_DYNAMIC, CUQ_INT8_TOKEN — forward()'s quantize_act, emu/quant.c's bits. */
+enum { CUQ_TOKEN = 0, CUQ_GROUP = 1, CUQ_TENSOR_STATIC = 2, CUQ_TENSOR_DYNAMIC = 3, CUQ_INT8_TOKEN = 4 };
+void cud_quant(int mode, uint8_t *q, float *scale, const float *x, int T, int K, emu_dtype t, float param) {
+    size_t n = (size_t)T * K;
+    if (!n) return;
+    if (g_twin) {
+        switch (mode) {
+        case CUQ_TOKEN: cu_host_quant_tiles(q, K, scale, x, K, T, K, 1, K, Q_TOKEN, t, param); break;
+        case CUQ_GROUP: cu_host_quant_tiles(q, K, scale, x, K, T, K, 1, EMU_BLOCK, Q_GROUP, t, 0); break;
+        case CUQ_TENSOR_STATIC: case CUQ_TENSOR_DYNAMIC: {
+            float s = param;
+            if (mode == CUQ_TENSOR_DYNAMIC) { float a = 0.0f; for (size_t i = 0; i < n; i++) a = fmaxf(a, fabsf(x[i])); s = a / fmax_of(t); }
+            float inv = 1.0f / s;
+            scale[0] = s;
+            for (size_t i = 0; i < n; i++) q[i] = enc_vllm(x[i] * inv, t);
+            break;
+        }
+        default:
+            for (int r = 0; r < T; r++) {
+                const float *xr = x + (size_t)r * K;
+                float a = 0.0f;
+                for (int i = 0; i < K; i++) a = fmaxf(a, fabsf(xr[i]));
+                scale[r] = a / 127.0f;
+                float inv = a > 0 ? 127.0f / a : 0.0f;
+                for (int i = 0; i < K; i++) ((int8_t *)q)[(size_t)r * K + i] = i8_code(xr[i] * inv);
+            }
+        }
+        return;
+    }
+    static unsigned *amax;
+    switch (mode) {
+    case CUQ_TOKEN: k_quant_tiles<<<dim3(1, T), 256>>>(q, K, scale, x, K, T, K, 1, K, Q_TOKEN, t, param); break;
+    case CUQ_GROUP: k_quant_tiles<<<dim3((K + EMU_BLOCK - 1) / EMU_BLOCK, T), 128>>>(q, K, scale, x, K, T, K, 1, EMU_BLOCK, Q_GROUP, t, 0); break;
+    case CUQ_TENSOR_STATIC:
+        CK(cudaMemcpyAsync(scale, &param, 4, cudaMemcpyHostToDevice, 0));   /* param lives until the copy is done: synchronous from pageable memory */
+        k_quant_mul<<<blocks_for(n, 256), 256>>>(q, K, x, K, T, K, t, 1.0f / param);
+        break;
+    case CUQ_TENSOR_DYNAMIC:
+        if (!amax) amax = (unsigned *)dalloc(4);
+        CK(cudaMemsetAsync(amax, 0, 4, 0));
+        k_absmax<<<256, 256>>>(amax, x, K, T, K);
+        k_quant_dyn<<<blocks_for(n, 256), 256>>>(q, scale, x, n, t, amax);
+        break;
+    default: k_quant_int8_token<<<T, 256>>>((int8_t *)q, scale, x, K); break;
+    }
+    CK_ASYNC("quant");
+}
+
+/* D = epilogue(A · Bᵀ) on device pointers (emu_gemm_desc as for emu_gemm). impl:
+ *   CU_GEMM_MODEL: bit-identical to emu_gemm — fmaf chain for fp32 activations (k_gemm_f32), the
+ *     integer kernel for exact E4M3, else the accumulation model per output (slow, SIMT);
+ *   CU_GEMM_MMA: the hand-written mma.sync kernel (FP8 × FP8);
+ *   CU_GEMM_CUBLASLT: cuBLASLt (FP8 × FP8, FAST_ACCUM unless accum is cublaslt; baselines in BF16/F32).
+ * Twin mode: the model, on the host, whatever impl says. Returns NULL or why not (nothing written). */
+const char *cud_gemm(const emu_gemm_desc *d, int impl) {
+    const char *why = emu_gemm_check(d);
+    if (why) return why;
+    if (d->M == 0 || d->N == 0) return NULL;
+    if (g_twin) { cu_host_gemm_model(d); return NULL; }
+    Gemm g;
+    g.M = d->M; g.N = d->N; g.K = d->K; g.ta = d->a_type; g.tb = d->b_type; g.td = d->d_type; g.lda = d->lda; g.ldb = d->ldb; g.ldd = d->ldd;
+    g.acc = d->accum; g.A = d->A; g.B = d->B; g.D = d->D;
+    g.epi.ak = d->a_scale_kind; g.epi.bk = d->b_scale_kind; g.epi.as = d->a_scale; g.epi.bs = d->b_scale; g.epi.K = d->K;
+    int blockscale = g.epi.ak == EMU_SCALE_BLOCK || g.epi.bk == EMU_SCALE_BLOCK;
+    if (impl == CU_GEMM_CUBLASLT && g.ta == EMU_F32) {
+        if (g.tb == EMU_BF16 || g.tb == EMU_F32) return lt_gemm_float(g);
+        impl = CU_GEMM_MODEL;   /* weight-only FP8: no cuBLASLt kernel takes fp32 × FP8; the fmaf chain */
+    }
+    if (impl == CU_GEMM_MODEL && g.ta == EMU_F32 && (g.acc == EMU_ACC_FP32 || g.acc == EMU_ACC_FAST) && !blockscale) {
+        k_gemm_f32<<<dim3((g.N + 31) / 32, (g.M + 31) / 32), dim3(32, 8)>>>(g);
+        CK_ASYNC("gemm_f32");
+        return NULL;
+    }
+    if (impl == CU_GEMM_MODEL && g.acc == EMU_ACC_EXACT && g.ta == EMU_E4M3 && g.tb == EMU_E4M3 && g.K < (1 << 26)) {
+        k_gemm_exact_e4m3<<<dim3((g.N + 31) / 32, (g.M + 31) / 32), dim3(32, 8)>>>(g);
+        CK_ASYNC("gemm_exact_e4m3");
+        return NULL;
+    }
+    why = gemm_dev(g, (cu_gemm_impl)impl, 0);
+    if (!why) CK_ASYNC("gemm");
+    return why;
+}
+void cud_nll(double *nll, const float *logits, int T, int V, const int *targets) {
+    if (g_twin) cu_fail("cud_nll has no host twin (log_prob is the CPU's)");
+    if (T) k_nll<<<T, 256>>>(nll, logits, V, targets);
+    CK_ASYNC("nll");
+}
+} /* extern "C" */
