@@ -552,6 +552,121 @@ __global__ void __launch_bounds__(MMA_THREADS) k_gemm_mma(MmaArgs g) {
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * GEMM 4: hand-written Hopper kernel, wgmma.mma_async m64n128k32 E4M3/E5M2 (sm_90a only): the FP8
+ * tensor-core instruction of the H100/H200 (mma.sync E4M3 is lowered to fp16 HMMA steps on sm_90a,
+ * so only this kernel and cuBLASLt show Hopper's own FP8 accumulation).
+ * One warpgroup (128 threads) per 64×128 output tile; k-tiles of 64 bytes through two shared-memory
+ * stages (cp.async, zero-filled past the edges), operands K-major without swizzle: 8-row × 16-byte
+ * core matrices, row-group stride (SBO) 128 bytes, k-chunk stride (LBO) 8·128 (A) / 16·128 (B).
+ * Accumulation: the hardware's, chained over all of K (raw: compare with emu `hopper`), or restarted
+ * every 128 k and added in fp32 (promote: emu `cublaslt`; also block scales). Epilogue as k_gemm_mma.
+ * Requires K, lda, ldb multiples of 16 and 16-byte aligned A, B. Written and compiled without a GPU.
+ * ------------------------------------------------------------------------------------------- */
+enum { WG_BM = 64, WG_BN = 128, WG_BK = 64, WG_THREADS = 128 };
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define HAVE_WGMMA 1
+#endif
+__device__ __forceinline__ uint64_t wg_desc(const void *smem, unsigned lbo, unsigned sbo) {
+    uint64_t a = (unsigned)__cvta_generic_to_shared(smem);
+    /* bits 0-13 start >> 4, 16-29 leading byte offset >> 4, 32-45 stride byte offset >> 4, 62-63 swizzle 0 */
+    return ((a & 0x3FFFF) >> 4) | ((uint64_t)((lbo >> 4) & 0x3FFF) << 16) | ((uint64_t)((sbo >> 4) & 0x3FFF) << 32);
+}
+template <int E5>
+__device__ __forceinline__ void wgmma_fp8(float *d, uint64_t da, uint64_t db) {
+#ifdef HAVE_WGMMA
+#define WG_REGS \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, " \
+    "%24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, " \
+    "%47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+#define WG_OUTS \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), \
+    "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), \
+    "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), \
+    "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), \
+    "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), \
+    "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), \
+    "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+    if (E5)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k32.f32.e5m2.e5m2 " WG_REGS ", %64, %65, p, 1, 1;\n}\n"
+                     : WG_OUTS : "l"(da), "l"(db));
+    else
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 " WG_REGS ", %64, %65, p, 1, 1;\n}\n"
+                     : WG_OUTS : "l"(da), "l"(db));
+#undef WG_REGS
+#undef WG_OUTS
+#else
+    __trap();   /* launched only on compute capability 9.0, which runs the sm_90a code */
+#endif
+}
+
+template <int E5, int GROUPED>
+__global__ void __launch_bounds__(WG_THREADS) k_gemm_wgmma(MmaArgs g) {
+    /* stage s: A core matrices at [s][0 .. 64·64), B at [s][64·64 .. 64·64 + 128·64) */
+    __shared__ __align__(128) uint8_t smem[2][(WG_BM + WG_BN) * WG_BK];
+    int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
+    int m0 = blockIdx.y * WG_BM, n0 = blockIdx.x * WG_BN;
+    float acc[64], tot[GROUPED ? 64 : 1];
+#pragma unroll
+    for (int i = 0; i < 64; i++) { acc[i] = 0.0f; if (GROUPED) tot[GROUPED ? i : 0] = 0.0f; }
+    int ktiles = (g.K + WG_BK - 1) / WG_BK;
+    /* 16-byte chunk (row r, k-chunk c) of a tile with R rows goes to core matrix (r / 8, c) at
+     * c·(R/8)·128 + (r/8)·128, row r % 8 at + (r % 8)·16 */
+    auto load = [&](int kt, int s) {
+        for (int c = tid; c < (WG_BM + WG_BN) * (WG_BK / 16); c += WG_THREADS) {
+            int isb = c >= WG_BM * (WG_BK / 16), cc = isb ? c - WG_BM * (WG_BK / 16) : c;
+            int rows = isb ? WG_BN : WG_BM, r = cc % rows, kc = cc / rows, k = kt * WG_BK + kc * 16;
+            int grow = (isb ? n0 : m0) + r, lim = isb ? g.N : g.M, ok = k < g.K && grow < lim;
+            const uint8_t *src = (isb ? g.B : g.A) + (size_t)(grow < lim ? grow : 0) * (isb ? g.ldb : g.lda) + (k < g.K ? k : 0);
+            uint8_t *dst = &smem[s][(isb ? WG_BM * WG_BK : 0) + kc * (rows / 8) * 128 + (r / 8) * 128 + (r % 8) * 16];
+            cp_async16(dst, src, ok ? 16 : 0);
+        }
+    };
+    load(0, 0);
+    cp_async_commit();
+    for (int kt = 0; kt < ktiles; kt++) {
+        if (kt + 1 < ktiles) load(kt + 1, (kt + 1) & 1);
+        cp_async_commit();
+        cp_async_wait1();
+#ifdef HAVE_WGMMA
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   /* cp.async writes → wgmma's async-proxy reads */
+#endif
+        __syncthreads();
+        const uint8_t *S = smem[kt & 1];
+#ifdef HAVE_WGMMA
+        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+#pragma unroll
+        for (int ks = 0; ks < WG_BK / 32; ks++)   /* k-chunks 2ks, 2ks+1 of 16 bytes */
+            wgmma_fp8<E5>(acc, wg_desc(S + 2 * ks * (WG_BM / 8) * 128, (WG_BM / 8) * 128, 128),
+                          wg_desc(S + WG_BM * WG_BK + 2 * ks * (WG_BN / 8) * 128, (WG_BN / 8) * 128, 128));
+#ifdef HAVE_WGMMA
+        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+        asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#endif
+        __syncthreads();   /* the stage is read: the next load may overwrite it */
+        if (GROUPED && (((kt + 1) * WG_BK) % EMU_BLOCK == 0 || kt + 1 == ktiles)) {
+            int gi = kt * WG_BK / EMU_BLOCK;
+#pragma unroll
+            for (int i = 0; i < 64; i++) {
+                /* accumulator fragment: 8-column chunk j = i / 4, rows warp·16 + gid (+8 for i % 4 ≥ 2) */
+                int m = m0 + warp * 16 + gid + ((i & 2) ? 8 : 0), n = n0 + (i >> 2) * 8 + tig * 2 + (i & 1);
+                float v = acc[i];
+                if (g.blockscale) v = mma_group(g, m, n, gi, v);
+                tot[GROUPED ? i : 0] = tot[GROUPED ? i : 0] + v;
+                acc[i] = 0.0f;
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 64; i++) {
+        int m = m0 + warp * 16 + gid + ((i & 2) ? 8 : 0), n = n0 + (i >> 2) * 8 + tig * 2 + (i & 1);
+        mma_store(g, m, n, GROUPED ? tot[GROUPED ? i : 0] : acc[i]);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
  * GEMM 3: cuBLASLt FP8 (TN: cuBLASLt is column-major, so D[M,N] row-major = (B · Aᵀ) column-major,
  * cuBLASLt's "A" is our B (K×N, transposed) and its "B" our A). Scales: fp32 scalars
  * (A/B_SCALE_POINTER) or per-row vectors (SCALE_MODE OUTER_VEC_32F). cuBLASLt applies them in its own
@@ -618,7 +733,7 @@ done:
 /* ---------------------------------------------------------------------------------------------
  * GEMM dispatch on device pointers
  * ------------------------------------------------------------------------------------------- */
-typedef enum { CU_GEMM_MODEL = 0, CU_GEMM_MMA = 1, CU_GEMM_CUBLASLT = 2 } cu_gemm_impl;
+typedef enum { CU_GEMM_MODEL = 0, CU_GEMM_MMA = 1, CU_GEMM_CUBLASLT = 2, CU_GEMM_WGMMA = 3 } cu_gemm_impl;
 
 static const char *mma_check(const Gemm &g) {
     if (g.ta != g.tb || (g.ta != EMU_E4M3 && g.ta != EMU_E5M2)) return "the mma kernel needs A and B both E4M3 or both E5M2";
@@ -632,6 +747,23 @@ static const char *gemm_dev(const Gemm &g, cu_gemm_impl impl, cudaStream_t strea
     if (impl == CU_GEMM_CUBLASLT) {
         if (g.acc == EMU_ACC_EXACT || g.acc == EMU_ACC_FP32) return "cuBLASLt: use --accum cublaslt (FAST_ACCUM off) or hopper/ada/fast (FAST_ACCUM on)";
         return lt_gemm(g, g.acc != EMU_ACC_CUBLASLT, stream);
+    }
+    if (impl == CU_GEMM_WGMMA) {
+        const char *why = mma_check(g);
+        if (why) return why;
+        if (g_prop.major != 9 || g_prop.minor != 0) return "the wgmma kernel needs compute capability 9.0 (H100/H200: sm_90a code)";
+        MmaArgs a;
+        a.A = (const uint8_t *)g.A; a.B = (const uint8_t *)g.B; a.M = g.M; a.N = g.N; a.K = g.K; a.lda = g.lda; a.ldb = g.ldb;
+        a.blockscale = g.epi.ak == EMU_SCALE_BLOCK || g.epi.bk == EMU_SCALE_BLOCK;
+        a.promote = g.acc == EMU_ACC_CUBLASLT || a.blockscale;
+        a.epi = g.epi; a.td = g.td; a.D = g.D; a.ldd = g.ldd;
+        dim3 grid((g.N + WG_BN - 1) / WG_BN, (g.M + WG_BM - 1) / WG_BM);
+        int e5 = g.ta == EMU_E5M2;
+        if (!e5 && !a.promote) k_gemm_wgmma<0, 0><<<grid, WG_THREADS, 0, stream>>>(a);
+        else if (!e5) k_gemm_wgmma<0, 1><<<grid, WG_THREADS, 0, stream>>>(a);
+        else if (!a.promote) k_gemm_wgmma<1, 0><<<grid, WG_THREADS, 0, stream>>>(a);
+        else k_gemm_wgmma<1, 1><<<grid, WG_THREADS, 0, stream>>>(a);
+        return NULL;
     }
     if (impl == CU_GEMM_MMA) {
         const char *why = mma_check(g);
@@ -1025,8 +1157,8 @@ extern "C" void cu_bench_gemm(int M, int N, int K, int reps) {
     if (!header++) {
         printf("GEMM benchmark on %s: E4M3 x E4M3 -> bf16, per-row scales; TFLOP/s (%% of the 1979 TFLOP/s FP8 peak), median of %d runs\n",
                g_prop.name, reps);
-        printf("%6s %7s %6s | %16s %16s | %16s %16s | %s\n", "M", "N", "K", "mma raw", "mma promote128", "cuBLASLt fast", "cuBLASLt default",
-               "mma/cuBLASLt (same accumulation)");
+        printf("%6s %7s %6s | %15s %15s | %15s %15s | %15s %15s | %s\n", "M", "N", "K", "mma raw", "mma promote128", "wgmma raw",
+               "wgmma promote", "cuBLASLt fast", "cuBLASLt dflt", "best hand-written / cuBLASLt (same accumulation)");
     }
     Gemm g;
     memset(&g, 0, sizeof g);
@@ -1043,11 +1175,13 @@ extern "C" void cu_bench_gemm(int M, int N, int K, int reps) {
     g.epi.ak = g.epi.bk = EMU_SCALE_ROW; g.epi.as = sa; g.epi.bs = sb; g.epi.K = K;
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
-    double tf[4];
-    struct { cu_gemm_impl impl; emu_accum acc; } v[4] = {
-        {CU_GEMM_MMA, EMU_ACC_HOPPER}, {CU_GEMM_MMA, EMU_ACC_CUBLASLT}, {CU_GEMM_CUBLASLT, EMU_ACC_HOPPER}, {CU_GEMM_CUBLASLT, EMU_ACC_CUBLASLT}};
+    enum { NV = 6 };
+    double tf[NV];
+    struct { cu_gemm_impl impl; emu_accum acc; } v[NV] = {
+        {CU_GEMM_MMA, EMU_ACC_HOPPER}, {CU_GEMM_MMA, EMU_ACC_CUBLASLT}, {CU_GEMM_WGMMA, EMU_ACC_HOPPER}, {CU_GEMM_WGMMA, EMU_ACC_CUBLASLT},
+        {CU_GEMM_CUBLASLT, EMU_ACC_HOPPER}, {CU_GEMM_CUBLASLT, EMU_ACC_CUBLASLT}};
     float *ms = (float *)malloc(sizeof(float) * reps);
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < NV; j++) {
         g.acc = v[j].acc;
         const char *why = NULL;
         for (int w = 0; w < 2 && !why; w++) why = gemm_dev(g, v[j].impl, 0);
@@ -1064,12 +1198,13 @@ extern "C" void cu_bench_gemm(int M, int N, int K, int reps) {
         qsort(ms, reps, sizeof(float), cmp_float);
         tf[j] = 2.0 * M * N * K / (ms[reps / 2] * 1e-3) / 1e12;
     }
-    char cell[4][32];
-    for (int j = 0; j < 4; j++)
+    char cell[NV][32];
+    for (int j = 0; j < NV; j++)
         if (tf[j] < 0) snprintf(cell[j], 32, "n/a");
-        else snprintf(cell[j], 32, "%7.1f (%4.1f%%)", tf[j], 100 * tf[j] / 1979.0);
-    printf("%6d %7d %6d | %16s %16s | %16s %16s | raw/fast %.0f%%, promote/default %.0f%%\n", M, N, K, cell[0], cell[1], cell[2], cell[3],
-           tf[2] > 0 ? 100 * tf[0] / tf[2] : 0.0, tf[3] > 0 ? 100 * tf[1] / tf[3] : 0.0);
+        else snprintf(cell[j], 32, "%6.1f (%4.1f%%)", tf[j], 100 * tf[j] / 1979.0);
+    double raw = tf[0] > tf[2] ? tf[0] : tf[2], pro = tf[1] > tf[3] ? tf[1] : tf[3];
+    printf("%6d %7d %6d | %15s %15s | %15s %15s | %15s %15s | raw/fast %.0f%%, promote/default %.0f%%\n", M, N, K, cell[0], cell[1], cell[2],
+           cell[3], cell[4], cell[5], tf[4] > 0 ? 100 * raw / tf[4] : 0.0, tf[5] > 0 ? 100 * pro / tf[5] : 0.0);
     fflush(stdout);
     free(ms);
     cudaEventDestroy(e0); cudaEventDestroy(e1);

@@ -3041,7 +3041,7 @@ void cu_quant_group(uint8_t *q, size_t ldq, float *scale, const float *x, size_t
 void cu_quant_block(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, int BN, int BK, emu_dtype fmt);
 void cu_quant_tensor(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt, float s);
 float cu_quant_tensor_dynamic(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt);
-enum { CU_GEMM_MODEL = 0, CU_GEMM_MMA = 1, CU_GEMM_CUBLASLT = 2 };
+enum { CU_GEMM_MODEL = 0, CU_GEMM_MMA = 1, CU_GEMM_CUBLASLT = 2, CU_GEMM_WGMMA = 3 };
 const char *cu_gemm(const emu_gemm_desc *g, int impl);
 void cu_rmsnorm(int bf16, float *out, const float *x, const float *w, int T, int n, float eps);
 void cu_rope(int bf16, float *x, int T, int nh, int hd, const float *cosv, const float *sinv);
@@ -3325,7 +3325,8 @@ static void gpu_set_gemm(const char *name) {
     else if (!strcmp(name, "model")) gpu_gemm_choice = CU_GEMM_MODEL;
     else if (!strcmp(name, "mma")) gpu_gemm_choice = CU_GEMM_MMA;
     else if (!strcmp(name, "cublaslt")) gpu_gemm_choice = CU_GEMM_CUBLASLT;
-    else fatal("--gemm: expected auto, model, mma or cublaslt, got '%s'", name);
+    else if (!strcmp(name, "wgmma")) gpu_gemm_choice = CU_GEMM_WGMMA;
+    else fatal("--gemm: expected auto, model, mma, wgmma or cublaslt, got '%s'", name);
 }
 /* The GEMM implementation for a Linear of scheme q. auto: the bit-exact model kernels for the
  * baselines and for --accum exact / fp32; the tensor cores for the tensor-core models (hopper, ada,
@@ -3333,7 +3334,7 @@ static void gpu_set_gemm(const char *name) {
 static int gpu_gemm(const Scheme *q, int quantized) {
     int fp8 = scheme_quantizes(q) && quantized && q->amode != AMODE_NONE && q->afmt != EMU_I8 && q->wfmt != EMU_I8;
     if (gpu_gemm_choice >= 0) {
-        if (gpu_gemm_choice == CU_GEMM_MMA && !fp8) return CU_GEMM_MODEL;
+        if ((gpu_gemm_choice == CU_GEMM_MMA || gpu_gemm_choice == CU_GEMM_WGMMA) && !fp8) return CU_GEMM_MODEL;
         return gpu_gemm_choice;
     }
     if (!fp8 || q->accum == EMU_ACC_EXACT || q->accum == EMU_ACC_FP32) return CU_GEMM_MODEL;
@@ -3341,7 +3342,7 @@ static int gpu_gemm(const Scheme *q, int quantized) {
     return q->wgran == GRAN_BLOCK || q->amode == AMODE_GROUP ? CU_GEMM_MMA : CU_GEMM_CUBLASLT;
 }
 static const char *gpu_gemm_name(int impl) {
-    return impl == CU_GEMM_MMA ? "mma.sync kernel" : impl == CU_GEMM_CUBLASLT ? "cuBLASLt" : "bit-exact model kernels";
+    return impl == CU_GEMM_MMA ? "mma.sync kernel" : impl == CU_GEMM_WGMMA ? "wgmma kernel" : impl == CU_GEMM_CUBLASLT ? "cuBLASLt" : "bit-exact model kernels";
 }
 /* For run headers: " [GPU GEMMs: cuBLASLt]" on the GPU, "" on the CPU. */
 static const char *gpu_gemm_note(const Scheme *q) {
@@ -3779,14 +3780,14 @@ static void verify_kernels(uint64_t seed) {
         float *dg = xmalloc((size_t)M * N * 4), *dc = xmalloc((size_t)M * N * 4);
         for (int sk = 0; sk < 2; sk++)
             for (int acc = 0; acc < EMU_ACC_COUNT; acc++)
-                for (int impl = 0; impl < 3; impl++) {
+                for (int impl = 0; impl < 4; impl++) {
                     emu_gemm_desc g;
                     memset(&g, 0, sizeof g);
                     g.M = M; g.N = N; g.K = K; g.a_type = t; g.A = A; g.lda = K; g.b_type = t; g.B = Bm; g.ldb = K;
                     g.a_scale_kind = g.b_scale_kind = sk ? EMU_SCALE_BLOCK : EMU_SCALE_ROW; g.a_scale = sa; g.b_scale = sb;
                     g.d_type = EMU_F32; g.ldd = N; g.accum = (emu_accum)acc;
                     char name[96];
-                    snprintf(name, sizeof name, "cuda_gemm_%s_%s_%s_%s", impl == 0 ? "model" : impl == 1 ? "mma" : "cublaslt",
+                    snprintf(name, sizeof name, "cuda_gemm_%s_%s_%s_%s", impl == 0 ? "model" : impl == 1 ? "mma" : impl == 2 ? "cublaslt" : "wgmma",
                              emu_accum_names[acc], f ? "e5m2" : "e4m3", sk ? "block" : "row");
                     if (emu_gemm_check(&g)) continue;
                     memset(dg, 0xFF, (size_t)M * N * 4);   /* poison: an unwritten output shows as NaN */
@@ -3901,15 +3902,15 @@ static void gpu_forward_release(void) {}
 static void gpu_run_free(void *dev) { (void)dev; }
 static const char *gpu_gemm_note(const Scheme *q) { (void)q; return ""; }
 static void gpu_set_gemm(const char *name) {
-    if (strcmp(name, "auto") && strcmp(name, "model") && strcmp(name, "mma") && strcmp(name, "cublaslt"))
-        fatal("--gemm: expected auto, model, mma or cublaslt, got '%s'", name);
+    if (strcmp(name, "auto") && strcmp(name, "model") && strcmp(name, "mma") && strcmp(name, "wgmma") && strcmp(name, "cublaslt"))
+        fatal("--gemm: expected auto, model, mma, wgmma or cublaslt, got '%s'", name);
 }
 #endif /* GPU_BUILD */
 
 /* llama_fp8 verify: see the usage text. */
 static int cmd_verify(int argc, char **argv) {
     const char *usage_text =
-        "usage: llama_fp8 verify -m MODEL [-q SCHEME] [--accum A] [--kv K] [--act-format F] [--gemm auto|model|mma|cublaslt]\n"
+        "usage: llama_fp8 verify -m MODEL [-q SCHEME] [--accum A] [--kv K] [--act-format F] [--gemm auto|model|mma|wgmma|cublaslt]\n"
         "                        (--ids 1,2,3 | -f TEXT [--tokenizer FILE]) [--chunks 1] [--ctx N]\n"
         "       llama_fp8 verify --synthetic [-q SCHEME ...]   the built-in random model\n"
         "       llama_fp8 verify --kernels [--seed N]   every GPU kernel against its CPU twin on random inputs\n"
@@ -4124,7 +4125,7 @@ static void options_parse(Options *o, int argc, char **argv, const char *cmd, co
     "  --act-format e4m3|e5m2  --weight-format e4m3|e5m2  --weight-scale channel|tensor (fp8-w)  --weight-arith bf16|fp32\n" \
     "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head\n" \
     "  --cpu: run on the CPU emulation even when a CUDA build finds an Ada/Hopper GPU\n" \
-    "  --gemm auto|model|mma|cublaslt: GPU GEMMs (auto: bit-exact model kernels, tensor cores for --accum hopper|ada|cublaslt|fast)"
+    "  --gemm auto|model|mma|wgmma|cublaslt: GPU GEMMs (auto: bit-exact model kernels, tensor cores for --accum hopper|ada|cublaslt|fast)"
 
 /* ---- static scales (written by calibrate) ---- */
 static ScaleSet *scales_load(const char *path, int n_layers) {

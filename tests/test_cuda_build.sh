@@ -47,6 +47,12 @@ else
   q=$(echo "$sass90" | grep -c "QMMA\|QGMMA"); h=$(echo "$sass90" | grep -c "HMMA.16816.F32")
   if [ "$q" -gt 0 ] || [ "$h" -gt 0 ]; then echo "ok cuda_sass_mma_sm_90a: $q QMMA/QGMMA, $h HMMA.16816.F32 (mma.sync e4m3 on sm_90a runs as fp16 HMMA)"
   else echo "FAIL cuda_sass_mma_sm_90a: no MMA instruction in the sm_90a SASS"; fi
+  # The wgmma kernel: Hopper's FP8 warpgroup instruction, E4M3 and E5M2, in the sm_90a machine code.
+  for t in E4M3.E4M3 E5M2.E5M2; do
+    n=$(echo "$sass90" | grep -c "QGMMA.64x128x32.F32.$t")
+    if [ "$n" -gt 0 ]; then echo "ok cuda_sass_wgmma_${t%%.*}: $n QGMMA.64x128x32.F32.$t instructions in the sm_90a SASS"
+    else echo "FAIL cuda_sass_wgmma_${t%%.*}: no QGMMA.64x128x32.F32.$t in the sm_90a SASS"; fi
+  done
 fi
 bin=build/cuda/llama_fp8
 dev=$($bin verify --device 2>&1); rc=$?
