@@ -1533,3 +1533,92 @@ void cud_nll(double *nll, const float *logits, int T, int V, const int *targets)
     CK_ASYNC("nll");
 }
 } /* extern "C" */
+
+/* ---------------------------------------------------------------------------------------------
+ * Perplexity statistics of a chunk on the device (ppl without downloading the logits): per row
+ * lp = log p(target), the argmax (first maximum, as the CPU's loop), and with a base row
+ * KLD(base || q) = Σ p_b (log p_b − log p_q); all in double, as cmd_ppl does on the CPU. The sums
+ * run in a tree order with CUDA's exp/log (the host twin: the CPU's order and libm), so the GPU's
+ * values agree with the CPU's to ~1e-15 relative, not bit for bit.
+ * ------------------------------------------------------------------------------------------- */
+HD void row_max(const float *l, int V, int i0, int step, float *m, int *a) {
+    for (int i = i0; i < V; i += step)
+        if (l[i] > *m || (l[i] == *m && i < *a)) { *m = l[i]; *a = i; }
+}
+__device__ void block_max(float *m, int *a, float *sm, int *sa) {
+    for (int o = 16; o; o >>= 1) {
+        float m2 = __shfl_xor_sync(0xffffffffu, *m, o); int a2 = __shfl_xor_sync(0xffffffffu, *a, o);
+        if (m2 > *m || (m2 == *m && a2 < *a)) { *m = m2; *a = a2; }
+    }
+    if ((threadIdx.x & 31) == 0) { sm[threadIdx.x >> 5] = *m; sa[threadIdx.x >> 5] = *a; }
+    __syncthreads();
+    *m = sm[0]; *a = sa[0];
+    for (int w = 1; w < (int)blockDim.x / 32; w++)
+        if (sm[w] > *m || (sm[w] == *m && sa[w] < *a)) { *m = sm[w]; *a = sa[w]; }
+    __syncthreads();
+}
+__device__ double block_sum(double v, double *sd) {
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if ((threadIdx.x & 31) == 0) sd[threadIdx.x >> 5] = v;
+    __syncthreads();
+    double s = 0;
+    for (int w = 0; w < (int)blockDim.x / 32; w++) s += sd[w];
+    __syncthreads();
+    return s;
+}
+__global__ void k_ppl_rows(const float *lq_all, const float *lb_all, int V, const int *targets, double *lp, int *arg, double *kld) {
+    __shared__ float sm[32]; __shared__ int sa[32]; __shared__ double sd[32];
+    const float *lq = lq_all + (size_t)blockIdx.x * V, *lb = lb_all ? lb_all + (size_t)blockIdx.x * V : NULL;
+    float mq = -INFINITY, mb = -INFINITY; int aq = V, ab = V;
+    row_max(lq, V, threadIdx.x, blockDim.x, &mq, &aq);
+    block_max(&mq, &aq, sm, sa);
+    if (lb) { row_max(lb, V, threadIdx.x, blockDim.x, &mb, &ab); block_max(&mb, &ab, sm, sa); }
+    double zq = 0, zb = 0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) { zq += exp((double)lq[i] - mq); if (lb) zb += exp((double)lb[i] - mb); }
+    zq = block_sum(zq, sd);
+    double lzq = log(zq), lzb = 0, k = 0;
+    if (lb) {
+        zb = block_sum(zb, sd);
+        lzb = log(zb);
+        for (int i = threadIdx.x; i < V; i += blockDim.x) {
+            double lpb_i = (double)lb[i] - mb - lzb, lpq_i = (double)lq[i] - mq - lzq;
+            k += exp(lpb_i) * (lpb_i - lpq_i);
+        }
+        k = block_sum(k, sd);
+    }
+    if (threadIdx.x == 0) {
+        lp[blockIdx.x] = (double)lq[targets[blockIdx.x]] - mq - lzq;
+        arg[blockIdx.x] = aq < V ? aq : 0;   /* all NaN: the CPU's loop keeps index 0 */
+        if (kld) kld[blockIdx.x] = k;
+    }
+}
+extern "C" void cud_ppl_rows(const float *lq, const float *lb, int rows, int V, const int *targets, double *lp, int *arg, double *kld) {
+    if (!rows) return;
+    if (g_twin) {
+        for (int r = 0; r < rows; r++) {
+            const float *q = lq + (size_t)r * V, *b = lb ? lb + (size_t)r * V : NULL;
+            float mq = q[0]; int aq = 0;
+            for (int i = 1; i < V; i++) if (q[i] > mq) { mq = q[i]; aq = i; }
+            double zq = 0;
+            for (int i = 0; i < V; i++) zq += exp((double)q[i] - mq);
+            double lzq = log(zq), k = 0;
+            if (b) {
+                float mb = b[0];
+                for (int i = 1; i < V; i++) if (b[i] > mb) mb = b[i];
+                double zb = 0;
+                for (int i = 0; i < V; i++) zb += exp((double)b[i] - mb);
+                double lzb = log(zb);
+                for (int i = 0; i < V; i++) {
+                    double lpb_i = (double)b[i] - mb - lzb, lpq_i = (double)q[i] - mq - lzq;
+                    k += exp(lpb_i) * (lpb_i - lpq_i);
+                }
+            }
+            lp[r] = (double)q[targets[r]] - mq - lzq;
+            arg[r] = aq;
+            if (kld) kld[r] = k;
+        }
+        return;
+    }
+    k_ppl_rows<<<rows, 256>>>(lq, lb, V, targets, lp, arg, kld);
+    CK_ASYNC("ppl_rows");
+}

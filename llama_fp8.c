@@ -2719,6 +2719,7 @@ typedef struct {
     float *sw;          /* its scales */
     act_observer observe; void *observe_ctx; /* optional: sees every activation site (calibrate, stats) */
     void *dev;          /* the GPU's activations and KV cache for this state (gpu_forward), else NULL */
+    int logits_on_device; /* gpu_forward leaves the logits on the GPU (ppl takes its statistics there) */
 } RunState;
 static void gpu_run_free(void *dev);   /* section 6b */
 
@@ -3070,6 +3071,8 @@ void cud_round_bf16(float *x, size_t n);
 enum { CUQ_TOKEN = 0, CUQ_GROUP = 1, CUQ_TENSOR_STATIC = 2, CUQ_TENSOR_DYNAMIC = 3, CUQ_INT8_TOKEN = 4 };
 void cud_quant(int mode, uint8_t *q, float *scale, const float *x, int T, int K, emu_dtype t, float param);
 const char *cud_gemm(const emu_gemm_desc *d, int impl);
+void cud_copy(void *d, const void *s, size_t n);
+void cud_ppl_rows(const float *lq, const float *lb, int rows, int V, const int *targets, double *lp, int *arg, double *kld);
 /* the shared __host__ __device__ code compiled for the CPU (checks without a GPU) */
 void cu_host_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int TR, int TC, int rule, emu_dtype t, float param);
 void cu_host_gemm_model(const emu_gemm_desc *g);
@@ -3096,6 +3099,16 @@ static int gpu_active(void) {
     if (gpu_state >= 0) return gpu_state;
     const char *env = getenv("LLAMA_FP8_DEVICE");
     if (env && !strcmp(env, "cpu")) gpu_force_cpu = 1;
+    if (env && !strcmp(env, "twin") && !gpu_force_cpu) {
+        /* the GPU path with every kernel replaced by its host twin (checks without a GPU) */
+#ifdef GPU_BUILD
+        cud_twin(1);
+        snprintf(gpu_why, sizeof gpu_why, "GPU path on the CPU (LLAMA_FP8_DEVICE=twin: host twins of the kernels)");
+        return gpu_state = 1;
+#else
+        fatal("LLAMA_FP8_DEVICE=twin needs a CUDA build (make CUDA=1)");
+#endif
+    }
 #ifdef GPU_BUILD
     int found = cu_probe(gpu_why, sizeof gpu_why);
     gpu_state = found && !gpu_force_cpu;
@@ -3393,7 +3406,7 @@ static size_t n_weight_scales(int gran, int N, int K) {
 }
 /* A norm vector or any host array, uploaded once. */
 static void *dev_array(const void *host, size_t bytes) {
-    DevW *w = devw_find(host, 0, EMU_F32, 0, 0);
+    DevW *w = devw_find(host, 3, EMU_F32, 0, 0);
     if (!w->data) { w->data = dev_alloc_evict(bytes); cud_upload(w->data, host, bytes); w->bytes = bytes; }
     return w->data;
 }
@@ -3402,7 +3415,7 @@ static void *dev_array(const void *host, size_t bytes) {
 static DevW *dev_weight(const Tensor *W, const Scheme *q, int quantize, int as_f32) {
     int N = W->rows, K = W->cols;
     size_t n = (size_t)N * K;
-    int how = quantize && !W->scale ? 2 : as_f32 && W->dtype != EMU_F32 ? 1 : 0;
+    int how = quantize && !W->scale ? 2 : as_f32 && W->dtype != EMU_F32 ? 1 : 0;   /* (3: dev_array) */
     DevW *w = devw_find(W->data, how, q->wfmt, q->wgran, q->bf16_arith);
     if (w->data) return w;
     if (how == 2) {
@@ -3443,11 +3456,13 @@ typedef struct {
     int cap, max_pos, half;
     float *x, *xb, *xo, *q, *k, *v, *hb, *hb2, *logits, *kc, *vc, *cosv, *sinv, *sa;
     uint8_t *qa; int *ids;
+    float *base; double *lp, *kld; int *arg, *tgt;   /* ppl statistics on the device (gpu_ppl_rows) */
 } DevRun;
 static void gpu_run_free(void *p) {
     DevRun *d = p;
     if (!d) return;
-    void *bufs[] = {d->x, d->xb, d->xo, d->q, d->k, d->v, d->hb, d->hb2, d->logits, d->kc, d->vc, d->cosv, d->sinv, d->sa, d->qa, d->ids};
+    void *bufs[] = {d->x, d->xb, d->xo, d->q, d->k, d->v, d->hb, d->hb2, d->logits, d->kc, d->vc, d->cosv, d->sinv, d->sa, d->qa, d->ids,
+                    d->base, d->lp, d->kld, d->arg, d->tgt};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cud_free(bufs[i]);
     free(d);
 }
@@ -3506,6 +3521,25 @@ static void gpu_linear(const Scheme *q, DevRun *d, float *out, const float *in, 
     if (q->kind != SCHEME_FP32) cud_round_bf16(out, (size_t)T * N);
 }
 
+/* ppl's statistics of the rows of the last gpu_forward() with s->logits_on_device, computed where the
+ * logits are: lp[r] = log p(targets[r]), arg[r] = argmax, and with compare kld[r] = KLD(base || this)
+ * against the rows saved by an earlier call with save_base. Only these come back to the host. */
+static void gpu_ppl_rows(RunState *s, int rows, int V, const int *targets, int save_base, int compare, double *lp, int *arg, double *kld) {
+    DevRun *d = s->dev;
+    if (!d) fatal("internal: gpu_ppl_rows before gpu_forward");
+    if (!d->tgt) {
+        d->tgt = dev_alloc_evict((size_t)d->cap * sizeof(int)); d->arg = dev_alloc_evict((size_t)d->cap * sizeof(int));
+        d->lp = dev_alloc_evict((size_t)d->cap * sizeof(double)); d->kld = dev_alloc_evict((size_t)d->cap * sizeof(double));
+    }
+    if ((save_base || compare) && !d->base) d->base = dev_alloc_evict((size_t)d->cap * V * sizeof(float));
+    cud_upload(d->tgt, targets, (size_t)rows * sizeof(int));
+    cud_ppl_rows(d->logits, compare ? d->base : NULL, rows, V, d->tgt, d->lp, d->arg, compare ? d->kld : NULL);
+    if (save_base) cud_copy(d->base, d->logits, (size_t)rows * V * sizeof(float));
+    cud_download(lp, d->lp, (size_t)rows * sizeof(double));
+    cud_download(arg, d->arg, (size_t)rows * sizeof(int));
+    if (compare) cud_download(kld, d->kld, (size_t)rows * sizeof(double));
+}
+
 static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
     const Config *c = &m->c;
     int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim, nh = c->n_heads, nkv = c->n_kv_heads;
@@ -3517,8 +3551,8 @@ static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int 
     dev_generation++;
     DevRun *d = dev_run(s, c);
     cud_upload(d->ids, ids, (size_t)T * sizeof(int));
-    const Tensor *E = &m->tok_embeddings;
-    cud_embed(d->x, dev_array(E->data, (size_t)E->rows * E->cols * dtype_size(E->dtype)), E->dtype, d->ids, T, dim);
+    const DevW *E = dev_weight(&m->tok_embeddings, q, 0, 0);   /* shared with a tied lm_head */
+    cud_embed(d->x, E->data, E->dtype, d->ids, T, dim);
     float *cosv, *sinv;
     rope_tables(m, q, pos0, T, &cosv, &sinv);
     cud_upload(d->cosv, cosv, (size_t)T * d->half * 4);
@@ -3558,7 +3592,7 @@ static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int 
         float *h = d->xb + (size_t)logits_from * dim;
         if (q->quant_lm_head) gpu_quantize_act(q, d, h, T - logits_from, dim, -1, SITE_LMHEAD);
         gpu_linear(q, d, d->logits, h, T - logits_from, &m->lm_head, q->quant_lm_head);
-        cud_download(s->logits, d->logits, (size_t)(T - logits_from) * c->vocab_size * sizeof(float));
+        if (!s->logits_on_device) cud_download(s->logits, d->logits, (size_t)(T - logits_from) * c->vocab_size * sizeof(float));
     }
     cud_sync();
 }
@@ -3720,15 +3754,24 @@ static void verify_host(uint64_t seed) {
             {"w8a8", NULL, NULL, NULL, "cublaslt"}, {"w8a8-static", NULL, NULL, "fp8-e5m2", NULL, 1, 1}, {"w8a8-block"},
             {"w8a8-block", NULL, NULL, NULL, "ada"}, {"int8"}};
         cud_twin(1);
-        for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
-            SchemeOptions so = {.act_format = cfg[i].act, .weight_format = cfg[i].wfmt, .kv = cfg[i].kv, .accum = cfg[i].accum,
-                                .quant_lm_head = cfg[i].lm_head, .scales = cfg[i].scales ? &ss : NULL};
-            Scheme q = scheme_make(cfg[i].scheme, &so);
-            ResidentCmp r = resident_compare(model_for_scheme(m, &q), &q, ids, T);
-            char name[160];
-            snprintf(name, sizeof name, "cuda_host_resident_%s", q.name);
-            vreport(!r.diff && !r.layer_diff, name, "gpu_forward (twin) vs forward(), %d tokens in 2 calls: %zu of %zu logits, %zu of %zu layer outputs differ",
-                    T, r.diff, r.n, r.layer_diff, r.layer_n);
+        for (int tied = 0; tied < 2; tied++) {
+            if (tied) {   /* the same model with tied embeddings (stories260K, Llama 3.2 1B): lm_head is the embedding table */
+                gpu_forward_release();
+                model_free(m);
+                m = model_load("(synthetic)");
+                m->lm_head = m->tok_embeddings;
+            }
+            for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
+                if (tied && i != 0 && i != 1 && i != 4) continue;   /* fp32, bf16, w8a8 with a quantized lm_head */
+                SchemeOptions so = {.act_format = cfg[i].act, .weight_format = cfg[i].wfmt, .kv = cfg[i].kv, .accum = cfg[i].accum,
+                                    .quant_lm_head = cfg[i].lm_head, .scales = cfg[i].scales ? &ss : NULL};
+                Scheme q = scheme_make(cfg[i].scheme, &so);
+                ResidentCmp r = resident_compare(model_for_scheme(m, &q), &q, ids, T);
+                char name[160];
+                snprintf(name, sizeof name, "cuda_host_resident_%s%s", q.name, tied ? "_tied" : "");
+                vreport(!r.diff && !r.layer_diff, name, "gpu_forward (twin) vs forward(), %d tokens in 2 calls: %zu of %zu logits, %zu of %zu layer outputs differ",
+                        T, r.diff, r.n, r.layer_diff, r.layer_n);
+            }
         }
         gpu_forward_release();
         cud_twin(0);
@@ -3901,6 +3944,10 @@ static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int 
 static void gpu_forward_release(void) {}
 static void gpu_run_free(void *dev) { (void)dev; }
 static const char *gpu_gemm_note(const Scheme *q) { (void)q; return ""; }
+static void gpu_ppl_rows(RunState *s, int rows, int V, const int *targets, int save_base, int compare, double *lp, int *arg, double *kld) {
+    (void)s; (void)rows; (void)V; (void)targets; (void)save_base; (void)compare; (void)lp; (void)arg; (void)kld;
+    fatal("internal: gpu_ppl_rows in a build without CUDA");
+}
 static void gpu_set_gemm(const char *name) {
     if (strcmp(name, "auto") && strcmp(name, "model") && strcmp(name, "mma") && strcmp(name, "wgmma") && strcmp(name, "cublaslt"))
         fatal("--gemm: expected auto, model, mma, wgmma or cublaslt, got '%s'", name);
@@ -4321,8 +4368,13 @@ static int cmd_ppl(int argc, char **argv) {
         if (i) st[i].klds = xmalloc(n_scored * sizeof(float));
     }
     size_t V = c->vocab_size;
-    float *base = ns > 1 ? xmalloc((size_t)per_chunk * V * sizeof(float)) : NULL;  /* the base scheme's logits of one chunk */
+    int dev_stats = gpu_active();   /* on the GPU the logits stay there: per-row log p, argmax, KLD come back */
+    float *base = ns > 1 && !dev_stats ? xmalloc((size_t)per_chunk * V * sizeof(float)) : NULL;  /* the base scheme's logits of one chunk */
     double *base_nll = xmalloc(per_chunk * sizeof(double));
+    int *base_arg = xmalloc(per_chunk * sizeof(int));
+    double *dlp = xmalloc(per_chunk * sizeof(double)), *dkl = xmalloc(per_chunk * sizeof(double));
+    int *darg = xmalloc(per_chunk * sizeof(int));
+    s.logits_on_device = dev_stats;
     int *chunk = xmalloc(ctx * sizeof(int));
     int show = o.progress || isatty(2);
     double t0 = now_seconds();
@@ -4333,29 +4385,39 @@ static int cmd_ppl(int argc, char **argv) {
         for (int si = 0; si < ns; si++) {
             PplStat *S = &st[si];
             run_forward(model_for_scheme(m, &S->q), &s, &S->q, chunk, ctx, 0, first);
+            if (dev_stats) gpu_ppl_rows(&s, per_chunk, (int)V, target + first, si == 0 && ns > 1, si > 0, dlp, darg, dkl);
             double nll = 0, nll2 = 0, dn = 0, dn2 = 0, bn_dn = 0, kld = 0, kld2 = 0, dp = 0, dp2 = 0, top1 = 0;
             long long off = (long long)ch * per_chunk;
             #pragma omp parallel for reduction(+ : nll, nll2, dn, dn2, bn_dn, kld, kld2, dp, dp2, top1) schedule(static)
             for (int j = 0; j < per_chunk; j++) {
-                const float *lq = s.logits + (size_t)j * V;
-                int y = target[first + j];
-                /* log-softmax in double */
-                float mq = lq[0]; int aq = 0;
-                for (size_t i = 1; i < V; i++) if (lq[i] > mq) { mq = lq[i]; aq = (int)i; }
-                double zq = 0;
-                for (size_t i = 0; i < V; i++) zq += exp((double)lq[i] - mq);
-                double lzq = log(zq), lpq = (double)lq[y] - mq - lzq;
+                double lpq, lzq = 0, k = 0;
+                int aq, ab = 0;
+                float mq = 0;
+                const float *lq = dev_stats ? NULL : s.logits + (size_t)j * V;
+                if (dev_stats) { lpq = dlp[j]; aq = darg[j]; }
+                else {   /* log-softmax in double */
+                    int y = target[first + j];
+                    mq = lq[0]; aq = 0;
+                    for (size_t i = 1; i < V; i++) if (lq[i] > mq) { mq = lq[i]; aq = (int)i; }
+                    double zq = 0;
+                    for (size_t i = 0; i < V; i++) zq += exp((double)lq[i] - mq);
+                    lzq = log(zq); lpq = (double)lq[y] - mq - lzq;
+                }
                 nll += -lpq; nll2 += lpq * lpq;
-                if (si == 0) { base_nll[j] = -lpq; continue; }
-                const float *lb = base + (size_t)j * V;
-                float mb = lb[0]; int ab = 0;
-                for (size_t i = 1; i < V; i++) if (lb[i] > mb) { mb = lb[i]; ab = (int)i; }
-                double zb = 0;
-                for (size_t i = 0; i < V; i++) zb += exp((double)lb[i] - mb);
-                double lzb = log(zb), k = 0;
-                for (size_t i = 0; i < V; i++) {   /* KLD(base || q) = Σ p_b (log p_b − log p_q) */
-                    double lpb_i = (double)lb[i] - mb - lzb, lpq_i = (double)lq[i] - mq - lzq;
-                    k += exp(lpb_i) * (lpb_i - lpq_i);
+                if (si == 0) { base_nll[j] = -lpq; base_arg[j] = aq; continue; }
+                ab = base_arg[j];
+                if (dev_stats) k = dkl[j];
+                else {
+                    const float *lb = base + (size_t)j * V;
+                    float mb = lb[0];
+                    for (size_t i = 1; i < V; i++) if (lb[i] > mb) mb = lb[i];
+                    double zb = 0;
+                    for (size_t i = 0; i < V; i++) zb += exp((double)lb[i] - mb);
+                    double lzb = log(zb);
+                    for (size_t i = 0; i < V; i++) {   /* KLD(base || q) = Σ p_b (log p_b − log p_q) */
+                        double lpb_i = (double)lb[i] - mb - lzb, lpq_i = (double)lq[i] - mq - lzq;
+                        k += exp(lpb_i) * (lpb_i - lpq_i);
+                    }
                 }
                 double d = -lpq - base_nll[j], dpi = exp(lpq) - exp(-base_nll[j]);
                 dn += d; dn2 += d * d; bn_dn += base_nll[j] * d;
@@ -4364,7 +4426,7 @@ static int cmd_ppl(int argc, char **argv) {
             }
             S->nll += nll; S->nll2 += nll2; S->dn += dn; S->dn2 += dn2; S->bn_dn += bn_dn;
             S->kld += kld; S->kld2 += kld2; S->dp += dp; S->dp2 += dp2; S->top1 += top1;
-            if (si == 0 && base) memcpy(base, s.logits, (size_t)per_chunk * V * sizeof(float));
+            if (si == 0 && base && !dev_stats) memcpy(base, s.logits, (size_t)per_chunk * V * sizeof(float));
         }
         long long count = (long long)(ch + 1) * per_chunk;
         double el = now_seconds() - t0, tps = (double)(ch + 1) * ctx * ns / el;
@@ -4426,7 +4488,7 @@ static int cmd_ppl(int argc, char **argv) {
         if (js) { fprintf(js, "\n  ]\n}\n"); atomic_commit(&af); printf("wrote %s\n", o.json); }
     }
     for (int i = 0; i < ns; i++) free(st[i].klds);
-    free(st); free(list); free(base); free(base_nll); free(chunk); free(ids);
+    free(st); free(list); free(base); free(base_nll); free(base_arg); free(dlp); free(dkl); free(darg); free(chunk); free(ids);
     runstate_free(&s);
     gpu_forward_release();
     model_free(m);

@@ -9,3 +9,18 @@ if ! env -u CFLAGS -u LDLIBS nice make --no-print-directory CUDA=1 build/cuda/ll
   tail -20 build/tests/cuda_host_build.log; echo "FAIL cuda_host: make CUDA=1 build/cuda/llama_fp8 failed"; exit 1
 fi
 build/cuda/llama_fp8 verify --host --seed 7
+# The whole GPU path of `ppl` with every kernel replaced by its host twin (LLAMA_FP8_DEVICE=twin: resident
+# weights / activations / KV cache, GEMM dispatch, ppl statistics computed where the logits are) must print
+# the CPU binary's table to the last digit. Oracle: the CPU build's own ppl (forward() and cmd_ppl's loop).
+cmp_ppl() {  # name, ppl arguments...
+  name=$1; shift
+  a=$(LLAMA_FP8_DEVICE=twin build/cuda/llama_fp8 ppl "$@" 2>&1 | grep -v "^ppl: \|^(") ; ra=$?
+  b=$("${LLAMA_FP8:-./llama_fp8}" ppl "$@" 2>&1 | grep -v "^ppl: \|^(")
+  if [ -n "$a" ] && [ "$a" = "$b" ]; then echo "ok cuda_twin_ppl_$name: GPU path (host twins) prints the CPU's table: $(echo "$a" | grep -c .) lines identical"
+  else echo "FAIL cuda_twin_ppl_$name: GPU path (host twins) and CPU differ:"; echo "$a" > build/tests/twin_a.txt; echo "$b" > build/tests/twin_b.txt; diff build/tests/twin_a.txt build/tests/twin_b.txt | head -10; fi
+}
+cmp_ppl synthetic --synthetic --compare bf16,fp32,fp8-w,w8a8,w8a8-block,int8
+D=${LLAMA_FP8_DATA:-../shared/data}
+if [ -f "$D/stories260K/stories260K.bin" ] && [ -f "$D/tinystories/tinystories_valid_excerpt.txt" ]; then
+  cmp_ppl stories260K -m "$D/stories260K/stories260K.bin" --tokenizer "$D/stories260K/tok512.bin" -f "$D/tinystories/tinystories_valid_excerpt.txt" --chunks 2 --compare bf16,w8a8,int8 --kv fp8-e4m3
+else echo "skip cuda_twin_ppl_stories260K: no stories260K / TinyStories text in $D"; fi
