@@ -2910,12 +2910,52 @@ static void rope_tables(const Model *m, const Scheme *q, int pos0, int T, float 
     *sin_out = sinv;
 }
 
+/* Causal GQA attention over T queries at positions pos0.. (query head h reads kv head h / group).
+ * Scores q·k in fp32 (bf16 schemes: rounded, scaled by 1/sqrt(hd), rounded again), softmax in fp32
+ * (exp(x - max), times the reciprocal of the sum, as torch's CPU softmax), P·V; the output
+ * overwrites qbuf. kc, vc: the cache of this layer, rows of kvd = n_kv_heads · hd. */
+static void attention(const Scheme *q, RunState *s, float *qbuf, const float *kc, const float *vc, int T, int pos0, int n_heads, int n_kv_heads, int hd, float scale) {
+    int qd = n_heads * hd, kvd = n_kv_heads * hd, group = n_heads / n_kv_heads;
+    #pragma omp parallel for collapse(2) schedule(dynamic, 4)
+    for (int t = 0; t < T; t++) {
+        for (int h = 0; h < n_heads; h++) {
+            int npos = pos0 + t + 1;
+            float *qv = qbuf + (size_t)t * qd + h * hd;
+            const float *kh = kc + (h / group) * hd, *vh = vc + (h / group) * hd;
+#ifdef _OPENMP
+            float *att = s->att + (size_t)omp_get_thread_num() * s->max_pos;
+#else
+            float *att = s->att;
+#endif
+            float mx = -INFINITY;
+            for (int p = 0; p < npos; p++) {
+                const float *kv = kh + (size_t)p * kvd;
+                float dot = 0.0f;
+                for (int i = 0; i < hd; i++) dot += qv[i] * kv[i];
+                att[p] = B(q, B(q, dot) * scale);
+                if (att[p] > mx) mx = att[p];
+            }
+            float sum = 0.0f;
+            for (int p = 0; p < npos; p++) { att[p] = expf(att[p] - mx); sum += att[p]; }
+            float inv = 1.0f / sum;
+            for (int p = 0; p < npos; p++) att[p] = B(q, att[p] * inv);
+            for (int i = 0; i < hd; i++) qv[i] = 0.0f;
+            for (int p = 0; p < npos; p++) {
+                const float *vv = vh + (size_t)p * kvd;
+                float a = att[p];
+                for (int i = 0; i < hd; i++) qv[i] += a * vv[i];
+            }
+            for (int i = 0; i < hd; i++) qv[i] = B(q, qv[i]);
+        }
+    }
+}
+
 /* The forward pass over T tokens at positions pos0 .. pos0+T-1 (the KV cache holds the earlier
  * ones). Writes logits for rows logits_from .. T-1 into s->logits (row t at (t-logits_from)*vocab). */
 static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
     const Config *c = &m->c;
     int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim;
-    int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, group = c->n_heads / c->n_kv_heads;
+    int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     if (T > s->cap || pos0 + T > s->max_pos) fatal("internal: forward over %d tokens at %d exceeds the run state", T, pos0);
     float *x = s->x;
 
@@ -2951,41 +2991,7 @@ static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids
         }
         memcpy(kc + (size_t)pos0 * kvd, s->k, (size_t)T * kvd * sizeof(float));
         memcpy(vc + (size_t)pos0 * kvd, s->v, (size_t)T * kvd * sizeof(float));
-        /* causal GQA attention: query head h reads kv head h / group. Scores q·k in fp32 (bf16
-         * schemes: rounded, scaled by 1/sqrt(hd), rounded again), softmax in fp32 (exp(x - max),
-         * times the reciprocal of the sum, as torch's CPU softmax), P·V; the output overwrites q. */
-        #pragma omp parallel for collapse(2) schedule(dynamic, 4)
-        for (int t = 0; t < T; t++) {
-            for (int h = 0; h < c->n_heads; h++) {
-                int npos = pos0 + t + 1;
-                float *qv = s->q + (size_t)t * qd + h * hd;
-                const float *kh = kc + (h / group) * hd, *vh = vc + (h / group) * hd;
-#ifdef _OPENMP
-                float *att = s->att + (size_t)omp_get_thread_num() * s->max_pos;
-#else
-                float *att = s->att;
-#endif
-                float mx = -INFINITY;
-                for (int p = 0; p < npos; p++) {
-                    const float *kv = kh + (size_t)p * kvd;
-                    float dot = 0.0f;
-                    for (int i = 0; i < hd; i++) dot += qv[i] * kv[i];
-                    att[p] = B(q, B(q, dot) * scale);
-                    if (att[p] > mx) mx = att[p];
-                }
-                float sum = 0.0f;
-                for (int p = 0; p < npos; p++) { att[p] = expf(att[p] - mx); sum += att[p]; }
-                float inv = 1.0f / sum;
-                for (int p = 0; p < npos; p++) att[p] = B(q, att[p] * inv);
-                for (int i = 0; i < hd; i++) qv[i] = 0.0f;
-                for (int p = 0; p < npos; p++) {
-                    const float *vv = vh + (size_t)p * kvd;
-                    float a = att[p];
-                    for (int i = 0; i < hd; i++) qv[i] += a * vv[i];
-                }
-                for (int i = 0; i < hd; i++) qv[i] = B(q, qv[i]);
-            }
-        }
+        attention(q, s, s->q, kc, vc, T, pos0, c->n_heads, c->n_kv_heads, hd, scale);
         quantize_act(q, s, s->q, T, qd, l, SITE_O);
         linear(q, s, s->xo, s->q, T, &L->wo, 1);
         for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s->xo[i]);
@@ -3090,6 +3096,7 @@ static double log_prob(const float *logits, int n, int target);
 static int gpu_state = -1;   /* -1: not probed yet, 0: this run uses the CPU, 1: the GPU */
 static int gpu_force_cpu;    /* --cpu */
 static char gpu_why[256];    /* the GPU's description, or why there is none */
+static int gpu_twin_mode __attribute__((unused));    /* LLAMA_FP8_DEVICE=twin: the GPU path runs on host twins (GEMMs: the models) */
 
 /* Called by commands that take --cpu. */
 static void gpu_set_force_cpu(int on) { gpu_force_cpu = on; gpu_state = -1; }
@@ -3103,6 +3110,7 @@ static int gpu_active(void) {
         /* the GPU path with every kernel replaced by its host twin (checks without a GPU) */
 #ifdef GPU_BUILD
         cud_twin(1);
+        gpu_twin_mode = 1;
         snprintf(gpu_why, sizeof gpu_why, "GPU path on the CPU (LLAMA_FP8_DEVICE=twin: host twins of the kernels)");
         return gpu_state = 1;
 #else
@@ -3194,32 +3202,6 @@ static void fill_codes(uint8_t *q, size_t n, uint64_t *rng, emu_dtype t) {   /* 
     }
 }
 
-/* Attention of forward() for one (token, head), in the order the GPU kernel uses (k_attention):
- * the host twin of cuda_kernels.cu's kernel, checked against forward() itself by --host. */
-static void twin_attention(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale) {
-    int group = nh / nkv, kvd = nkv * hd;
-    float *att = xmalloc((size_t)(pos0 + T) * sizeof(float)), *qs = xmalloc(hd * sizeof(float));
-    for (int t = 0; t < T; t++)
-        for (int h = 0; h < nh; h++) {
-            int npos = pos0 + t + 1;
-            float *qv = q + ((size_t)t * nh + h) * hd;
-            const float *kh = kc + (h / group) * hd, *vh = vc + (h / group) * hd;
-            memcpy(qs, qv, hd * sizeof(float));
-            float mx = -INFINITY, sum = 0.0f;
-            for (int p = 0; p < npos; p++) { att[p] = cu_host_att_score(bf16, qs, kh + (size_t)p * kvd, hd, scale); mx = fmaxf(mx, att[p]); }
-            for (int p = 0; p < npos; p++) att[p] = cu_host_expf(att[p] - mx);
-            for (int p = 0; p < npos; p++) sum += att[p];
-            float inv = 1.0f / sum;
-            for (int p = 0; p < npos; p++) att[p] = cu_host_bq(bf16, att[p] * inv);
-            for (int i = 0; i < hd; i++) {
-                float acc = 0.0f;
-                for (int p = 0; p < npos; p++) acc += att[p] * vh[(size_t)p * kvd + i];
-                qv[i] = cu_host_bq(bf16, acc);
-            }
-        }
-    free(att); free(qs);
-}
-
 /* GEMM of a Linear through the emu_gemm_desc interface: fp32 activations × stored weights, fp32 fmaf
  * chain — the bits of forward()'s matmul() (emu_gemm_f32). */
 static emu_gemm_desc linear_desc(float *out, const float *in, int T, const Tensor *W) {
@@ -3231,96 +3213,6 @@ static emu_gemm_desc linear_desc(float *out, const float *in, int T, const Tenso
     g.d_type = EMU_F32; g.D = out; g.ldd = W->rows;
     g.accum = EMU_ACC_FP32;
     return g;
-}
-
-/* forward() op by op (same ops, same order). gpu = 0: the host twins only (the result must equal
- * forward()'s bit for bit); gpu = 1: every op also runs on the GPU on the same input, the two outputs
- * are compared (counted per op kind in cmp[op][0 = runs, 1 = bit-exact runs]) and the CPU's output
- * goes on, so a difference never propagates. Returns the logits of all T rows (caller frees). */
-enum { OP_NORM, OP_GEMM, OP_ROPE, OP_ATTN, OP_RESID, OP_SWIGLU, OP_COUNT };
-static const char *const op_names[OP_COUNT] = {"rmsnorm", "gemm (fp32 fmaf chain)", "rope", "attention", "residual add", "swiglu"};
-static float *twin_forward(const Model *m, const Scheme *q, const int *ids, int T, int gpu, long cmp[OP_COUNT][2], int verbose) {
-    const Config *c = &m->c;
-    int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim, nh = c->n_heads, nkv = c->n_kv_heads;
-    int qd = nh * hd, kvd = nkv * hd, half = hd / 2, bf16 = q->kind == SCHEME_BF16;
-    size_t big = (size_t)T * (hid > c->vocab_size ? hid : c->vocab_size);
-    float *x = xmalloc((size_t)T * dim * 4), *xb = xmalloc((size_t)T * dim * 4), *xo = xmalloc((size_t)T * dim * 4);
-    float *qq = xmalloc((size_t)T * qd * 4), *kc = xmalloc((size_t)T * kvd * 4), *vc = xmalloc((size_t)T * kvd * 4);
-    float *hb = xmalloc((size_t)T * hid * 4), *hb2 = xmalloc((size_t)T * hid * 4), *g = xmalloc(big * 4 + 4);
-    float *logits = xmalloc((size_t)T * c->vocab_size * 4);
-    float *cosv = xmalloc((size_t)T * half * 4), *sinv = xmalloc((size_t)T * half * 4);
-    for (int t = 0; t < T; t++)
-        for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = tensor_get(&m->tok_embeddings, (size_t)ids[t] * dim + i);
-    for (int t = 0; t < T; t++)
-        for (int j = 0; j < half; j++) {
-            float angle = (float)t * m->inv_freq[j];
-            cosv[(size_t)t * half + j] = B(q, (float)cos((double)angle));
-            sinv[(size_t)t * half + j] = B(q, (float)sin((double)angle));
-        }
-    float scale = (float)(1.0 / sqrt((double)hd));
-#define CHECK(op, cpu_out, n, unused) do { if (gpu) { size_t d_ = bits_diff(g, cpu_out, n, 4); cmp[op][0]++; cmp[op][1] += d_ == 0; \
-        if (d_ && verbose) printf("  layer %d %s: %zu of %zu values differ\n", l, op_names[op], d_, (size_t)(n)); } } while (0)
-    for (int l = 0; l <= c->n_layers; l++) {
-        const float *norm_w = l < c->n_layers ? m->layers[l].attn_norm : m->final_norm;
-        if (gpu) cu_rmsnorm(bf16, g, x, norm_w, T, dim, c->norm_eps);
-        rmsnorm(q, xb, x, norm_w, T, dim, c->norm_eps);
-        CHECK(OP_NORM, xb, (size_t)T * dim, (void)0);
-        if (l == c->n_layers) break;
-        const Layer *L = &m->layers[l];
-        /* q, k, v */
-        struct { float *out; const Tensor *W; } lin[3] = {{qq, &L->wq}, {kc, &L->wk}, {vc, &L->wv}};
-        for (int i = 0; i < 3; i++) {
-            if (gpu) { emu_gemm_desc d = linear_desc(g, xb, T, lin[i].W); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * lin[i].W->rows); }
-            matmul(q, lin[i].out, xb, T, lin[i].W);
-            CHECK(OP_GEMM, lin[i].out, (size_t)T * lin[i].W->rows, (void)0);
-        }
-        /* rope on q and k */
-        for (int i = 0; i < 2; i++) {
-            float *v = i ? kc : qq;
-            int heads = i ? nkv : nh;
-            if (gpu) { memcpy(g, v, (size_t)T * heads * hd * 4); cu_rope(bf16, g, T, heads, hd, cosv, sinv); }
-            for (int t = 0; t < T; t++)
-                for (int h = 0; h < heads; h++) rope(q, v + ((size_t)t * heads + h) * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
-            CHECK(OP_ROPE, v, (size_t)T * heads * hd, (void)0);
-        }
-        if (gpu) { memcpy(g, qq, (size_t)T * qd * 4); cu_attention(bf16, g, kc, vc, T, 0, nh, nkv, hd, scale); }
-        twin_attention(bf16, qq, kc, vc, T, 0, nh, nkv, hd, scale);
-        CHECK(OP_ATTN, qq, (size_t)T * qd, (void)0);
-        if (gpu) { emu_gemm_desc d = linear_desc(g, qq, T, &L->wo); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * dim); }
-        matmul(q, xo, qq, T, &L->wo);
-        CHECK(OP_GEMM, xo, (size_t)T * dim, (void)0);
-        if (gpu) { memcpy(g, x, (size_t)T * dim * 4); cu_residual(bf16, g, xo, (size_t)T * dim); }
-        for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + xo[i]);
-        CHECK(OP_RESID, x, (size_t)T * dim, (void)0);
-        /* MLP */
-        if (gpu) cu_rmsnorm(bf16, g, x, L->ffn_norm, T, dim, c->norm_eps);
-        rmsnorm(q, xb, x, L->ffn_norm, T, dim, c->norm_eps);
-        CHECK(OP_NORM, xb, (size_t)T * dim, (void)0);
-        struct { float *out; const Tensor *W; } mlp[2] = {{hb, &L->w_gate}, {hb2, &L->w_up}};
-        for (int i = 0; i < 2; i++) {
-            if (gpu) { emu_gemm_desc d = linear_desc(g, xb, T, mlp[i].W); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * hid); }
-            matmul(q, mlp[i].out, xb, T, mlp[i].W);
-            CHECK(OP_GEMM, mlp[i].out, (size_t)T * hid, (void)0);
-        }
-        if (gpu) { memcpy(g, hb, (size_t)T * hid * 4); cu_swiglu(bf16, g, hb2, (size_t)T * hid); }
-        for (size_t i = 0; i < (size_t)T * hid; i++) hb[i] = cu_host_bq(bf16, cu_host_bq(bf16, cu_host_silu(hb[i])) * hb2[i]);
-        CHECK(OP_SWIGLU, hb, (size_t)T * hid, (void)0);
-        if (gpu) { emu_gemm_desc d = linear_desc(g, hb, T, &L->w_down); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * dim); }
-        matmul(q, xo, hb, T, &L->w_down);
-        CHECK(OP_GEMM, xo, (size_t)T * dim, (void)0);
-        if (gpu) { memcpy(g, x, (size_t)T * dim * 4); cu_residual(bf16, g, xo, (size_t)T * dim); }
-        for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + xo[i]);
-        CHECK(OP_RESID, x, (size_t)T * dim, (void)0);
-    }
-    {
-        int l = c->n_layers;
-        if (gpu) { emu_gemm_desc d = linear_desc(g, xb, T, &m->lm_head); const char *why = cu_gemm(&d, CU_GEMM_MODEL); if (why) fatal("verify: %s", why); B_rows(q, g, (size_t)T * c->vocab_size); }
-        matmul(q, logits, xb, T, &m->lm_head);
-        CHECK(OP_GEMM, logits, (size_t)T * c->vocab_size, (void)0);
-    }
-#undef CHECK
-    free(x); free(xb); free(xo); free(qq); free(kc); free(vc); free(hb); free(hb2); free(g); free(cosv); free(sinv);
-    return logits;
 }
 
 /* ---- the resident forward pass ----
@@ -3355,15 +3247,16 @@ static int gpu_gemm(const Scheme *q, int quantized) {
     return q->wgran == GRAN_BLOCK || q->amode == AMODE_GROUP ? CU_GEMM_MMA : CU_GEMM_CUBLASLT;
 }
 static const char *gpu_gemm_name(int impl) {
+    if (gpu_twin_mode && impl != CU_GEMM_MODEL) return "host twin: the accumulation model stands in for the tensor cores";
     return impl == CU_GEMM_MMA ? "mma.sync kernel" : impl == CU_GEMM_WGMMA ? "wgmma kernel" : impl == CU_GEMM_CUBLASLT ? "cuBLASLt" : "bit-exact model kernels";
 }
 /* For run headers: " [GPU GEMMs: cuBLASLt]" on the GPU, "" on the CPU. */
 static const char *gpu_gemm_note(const Scheme *q) {
-    static char b[4][64];
+    static char b[4][128];
     static int k;
     if (!gpu_active()) return "";
     char *s = b[k++ & 3];
-    snprintf(s, 64, " [GPU GEMMs: %s]", gpu_gemm_name(gpu_gemm(q, 1)));
+    snprintf(s, 128, " [GPU GEMMs: %s]", gpu_gemm_name(gpu_gemm(q, 1)));
     return s;
 }
 
@@ -3486,18 +3379,18 @@ static DevRun *dev_run(RunState *s, const Config *c) {
 }
 
 /* quantize_act on the device (observers are not supported here: calibrate and stats run on the CPU). */
-static void gpu_quantize_act(const Scheme *q, DevRun *d, const float *x, int T, int K, int layer, int site) {
+static void gpu_quantize_act(const Scheme *q, uint8_t *qa, float *sa, const float *x, int T, int K, int layer, int site) {
     switch (q->amode) {
-    case AMODE_TOKEN: cud_quant(CUQ_TOKEN, d->qa, d->sa, x, T, K, q->afmt, q->scale_ub); break;
-    case AMODE_INT8_TOKEN: cud_quant(CUQ_INT8_TOKEN, d->qa, d->sa, x, T, K, EMU_I8, 0); break;
-    case AMODE_GROUP: cud_quant(CUQ_GROUP, d->qa, d->sa, x, T, K, q->afmt, 0); break;
-    case AMODE_TENSOR_DYNAMIC: cud_quant(CUQ_TENSOR_DYNAMIC, d->qa, d->sa, x, T, K, q->afmt, 0); break;
-    case AMODE_TENSOR_STATIC: cud_quant(CUQ_TENSOR_STATIC, d->qa, d->sa, x, T, K, q->afmt, act_static_scale(q, layer, site)); break;
+    case AMODE_TOKEN: cud_quant(CUQ_TOKEN, qa, sa, x, T, K, q->afmt, q->scale_ub); break;
+    case AMODE_INT8_TOKEN: cud_quant(CUQ_INT8_TOKEN, qa, sa, x, T, K, EMU_I8, 0); break;
+    case AMODE_GROUP: cud_quant(CUQ_GROUP, qa, sa, x, T, K, q->afmt, 0); break;
+    case AMODE_TENSOR_DYNAMIC: cud_quant(CUQ_TENSOR_DYNAMIC, qa, sa, x, T, K, q->afmt, 0); break;
+    case AMODE_TENSOR_STATIC: cud_quant(CUQ_TENSOR_STATIC, qa, sa, x, T, K, q->afmt, act_static_scale(q, layer, site)); break;
     default: break;
     }
 }
-/* linear() on the device. */
-static void gpu_linear(const Scheme *q, DevRun *d, float *out, const float *in, int T, const Tensor *W, int quantized) {
+/* linear() on the device; qa, sa: the quantized input of quantize_act on the device. */
+static void gpu_linear(const Scheme *q, const uint8_t *qa, const float *sa, float *out, const float *in, int T, const Tensor *W, int quantized) {
     int N = W->rows, K = W->cols, impl = gpu_gemm(q, quantized);
     emu_gemm_desc g = {.M = T, .N = N, .K = K, .d_type = EMU_F32, .D = out, .ldd = N};
     if (!scheme_quantizes(q) || !quantized) {
@@ -3511,7 +3404,7 @@ static void gpu_linear(const Scheme *q, DevRun *d, float *out, const float *in, 
         g.b_scale_kind = gran == GRAN_BLOCK ? EMU_SCALE_BLOCK : gran == GRAN_TENSOR ? EMU_SCALE_TENSOR : EMU_SCALE_ROW;
         if (q->amode == AMODE_NONE) { g.a_type = EMU_F32; g.A = in; g.lda = K; g.a_scale_kind = EMU_SCALE_ONE; }
         else {
-            g.a_type = q->afmt; g.A = d->qa; g.lda = K; g.a_scale = d->sa;
+            g.a_type = q->afmt; g.A = qa; g.lda = K; g.a_scale = sa;
             g.a_scale_kind = q->amode == AMODE_TENSOR_STATIC || q->amode == AMODE_TENSOR_DYNAMIC ? EMU_SCALE_TENSOR
                            : q->amode == AMODE_GROUP ? EMU_SCALE_BLOCK : EMU_SCALE_ROW;
         }
@@ -3519,6 +3412,147 @@ static void gpu_linear(const Scheme *q, DevRun *d, float *out, const float *in, 
     const char *why = cud_gemm(&g, impl);
     if (why) fatal("scheme %s on the GPU (%s): %s", q->name, gpu_gemm_name(impl), why);
     if (q->kind != SCHEME_FP32) cud_round_bf16(out, (size_t)T * N);
+}
+
+/* ---- verify: forward() op by op, every op also run through the GPU path (cud_*) on the same input ----
+ * The CPU's output goes on, so a difference never propagates; each GPU output is compared with it.
+ * GEMMs get the CPU's quantized activations as input, so each op is judged alone. Under
+ * LLAMA_FP8_DEVICE=twin (and in verify --host) the GPU ops are their host twins. */
+enum { OP_NORM, OP_QUANT, OP_GEMM, OP_ROPE, OP_KV, OP_ATTN, OP_RESID, OP_SWIGLU, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"rmsnorm", "activation quantization", "gemm", "rope", "kv cache store", "attention",
+                                               "residual add", "swiglu"};
+typedef struct { long runs, exact; size_t n, diff; double max_ulp, max_rel; int worst_layer; } OpStat;
+static void *dput(const void *h, size_t n) { void *d = cud_alloc(n); cud_upload(d, h, n); return d; }
+/* compares the device buffer dev (n elements of elsize bytes) with the CPU's values, then frees dev */
+static void op_compare(OpStat *st, int layer, const void *cpu, void *dev, size_t n, int elsize, int verbose, const char *what) {
+    void *g = xmalloc(n * elsize + 1);
+    cud_download(g, dev, n * elsize);
+    cud_free(dev);
+    size_t d = bits_diff(g, cpu, n, elsize);
+    st->runs++; st->exact += d == 0; st->n += n; st->diff += d;
+    if (elsize == 4 && d) {
+        double u, r;
+        err_stats(g, cpu, n, &u, &r);
+        if (u > st->max_ulp) { st->max_ulp = u; st->worst_layer = layer; }
+        if (r > st->max_rel) st->max_rel = r;
+    }
+    if (d && verbose) printf("  layer %d %s: %zu of %zu values differ\n", layer, what, d, n);
+    free(g);
+}
+static size_t act_scale_count(const Scheme *q, int T, int K) {
+    return q->amode == AMODE_GROUP ? (size_t)T * ((K + EMU_BLOCK - 1) / EMU_BLOCK) : q->amode == AMODE_TOKEN || q->amode == AMODE_INT8_TOKEN ? (size_t)T : 1;
+}
+/* Returns the logits of all T rows (the caller frees); they equal forward()'s (checked by the callers). */
+static float *verify_ops(const Model *m, const Scheme *q, const int *ids, int T, OpStat *st, int verbose) {
+    const Config *c = &m->c;
+    int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim, nh = c->n_heads, nkv = c->n_kv_heads;
+    int qd = nh * hd, kvd = nkv * hd, half = hd / 2, bf16 = q->kind != SCHEME_FP32;
+    RunState s;
+    runstate_init(&s, c, T, T);
+    runstate_quant_buffers(&s, c, q);
+    float *x = s.x, *cosv, *sinv;
+    embed_tokens(m, x, ids, T);
+    rope_tables(m, q, 0, T, &cosv, &sinv);
+    float *dcos = dput(cosv, (size_t)T * half * 4), *dsin = dput(sinv, (size_t)T * half * 4);
+    float scale = (float)(1.0 / sqrt((double)hd));
+    int l = 0;
+#define NORM(w) do { float *dx = dput(x, (size_t)T * dim * 4), *dw = dput(w, (size_t)dim * 4), *dout = cud_alloc((size_t)T * dim * 4); \
+        cud_rmsnorm(bf16, dout, dx, dw, T, dim, c->norm_eps); rmsnorm(q, s.xb, x, w, T, dim, c->norm_eps); \
+        op_compare(&st[OP_NORM], l, s.xb, dout, (size_t)T * dim, 4, verbose, "rmsnorm"); cud_free(dx); cud_free(dw); } while (0)
+#define QUANT(in, nr_, K, layer, site) do { if (q->amode != AMODE_NONE) { \
+        float *din = dput(in, (size_t)(nr_) * (K) * 4); uint8_t *dq = cud_alloc((size_t)(nr_) * (K)); size_t ns_ = act_scale_count(q, nr_, K); \
+        float *ds = cud_alloc(ns_ * 4 + 4); \
+        gpu_quantize_act(q, dq, ds, din, nr_, K, layer, site); quantize_act(q, &s, in, nr_, K, layer, site); \
+        op_compare(&st[OP_QUANT], l, s.qa, dq, (size_t)(nr_) * (K), 1, verbose, "quantized codes"); \
+        op_compare(&st[OP_QUANT], l, s.sa, ds, ns_, 4, verbose, "quantization scales"); cud_free(din); } } while (0)
+#define GEMM(out, in, nr_, W, quantized) do { int K_ = (W)->cols, N_ = (W)->rows; \
+        float *din = dput(in, (size_t)(nr_) * K_ * 4), *dout = cud_alloc((size_t)(nr_) * N_ * 4); uint8_t *dq = NULL; float *ds = NULL; \
+        if (scheme_quantizes(q) && (quantized) && q->amode != AMODE_NONE) { \
+            dq = dput(s.qa, (size_t)(nr_) * K_); ds = dput(s.sa, act_scale_count(q, nr_, K_) * 4 + 4); } \
+        gpu_linear(q, dq, ds, dout, din, nr_, W, quantized); linear(q, &s, out, in, nr_, W, quantized); \
+        op_compare(&st[OP_GEMM], l, out, dout, (size_t)(nr_) * N_, 4, verbose && gpu_gemm(q, quantized) == CU_GEMM_MODEL, "gemm"); \
+        cud_free(din); cud_free(dq); cud_free(ds); } while (0)
+#define ELEM(op, buf, n, call, cpu) do { float *d1 = dput(buf, (size_t)(n) * 4); call; cpu; op_compare(&st[op], l, buf, d1, n, 4, verbose, op_names[op]); } while (0)
+    for (l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        float *kc = s.key_cache + (size_t)l * T * kvd, *vc = s.value_cache + (size_t)l * T * kvd;
+        NORM(L->attn_norm);
+        QUANT(s.xb, T, dim, l, SITE_QKV);
+        GEMM(s.q, s.xb, T, &L->wq, 1);
+        GEMM(s.k, s.xb, T, &L->wk, 1);
+        GEMM(s.v, s.xb, T, &L->wv, 1);
+        struct { float *v; int heads; } r[2] = {{s.q, nh}, {s.k, nkv}};
+        for (int i = 0; i < 2; i++)
+            ELEM(OP_ROPE, r[i].v, (size_t)T * r[i].heads * hd, cud_rope(bf16, d1, T, r[i].heads, hd, dcos, dsin),
+                 for (int t = 0; t < T; t++) for (int h = 0; h < r[i].heads; h++)
+                     rope(q, r[i].v + ((size_t)t * r[i].heads + h) * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half));
+        if (q->kv != EMU_F32) {
+            float ks, vs;
+            kv_scales(q, l, &ks, &vs);
+            ELEM(OP_KV, s.k, (size_t)T * kvd, cud_kv_store(d1, d1, (size_t)T * kvd, q->kv, bf16, ks), kv_quantize(q, s.k, T * kvd, ks));
+            ELEM(OP_KV, s.v, (size_t)T * kvd, cud_kv_store(d1, d1, (size_t)T * kvd, q->kv, bf16, vs), kv_quantize(q, s.v, T * kvd, vs));
+        }
+        memcpy(kc, s.k, (size_t)T * kvd * 4);
+        memcpy(vc, s.v, (size_t)T * kvd * 4);
+        {
+            float *dk = dput(kc, (size_t)T * kvd * 4), *dv = dput(vc, (size_t)T * kvd * 4);
+            ELEM(OP_ATTN, s.q, (size_t)T * qd, cud_attention(bf16, d1, dk, dv, T, 0, nh, nkv, hd, scale),
+                 attention(q, &s, s.q, kc, vc, T, 0, nh, nkv, hd, scale));
+            cud_free(dk); cud_free(dv);
+        }
+        QUANT(s.q, T, qd, l, SITE_O);
+        GEMM(s.xo, s.q, T, &L->wo, 1);
+        {
+            float *dxo = dput(s.xo, (size_t)T * dim * 4);
+            ELEM(OP_RESID, x, (size_t)T * dim, cud_residual(bf16, d1, dxo, (size_t)T * dim), for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s.xo[i]));
+            cud_free(dxo);
+        }
+        NORM(L->ffn_norm);
+        QUANT(s.xb, T, dim, l, SITE_GATEUP);
+        GEMM(s.hb, s.xb, T, &L->w_gate, 1);
+        GEMM(s.hb2, s.xb, T, &L->w_up, 1);
+        {
+            float *dh2 = dput(s.hb2, (size_t)T * hid * 4);
+            ELEM(OP_SWIGLU, s.hb, (size_t)T * hid, cud_swiglu(bf16, d1, dh2, (size_t)T * hid),
+                 for (size_t i = 0; i < (size_t)T * hid; i++) s.hb[i] = B(q, B(q, silu(s.hb[i])) * s.hb2[i]));
+            cud_free(dh2);
+        }
+        QUANT(s.hb, T, hid, l, SITE_DOWN);
+        GEMM(s.xo, s.hb, T, &L->w_down, 1);
+        {
+            float *dxo = dput(s.xo, (size_t)T * dim * 4);
+            ELEM(OP_RESID, x, (size_t)T * dim, cud_residual(bf16, d1, dxo, (size_t)T * dim), for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s.xo[i]));
+            cud_free(dxo);
+        }
+    }
+    NORM(m->final_norm);
+    if (q->quant_lm_head) QUANT(s.xb, T, dim, -1, SITE_LMHEAD);
+    GEMM(s.logits, s.xb, T, &m->lm_head, q->quant_lm_head);
+#undef NORM
+#undef QUANT
+#undef GEMM
+#undef ELEM
+    cud_free(dcos); cud_free(dsin);
+    free(cosv); free(sinv);
+    float *logits = s.logits;
+    s.logits = NULL;
+    runstate_free(&s);
+    return logits;
+}
+/* Prints one line per op kind (ok/FAIL: bit-exact, or info for tensor-core GEMMs); returns the failures. */
+static void report_ops(const OpStat *st, const Scheme *q, const char *prefix) {
+    for (int op = 0; op < OP_COUNT; op++) {
+        const OpStat *o = &st[op];
+        if (!o->runs) continue;
+        char name[96];
+        snprintf(name, sizeof name, "%s%s", prefix, op_names[op]);
+        if (op == OP_GEMM && (gpu_gemm(q, 1) != CU_GEMM_MODEL || gpu_gemm(q, 0) != CU_GEMM_MODEL))
+            printf("info %s (%s): %ld of %ld runs bit-exact; %zu of %zu values differ from the CPU's --accum %s, max %.3g ulp (layer %d), max rel %.3g\n",
+                   name, gpu_gemm_name(gpu_gemm(q, 1)), o->exact, o->runs, o->diff, o->n, emu_accum_names[q->accum], o->max_ulp, o->worst_layer, o->max_rel);
+        else
+            vreport(o->exact == o->runs, name, "%ld of %ld runs bit-exact; %zu of %zu values differ (max %.3g ulp, layer %d)", o->exact, o->runs, o->diff, o->n,
+                    o->max_ulp, o->worst_layer);
+    }
 }
 
 /* ppl's statistics of the rows of the last gpu_forward() with s->logits_on_device, computed where the
@@ -3563,10 +3597,10 @@ static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int 
         const Layer *L = &m->layers[l];
         float *kc = d->kc + (size_t)l * d->max_pos * kvd, *vc = d->vc + (size_t)l * d->max_pos * kvd;
         cud_rmsnorm(bf16, d->xb, d->x, dev_array(L->attn_norm, dim * 4), T, dim, c->norm_eps);
-        gpu_quantize_act(q, d, d->xb, T, dim, l, SITE_QKV);
-        gpu_linear(q, d, d->q, d->xb, T, &L->wq, 1);
-        gpu_linear(q, d, d->k, d->xb, T, &L->wk, 1);
-        gpu_linear(q, d, d->v, d->xb, T, &L->wv, 1);
+        gpu_quantize_act(q, d->qa, d->sa, d->xb, T, dim, l, SITE_QKV);
+        gpu_linear(q, d->qa, d->sa, d->q, d->xb, T, &L->wq, 1);
+        gpu_linear(q, d->qa, d->sa, d->k, d->xb, T, &L->wk, 1);
+        gpu_linear(q, d->qa, d->sa, d->v, d->xb, T, &L->wv, 1);
         cud_rope(bf16, d->q, T, nh, hd, d->cosv, d->sinv);
         cud_rope(bf16, d->k, T, nkv, hd, d->cosv, d->sinv);
         float ks = 1, vs = 1;
@@ -3574,24 +3608,24 @@ static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int 
         cud_kv_store(kc + (size_t)pos0 * kvd, d->k, (size_t)T * kvd, q->kv, bf16, ks);
         cud_kv_store(vc + (size_t)pos0 * kvd, d->v, (size_t)T * kvd, q->kv, bf16, vs);
         cud_attention(bf16, d->q, kc, vc, T, pos0, nh, nkv, hd, scale);
-        gpu_quantize_act(q, d, d->q, T, qd, l, SITE_O);
-        gpu_linear(q, d, d->xo, d->q, T, &L->wo, 1);
+        gpu_quantize_act(q, d->qa, d->sa, d->q, T, qd, l, SITE_O);
+        gpu_linear(q, d->qa, d->sa, d->xo, d->q, T, &L->wo, 1);
         cud_residual(bf16, d->x, d->xo, (size_t)T * dim);
         cud_rmsnorm(bf16, d->xb, d->x, dev_array(L->ffn_norm, dim * 4), T, dim, c->norm_eps);
-        gpu_quantize_act(q, d, d->xb, T, dim, l, SITE_GATEUP);
-        gpu_linear(q, d, d->hb, d->xb, T, &L->w_gate, 1);
-        gpu_linear(q, d, d->hb2, d->xb, T, &L->w_up, 1);
+        gpu_quantize_act(q, d->qa, d->sa, d->xb, T, dim, l, SITE_GATEUP);
+        gpu_linear(q, d->qa, d->sa, d->hb, d->xb, T, &L->w_gate, 1);
+        gpu_linear(q, d->qa, d->sa, d->hb2, d->xb, T, &L->w_up, 1);
         cud_swiglu(bf16, d->hb, d->hb2, (size_t)T * hid);
-        gpu_quantize_act(q, d, d->hb, T, hid, l, SITE_DOWN);
-        gpu_linear(q, d, d->xo, d->hb, T, &L->w_down, 1);
+        gpu_quantize_act(q, d->qa, d->sa, d->hb, T, hid, l, SITE_DOWN);
+        gpu_linear(q, d->qa, d->sa, d->xo, d->hb, T, &L->w_down, 1);
         cud_residual(bf16, d->x, d->xo, (size_t)T * dim);
         if (s->layer_out) cud_download(s->layer_out[l], d->x, (size_t)T * dim * sizeof(float));
     }
     cud_rmsnorm(bf16, d->xb, d->x, dev_array(m->final_norm, dim * 4), T, dim, c->norm_eps);
     if (logits_from < T) {
         float *h = d->xb + (size_t)logits_from * dim;
-        if (q->quant_lm_head) gpu_quantize_act(q, d, h, T - logits_from, dim, -1, SITE_LMHEAD);
-        gpu_linear(q, d, d->logits, h, T - logits_from, &m->lm_head, q->quant_lm_head);
+        if (q->quant_lm_head) gpu_quantize_act(q, d->qa, d->sa, h, T - logits_from, dim, -1, SITE_LMHEAD);
+        gpu_linear(q, d->qa, d->sa, d->logits, h, T - logits_from, &m->lm_head, q->quant_lm_head);
         if (!s->logits_on_device) cud_download(s->logits, d->logits, (size_t)(T - logits_from) * c->vocab_size * sizeof(float));
     }
     cud_sync();
@@ -3715,24 +3749,37 @@ static void verify_host(uint64_t seed) {
         vreport(!d, "cuda_host_expf", "%zu of %zu floats (every 251st bit pattern) differ from libm expf", d, n);
         vreport(!ds, "cuda_host_silu", "%zu of %zu floats differ from x / (1 + expf(-x))", ds, n);
     }
-    /* forward(): the op-by-op twin (RMSNorm, RoPE, attention, SwiGLU, residuals in the GPU kernels' order)
-     * against forward() itself on the built-in synthetic model, logits bit for bit, both schemes */
-    for (int sc = 0; sc < 2; sc++) {
+    /* forward() op by op, every op also through the GPU path's host twins (verify_ops: the kernels'
+     * formulas, the GPU's buffers and dispatch), and that sequence of ops against forward() itself */
+    {
         Model *m = model_load("(synthetic)");
-        Scheme q_ = scheme_by_name(sc ? "bf16" : "fp32"); const Scheme *q = &q_;
-        model_prepare(m, q);
         int T = 24, *ids = xmalloc(T * sizeof(int));
         for (int t = 0; t < T; t++) ids[t] = (int)(rng_next(&rng) % m->c.vocab_size);
-        RunState s;
-        runstate_init(&s, &m->c, T, T);
-        forward(m, &s, q, ids, T, 0, 0);
-        float *lt = twin_forward(m, q, ids, T, 0, NULL, 0);
-        size_t n = (size_t)T * m->c.vocab_size, d = bits_diff(lt, s.logits, n, 4);
-        char name[160];
-        snprintf(name, sizeof name, "cuda_host_forward_twin_%s", q->name);
-        vreport(!d, name, "synthetic model, %d tokens: %zu of %zu logits differ from forward()", T, d, n);
-        free(lt); free(ids);
-        runstate_free(&s);
+        const char *names[] = {"fp32", "bf16", "fp8-w", "w8a8", "w8a8-block", "int8"};
+        cud_twin(1);
+        for (int i = 0; i < 6; i++) {
+            SchemeOptions so = {.kv = i == 3 ? "fp8-e4m3" : NULL, .quant_lm_head = i == 3};
+            Scheme q = scheme_make(names[i], &so);
+            const Model *mq = model_for_scheme(m, &q);
+            OpStat st[OP_COUNT];
+            memset(st, 0, sizeof st);
+            float *lt = verify_ops(mq, &q, ids, T, st, 0);
+            RunState s;
+            runstate_init(&s, &m->c, T, T);
+            runstate_quant_buffers(&s, &m->c, &q);
+            forward(mq, &s, &q, ids, T, 0, 0);
+            size_t n = (size_t)T * m->c.vocab_size, d = bits_diff(lt, s.logits, n, 4);
+            char name[160];
+            snprintf(name, sizeof name, "cuda_host_ops_sequence_%s", q.name);
+            vreport(!d, name, "synthetic model, %d tokens, forward() op by op: %zu of %zu logits differ from forward()", T, d, n);
+            snprintf(name, sizeof name, "cuda_host_op_%s ", q.name);
+            report_ops(st, &q, name);
+            free(lt);
+            runstate_free(&s);
+        }
+        gpu_forward_release();
+        cud_twin(0);
+        free(ids);
         model_free(m);
     }
     /* the resident forward pass (gpu_forward) in twin mode: every cud_* op on host memory by the
@@ -3910,9 +3957,16 @@ static void verify_kernels(uint64_t seed) {
         fill_random(kc, (size_t)T * nkv * hd, &rng, 3.0f); fill_random(vc, (size_t)T * nkv * hd, &rng, 3.0f);
         memcpy(o1, x, (size_t)T * nh * hd * 4); memcpy(o2, x, (size_t)T * nh * hd * 4);
         cu_attention(bf16, o1, kc, vc, T, 0, nh, nkv, hd, 1.0f / sqrtf((float)hd));
-        twin_attention(bf16, o2, kc, vc, T, 0, nh, nkv, hd, 1.0f / sqrtf((float)hd));
+        {
+            RunState rs;
+            memset(&rs, 0, sizeof rs);
+            rs.max_pos = T;
+            rs.att = xmalloc((size_t)omp_get_max_threads() * T * sizeof(float));
+            attention(q, &rs, o2, kc, vc, T, 0, nh, nkv, hd, 1.0f / sqrtf((float)hd));
+            free(rs.att);
+        }
         d = bits_diff(o1, o2, (size_t)T * nh * hd, 4);
-        vreport(!d, bf16 ? "cuda_attention_bf16" : "cuda_attention_fp32", "T %d, %d heads / %d kv heads, hd %d: %zu differ from the host twin", T, nh, nkv, hd, d);
+        vreport(!d, bf16 ? "cuda_attention_bf16" : "cuda_attention_fp32", "T %d, %d heads / %d kv heads, hd %d: %zu differ from forward()'s attention", T, nh, nkv, hd, d);
         memcpy(o1, x, (size_t)T * n * 4); memcpy(o2, x, (size_t)T * n * 4);
         cu_swiglu(bf16, o1, w, n);
         for (int i = 0; i < n; i++) o2[i] = B(q, B(q, o2[i] / (1.0f + expf(-o2[i]))) * w[i]);
@@ -4048,33 +4102,32 @@ static int cmd_verify(int argc, char **argv) {
     const Model *mq = model_for_scheme(m, q);
     int exact = gpu_gemm(q, 1) == CU_GEMM_MODEL && gpu_gemm(q, 0) == CU_GEMM_MODEL;
     printf("verify: scheme %s, %d tokens; GEMMs on the GPU: %s\n", q->name, T, exact ? gpu_gemm_name(CU_GEMM_MODEL) : gpu_gemm_name(gpu_gemm(q, 1)));
-    float *logits;
-    if (!scheme_quantizes(q) && q->kv == EMU_F32) {   /* op by op, each GPU op on the CPU's input (baselines) */
-        long cmp[OP_COUNT][2];
-        memset(cmp, 0, sizeof cmp);
-        logits = twin_forward(mq, q, ids, T, 1, cmp, 1);
-        for (int op = 0; op < OP_COUNT; op++)
-            if (cmp[op][0]) vreport(cmp[op][1] == cmp[op][0], op_names[op], "%ld of %ld runs bit-exact", cmp[op][1], cmp[op][0]);
-    } else {
-        RunState s;
-        runstate_init(&s, &m->c, T, T);
-        runstate_quant_buffers(&s, &m->c, q);
-        forward(mq, &s, q, ids, T, 0, 0);
-        logits = s.logits; s.logits = NULL;
-        runstate_free(&s);
-    }
+    /* op by op: each GPU op on the CPU's input, per op kind; the layers where values differ are listed */
+    OpStat st[OP_COUNT];
+    memset(st, 0, sizeof st);
+    float *logits = verify_ops(mq, q, ids, T, st, 1);
+    report_ops(st, q, "");
     /* the loss: NLL of every next token, GPU kernel vs log_prob() */
     if (T > 1) {
-        double *nl = xmalloc((size_t)T * 8), worst = 0, sum = 0;
-        cu_nll(nl, logits, T - 1, m->c.vocab_size, ids + 1);
+        /* ppl's statistics kernel (log p of the target, as ppl runs it on the GPU) against log_prob() */
+        size_t V = m->c.vocab_size;
+        double *lp = xmalloc((size_t)T * 8), worst = 0, sum = 0;
+        int *arg = xmalloc((size_t)T * sizeof(int));
+        float *dl = dput(logits, (size_t)(T - 1) * V * 4);
+        int *dt = dput(ids + 1, (size_t)(T - 1) * sizeof(int)), *da = cud_alloc((size_t)T * sizeof(int));
+        double *dlp = cud_alloc((size_t)T * 8);
+        cud_ppl_rows(dl, NULL, T - 1, (int)V, dt, dlp, da, NULL);
+        cud_download(lp, dlp, (size_t)(T - 1) * 8);
+        cud_free(dl); cud_free(dt); cud_free(da); cud_free(dlp);
         for (int t = 0; t + 1 < T; t++) {
-            double ref = -log_prob(logits + (size_t)t * m->c.vocab_size, m->c.vocab_size, ids[t + 1]);
-            double rel = fabs(nl[t] - ref) / (fabs(ref) > 1e-300 ? fabs(ref) : 1);
-            if (rel > worst) worst = rel;
+            double ref = -log_prob(logits + (size_t)t * V, (int)V, ids[t + 1]);
+            double rel = fabs(-lp[t] - ref) / (fabs(ref) > 1e-300 ? fabs(ref) : 1);
+            if (!(rel <= worst)) worst = rel;
             sum += ref;
         }
+        /* bound: both sum ≤ 128k terms in double (relative error ≤ V·2^-53 ≈ 1.4e-11 each way) */
         vreport(worst < 1e-10, "nll", "%d predictions, mean NLL %.6f (PPL %.4f), max relative GPU-CPU difference %.3g", T - 1, sum / (T - 1), exp(sum / (T - 1)), worst);
-        free(nl);
+        free(lp); free(arg);
     }
     /* end to end: the resident gpu_forward() against forward(), fed in two calls (the KV cache) */
     {

@@ -24,3 +24,16 @@ D=${LLAMA_FP8_DATA:-../shared/data}
 if [ -f "$D/stories260K/stories260K.bin" ] && [ -f "$D/tinystories/tinystories_valid_excerpt.txt" ]; then
   cmp_ppl stories260K -m "$D/stories260K/stories260K.bin" --tokenizer "$D/stories260K/tok512.bin" -f "$D/tinystories/tinystories_valid_excerpt.txt" --chunks 2 --compare bf16,w8a8,int8 --kv fp8-e4m3
 else echo "skip cuda_twin_ppl_stories260K: no stories260K / TinyStories text in $D"; fi
+# `verify` itself (the command a GPU session runs) through the host twins: per-op and end-to-end checks
+# of every scheme must all pass; on a real GPU the same command compares the kernels.
+for args in "-q fp32" "-q bf16" "-q fp8-w" "-q w8a8 --kv fp8-e4m3" "-q w8a8-block" "-q int8" "-q w8a8 --act-format e5m2" "-q w8a8-block --accum ada"; do
+  out=$(LLAMA_FP8_DEVICE=twin build/cuda/llama_fp8 verify --synthetic $args 2>&1); rc=$?
+  n=$(echo "$out" | grep -c "^ok "); f=$(echo "$out" | grep -c "^FAIL ")
+  if [ $rc -eq 0 ] && [ "$n" -ge 7 ] && [ "$f" -eq 0 ] && echo "$out" | grep -q "GPU and CPU agree"; then echo "ok cuda_twin_verify ($args): $n checks passed"
+  else echo "FAIL cuda_twin_verify ($args): exit $rc, $n ok, $f FAIL"; echo "$out" | grep -v "^ok " | tail -5; fi
+done
+if [ -f "$D/stories260K/stories260K.bin" ]; then
+  out=$(LLAMA_FP8_DEVICE=twin build/cuda/llama_fp8 verify -m "$D/stories260K/stories260K.bin" --tokenizer "$D/stories260K/tok512.bin" -f "$D/tinystories/tinystories_valid_excerpt.txt" --ctx 96 -q w8a8 2>&1); rc=$?
+  if [ $rc -eq 0 ] && ! echo "$out" | grep -q "^FAIL" && echo "$out" | grep -q "^ok gpu_forward"; then echo "ok cuda_twin_verify_stories260K: $(echo "$out" | grep -c '^ok ') checks passed (tied embeddings, real weights)"
+  else echo "FAIL cuda_twin_verify_stories260K: exit $rc"; echo "$out" | tail -5; fi
+fi
