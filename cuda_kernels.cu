@@ -677,8 +677,30 @@ static void *g_ws;
 static const size_t g_ws_size = 64u << 20;
 
 #define LT(call) do { cublasStatus_t s_ = (call); if (s_ != CUBLAS_STATUS_SUCCESS) { snprintf(err, sizeof err, "%s: status %d", #call, (int)s_); goto done; } } while (0)
+/* own_epilogue = 1: cuBLASLt computes the unscaled fp32 accumulation into scratch and k_epilogue applies
+ * the scales in emu's order (t = s_b·acc, r = s_a·t): used when this cuBLASLt has no kernel for the scale
+ * mode, and it leaves the accumulation as the only difference from emu's model. */
+__global__ void k_epilogue(Gemm g, const float *acc) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)g.M * g.N) return;
+    int m = (int)(i / g.N), n = (int)(i % g.N);
+    float v = epi_plain(g.epi, m, n, acc[i]);
+    if (g.td == EMU_BF16) ((uint16_t *)g.D)[(size_t)m * g.ldd + n] = bf16_rne_(v);
+    else ((float *)g.D)[(size_t)m * g.ldd + n] = v;
+}
+static int g_lt_own_epilogue;   /* 1 once cuBLASLt refused our scale modes: the fallback is used from then on */
+static const char *lt_gemm_mode(const Gemm &g, int fast_accum, cudaStream_t stream, int own_epilogue);
 static const char *lt_gemm(const Gemm &g, int fast_accum, cudaStream_t stream) {
+    const char *why = g_lt_own_epilogue ? "" : lt_gemm_mode(g, fast_accum, stream, 0);
+    if (!why) return NULL;
+    why = lt_gemm_mode(g, fast_accum, stream, 1);
+    if (!why) g_lt_own_epilogue = 1;
+    return why;
+}
+extern "C" int cu_lt_own_epilogue(void) { return g_lt_own_epilogue; }
+static const char *lt_gemm_mode(const Gemm &g, int fast_accum, cudaStream_t stream, int own_epilogue) {
     static char err[200];
+    static float *scratch; static size_t scratch_n;
     const char *ret = NULL;
     cublasLtMatmulDesc_t op = NULL;
     cublasLtMatrixLayout_t la = NULL, lb = NULL, ld = NULL;
@@ -690,22 +712,30 @@ static const char *lt_gemm(const Gemm &g, int fast_accum, cudaStream_t stream) {
     cudaDataType_t ta = g.ta == EMU_E5M2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3, tb = g.tb == EMU_E5M2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3;
     cudaDataType_t td = g.td == EMU_BF16 ? CUDA_R_16BF : CUDA_R_32F;
     float one = 1.0f, zero = 0.0f;
+    void *D = g.D;
+    size_t ldd = g.ldd;
     err[0] = 0;
     if (g.ta == EMU_E5M2 && g.tb == EMU_E5M2) return "cuBLASLt has no E5M2 x E5M2 FP8 GEMM";
+    if (g.ta == EMU_I8 || g.tb == EMU_I8 || g.ta == EMU_F32) return "cuBLASLt is used here for FP8 x FP8 only";
     if (g.epi.ak == EMU_SCALE_BLOCK || g.epi.bk == EMU_SCALE_BLOCK) return "block scales are not wired to cuBLASLt here (use --gemm mma)";
     if (!g_lt) { if (cublasLtCreate(&g_lt) != CUBLAS_STATUS_SUCCESS) return "cublasLtCreate failed"; g_ws = dalloc(g_ws_size); }
     LT(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tA, sizeof tA));
     LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tB, sizeof tB));
     LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fa, sizeof fa));
-    if (g.epi.bk != EMU_SCALE_ONE) {   /* our B is cuBLASLt's A */
+    if (own_epilogue) {
+        size_t n = (size_t)g.M * g.N;
+        if (n > scratch_n) { if (scratch) cudaFree(scratch); scratch = (float *)dalloc(n * 4); scratch_n = n; }
+        D = scratch; ldd = g.N; td = CUDA_R_32F;
+    }
+    if (g.epi.bk != EMU_SCALE_ONE && !own_epilogue) {   /* our B is cuBLASLt's A */
         if (g.epi.bk == EMU_SCALE_ROW) {
             int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
             LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode));
         }
         LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &g.epi.bs, sizeof g.epi.bs));
     }
-    if (g.epi.ak != EMU_SCALE_ONE) {
+    if (g.epi.ak != EMU_SCALE_ONE && !own_epilogue) {
         if (g.epi.ak == EMU_SCALE_ROW) {
             int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
             LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode));
@@ -714,12 +744,17 @@ static const char *lt_gemm(const Gemm &g, int fast_accum, cudaStream_t stream) {
     }
     LT(cublasLtMatrixLayoutCreate(&la, tb, g.K, g.N, g.ldb));   /* cuBLASLt's A = our B */
     LT(cublasLtMatrixLayoutCreate(&lb, ta, g.K, g.M, g.lda));   /* cuBLASLt's B = our A */
-    LT(cublasLtMatrixLayoutCreate(&ld, td, g.N, g.M, g.ldd));
+    LT(cublasLtMatrixLayoutCreate(&ld, td, g.N, g.M, ldd));
     LT(cublasLtMatmulPreferenceCreate(&pref));
     LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g_ws_size, sizeof g_ws_size));
     LT(cublasLtMatmulAlgoGetHeuristic(g_lt, op, la, lb, ld, ld, pref, 1, &heur, &nres));
     if (nres == 0) { snprintf(err, sizeof err, "cuBLASLt found no FP8 algorithm for %dx%dx%d", g.M, g.N, g.K); goto done; }
-    LT(cublasLtMatmul(g_lt, op, &one, g.B, la, g.A, lb, &zero, g.D, ld, g.D, ld, &heur.algo, g_ws, g_ws_size, stream));
+    LT(cublasLtMatmul(g_lt, op, &one, g.B, la, g.A, lb, &zero, D, ld, D, ld, &heur.algo, g_ws, g_ws_size, stream));
+    if (own_epilogue) {
+        size_t n = (size_t)g.M * g.N;
+        k_epilogue<<<(unsigned)((n + 255) / 256), 256, 0, stream>>>(g, scratch);
+        if (cudaGetLastError() != cudaSuccess) snprintf(err, sizeof err, "cuBLASLt epilogue kernel failed to launch");
+    }
 done:
     if (err[0]) ret = err;
     if (pref) cublasLtMatmulPreferenceDestroy(pref);

@@ -3078,6 +3078,7 @@ enum { CUQ_TOKEN = 0, CUQ_GROUP = 1, CUQ_TENSOR_STATIC = 2, CUQ_TENSOR_DYNAMIC =
 void cud_quant(int mode, uint8_t *q, float *scale, const float *x, int T, int K, emu_dtype t, float param);
 const char *cud_gemm(const emu_gemm_desc *d, int impl);
 void cud_copy(void *d, const void *s, size_t n);
+int cu_lt_own_epilogue(void);
 void cud_ppl_rows(const float *lq, const float *lb, int rows, int V, const int *targets, double *lp, int *arg, double *kld);
 /* the shared __host__ __device__ code compiled for the CPU (checks without a GPU) */
 void cu_host_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int TR, int TC, int rule, emu_dtype t, float param);
@@ -3248,6 +3249,7 @@ static int gpu_gemm(const Scheme *q, int quantized) {
 }
 static const char *gpu_gemm_name(int impl) {
     if (gpu_twin_mode && impl != CU_GEMM_MODEL) return "host twin: the accumulation model stands in for the tensor cores";
+    if (impl == CU_GEMM_CUBLASLT && cu_lt_own_epilogue()) return "cuBLASLt (unscaled; the scales applied by our epilogue kernel)";
     return impl == CU_GEMM_MMA ? "mma.sync kernel" : impl == CU_GEMM_WGMMA ? "wgmma kernel" : impl == CU_GEMM_CUBLASLT ? "cuBLASLt" : "bit-exact model kernels";
 }
 /* For run headers: " [GPU GEMMs: cuBLASLt]" on the GPU, "" on the CPU. */
