@@ -1333,6 +1333,145 @@ static void attention_host(int bf16, float *q, const float *kc, const float *vc,
     free(att);
 }
 
+/* Tiled causal GQA attention: one block per (TT consecutive tokens, kv head), the R = TT·group query rows
+ * that read that kv head together, so every K/V row is loaded once per R rows (k_attention loads it once
+ * per row). Each output keeps forward()'s order exactly: every score a sequential dot over i, the row
+ * max, exp, a sequential sum over positions, and every output component a sequential sum over positions
+ * (tiles in increasing position order, positions in order within a tile); only which thread computes
+ * what changes. The kernel is a sequence of phases separated by barriers, written as __host__ __device__
+ * functions of (block, thread): the host twin runs the same phases for every thread in turn, so the
+ * tiling and indexing are checked on the CPU (verify --host, LLAMA_FP8_DEVICE=twin). */
+enum { ATT_THREADS = 256, ATT_PT = 32, ATT_MAXACC = 16 };
+struct AttBlock {
+    int bf16, T, pos0, nh, nkv, hd, group, TT, R, ncols, t0, g;   /* this block: tokens t0.., kv head g */
+    float scale;
+    float *q; const float *kc, *vc;
+    float *sq, *skv, *att, *rowv;      /* shared: R·hd, PT·(hd+1) (padded: no bank conflicts), R, R·ncols */
+};
+HD int att_rows(const AttBlock &b, int r) { return b.pos0 + b.t0 + r / b.group + 1; }   /* positions row r sees */
+HD float *att_qrow(const AttBlock &b, int r) { return b.q + ((size_t)(b.t0 + r / b.group) * b.nh + b.g * b.group + r % b.group) * b.hd; }
+HD int att_valid(const AttBlock &b, int r) { return b.t0 + r / b.group < b.T; }
+HD void att_load_q(const AttBlock &b, int tid) {
+    for (int x = tid; x < b.R * b.hd; x += ATT_THREADS) { int r = x / b.hd; b.sq[x] = att_valid(b, r) ? att_qrow(b, r)[x % b.hd] : 0.0f; }
+}
+HD void att_load_tile(const AttBlock &b, const float *cache, int p0, int tid) {
+    int kvd = b.nkv * b.hd;
+    for (int x = tid; x < ATT_PT * b.hd; x += ATT_THREADS) {
+        int pp = x / b.hd, p = p0 + pp;
+        b.skv[pp * (b.hd + 1) + x % b.hd] = p < b.ncols ? cache[(size_t)p * kvd + b.g * b.hd + x % b.hd] : 0.0f;
+    }
+}
+HD void att_scores(const AttBlock &b, int p0, int tid) {
+    for (int x = tid; x < b.R * ATT_PT; x += ATT_THREADS) {
+        int r = x / ATT_PT, pp = x % ATT_PT, p = p0 + pp;
+        if (!att_valid(b, r) || p >= att_rows(b, r)) continue;
+        float dot = 0.0f;
+        for (int i = 0; i < b.hd; i++) dot += b.sq[r * b.hd + i] * b.skv[pp * (b.hd + 1) + i];
+        b.att[(size_t)r * b.ncols + p] = Bq(b.bf16, Bq(b.bf16, dot) * b.scale);
+    }
+}
+HD void att_rowmax(const AttBlock &b, int tid) {
+    for (int r = tid; r < b.R; r += ATT_THREADS) {
+        if (!att_valid(b, r)) continue;
+        float mx = -INFINITY, *a = b.att + (size_t)r * b.ncols;
+        for (int p = 0; p < att_rows(b, r); p++) if (a[p] > mx) mx = a[p];
+        b.rowv[r] = mx;
+    }
+}
+HD void att_exp(const AttBlock &b, int tid) {
+    for (int x = tid; x < b.R * b.ncols; x += ATT_THREADS) {
+        int r = x / b.ncols, p = x % b.ncols;
+        if (att_valid(b, r) && p < att_rows(b, r)) b.att[x] = glibc_expf(b.att[x] - b.rowv[r]);
+    }
+}
+HD void att_rowsum(const AttBlock &b, int tid) {
+    for (int r = tid; r < b.R; r += ATT_THREADS) {
+        if (!att_valid(b, r)) continue;
+        float sum = 0.0f, *a = b.att + (size_t)r * b.ncols;
+        for (int p = 0; p < att_rows(b, r); p++) sum += a[p];
+        b.rowv[r] = 1.0f / sum;
+    }
+}
+HD void att_normalize(const AttBlock &b, int tid) {
+    for (int x = tid; x < b.R * b.ncols; x += ATT_THREADS) {
+        int r = x / b.ncols, p = x % b.ncols;
+        if (att_valid(b, r) && p < att_rows(b, r)) b.att[x] = Bq(b.bf16, b.att[x] * b.rowv[r]);
+    }
+}
+/* thread tid owns outputs o = tid + j·THREADS (row o / hd, component o % hd), j < ATT_MAXACC */
+HD void att_pv(const AttBlock &b, int p0, int tid, float *acc) {
+    for (int j = 0; j < ATT_MAXACC; j++) {
+        int o = tid + j * ATT_THREADS, r = o / b.hd, i = o % b.hd;
+        if (o >= b.R * b.hd || !att_valid(b, r)) continue;
+        int np = att_rows(b, r) - p0;
+        if (np > ATT_PT) np = ATT_PT;
+        const float *a = b.att + (size_t)r * b.ncols + p0;
+        for (int pp = 0; pp < np; pp++) acc[j] += a[pp] * b.skv[pp * (b.hd + 1) + i];
+    }
+}
+HD void att_store(const AttBlock &b, int tid, const float *acc) {
+    for (int j = 0; j < ATT_MAXACC; j++) {
+        int o = tid + j * ATT_THREADS, r = o / b.hd, i = o % b.hd;
+        if (o < b.R * b.hd && att_valid(b, r)) att_qrow(b, r)[i] = Bq(b.bf16, acc[j]);
+    }
+}
+HD AttBlock att_block(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale, int bx, int by, float *smem) {
+    AttBlock b;
+    b.bf16 = bf16; b.T = T; b.pos0 = pos0; b.nh = nh; b.nkv = nkv; b.hd = hd; b.scale = scale; b.q = q; b.kc = kc; b.vc = vc;
+    b.group = nh / nkv; b.TT = b.group >= 16 ? 1 : 16 / b.group; b.R = b.TT * b.group;
+    b.t0 = bx * b.TT; b.g = by;
+    int tl = T - b.t0 < b.TT ? T - b.t0 : b.TT;
+    b.ncols = pos0 + b.t0 + tl;                     /* the last row of the block sees this many positions */
+    b.sq = smem; b.skv = b.sq + b.R * hd; b.rowv = b.skv + ATT_PT * (hd + 1); b.att = b.rowv + b.R;
+    return b;
+}
+/* bytes of shared memory a block needs; 0 when the tiled kernel does not apply */
+static size_t att_tiled_smem(int T, int pos0, int nh, int nkv, int hd) {
+    int group = nh / nkv, TT = group >= 16 ? 1 : 16 / group, R = TT * group;
+    if (R * hd > ATT_MAXACC * ATT_THREADS) return 0;
+    return ((size_t)R * hd + (size_t)ATT_PT * (hd + 1) + R + (size_t)R * (pos0 + T)) * sizeof(float);
+}
+__global__ void __launch_bounds__(ATT_THREADS) k_attention_tiled(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale) {
+    extern __shared__ float smem[];
+    AttBlock b = att_block(bf16, q, kc, vc, T, pos0, nh, nkv, hd, scale, blockIdx.x, blockIdx.y, smem);
+    int tid = threadIdx.x;
+    float acc[ATT_MAXACC];
+    for (int j = 0; j < ATT_MAXACC; j++) acc[j] = 0.0f;
+    att_load_q(b, tid);
+    for (int p0 = 0; p0 < b.ncols; p0 += ATT_PT) {
+        __syncthreads(); att_load_tile(b, kc, p0, tid);
+        __syncthreads(); att_scores(b, p0, tid);
+    }
+    __syncthreads(); att_rowmax(b, tid);
+    __syncthreads(); att_exp(b, tid);
+    __syncthreads(); att_rowsum(b, tid);
+    __syncthreads(); att_normalize(b, tid);
+    for (int p0 = 0; p0 < b.ncols; p0 += ATT_PT) {
+        __syncthreads(); att_load_tile(b, vc, p0, tid);
+        __syncthreads(); att_pv(b, p0, tid, acc);
+    }
+    __syncthreads();   /* every thread has read its q rows (phase 1) before any is overwritten */
+    att_store(b, tid, acc);
+}
+/* The host twin: every block, every phase, every thread in turn (the barriers become phase order). */
+static void attention_tiled_host(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale) {
+    int group = nh / nkv, TT = group >= 16 ? 1 : 16 / group;
+    float *smem = (float *)malloc(att_tiled_smem(T, pos0, nh, nkv, hd)), *acc = (float *)malloc(sizeof(float) * ATT_THREADS * ATT_MAXACC);
+    for (int bx = 0; bx < (T + TT - 1) / TT; bx++)
+        for (int by = 0; by < nkv; by++) {
+            AttBlock b = att_block(bf16, q, kc, vc, T, pos0, nh, nkv, hd, scale, bx, by, smem);
+            for (int j = 0; j < ATT_THREADS * ATT_MAXACC; j++) acc[j] = 0.0f;
+#define ALL(call) for (int tid = 0; tid < ATT_THREADS; tid++) call
+            ALL(att_load_q(b, tid));
+            for (int p0 = 0; p0 < b.ncols; p0 += ATT_PT) { ALL(att_load_tile(b, kc, p0, tid)); ALL(att_scores(b, p0, tid)); }
+            ALL(att_rowmax(b, tid)); ALL(att_exp(b, tid)); ALL(att_rowsum(b, tid)); ALL(att_normalize(b, tid));
+            for (int p0 = 0; p0 < b.ncols; p0 += ATT_PT) { ALL(att_load_tile(b, vc, p0, tid)); ALL(att_pv(b, p0, tid, acc + tid * ATT_MAXACC)); }
+            ALL(att_store(b, tid, acc + tid * ATT_MAXACC));
+#undef ALL
+        }
+    free(smem); free(acc);
+}
+
 /* cuBLASLt for the baselines: D (fp32) = A · Bᵀ with B stored BF16 (A rounded to bf16 on the way: exact
  * in the bf16 scheme, whose activations are bf16 values) or F32 (CUBLAS_COMPUTE_32F, no TF32). Fast, but
  * not forward()'s fmaf chain: results agree within the fp32 summation bound, not bit for bit. */
@@ -1449,7 +1588,20 @@ void cud_kv_store(float *dst, const float *src, size_t n, emu_dtype kv, int bf16
     if (n) k_kv_store<<<blocks_for(n, 256), 256>>>(dst, src, n, kv, bf16, s);
     CK_ASYNC("kv_store");
 }
+/* The tiled kernel where its shared memory fits (ctx up to ~3000 for Llama 3 8B's 4 heads per kv head),
+ * else one block per (token, head). Both give forward()'s bits. */
 void cud_attention(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale) {
+    size_t tiled = att_tiled_smem(T, pos0, nh, nkv, hd);
+    size_t limit = g_twin ? (size_t)227 * 1024 : (size_t)g_prop.sharedMemPerBlockOptin;
+    if (tiled && tiled <= limit && getenv("LLAMA_FP8_ATT_SIMPLE") == NULL) {
+        if (g_twin) { attention_tiled_host(bf16, q, kc, vc, T, pos0, nh, nkv, hd, scale); return; }
+        static size_t tiled_set = 48 * 1024;
+        if (tiled > tiled_set) { CK(cudaFuncSetAttribute(k_attention_tiled, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)tiled)); tiled_set = tiled; }
+        int group = nh / nkv, TT = group >= 16 ? 1 : 16 / group;
+        if (T) k_attention_tiled<<<dim3((T + TT - 1) / TT, nkv), ATT_THREADS, tiled>>>(bf16, q, kc, vc, T, pos0, nh, nkv, hd, scale);
+        CK_ASYNC("attention_tiled");
+        return;
+    }
     if (g_twin) { attention_host(bf16, q, kc, vc, T, pos0, nh, nkv, hd, scale); return; }
     size_t smem = (size_t)(hd + pos0 + T) * 4;
     static size_t smem_set = 48 * 1024;

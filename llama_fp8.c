@@ -3751,6 +3751,35 @@ static void verify_host(uint64_t seed) {
         vreport(!d, "cuda_host_expf", "%zu of %zu floats (every 251st bit pattern) differ from libm expf", d, n);
         vreport(!ds, "cuda_host_silu", "%zu of %zu floats differ from x / (1 + expf(-x))", ds, n);
     }
+    /* attention through the GPU path (tiled kernel, simulated block by block) against forward()'s attention:
+     * head layouts of Llama 3.1 8B (32/8, hd 128), MHA and 16 heads per kv head, a KV-cache offset */
+    {
+        int cfgs[4][5] = {{32, 8, 128, 37, 29}, {8, 8, 64, 21, 0}, {16, 1, 64, 9, 40}, {32, 8, 128, 5, 0}};   /* nh, nkv, hd, T, pos0 */
+        cud_twin(1);
+        for (int c = 0; c < 4; c++) {
+            for (int bf16 = 0; bf16 < 2; bf16++) {
+                int nh = cfgs[c][0], nkv = cfgs[c][1], hd = cfgs[c][2], T = cfgs[c][3], pos0 = cfgs[c][4], np = pos0 + T;
+                float *q1 = xmalloc((size_t)T * nh * hd * 4), *q2 = xmalloc((size_t)T * nh * hd * 4);
+                float *kc = xmalloc((size_t)np * nkv * hd * 4), *vc = xmalloc((size_t)np * nkv * hd * 4);
+                fill_random(q1, (size_t)T * nh * hd, &rng, 3.0f); fill_random(kc, (size_t)np * nkv * hd, &rng, 3.0f); fill_random(vc, (size_t)np * nkv * hd, &rng, 3.0f);
+                memcpy(q2, q1, (size_t)T * nh * hd * 4);
+                Scheme q = scheme_by_name(bf16 ? "bf16" : "fp32");
+                float sc = 1.0f / sqrtf((float)hd);
+                cud_attention(bf16, q1, kc, vc, T, pos0, nh, nkv, hd, sc);
+                RunState rs;
+                memset(&rs, 0, sizeof rs);
+                rs.max_pos = np;
+                rs.att = xmalloc((size_t)omp_get_max_threads() * np * sizeof(float));
+                attention(&q, &rs, q2, kc, vc, T, pos0, nh, nkv, hd, sc);
+                size_t d = bits_diff(q1, q2, (size_t)T * nh * hd, 4);
+                char name[96];
+                snprintf(name, sizeof name, "cuda_host_attention_tiled_%dx%d_hd%d_%s", nh, nkv, hd, bf16 ? "bf16" : "fp32");
+                vreport(!d, name, "T %d at position %d: %zu of %zu outputs differ from forward()'s attention", T, pos0, d, (size_t)T * nh * hd);
+                free(q1); free(q2); free(kc); free(vc); free(rs.att);
+            }
+        }
+        cud_twin(0);
+    }
     /* forward() op by op, every op also through the GPU path's host twins (verify_ops: the kernels'
      * formulas, the GPU's buffers and dispatch), and that sequence of ops against forward() itself */
     {
