@@ -3551,8 +3551,10 @@ static void report_ops(const OpStat *st, const Scheme *q, const char *prefix) {
         if (op == OP_GEMM && (gpu_gemm(q, 1) != CU_GEMM_MODEL || gpu_gemm(q, 0) != CU_GEMM_MODEL))
             printf("info %s (%s): %ld of %ld runs bit-exact; %zu of %zu values differ from the CPU's --accum %s, max %.3g ulp (layer %d), max rel %.3g\n",
                    name, gpu_gemm_name(gpu_gemm(q, 1)), o->exact, o->runs, o->diff, o->n, emu_accum_names[q->accum], o->max_ulp, o->worst_layer, o->max_rel);
+        else if (o->exact == o->runs)
+            vreport(1, name, "%ld of %ld runs bit-exact (%zu values)", o->exact, o->runs, o->n);
         else
-            vreport(o->exact == o->runs, name, "%ld of %ld runs bit-exact; %zu of %zu values differ (max %.3g ulp, layer %d)", o->exact, o->runs, o->diff, o->n,
+            vreport(0, name, "%ld of %ld runs bit-exact; %zu of %zu values differ (max %.3g ulp, in layer %d)", o->exact, o->runs, o->diff, o->n,
                     o->max_ulp, o->worst_layer);
     }
 }
@@ -3773,7 +3775,7 @@ static void verify_host(uint64_t seed) {
                 attention(&q, &rs, q2, kc, vc, T, pos0, nh, nkv, hd, sc);
                 size_t d = bits_diff(q1, q2, (size_t)T * nh * hd, 4);
                 char name[96];
-                snprintf(name, sizeof name, "cuda_host_attention_tiled_%dx%d_hd%d_%s", nh, nkv, hd, bf16 ? "bf16" : "fp32");
+                snprintf(name, sizeof name, "cuda_host_attention_tiled_%dx%d_hd%d_T%d_at%d_%s", nh, nkv, hd, T, pos0, bf16 ? "bf16" : "fp32");
                 vreport(!d, name, "T %d at position %d: %zu of %zu outputs differ from forward()'s attention", T, pos0, d, (size_t)T * nh * hd);
                 free(q1); free(q2); free(kc); free(vc); free(rs.att);
             }
