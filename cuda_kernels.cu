@@ -1714,11 +1714,6 @@ const char *cud_gemm(const emu_gemm_desc *d, int impl) {
     if (!why) CK_ASYNC("gemm");
     return why;
 }
-void cud_nll(double *nll, const float *logits, int T, int V, const int *targets) {
-    if (g_twin) cu_fail("cud_nll has no host twin (log_prob is the CPU's)");
-    if (T) k_nll<<<T, 256>>>(nll, logits, V, targets);
-    CK_ASYNC("nll");
-}
 } /* extern "C" */
 
 /* ---------------------------------------------------------------------------------------------

@@ -37,3 +37,19 @@ if [ -f "$D/stories260K/stories260K.bin" ]; then
   if [ $rc -eq 0 ] && ! echo "$out" | grep -q "^FAIL" && echo "$out" | grep -q "^ok gpu_forward"; then echo "ok cuda_twin_verify_stories260K: $(echo "$out" | grep -c '^ok ') checks passed (tied embeddings, real weights)"
   else echo "FAIL cuda_twin_verify_stories260K: exit $rc"; echo "$out" | tail -5; fi
 fi
+# generate and dump through the GPU path's twins: the same text, the same .npy bytes as the CPU binary
+if [ -f "$D/stories260K/stories260K.bin" ]; then
+  M="$D/stories260K/stories260K.bin"; TK="$D/stories260K/tok512.bin"
+  for q in bf16 w8a8; do
+    a=$(LLAMA_FP8_DEVICE=twin build/cuda/llama_fp8 generate -m "$M" --tokenizer "$TK" -n 40 -q $q 2>/dev/null | tail -1)
+    b=$("${LLAMA_FP8:-./llama_fp8}" generate -m "$M" --tokenizer "$TK" -n 40 -q $q 2>/dev/null | tail -1)
+    if [ -n "$a" ] && [ "$a" = "$b" ]; then echo "ok cuda_twin_generate_$q: 40 tokens through the GPU path (KV cache, one token per call) = the CPU's text"
+    else echo "FAIL cuda_twin_generate_$q: '$a' vs '$b'"; fi
+  done
+  rm -rf build/tests/twin_dump_a build/tests/twin_dump_b
+  LLAMA_FP8_DEVICE=twin build/cuda/llama_fp8 dump -m "$M" --ids 1,400,35,7,300,22,9 -q w8a8-block -o build/tests/twin_dump_a > /dev/null 2>&1
+  "${LLAMA_FP8:-./llama_fp8}" dump -m "$M" --ids 1,400,35,7,300,22,9 -q w8a8-block -o build/tests/twin_dump_b > /dev/null 2>&1
+  n=$(ls build/tests/twin_dump_b 2>/dev/null | wc -l)
+  if [ "$n" -gt 1 ] && diff -r build/tests/twin_dump_a build/tests/twin_dump_b > /dev/null; then echo "ok cuda_twin_dump: $n .npy files (logits, every layer) byte-identical to the CPU's"
+  else echo "FAIL cuda_twin_dump: dumps differ or are missing ($n files)"; fi
+fi
