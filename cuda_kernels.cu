@@ -698,9 +698,12 @@ static const char *lt_gemm(const Gemm &g, int fast_accum, cudaStream_t stream) {
     return why;
 }
 extern "C" int cu_lt_own_epilogue(void) { return g_lt_own_epilogue; }
-static const char *lt_gemm_mode(const Gemm &g, int fast_accum, cudaStream_t stream, int own_epilogue) {
+/* One cuBLASLt matmul in our row-major TN convention (cuBLASLt is column-major: its A is our B, K×N
+ * transposed, and its B our A): D = A·Bᵀ with A of type ta (row stride lda), B = g.B of type tb, fp32
+ * compute; FAST_ACCUM set when fast_accum ≥ 0; g.epi's scales through the scale pointers when scales. */
+static const char *lt_matmul(const Gemm &g, cudaDataType_t ta, const void *A, size_t lda, cudaDataType_t tb, int fast_accum, int scales,
+                             void *D, size_t ldd, cudaDataType_t td, cudaStream_t stream) {
     static char err[200];
-    static float *scratch; static size_t scratch_n;
     const char *ret = NULL;
     cublasLtMatmulDesc_t op = NULL;
     cublasLtMatrixLayout_t la = NULL, lb = NULL, ld = NULL;
@@ -709,33 +712,21 @@ static const char *lt_gemm_mode(const Gemm &g, int fast_accum, cudaStream_t stre
     int nres = 0;
     cublasOperation_t tA = CUBLAS_OP_T, tB = CUBLAS_OP_N;
     int8_t fa = (int8_t)fast_accum;
-    cudaDataType_t ta = g.ta == EMU_E5M2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3, tb = g.tb == EMU_E5M2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3;
-    cudaDataType_t td = g.td == EMU_BF16 ? CUDA_R_16BF : CUDA_R_32F;
     float one = 1.0f, zero = 0.0f;
-    void *D = g.D;
-    size_t ldd = g.ldd;
     err[0] = 0;
-    if (g.ta == EMU_E5M2 && g.tb == EMU_E5M2) return "cuBLASLt has no E5M2 x E5M2 FP8 GEMM";
-    if (g.ta == EMU_I8 || g.tb == EMU_I8 || g.ta == EMU_F32) return "cuBLASLt is used here for FP8 x FP8 only";
-    if (g.epi.ak == EMU_SCALE_BLOCK || g.epi.bk == EMU_SCALE_BLOCK) return "block scales are not wired to cuBLASLt here (use --gemm mma)";
     if (!g_lt) { if (cublasLtCreate(&g_lt) != CUBLAS_STATUS_SUCCESS) return "cublasLtCreate failed"; g_ws = dalloc(g_ws_size); }
     LT(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tA, sizeof tA));
     LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tB, sizeof tB));
-    LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fa, sizeof fa));
-    if (own_epilogue) {
-        size_t n = (size_t)g.M * g.N;
-        if (n > scratch_n) { if (scratch) cudaFree(scratch); scratch = (float *)dalloc(n * 4); scratch_n = n; }
-        D = scratch; ldd = g.N; td = CUDA_R_32F;
-    }
-    if (g.epi.bk != EMU_SCALE_ONE && !own_epilogue) {   /* our B is cuBLASLt's A */
+    if (fast_accum >= 0) LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fa, sizeof fa));
+    if (scales && g.epi.bk != EMU_SCALE_ONE) {   /* our B is cuBLASLt's A */
         if (g.epi.bk == EMU_SCALE_ROW) {
             int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
             LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode));
         }
         LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &g.epi.bs, sizeof g.epi.bs));
     }
-    if (g.epi.ak != EMU_SCALE_ONE && !own_epilogue) {
+    if (scales && g.epi.ak != EMU_SCALE_ONE) {
         if (g.epi.ak == EMU_SCALE_ROW) {
             int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
             LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode));
@@ -743,18 +734,13 @@ static const char *lt_gemm_mode(const Gemm &g, int fast_accum, cudaStream_t stre
         LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &g.epi.as, sizeof g.epi.as));
     }
     LT(cublasLtMatrixLayoutCreate(&la, tb, g.K, g.N, g.ldb));   /* cuBLASLt's A = our B */
-    LT(cublasLtMatrixLayoutCreate(&lb, ta, g.K, g.M, g.lda));   /* cuBLASLt's B = our A */
+    LT(cublasLtMatrixLayoutCreate(&lb, ta, g.K, g.M, lda));     /* cuBLASLt's B = our A */
     LT(cublasLtMatrixLayoutCreate(&ld, td, g.N, g.M, ldd));
     LT(cublasLtMatmulPreferenceCreate(&pref));
     LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g_ws_size, sizeof g_ws_size));
     LT(cublasLtMatmulAlgoGetHeuristic(g_lt, op, la, lb, ld, ld, pref, 1, &heur, &nres));
-    if (nres == 0) { snprintf(err, sizeof err, "cuBLASLt found no FP8 algorithm for %dx%dx%d", g.M, g.N, g.K); goto done; }
-    LT(cublasLtMatmul(g_lt, op, &one, g.B, la, g.A, lb, &zero, D, ld, D, ld, &heur.algo, g_ws, g_ws_size, stream));
-    if (own_epilogue) {
-        size_t n = (size_t)g.M * g.N;
-        k_epilogue<<<(unsigned)((n + 255) / 256), 256, 0, stream>>>(g, scratch);
-        if (cudaGetLastError() != cudaSuccess) snprintf(err, sizeof err, "cuBLASLt epilogue kernel failed to launch");
-    }
+    if (nres == 0) { snprintf(err, sizeof err, "cuBLASLt found no algorithm for %dx%dx%d", g.M, g.N, g.K); goto done; }
+    LT(cublasLtMatmul(g_lt, op, &one, g.B, la, A, lb, &zero, D, ld, D, ld, &heur.algo, g_ws, g_ws_size, stream));
 done:
     if (err[0]) ret = err;
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
@@ -763,6 +749,28 @@ done:
     if (ld) cublasLtMatrixLayoutDestroy(ld);
     if (op) cublasLtMatmulDescDestroy(op);
     return ret;
+}
+static const char *lt_gemm_mode(const Gemm &g, int fast_accum, cudaStream_t stream, int own_epilogue) {
+    static float *scratch; static size_t scratch_n;
+    cudaDataType_t ta = g.ta == EMU_E5M2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3, tb = g.tb == EMU_E5M2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3;
+    cudaDataType_t td = g.td == EMU_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    void *D = g.D;
+    size_t ldd = g.ldd;
+    if (g.ta == EMU_E5M2 && g.tb == EMU_E5M2) return "cuBLASLt has no E5M2 x E5M2 FP8 GEMM";
+    if (g.ta == EMU_I8 || g.tb == EMU_I8 || g.ta == EMU_F32) return "cuBLASLt is used here for FP8 x FP8 only";
+    if (g.epi.ak == EMU_SCALE_BLOCK || g.epi.bk == EMU_SCALE_BLOCK) return "block scales are not wired to cuBLASLt here (use --gemm mma)";
+    if (own_epilogue) {
+        size_t n = (size_t)g.M * g.N;
+        if (n > scratch_n) { if (scratch) cudaFree(scratch); scratch = (float *)dalloc(n * 4); scratch_n = n; }
+        D = scratch; ldd = g.N; td = CUDA_R_32F;
+    }
+    const char *why = lt_matmul(g, ta, g.A, g.lda, tb, fast_accum, !own_epilogue, D, ldd, td, stream);
+    if (!why && own_epilogue) {
+        size_t n = (size_t)g.M * g.N;
+        k_epilogue<<<(unsigned)((n + 255) / 256), 256, 0, stream>>>(g, scratch);
+        if (cudaGetLastError() != cudaSuccess) return "cuBLASLt epilogue kernel failed to launch";
+    }
+    return why;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -783,37 +791,21 @@ static const char *gemm_dev(const Gemm &g, cu_gemm_impl impl, cudaStream_t strea
         if (g.acc == EMU_ACC_EXACT || g.acc == EMU_ACC_FP32) return "cuBLASLt: use --accum cublaslt (FAST_ACCUM off) or hopper/ada/fast (FAST_ACCUM on)";
         return lt_gemm(g, g.acc != EMU_ACC_CUBLASLT, stream);
     }
-    if (impl == CU_GEMM_WGMMA) {
+    if (impl == CU_GEMM_WGMMA || impl == CU_GEMM_MMA) {   /* the hand-written tensor-core kernels */
         const char *why = mma_check(g);
         if (why) return why;
-        if (g_prop.major != 9 || g_prop.minor != 0) return "the wgmma kernel needs compute capability 9.0 (H100/H200: sm_90a code)";
+        int wg = impl == CU_GEMM_WGMMA;
+        if (wg && (g_prop.major != 9 || g_prop.minor != 0)) return "the wgmma kernel needs compute capability 9.0 (H100/H200: sm_90a code)";
         MmaArgs a;
         a.A = (const uint8_t *)g.A; a.B = (const uint8_t *)g.B; a.M = g.M; a.N = g.N; a.K = g.K; a.lda = g.lda; a.ldb = g.ldb;
         a.blockscale = g.epi.ak == EMU_SCALE_BLOCK || g.epi.bk == EMU_SCALE_BLOCK;
         a.promote = g.acc == EMU_ACC_CUBLASLT || a.blockscale;
         a.epi = g.epi; a.td = g.td; a.D = g.D; a.ldd = g.ldd;
-        dim3 grid((g.N + WG_BN - 1) / WG_BN, (g.M + WG_BM - 1) / WG_BM);
-        int e5 = g.ta == EMU_E5M2;
-        if (!e5 && !a.promote) k_gemm_wgmma<0, 0><<<grid, WG_THREADS, 0, stream>>>(a);
-        else if (!e5) k_gemm_wgmma<0, 1><<<grid, WG_THREADS, 0, stream>>>(a);
-        else if (!a.promote) k_gemm_wgmma<1, 0><<<grid, WG_THREADS, 0, stream>>>(a);
-        else k_gemm_wgmma<1, 1><<<grid, WG_THREADS, 0, stream>>>(a);
-        return NULL;
-    }
-    if (impl == CU_GEMM_MMA) {
-        const char *why = mma_check(g);
-        if (why) return why;
-        MmaArgs a;
-        a.A = (const uint8_t *)g.A; a.B = (const uint8_t *)g.B; a.M = g.M; a.N = g.N; a.K = g.K; a.lda = g.lda; a.ldb = g.ldb;
-        a.blockscale = g.epi.ak == EMU_SCALE_BLOCK || g.epi.bk == EMU_SCALE_BLOCK;
-        a.promote = g.acc == EMU_ACC_CUBLASLT || a.blockscale;
-        a.epi = g.epi; a.td = g.td; a.D = g.D; a.ldd = g.ldd;
-        dim3 grid((g.N + MMA_BN - 1) / MMA_BN, (g.M + MMA_BM - 1) / MMA_BM);
-        int e5 = g.ta == EMU_E5M2;
-        if (!e5 && !a.promote) k_gemm_mma<0, 0><<<grid, MMA_THREADS, 0, stream>>>(a);
-        else if (!e5) k_gemm_mma<0, 1><<<grid, MMA_THREADS, 0, stream>>>(a);
-        else if (!a.promote) k_gemm_mma<1, 0><<<grid, MMA_THREADS, 0, stream>>>(a);
-        else k_gemm_mma<1, 1><<<grid, MMA_THREADS, 0, stream>>>(a);
+        static void (*const mma[4])(MmaArgs) = {k_gemm_mma<0, 0>, k_gemm_mma<0, 1>, k_gemm_mma<1, 0>, k_gemm_mma<1, 1>};
+        static void (*const wgmma[4])(MmaArgs) = {k_gemm_wgmma<0, 0>, k_gemm_wgmma<0, 1>, k_gemm_wgmma<1, 0>, k_gemm_wgmma<1, 1>};
+        int k = (g.ta == EMU_E5M2) * 2 + a.promote;   /* <E5, GROUPED> */
+        if (wg) wgmma[k]<<<dim3((g.N + WG_BN - 1) / WG_BN, (g.M + WG_BM - 1) / WG_BM), WG_THREADS, 0, stream>>>(a);
+        else mma[k]<<<dim3((g.N + MMA_BN - 1) / MMA_BN, (g.M + MMA_BM - 1) / MMA_BM), MMA_THREADS, 0, stream>>>(a);
         return NULL;
     }
     /* models on SIMT cores: exact E4M3 by the integer-tile kernel when no operand is NaN (the caller checks) */
@@ -1476,50 +1468,20 @@ static void attention_tiled_host(int bf16, float *q, const float *kc, const floa
  * in the bf16 scheme, whose activations are bf16 values) or F32 (CUBLAS_COMPUTE_32F, no TF32). Fast, but
  * not forward()'s fmaf chain: results agree within the fp32 summation bound, not bit for bit. */
 static const char *lt_gemm_float(const Gemm &g) {
-    static char err[200];
     static uint16_t *abf; static size_t abf_n;
-    const char *ret = NULL;
-    cublasLtMatmulDesc_t op = NULL;
-    cublasLtMatrixLayout_t la = NULL, lb = NULL, ld = NULL;
-    cublasLtMatmulPreference_t pref = NULL;
-    cublasLtMatmulHeuristicResult_t heur;
-    int nres = 0;
-    cublasOperation_t tA = CUBLAS_OP_T, tB = CUBLAS_OP_N;
-    float one = 1.0f, zero = 0.0f;
     const void *A = g.A;
-    size_t lda = g.lda;
     cudaDataType_t t = g.tb == EMU_BF16 ? CUDA_R_16BF : CUDA_R_32F;
-    err[0] = 0;
     if (g.ta != EMU_F32 || (g.tb != EMU_BF16 && g.tb != EMU_F32) || g.td != EMU_F32 || g.epi.ak != EMU_SCALE_ONE || g.epi.bk != EMU_SCALE_ONE)
         return "cuBLASLt baseline GEMM: needs fp32 activations, BF16 or F32 weights, no scales";
-    if (!g_lt) { if (cublasLtCreate(&g_lt) != CUBLAS_STATUS_SUCCESS) return "cublasLtCreate failed"; g_ws = dalloc(g_ws_size); }
     if (g.tb == EMU_BF16) {
         size_t n = (size_t)g.M * g.K;
-        if (n > abf_n) { if (abf) cudaFree(abf); abf = (uint16_t *)dalloc(n * 2); abf_n = n; }
         if (g.lda != (size_t)g.K) return "cuBLASLt baseline GEMM: needs lda = K";
+        if (n > abf_n) { if (abf) cudaFree(abf); abf = (uint16_t *)dalloc(n * 2); abf_n = n; }
         k_to_bf16<<<blocks_for(n, 256), 256>>>(abf, (const float *)g.A, n);
         CK_ASYNC("to_bf16");
-        A = abf; lda = g.K;
+        A = abf;
     }
-    LT(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tA, sizeof tA));
-    LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tB, sizeof tB));
-    LT(cublasLtMatrixLayoutCreate(&la, t, g.K, g.N, g.ldb));
-    LT(cublasLtMatrixLayoutCreate(&lb, t, g.K, g.M, lda));
-    LT(cublasLtMatrixLayoutCreate(&ld, CUDA_R_32F, g.N, g.M, g.ldd));
-    LT(cublasLtMatmulPreferenceCreate(&pref));
-    LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g_ws_size, sizeof g_ws_size));
-    LT(cublasLtMatmulAlgoGetHeuristic(g_lt, op, la, lb, ld, ld, pref, 1, &heur, &nres));
-    if (nres == 0) { snprintf(err, sizeof err, "cuBLASLt found no algorithm for %dx%dx%d", g.M, g.N, g.K); goto done; }
-    LT(cublasLtMatmul(g_lt, op, &one, g.B, la, A, lb, &zero, g.D, ld, g.D, ld, &heur.algo, g_ws, g_ws_size, 0));
-done:
-    if (err[0]) ret = err;
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    if (la) cublasLtMatrixLayoutDestroy(la);
-    if (lb) cublasLtMatrixLayoutDestroy(lb);
-    if (ld) cublasLtMatrixLayoutDestroy(ld);
-    if (op) cublasLtMatmulDescDestroy(op);
-    return ret;
+    return lt_matmul(g, t, A, g.lda, t, -1, 0, g.D, g.ldd, CUDA_R_32F, 0);
 }
 
 extern "C" {

@@ -3474,6 +3474,9 @@ static float *verify_ops(const Model *m, const Scheme *q, const int *ids, int T,
         gpu_linear(q, dq, ds, dout, din, nr_, W, quantized); linear(q, &s, out, in, nr_, W, quantized); \
         op_compare(&st[OP_GEMM], l, out, dout, (size_t)(nr_) * N_, 4, verbose && gpu_gemm(q, quantized) == CU_GEMM_MODEL, "gemm"); \
         cud_free(din); cud_free(dq); cud_free(ds); } while (0)
+#define RESID() do { float *dxo = dput(s.xo, (size_t)T * dim * 4); \
+        ELEM(OP_RESID, x, (size_t)T * dim, cud_residual(bf16, d1, dxo, (size_t)T * dim), for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s.xo[i])); \
+        cud_free(dxo); } while (0)
 #define ELEM(op, buf, n, call, cpu) do { float *d1 = dput(buf, (size_t)(n) * 4); call; cpu; op_compare(&st[op], l, buf, d1, n, 4, verbose, op_names[op]); } while (0)
     for (l = 0; l < c->n_layers; l++) {
         const Layer *L = &m->layers[l];
@@ -3504,11 +3507,7 @@ static float *verify_ops(const Model *m, const Scheme *q, const int *ids, int T,
         }
         QUANT(s.q, T, qd, l, SITE_O);
         GEMM(s.xo, s.q, T, &L->wo, 1);
-        {
-            float *dxo = dput(s.xo, (size_t)T * dim * 4);
-            ELEM(OP_RESID, x, (size_t)T * dim, cud_residual(bf16, d1, dxo, (size_t)T * dim), for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s.xo[i]));
-            cud_free(dxo);
-        }
+        RESID();
         NORM(L->ffn_norm);
         QUANT(s.xb, T, dim, l, SITE_GATEUP);
         GEMM(s.hb, s.xb, T, &L->w_gate, 1);
@@ -3521,11 +3520,7 @@ static float *verify_ops(const Model *m, const Scheme *q, const int *ids, int T,
         }
         QUANT(s.hb, T, hid, l, SITE_DOWN);
         GEMM(s.xo, s.hb, T, &L->w_down, 1);
-        {
-            float *dxo = dput(s.xo, (size_t)T * dim * 4);
-            ELEM(OP_RESID, x, (size_t)T * dim, cud_residual(bf16, d1, dxo, (size_t)T * dim), for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s.xo[i]));
-            cud_free(dxo);
-        }
+        RESID();
     }
     NORM(m->final_norm);
     if (q->quant_lm_head) QUANT(s.xb, T, dim, -1, SITE_LMHEAD);
@@ -3534,6 +3529,7 @@ static float *verify_ops(const Model *m, const Scheme *q, const int *ids, int T,
 #undef QUANT
 #undef GEMM
 #undef ELEM
+#undef RESID
     cud_free(dcos); cud_free(dsin);
     free(cosv); free(sinv);
     float *logits = s.logits;
