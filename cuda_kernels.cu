@@ -352,14 +352,16 @@ __global__ void k_gemm_f32(Gemm g) {
     }
 }
 
-/* Exact E4M3×E4M3: products are integers × 2^-18 below 2^35.6; K < 2^26 of them fit int64. Shared
- * tiles of 32×32 outputs, codes turned into integers (value · 2^9) through a 256-entry table. */
-__global__ void k_gemm_exact_e4m3(Gemm g) {
+/* Exact E4M3×E4M3: products are integers × 2^-18 below 2^35.6; K < 2^26 of them fit int64 (INT8×INT8:
+ * integers below 2^14). Shared tiles of 32×32 outputs, codes turned into integers (E4M3: value · 2^9)
+ * through a 256-entry table; the sum is rounded once to fp32 at the end (per 128-group with block scales). */
+__global__ void k_gemm_exact_int(Gemm g) {
+    int i8 = g.ta == EMU_I8, shift = i8 ? 0 : 18;   /* INT8: the values are the integers themselves */
     __shared__ int32_t ti[256];
     __shared__ int32_t As[32][33], Bs[32][33];
     __shared__ int nanA[32], nanB[32];                 /* a NaN code in row m of A / row n of B: output NaN */
     for (int c = threadIdx.y * 32 + threadIdx.x; c < 256; c += 32 * 8)
-        ti[c] = (c & 0x7F) == 0x7F ? 0 : (int32_t)ldexpf(dec((uint8_t)c, EMU_E4M3), 9);
+        ti[c] = i8 ? (int32_t)(int8_t)c : (c & 0x7F) == 0x7F ? 0 : (int32_t)ldexpf(dec((uint8_t)c, EMU_E4M3), 9);
     if (threadIdx.y == 0) { nanA[threadIdx.x] = 0; nanB[threadIdx.x] = 0; }
     int m0 = blockIdx.y * 32, n0 = blockIdx.x * 32, tx = threadIdx.x, ty = threadIdx.y;
     long long acc[4] = {0, 0, 0, 0};
@@ -373,8 +375,8 @@ __global__ void k_gemm_exact_e4m3(Gemm g) {
             uint8_t ca = m < g.M && k < g.K ? A[(size_t)m * g.lda + k] : 0, cb = n < g.N && k < g.K ? B[(size_t)n * g.ldb + k] : 0;
             As[j][tx] = ti[ca];
             Bs[j][tx] = ti[cb];
-            if ((ca & 0x7F) == 0x7F) nanA[j] = 1;
-            if ((cb & 0x7F) == 0x7F) nanB[j] = 1;
+            if (!i8 && (ca & 0x7F) == 0x7F) nanA[j] = 1;
+            if (!i8 && (cb & 0x7F) == 0x7F) nanB[j] = 1;
         }
         __syncthreads();
         for (int k = 0; k < 32; k++)
@@ -384,7 +386,7 @@ __global__ void k_gemm_exact_e4m3(Gemm g) {
             int gi = k0 / EMU_BLOCK, n = n0 + tx;
             for (int j = 0; j < 4; j++) {
                 int m = m0 + ty + 8 * j;
-                if (m < g.M && n < g.N) r[j] = r[j] + epi_group(g.epi, m, n, gi, (float)ldexp((double)acc[j], -18));
+                if (m < g.M && n < g.N) r[j] = r[j] + epi_group(g.epi, m, n, gi, (float)ldexp((double)acc[j], -shift));
                 acc[j] = 0;
             }
         }
@@ -400,7 +402,7 @@ __global__ void k_gemm_exact_e4m3(Gemm g) {
             long long s = acc[j];
             int neg = s < 0;
             unsigned long long u = neg ? -(unsigned long long)s : (unsigned long long)s;
-            v = ldexpf(__ull2float_rn(u), -18);
+            v = ldexpf(__ull2float_rn(u), -shift);
             v = epi_plain(g.epi, m, n, neg ? -v : v);
         }
         if (nanA[ty + 8 * j] || nanB[tx]) v = NAN;
@@ -822,13 +824,9 @@ static const char *gemm_dev(const Gemm &g, cu_gemm_impl impl, cudaStream_t strea
     return NULL;
 }
 
-static int has_nan_code(const uint8_t *p, int rows, int cols, size_t ld, emu_dtype t) {
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) {
-            uint8_t v = p[(size_t)r * ld + c] & 0x7F;
-            if (t == EMU_E4M3 ? v == 0x7F : v >= 0x7C) return 1;
-        }
-    return 0;
+/* the integer kernel computes accum exact for E4M3 × E4M3 and INT8 × INT8 */
+static int exact_int_ok(const Gemm &g) {
+    return g.acc == EMU_ACC_EXACT && g.K < (1 << 26) && ((g.ta == EMU_E4M3 && g.tb == EMU_E4M3) || (g.ta == EMU_I8 && g.tb == EMU_I8));
 }
 
 static size_t esize(emu_dtype t) { return t == EMU_F32 ? 4 : (t == EMU_BF16 || t == EMU_F16) ? 2 : 1; }
@@ -882,10 +880,9 @@ const char *cu_gemm(const emu_gemm_desc *d, int impl) {
     g.epi.as = sa ? (const float *)dupload(d->a_scale, sa * 4) : NULL;
     g.epi.bs = sb ? (const float *)dupload(d->b_scale, sb * 4) : NULL;
     if (impl == CU_GEMM_MMA || impl == CU_GEMM_CUBLASLT) why = impl == CU_GEMM_MMA ? mma_check(g) : NULL;
-    if (!why && impl == CU_GEMM_MODEL && d->accum == EMU_ACC_EXACT && d->a_type == EMU_E4M3 && d->b_type == EMU_E4M3 && K < (1 << 26) &&
-        !has_nan_code((const uint8_t *)d->A, M, K, d->lda, EMU_E4M3) && !has_nan_code((const uint8_t *)d->B, N, K, d->ldb, EMU_E4M3)) {
+    if (!why && impl == CU_GEMM_MODEL && exact_int_ok(g)) {
         dim3 grid((N + 31) / 32, (M + 31) / 32), block(32, 8);
-        k_gemm_exact_e4m3<<<grid, block>>>(g);
+        k_gemm_exact_int<<<grid, block>>>(g);
         CK_LAUNCH("gemm_exact_e4m3");
     } else if (!why && impl == CU_GEMM_MODEL && d->a_type == EMU_F32 && (d->accum == EMU_ACC_FP32 || d->accum == EMU_ACC_FAST) &&
                d->a_scale_kind != EMU_SCALE_BLOCK && d->b_scale_kind != EMU_SCALE_BLOCK) {
@@ -1667,8 +1664,8 @@ const char *cud_gemm(const emu_gemm_desc *d, int impl) {
         CK_ASYNC("gemm_f32");
         return NULL;
     }
-    if (impl == CU_GEMM_MODEL && g.acc == EMU_ACC_EXACT && g.ta == EMU_E4M3 && g.tb == EMU_E4M3 && g.K < (1 << 26)) {
-        k_gemm_exact_e4m3<<<dim3((g.N + 31) / 32, (g.M + 31) / 32), dim3(32, 8)>>>(g);
+    if (impl == CU_GEMM_MODEL && exact_int_ok(g)) {
+        k_gemm_exact_int<<<dim3((g.N + 31) / 32, (g.M + 31) / 32), dim3(32, 8)>>>(g);
         CK_ASYNC("gemm_exact_e4m3");
         return NULL;
     }

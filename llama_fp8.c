@@ -3947,6 +3947,30 @@ static void verify_kernels(uint64_t seed) {
                 }
         free(A); free(Bm); free(sa); free(sb); free(dg); free(dc);
     }
+    /* the integer kernel: INT8 × INT8 exact, and E4M3 with NaN codes (a NaN in row m of A / row n of B) */
+    for (int it = 0; it < 2; it++) {
+        int m_ = 70, n_ = 90, k_ = 1000;
+        emu_dtype t = it ? EMU_E4M3 : EMU_I8;
+        uint8_t *a = xmalloc((size_t)m_ * k_), *b = xmalloc((size_t)n_ * k_);
+        float *sa = xmalloc(m_ * 4), *sb = xmalloc(n_ * 4), *o1 = xmalloc((size_t)m_ * n_ * 4), *o2 = xmalloc((size_t)m_ * n_ * 4);
+        if (it) { fill_codes(a, (size_t)m_ * k_, &rng, t); fill_codes(b, (size_t)n_ * k_, &rng, t); a[5 * k_ + 17] = 0x7F; b[33 * k_ + 999] = 0xFF; }
+        else for (size_t i = 0; i < (size_t)(m_ > n_ ? m_ : n_) * k_; i++) { if (i < (size_t)m_ * k_) a[i] = (uint8_t)rng_next(&rng); if (i < (size_t)n_ * k_) b[i] = (uint8_t)rng_next(&rng); }
+        for (int i = 0; i < m_; i++) sa[i] = 0.01f + rng_uniform(&rng);
+        for (int i = 0; i < n_; i++) sb[i] = 0.01f + rng_uniform(&rng);
+        emu_gemm_desc g = {.M = m_, .N = n_, .K = k_, .a_type = t, .A = a, .lda = k_, .b_type = t, .B = b, .ldb = k_,
+                           .a_scale_kind = EMU_SCALE_ROW, .a_scale = sa, .b_scale_kind = EMU_SCALE_ROW, .b_scale = sb,
+                           .d_type = EMU_F32, .D = o1, .ldd = n_, .accum = EMU_ACC_EXACT};
+        memset(o1, 0xFF, (size_t)m_ * n_ * 4);
+        const char *why = cu_gemm(&g, 0);
+        if (why) fatal("verify: %s", why);
+        g.D = o2;
+        emu_gemm(&g);
+        size_t dd = bits_diff(o1, o2, (size_t)m_ * n_, 4), nans = 0;
+        for (size_t i = 0; i < (size_t)m_ * n_; i++) nans += isnan(o1[i]);
+        vreport(!dd && nans == (size_t)(it ? m_ + n_ - 1 : 0), it ? "cuda_gemm_exact_e4m3_nan_codes" : "cuda_gemm_exact_int8",
+                "%dx%dx%d: %zu of %d outputs differ from emu_gemm exact (%zu NaN outputs)", m_, n_, k_, dd, m_ * n_, nans);
+        free(a); free(b); free(sa); free(sb); free(o1); free(o2);
+    }
     /* fp32 activations × bf16 / fp32 weights (the fp32 and bf16 schemes' Linear): emu_gemm_f32 bit for bit */
     for (int bt = 0; bt < 2; bt++) {
         int m_ = 70, n_ = 90, k_ = 1000;
