@@ -59,3 +59,6 @@ else
 fi
 printf 'garbage!' > $T/garbage.bin
 expect errors_not_llama2c "not a llama2.c checkpoint\|too small" $B dump -m $T/garbage.bin --ids 1 -o $T/o
+expect errors_gemm_option "expected auto, model, mma, wgmma or cublaslt" $B ppl --synthetic --gemm foo
+if $B verify --device 2>&1 | grep -q "CUDA build"; then echo "skip errors_twin_cpu_build: $B is a CUDA build"
+else expect errors_twin_cpu_build "needs a CUDA build" env LLAMA_FP8_DEVICE=twin $B ppl --synthetic -q bf16; fi
