@@ -150,7 +150,7 @@ HD uint8_t quant_code(int rule, float v, emu_dtype t) {
  * compute the scale, encode q = fp8(clamp(x / s)). */
 __global__ void k_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K,
                               int TR, int TC, int rule, emu_dtype t, float param) {
-    int tj = blockIdx.x, ti = blockIdx.y, nct = gridDim.x;
+    int nct = (K + TC - 1) / TC, tj = (int)(blockIdx.x % nct), ti = (int)(blockIdx.x / nct);   /* 1-D grid: no 65535 limit on rows */
     int r0 = ti * TR, c0 = tj * TC, nr = min(TR, M - r0), nc = min(TC, K - c0);
     __shared__ float red[32];
     float a = 0.0f;
@@ -196,7 +196,7 @@ static void quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, si
     float *dx = (float *)dupload(x, xb), *ds = (float *)dalloc((size_t)nscale * 4);
     uint8_t *dq = (uint8_t *)dupload(q, qb);   /* keep bytes between rows (ldq > K) as they were */
     dim3 grid((K + TC - 1) / TC, (M + TR - 1) / TR);
-    k_quant_tiles<<<grid, 256>>>(dq, ldq, ds, dx, ldx, M, K, TR, TC, rule, t, param);
+    k_quant_tiles<<<grid.x * grid.y, 256>>>(dq, ldq, ds, dx, ldx, M, K, TR, TC, rule, t, param);
     CK_LAUNCH("quant_tiles");
     download(q, dq, qb); download(scale, ds, (size_t)nscale * 4);
     cudaFree(dx); cudaFree(ds); cudaFree(dq);
@@ -1622,8 +1622,8 @@ void cud_quant(int mode, uint8_t *q, float *scale, const float *x, int T, int K,
     }
     static unsigned *amax;
     switch (mode) {
-    case CUQ_TOKEN: k_quant_tiles<<<dim3(1, T), 256>>>(q, K, scale, x, K, T, K, 1, K, Q_TOKEN, t, param); break;
-    case CUQ_GROUP: k_quant_tiles<<<dim3((K + EMU_BLOCK - 1) / EMU_BLOCK, T), 128>>>(q, K, scale, x, K, T, K, 1, EMU_BLOCK, Q_GROUP, t, 0); break;
+    case CUQ_TOKEN: k_quant_tiles<<<T, 256>>>(q, K, scale, x, K, T, K, 1, K, Q_TOKEN, t, param); break;
+    case CUQ_GROUP: k_quant_tiles<<<(unsigned)T * ((K + EMU_BLOCK - 1) / EMU_BLOCK), 128>>>(q, K, scale, x, K, T, K, 1, EMU_BLOCK, Q_GROUP, t, 0); break;
     case CUQ_TENSOR_STATIC:
         CK(cudaMemcpyAsync(scale, &param, 4, cudaMemcpyHostToDevice, 0));   /* param lives until the copy is done: synchronous from pageable memory */
         k_quant_mul<<<blocks_for(n, 256), 256>>>(q, K, x, K, T, K, t, 1.0f / param);
