@@ -3237,13 +3237,14 @@ static void gpu_set_gemm(const char *name) {
 /* The GEMM implementation for a Linear of scheme q. auto: the bit-exact model kernels for the
  * baselines and for --accum exact / fp32; the tensor cores for the tensor-core models (hopper, ada,
  * cublaslt, fast): cuBLASLt, or the mma kernel where cuBLASLt has no kernel here (block scales). */
-static int gpu_gemm(const Scheme *q, int quantized) {
+static int gpu_gemm(const Scheme *q, int quantized, int K) {   /* K: the GEMM's depth, 0 when not known */
     int fp8 = scheme_quantizes(q) && quantized && q->amode != AMODE_NONE && q->afmt != EMU_I8 && q->wfmt != EMU_I8;
     if (gpu_gemm_choice >= 0) {
         if ((gpu_gemm_choice == CU_GEMM_MMA || gpu_gemm_choice == CU_GEMM_WGMMA) && !fp8) return CU_GEMM_MODEL;
         return gpu_gemm_choice;
     }
     if (!fp8 || q->accum == EMU_ACC_EXACT || q->accum == EMU_ACC_FP32) return CU_GEMM_MODEL;
+    if (K % 16) return CU_GEMM_MODEL;   /* FP8 tensor-core kernels need K a multiple of 16 (16-byte rows) */
     if (q->afmt == EMU_E5M2 && q->wfmt == EMU_E5M2) return CU_GEMM_MMA;
     return q->wgran == GRAN_BLOCK || q->amode == AMODE_GROUP ? CU_GEMM_MMA : CU_GEMM_CUBLASLT;
 }
@@ -3258,7 +3259,7 @@ static const char *gpu_gemm_note(const Scheme *q) {
     static int k;
     if (!gpu_active()) return "";
     char *s = b[k++ & 3];
-    snprintf(s, 128, " [GPU GEMMs: %s]", gpu_gemm_name(gpu_gemm(q, 1)));
+    snprintf(s, 128, " [GPU GEMMs: %s]", gpu_gemm_name(gpu_gemm(q, 1, 0)));
     return s;
 }
 
@@ -3393,7 +3394,7 @@ static void gpu_quantize_act(const Scheme *q, uint8_t *qa, float *sa, const floa
 }
 /* linear() on the device; qa, sa: the quantized input of quantize_act on the device. */
 static void gpu_linear(const Scheme *q, const uint8_t *qa, const float *sa, float *out, const float *in, int T, const Tensor *W, int quantized) {
-    int N = W->rows, K = W->cols, impl = gpu_gemm(q, quantized);
+    int N = W->rows, K = W->cols, impl = gpu_gemm(q, quantized, K);
     emu_gemm_desc g = {.M = T, .N = N, .K = K, .d_type = EMU_F32, .D = out, .ldd = N};
     if (!scheme_quantizes(q) || !quantized) {
         if (W->scale) fatal("scheme %s cannot run the FP8 weights of a quantized checkpoint", q->name);
@@ -3472,7 +3473,7 @@ static float *verify_ops(const Model *m, const Scheme *q, const int *ids, int T,
         if (scheme_quantizes(q) && (quantized) && q->amode != AMODE_NONE) { \
             dq = dput(s.qa, (size_t)(nr_) * K_); ds = dput(s.sa, act_scale_count(q, nr_, K_) * 4 + 4); } \
         gpu_linear(q, dq, ds, dout, din, nr_, W, quantized); linear(q, &s, out, in, nr_, W, quantized); \
-        op_compare(&st[OP_GEMM], l, out, dout, (size_t)(nr_) * N_, 4, verbose && gpu_gemm(q, quantized) == CU_GEMM_MODEL, "gemm"); \
+        op_compare(&st[OP_GEMM], l, out, dout, (size_t)(nr_) * N_, 4, verbose && gpu_gemm(q, quantized, K_) == CU_GEMM_MODEL, "gemm"); \
         cud_free(din); cud_free(dq); cud_free(ds); } while (0)
 #define RESID() do { float *dxo = dput(s.xo, (size_t)T * dim * 4); \
         ELEM(OP_RESID, x, (size_t)T * dim, cud_residual(bf16, d1, dxo, (size_t)T * dim), for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s.xo[i])); \
@@ -3544,9 +3545,9 @@ static void report_ops(const OpStat *st, const Scheme *q, const char *prefix) {
         if (!o->runs) continue;
         char name[96];
         snprintf(name, sizeof name, "%s%s", prefix, op_names[op]);
-        if (op == OP_GEMM && (gpu_gemm(q, 1) != CU_GEMM_MODEL || gpu_gemm(q, 0) != CU_GEMM_MODEL))
+        if (op == OP_GEMM && (gpu_gemm(q, 1, 0) != CU_GEMM_MODEL || gpu_gemm(q, 0, 0) != CU_GEMM_MODEL))
             printf("info %s (%s): %ld of %ld runs bit-exact; %zu of %zu values differ from the CPU's --accum %s, max %.3g ulp (layer %d), max rel %.3g\n",
-                   name, gpu_gemm_name(gpu_gemm(q, 1)), o->exact, o->runs, o->diff, o->n, emu_accum_names[q->accum], o->max_ulp, o->worst_layer, o->max_rel);
+                   name, gpu_gemm_name(gpu_gemm(q, 1, 0)), o->exact, o->runs, o->diff, o->n, emu_accum_names[q->accum], o->max_ulp, o->worst_layer, o->max_rel);
         else if (o->exact == o->runs)
             vreport(1, name, "%ld of %ld runs bit-exact (%zu values)", o->exact, o->runs, o->n);
         else
@@ -4153,8 +4154,8 @@ static int cmd_verify(int argc, char **argv) {
     model_describe(m, stdout);
     Scheme q_ = scheme_for_model(m, scheme, "fp32", &so); const Scheme *q = &q_;
     const Model *mq = model_for_scheme(m, q);
-    int exact = gpu_gemm(q, 1) == CU_GEMM_MODEL && gpu_gemm(q, 0) == CU_GEMM_MODEL;
-    printf("verify: scheme %s, %d tokens; GEMMs on the GPU: %s\n", q->name, T, exact ? gpu_gemm_name(CU_GEMM_MODEL) : gpu_gemm_name(gpu_gemm(q, 1)));
+    int exact = gpu_gemm(q, 1, 0) == CU_GEMM_MODEL && gpu_gemm(q, 0, 0) == CU_GEMM_MODEL;
+    printf("verify: scheme %s, %d tokens; GEMMs on the GPU: %s\n", q->name, T, exact ? gpu_gemm_name(CU_GEMM_MODEL) : gpu_gemm_name(gpu_gemm(q, 1, 0)));
     /* op by op: each GPU op on the CPU's input, per op kind; the layers where values differ are listed */
     OpStat st[OP_COUNT];
     memset(st, 0, sizeof st);
@@ -4190,7 +4191,7 @@ static int cmd_verify(int argc, char **argv) {
                     T / 2 - 1, T / 2, T - 1, r.diff, r.n, r.layer_diff, r.layer_n);
         else   /* tensor-core GEMMs: the hardware's accumulation, not the CPU's; reported, not judged */
             printf("info gpu_forward: %s GEMMs: %zu of %zu logits differ from forward() (--accum %s on the CPU); worst row max|diff| / max|logit| %.3g\n",
-                   gpu_gemm_name(gpu_gemm(q, 1)), r.diff, r.n, emu_accum_names[q->accum], r.rel);
+                   gpu_gemm_name(gpu_gemm(q, 1, 0)), r.diff, r.n, emu_accum_names[q->accum], r.rel);
         gpu_forward_release();
     }
     free(logits); free(ids);

@@ -39,7 +39,7 @@ check)
     for q in bf16 w8a8 w8a8-block; do step "stories_verify_$q" $B verify -m $M --tokenizer $TK -f $TX -q $q --ctx 256; done
     step stories_ppl_gpu $B ppl -m $M --tokenizer $TK -f $TX --compare bf16,fp32,fp8-w,w8a8,w8a8-block,int8
     step stories_ppl_cpu $B ppl --cpu -m $M --tokenizer $TK -f $TX --compare bf16,fp32,fp8-w,w8a8,w8a8-block,int8
-    step stories_ppl_tc $B ppl -m $M --tokenizer $TK -f $TX --compare bf16,w8a8 --accum hopper --gemm cublaslt
+    step stories_ppl_tc $B ppl -m $M --tokenizer $TK -f $TX --compare bf16,w8a8 --accum hopper
   else echo "no $M: the stories260K steps were skipped"; fi
   step bench $B verify --bench
   ;;
