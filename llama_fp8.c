@@ -3236,7 +3236,8 @@ static void gpu_set_gemm(const char *name) {
 }
 /* The GEMM implementation for a Linear of scheme q. auto: the bit-exact model kernels for the
  * baselines and for --accum exact / fp32; the tensor cores for the tensor-core models (hopper, ada,
- * cublaslt, fast): cuBLASLt, or the mma kernel where cuBLASLt has no kernel here (block scales). */
+ * cublaslt, fast): cuBLASLt, or our own kernel where cuBLASLt has none here (block scales, E5M2 × E5M2):
+ * wgmma on compute capability 9.0, mma.sync elsewhere. */
 static int gpu_gemm(const Scheme *q, int quantized, int K) {   /* K: the GEMM's depth, 0 when not known */
     int fp8 = scheme_quantizes(q) && quantized && q->amode != AMODE_NONE && q->afmt != EMU_I8 && q->wfmt != EMU_I8;
     if (gpu_gemm_choice >= 0) {
@@ -3245,8 +3246,9 @@ static int gpu_gemm(const Scheme *q, int quantized, int K) {   /* K: the GEMM's 
     }
     if (!fp8 || q->accum == EMU_ACC_EXACT || q->accum == EMU_ACC_FP32) return CU_GEMM_MODEL;
     if (K % 16) return CU_GEMM_MODEL;   /* FP8 tensor-core kernels need K a multiple of 16 (16-byte rows) */
-    if (q->afmt == EMU_E5M2 && q->wfmt == EMU_E5M2) return CU_GEMM_MMA;
-    return q->wgran == GRAN_BLOCK || q->amode == AMODE_GROUP ? CU_GEMM_MMA : CU_GEMM_CUBLASLT;
+    int own = cu_compute_capability() == 90 ? CU_GEMM_WGMMA : CU_GEMM_MMA;   /* Hopper's FP8 tensor cores: wgmma only */
+    if (q->afmt == EMU_E5M2 && q->wfmt == EMU_E5M2) return own;
+    return q->wgran == GRAN_BLOCK || q->amode == AMODE_GROUP ? own : CU_GEMM_CUBLASLT;
 }
 static const char *gpu_gemm_name(int impl) {
     if (gpu_twin_mode && impl != CU_GEMM_MODEL) return "host twin: the accumulation model stands in for the tensor cores";
