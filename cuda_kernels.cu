@@ -1009,10 +1009,13 @@ HD float att_score(int bf16, const float *q, const float *k, int hd, float scale
     for (int i = 0; i < hd; i++) dot += q[i] * k[i];
     return Bq(bf16, Bq(bf16, dot) * scale);
 }
-__global__ void k_attention(int bf16, float *q, const float *kc, const float *vc, int pos0, int nh, int nkv, int hd, float scale) {
+/* gatt: NULL, or (long contexts) global scratch of npos_max floats per block of this launch, which then
+ * holds the probabilities instead of shared memory; blk0: the first (token · nh + head) of this launch. */
+__global__ void k_attention(int bf16, float *q, const float *kc, const float *vc, int pos0, int nh, int nkv, int hd, float scale,
+                            float *gatt, size_t gstride, int blk0) {
     extern __shared__ float sh[];                      /* hd query values, then npos probabilities */
-    int t = blockIdx.x / nh, h = blockIdx.x % nh, group = nh / nkv, kvd = nkv * hd, npos = pos0 + t + 1;
-    float *qs = sh, *att = sh + hd;
+    int b = blk0 + blockIdx.x, t = b / nh, h = b % nh, group = nh / nkv, kvd = nkv * hd, npos = pos0 + t + 1;
+    float *qs = sh, *att = gatt ? gatt + blockIdx.x * gstride : sh + hd;
     float *qv = q + ((size_t)t * nh + h) * hd;
     const float *kh = kc + (h / group) * hd, *vh = vc + (h / group) * hd;
     __shared__ float red[32];
@@ -1086,22 +1089,25 @@ __global__ void k_nll(double *nll, const float *logits, int V, const int *target
 }
 
 extern "C" {
-/* Host-memory wrappers: each is the GPU twin of the code named (llama_fp8.c forward() and log_prob). */
+void cud_rmsnorm(int bf16, float *out, const float *x, const float *w, int T, int n, float eps);
+void cud_rope(int bf16, float *x, int T, int nh, int hd, const float *cosv, const float *sinv);
+void cud_attention(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale);
+void cud_swiglu(int bf16, float *hb, const float *hb2, size_t n);
+void cud_residual(int bf16, float *x, const float *xo, size_t n);
+/* Host-memory wrappers of the cud_* ops below (verify --kernels): copy in, run, copy out. */
 void cu_rmsnorm(int bf16, float *out, const float *x, const float *w, int T, int n, float eps) {
     need_device();
     size_t b = (size_t)T * n * 4;
     float *dx = (float *)dupload(x, b), *dw = (float *)dupload(w, (size_t)n * 4), *dout = (float *)dalloc(b);
-    k_rmsnorm<<<T, 256>>>(bf16, dout, dx, dw, n, eps);
-    CK_LAUNCH("rmsnorm");
+    cud_rmsnorm(bf16, dout, dx, dw, T, n, eps);
     download(out, dout, b);
     cudaFree(dx); cudaFree(dw); cudaFree(dout);
 }
 void cu_rope(int bf16, float *x, int T, int nh, int hd, const float *cosv, const float *sinv) {
     need_device();
-    size_t b = (size_t)T * nh * hd * 4, tb = (size_t)T * (hd / 2) * 4, n = (size_t)T * nh * (hd / 2);
+    size_t b = (size_t)T * nh * hd * 4, tb = (size_t)T * (hd / 2) * 4;
     float *dx = (float *)dupload(x, b), *dc = (float *)dupload(cosv, tb), *ds = (float *)dupload(sinv, tb);
-    k_rope<<<(unsigned)((n + 255) / 256), 256>>>(bf16, dx, T, nh, hd, dc, ds);
-    CK_LAUNCH("rope");
+    cud_rope(bf16, dx, T, nh, hd, dc, ds);
     download(x, dx, b);
     cudaFree(dx); cudaFree(dc); cudaFree(ds);
 }
@@ -1111,26 +1117,21 @@ void cu_attention(int bf16, float *q, const float *kc, const float *vc, int T, i
     need_device();
     size_t qb = (size_t)T * nh * hd * 4, kb = (size_t)(pos0 + T) * nkv * hd * 4;
     float *dq = (float *)dupload(q, qb), *dk = (float *)dupload(kc, kb), *dv = (float *)dupload(vc, kb);
-    size_t smem = (size_t)(hd + pos0 + T) * 4;
-    if (smem > 48 * 1024) CK(cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    k_attention<<<T * nh, 128, smem>>>(bf16, dq, dk, dv, pos0, nh, nkv, hd, scale);
-    CK_LAUNCH("attention");
+    cud_attention(bf16, dq, dk, dv, T, pos0, nh, nkv, hd, scale);
     download(q, dq, qb);
     cudaFree(dq); cudaFree(dk); cudaFree(dv);
 }
 void cu_swiglu(int bf16, float *hb, const float *hb2, size_t n) {
     need_device();
     float *da = (float *)dupload(hb, n * 4), *db = (float *)dupload(hb2, n * 4);
-    k_swiglu<<<(unsigned)((n + 255) / 256), 256>>>(bf16, da, db, n);
-    CK_LAUNCH("swiglu");
+    cud_swiglu(bf16, da, db, n);
     download(hb, da, n * 4);
     cudaFree(da); cudaFree(db);
 }
 void cu_residual(int bf16, float *x, const float *xo, size_t n) {
     need_device();
     float *da = (float *)dupload(x, n * 4), *db = (float *)dupload(xo, n * 4);
-    k_residual<<<(unsigned)((n + 255) / 256), 256>>>(bf16, da, db, n);
-    CK_LAUNCH("residual");
+    cud_residual(bf16, da, db, n);
     download(x, da, n * 4);
     cudaFree(da); cudaFree(db);
 }
@@ -1562,14 +1563,24 @@ void cud_attention(int bf16, float *q, const float *kc, const float *vc, int T, 
         return;
     }
     if (g_twin) { attention_host(bf16, q, kc, vc, T, pos0, nh, nkv, hd, scale); return; }
-    size_t smem = (size_t)(hd + pos0 + T) * 4;
+    if (!T) return;
+    size_t npos = (size_t)pos0 + T, smem = (hd + npos) * 4;
     static size_t smem_set = 48 * 1024;
-    if (smem > smem_set) {
-        if (smem > (size_t)g_prop.sharedMemPerBlockOptin) cu_fail("attention over %d positions needs %zu bytes of shared memory (the GPU has %zu)", pos0 + T, smem, (size_t)g_prop.sharedMemPerBlockOptin);
-        CK(cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        smem_set = smem;
+    if (smem <= (size_t)g_prop.sharedMemPerBlockOptin) {
+        if (smem > smem_set) { CK(cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)); smem_set = smem; }
+        k_attention<<<T * nh, 128, smem>>>(bf16, q, kc, vc, pos0, nh, nkv, hd, scale, NULL, 0, 0);
+    } else {   /* a context too long for shared memory: the probabilities in global scratch, 256 MiB per launch */
+        size_t per = ((size_t)256 << 20) / (npos * 4), total = (size_t)T * nh;
+        if (per < 1) per = 1;
+        if (per > total) per = total;
+        float *gatt = (float *)dalloc(per * npos * 4);
+        for (size_t b0 = 0; b0 < total; b0 += per) {
+            size_t nb = total - b0 < per ? total - b0 : per;
+            k_attention<<<(unsigned)nb, 128, hd * 4>>>(bf16, q, kc, vc, pos0, nh, nkv, hd, scale, gatt, npos, (int)b0);
+        }
+        CK_LAUNCH("attention (long context)");
+        cudaFree(gatt);
     }
-    if (T) k_attention<<<T * nh, 128, smem>>>(bf16, q, kc, vc, pos0, nh, nkv, hd, scale);
     CK_ASYNC("attention");
 }
 void cud_swiglu(int bf16, float *hb, const float *hb2, size_t n) {

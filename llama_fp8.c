@@ -4012,17 +4012,28 @@ static void verify_kernels(uint64_t seed) {
         float *kc = xmalloc((size_t)T * nkv * hd * 4), *vc = xmalloc((size_t)T * nkv * hd * 4);
         fill_random(kc, (size_t)T * nkv * hd, &rng, 3.0f); fill_random(vc, (size_t)T * nkv * hd, &rng, 3.0f);
         memcpy(o1, x, (size_t)T * nh * hd * 4); memcpy(o2, x, (size_t)T * nh * hd * 4);
-        cu_attention(bf16, o1, kc, vc, T, 0, nh, nkv, hd, 1.0f / sqrtf((float)hd));
-        {
+        /* attention: the tiled kernel, the one-block-per-row kernel, and that kernel's long-context form
+         * (probabilities in global memory) at position 60000 */
+        for (int v = 0; v < 3; v++) {
+            int Tv = v == 2 ? 2 : T, p0 = v == 2 ? 60000 : 0, np = p0 + Tv;
+            float *kv = v == 2 ? xmalloc((size_t)np * nkv * hd * 4) : kc, *vv = v == 2 ? xmalloc((size_t)np * nkv * hd * 4) : vc;
+            if (v == 2) { fill_random(kv, (size_t)np * nkv * hd, &rng, 3.0f); fill_random(vv, (size_t)np * nkv * hd, &rng, 3.0f); }
+            memcpy(o1, x, (size_t)Tv * nh * hd * 4); memcpy(o2, x, (size_t)Tv * nh * hd * 4);
+            if (v) setenv("LLAMA_FP8_ATT_SIMPLE", "1", 1);
+            cu_attention(bf16, o1, kv, vv, Tv, p0, nh, nkv, hd, 1.0f / sqrtf((float)hd));
+            unsetenv("LLAMA_FP8_ATT_SIMPLE");
             RunState rs;
             memset(&rs, 0, sizeof rs);
-            rs.max_pos = T;
-            rs.att = xmalloc((size_t)omp_get_max_threads() * T * sizeof(float));
-            attention(q, &rs, o2, kc, vc, T, 0, nh, nkv, hd, 1.0f / sqrtf((float)hd));
+            rs.max_pos = np;
+            rs.att = xmalloc((size_t)omp_get_max_threads() * np * sizeof(float));
+            attention(q, &rs, o2, kv, vv, Tv, p0, nh, nkv, hd, 1.0f / sqrtf((float)hd));
             free(rs.att);
+            d = bits_diff(o1, o2, (size_t)Tv * nh * hd, 4);
+            char an[64];
+            snprintf(an, sizeof an, "cuda_attention_%s_%s", v == 0 ? "tiled" : v == 1 ? "rows" : "long_context", bf16 ? "bf16" : "fp32");
+            vreport(!d, an, "T %d at position %d, %d heads / %d kv heads, hd %d: %zu differ from forward()'s attention", Tv, p0, nh, nkv, hd, d);
+            if (v == 2) { free(kv); free(vv); }
         }
-        d = bits_diff(o1, o2, (size_t)T * nh * hd, 4);
-        vreport(!d, bf16 ? "cuda_attention_bf16" : "cuda_attention_fp32", "T %d, %d heads / %d kv heads, hd %d: %zu differ from forward()'s attention", T, nh, nkv, hd, d);
         memcpy(o1, x, (size_t)T * n * 4); memcpy(o2, x, (size_t)T * n * 4);
         cu_swiglu(bf16, o1, w, n);
         for (int i = 0; i < n; i++) o2[i] = B(q, B(q, o2[i] / (1.0f + expf(-o2[i]))) * w[i]);
