@@ -4563,9 +4563,18 @@ static int cmd_ppl(int argc, char **argv) {
         double mean = S->nll / N, var = S->nll2 / N - mean * mean;
         double ppl = exp(mean), se = N > 1 && var > 0 ? ppl * sqrt(var / (N - 1)) : 0;
         if (i == 0 && llamacpp) printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, se);
-        if (ns == 1)
+        if (ns == 1) {
             printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored in %d chunks of %d; %.1f tok/s, %.2f s, peak RSS %.0f MB)\n",
                    ppl, se, S->q.name, N, n_chunks, ctx, (double)n_chunks * ctx / el, el, peak_rss_mb());
+            if (o.json) {
+                atomic_file af;
+                atomic_open(&af, o.json);
+                fprintf(af.fp, "{\n  \"model\": \"%s\", \"protocol\": \"%s\", \"ctx\": %d, \"chunks\": %d, \"tokens_scored\": %lld,\n  \"schemes\": [\n"
+                        "    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f, \"nll_mean\": %.17g}\n  ]\n}\n", m->path, protocol, ctx, n_chunks, N, S->q.name, ppl, se, mean);
+                atomic_commit(&af);
+                printf("wrote %s\n", o.json);
+            }
+        }
     }
     if (ns > 1) {
         /* ΔPPL = exp(mean nll_q) − exp(mean nll_b), ± from the paired covariance (delta method).
@@ -4581,7 +4590,7 @@ static int cmd_ppl(int argc, char **argv) {
             double se = N > 1 && vq > 0 ? pq * sqrt(vq / (N - 1)) : 0;
             if (i == 0) {
                 printf("%-28s %8.4f +/- %-7.4f %-22s %-23s %-10s %-10s %-17s %s\n", S->q.name, pq, se, "(base)", "-", "-", "-", "-", "-");
-                if (js) fprintf(js, "    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f}", S->q.name, pq, se);
+                if (js) fprintf(js, "    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f, \"nll_mean\": %.17g}", S->q.name, pq, se, mq);
                 continue;
             }
             /* cov(nll_q, nll_b) = cov(nll_b + d, nll_b) = var_b + cov(nll_b, d) */
@@ -4600,9 +4609,9 @@ static int cmd_ppl(int argc, char **argv) {
             snprintf(b3, sizeof b3, "%.3f +/- %.3f", 100 * p1, 100 * p1se);
             snprintf(b4, sizeof b4, "%.3f +/- %.3f", 100 * rms, 100 * rmsse);
             printf("%-28s %8.4f +/- %-7.4f %-22s %-23s %-10.6f %-10.6f %-17s %s\n", S->q.name, pq, se, b1, b2, k99, kmax, b3, b4);
-            if (js) fprintf(js, ",\n    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f, \"dppl\": %.6f, \"dppl_se\": %.6f, \"kld_mean\": %.8f, \"kld_se\": %.8f, "
+            if (js) fprintf(js, ",\n    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f, \"nll_mean\": %.17g, \"dppl\": %.6f, \"dppl_se\": %.6f, \"kld_mean\": %.8f, \"kld_se\": %.8f, "
                             "\"kld_p99\": %.8f, \"kld_max\": %.8f, \"kld_median\": %.8f, \"top1_agree\": %.6f, \"top1_se\": %.6f, \"rms_dp\": %.8f, \"rms_dp_se\": %.8f}",
-                            S->q.name, pq, se, pq - pb, dse, km, kse, k99, kmax, percentile_sorted(S->klds, N, 50.0), p1, p1se, rms, rmsse);
+                            S->q.name, pq, se, mq, pq - pb, dse, km, kse, k99, kmax, percentile_sorted(S->klds, N, 50.0), p1, p1se, rms, rmsse);
         }
         printf("(%lld tokens scored per scheme in %d chunks of %d; %d schemes in %.2f s, %.1f tok/s, peak RSS %.0f MB)\n", N, n_chunks, ctx, ns, el, (double)n_chunks * ctx * ns / el, peak_rss_mb());
         if (js) { fprintf(js, "\n  ]\n}\n"); atomic_commit(&af); printf("wrote %s\n", o.json); }

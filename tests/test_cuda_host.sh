@@ -12,17 +12,27 @@ build/cuda/llama_fp8 verify --host --seed 7
 # The whole GPU path of `ppl` with every kernel replaced by its host twin (LLAMA_FP8_DEVICE=twin: resident
 # weights / activations / KV cache, GEMM dispatch, ppl statistics computed where the logits are) must print
 # the CPU binary's table to the last digit. Oracle: the CPU build's own ppl (forward() and cmd_ppl's loop).
-cmp_ppl() {  # name, ppl arguments...
+cmp_ppl() {  # name, ppl arguments...: the table and the --json numbers (mean NLL to 17 digits) must agree
   name=$1; shift
-  a=$(LLAMA_FP8_DEVICE=twin build/cuda/llama_fp8 ppl "$@" 2>&1 | grep -v "^ppl: \|^(") ; ra=$?
-  b=$("${LLAMA_FP8:-./llama_fp8}" ppl "$@" 2>&1 | grep -v "^ppl: \|^(")
-  if [ -n "$a" ] && [ "$a" = "$b" ]; then echo "ok cuda_twin_ppl_$name: GPU path (host twins) prints the CPU's table: $(echo "$a" | grep -c .) lines identical"
-  else echo "FAIL cuda_twin_ppl_$name: GPU path (host twins) and CPU differ:"; echo "$a" > build/tests/twin_a.txt; echo "$b" > build/tests/twin_b.txt; diff build/tests/twin_a.txt build/tests/twin_b.txt | head -10; fi
+  a=$(LLAMA_FP8_DEVICE=twin build/cuda/llama_fp8 ppl "$@" --json build/tests/twin_a.json 2>&1 | grep -v "^ppl: \|^(\|^wrote\|^PPL = ")
+  b=$("${LLAMA_FP8:-./llama_fp8}" ppl "$@" --json build/tests/twin_b.json 2>&1 | grep -v "^ppl: \|^(\|^wrote\|^PPL = ")
+  if [ -n "$a" ] && [ "$a" = "$b" ] && [ -s build/tests/twin_a.json ] && cmp -s build/tests/twin_a.json build/tests/twin_b.json; then
+    echo "ok cuda_twin_ppl_$name: GPU path (host twins) = CPU: $(echo "$a" | grep -c .) output lines and the JSON ($(grep -c nll_mean build/tests/twin_b.json) schemes, mean NLL to 17 digits) identical"
+  else echo "FAIL cuda_twin_ppl_$name: GPU path (host twins) and CPU differ:"; echo "$a" > build/tests/twin_a.txt; echo "$b" > build/tests/twin_b.txt; diff build/tests/twin_a.txt build/tests/twin_b.txt | head -10; diff build/tests/twin_a.json build/tests/twin_b.json | head -6; fi
+  rm -f build/tests/twin_a.json build/tests/twin_b.json
 }
 cmp_ppl synthetic --synthetic --compare bf16,fp32,fp8-w,w8a8,w8a8-block,int8
 D=${LLAMA_FP8_DATA:-../shared/data}
 if [ -f "$D/stories260K/stories260K.bin" ] && [ -f "$D/tinystories/tinystories_valid_excerpt.txt" ]; then
   cmp_ppl stories260K -m "$D/stories260K/stories260K.bin" --tokenizer "$D/stories260K/tok512.bin" -f "$D/tinystories/tinystories_valid_excerpt.txt" --chunks 2 --compare bf16,w8a8,int8 --kv fp8-e4m3
+  # quantized checkpoints as exported (compressed-tensors): stored FP8 codes and scales, static input and KV scales
+  B=${LLAMA_FP8:-./llama_fp8}; X=build/tests/twin_ckpt; rm -rf $X; mkdir -p $X
+  if $B export -m "$D/stories260K/stories260K.bin" -q w8a8 -o $X/w8a8 > /dev/null 2>&1 &&
+     $B calibrate -m "$D/stories260K/stories260K.bin" --tokenizer "$D/stories260K/tok512.bin" -f "$D/tinystories/tinystories_valid_excerpt.txt" --samples 2 --seq 128 -o $X/scales.json > /dev/null 2>&1 &&
+     $B export -m "$D/stories260K/stories260K.bin" -q w8a8-static --scales $X/scales.json --kv fp8-e4m3 -o $X/static > /dev/null 2>&1; then
+    cmp_ppl ckpt_w8a8 -m $X/w8a8 --tokenizer "$D/stories260K/tok512.bin" -f "$D/tinystories/tinystories_valid_excerpt.txt" --chunks 2
+    cmp_ppl ckpt_w8a8_static_kv -m $X/static --tokenizer "$D/stories260K/tok512.bin" -f "$D/tinystories/tinystories_valid_excerpt.txt" --chunks 2
+  else echo "FAIL cuda_twin_ckpt: export / calibrate of stories260K failed"; fi
 else echo "skip cuda_twin_ppl_stories260K: no stories260K / TinyStories text in $D"; fi
 # `verify` itself (the command a GPU session runs) through the host twins: per-op and end-to-end checks
 # of every scheme must all pass; on a real GPU the same command compares the kernels.
