@@ -1,24 +1,30 @@
 /* cuda_kernels.cu — the GPU path of llama_fp8 (built by `make CUDA=1`, linked into the one binary).
  *
  * Every kernel here has a CPU twin in emu/ (GEMMs, quantization) or in llama_fp8.c's forward()
- * (elementwise ops), and computes the same function:
+ * (elementwise ops, attention), and computes the same function:
  *   - quantization: the per-element formulas are __host__ __device__ functions shared by the kernel and
- *     by cu_host_*() loops, and encode with fp8.h's encoder (compiled as device code) — bit-identical to
+ *     its host twin, and encode with fp8.h's encoder (compiled as device code) — bit-identical to
  *     emu/quant.c (max-reductions are order-free, so the parallel reduction changes nothing);
- *   - GEMM "simt": one thread per output, the accumulation models of emu/gemm_ref.c ported line by line
- *     (exact = integer accumulation, fp32 = fmaf chain, hopper/ada/cublaslt block models, fast pairs);
- *   - GEMM "mma": hand-written tensor-core kernel, mma.sync.m16n8k32 E4M3/E5M2 (sm_89+), raw hardware
- *     accumulation over K (compare with emu `hopper` / `ada`), or promoted to fp32 every 128 k (emu
- *     `cublaslt`); epilogue in emu's order;
+ *   - GEMM "model": the accumulation models of emu/models.h (the same source the CPU compiles), one
+ *     thread per output; exact E4M3 / INT8 by an int64 tile kernel; fp32 activations by the fmaf chain;
+ *   - GEMM "mma": hand-written mma.sync.m16n8k32 E4M3/E5M2 kernel (sm_89; on sm_90a ptxas lowers it to
+ *     fp16 HMMA); GEMM "wgmma": hand-written wgmma.mma_async.m64n128k32 kernel (sm_90a: Hopper's FP8
+ *     tensor cores); both accumulate raw over K (compare with emu `hopper` / `ada`) or promote to fp32
+ *     every 128 k (emu `cublaslt`); epilogue in emu's order;
  *   - GEMM "cublaslt": cuBLASLt FP8 matmul, TN layout, fp32 scales, FAST_ACCUM on or off;
- *   - elementwise ops of forward(): RMSNorm, RoPE, causal GQA attention, SwiGLU, residual add,
- *     log-softmax/NLL, in the CPU forward's order of operations (sequential where the CPU sums
- *     sequentially), expf by a port of glibc's expf so that SiLU and softmax give the CPU's bits.
+ *   - forward()'s other ops: RMSNorm, RoPE, causal GQA attention (tiled), SwiGLU, residual add, FP8 KV
+ *     store, and ppl's per-row statistics, in the CPU's order of operations (sequential where the CPU
+ *     sums sequentially), expf by a port of glibc's expf so that SiLU and softmax give the CPU's bits.
  * The file is compiled with --fmad=false (the C side uses -ffp-contract=off): a·b + c is two roundings
  * unless fmaf() is written.
  *
- * Interface: plain C functions on host memory (each copies in, runs, copies out), declared in the gpu
- * section of llama_fp8.c. Errors: one line on stderr and exit(1). */
+ * Interface (extern "C", declared in the gpu section of llama_fp8.c):
+ *   - cud_*: ops on device pointers, the resident forward pass (weights, activations and KV cache stay
+ *     on the GPU). After cud_twin(1) each runs its host twin instead: loops over the same __host__
+ *     __device__ functions on host memory, so the whole GPU path is exercised on a machine without a GPU;
+ *   - cu_*: the same ops on host memory (copy in, run, copy out) for `verify --kernels`, and
+ *     cu_host_*: the shared per-element code compiled for the CPU (`verify --host`).
+ * Errors: one line on stderr and exit(1). */
 #include <cuda_runtime.h>
 #include <cublasLt.h>
 #include <float.h>
