@@ -1493,9 +1493,21 @@ extern "C" {
 void cud_twin(int on) { g_twin = on; }
 
 /* Memory. cud_try_alloc returns NULL when the GPU is full (the caller may free and retry). */
+/* Twin mode keeps a size header before each block; LLAMA_FP8_TWIN_MEM=BYTES caps the total, as a GPU's
+ * memory would (tests use it to exercise gpu_forward's eviction of unused weights). */
+static size_t g_twin_used, g_twin_cap = (size_t)-1;
+static int g_twin_cap_read;
 void *cud_try_alloc(size_t n) {
     void *p;
-    if (g_twin) return calloc(n ? n : 1, 1);
+    if (g_twin) {
+        if (!g_twin_cap_read) { const char *e = getenv("LLAMA_FP8_TWIN_MEM"); if (e) g_twin_cap = strtoull(e, NULL, 10); g_twin_cap_read = 1; }
+        if (g_twin_used + n > g_twin_cap) return NULL;
+        char *b = (char *)calloc(n + 16, 1);
+        if (!b) return NULL;
+        memcpy(b, &n, sizeof n);
+        g_twin_used += n;
+        return b + 16;
+    }
     need_device();
     if (cudaMalloc(&p, n ? n : 1) != cudaSuccess) { cudaGetLastError(); return NULL; }
     CK(cudaMemset(p, 0, n ? n : 1));
@@ -1510,7 +1522,11 @@ void *cud_alloc(size_t n) {
     }
     return p;
 }
-void cud_free(void *p) { if (p) { if (g_twin) free(p); else cudaFree(p); } }
+void cud_free(void *p) {
+    if (!p) return;
+    if (g_twin) { size_t n; memcpy(&n, (char *)p - 16, sizeof n); g_twin_used -= n; free((char *)p - 16); }
+    else cudaFree(p);
+}
 void cud_upload(void *d, const void *h, size_t n) { if (n) { if (g_twin) memcpy(d, h, n); else CK(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice)); } }
 void cud_download(void *h, const void *d, size_t n) { if (n) { if (g_twin) memcpy(h, d, n); else CK(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost)); } }
 void cud_copy(void *d, const void *s, size_t n) { if (n) { if (g_twin) memcpy(d, s, n); else CK(cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToDevice, 0)); } }

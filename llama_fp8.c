@@ -3272,7 +3272,7 @@ typedef struct {
     void *data; float *scale; emu_dtype dtype; int scale_gran;
     size_t bytes; long used;       /* generation of the last forward call that used it */
 } DevW;
-static DevW *devw;
+static DevW **devw;              /* one allocation per entry: eviction never moves an entry in use */
 static int ndevw, capdevw;
 static long dev_generation;
 
@@ -3280,22 +3280,25 @@ static long dev_generation;
 static void *dev_alloc_evict(size_t n) {
     void *p = cud_try_alloc(n);
     for (int i = 0; !p && i < ndevw; i++)
-        if (devw[i].used != dev_generation) {
-            cud_free(devw[i].data); cud_free(devw[i].scale);
+        if (devw[i]->used != dev_generation) {
+            static int told;
+            if (!told++) fprintf(stderr, "llama_fp8: note: GPU memory is full: weights the current pass does not use are freed, and uploaded again when needed (slower)\n");
+            cud_free(devw[i]->data); cud_free(devw[i]->scale); free(devw[i]);
             devw[i--] = devw[--ndevw];
             p = cud_try_alloc(n);
         }
     return p ? p : cud_alloc(n);   /* cud_alloc ends the run with the GPU's free memory in the message */
 }
 static DevW *devw_find(const void *key, int how, emu_dtype fmt, int gran, int arith) {
-    for (int i = 0; i < ndevw; i++)
-        if (devw[i].key == key && devw[i].how == how && (how != 2 || (devw[i].fmt == fmt && devw[i].gran == gran && devw[i].arith == arith))) {
-            devw[i].used = dev_generation;
-            return &devw[i];
+    for (int i = 0; i < ndevw; i++) {
+        DevW *w = devw[i];
+        if (w->key == key && w->how == how && (how != 2 || (w->fmt == fmt && w->gran == gran && w->arith == arith))) {
+            w->used = dev_generation;
+            return w;
         }
-    if (ndevw == capdevw) { capdevw = capdevw ? 2 * capdevw : 64; devw = xrealloc(devw, capdevw * sizeof(DevW)); }
-    DevW *w = &devw[ndevw++];
-    memset(w, 0, sizeof *w);
+    }
+    if (ndevw == capdevw) { capdevw = capdevw ? 2 * capdevw : 64; devw = xrealloc(devw, capdevw * sizeof(DevW *)); }
+    DevW *w = devw[ndevw++] = xcalloc(1, sizeof(DevW));
     w->key = key; w->how = how; w->fmt = fmt; w->gran = gran; w->arith = arith; w->used = dev_generation;
     return w;
 }
@@ -3345,7 +3348,7 @@ static DevW *dev_weight(const Tensor *W, const Scheme *q, int quantize, int as_f
 }
 /* Frees every weight on the device (call when the model is freed). */
 static void gpu_forward_release(void) {
-    for (int i = 0; i < ndevw; i++) { cud_free(devw[i].data); cud_free(devw[i].scale); }
+    for (int i = 0; i < ndevw; i++) { cud_free(devw[i]->data); cud_free(devw[i]->scale); free(devw[i]); }
     free(devw); devw = NULL; ndevw = capdevw = 0;
 }
 

@@ -63,3 +63,17 @@ if [ -f "$D/stories260K/stories260K.bin" ]; then
   if [ "$n" -gt 1 ] && diff -r build/tests/twin_dump_a build/tests/twin_dump_b > /dev/null; then echo "ok cuda_twin_dump: $n .npy files (logits, every layer) byte-identical to the CPU's"
   else echo "FAIL cuda_twin_dump: dumps differ or are missing ($n files)"; fi
 fi
+# Out of GPU memory: with the twin's memory capped (LLAMA_FP8_TWIN_MEM), gpu_forward frees weights the
+# current pass does not use and uploads them again later. Binary search for the smallest cap that runs
+# (there, the two schemes' weights cannot both stay: eviction must happen); its results must equal the CPU's.
+P="ppl --synthetic --compare bf16,w8a8 --chunks 2"
+"${LLAMA_FP8:-./llama_fp8}" $P --json build/tests/evict_cpu.json > /dev/null 2>&1
+lo=100000; hi=8000000
+while [ $((hi - lo)) -gt 4000 ]; do
+  mid=$(( (lo + hi) / 2 ))
+  if LLAMA_FP8_TWIN_MEM=$mid LLAMA_FP8_DEVICE=twin build/cuda/llama_fp8 $P > /dev/null 2>&1; then hi=$mid; else lo=$mid; fi
+done
+out=$(LLAMA_FP8_TWIN_MEM=$hi LLAMA_FP8_DEVICE=twin build/cuda/llama_fp8 $P --json build/tests/evict_twin.json 2>&1); rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -q "GPU memory is full" && cmp -s build/tests/evict_twin.json build/tests/evict_cpu.json; then
+  echo "ok cuda_twin_evict: at the smallest memory that runs ($hi bytes) weights were evicted and re-uploaded; results identical to the CPU's"
+else echo "FAIL cuda_twin_evict: cap $hi: exit $rc, note $(echo "$out" | grep -c 'GPU memory is full'), JSON $(cmp -s build/tests/evict_twin.json build/tests/evict_cpu.json && echo same || echo differs)"; fi
