@@ -3429,7 +3429,12 @@ static void gpu_linear(const Scheme *q, const uint8_t *qa, const float *sa, floa
 enum { OP_NORM, OP_QUANT, OP_GEMM, OP_ROPE, OP_KV, OP_ATTN, OP_RESID, OP_SWIGLU, OP_COUNT };
 static const char *const op_names[OP_COUNT] = {"rmsnorm", "activation quantization", "gemm", "rope", "kv cache store", "attention",
                                                "residual add", "swiglu"};
-typedef struct { long runs, exact; size_t n, diff; double max_ulp, max_rel; int worst_layer; } OpStat;
+enum { OP_MAX_LAYERS = 256 };
+typedef struct {
+    long runs, exact; size_t n, diff; double max_ulp, max_rel; int worst_layer;
+    double layer_ulp[OP_MAX_LAYERS + 1], layer_rel[OP_MAX_LAYERS + 1];   /* per layer (the last: lm_head) */
+    int layers;
+} OpStat;
 static void *dput(const void *h, size_t n) { void *d = cud_alloc(n); cud_upload(d, h, n); return d; }
 /* compares the device buffer dev (n elements of elsize bytes) with the CPU's values, then frees dev */
 static void op_compare(OpStat *st, int layer, const void *cpu, void *dev, size_t n, int elsize, int verbose, const char *what) {
@@ -3443,7 +3448,11 @@ static void op_compare(OpStat *st, int layer, const void *cpu, void *dev, size_t
         err_stats(g, cpu, n, &u, &r);
         if (u > st->max_ulp) { st->max_ulp = u; st->worst_layer = layer; }
         if (r > st->max_rel) st->max_rel = r;
+        int li = layer < 0 || layer > OP_MAX_LAYERS ? OP_MAX_LAYERS : layer;
+        if (u > st->layer_ulp[li]) st->layer_ulp[li] = u;
+        if (r > st->layer_rel[li]) st->layer_rel[li] = r;
     }
+    if (layer + 1 > st->layers) st->layers = layer + 1 <= OP_MAX_LAYERS + 1 ? layer + 1 : OP_MAX_LAYERS + 1;
     if (d && verbose) printf("  layer %d %s: %zu of %zu values differ\n", layer, what, d, n);
     free(g);
 }
@@ -3550,9 +3559,12 @@ static void report_ops(const OpStat *st, const Scheme *q, const char *prefix) {
         if (!o->runs) continue;
         char name[96];
         snprintf(name, sizeof name, "%s%s", prefix, op_names[op]);
-        if (op == OP_GEMM && (gpu_gemm(q, 1, 0) != CU_GEMM_MODEL || gpu_gemm(q, 0, 0) != CU_GEMM_MODEL))
+        if (op == OP_GEMM && (gpu_gemm(q, 1, 0) != CU_GEMM_MODEL || gpu_gemm(q, 0, 0) != CU_GEMM_MODEL)) {
             printf("info %s (%s): %ld of %ld runs bit-exact; %zu of %zu values differ from the CPU's --accum %s, max %.3g ulp (layer %d), max rel %.3g\n",
                    name, gpu_gemm_name(gpu_gemm(q, 1, 0)), o->exact, o->runs, o->diff, o->n, emu_accum_names[q->accum], o->max_ulp, o->worst_layer, o->max_rel);
+            for (int l = 0; l < o->layers; l++)   /* per layer; the last index is the lm_head */
+                if (o->layer_ulp[l] > 0) printf("  %s %d: max %.3g ulp, max rel %.3g\n", l == o->layers - 1 ? "lm_head, index" : "layer", l, o->layer_ulp[l], o->layer_rel[l]);
+        }
         else if (o->exact == o->runs)
             vreport(1, name, "%ld of %ld runs bit-exact (%zu values)", o->exact, o->runs, o->n);
         else
