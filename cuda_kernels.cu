@@ -789,6 +789,7 @@ typedef enum { CU_GEMM_MODEL = 0, CU_GEMM_MMA = 1, CU_GEMM_CUBLASLT = 2, CU_GEMM
 static const char *mma_check(const Gemm &g) {
     if (g.ta != g.tb || (g.ta != EMU_E4M3 && g.ta != EMU_E5M2)) return "the mma kernel needs A and B both E4M3 or both E5M2";
     if (g.K % 16 || g.lda % 16 || g.ldb % 16) return "the mma kernel needs K, lda, ldb multiples of 16";
+    if (((uintptr_t)g.A | (uintptr_t)g.B) & 15) return "the mma kernel needs 16-byte aligned A and B";
     if (g.acc == EMU_ACC_EXACT || g.acc == EMU_ACC_FP32) return "the mma kernel accumulates like the tensor core: use --accum hopper, ada, fast or cublaslt";
     return NULL;
 }
