@@ -179,8 +179,9 @@ __global__ void k_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float 
 }
 
 /* Static per-tensor: q = fp8(clamp(x · inv)), inv = 1.0f / s computed once on the host (as vLLM). */
-__global__ void k_quant_mul(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype t, float inv) {
+__global__ void k_quant_mul(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype t, float inv, float *scale, float s) {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (scale && i == 0) scale[0] = s;   /* the scale the GEMM epilogue reads (NULL: not wanted) */
     if (i >= (size_t)M * K) return;
     size_t r = i / K, c = i % K;
     q[r * ldq + c] = enc_vllm(x[r * ldx + c] * inv, t);
@@ -228,7 +229,7 @@ void cu_quant_tensor(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, 
     size_t xb = ((size_t)(M - 1) * ldx + K) * 4, qb = (size_t)(M - 1) * ldq + K, n = (size_t)M * K;
     float *dx = (float *)dupload(x, xb);
     uint8_t *dq = (uint8_t *)dupload(q, qb);
-    k_quant_mul<<<(unsigned)((n + 255) / 256), 256>>>(dq, ldq, dx, ldx, M, K, fmt, 1.0f / s);
+    k_quant_mul<<<(unsigned)((n + 255) / 256), 256>>>(dq, ldq, dx, ldx, M, K, fmt, 1.0f / s, NULL, s);
     CK_LAUNCH("quant_tensor");
     download(q, dq, qb);
     cudaFree(dx); cudaFree(dq);
@@ -706,6 +707,11 @@ static const char *lt_gemm(const Gemm &g, int fast_accum, cudaStream_t stream) {
     return why;
 }
 extern "C" int cu_lt_own_epilogue(void) { return g_lt_own_epilogue; }
+static uint32_t lt_align(const void *p) {   /* the largest power of two ≤ 256 dividing the address */
+    uint32_t a = 256;
+    while (a > 1 && ((uintptr_t)p & (a - 1))) a >>= 1;
+    return a;
+}
 /* One cuBLASLt matmul in our row-major TN convention (cuBLASLt is column-major: its A is our B, K×N
  * transposed, and its B our A): D = A·Bᵀ with A of type ta (row stride lda), B = g.B of type tb, fp32
  * compute; FAST_ACCUM set when fast_accum ≥ 0; g.epi's scales through the scale pointers when scales. */
@@ -746,6 +752,13 @@ static const char *lt_matmul(const Gemm &g, cudaDataType_t ta, const void *A, si
     LT(cublasLtMatrixLayoutCreate(&ld, td, g.N, g.M, ldd));
     LT(cublasLtMatmulPreferenceCreate(&pref));
     LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g_ws_size, sizeof g_ws_size));
+    {   /* the pointers' real alignment (cuBLASLt assumes 256 bytes unless told): an offset row block is fine */
+        uint32_t al[3] = {lt_align(g.B), lt_align(A), lt_align(D)};
+        LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al[0], sizeof al[0]));
+        LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al[1], sizeof al[1]));
+        LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al[2], sizeof al[2]));
+        LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[2], sizeof al[2]));
+    }
     LT(cublasLtMatmulAlgoGetHeuristic(g_lt, op, la, lb, ld, ld, pref, 1, &heur, &nres));
     if (nres == 0) { snprintf(err, sizeof err, "cuBLASLt found no algorithm for %dx%dx%d", g.M, g.N, g.K); goto done; }
     LT(cublasLtMatmul(g_lt, op, &one, g.B, la, A, lb, &zero, D, ld, D, ld, &heur.algo, g_ws, g_ws_size, stream));
@@ -1588,15 +1601,25 @@ void cud_attention(int bf16, float *q, const float *kc, const float *vc, int T, 
     if (g_twin) { attention_host(bf16, q, kc, vc, T, pos0, nh, nkv, hd, scale); return; }
     if (!T) return;
     size_t npos = (size_t)pos0 + T, smem = (hd + npos) * 4;
-    static size_t smem_set = 48 * 1024;
-    if (smem <= (size_t)g_prop.sharedMemPerBlockOptin) {
-        if (smem > smem_set) { CK(cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)); smem_set = smem; }
+    static cudaFuncAttributes fa;            /* the kernel's static shared memory counts against the limit too */
+    static int fa_read;
+    if (!fa_read) { CK(cudaFuncGetAttributes(&fa, k_attention)); fa_read = 1; }
+    if (smem + fa.sharedSizeBytes <= (size_t)g_prop.sharedMemPerBlockOptin) {
+        if (smem > (size_t)fa.maxDynamicSharedSizeBytes) {
+            CK(cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            fa.maxDynamicSharedSizeBytes = (int)smem;
+        }
         k_attention<<<T * nh, 128, smem>>>(bf16, q, kc, vc, pos0, nh, nkv, hd, scale, NULL, 0, 0);
     } else {   /* a context too long for shared memory: the probabilities in global scratch, 256 MiB per launch */
         size_t per = ((size_t)256 << 20) / (npos * 4), total = (size_t)T * nh;
         if (per < 1) per = 1;
         if (per > total) per = total;
-        float *gatt = (float *)dalloc(per * npos * 4);
+        float *gatt = NULL;
+        while (cudaMalloc(&gatt, per * npos * 4) != cudaSuccess) {   /* less scratch, more launches */
+            cudaGetLastError();
+            if (per == 1) cu_fail("attention over %zu positions: no GPU memory for %zu bytes of scratch", npos, npos * 4);
+            per /= 2;
+        }
         for (size_t b0 = 0; b0 < total; b0 += per) {
             size_t nb = total - b0 < per ? total - b0 : per;
             k_attention<<<(unsigned)nb, 128, hd * 4>>>(bf16, q, kc, vc, pos0, nh, nkv, hd, scale, gatt, npos, (int)b0);
@@ -1659,8 +1682,7 @@ void cud_quant(int mode, uint8_t *q, float *scale, const float *x, int T, int K,
     case CUQ_TOKEN: k_quant_tiles<<<T, 256>>>(q, K, scale, x, K, T, K, 1, K, Q_TOKEN, t, param); break;
     case CUQ_GROUP: k_quant_tiles<<<(unsigned)T * ((K + EMU_BLOCK - 1) / EMU_BLOCK), 128>>>(q, K, scale, x, K, T, K, 1, EMU_BLOCK, Q_GROUP, t, 0); break;
     case CUQ_TENSOR_STATIC:
-        CK(cudaMemcpyAsync(scale, &param, 4, cudaMemcpyHostToDevice, 0));   /* param lives until the copy is done: synchronous from pageable memory */
-        k_quant_mul<<<blocks_for(n, 256), 256>>>(q, K, x, K, T, K, t, 1.0f / param);
+        k_quant_mul<<<blocks_for(n, 256), 256>>>(q, K, x, K, T, K, t, 1.0f / param, scale, param);
         break;
     case CUQ_TENSOR_DYNAMIC:
         if (!amax) amax = (unsigned *)dalloc(4);
@@ -1748,6 +1770,9 @@ __global__ void k_ppl_rows(const float *lq_all, const float *lb_all, int V, cons
     row_max(lq, V, threadIdx.x, blockDim.x, &mq, &aq);
     block_max(&mq, &aq, sm, sa);
     if (lb) { row_max(lb, V, threadIdx.x, blockDim.x, &mb, &ab); block_max(&mb, &ab, sm, sa); }
+    /* the CPU starts from element 0 (m = l[0], then l[i] > m): a NaN there stays the max, index 0 */
+    if (lq[0] != lq[0]) { mq = lq[0]; aq = 0; }
+    if (lb && lb[0] != lb[0]) mb = lb[0];
     double zq = 0, zb = 0;
     for (int i = threadIdx.x; i < V; i += blockDim.x) { zq += exp((double)lq[i] - mq); if (lb) zb += exp((double)lb[i] - mb); }
     zq = block_sum(zq, sd);
@@ -1763,7 +1788,7 @@ __global__ void k_ppl_rows(const float *lq_all, const float *lb_all, int V, cons
     }
     if (threadIdx.x == 0) {
         lp[blockIdx.x] = (double)lq[targets[blockIdx.x]] - mq - lzq;
-        arg[blockIdx.x] = aq < V ? aq : 0;   /* all NaN: the CPU's loop keeps index 0 */
+        arg[blockIdx.x] = aq < V ? aq : 0;
         if (kld) kld[blockIdx.x] = k;
     }
 }
