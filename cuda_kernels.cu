@@ -854,33 +854,11 @@ static size_t nscales(emu_scale kind, int rows, int K) {
     return kind == EMU_SCALE_TENSOR ? 1 : kind == EMU_SCALE_ROW ? (size_t)rows : kind == EMU_SCALE_BLOCK ? 0 : 0;
 }
 
-/* Weights stay on the device: with the cache on (cu_weight_cache(1)), B operands are uploaded on
- * first use and found again by their host address and size (the model's weights never move). */
-static int g_cache_on;
-static struct { const void *host; size_t bytes; void *dev; } g_cache[4096];
-static int g_ncache;
-static const void *weights_on_device(const void *host, size_t bytes, int *owned) {
-    *owned = 0;
-    if (!g_cache_on) { *owned = 1; return dupload(host, bytes); }
-    for (int i = 0; i < g_ncache; i++)
-        if (g_cache[i].host == host && g_cache[i].bytes == bytes) return g_cache[i].dev;
-    if (g_ncache == (int)(sizeof g_cache / sizeof g_cache[0])) { *owned = 1; return dupload(host, bytes); }
-    g_cache[g_ncache].host = host; g_cache[g_ncache].bytes = bytes; g_cache[g_ncache].dev = dupload(host, bytes);
-    return g_cache[g_ncache++].dev;
-}
-
 extern "C" {
-/* on = 1: keep GEMM B operands (weights) on the device across calls; on = 0: free them all. */
-void cu_weight_cache(int on) {
-    if (!on) { for (int i = 0; i < g_ncache; i++) cudaFree(g_cache[i].dev); g_ncache = 0; }
-    g_cache_on = on;
-}
-
-/* D = epilogue(A · Bᵀ) on the GPU, host memory in and out (emu_gemm_desc as for emu_gemm).
- * impl 0 "model": the accumulation model g->accum on SIMT cores — bit-identical to emu_gemm_ref;
- * impl 1 "mma": the hand-written tensor-core kernel (raw accumulation, or promoted every 128 k when
- *   g->accum is cublaslt or scales are per block); impl 2 "cublaslt": cuBLASLt, FAST_ACCUM on unless
- *   g->accum is cublaslt. Returns NULL, or why the combination is not supported (nothing is written). */
+const char *cud_gemm(const emu_gemm_desc *d, int impl);
+/* D = epilogue(A · Bᵀ) on the GPU, host memory in and out (emu_gemm_desc as for emu_gemm): copies in,
+ * runs cud_gemm (impl: CU_GEMM_MODEL / MMA / CUBLASLT / WGMMA, see there), copies out. Returns NULL, or
+ * why the combination is not supported (nothing is written). For verify --kernels. */
 const char *cu_gemm(const emu_gemm_desc *d, int impl) {
     need_device();
     const char *why = emu_gemm_check(d);
@@ -891,33 +869,15 @@ const char *cu_gemm(const emu_gemm_desc *d, int impl) {
     size_t db = ((size_t)(M - 1) * d->ldd + N) * esize(d->d_type);
     size_t sa = d->a_scale_kind == EMU_SCALE_BLOCK ? (size_t)M * nk : nscales(d->a_scale_kind, M, K);
     size_t sb = d->b_scale_kind == EMU_SCALE_BLOCK ? (size_t)((N + EMU_BLOCK - 1) / EMU_BLOCK) * nk : nscales(d->b_scale_kind, N, K);
-    Gemm g;
-    g.M = M; g.N = N; g.K = K; g.ta = d->a_type; g.tb = d->b_type; g.td = d->d_type; g.lda = d->lda; g.ldb = d->ldb; g.ldd = d->ldd;
-    g.acc = d->accum;
-    int b_owned;
-    g.A = dupload(d->A, ab); g.B = weights_on_device(d->B, bb, &b_owned); g.D = dupload(d->D, db);
-    g.epi.ak = d->a_scale_kind; g.epi.bk = d->b_scale_kind; g.epi.K = K;
-    g.epi.as = sa ? (const float *)dupload(d->a_scale, sa * 4) : NULL;
-    g.epi.bs = sb ? (const float *)dupload(d->b_scale, sb * 4) : NULL;
-    if (impl == CU_GEMM_MMA || impl == CU_GEMM_CUBLASLT) why = impl == CU_GEMM_MMA ? mma_check(g) : NULL;
-    if (!why && impl == CU_GEMM_MODEL && exact_int_ok(g)) {
-        dim3 grid((N + 31) / 32, (M + 31) / 32), block(32, 8);
-        k_gemm_exact_int<<<grid, block>>>(g);
-        CK_LAUNCH("gemm_exact_e4m3");
-    } else if (!why && impl == CU_GEMM_MODEL && d->a_type == EMU_F32 && (d->accum == EMU_ACC_FP32 || d->accum == EMU_ACC_FAST) &&
-               d->a_scale_kind != EMU_SCALE_BLOCK && d->b_scale_kind != EMU_SCALE_BLOCK) {
-        dim3 grid((N + 31) / 32, (M + 31) / 32), block(32, 8);
-        k_gemm_f32<<<grid, block>>>(g);
-        CK_LAUNCH("gemm_f32");
-    } else if (!why) {
-        why = gemm_dev(g, (cu_gemm_impl)impl, 0);
-        CK_LAUNCH("gemm");
-    }
-    if (!why) download(d->D, g.D, db);
-    cudaFree((void *)g.A); cudaFree(g.D);
-    if (b_owned) cudaFree((void *)g.B);
-    if (g.epi.as) cudaFree((void *)g.epi.as);
-    if (g.epi.bs) cudaFree((void *)g.epi.bs);
+    emu_gemm_desc g = *d;   /* the same GEMM on device copies, through the one dispatch (cud_gemm) */
+    g.A = dupload(d->A, ab); g.B = dupload(d->B, bb); g.D = dupload(d->D, db);
+    g.a_scale = sa ? (const float *)dupload(d->a_scale, sa * 4) : NULL;
+    g.b_scale = sb ? (const float *)dupload(d->b_scale, sb * 4) : NULL;
+    why = cud_gemm(&g, impl);
+    if (!why) { CK_LAUNCH("gemm"); download(d->D, g.D, db); }
+    cudaFree((void *)g.A); cudaFree((void *)g.B); cudaFree(g.D);
+    if (g.a_scale) cudaFree((void *)g.a_scale);
+    if (g.b_scale) cudaFree((void *)g.b_scale);
     return why;
 }
 
@@ -1169,10 +1129,6 @@ void cu_nll(double *nll, const float *logits, int T, int V, const int *targets) 
 /* Host builds of the shared per-element code, for checks on machines without a GPU. */
 float cu_host_expf(float x) { return glibc_expf(x); }
 float cu_host_silu(float x) { return silu_(x); }
-float cu_host_rms_factor(const float *x, int n, float eps) { return rms_factor(x, n, eps); }
-void cu_host_rope_pair(int bf16, float *x, int j, int h, float c, float s) { rope_pair(bf16, x, j, h, c, s); }
-float cu_host_att_score(int bf16, const float *q, const float *k, int hd, float scale) { return att_score(bf16, q, k, hd, scale); }
-float cu_host_bq(int bf16, float x) { return Bq(bf16, x); }
 } /* extern "C" */
 
 /* ---------------------------------------------------------------------------------------------

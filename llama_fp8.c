@@ -3057,7 +3057,6 @@ void cu_swiglu(int bf16, float *hb, const float *hb2, size_t n);
 void cu_residual(int bf16, float *x, const float *xo, size_t n);
 void cu_nll(double *nll, const float *logits, int T, int V, const int *targets);
 void cu_bench_gemm(int M, int N, int K, int reps);
-void cu_weight_cache(int on);
 /* the resident forward pass: ops on device pointers (host memory after cud_twin(1)) */
 void cud_twin(int on);
 void *cud_try_alloc(size_t n);
@@ -3085,10 +3084,6 @@ void cu_host_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, s
 void cu_host_gemm_model(const emu_gemm_desc *g);
 float cu_host_expf(float x);
 float cu_host_silu(float x);
-float cu_host_rms_factor(const float *x, int n, float eps);
-void cu_host_rope_pair(int bf16, float *x, int j, int h, float c, float s);
-float cu_host_att_score(int bf16, const float *q, const float *k, int hd, float scale);
-float cu_host_bq(int bf16, float x);
 #endif
 
 static int parse_ids(const char *s, int vocab, int **out);     /* section 7 */
