@@ -12,7 +12,7 @@ export LLAMA_FP8_DATA := $(abspath $(DATA))
 
 EMU_SRC := $(wildcard emu/*.c)
 EMU_HDR := $(wildcard emu/*.h)
-DEPS    := llama_fp8.c fp8.h $(EMU_SRC) $(EMU_HDR)
+DEPS    := llama_fp8.c cuda_kernels.h fp8.h $(EMU_SRC) $(EMU_HDR)
 
 ifeq ($(CUDA),1)
 # One binary for Ada (sm_89) and Hopper (sm_90a machine code, wgmma-capable target) plus compute_90
@@ -28,6 +28,10 @@ LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasL
 build/cuda/llama_fp8: $(DEPS) $(CUDA_OBJ)
 	@mkdir -p build/cuda
 	$(CC) $(CFLAGS) -o $@ llama_fp8.c $(EMU_SRC) $(CUDA_OBJ) $(LDLIBS)
+# Developer checks of every kernel against its CPU twin (--kernels on a GPU, --host on any machine).
+build/cuda/cuda_check: tests/cuda_check.c $(DEPS) $(CUDA_OBJ)
+	@mkdir -p build/cuda
+	$(CC) $(CFLAGS) -o $@ tests/cuda_check.c $(EMU_SRC) $(CUDA_OBJ) $(LDLIBS)
 # make bench CUDA=1: the GPU GEMM table first, then the CPU benchmarks.
 .PHONY: bench-gpu
 bench: bench-gpu
@@ -43,7 +47,7 @@ all: llama_fp8
 llama_fp8: $(DEPS) $(CUDA_OBJ)
 	$(CC) $(CFLAGS) -o $@ llama_fp8.c $(EMU_SRC) $(CUDA_OBJ) $(LDLIBS)
 
-build/cuda_kernels.o: cuda_kernels.cu fp8.h $(EMU_HDR)
+build/cuda_kernels.o: cuda_kernels.cu cuda_kernels.h fp8.h $(EMU_HDR)
 	@mkdir -p build
 	$(NVCC) $(NVFLAGS) -I. -c -o $@ cuda_kernels.cu
 

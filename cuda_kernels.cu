@@ -18,12 +18,12 @@
  * The file is compiled with --fmad=false (the C side uses -ffp-contract=off): a·b + c is two roundings
  * unless fmaf() is written.
  *
- * Interface (extern "C", declared in the gpu section of llama_fp8.c):
+ * Interface (extern "C", declared in cuda_kernels.h, which llama_fp8.c includes too):
  *   - cud_*: ops on device pointers, the resident forward pass (weights, activations and KV cache stay
  *     on the GPU). After cud_twin(1) each runs its host twin instead: loops over the same __host__
  *     __device__ functions on host memory, so the whole GPU path is exercised on a machine without a GPU;
- *   - cu_*: the same ops on host memory (copy in, run, copy out) for `verify --kernels`, and
- *     cu_host_*: the shared per-element code compiled for the CPU (`verify --host`).
+ *   - cu_*: the same ops on host memory (copy in, run, copy out) for tests/cuda_check.c --kernels, and
+ *     cu_host_*: the shared per-element code compiled for the CPU (tests/cuda_check.c --host).
  * Errors: one line on stderr and exit(1). */
 #include <cuda_runtime.h>
 #include <cublasLt.h>
@@ -36,6 +36,7 @@
 #include <string.h>
 #include "fp8.h"
 #include "emu/emu.h"
+#include "cuda_kernels.h"   /* the extern "C" interface: prototypes and enums shared with llama_fp8.c */
 
 #define HD __host__ __device__ static inline
 #define HD_NOINLINE __host__ __device__ __noinline__ static   /* big bodies: one copy, faster ptxas */
@@ -797,7 +798,6 @@ static const char *lt_gemm_mode(const Gemm &g, int fast_accum, cudaStream_t stre
 /* ---------------------------------------------------------------------------------------------
  * GEMM dispatch on device pointers
  * ------------------------------------------------------------------------------------------- */
-typedef enum { CU_GEMM_MODEL = 0, CU_GEMM_MMA = 1, CU_GEMM_CUBLASLT = 2, CU_GEMM_WGMMA = 3 } cu_gemm_impl;
 
 static const char *mma_check(const Gemm &g) {
     if (g.ta != g.tb || (g.ta != EMU_E4M3 && g.ta != EMU_E5M2)) return "the mma kernel needs A and B both E4M3 or both E5M2";
@@ -858,7 +858,7 @@ extern "C" {
 const char *cud_gemm(const emu_gemm_desc *d, int impl);
 /* D = epilogue(A · Bᵀ) on the GPU, host memory in and out (emu_gemm_desc as for emu_gemm): copies in,
  * runs cud_gemm (impl: CU_GEMM_MODEL / MMA / CUBLASLT / WGMMA, see there), copies out. Returns NULL, or
- * why the combination is not supported (nothing is written). For verify --kernels. */
+ * why the combination is not supported (nothing is written). For cuda_check --kernels (tests/cuda_check.c). */
 const char *cu_gemm(const emu_gemm_desc *d, int impl) {
     need_device();
     const char *why = emu_gemm_check(d);
@@ -899,7 +899,7 @@ void cu_host_gemm_model(const emu_gemm_desc *d) {
  * glibc ≥ 2.27), in the form x86-64 glibc runs on CPUs with FMA (__expf_fma: the compiler fused
  * z·x + shift, z·x − kd and the three polynomial steps). Constants: glibc's __exp2f_data
  * (tab[i] = bits(2^(i/32)) − (i << 47)). CUDA's own expf differs in the last bit for some inputs;
- * this one is checked against the host libm by `llama_fp8 verify --host`.
+ * this one is checked against the host libm by `cuda_check --host` (tests/cuda_check.c).
  * ------------------------------------------------------------------------------------------- */
 __constant__ uint64_t c_exp2f_tab[32] = {
     0x3ff0000000000000ull, 0x3fefd9b0d3158574ull, 0x3fefb5586cf9890full, 0x3fef9301d0125b51ull, 0x3fef72b83c7d517bull,
@@ -1074,7 +1074,7 @@ void cud_rope(int bf16, float *x, int T, int nh, int hd, const float *cosv, cons
 void cud_attention(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale);
 void cud_swiglu(int bf16, float *hb, const float *hb2, size_t n);
 void cud_residual(int bf16, float *x, const float *xo, size_t n);
-/* Host-memory wrappers of the cud_* ops below (verify --kernels): copy in, run, copy out. */
+/* Host-memory wrappers of the cud_* ops below (tests/cuda_check.c --kernels): copy in, run, copy out. */
 void cu_rmsnorm(int bf16, float *out, const float *x, const float *w, int T, int n, float eps) {
     need_device();
     size_t b = (size_t)T * n * 4;
@@ -1219,7 +1219,7 @@ extern "C" void cu_bench_gemm(int M, int N, int K, int reps) {
  * Kernels are queued on the default stream; errors of a launch are caught at the next check.
  *
  * Host twin: after cud_twin(1), every cud_* function runs on host memory instead, by loops over the
- * same __host__ __device__ formulas the kernels run (cud_alloc is calloc). `verify --host` runs
+ * same __host__ __device__ formulas the kernels run (cud_alloc is calloc). `cuda_check --host` runs
  * gpu_forward() that way on a machine without a GPU and compares its logits with forward() bit for
  * bit — the orchestration (buffers, KV positions, quantization sites, scales) and the per-element
  * code are checked; only the launch geometry and the parallel reductions (max: order-free) are not.
@@ -1306,7 +1306,7 @@ static void attention_host(int bf16, float *q, const float *kc, const float *vc,
  * (tiles in increasing position order, positions in order within a tile); only which thread computes
  * what changes. The kernel is a sequence of phases separated by barriers, written as __host__ __device__
  * functions of (block, thread): the host twin runs the same phases for every thread in turn, so the
- * tiling and indexing are checked on the CPU (verify --host, LLAMA_FP8_DEVICE=twin). */
+ * tiling and indexing are checked on the CPU (cuda_check --host, LLAMA_FP8_DEVICE=twin). */
 enum { ATT_THREADS = 256, ATT_PT = 32, ATT_MAXACC = 16 };
 struct AttBlock {
     int bf16, T, pos0, nh, nkv, hd, group, TT, R, ncols, t0, g;   /* this block: tokens t0.., kv head g */
@@ -1605,7 +1605,6 @@ void cud_round_bf16(float *x, size_t n) {
 /* Activation quantization of x[T][K] (row stride K) into q[T][K], scales on the device:
  * CUQ_TOKEN (param: scale_ub or 0), CUQ_GROUP (1×128), CUQ_TENSOR_STATIC (param: s, also written to
  * scale[0]), CUQ_TENSOR_DYNAMIC, CUQ_INT8_TOKEN — forward()'s quantize_act, emu/quant.c's bits. */
-enum { CUQ_TOKEN = 0, CUQ_GROUP = 1, CUQ_TENSOR_STATIC = 2, CUQ_TENSOR_DYNAMIC = 3, CUQ_INT8_TOKEN = 4 };
 void cud_quant(int mode, uint8_t *q, float *scale, const float *x, int T, int K, emu_dtype t, float param) {
     size_t n = (size_t)T * K;
     if (!n) return;

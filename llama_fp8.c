@@ -1,16 +1,17 @@
 /* llama_fp8.c — Llama 3.1 inference with FP8 numerics, in one readable C file.
  *
  * Reads top to bottom:
- *   1. utilities: errors, files (read-only mmap), atomic writes, timing
- *   2. JSON: a small strict parser (config.json, safetensors headers, tokenizer.json)
- *   3. FP8 teaching command  (`llama_fp8 fp8`)
- *   4. model: Config, weights, loaders (Hugging Face safetensors, llama2.c .bin, synthetic)
- *   5. tokenizers: Llama 3 byte-level BPE (tiktoken / tokenizer.json), llama2.c tokenizer.bin
- *   6. forward pass
- *   7. perplexity, dumps, generation
- *   8. benchmarks
- *   9. main: command dispatch
- * The numerics live in fp8.h (formats) and emu/ (GEMMs); this file decides where they are applied.
+ *   1. utilities: errors, memory, files (read-only mmap), atomic writes, arguments, random numbers
+ *   2. types: Config, Tensor, Layer, Model, Scheme (what each scheme quantizes), with shapes
+ *   3. schemes: making a scheme, the bf16 view of a model, weights quantized once per scheme
+ *   4. forward(): the Llama layer sequence, written once; it calls its ops through a backend
+ *   5. backends: the CPU (these ops, emu/ GEMMs), the GPU (cuda_kernels.cu, make CUDA=1), verify
+ *   6. commands: ppl, dump, generate, export, calibrate, stats, verify, tokenize, fp8, bench
+ *   7. main: command dispatch
+ *   appendix: A1 JSON parser, A2 loaders (safetensors, llama2.c, synthetic) and the safetensors
+ *             writer, A3 tokenizers (Llama 3 BPE, llama2.c), A4 SHA-256, SVG, synth
+ * The numerics live in fp8.h (formats), emu/ (GEMMs, quantization, shared per-element code) and
+ * cuda_kernels.cu (their GPU twins); this file decides where they are applied.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -37,11 +38,11 @@
 
 #include "fp8.h"
 #include "emu/emu.h"
+#include "emu/ops.h"
 
 /* ------------------------------------------------------------------------------------------ */
-/* 1. Utilities                                                                               */
+/* 1. Utilities: errors, memory, files (read-only mmap), atomic writes, arguments, random numbers */
 /* ------------------------------------------------------------------------------------------ */
-
 /* User-facing errors: one line naming the problem, exit status 1. Never used for our own bugs. */
 static void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void fatal(const char *fmt, ...) {
@@ -191,9 +192,211 @@ static double parse_double_arg(const char *opt, const char *s) {
     return v;
 }
 
+/* xorshift64: deterministic random numbers (synthetic model, sampling, tests) */
+static uint64_t rng_next(uint64_t *s) { *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17; return *s; }
+static float rng_uniform(uint64_t *s) { return (rng_next(s) >> 40) * (1.0f / 16777216.0f); } /* [0,1) */
+
 /* ------------------------------------------------------------------------------------------ */
-/* 2. JSON                                                                                    */
+/* 2. Types: the model, its tensors, schemes; shapes in the comments                          */
 /* ------------------------------------------------------------------------------------------ */
+/* The model's hyperparameters, from config.json (Hugging Face) or the llama2.c header. */
+typedef struct {
+    int dim;            /* hidden_size */
+    int hidden_dim;     /* intermediate_size (SwiGLU width) */
+    int n_layers;       /* num_hidden_layers */
+    int n_heads;        /* num_attention_heads */
+    int n_kv_heads;     /* num_key_value_heads (GQA: n_heads is a multiple of it) */
+    int head_dim;       /* head_dim (defaults to dim / n_heads) */
+    int vocab_size;
+    int max_seq_len;    /* max_position_embeddings */
+    float norm_eps;     /* rms_norm_eps */
+    float rope_theta;
+    int rope_llama3;    /* rope_scaling.rope_type == "llama3" */
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_orig_max_pos; /* original_max_position_embeddings */
+    int tied_embeddings;
+    int bos_id, eos_id;
+} Config;
+
+/* How a quantized weight's scales are laid out: one per output channel (scale[rows]), one for the
+ * whole tensor (scale[1]), or one per 128x128 block (scale[ceil(rows/128)][ceil(cols/128)]). */
+typedef enum { GRAN_CHANNEL = 0, GRAN_TENSOR = 1, GRAN_BLOCK = 2 } weight_gran;
+/* How a scheme quantizes a Linear's input: not at all (weight-only), FP8 dynamic per token, FP8 static per
+ * tensor (calibrated scale), FP8 dynamic per tensor, FP8 dynamic 1x128 groups, INT8 dynamic per token. */
+typedef enum { AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_TENSOR_DYNAMIC, AMODE_GROUP, AMODE_INT8_TOKEN } act_mode;
+
+/* A weight matrix as stored: row-major [rows, cols], one row per output feature (HF / PyTorch
+ * nn.Linear layout), data pointing into the read-only mapping (or owned when converted at load). */
+typedef struct {
+    const void *data;
+    emu_dtype dtype;    /* EMU_F32, EMU_BF16 or EMU_F16; EMU_E4M3 / EMU_E5M2 in a quantized checkpoint */
+    int rows, cols;
+    const float *scale; /* quantized checkpoints: weight_scale, (rows) per channel, (1) per tensor, or
+                           (ceil(rows/128), ceil(cols/128)) per block, converted to fp32; else NULL */
+    weight_gran scale_gran;
+} Tensor;
+
+/* What a quantized checkpoint (compressed-tensors "float-quantized", or AutoFP8 "fp8") says about
+ * how it is to be run, read from config.json's quantization_config. */
+typedef struct {
+    int present;         /* the Linears are stored quantized */
+    char method[32];     /* "compressed-tensors" or "fp8" */
+    act_mode act;        /* activations: AMODE_TOKEN, _TENSOR_STATIC, _TENSOR_DYNAMIC, _GROUP or _NONE (weight-only) */
+    int lm_head;         /* lm_head quantized too (not in "ignore") */
+    int kv;              /* k_scale / v_scale present (FP8 KV cache) */
+} CkptQuant;
+
+typedef struct {
+    float *attn_norm;   /* (dim) input_layernorm, converted to fp32 at load */
+    Tensor wq;          /* (n_heads * head_dim, dim)    q_proj, rotate-half RoPE row order */
+    Tensor wk;          /* (n_kv_heads * head_dim, dim) k_proj, rotate-half RoPE row order */
+    Tensor wv;          /* (n_kv_heads * head_dim, dim) v_proj */
+    Tensor wo;          /* (dim, n_heads * head_dim)    o_proj */
+    float *ffn_norm;    /* (dim) post_attention_layernorm */
+    float in_scale[4];  /* quantized checkpoints with static activations: input_scale of the q/k/v
+                           (the largest of the three, as vLLM fuses them), o, gate/up, down inputs */
+    float k_scale, v_scale; /* FP8 KV cache scales of a checkpoint (0 = none) */
+    Tensor w_gate;      /* (hidden_dim, dim) gate_proj (llama2.c w1) */
+    Tensor w_up;        /* (hidden_dim, dim) up_proj   (llama2.c w3) */
+    Tensor w_down;      /* (dim, hidden_dim) down_proj (llama2.c w2) */
+} Layer;
+
+typedef struct Model {
+    Config c;
+    Tensor tok_embeddings; /* (vocab, dim) embed_tokens */
+    Layer *layers;         /* (n_layers) */
+    float *final_norm;     /* (dim) model.norm */
+    Tensor lm_head;        /* (vocab, dim); the embedding matrix when tied */
+    float *inv_freq;       /* (head_dim / 2) RoPE inverse frequencies, llama3-scaled when configured */
+    CkptQuant quant;       /* set when the checkpoint is FP8-quantized */
+    float lm_head_in_scale; /* static input_scale of a quantized lm_head */
+    char *path;            /* where it was loaded from ("(synthetic)" for the built-in model) */
+    const char *format;    /* "hf-safetensors", "llama2.c", "synthetic" */
+    mfile *files; int n_files;   /* the mappings the tensors point into */
+    void **owned; int n_owned;   /* buffers the model owns (converted / permuted tensors) */
+    struct Model *bf16_view;     /* the model with bf16-rounded weights (bf16-based schemes), made once */
+    int release_pages;           /* large checkpoints: drop each layer's mapped pages after use, so the
+                                    resident set stays near one layer's weights (the page cache keeps them) */
+} Model;
+
+static size_t dtype_size(emu_dtype t) { return t == EMU_F32 ? 4 : t == EMU_BF16 || t == EMU_F16 ? 2 : 1; }
+static const char *dtype_name(emu_dtype t) {
+    switch (t) { case EMU_F32: return "F32"; case EMU_BF16: return "BF16"; case EMU_F16: return "F16";
+                 case EMU_E4M3: return "F8_E4M3"; case EMU_E5M2: return "F8_E5M2"; case EMU_I8: return "I8"; }
+    return "?";
+}
+static void *model_own(Model *m, size_t bytes) {
+    m->owned = xrealloc(m->owned, (m->n_owned + 1) * sizeof(void *));
+    return m->owned[m->n_owned++] = xmalloc(bytes);
+}
+/* Element i of a stored tensor, converted exactly to fp32. */
+static inline float tensor_get(const Tensor *t, size_t i) {
+    switch (t->dtype) {
+    case EMU_BF16: return bf16_to_float(((const uint16_t *)t->data)[i]);
+    case EMU_F16: return fp16_to_float(((const uint16_t *)t->data)[i]);
+    default: return ((const float *)t->data)[i];
+    }
+}
+static float *tensor_to_f32(Model *m, const Tensor *t) {
+    size_t n = (size_t)t->rows * t->cols;
+    float *out = model_own(m, n * sizeof(float));
+    for (size_t i = 0; i < n; i++) out[i] = tensor_get(t, i);
+    return out;
+}
+
+/* RoPE inverse frequencies exactly as transformers computes them (fp32 tensor arithmetic):
+ * inv_freq[j] = 1 / theta^(2j / head_dim), then Llama 3.1 "llama3" scaling
+ * (modeling_rope_utils._compute_llama3_parameters): wavelengths longer than
+ * original_max_pos / low_freq_factor are divided by factor, shorter than
+ * original_max_pos / high_freq_factor kept, and those between interpolated smoothly.
+ * PyTorch evaluates `scalar / tensor` as reciprocal(tensor) * scalar; we do the same. */
+static void rope_init(Model *m) {
+    const Config *c = &m->c;
+    int half = c->head_dim / 2;
+    m->inv_freq = model_own(m, half * sizeof(float));
+    for (int j = 0; j < half; j++) {
+        float e = (float)(2 * j) / (float)c->head_dim;
+        float inv = 1.0f / powf(c->rope_theta, e);
+        if (c->rope_llama3) {
+            float factor = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+            float old_ctx = (float)c->rope_orig_max_pos;
+            float low_freq_wavelen = (float)((double)c->rope_orig_max_pos / lo);
+            float high_freq_wavelen = (float)((double)c->rope_orig_max_pos / hi);
+            float wavelen = (1.0f / inv) * (float)(2 * M_PI);
+            float scaled = wavelen > low_freq_wavelen ? inv / factor : inv;
+            if (!(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen)) {
+                float smooth = ((1.0f / wavelen) * old_ctx - lo) / (float)((double)hi - lo);
+                scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
+            }
+            inv = scaled;
+        }
+        m->inv_freq[j] = inv;
+    }
+}
+
+/* Numerics of one run (a "scheme", -q NAME). Every scheme but fp32 is the bf16 baseline with some
+ * Linears quantized, as vLLM runs an FP8 checkpoint of a bf16 model:
+ *   fp32         weights upcast exactly, fp32 everywhere (the reference).
+ *   bf16         Hugging Face bf16 inference (model.to(torch.bfloat16), eager attention): every op
+ *                computes in fp32 on bf16 inputs and rounds its output once to bf16 (B(x) below, RNE);
+ *                GEMMs accumulate in fp32 and round the output. Rounding points read from transformers
+ *                5.23 modeling_llama.py, confirmed bit for bit by tests/hf_rounding_check.py.
+ *   fp8-w        weight-only: W quantized (per channel, or per tensor with --weight-scale tensor),
+ *                bf16 activations; D = B(s_w[n] · Σ a·w_fp8).
+ *   w8a8         per-channel static weights + dynamic per-token activations (vLLM
+ *                dynamic_per_token_scaled_fp8_quant, llm-compressor FP8_DYNAMIC).
+ *   w8a8-static  per-tensor weights + per-tensor static activation scales from `calibrate` (vLLM
+ *                static path: x · (1/s)).
+ *   w8a8-block   128×128 weight blocks, 1×128 activation groups (DeepSeek-V3, FP8_BLOCK).
+ *   int8         W8A8 INT8: per-channel weights, per-token activations, symmetric, RNE to ±127.
+ * Weights of the bf16 model are quantized as llm-compressor does by default (scale = B(absmax/fmax),
+ * q = fp8(clamp(B(w / scale)))); --weight-arith fp32 selects fp32 arithmetic. The scaled GEMM is
+ * emu_gemm (vLLM CUTLASS epilogue D = B(s_a[m] · fp32(s_w[n] · acc))) with --accum choosing how acc is
+ * summed (default exact). --kv fp8-e4m3|fp8-e5m2 adds an FP8 KV cache (vLLM: stored fp8(x / s) with
+ * saturation, loaded fp8 · s). Embeddings and lm_head stay bf16 unless --quant-lm-head. */
+typedef enum { SCHEME_FP32, SCHEME_BF16, SCHEME_FP8_W, SCHEME_W8A8, SCHEME_W8A8_STATIC, SCHEME_W8A8_BLOCK, SCHEME_INT8 } scheme_kind;
+static const char *const scheme_names[] = {"fp32", "bf16", "fp8-w", "w8a8", "w8a8-static", "w8a8-block", "int8"};
+/* Where activations are quantized: the inputs of q/k/v (one shared input), o, gate/up, down. */
+enum { SITE_QKV, SITE_O, SITE_GATEUP, SITE_DOWN, N_SITES };
+/* Observers (calibrate, stats) also see the lm_head input (layer -1) and the K / V cache entries. */
+enum { SITE_LMHEAD = N_SITES, SITE_K, SITE_V, N_OBS_SITES };
+static const char *const site_names[N_OBS_SITES] = {"qkv", "o", "gate_up", "down", "lm_head", "k", "v"};
+typedef void (*act_observer)(void *ctx, int layer, int site, const float *x, int rows, int cols);
+
+/* Static scales from `llama_fp8 calibrate`: the observed absmax of every activation site and of K / V. */
+typedef struct {
+    int n_layers;
+    float (*act)[N_SITES];  /* (n_layers, N_SITES) activation absmax (scale = absmax / fmax) */
+    float (*act_scale)[N_SITES]; /* or the scales themselves (a checkpoint's input_scale), else NULL */
+    float lm_head_scale;    /* likewise for the lm_head input */
+    float lm_head;          /* absmax of the lm_head input (0 = none) */
+    float *k_amax, *v_amax;  /* (n_layers) K / V cache absmax (scale = absmax / fmax) */
+    float *k_scale, *v_scale; /* or the scales themselves (a checkpoint's k_scale / v_scale), else NULL */
+    char *source;
+} ScaleSet;
+
+typedef struct {
+    scheme_kind kind;
+    char name[80];          /* as printed, with modifiers: "w8a8(e5m2 act)" */
+    emu_dtype wfmt, afmt;   /* E4M3 / E5M2 (EMU_I8 for int8) */
+    weight_gran wgran;
+    act_mode amode;         /* how activations are quantized */
+    int bf16_arith;         /* weight scales and w / s in bf16, as llm-compressor on a bf16 model */
+    emu_dtype kv;           /* EMU_F32 = full-precision cache, else E4M3 / E5M2 */
+    int quant_lm_head;
+    emu_accum accum;
+    float scale_ub;         /* per-token absmax upper bound (0 = none; Meta's fbgemm configs use 1200) */
+    const ScaleSet *scales; /* static activation / KV scales */
+} Scheme;
+
+/* Modifiers shared by every scheme of a run (command-line options). */
+typedef struct {
+    const char *act_format, *weight_format, *kv, *accum, *weight_scale, *weight_arith;
+    int quant_lm_head;
+    float scale_ub;
+    const ScaleSet *scales;
+} SchemeOptions;
+
 /* A strict RFC 8259 parser into a flat token array (jsmn-style). Each token records its type,
  * its source span and the index just past its subtree, so objects and arrays are walked without
  * recursion at lookup time. Parsing recurses, with a depth limit, so crafted input cannot
@@ -215,227 +418,2646 @@ typedef struct {
 
 #define JSON_MAX_DEPTH 256
 
-static int json_fail(json *j, size_t pos, const char *what) {
-    if (!j->err[0]) snprintf(j->err, sizeof j->err, "%s at byte %zu", what, pos);
-    return -1;
+/* ---- writing safetensors (synth, export) ---- */
+/* Tensors are described first (so the header with every offset can be written), then their bytes
+ * are produced one tensor at a time by fill(), so an 8B checkpoint streams through a small buffer.
+ * The file is written atomically (PATH.tmp.PID, then renamed). */
+typedef struct {
+    char name[160];
+    emu_dtype dtype;
+    int ndim;
+    int64_t shape[4];
+} st_entry;
+
+/* Tokenizers (appendix A3): Llama 3 byte-level BPE and llama2.c tokenizer.bin behind one interface. */
+typedef struct tokenizer tokenizer;
+
+/* Defined in the appendix, used above: JSON (A1), loaders and the safetensors writer (A2), tokenizers
+ * (A3), SHA-256 and synth (A4). */
+static int json_parse(json *j, const char *src, size_t len);
+static void json_free(json *j);
+static int json_get(const json *j, int obj, const char *key);
+static int json_next(const json *j, int k);
+static int json_number(const json *j, int k, double *out);
+static int json_streq(const json *j, int k, const char *s);
+static void safetensors_write(const char *path, const st_entry *e, int n, const char *metadata_json,
+                              void (*fill)(void *ctx, int i, void *buf, size_t nbytes), void *ctx);
+static Model *model_load(const char *path);
+static void model_free(Model *m);
+static void tensor_release(const Model *m, const Tensor *t);
+static void layer_release(const Model *m, const Layer *L);
+static void model_describe(const Model *m, FILE *fp);
+static void write_hf_config(const char *path, const Config *c, const char *extra);
+void tokenizer_free(tokenizer *t);
+static tokenizer *tokenizer_try_load(const char *path, char *err, size_t errlen);
+tokenizer *tokenizer_load(const char *path);
+tokenizer *tokenizer_for_model(const char *model_path);
+int tokenizer_vocab_size(const tokenizer *t);
+int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int bos, int special, int **ids);
+const char *tokenizer_decode(const tokenizer *t, int prev, int id, size_t *len);
+static void sha256_hex(const void *data, size_t n, char hex[65]);
+static int cmd_synth(int argc, char **argv);
+
+/* ------------------------------------------------------------------------------------------ */
+/* 3. Schemes: where each one rounds; weights quantized once per scheme                       */
+/* ------------------------------------------------------------------------------------------ */
+static emu_dtype fp8_fmt_arg(const char *opt, const char *v) {
+    if (!strcmp(v, "e4m3")) return EMU_E4M3;
+    if (!strcmp(v, "e5m2")) return EMU_E5M2;
+    fatal("%s: expected e4m3 or e5m2, got '%s'", opt, v);
 }
-static void json_ws(const json *j, size_t *p) {
-    while (*p < j->len && (j->src[*p] == ' ' || j->src[*p] == '\t' || j->src[*p] == '\n' || j->src[*p] == '\r')) (*p)++;
-}
-static int json_new(json *j, jtype type, size_t start) {
-    if (j->ntok == j->cap) {
-        if (j->cap > INT_MAX / 2) return -1;
-        j->cap = j->cap ? j->cap * 2 : 256;
-        j->t = xrealloc(j->t, (size_t)j->cap * sizeof(jtok));
+static Scheme scheme_make(const char *name, const SchemeOptions *o) {
+    static const SchemeOptions none = {0};
+    if (!o) o = &none;
+    Scheme q;
+    memset(&q, 0, sizeof q);
+    int k = -1;
+    for (int i = 0; i < (int)(sizeof scheme_names / sizeof scheme_names[0]); i++) if (!strcmp(name, scheme_names[i])) k = i;
+    if (k < 0) fatal("unknown scheme '%s' (known: fp32, bf16, fp8-w, w8a8, w8a8-static, w8a8-block, int8)", name);
+    q.kind = (scheme_kind)k;
+    q.wfmt = q.afmt = EMU_E4M3;
+    q.wgran = q.kind == SCHEME_W8A8_STATIC ? GRAN_TENSOR : q.kind == SCHEME_W8A8_BLOCK ? GRAN_BLOCK : GRAN_CHANNEL;
+    static const int amodes[] = {AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_GROUP, AMODE_INT8_TOKEN};
+    q.amode = amodes[q.kind];
+    q.bf16_arith = 1;
+    q.kv = EMU_F32;
+    /* exact accumulation by default; weight-only GEMMs (bf16 × fp8 products) accumulate with fp32 FMAs */
+    q.accum = q.kind == SCHEME_FP8_W ? EMU_ACC_FP32 : EMU_ACC_EXACT;
+    emu_accum default_accum = q.accum;
+    q.scale_ub = o->scale_ub;
+    q.scales = o->scales;
+    q.quant_lm_head = o->quant_lm_head;
+    int quant = q.kind >= SCHEME_FP8_W;
+    if (q.kind == SCHEME_INT8) q.wfmt = q.afmt = EMU_I8;
+    if (o->act_format && quant && q.kind != SCHEME_INT8 && q.kind != SCHEME_FP8_W) q.afmt = fp8_fmt_arg("--act-format", o->act_format);
+    if (o->weight_format && quant && q.kind != SCHEME_INT8) q.wfmt = fp8_fmt_arg("--weight-format", o->weight_format);
+    if (o->weight_scale && q.kind == SCHEME_FP8_W) {
+        if (!strcmp(o->weight_scale, "tensor")) q.wgran = GRAN_TENSOR;
+        else if (strcmp(o->weight_scale, "channel")) fatal("--weight-scale: expected channel or tensor");
     }
-    jtok *t = &j->t[j->ntok];
-    t->type = type; t->start = (int)start; t->end = (int)start; t->n = 0; t->next = j->ntok + 1;
-    return j->ntok++;
-}
-static int json_value(json *j, size_t *p, int depth);
-static int json_string(json *j, size_t *p) { /* *p at the opening quote */
-    size_t s = ++(*p);
-    while (*p < j->len) {
-        unsigned char c = (unsigned char)j->src[*p];
-        if (c == '"') {
-            int k = json_new(j, J_STR, s);
-            j->t[k].end = (int)*p;
-            (*p)++;
-            return k;
-        }
-        if (c < 0x20) return json_fail(j, *p, "control character in string");
-        if (c == '\\') {
-            (*p)++;
-            if (*p >= j->len) break;
-            c = (unsigned char)j->src[*p];
-            if (c == 'u') {
-                for (int i = 1; i <= 4; i++)
-                    if (*p + i >= j->len || !isxdigit((unsigned char)j->src[*p + i])) return json_fail(j, *p, "bad \\u escape");
-                *p += 4;
-            } else if (!strchr("\"\\/bfnrt", c)) return json_fail(j, *p, "bad escape");
-        }
-        (*p)++;
+    if (o->weight_arith) {
+        if (!strcmp(o->weight_arith, "fp32")) q.bf16_arith = 0;
+        else if (strcmp(o->weight_arith, "bf16")) fatal("--weight-arith: expected bf16 or fp32");
     }
-    return json_fail(j, s, "unterminated string");
+    if (o->kv && q.kind != SCHEME_FP32) {
+        if (!strcmp(o->kv, "fp8-e4m3")) q.kv = EMU_E4M3;
+        else if (!strcmp(o->kv, "fp8-e5m2")) q.kv = EMU_E5M2;
+        else if (strcmp(o->kv, "none")) fatal("--kv: expected fp8-e4m3, fp8-e5m2 or none, got '%s'", o->kv);
+    }
+    if (o->accum) {
+        int a = emu_accum_from_name(o->accum);
+        if (a < 0) fatal("--accum: unknown model '%s' (exact, fp32, hopper, ada, cublaslt, fast)", o->accum);
+        q.accum = (emu_accum)a;
+    }
+    if (q.kind == SCHEME_W8A8_STATIC && !q.scales)
+        fatal("scheme w8a8-static needs static activation scales: --scales FILE (written by llama_fp8 calibrate)");
+    snprintf(q.name, sizeof q.name, "%s", name);
+    char mods[64] = "";
+    if (quant && q.kind != SCHEME_INT8 && q.wfmt == EMU_E5M2) strcat(mods, " w:e5m2");
+    if (quant && q.kind != SCHEME_INT8 && q.kind != SCHEME_FP8_W && q.afmt == EMU_E5M2) strcat(mods, " a:e5m2");
+    if (q.kind == SCHEME_FP8_W && q.wgran == GRAN_TENSOR) strcat(mods, " tensor");
+    if (quant && !q.bf16_arith) strcat(mods, " fp32-arith");
+    if (q.kv != EMU_F32) strcat(mods, q.kv == EMU_E4M3 ? " kv:e4m3" : " kv:e5m2");
+    if (quant && q.quant_lm_head) strcat(mods, " +lm_head");
+    if (quant && q.accum != default_accum) { strcat(mods, " "); strcat(mods, emu_accum_names[q.accum]); }
+    if (mods[0]) snprintf(q.name + strlen(q.name), sizeof q.name - strlen(q.name), "(%s)", mods + 1);
+    return q;
 }
-static int json_value(json *j, size_t *p, int depth) {
-    if (depth > JSON_MAX_DEPTH) return json_fail(j, *p, "nesting too deep");
-    json_ws(j, p);
-    if (*p >= j->len) return json_fail(j, *p, "unexpected end of input");
-    char c = j->src[*p];
-    if (c == '{' || c == '[') {
-        int k = json_new(j, c == '{' ? J_OBJ : J_ARR, *p);
-        if (k < 0) return json_fail(j, *p, "too many tokens");
-        char close = c == '{' ? '}' : ']';
-        (*p)++;
-        json_ws(j, p);
-        if (*p < j->len && j->src[*p] == close) {
-            (*p)++;
-        } else {
-            for (;;) {
-                if (c == '{') {
-                    json_ws(j, p);
-                    if (*p >= j->len || j->src[*p] != '"') return json_fail(j, *p, "expected a key string");
-                    if (json_string(j, p) < 0) return -1;
-                    json_ws(j, p);
-                    if (*p >= j->len || j->src[*p] != ':') return json_fail(j, *p, "expected ':'");
-                    (*p)++;
+static Scheme scheme_by_name(const char *name) { return scheme_make(name, NULL); }
+
+/* The scheme a quantized checkpoint prescribes (-q checkpoint, the default for such models): its
+ * stored FP8 weights and scales, its activation scheme, its static input / KV scales — run as vLLM
+ * runs it. Other models: the named scheme (default `dflt`). */
+static Scheme scheme_for_model(const Model *m, const char *name, const char *dflt, const SchemeOptions *o) {
+    if (!m->quant.present) {
+        if (name && !strcmp(name, "checkpoint")) fatal("-q checkpoint: %s is not a quantized checkpoint", m->path);
+        return scheme_make(name ? name : dflt, o);
+    }
+    if (name && strcmp(name, "checkpoint"))
+        fatal("%s is an FP8 checkpoint (%s): it runs as stored (-q checkpoint), not as '%s'", m->path, m->quant.method, name);
+    const CkptQuant *cq = &m->quant;
+    static const char *const kinds[] = {[AMODE_NONE] = "fp8-w", [AMODE_TOKEN] = "w8a8", [AMODE_TENSOR_STATIC] = "w8a8-static",
+                                        [AMODE_TENSOR_DYNAMIC] = "w8a8", [AMODE_GROUP] = "w8a8-block"};
+    SchemeOptions so = o ? *o : (SchemeOptions){0};
+    so.scales = NULL;
+    so.quant_lm_head = cq->lm_head;
+    if (cq->kv && !so.kv) so.kv = "fp8-e4m3";
+    int L = m->c.n_layers;
+    ScaleSet *ss = xcalloc(1, sizeof *ss);
+    ss->n_layers = L;
+    ss->act = xcalloc(L, sizeof *ss->act);
+    ss->act_scale = xcalloc(L, sizeof *ss->act_scale);
+    ss->k_amax = xcalloc(L, sizeof(float)); ss->v_amax = xcalloc(L, sizeof(float));
+    ss->k_scale = xcalloc(L, sizeof(float)); ss->v_scale = xcalloc(L, sizeof(float));
+    for (int l = 0; l < L; l++) {
+        for (int site = 0; site < N_SITES; site++) ss->act_scale[l][site] = m->layers[l].in_scale[site];
+        ss->k_scale[l] = m->layers[l].k_scale > 0 ? m->layers[l].k_scale : 1.0f;
+        ss->v_scale[l] = m->layers[l].v_scale > 0 ? m->layers[l].v_scale : 1.0f;
+    }
+    ss->lm_head_scale = m->lm_head_in_scale;
+    ss->source = m->path;
+    so.scales = ss;
+    Scheme q = scheme_make(kinds[cq->act], &so);
+    if (cq->act == AMODE_TENSOR_DYNAMIC) q.amode = AMODE_TENSOR_DYNAMIC;
+    q.wfmt = m->layers[0].wq.dtype;
+    char nm[sizeof q.name];
+    snprintf(nm, sizeof nm, "checkpoint:%.66s", q.name);
+    memcpy(q.name, nm, sizeof nm);
+    return q;
+}
+static int scheme_quantizes(const Scheme *q) { return q->kind >= SCHEME_FP8_W; }
+
+/* B(x): round to the nearest bf16 value (ties to even) in bf16-based schemes; identity in fp32. */
+static inline float B(const Scheme *q, float x) { return q->kind != SCHEME_FP32 ? bf16_to_float(bf16_from_float(x)) : x; }
+static void B_rows(const Scheme *q, float *x, size_t n) {
+    if (q->kind == SCHEME_FP32) return;
+    for (size_t i = 0; i < n; i++) x[i] = bf16_to_float(bf16_from_float(x[i]));
+}
+
+/* bf16-based schemes run on bf16 weights: a model stored as F32/F16 is rounded once, like
+ * model.to(torch.bfloat16) (weights and norm vectors), into a second view of the model that
+ * shares everything else; BF16 checkpoints are used in place. fp32 keeps the stored weights. */
+static void tensor_to_bf16(Model *m, Tensor *t) {
+    if (t->dtype == EMU_BF16 || t->scale) return;
+    size_t n = (size_t)t->rows * t->cols;
+    uint16_t *d = model_own(m, n * 2);
+    for (size_t i = 0; i < n; i++) d[i] = bf16_from_float(tensor_get(t, i));
+    t->data = d;
+    t->dtype = EMU_BF16;
+}
+static float *norm_to_bf16(Model *m, const float *w, int n) {
+    float *d = model_own(m, n * sizeof(float));
+    for (int i = 0; i < n; i++) d[i] = bf16_to_float(bf16_from_float(w[i]));
+    return d;
+}
+static const Model *model_for_scheme(Model *m, const Scheme *q) {
+    if (q->kind == SCHEME_FP32) return m;
+    if (m->bf16_view) return m->bf16_view;
+    Model *v = model_own(m, sizeof(Model));
+    *v = *m;
+    v->layers = model_own(m, m->c.n_layers * sizeof(Layer));
+    memcpy(v->layers, m->layers, m->c.n_layers * sizeof(Layer));
+    int tied = m->lm_head.data == m->tok_embeddings.data;
+    tensor_to_bf16(m, &v->tok_embeddings);
+    if (tied) v->lm_head = v->tok_embeddings; else tensor_to_bf16(m, &v->lm_head);
+    for (int l = 0; l < m->c.n_layers; l++) {
+        Layer *L = &v->layers[l];
+        Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) tensor_to_bf16(m, ts[i]);
+        L->attn_norm = norm_to_bf16(m, L->attn_norm, m->c.dim);
+        L->ffn_norm = norm_to_bf16(m, L->ffn_norm, m->c.dim);
+    }
+    v->final_norm = norm_to_bf16(m, m->final_norm, m->c.dim);
+    v->bf16_view = v;
+    m->bf16_view = v;
+    return v;
+}
+
+/* In place: the model's weights become those of its view for scheme q (verify works on one view). */
+static void model_prepare(Model *m, const Scheme *q) {
+    const Model *v = model_for_scheme(m, q);
+    if (v == m) return;
+    m->tok_embeddings = v->tok_embeddings; m->lm_head = v->lm_head;
+    m->layers = v->layers; m->final_norm = v->final_norm;
+}
+
+/* Weight quantization as llm-compressor / compressed-tensors 0.20 does it (memoryless min-max
+ * observer, symmetric; calculate_qparams + the float/int compressors): per output channel
+ * (scale[N]), per tensor (scale[1]) or per 128×128 block (scale[ceil(N/128)][ceil(K/128)]).
+ *   scale = absmax / (range / 2): range/2 = fmax (448, 57344) for FP8, 127.5 for INT8 (255 / 2);
+ *   a zero scale becomes the scale dtype's eps (bf16: 2^-7, fp32: 2^-23);
+ *   q = cast(clamp(w / scale + 0, qmin, qmax)) — the + 0 is the zero point, which turns −0 into +0;
+ *   FP8 casts round to nearest even, INT8 uses torch.round (RNE) into [−128, 127].
+ * With bf16_arith (a bf16 model, the default) the scale and w / scale are each rounded to bf16 —
+ * double rounding, exactly as the tool does it on a bf16 model. Without it, all in fp32. */
+static void quant_weight(uint8_t *q, float *scale, const Tensor *W, emu_dtype fmt, weight_gran granularity, int bf16_arith) {
+    int N = W->rows, K = W->cols;
+    int bn = granularity == GRAN_BLOCK ? EMU_BLOCK : granularity == GRAN_TENSOR ? N : 1;
+    int bk = granularity == GRAN_BLOCK ? EMU_BLOCK : K;
+    int nbn = (N + bn - 1) / bn, nbk = (K + bk - 1) / bk;
+    float fmax = emu_fmax(fmt);
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int i = 0; i < nbn; i++) {
+        for (int j = 0; j < nbk; j++) {
+            int n0 = i * bn, n1 = n0 + bn < N ? n0 + bn : N, k0 = j * bk, k1 = k0 + bk < K ? k0 + bk : K;
+            float amax = 0;
+            for (int n = n0; n < n1; n++)
+                for (int k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(tensor_get(W, (size_t)n * K + k)));
+            float half_range = fmt == EMU_I8 ? 127.5f : fmax;
+            float s = amax / half_range;
+            if (bf16_arith) s = bf16_to_float(bf16_from_float(s));
+            if (s == 0) s = bf16_arith ? 0.0078125f : FLT_EPSILON;
+            scale[(size_t)i * nbk + j] = s;
+            for (int n = n0; n < n1; n++)
+                for (int k = k0; k < k1; k++) {
+                    float x = tensor_get(W, (size_t)n * K + k) / s;
+                    if (bf16_arith) x = bf16_to_float(bf16_from_float(x));
+                    x = x + 0.0f;
+                    uint8_t *out = &q[(size_t)n * K + k];
+                    if (fmt == EMU_I8) *out = (uint8_t)(int8_t)rintf(fminf(fmaxf(x, -128.0f), 127.0f));
+                    else *out = emu_fp8_encode(fminf(fmaxf(x, -fmax), fmax), fmt);
                 }
-                if (json_value(j, p, depth + 1) < 0) return -1;
-                if (j->t[k].n == INT_MAX) return json_fail(j, *p, "too many members");
-                j->t[k].n++;
-                json_ws(j, p);
-                if (*p < j->len && j->src[*p] == ',') { (*p)++; continue; }
-                if (*p < j->len && j->src[*p] == close) { (*p)++; break; }
-                return json_fail(j, *p, c == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
-            }
-        }
-        j->t[k].end = (int)*p;
-        j->t[k].next = j->ntok;
-        return k;
-    }
-    if (c == '"') return json_string(j, p);
-    size_t s = *p;
-    if (c == '-' || (c >= '0' && c <= '9')) {
-        if (j->src[*p] == '-') (*p)++;
-        if (*p >= j->len || !isdigit((unsigned char)j->src[*p])) return json_fail(j, s, "bad number");
-        if (j->src[*p] == '0') (*p)++;
-        else while (*p < j->len && isdigit((unsigned char)j->src[*p])) (*p)++;
-        if (*p < j->len && j->src[*p] == '.') {
-            (*p)++;
-            if (*p >= j->len || !isdigit((unsigned char)j->src[*p])) return json_fail(j, s, "bad number");
-            while (*p < j->len && isdigit((unsigned char)j->src[*p])) (*p)++;
-        }
-        if (*p < j->len && (j->src[*p] == 'e' || j->src[*p] == 'E')) {
-            (*p)++;
-            if (*p < j->len && (j->src[*p] == '+' || j->src[*p] == '-')) (*p)++;
-            if (*p >= j->len || !isdigit((unsigned char)j->src[*p])) return json_fail(j, s, "bad number");
-            while (*p < j->len && isdigit((unsigned char)j->src[*p])) (*p)++;
-        }
-        int k = json_new(j, J_NUM, s);
-        j->t[k].end = (int)*p;
-        return k;
-    }
-    static const struct { const char *word; jtype type; } lit[] = {{"null", J_NULL}, {"false", J_FALSE}, {"true", J_TRUE}};
-    for (int i = 0; i < 3; i++) {
-        size_t n = strlen(lit[i].word);
-        if (j->len - *p >= n && memcmp(j->src + *p, lit[i].word, n) == 0) {
-            *p += n;
-            int k = json_new(j, lit[i].type, s);
-            j->t[k].end = (int)*p;
-            return k;
         }
     }
-    return json_fail(j, s, "unexpected character");
 }
-/* Parses src[0..len). Returns 0, or -1 with j->err set. The root is token 0. */
-static int json_parse(json *j, const char *src, size_t len) {
-    memset(j, 0, sizeof *j);
-    j->src = src; j->len = len;
-    if (len > (size_t)INT_MAX - 1) return json_fail(j, 0, "document larger than 2 GiB");
-    size_t p = 0;
-    if (json_value(j, &p, 0) < 0) return -1;
-    json_ws(j, &p);
-    if (p != len) return json_fail(j, p, "trailing characters after the JSON value");
-    return 0;
-}
-static void json_free(json *j) { free(j->t); j->t = NULL; j->ntok = j->cap = 0; }
 
-/* The value of key in object token obj, or -1. (Keys compared as raw source bytes.) */
-static int json_get(const json *j, int obj, const char *key) {
-    if (obj < 0 || j->t[obj].type != J_OBJ) return -1;
-    size_t klen = strlen(key);
-    int k = obj + 1;
-    for (int i = 0; i < j->t[obj].n; i++) {
-        const jtok *kt = &j->t[k];
-        int v = k + 1;
-        if ((size_t)(kt->end - kt->start) == klen && memcmp(j->src + kt->start, key, klen) == 0) return v;
-        k = j->t[v].next;
-    }
-    return -1;
+/* Scales per weight matrix of N rows, K columns at a granularity. */
+static size_t n_weight_scales(weight_gran gran, int N, int K) {
+    return gran == GRAN_BLOCK ? (size_t)((N + EMU_BLOCK - 1) / EMU_BLOCK) * ((K + EMU_BLOCK - 1) / EMU_BLOCK) : gran == GRAN_TENSOR ? 1 : (size_t)N;
 }
-/* Element i of array token arr, or -1. O(i): walk with json_next() for loops. */
-static int json_at(const json *j, int arr, int i) {
-    if (arr < 0 || j->t[arr].type != J_ARR || i < 0 || i >= j->t[arr].n) return -1;
-    int k = arr + 1;
-    while (i--) k = j->t[k].next;
-    return k;
-}
-static int json_next(const json *j, int k) { return j->t[k].next; }
 
-/* Number token → double; returns 0 or -1 if the token is not a number. */
-static int json_number(const json *j, int k, double *out) {
-    if (k < 0 || j->t[k].type != J_NUM) return -1;
-    char buf[64];
-    int n = j->t[k].end - j->t[k].start;
-    if (n <= 0 || n >= (int)sizeof buf) return -1;
-    memcpy(buf, j->src + j->t[k].start, n);
-    buf[n] = 0;
-    *out = strtod(buf, NULL);
-    return 0;
+/* ---- the values passed between forward()'s ops ---- */
+/* A quantized activation: what quantize_act made of a Linear's input, handed to linear() (in the
+ * memory of the backend that made it). fmt EMU_F32: not quantized, the Linear reads its fp32 input. */
+typedef struct {
+    emu_dtype fmt;          /* E4M3 / E5M2 / I8, or EMU_F32 */
+    const uint8_t *codes;   /* (T, K) codes, row-major */
+    const float *scales;    /* per token (T), per tensor (1) or per 1x128 group (T, ceil(K/128)) */
+    emu_scale kind;         /* EMU_SCALE_ROW / EMU_SCALE_TENSOR / EMU_SCALE_BLOCK */
+} QAct;
+static const QAct QACT_NONE = {EMU_F32, NULL, NULL, EMU_SCALE_ONE};
+
+/* A Linear's weight as the GEMM reads it: the stored tensor (a quantized checkpoint's codes and
+ * scales), or the codes and scales prepared once for a scheme (prepared_weight). */
+typedef struct {
+    const void *data; emu_dtype dtype;   /* (N, K) */
+    const float *scale; weight_gran gran;
+} QWeight;
+
+/* ---- weights prepared once ----
+ * A quantized Linear's codes and scales are made by quant_weight once per (tensor, format,
+ * granularity, arithmetic) and reused by every later call: every chunk, and every scheme of a
+ * --compare run that quantizes the same way (fp8-w and w8a8 share per-channel E4M3). The prepared
+ * copies stay within a budget — half the machine's memory, or LLAMA_FP8_PREP_MEM MiB — past which
+ * the least recently used are dropped and made again when needed (the same bytes, more time). With
+ * large checkpoints forward() drops each layer's mapped source pages after use, so what stays
+ * resident is the prepared copy: 1 byte per parameter for FP8 / INT8. */
+typedef struct {
+    const void *key; int rows, cols; emu_dtype fmt; weight_gran gran; int arith;
+    uint8_t *codes; float *scale; size_t bytes; unsigned long long used;
+} Prepared;
+static Prepared *prepared;
+static int n_prepared, cap_prepared;
+static size_t prepared_bytes, prepared_peak;   /* now, and the most held at once (reported by ppl) */
+static unsigned long long prepared_clock;
+
+static size_t prepared_budget(void) {
+    static size_t budget;
+    if (budget) return budget;
+    const char *e = getenv("LLAMA_FP8_PREP_MEM");
+    if (e && *e) {
+        char *end;
+        double mib = strtod(e, &end);
+        if (*end || !(mib >= 0) || mib > 1e12) fatal("LLAMA_FP8_PREP_MEM: expected a size in MiB, got '%s'", e);
+        budget = (size_t)(mib * 1048576.0);
+    } else {
+        long pages = sysconf(_SC_PHYS_PAGES), ps = sysconf(_SC_PAGESIZE);
+        budget = pages > 0 && ps > 0 ? (size_t)pages * (size_t)ps / 2 : (size_t)4 << 30;
+    }
+    if (!budget) budget = 1;
+    return budget;
 }
-/* Integer-valued number token → long long in [lo, hi]; returns 0 or -1. */
-static int json_integer(const json *j, int k, long long lo, long long hi, long long *out) {
-    double d;
-    if (json_number(j, k, &d) != 0 || d != floor(d) || d < (double)lo || d > (double)hi) return -1;
-    *out = (long long)d;
-    return 0;
+static void prepared_drop(int i) {
+    free(prepared[i].codes); free(prepared[i].scale);
+    prepared_bytes -= prepared[i].bytes;
+    prepared[i] = prepared[--n_prepared];
 }
-static void utf8_put(char **o, uint32_t cp) {
-    unsigned char *u = (unsigned char *)*o;
-    if (cp < 0x80) { *u++ = cp; }
-    else if (cp < 0x800) { *u++ = 0xC0 | (cp >> 6); *u++ = 0x80 | (cp & 63); }
-    else if (cp < 0x10000) { *u++ = 0xE0 | (cp >> 12); *u++ = 0x80 | ((cp >> 6) & 63); *u++ = 0x80 | (cp & 63); }
-    else { *u++ = 0xF0 | (cp >> 18); *u++ = 0x80 | ((cp >> 12) & 63); *u++ = 0x80 | ((cp >> 6) & 63); *u++ = 0x80 | (cp & 63); }
-    *o = (char *)u;
+/* Frees every prepared weight (the model they were made from is being freed). */
+static void prepared_release(void) {
+    while (n_prepared) prepared_drop(n_prepared - 1);
+    free(prepared); prepared = NULL; cap_prepared = 0;
 }
-/* String token → unescaped UTF-8 in a new heap buffer (NUL-terminated; *len_out = bytes, may
- * contain NUL from \u0000). NULL if not a string. Lone surrogates become U+FFFD. */
-static char *json_string_dup(const json *j, int k, size_t *len_out) {
-    if (k < 0 || j->t[k].type != J_STR) return NULL;
-    const char *s = j->src + j->t[k].start, *e = j->src + j->t[k].end;
-    char *out = xmalloc((size_t)(e - s) + 1), *o = out;
-    while (s < e) {
-        if (*s != '\\') { *o++ = *s++; continue; }
-        s++;
-        char c = *s++;
-        switch (c) {
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
-        case 'n': *o++ = '\n'; break;
-        case 'r': *o++ = '\r'; break;
-        case 't': *o++ = '\t'; break;
-        case 'u': {
-            uint32_t cp = (uint32_t)strtoul((char[5]){s[0], s[1], s[2], s[3], 0}, NULL, 16);
-            s += 4;
-            if (cp >= 0xD800 && cp < 0xDC00 && e - s >= 6 && s[0] == '\\' && s[1] == 'u') {
-                uint32_t lo = (uint32_t)strtoul((char[5]){s[2], s[3], s[4], s[5], 0}, NULL, 16);
-                if (lo >= 0xDC00 && lo < 0xE000) { cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00); s += 6; }
-            }
-            if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;
-            utf8_put(&o, cp);
-            break;
-        }
-        default: *o++ = c; /* \" \\ \/ */
+/* For ppl's summary line: ", prepared weights 123 MB (peak)" when this run quantized weights. */
+static const char *prepared_note(void) {
+    static char b[64];
+    if (!prepared_peak) return "";
+    snprintf(b, sizeof b, ", prepared weights %.1f MB", prepared_peak / 1048576.0);
+    return b;
+}
+static QWeight prepared_weight(const Tensor *W, emu_dtype fmt, weight_gran gran, int arith) {
+    int N = W->rows, K = W->cols;
+    for (int i = 0; i < n_prepared; i++) {
+        Prepared *p = &prepared[i];
+        if (p->key == W->data && p->rows == N && p->cols == K && p->fmt == fmt && p->gran == gran && p->arith == arith) {
+            p->used = ++prepared_clock;
+            return (QWeight){p->codes, fmt, p->scale, gran};
         }
     }
-    *o = 0;
-    if (len_out) *len_out = (size_t)(o - out);
-    return out;
+    size_t n = (size_t)N * K, ns = n_weight_scales(gran, N, K), bytes = n + ns * sizeof(float);
+    while (n_prepared && prepared_bytes + bytes > prepared_budget()) {   /* drop the least recently used */
+        int lru = 0;
+        for (int i = 1; i < n_prepared; i++) if (prepared[i].used < prepared[lru].used) lru = i;
+        static int told;
+        if (!told++) fprintf(stderr, "llama_fp8: note: prepared weights exceed %.0f MiB (LLAMA_FP8_PREP_MEM): the least recently used are made again when needed (slower)\n",
+                             prepared_budget() / 1048576.0);
+        prepared_drop(lru);
+    }
+    if (n_prepared == cap_prepared) { cap_prepared = cap_prepared ? 2 * cap_prepared : 64; prepared = xrealloc(prepared, cap_prepared * sizeof *prepared); }
+    Prepared *p = &prepared[n_prepared++];
+    *p = (Prepared){W->data, N, K, fmt, gran, arith, xmalloc(n), xmalloc(ns * sizeof(float)), bytes, ++prepared_clock};
+    quant_weight(p->codes, p->scale, W, fmt, gran, arith);
+    prepared_bytes += bytes;
+    if (prepared_bytes > prepared_peak) prepared_peak = prepared_bytes;
+    return (QWeight){p->codes, fmt, p->scale, gran};
 }
-/* Compares a string token with a C string (after unescaping). */
-static int json_streq(const json *j, int k, const char *s) {
-    size_t n;
-    char *v = json_string_dup(j, k, &n);
-    int eq = v && n == strlen(s) && memcmp(v, s, n) == 0;
-    free(v);
-    return eq;
+/* The weight a quantized Linear of scheme q multiplies by: a quantized checkpoint's as stored, else prepared. */
+static QWeight scheme_weight(const Scheme *q, const Tensor *W) {
+    if (W->scale) return (QWeight){W->data, W->dtype, W->scale, W->scale_gran};
+    return prepared_weight(W, q->wfmt, q->wgran, q->bf16_arith);
+}
+
+/* A static scale from an observed absmax: absmax / fmax, rounded to bf16 for a bf16 model (the
+ * dtype llm-compressor stores input_scale / k_scale in, and the value vLLM then runs with). */
+static float static_scale(const Scheme *q, float amax, emu_dtype fmt) {
+    float s = amax / emu_fmax(fmt);
+    return q->bf16_arith ? bf16_to_float(bf16_from_float(s)) : s;
+}
+
+/* The static activation scale of a site (layer -1: the lm_head input): the checkpoint's or calibrated one. */
+static float act_static_scale(const Scheme *q, int layer, int site) {
+    const ScaleSet *ss = q->scales;
+    float sc = layer < 0 ? (ss->lm_head_scale > 0 ? ss->lm_head_scale : static_scale(q, ss->lm_head, q->afmt))
+                         : (ss->act_scale ? ss->act_scale[layer][site] : static_scale(q, ss->act[layer][site], q->afmt));
+    if (!(sc > 0)) fatal("%s: no static scale for layer %d site %s", ss->source, layer, site_names[site]);
+    return sc;
+}
+/* The FP8 KV cache scales of layer l: calibrated or from the checkpoint, else 1. */
+static void kv_scales(const Scheme *q, int l, float *ks, float *vs) {
+    const ScaleSet *ss = q->scales;
+    *ks = !ss ? 1.0f : ss->k_scale ? ss->k_scale[l] : static_scale(q, ss->k_amax[l], q->kv);
+    *vs = !ss ? 1.0f : ss->v_scale ? ss->v_scale[l] : static_scale(q, ss->v_amax[l], q->kv);
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* 3. FP8 teaching command: llama_fp8 fp8                                                     */
+/* 4. The forward pass: the only walk over the layers, on a backend                           */
 /* ------------------------------------------------------------------------------------------ */
-/* @@SECTION fp8-cli@@ */
+/* forward()'s buffers, in the memory of the backend that runs it (the host's, or the GPU's). */
+typedef struct {
+    float *x;           /* (cap, dim) residual stream */
+    float *xb;          /* (cap, dim) normalized input of a block */
+    float *q;           /* (cap, n_heads * head_dim) queries, then attention output */
+    float *k, *v;       /* (cap, n_kv_heads * head_dim) this call's keys and values */
+    float *hb, *hb2;    /* (cap, hidden_dim) MLP gate and up */
+    float *xo;          /* (cap, dim) output of a block before the residual add */
+    float *kc, *vc;     /* (n_layers, max_pos, n_kv_heads * head_dim) the KV cache */
+    float *logits;      /* (cap, vocab) */
+    float *cosv, *sinv; /* (cap, head_dim / 2) RoPE tables of this call */
+    uint8_t *qa;        /* (cap, max(dim, qd, hidden_dim)) quantized activation codes (QAct) */
+    float *sa;          /* (cap, ceil(max K / 128)) their scales */
+} Acts;
+
+struct Backend;
+/* Activations and the KV cache for up to `cap` tokens per forward() call, `max_pos` positions, on
+ * the host; the backend (CPU by default) may keep its own copies (the GPU's: dev). */
+typedef struct {
+    int cap, max_pos;
+    float *x, *xb, *q, *k, *v, *hb, *hb2, *xo, *logits, *cosv, *sinv, *sa;   /* as in Acts */
+    uint8_t *qa;
+    float *key_cache;   /* (n_layers, max_pos, n_kv_heads * head_dim) */
+    float *value_cache; /* (n_layers, max_pos, n_kv_heads * head_dim) */
+    float *att;         /* (threads, max_pos) attention probabilities, one row per thread */
+    float **layer_out;  /* optional: (n_layers) buffers of (cap, dim) receiving x after each layer */
+    act_observer observe; void *observe_ctx; /* optional: sees every activation site (calibrate, stats) */
+    const struct Backend *be; /* where forward() runs its ops (runstate_init: the CPU) */
+    int layer;          /* the layer forward() is in (n_layers: final norm and lm_head), for backends' reports */
+    void *dev;          /* the GPU's activations and KV cache for this state, else NULL */
+    int logits_on_device; /* the GPU backend leaves the logits on the GPU (ppl takes its statistics there) */
+} RunState;
+static void gpu_run_free(void *dev);   /* section 5, the GPU backend */
+static const struct Backend cpu_backend;
+
+static void runstate_init(RunState *s, const Config *c, int cap, int max_pos) {
+    memset(s, 0, sizeof *s);
+    size_t qd = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
+    s->cap = cap; s->max_pos = max_pos;
+    s->be = &cpu_backend;
+    s->x = xcalloc((size_t)cap * c->dim, sizeof(float));
+    s->xb = xcalloc((size_t)cap * c->dim, sizeof(float));
+    s->xo = xcalloc((size_t)cap * c->dim, sizeof(float));
+    s->q = xcalloc((size_t)cap * qd, sizeof(float));
+    s->k = xcalloc((size_t)cap * kv, sizeof(float));
+    s->v = xcalloc((size_t)cap * kv, sizeof(float));
+#ifdef _OPENMP
+    s->att = xcalloc((size_t)omp_get_max_threads() * max_pos, sizeof(float));
+#else
+    s->att = xcalloc((size_t)max_pos, sizeof(float));
+#endif
+    s->hb = xcalloc((size_t)cap * c->hidden_dim, sizeof(float));
+    s->hb2 = xcalloc((size_t)cap * c->hidden_dim, sizeof(float));
+    s->key_cache = xcalloc((size_t)c->n_layers * max_pos * kv, sizeof(float));
+    s->value_cache = xcalloc((size_t)c->n_layers * max_pos * kv, sizeof(float));
+    s->logits = xcalloc((size_t)cap * c->vocab_size, sizeof(float));
+    s->cosv = xcalloc((size_t)cap * (c->head_dim / 2), sizeof(float));
+    s->sinv = xcalloc((size_t)cap * (c->head_dim / 2), sizeof(float));
+    size_t kmax = (size_t)c->dim > qd ? (size_t)c->dim : qd;
+    if ((size_t)c->hidden_dim > kmax) kmax = c->hidden_dim;
+    s->qa = xcalloc((size_t)cap * kmax, 1);
+    s->sa = xcalloc((size_t)cap * ((kmax + EMU_BLOCK - 1) / EMU_BLOCK), sizeof(float));
+}
+static void runstate_free(RunState *s) {
+    free(s->x); free(s->xb); free(s->xo); free(s->q); free(s->k); free(s->v); free(s->att);
+    free(s->hb); free(s->hb2); free(s->key_cache); free(s->value_cache); free(s->logits);
+    free(s->cosv); free(s->sinv); free(s->qa); free(s->sa);
+    gpu_run_free(s->dev);
+}
+
+/* ---- backends ----
+ * forward() walks the layers once and calls each op through a backend: the CPU's (section 5: the ops
+ * on host memory, GEMMs by emu/), the GPU's (cud_* kernels on device memory) or verify's (each op
+ * on both, compared, continuing with the CPU's result). Pointers an op receives are in the backend's
+ * memory (its Acts); model weights and norm vectors come as the host's, and the backend finds its
+ * copy. */
+typedef struct Backend {
+    const char *name;
+    Acts (*begin)(RunState *s, const Model *m, const Scheme *q);            /* this call's buffers */
+    void (*put)(void *dst, const void *src, size_t n);                       /* host → backend */
+    void (*get)(void *dst, const void *src, size_t n);                       /* backend → host */
+    void (*embed)(RunState *s, const Model *m, const Scheme *q, float *x, const int *ids, int T);
+    void (*rmsnorm)(RunState *s, const Scheme *q, float *out, const float *x, const float *w, int T, int n, float eps);
+    QAct (*quantize_act)(RunState *s, const Scheme *q, const float *x, int T, int K, int layer, int site);
+    void (*linear)(RunState *s, const Scheme *q, float *out, const float *in, int T, const Tensor *W, int quantized, const QAct *a);
+    void (*rope)(RunState *s, const Scheme *q, float *x, int T, int nh, int hd, const float *cosv, const float *sinv);
+    void (*kv_store)(RunState *s, const Scheme *q, float *dst, const float *src, size_t n, float scale);
+    void (*attention)(RunState *s, const Scheme *q, float *qbuf, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale);
+    void (*swiglu)(RunState *s, const Scheme *q, float *hb, const float *hb2, size_t n);
+    void (*residual)(RunState *s, const Scheme *q, float *x, const float *xo, size_t n);
+    void (*end)(RunState *s);                                                /* the call is complete */
+} Backend;
+
+/* Observers (calibrate, stats) see each Linear's full-precision input right before it is quantized. */
+static QAct quantize_input(const Backend *be, RunState *s, const Scheme *q, const float *x, int T, int K, int layer, int site) {
+    if (s->observe) s->observe(s->observe_ctx, layer, site, x, T, K);
+    return be->quantize_act(s, q, x, T, K, layer, site);
+}
+
+/* RoPE tables for positions pos0 .. pos0+T-1: (T, head_dim/2) cos and sin of the fp32 angle
+ * pos · inv_freq (as transformers), computed in double, rounded to fp32 (and to bf16 in bf16-based
+ * schemes). */
+static void rope_tables(const Model *m, const Scheme *q, int pos0, int T, float *cosv, float *sinv) {
+    int half = m->c.head_dim / 2;
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < half; j++) {
+            float angle = (float)(pos0 + t) * m->inv_freq[j];
+            cosv[(size_t)t * half + j] = B(q, (float)cos((double)angle));
+            sinv[(size_t)t * half + j] = B(q, (float)sin((double)angle));
+        }
+}
+
+/* The forward pass over T tokens at positions pos0 .. pos0+T-1 (the KV cache holds the earlier
+ * ones), on the backend s->be. Writes logits for rows logits_from .. T-1 into s->logits (row t at
+ * (t-logits_from)*vocab; the GPU's stay on the device with s->logits_on_device), and x after each
+ * layer into s->layer_out when set. This is the only walk over the layers in the program. */
+static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
+    const Backend *be = s->be;
+    const Config *c = &m->c;
+    int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim, nh = c->n_heads, nkv = c->n_kv_heads;
+    int qd = nh * hd, kvd = nkv * hd;
+    if (T > s->cap || pos0 + T > s->max_pos) fatal("internal: forward over %d tokens at %d exceeds the run state", T, pos0);
+    for (int t = 0; t < T; t++)
+        if (ids[t] < 0 || ids[t] >= c->vocab_size) fatal("token id %d outside the vocabulary (%d)", ids[t], c->vocab_size);
+    Acts a = be->begin(s, m, q);
+
+    /* token embeddings (rows of a bf16/f16/f32 matrix, converted exactly); RoPE tables (T, hd/2) */
+    be->embed(s, m, q, a.x, ids, T);
+    rope_tables(m, q, pos0, T, s->cosv, s->sinv);
+    be->put(a.cosv, s->cosv, (size_t)T * (hd / 2) * sizeof(float));
+    be->put(a.sinv, s->sinv, (size_t)T * (hd / 2) * sizeof(float));
+    float scale = (float)(1.0 / sqrt((double)hd));
+
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        float *kc = a.kc + (size_t)l * s->max_pos * kvd, *vc = a.vc + (size_t)l * s->max_pos * kvd;
+        s->layer = l;
+
+        /* ---- attention: x = B(x + o_proj(attention(rope(q), rope(k), v))) ---- */
+        be->rmsnorm(s, q, a.xb, a.x, L->attn_norm, T, dim, c->norm_eps);
+        QAct in = quantize_input(be, s, q, a.xb, T, dim, l, SITE_QKV);
+        be->linear(s, q, a.q, a.xb, T, &L->wq, 1, &in);
+        be->linear(s, q, a.k, a.xb, T, &L->wk, 1, &in);
+        be->linear(s, q, a.v, a.xb, T, &L->wv, 1, &in);
+        be->rope(s, q, a.q, T, nh, hd, a.cosv, a.sinv);
+        be->rope(s, q, a.k, T, nkv, hd, a.cosv, a.sinv);
+        if (s->observe) { s->observe(s->observe_ctx, l, SITE_K, a.k, T, kvd); s->observe(s->observe_ctx, l, SITE_V, a.v, T, kvd); }
+        float ks = 1, vs = 1;
+        if (q->kv != EMU_F32) kv_scales(q, l, &ks, &vs);   /* FP8 KV cache: what attention reads back is fp8(x / s) · s */
+        be->kv_store(s, q, kc + (size_t)pos0 * kvd, a.k, (size_t)T * kvd, ks);
+        be->kv_store(s, q, vc + (size_t)pos0 * kvd, a.v, (size_t)T * kvd, vs);
+        be->attention(s, q, a.q, kc, vc, T, pos0, nh, nkv, hd, scale);
+        in = quantize_input(be, s, q, a.q, T, qd, l, SITE_O);
+        be->linear(s, q, a.xo, a.q, T, &L->wo, 1, &in);
+        be->residual(s, q, a.x, a.xo, (size_t)T * dim);
+
+        /* ---- MLP: x = B(x + down(B(B(silu(gate(h))) · up(h)))) ---- */
+        be->rmsnorm(s, q, a.xb, a.x, L->ffn_norm, T, dim, c->norm_eps);
+        in = quantize_input(be, s, q, a.xb, T, dim, l, SITE_GATEUP);
+        be->linear(s, q, a.hb, a.xb, T, &L->w_gate, 1, &in);
+        be->linear(s, q, a.hb2, a.xb, T, &L->w_up, 1, &in);
+        be->swiglu(s, q, a.hb, a.hb2, (size_t)T * hid);
+        in = quantize_input(be, s, q, a.hb, T, hid, l, SITE_DOWN);
+        be->linear(s, q, a.xo, a.hb, T, &L->w_down, 1, &in);
+        be->residual(s, q, a.x, a.xo, (size_t)T * dim);
+
+        if (s->layer_out) be->get(s->layer_out[l], a.x, (size_t)T * dim * sizeof(float));
+        if (m->release_pages) layer_release(m, L);
+    }
+
+    /* final norm and the classifier, for the rows the caller needs */
+    s->layer = c->n_layers;
+    be->rmsnorm(s, q, a.xb, a.x, m->final_norm, T, dim, c->norm_eps);
+    if (logits_from < T) {
+        int n = T - logits_from;
+        const float *h = a.xb + (size_t)logits_from * dim;
+        QAct in = QACT_NONE;
+        if (q->quant_lm_head) in = quantize_input(be, s, q, h, n, dim, -1, SITE_LMHEAD);
+        else if (s->observe) s->observe(s->observe_ctx, -1, SITE_LMHEAD, h, n, dim);
+        be->linear(s, q, a.logits, h, n, &m->lm_head, q->quant_lm_head, &in);
+        if (!s->logits_on_device) be->get(s->logits, a.logits, (size_t)n * c->vocab_size * sizeof(float));
+        if (m->release_pages) tensor_release(m, &m->lm_head);
+    }
+    if (be->end) be->end(s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* 5. Backends: the CPU (emu/ and the ops below), the GPU (cuda_kernels.cu), verify (both, compared) */
+/* ------------------------------------------------------------------------------------------ */
+/* out = B(w · B(x · rsqrt(mean(x²) + eps))) per row: Hugging Face LlamaRMSNorm. The mean of
+ * squares is summed in double and rounded once to fp32 (the correctly rounded value, which any
+ * fp32 summation order approximates). */
+static void rmsnorm(const Scheme *q, float *out, const float *x, const float *w, int T, int n, float eps) {
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * n;
+        double ss = 0;
+        for (int i = 0; i < n; i++) ss += (double)xr[i] * xr[i];
+        float var = (float)(ss / n);
+        float rs = 1.0f / sqrtf(var + eps);
+        for (int i = 0; i < n; i++) out[(size_t)t * n + i] = B(q, w[i] * B(q, xr[i] * rs));
+    }
+}
+
+/* How quantize_act's scales are laid out for scheme q: per token, per tensor or per 1x128 group. */
+static emu_scale act_scale_kind(const Scheme *q) {
+    return q->amode == AMODE_TENSOR_STATIC || q->amode == AMODE_TENSOR_DYNAMIC ? EMU_SCALE_TENSOR : q->amode == AMODE_GROUP ? EMU_SCALE_BLOCK : EMU_SCALE_ROW;
+}
+static size_t act_scale_count(const Scheme *q, int T, int K) {
+    return q->amode == AMODE_GROUP ? (size_t)T * ((K + EMU_BLOCK - 1) / EMU_BLOCK) : q->amode == AMODE_TOKEN || q->amode == AMODE_INT8_TOKEN ? (size_t)T : 1;
+}
+
+/* ---- the CPU backend: forward()'s ops on host memory, through emu/ ---- */
+
+/* The input of one or more Linears, quantized once for all of them (FP8 / INT8 schemes), right
+ * before the GEMMs it feeds: per token (w8a8: vLLM dynamic_per_token_scaled_fp8_quant; int8),
+ * per tensor with the calibrated static scale (w8a8-static: x · (1/s)), or in 1×128 groups
+ * (w8a8-block). The codes and scales go to s->qa, s->sa. */
+static QAct quantize_act(RunState *s, const Scheme *q, const float *x, int T, int K, int layer, int site) {
+    switch (q->amode) {
+    case AMODE_TOKEN: emu_quant_token(s->qa, K, s->sa, x, K, T, K, q->afmt, q->scale_ub); break;
+    case AMODE_INT8_TOKEN: emu_quant_int8_token((int8_t *)s->qa, K, s->sa, x, K, T, K); break;
+    case AMODE_GROUP: emu_quant_group(s->qa, K, s->sa, x, K, T, K, EMU_BLOCK, q->afmt); break;
+    case AMODE_TENSOR_DYNAMIC: s->sa[0] = emu_quant_tensor_dynamic(s->qa, K, x, K, T, K, q->afmt); break;
+    case AMODE_TENSOR_STATIC: {
+        float sc = act_static_scale(q, layer, site);
+        s->sa[0] = sc;
+        emu_quant_tensor(s->qa, K, x, K, T, K, q->afmt, sc);
+        break;
+    }
+    default: return QACT_NONE; /* fp32, bf16, fp8-w: activations stay as they are */
+    }
+    return (QAct){q->afmt, s->qa, s->sa, act_scale_kind(q)};
+}
+
+/* out[T, W.rows] = in[T, W.cols] · Wᵀ — every Linear of the model goes through here, and from
+ * here through the one GEMM interface of emu/. Baselines: fp32 GEMM on the stored weights (bf16
+ * schemes round the output). Quantized: the weight prepared once for the scheme (scheme_weight),
+ * the activation a as quantize_act made it (or fp32 `in` for weight-only schemes), and emu_gemm
+ * applies the scaled epilogue with the chosen accumulation model. */
+static void matmul(const Scheme *q, float *out, const float *in, int T, const Tensor *W) { /* the baseline GEMM */
+    if (W->scale) fatal("scheme %s cannot run the FP8 weights of a quantized checkpoint", q->name);
+    emu_gemm_f32(T, W->rows, W->cols, in, W->cols, W->data, W->dtype, W->cols, out, W->rows);
+    B_rows(q, out, (size_t)T * W->rows);
+}
+static emu_scale weight_scale_kind(weight_gran g) { return g == GRAN_BLOCK ? EMU_SCALE_BLOCK : g == GRAN_TENSOR ? EMU_SCALE_TENSOR : EMU_SCALE_ROW; }
+static void linear(RunState *s, const Scheme *q, float *out, const float *in, int T, const Tensor *W, int quantized, const QAct *a) {
+    (void)s;
+    int N = W->rows, K = W->cols;
+    if (!scheme_quantizes(q) || !quantized) { matmul(q, out, in, T, W); return; }
+    QWeight w = scheme_weight(q, W);
+    emu_gemm_desc g = {.M = T, .N = N, .K = K,
+                       .b_type = w.dtype, .B = w.data, .ldb = K, .b_scale_kind = weight_scale_kind(w.gran), .b_scale = w.scale,
+                       .d_type = EMU_F32, .D = out, .ldd = N, .accum = q->accum};
+    if (a->fmt == EMU_F32) { g.a_type = EMU_F32; g.A = in; g.lda = K; g.a_scale_kind = EMU_SCALE_ONE; }
+    else { g.a_type = a->fmt; g.A = a->codes; g.lda = K; g.a_scale = a->scales; g.a_scale_kind = a->kind; }
+    const char *why = emu_gemm_check(&g);
+    if (why) fatal("scheme %s: %s", q->name, why);
+    emu_gemm(&g);
+    B_rows(q, out, (size_t)T * N);
+}
+
+/* FP8 KV cache (vLLM --kv-cache-dtype fp8): the cache stores fp8(x / s) with saturation; attention
+ * loads fp8 · s (fp32), in the activation dtype. s = calibrated absmax / fmax, or 1.0. Without
+ * one (--kv none) the cache stores x. */
+static void kv_store(RunState *s, const Scheme *q, float *dst, const float *src, size_t n, float sc) {
+    (void)s;
+    if (q->kv == EMU_F32) { memcpy(dst, src, n * sizeof(float)); return; }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t code = emu_fp8_encode(src[i] / sc, q->kv);
+        dst[i] = B(q, emu_fp8_decode(code, q->kv) * sc);
+    }
+}
+
+/* RoPE, Hugging Face rotate-half layout, on one head vector at position pos:
+ * out[j] = B(B(x[j]·cos) − B(x[j+h]·sin)), out[j+h] = B(B(x[j+h]·cos) + B(x[j]·sin)), j < h = hd/2,
+ * angle = fp32(pos · inv_freq[j]), cos/sin computed in double, rounded to fp32 (and to bf16 in bf16
+ * schemes: HF casts the tables to the activation dtype). */
+static void rope_head(const Scheme *q, float *x, int hd, const float *cosv, const float *sinv) {
+    int h = hd / 2;
+    for (int j = 0; j < h; j++) {
+        float a = x[j], b = x[j + h];
+        x[j] = B(q, B(q, a * cosv[j]) - B(q, b * sinv[j]));
+        x[j + h] = B(q, B(q, b * cosv[j]) + B(q, a * sinv[j]));
+    }
+}
+/* x: (T, nh * hd), row t at position pos0 + t, tables (T, hd / 2). */
+static void rope(RunState *s, const Scheme *q, float *x, int T, int nh, int hd, const float *cosv, const float *sinv) {
+    (void)s;
+    int half = hd / 2;
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < nh; h++) rope_head(q, x + ((size_t)t * nh + h) * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
+}
+
+static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+/* The MLP's gate: hb = B(B(silu(hb)) · hb2). */
+static void swiglu(RunState *s, const Scheme *q, float *hb, const float *hb2, size_t n) {
+    (void)s;
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) hb[i] = B(q, B(q, silu(hb[i])) * hb2[i]);
+}
+/* The residual stream: x = B(x + xo). */
+static void residual(RunState *s, const Scheme *q, float *x, const float *xo, size_t n) {
+    (void)s;
+    for (size_t i = 0; i < n; i++) x[i] = B(q, x[i] + xo[i]);
+}
+
+/* x[t] = the embedding row of ids[t] (bf16/f16/f32, converted exactly). */
+static void embed_tokens(RunState *s, const Model *m, const Scheme *q, float *x, const int *ids, int T) {
+    (void)s; (void)q;
+    int dim = m->c.dim;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = tensor_get(&m->tok_embeddings, (size_t)ids[t] * dim + i);
+}
+
+/* Causal GQA attention over T queries at positions pos0.. (query head h reads kv head h / group).
+ * Scores q·k in fp32 (bf16 schemes: rounded, scaled by 1/sqrt(hd), rounded again), softmax in fp32
+ * (exp(x - max), times the reciprocal of the sum, as torch's CPU softmax), P·V; the output
+ * overwrites qbuf. kc, vc: the cache of this layer, rows of kvd = n_kv_heads · hd. */
+static void attention(RunState *s, const Scheme *q, float *qbuf, const float *kc, const float *vc, int T, int pos0, int n_heads, int n_kv_heads, int hd, float scale) {
+    int qd = n_heads * hd, kvd = n_kv_heads * hd, group = n_heads / n_kv_heads;
+    #pragma omp parallel for collapse(2) schedule(dynamic, 4)
+    for (int t = 0; t < T; t++) {
+        for (int h = 0; h < n_heads; h++) {
+            int npos = pos0 + t + 1;
+            float *qv = qbuf + (size_t)t * qd + h * hd;
+            const float *kh = kc + (h / group) * hd, *vh = vc + (h / group) * hd;
+#ifdef _OPENMP
+            float *att = s->att + (size_t)omp_get_thread_num() * s->max_pos;
+#else
+            float *att = s->att;
+#endif
+            float mx = -INFINITY;
+            for (int p = 0; p < npos; p++) {
+                const float *kv = kh + (size_t)p * kvd;
+                float dot = 0.0f;
+                for (int i = 0; i < hd; i++) dot += qv[i] * kv[i];
+                att[p] = B(q, B(q, dot) * scale);
+                if (att[p] > mx) mx = att[p];
+            }
+            float sum = 0.0f;
+            for (int p = 0; p < npos; p++) { att[p] = expf(att[p] - mx); sum += att[p]; }
+            float inv = 1.0f / sum;
+            for (int p = 0; p < npos; p++) att[p] = B(q, att[p] * inv);
+            for (int i = 0; i < hd; i++) qv[i] = 0.0f;
+            for (int p = 0; p < npos; p++) {
+                const float *vv = vh + (size_t)p * kvd;
+                float a = att[p];
+                for (int i = 0; i < hd; i++) qv[i] += a * vv[i];
+            }
+            for (int i = 0; i < hd; i++) qv[i] = B(q, qv[i]);
+        }
+    }
+}
+
+static Acts host_acts(RunState *s, const Model *m, const Scheme *q) {
+    (void)m; (void)q;
+    return (Acts){.x = s->x, .xb = s->xb, .q = s->q, .k = s->k, .v = s->v, .hb = s->hb, .hb2 = s->hb2, .xo = s->xo,
+                  .kc = s->key_cache, .vc = s->value_cache, .logits = s->logits, .cosv = s->cosv, .sinv = s->sinv, .qa = s->qa, .sa = s->sa};
+}
+static void host_copy(void *dst, const void *src, size_t n) { if (dst != src && n) memcpy(dst, src, n); }
+static void cpu_rmsnorm(RunState *s, const Scheme *q, float *out, const float *x, const float *w, int T, int n, float eps) { (void)s; rmsnorm(q, out, x, w, T, n, eps); }
+static const Backend cpu_backend = {"cpu", host_acts, host_copy, host_copy, embed_tokens, cpu_rmsnorm, quantize_act, linear, rope, kv_store, attention, swiglu, residual, NULL};
+
+/* The GPU path. `make CUDA=1` compiles cuda_kernels.cu with nvcc and defines LLAMA_FP8_CUDA; the
+ * kernels there are the GPU twins of emu/ (quantization, GEMMs) and of forward()'s elementwise ops.
+ * At run time a CUDA build uses a GPU of compute capability 8.9 (Ada) or 9.x (Hopper) when one is
+ * present and --cpu (or LLAMA_FP8_DEVICE=cpu) is not given; otherwise everything runs on the CPU.
+ * `llama_fp8 verify` checks the GPU against the CPU (see cmd_verify). Test programs (TESTING) see the
+ * CPU-only variant: they are linked without cuda_kernels.o. */
+#if defined(LLAMA_FP8_CUDA) && !defined(TESTING)
+#define GPU_BUILD 1
+#endif
+#ifdef GPU_BUILD
+#include "cuda_kernels.h"
+#endif
+
+static int parse_ids(const char *s, int vocab, int **out);     /* section 6 */
+static double log_prob(const float *logits, int n, int target);
+
+static int gpu_state = -1;   /* -1: not probed yet, 0: this run uses the CPU, 1: the GPU */
+static int gpu_force_cpu;    /* --cpu */
+static char gpu_why[256];    /* the GPU's description, or why there is none */
+static int gpu_twin_mode __attribute__((unused));    /* LLAMA_FP8_DEVICE=twin: the GPU path runs on host twins (GEMMs: the models) */
+
+/* Called by commands that take --cpu. */
+static void gpu_set_force_cpu(int on) { gpu_force_cpu = on; gpu_state = -1; }
+
+/* 1 when this run computes on the GPU. */
+static int gpu_active(void) {
+    if (gpu_state >= 0) return gpu_state;
+    const char *env = getenv("LLAMA_FP8_DEVICE");
+    if (env && !strcmp(env, "cpu")) gpu_force_cpu = 1;
+    if (env && !strcmp(env, "twin") && !gpu_force_cpu) {
+        /* the GPU path with every kernel replaced by its host twin (checks without a GPU) */
+#ifdef GPU_BUILD
+        cud_twin(1);
+        gpu_twin_mode = 1;
+        snprintf(gpu_why, sizeof gpu_why, "GPU path on the CPU (LLAMA_FP8_DEVICE=twin: host twins of the kernels)");
+        return gpu_state = 1;
+#else
+        fatal("LLAMA_FP8_DEVICE=twin needs a CUDA build (make CUDA=1)");
+#endif
+    }
+#ifdef GPU_BUILD
+    int found = cu_probe(gpu_why, sizeof gpu_why);
+    gpu_state = found && !gpu_force_cpu;
+    if (found && gpu_force_cpu) {
+        char d[200];
+        snprintf(d, sizeof d, "%.199s", gpu_why);
+        snprintf(gpu_why, sizeof gpu_why, "--cpu given, %s not used", d);
+    }
+#else
+    snprintf(gpu_why, sizeof gpu_why, "built without CUDA");
+    gpu_state = 0;
+#endif
+    return gpu_state;
+}
+
+/* For the header line of every run: "cpu (16 threads)", "cpu (16 threads; no CUDA device (...))"
+ * in a CUDA build that found none, or "NVIDIA H200 (sm_90, 132 SMs, 139.8 GiB)". */
+static const char *device_description(void) {
+    static char d[384];
+#ifdef _OPENMP
+    int threads = omp_get_max_threads();
+#else
+    int threads = 1;
+#endif
+    if (gpu_active()) snprintf(d, sizeof d, "%s", gpu_why);
+#ifdef GPU_BUILD
+    else snprintf(d, sizeof d, "cpu (%d threads; CUDA build: %s)", threads, gpu_why);
+#else
+    else snprintf(d, sizeof d, "cpu (%d threads)", threads);
+#endif
+    return d;
+}
+
+#ifdef GPU_BUILD
+/* ---- checks: one line each, "ok NAME …" / "FAIL NAME: …" (the test suite's format) ---- */
+static int vfails;
+static void vreport(int ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void vreport(int ok, const char *name, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s %s: ", ok ? "ok" : "FAIL", name);
+    vprintf(fmt, ap);
+    putchar('\n');
+    va_end(ap);
+    if (!ok) vfails++;
+    fflush(stdout);
+}
+/* number of positions where a and b differ in their bits (NaN = NaN) */
+static size_t bits_diff(const void *a, const void *b, size_t n, size_t elsize) {
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *x = (const char *)a + i * elsize, *y = (const char *)b + i * elsize;
+        if (memcmp(x, y, elsize)) {
+            if (elsize == 4) { float fx, fy; memcpy(&fx, x, 4); memcpy(&fy, y, 4); if (isnan(fx) && isnan(fy)) continue; }
+            d++;
+        }
+    }
+    return d;
+}
+/* max |a-b| in units of b's last place, and max relative error */
+static void err_stats(const float *a, const float *b, size_t n, double *max_ulp, double *max_rel) {
+    *max_ulp = 0; *max_rel = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]), u = b[i] != 0 ? fabs(nextafterf(fabsf(b[i]), INFINITY) - fabsf(b[i])) : FLT_MIN;
+        if (isnan(a[i]) != isnan(b[i])) { *max_ulp = INFINITY; *max_rel = INFINITY; return; }
+        if (isnan(a[i])) continue;
+        if (d / u > *max_ulp) *max_ulp = d / u;
+        if (b[i] != 0 && d / fabs(b[i]) > *max_rel) *max_rel = d / fabs(b[i]);
+    }
+}
+/* ---- the resident forward pass ----
+ * forward() on the GPU: the same contract (T tokens at positions pos0.., logits of rows
+ * logits_from..T-1 into s->logits, x after each layer into s->layer_out when set) and, op for op, the
+ * same formulas. Weights are uploaded on first use and stay (quantized Linears as FP8 codes + scales,
+ * quantized once on the host by quant_weight, the CPU's own code); activations and the KV cache live
+ * on the GPU (s->dev); per call only the token ids and RoPE tables go up and the logits come down.
+ * GEMMs (gpu_gemm): "model" kernels are bit-identical to the CPU (fmaf chain, exact integer E4M3, or
+ * the accumulation model per output); "cublaslt" / "mma" run on the tensor cores (the hardware's
+ * accumulation: compare with emu's hopper / ada / cublaslt models, not bit for bit). */
+static int gpu_gemm_choice = -1;   /* --gemm: -1 auto, else CU_GEMM_MODEL / CU_GEMM_MMA / CU_GEMM_CUBLASLT */
+static void gpu_set_gemm(const char *name) {
+    if (!strcmp(name, "auto")) gpu_gemm_choice = -1;
+    else if (!strcmp(name, "model")) gpu_gemm_choice = CU_GEMM_MODEL;
+    else if (!strcmp(name, "mma")) gpu_gemm_choice = CU_GEMM_MMA;
+    else if (!strcmp(name, "cublaslt")) gpu_gemm_choice = CU_GEMM_CUBLASLT;
+    else if (!strcmp(name, "wgmma")) gpu_gemm_choice = CU_GEMM_WGMMA;
+    else fatal("--gemm: expected auto, model, mma, wgmma or cublaslt, got '%s'", name);
+}
+/* The GEMM implementation for a Linear of scheme q. auto: the bit-exact model kernels for the
+ * baselines and for --accum exact / fp32; the tensor cores for the tensor-core models (hopper, ada,
+ * cublaslt, fast): cuBLASLt, or our own kernel where cuBLASLt has none here (block scales, E5M2 × E5M2):
+ * wgmma on compute capability 9.0, mma.sync elsewhere. */
+static int gpu_gemm(const Scheme *q, int quantized, int K) {   /* K: the GEMM's depth, 0 when not known */
+    int fp8 = scheme_quantizes(q) && quantized && q->amode != AMODE_NONE && q->afmt != EMU_I8 && q->wfmt != EMU_I8;
+    if (gpu_gemm_choice >= 0) {
+        if ((gpu_gemm_choice == CU_GEMM_MMA || gpu_gemm_choice == CU_GEMM_WGMMA) && !fp8) return CU_GEMM_MODEL;
+        return gpu_gemm_choice;
+    }
+    if (!fp8 || q->accum == EMU_ACC_EXACT || q->accum == EMU_ACC_FP32) return CU_GEMM_MODEL;
+    if (K % 16) return CU_GEMM_MODEL;   /* FP8 tensor-core kernels need K a multiple of 16 (16-byte rows) */
+    int own = cu_compute_capability() == 90 ? CU_GEMM_WGMMA : CU_GEMM_MMA;   /* Hopper's FP8 tensor cores: wgmma only */
+    if (q->afmt == EMU_E5M2 && q->wfmt == EMU_E5M2) return own;
+    return q->wgran == GRAN_BLOCK || q->amode == AMODE_GROUP ? own : CU_GEMM_CUBLASLT;
+}
+static const char *gpu_gemm_name(int impl) {
+    if (gpu_twin_mode && impl != CU_GEMM_MODEL) return "host twin: the accumulation model stands in for the tensor cores";
+    if (impl == CU_GEMM_CUBLASLT && cu_lt_own_epilogue()) return "cuBLASLt (unscaled; the scales applied by our epilogue kernel)";
+    return impl == CU_GEMM_MMA ? "mma.sync kernel" : impl == CU_GEMM_WGMMA ? "wgmma kernel" : impl == CU_GEMM_CUBLASLT ? "cuBLASLt" : "bit-exact model kernels";
+}
+/* For run headers: " [GPU GEMMs: cuBLASLt]" on the GPU, "" on the CPU. */
+static const char *gpu_gemm_note(const Scheme *q) {
+    static char b[4][128];
+    static int k;
+    if (!gpu_active()) return "";
+    char *s = b[k++ & 3];
+    snprintf(s, 128, " [GPU GEMMs: %s]", gpu_gemm_name(gpu_gemm(q, 1, 0)));
+    return s;
+}
+
+/* Device copies of weights, found again by host address and how they were made. */
+typedef enum {
+    DEVW_STORED,     /* a Linear's weight as stored (baselines, quantized checkpoints' codes and scales) */
+    DEVW_F32,        /* converted to F32 (the cuBLASLt fp32 baseline) */
+    DEVW_QUANTIZED,  /* quantized as the scheme quantizes it (fmt, gran, arith) */
+    DEVW_ARRAY       /* a norm vector or any host array */
+} devw_how;
+typedef struct {
+    const void *key; devw_how how;
+    emu_dtype fmt; weight_gran gran; int arith;
+    void *data; float *scale; emu_dtype dtype; weight_gran scale_gran;
+    size_t bytes; long used;       /* generation of the last forward call that used it */
+} DevW;
+static DevW **devw;              /* one allocation per entry: eviction never moves an entry in use */
+static int ndevw, capdevw;
+static long dev_generation;
+
+/* An allocation that first makes room by dropping weights the current forward call has not used. */
+static void *dev_alloc_evict(size_t n) {
+    void *p = cud_try_alloc(n);
+    for (int i = 0; !p && i < ndevw; i++)
+        if (devw[i]->used != dev_generation) {
+            static int told;
+            if (!told++) fprintf(stderr, "llama_fp8: note: GPU memory is full: weights the current pass does not use are freed, and uploaded again when needed (slower)\n");
+            cud_free(devw[i]->data); cud_free(devw[i]->scale); free(devw[i]);
+            devw[i--] = devw[--ndevw];
+            p = cud_try_alloc(n);
+        }
+    return p ? p : cud_alloc(n);   /* cud_alloc ends the run with the GPU's free memory in the message */
+}
+static DevW *devw_find(const void *key, devw_how how, emu_dtype fmt, weight_gran gran, int arith) {
+    for (int i = 0; i < ndevw; i++) {
+        DevW *w = devw[i];
+        if (w->key == key && w->how == how && (how != DEVW_QUANTIZED || (w->fmt == fmt && w->gran == gran && w->arith == arith))) {
+            w->used = dev_generation;
+            return w;
+        }
+    }
+    if (ndevw == capdevw) { capdevw = capdevw ? 2 * capdevw : 64; devw = xrealloc(devw, capdevw * sizeof(DevW *)); }
+    DevW *w = devw[ndevw++] = xcalloc(1, sizeof(DevW));
+    w->key = key; w->how = how; w->fmt = fmt; w->gran = gran; w->arith = arith; w->used = dev_generation;
+    return w;
+}
+/* A norm vector or any host array, uploaded once. */
+static void *dev_array(const void *host, size_t bytes) {
+    DevW *w = devw_find(host, DEVW_ARRAY, EMU_F32, 0, 0);
+    if (!w->data) { w->data = dev_alloc_evict(bytes); cud_upload(w->data, host, bytes); w->bytes = bytes; }
+    return w->data;
+}
+/* A Linear's weight on the device: as stored (baselines, quantized checkpoints), converted to F32
+ * (as_f32: the cuBLASLt fp32 baseline), or quantized as scheme q quantizes it (quant_weight). */
+static DevW *dev_weight(const Tensor *W, const Scheme *q, int quantize, int as_f32) {
+    int N = W->rows, K = W->cols;
+    size_t n = (size_t)N * K;
+    devw_how how = quantize && !W->scale ? DEVW_QUANTIZED : as_f32 && W->dtype != EMU_F32 ? DEVW_F32 : DEVW_STORED;
+    DevW *w = devw_find(W->data, how, q->wfmt, q->wgran, q->bf16_arith);
+    if (w->data) return w;
+    if (how == DEVW_QUANTIZED) {
+        size_t ns = n_weight_scales(q->wgran, N, K);
+        uint8_t *codes = xmalloc(n);
+        float *sc = xmalloc(ns * sizeof(float));
+        quant_weight(codes, sc, W, q->wfmt, q->wgran, q->bf16_arith);
+        w->data = dev_alloc_evict(n); cud_upload(w->data, codes, n);
+        w->scale = dev_alloc_evict(ns * 4); cud_upload(w->scale, sc, ns * 4);
+        w->dtype = q->wfmt; w->scale_gran = q->wgran; w->bytes = n + ns * 4;
+        free(codes); free(sc);
+    } else if (how == DEVW_F32) {
+        float *f = xmalloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) f[i] = tensor_get(W, i);
+        w->data = dev_alloc_evict(n * 4); cud_upload(w->data, f, n * 4);
+        w->dtype = EMU_F32; w->bytes = n * 4;
+        free(f);
+    } else {
+        size_t b = n * dtype_size(W->dtype);
+        w->data = dev_alloc_evict(b); cud_upload(w->data, W->data, b);
+        w->dtype = W->dtype; w->bytes = b;
+        if (W->scale) {
+            size_t ns = n_weight_scales(W->scale_gran, N, K);
+            w->scale = dev_alloc_evict(ns * 4); cud_upload(w->scale, W->scale, ns * 4);
+            w->scale_gran = W->scale_gran; w->bytes += ns * 4;
+        }
+    }
+    return w;
+}
+/* Frees every weight on the device (call when the model is freed). */
+static void gpu_forward_release(void) {
+    for (int i = 0; i < ndevw; i++) { cud_free(devw[i]->data); cud_free(devw[i]->scale); free(devw[i]); }
+    free(devw); devw = NULL; ndevw = capdevw = 0;
+}
+
+/* The GPU buffers of one RunState: forward()'s activations and KV cache. */
+typedef struct {
+    int cap, max_pos, half;
+    float *x, *xb, *xo, *q, *k, *v, *hb, *hb2, *logits, *kc, *vc, *cosv, *sinv, *sa;
+    uint8_t *qa; int *ids;
+    float *base; double *lp, *kld; int *arg, *tgt;   /* ppl statistics on the device (gpu_ppl_rows) */
+} DevRun;
+static void gpu_run_free(void *p) {
+    DevRun *d = p;
+    if (!d) return;
+    void *bufs[] = {d->x, d->xb, d->xo, d->q, d->k, d->v, d->hb, d->hb2, d->logits, d->kc, d->vc, d->cosv, d->sinv, d->sa, d->qa, d->ids,
+                    d->base, d->lp, d->kld, d->arg, d->tgt};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cud_free(bufs[i]);
+    free(d);
+}
+static DevRun *dev_run(RunState *s, const Config *c) {
+    if (s->dev) return s->dev;
+    DevRun *d = xcalloc(1, sizeof *d);
+    size_t cap = s->cap, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t kmax = (size_t)c->dim > qd ? (size_t)c->dim : qd;
+    if ((size_t)c->hidden_dim > kmax) kmax = c->hidden_dim;
+    d->cap = s->cap; d->max_pos = s->max_pos; d->half = c->head_dim / 2;
+    d->x = dev_alloc_evict(cap * c->dim * 4); d->xb = dev_alloc_evict(cap * c->dim * 4); d->xo = dev_alloc_evict(cap * c->dim * 4);
+    d->q = dev_alloc_evict(cap * qd * 4); d->k = dev_alloc_evict(cap * kvd * 4); d->v = dev_alloc_evict(cap * kvd * 4);
+    d->hb = dev_alloc_evict(cap * c->hidden_dim * 4); d->hb2 = dev_alloc_evict(cap * c->hidden_dim * 4);
+    d->logits = dev_alloc_evict(cap * c->vocab_size * 4);
+    d->kc = dev_alloc_evict((size_t)c->n_layers * s->max_pos * kvd * 4); d->vc = dev_alloc_evict((size_t)c->n_layers * s->max_pos * kvd * 4);
+    d->cosv = dev_alloc_evict(cap * d->half * 4); d->sinv = dev_alloc_evict(cap * d->half * 4);
+    d->qa = dev_alloc_evict(cap * kmax); d->sa = dev_alloc_evict(cap * ((kmax + EMU_BLOCK - 1) / EMU_BLOCK) * 4 + 4);
+    d->ids = dev_alloc_evict(cap * sizeof(int));
+    s->dev = d;
+    return d;
+}
+
+/* ---- the GPU backend: forward()'s ops as cud_* kernels on device memory ---- */
+/* activation quantization into device buffers qa, sa (observers are not supported here: calibrate and
+ * stats run on the CPU) */
+static QAct gpu_quantize_into(const Scheme *q, uint8_t *qa, float *sa, const float *x, int T, int K, int layer, int site) {
+    switch (q->amode) {
+    case AMODE_TOKEN: cud_quant(CUQ_TOKEN, qa, sa, x, T, K, q->afmt, q->scale_ub); break;
+    case AMODE_INT8_TOKEN: cud_quant(CUQ_INT8_TOKEN, qa, sa, x, T, K, EMU_I8, 0); break;
+    case AMODE_GROUP: cud_quant(CUQ_GROUP, qa, sa, x, T, K, q->afmt, 0); break;
+    case AMODE_TENSOR_DYNAMIC: cud_quant(CUQ_TENSOR_DYNAMIC, qa, sa, x, T, K, q->afmt, 0); break;
+    case AMODE_TENSOR_STATIC: cud_quant(CUQ_TENSOR_STATIC, qa, sa, x, T, K, q->afmt, act_static_scale(q, layer, site)); break;
+    default: return QACT_NONE;
+    }
+    return (QAct){q->afmt, qa, sa, act_scale_kind(q)};
+}
+static QAct gpu_quantize_act(RunState *s, const Scheme *q, const float *x, int T, int K, int layer, int site) {
+    DevRun *d = s->dev;
+    return gpu_quantize_into(q, d->qa, d->sa, x, T, K, layer, site);
+}
+/* linear() on the device; a: the quantized input as gpu_quantize_act made it (device memory). */
+static void gpu_linear(RunState *s, const Scheme *q, float *out, const float *in, int T, const Tensor *W, int quantized, const QAct *a) {
+    (void)s;
+    int N = W->rows, K = W->cols, impl = gpu_gemm(q, quantized, K);
+    emu_gemm_desc g = {.M = T, .N = N, .K = K, .d_type = EMU_F32, .D = out, .ldd = N};
+    if (!scheme_quantizes(q) || !quantized) {
+        if (W->scale) fatal("scheme %s cannot run the FP8 weights of a quantized checkpoint", q->name);
+        DevW *w = dev_weight(W, q, 0, impl == CU_GEMM_CUBLASLT && W->dtype != EMU_BF16);
+        g.a_type = EMU_F32; g.A = in; g.lda = K; g.b_type = w->dtype; g.B = w->data; g.ldb = K; g.accum = EMU_ACC_FP32;
+    } else {
+        DevW *w = dev_weight(W, q, 1, 0);
+        g.b_type = w->dtype; g.B = w->data; g.ldb = K; g.b_scale = w->scale; g.accum = q->accum;
+        g.b_scale_kind = weight_scale_kind(w->scale_gran);
+        if (a->fmt == EMU_F32) { g.a_type = EMU_F32; g.A = in; g.lda = K; g.a_scale_kind = EMU_SCALE_ONE; }
+        else { g.a_type = a->fmt; g.A = a->codes; g.lda = K; g.a_scale = a->scales; g.a_scale_kind = a->kind; }
+    }
+    const char *why = cud_gemm(&g, impl);
+    if (why) fatal("scheme %s on the GPU (%s): %s", q->name, gpu_gemm_name(impl), why);
+    if (q->kind != SCHEME_FP32) cud_round_bf16(out, (size_t)T * N);
+}
+static Acts gpu_begin(RunState *s, const Model *m, const Scheme *q) {
+    (void)q;
+    if (s->observe) fatal("internal: observers run on the CPU backend");
+    dev_generation++;
+    DevRun *d = dev_run(s, &m->c);
+    return (Acts){.x = d->x, .xb = d->xb, .q = d->q, .k = d->k, .v = d->v, .hb = d->hb, .hb2 = d->hb2, .xo = d->xo,
+                  .kc = d->kc, .vc = d->vc, .logits = d->logits, .cosv = d->cosv, .sinv = d->sinv, .qa = d->qa, .sa = d->sa};
+}
+static void gpu_embed(RunState *s, const Model *m, const Scheme *q, float *x, const int *ids, int T) {
+    DevRun *d = s->dev;
+    cud_upload(d->ids, ids, (size_t)T * sizeof(int));
+    const DevW *E = dev_weight(&m->tok_embeddings, q, 0, 0);   /* shared with a tied lm_head */
+    cud_embed(x, E->data, E->dtype, d->ids, T, m->c.dim);
+}
+static int bf16_of(const Scheme *q) { return q->kind != SCHEME_FP32; }
+static void gpu_rmsnorm(RunState *s, const Scheme *q, float *out, const float *x, const float *w, int T, int n, float eps) {
+    (void)s; cud_rmsnorm(bf16_of(q), out, x, dev_array(w, (size_t)n * sizeof(float)), T, n, eps);
+}
+static void gpu_rope(RunState *s, const Scheme *q, float *x, int T, int nh, int hd, const float *cosv, const float *sinv) {
+    (void)s; cud_rope(bf16_of(q), x, T, nh, hd, cosv, sinv);
+}
+static void gpu_kv_store(RunState *s, const Scheme *q, float *dst, const float *src, size_t n, float sc) {
+    (void)s; cud_kv_store(dst, src, n, q->kv, bf16_of(q), sc);
+}
+static void gpu_attention(RunState *s, const Scheme *q, float *qbuf, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale) {
+    (void)s; cud_attention(bf16_of(q), qbuf, kc, vc, T, pos0, nh, nkv, hd, scale);
+}
+static void gpu_swiglu(RunState *s, const Scheme *q, float *hb, const float *hb2, size_t n) { (void)s; cud_swiglu(bf16_of(q), hb, hb2, n); }
+static void gpu_residual(RunState *s, const Scheme *q, float *x, const float *xo, size_t n) { (void)s; cud_residual(bf16_of(q), x, xo, n); }
+static void gpu_end(RunState *s) { (void)s; cud_sync(); }
+static const Backend gpu_backend = {"gpu", gpu_begin, cud_upload, cud_download, gpu_embed, gpu_rmsnorm, gpu_quantize_act, gpu_linear,
+                                    gpu_rope, gpu_kv_store, gpu_attention, gpu_swiglu, gpu_residual, gpu_end};
+
+/* ---- the verify backend: forward() op by op, every op also run through the GPU path (cud_*) on the same input ----
+ * The CPU's output goes on, so a difference never propagates; each GPU output is compared with it.
+ * GEMMs get the CPU's quantized activations as input, so each op is judged alone. Under
+ * LLAMA_FP8_DEVICE=twin the GPU ops are their host twins. */
+enum { OP_EMBED, OP_NORM, OP_QUANT, OP_GEMM, OP_ROPE, OP_KV, OP_ATTN, OP_RESID, OP_SWIGLU, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"embedding", "rmsnorm", "activation quantization", "gemm", "rope", "kv cache store", "attention",
+                                               "residual add", "swiglu"};
+enum { OP_MAX_LAYERS = 256 };
+typedef struct {
+    long runs, exact; size_t n, diff; double max_ulp, max_rel; int worst_layer;
+    double layer_ulp[OP_MAX_LAYERS + 1], layer_rel[OP_MAX_LAYERS + 1];   /* per layer (the last: lm_head) */
+    int layers;
+} OpStat;
+static OpStat *verify_stats;   /* where the verify backend counts (OP_COUNT entries) */
+static int verify_verbose;     /* print each differing op */
+static void *dput(const void *h, size_t n) { void *d = cud_alloc(n); cud_upload(d, h, n); return d; }
+/* compares the device buffer dev (n elements of elsize bytes) with the CPU's values, then frees dev */
+static void op_compare(OpStat *st, int layer, const void *cpu, void *dev, size_t n, int elsize, int verbose, const char *what) {
+    void *g = xmalloc(n * elsize + 1);
+    cud_download(g, dev, n * elsize);
+    cud_free(dev);
+    size_t d = bits_diff(g, cpu, n, elsize);
+    st->runs++; st->exact += d == 0; st->n += n; st->diff += d;
+    if (elsize == 4 && d) {
+        double u, r;
+        err_stats(g, cpu, n, &u, &r);
+        if (u > st->max_ulp) { st->max_ulp = u; st->worst_layer = layer; }
+        if (r > st->max_rel) st->max_rel = r;
+        int li = layer < 0 || layer > OP_MAX_LAYERS ? OP_MAX_LAYERS : layer;
+        if (u > st->layer_ulp[li]) st->layer_ulp[li] = u;
+        if (r > st->layer_rel[li]) st->layer_rel[li] = r;
+    }
+    if (layer + 1 > st->layers) st->layers = layer + 1 <= OP_MAX_LAYERS + 1 ? layer + 1 : OP_MAX_LAYERS + 1;
+    if (d && verbose) printf("  layer %d %s: %zu of %zu values differ\n", layer, what, d, n);
+    free(g);
+}
+static void vcmp(RunState *s, int op, const void *cpu, void *dev, size_t n, int elsize, const char *what) {
+    op_compare(&verify_stats[op], s->layer, cpu, dev, n, elsize, verify_verbose, what ? what : op_names[op]);
+}
+static void vfy_embed(RunState *s, const Model *m, const Scheme *q, float *x, const int *ids, int T) {
+    size_t n = (size_t)T * m->c.dim;
+    int *di = dput(ids, (size_t)T * sizeof(int));
+    float *dx = cud_alloc(n * sizeof(float));
+    const DevW *E = dev_weight(&m->tok_embeddings, q, 0, 0);
+    cud_embed(dx, E->data, E->dtype, di, T, m->c.dim);
+    cud_free(di);
+    embed_tokens(s, m, q, x, ids, T);
+    vcmp(s, OP_EMBED, x, dx, n, 4, NULL);
+}
+static void vfy_rmsnorm(RunState *s, const Scheme *q, float *out, const float *x, const float *w, int T, int n, float eps) {
+    float *dx = dput(x, (size_t)T * n * 4), *dw = dput(w, (size_t)n * 4), *dout = cud_alloc((size_t)T * n * 4);
+    cud_rmsnorm(bf16_of(q), dout, dx, dw, T, n, eps);
+    rmsnorm(q, out, x, w, T, n, eps);
+    vcmp(s, OP_NORM, out, dout, (size_t)T * n, 4, NULL);
+    cud_free(dx); cud_free(dw);
+}
+static QAct vfy_quantize_act(RunState *s, const Scheme *q, const float *x, int T, int K, int layer, int site) {
+    if (q->amode == AMODE_NONE) return QACT_NONE;
+    size_t ns = act_scale_count(q, T, K);
+    float *dx = dput(x, (size_t)T * K * 4), *ds = cud_alloc(ns * 4 + 4);
+    uint8_t *dq = cud_alloc((size_t)T * K);
+    gpu_quantize_into(q, dq, ds, dx, T, K, layer, site);
+    QAct a = quantize_act(s, q, x, T, K, layer, site);
+    vcmp(s, OP_QUANT, a.codes, dq, (size_t)T * K, 1, "quantized codes");
+    vcmp(s, OP_QUANT, a.scales, ds, ns, 4, "quantization scales");
+    cud_free(dx);
+    return a;
+}
+static void vfy_linear(RunState *s, const Scheme *q, float *out, const float *in, int T, const Tensor *W, int quantized, const QAct *a) {
+    int K = W->cols, N = W->rows;
+    float *din = dput(in, (size_t)T * K * 4), *dout = cud_alloc((size_t)T * N * 4);
+    QAct da = *a;
+    if (a->fmt != EMU_F32) { da.codes = dput(a->codes, (size_t)T * K); da.scales = dput(a->scales, act_scale_count(q, T, K) * 4 + 4); }
+    gpu_linear(s, q, dout, din, T, W, quantized, &da);
+    linear(s, q, out, in, T, W, quantized, a);
+    op_compare(&verify_stats[OP_GEMM], s->layer, out, dout, (size_t)T * N, 4, verify_verbose && gpu_gemm(q, quantized, K) == CU_GEMM_MODEL, "gemm");
+    cud_free(din);
+    if (a->fmt != EMU_F32) { cud_free((void *)da.codes); cud_free((void *)da.scales); }
+}
+static void vfy_rope(RunState *s, const Scheme *q, float *x, int T, int nh, int hd, const float *cosv, const float *sinv) {
+    size_t n = (size_t)T * nh * hd, nt = (size_t)T * (hd / 2) * 4;
+    float *dx = dput(x, n * 4), *dc = dput(cosv, nt), *dsn = dput(sinv, nt);
+    cud_rope(bf16_of(q), dx, T, nh, hd, dc, dsn);
+    rope(s, q, x, T, nh, hd, cosv, sinv);
+    vcmp(s, OP_ROPE, x, dx, n, 4, NULL);
+    cud_free(dc); cud_free(dsn);
+}
+static void vfy_kv_store(RunState *s, const Scheme *q, float *dst, const float *src, size_t n, float sc) {
+    kv_store(s, q, dst, src, n, sc);
+    if (q->kv == EMU_F32) return;   /* a copy */
+    float *d = dput(src, n * 4);
+    cud_kv_store(d, d, n, q->kv, bf16_of(q), sc);
+    vcmp(s, OP_KV, dst, d, n, 4, NULL);
+}
+static void vfy_attention(RunState *s, const Scheme *q, float *qbuf, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale) {
+    size_t nq = (size_t)T * nh * hd, nkvb = (size_t)(pos0 + T) * nkv * hd * 4;
+    float *dq = dput(qbuf, nq * 4), *dk = dput(kc, nkvb), *dv = dput(vc, nkvb);
+    cud_attention(bf16_of(q), dq, dk, dv, T, pos0, nh, nkv, hd, scale);
+    attention(s, q, qbuf, kc, vc, T, pos0, nh, nkv, hd, scale);
+    vcmp(s, OP_ATTN, qbuf, dq, nq, 4, NULL);
+    cud_free(dk); cud_free(dv);
+}
+/* The elementwise ops x = f(x, y), OP_SWIGLU and OP_RESID: both sides on the same input, compared. */
+static void vfy_elementwise(RunState *s, const Scheme *q, int op, float *x, const float *y, size_t n) {
+    float *dx = dput(x, n * 4), *dy = dput(y, n * 4);
+    if (op == OP_SWIGLU) { cud_swiglu(bf16_of(q), dx, dy, n); swiglu(s, q, x, y, n); }
+    else { cud_residual(bf16_of(q), dx, dy, n); residual(s, q, x, y, n); }
+    vcmp(s, op, x, dx, n, 4, NULL);
+    cud_free(dy);
+}
+static void vfy_swiglu(RunState *s, const Scheme *q, float *hb, const float *hb2, size_t n) { vfy_elementwise(s, q, OP_SWIGLU, hb, hb2, n); }
+static void vfy_residual(RunState *s, const Scheme *q, float *x, const float *xo, size_t n) { vfy_elementwise(s, q, OP_RESID, x, xo, n); }
+static const Backend verify_backend = {"verify", host_acts, host_copy, host_copy, vfy_embed, vfy_rmsnorm, vfy_quantize_act, vfy_linear,
+                                       vfy_rope, vfy_kv_store, vfy_attention, vfy_swiglu, vfy_residual, NULL};
+
+/* forward() on the verify backend over T tokens from position 0: fills st (OP_COUNT entries) and
+ * returns the logits of all T rows (the caller frees). */
+static float *verify_ops(const Model *m, const Scheme *q, const int *ids, int T, OpStat *st, int verbose) {
+    RunState s;
+    runstate_init(&s, &m->c, T, T);
+    s.be = &verify_backend;
+    verify_stats = st; verify_verbose = verbose;
+    forward(m, &s, q, ids, T, 0, 0);
+    verify_stats = NULL;
+    float *logits = s.logits;
+    s.logits = NULL;
+    runstate_free(&s);
+    return logits;
+}
+/* Prints one line per op kind (ok/FAIL: bit-exact, or info for tensor-core GEMMs); returns the failures. */
+static void report_ops(const OpStat *st, const Scheme *q, const char *prefix) {
+    for (int op = 0; op < OP_COUNT; op++) {
+        const OpStat *o = &st[op];
+        if (!o->runs) continue;
+        char name[224];
+        snprintf(name, sizeof name, "%s%s", prefix, op_names[op]);
+        if (op == OP_GEMM && (gpu_gemm(q, 1, 0) != CU_GEMM_MODEL || gpu_gemm(q, 0, 0) != CU_GEMM_MODEL)) {
+            printf("info %s (%s): %ld of %ld runs bit-exact; %zu of %zu values differ from the CPU's --accum %s, max %.3g ulp (layer %d), max rel %.3g\n",
+                   name, gpu_gemm_name(gpu_gemm(q, 1, 0)), o->exact, o->runs, o->diff, o->n, emu_accum_names[q->accum], o->max_ulp, o->worst_layer, o->max_rel);
+            for (int l = 0; l < o->layers; l++)   /* per layer; the last index is the lm_head */
+                if (o->layer_ulp[l] > 0) printf("  %s %d: max %.3g ulp, max rel %.3g\n", l == o->layers - 1 ? "lm_head, index" : "layer", l, o->layer_ulp[l], o->layer_rel[l]);
+        }
+        else if (o->exact == o->runs)
+            vreport(1, name, "%ld of %ld runs bit-exact (%zu values)", o->exact, o->runs, o->n);
+        else
+            vreport(0, name, "%ld of %ld runs bit-exact; %zu of %zu values differ (max %.3g ulp, in layer %d)", o->exact, o->runs, o->diff, o->n,
+                    o->max_ulp, o->worst_layer);
+    }
+}
+
+/* ppl's statistics of the rows of the last gpu_forward() with s->logits_on_device, computed where the
+ * logits are: lp[r] = log p(targets[r]), arg[r] = argmax, and with compare kld[r] = KLD(base || this)
+ * against the rows saved by an earlier call with save_base. Only these come back to the host. */
+static void gpu_ppl_rows(RunState *s, int rows, int V, const int *targets, int save_base, int compare, double *lp, int *arg, double *kld) {
+    DevRun *d = s->dev;
+    if (!d) fatal("internal: gpu_ppl_rows before gpu_forward");
+    if (!d->tgt) {
+        d->tgt = dev_alloc_evict((size_t)d->cap * sizeof(int)); d->arg = dev_alloc_evict((size_t)d->cap * sizeof(int));
+        d->lp = dev_alloc_evict((size_t)d->cap * sizeof(double)); d->kld = dev_alloc_evict((size_t)d->cap * sizeof(double));
+    }
+    if ((save_base || compare) && !d->base) d->base = dev_alloc_evict((size_t)d->cap * V * sizeof(float));
+    cud_upload(d->tgt, targets, (size_t)rows * sizeof(int));
+    cud_ppl_rows(d->logits, compare ? d->base : NULL, rows, V, d->tgt, d->lp, d->arg, compare ? d->kld : NULL);
+    if (save_base) cud_copy(d->base, d->logits, (size_t)rows * V * sizeof(float));
+    cud_download(lp, d->lp, (size_t)rows * sizeof(double));
+    cud_download(arg, d->arg, (size_t)rows * sizeof(int));
+    if (compare) cud_download(kld, d->kld, (size_t)rows * sizeof(double));
+}
+
+/* forward() on the GPU backend. */
+static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
+    s->be = &gpu_backend;
+    forward(m, s, q, ids, T, pos0, logits_from);
+}
+
+/* gpu_forward() against forward() on the same tokens, fed in two calls (the second reads the KV cache
+ * of the first): counts the logits (both calls) and layer outputs (first call) whose bits differ, and
+ * the worst relative error of the logits (max |gpu - cpu| / max |cpu| per row). */
+typedef struct { size_t n, diff, layer_n, layer_diff; double rel; } ResidentCmp;
+static ResidentCmp resident_compare(const Model *m, const Scheme *q, const int *ids, int T) {
+    ResidentCmp r = {0};
+    const Config *c = &m->c;
+    RunState s1, s2;
+    runstate_init(&s1, c, T, T);
+    runstate_init(&s2, c, T, T);
+    float **lo1 = xmalloc(c->n_layers * sizeof(float *)), **lo2 = xmalloc(c->n_layers * sizeof(float *));
+    for (int l = 0; l < c->n_layers; l++) { lo1[l] = xmalloc((size_t)T * c->dim * 4); lo2[l] = xmalloc((size_t)T * c->dim * 4); }
+    s1.layer_out = lo1; s2.layer_out = lo2;
+    int T1 = T / 2;
+    for (int call = 0; call < 2; call++) {
+        int p0 = call ? T1 : 0, n = call ? T - T1 : T1;
+        forward(m, &s1, q, ids + p0, n, p0, 0);
+        gpu_forward(m, &s2, q, ids + p0, n, p0, 0);
+        size_t nl = (size_t)n * c->vocab_size;
+        r.n += nl;
+        r.diff += bits_diff(s1.logits, s2.logits, nl, 4);
+        for (int t = 0; t < n; t++) {
+            const float *a = s2.logits + (size_t)t * c->vocab_size, *b = s1.logits + (size_t)t * c->vocab_size;
+            double mx = 0, md = 0;
+            for (int i = 0; i < c->vocab_size; i++) { mx = fmax(mx, fabs(b[i])); md = fmax(md, fabs((double)a[i] - b[i])); }
+            if (isnan(md) || (mx > 0 && md / mx > r.rel)) r.rel = isnan(md) ? INFINITY : md / mx;
+        }
+        if (call == 0)
+            for (int l = 0; l < c->n_layers; l++) { r.layer_n += (size_t)n * c->dim; r.layer_diff += bits_diff(lo1[l], lo2[l], (size_t)n * c->dim, 4); }
+        s1.layer_out = s2.layer_out = NULL;
+    }
+    for (int l = 0; l < c->n_layers; l++) { free(lo1[l]); free(lo2[l]); }
+    free(lo1); free(lo2);
+    runstate_free(&s1); runstate_free(&s2);
+    return r;
+}
+
+#else
+/* CPU-only builds: gpu_active() is 0, and these keep callers free of #ifdefs. */
+static void gpu_forward_release(void) {}
+static void gpu_run_free(void *dev) { (void)dev; }
+static const char *gpu_gemm_note(const Scheme *q) { (void)q; return ""; }
+static void gpu_ppl_rows(RunState *s, int rows, int V, const int *targets, int save_base, int compare, double *lp, int *arg, double *kld) {
+    (void)s; (void)rows; (void)V; (void)targets; (void)save_base; (void)compare; (void)lp; (void)arg; (void)kld;
+    fatal("internal: gpu_ppl_rows in a build without CUDA");
+}
+static void gpu_set_gemm(const char *name) {
+    if (strcmp(name, "auto") && strcmp(name, "model") && strcmp(name, "mma") && strcmp(name, "wgmma") && strcmp(name, "cublaslt"))
+        fatal("--gemm: expected auto, model, mma, wgmma or cublaslt, got '%s'", name);
+}
+#endif /* GPU_BUILD */
+
+/* ------------------------------------------------------------------------------------------ */
+/* 6. Commands: ppl, dump, generate, export, calibrate, stats, verify, tokenize, fp8, bench   */
+/* ------------------------------------------------------------------------------------------ */
+/* The backend of a run's forward passes: the GPU (CUDA build, Ada/Hopper GPU found, no --cpu), or
+ * the CPU emulation (runstate_init's default). */
+static void runstate_use_device(RunState *s) {
+#ifdef GPU_BUILD
+    if (gpu_active()) s->be = &gpu_backend;
+#endif
+    (void)s;
+}
+
+/* Common options of the commands that run a model. */
+typedef struct {
+    const char *model, *tokenizer, *text_file, *scheme, *protocol, *ids, *prompt, *out, *compare, *json, *scales_file;
+    int ctx, chunks, progress, synthetic, n_new, bos, special;
+    float temp;
+    unsigned long long seed;
+    SchemeOptions so;
+    /* calibrate */
+    int samples, seq;
+    const char *observer;
+    double percentile;
+} Options;
+
+static void options_parse(Options *o, int argc, char **argv, const char *cmd, const char *allowed, const char *usage_text) {
+    memset(o, 0, sizeof *o);
+    o->chunks = -1; o->n_new = 64; o->seed = 1; o->samples = 128; o->seq = 2048; o->percentile = 99.99;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { printf("usage: llama_fp8 %s %s\n", cmd, usage_text); exit(0); }
+        char pat[48];
+        snprintf(pat, sizeof pat, "%s ", a);
+        if (a[0] != '-' || !strstr(allowed, pat)) fatal("%s: unknown option '%s' (see llama_fp8 %s --help)", cmd, a, cmd);
+        /* flags without a value */
+        if (!strcmp(a, "--progress")) { o->progress = 1; continue; }
+        if (!strcmp(a, "--synthetic")) { o->synthetic = 1; continue; }
+        if (!strcmp(a, "--bos")) { o->bos = 1; continue; }
+        if (!strcmp(a, "--special")) { o->special = 1; continue; }
+        if (!strcmp(a, "--quant-lm-head")) { o->so.quant_lm_head = 1; continue; }
+        if (!strcmp(a, "--cpu")) { gpu_set_force_cpu(1); continue; }
+        if (i + 1 >= argc) fatal("%s: option %s needs a value", cmd, a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "-m")) o->model = v;
+        else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
+        else if (!strcmp(a, "-f")) o->text_file = v;
+        else if (!strcmp(a, "-q")) o->scheme = v;
+        else if (!strcmp(a, "--compare")) o->compare = v;
+        else if (!strcmp(a, "--json")) o->json = v;
+        else if (!strcmp(a, "--scales")) o->scales_file = v;
+        else if (!strcmp(a, "--protocol")) o->protocol = v;
+        else if (!strcmp(a, "--ids")) o->ids = v;
+        else if (!strcmp(a, "-p")) o->prompt = v;
+        else if (!strcmp(a, "-o")) o->out = v;
+        else if (!strcmp(a, "--act-format")) o->so.act_format = v;
+        else if (!strcmp(a, "--weight-format")) o->so.weight_format = v;
+        else if (!strcmp(a, "--weight-scale")) o->so.weight_scale = v;
+        else if (!strcmp(a, "--weight-arith")) o->so.weight_arith = v;
+        else if (!strcmp(a, "--kv")) o->so.kv = v;
+        else if (!strcmp(a, "--accum")) o->so.accum = v;
+        else if (!strcmp(a, "--gemm")) gpu_set_gemm(v);
+        else if (!strcmp(a, "--scale-ub")) { o->so.scale_ub = (float)parse_double_arg(a, v); if (!(o->so.scale_ub > 0)) fatal("--scale-ub must be > 0"); }
+        else if (!strcmp(a, "--ctx")) o->ctx = (int)parse_long_arg(a, v, 2, 1 << 20);
+        else if (!strcmp(a, "--chunks")) o->chunks = (int)parse_long_arg(a, v, 1, INT_MAX);
+        else if (!strcmp(a, "-n")) o->n_new = (int)parse_long_arg(a, v, 0, 1 << 20);
+        else if (!strcmp(a, "--temp")) { o->temp = (float)parse_double_arg(a, v); if (!(o->temp >= 0)) fatal("--temp must be >= 0"); }
+        else if (!strcmp(a, "--seed")) o->seed = (unsigned long long)parse_long_arg(a, v, 0, LONG_MAX);
+        else if (!strcmp(a, "--samples")) o->samples = (int)parse_long_arg(a, v, 1, 1 << 20);
+        else if (!strcmp(a, "--seq")) o->seq = (int)parse_long_arg(a, v, 2, 1 << 20);
+        else if (!strcmp(a, "--observer")) o->observer = v;
+        else if (!strcmp(a, "--percentile")) { o->percentile = parse_double_arg(a, v); if (!(o->percentile > 0 && o->percentile <= 100)) fatal("--percentile must be in (0, 100]"); }
+    }
+}
+#define SCHEME_OPTS "--cpu --gemm -q --act-format --weight-format --weight-scale --weight-arith --kv --accum --scale-ub --scales --quant-lm-head "
+#define SCHEME_HELP "  schemes (-q): fp32, bf16, fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8\n" \
+    "  --act-format e4m3|e5m2  --weight-format e4m3|e5m2  --weight-scale channel|tensor (fp8-w)  --weight-arith bf16|fp32\n" \
+    "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head\n" \
+    "  --cpu: run on the CPU emulation even when a CUDA build finds an Ada/Hopper GPU\n" \
+    "  --gemm auto|model|mma|wgmma|cublaslt: GPU GEMMs (auto: bit-exact model kernels, tensor cores for --accum hopper|ada|cublaslt|fast)"
+
+/* ---- static scales (written by calibrate) ---- */
+static ScaleSet *scales_load(const char *path, int n_layers) {
+    size_t len;
+    char *text = read_text_file(path, &len);
+    if (!text) fatal("%s: cannot read: %s", path, strerror(errno));
+    json j;
+    if (json_parse(&j, text, len) != 0) fatal("%s: invalid JSON: %s", path, j.err);
+    int fmt = json_get(&j, 0, "format");
+    if (fmt < 0 || !json_streq(&j, fmt, "llama_fp8 scales v1")) fatal("%s: not a llama_fp8 scales file (\"format\": \"llama_fp8 scales v1\")", path);
+    int acts = json_get(&j, 0, "activations"), layers = json_get(&j, acts, "layers"), kv = json_get(&j, 0, "kv");
+    if (layers < 0 || j.t[layers].type != J_ARR || j.t[layers].n != n_layers)
+        fatal("%s: activations.layers must list %d layers (the model's)", path, n_layers);
+    ScaleSet *s = xcalloc(1, sizeof *s);
+    s->n_layers = n_layers;
+    s->act = xcalloc(n_layers, sizeof *s->act);
+    s->k_amax = xcalloc(n_layers, sizeof(float));
+    s->v_amax = xcalloc(n_layers, sizeof(float));
+    s->source = xstrdup(path);
+    double v;
+    for (int l = 0, k = layers + 1; l < n_layers; l++, k = json_next(&j, k))
+        for (int site = 0; site < N_SITES; site++) {
+            if (json_number(&j, json_get(&j, k, site_names[site]), &v) != 0 || !(v > 0) || !isfinite(v))
+                fatal("%s: layer %d: \"%s\" must be a positive number", path, l, site_names[site]);
+            s->act[l][site] = (float)v;
+        }
+    if (json_number(&j, json_get(&j, acts, "lm_head"), &v) == 0 && v > 0 && isfinite(v)) s->lm_head = (float)v;
+    int ks = json_get(&j, kv, "k"), vs = json_get(&j, kv, "v");
+    if (ks < 0 || vs < 0 || j.t[ks].type != J_ARR || j.t[vs].type != J_ARR || j.t[ks].n != n_layers || j.t[vs].n != n_layers)
+        fatal("%s: kv.k and kv.v must list %d layers", path, n_layers);
+    for (int l = 0, a = ks + 1, b = vs + 1; l < n_layers; l++, a = json_next(&j, a), b = json_next(&j, b)) {
+        double x, y;
+        if (json_number(&j, a, &x) != 0 || json_number(&j, b, &y) != 0 || !(x > 0) || !(y > 0) || !isfinite(x) || !isfinite(y))
+            fatal("%s: kv scales of layer %d must be positive numbers", path, l);
+        s->k_amax[l] = (float)x; s->v_amax[l] = (float)y;
+    }
+    json_free(&j);
+    free(text);
+    return s;
+}
+
+static Model *open_model(const Options *o, const char *cmd) {
+    if (o->synthetic) return model_load("(synthetic)");
+    if (!o->model) fatal("%s: -m MODEL is required (a Hugging Face directory or a llama2.c .bin)", cmd);
+    return model_load(o->model);
+}
+
+/* Parses "1,2,3" into ids checked against the vocabulary. */
+static int parse_ids(const char *s, int vocab, int **out) {
+    int n = 0, cap = 16;
+    int *ids = xmalloc(cap * sizeof(int));
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v >= vocab) fatal("--ids: bad token id near '%.20s' (ids are integers in [0, %d))", p, vocab);
+        if (n == cap) ids = xrealloc(ids, (cap *= 2) * sizeof(int));
+        ids[n++] = (int)v;
+        p = end;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    if (!n) fatal("--ids: no token ids given");
+    *out = ids;
+    return n;
+}
+
+/* log p(target | row) in double: the row's log-softmax at target. */
+static double log_prob(const float *logits, int n, int target) {
+    int arg;
+    return emu_ppl_row(logits, NULL, n, target, &arg, NULL);
+}
+
+/* The synthetic run's "text": n_seq sequences of seq_len tokens, each BOS followed by tokens sampled
+ * from the synthetic model itself (temperature 1). Scored in chunks of seq_len, its perplexity is
+ * the model's own entropy rate — a self-contained smoke test that needs no data. */
+static int synthetic_tokens(const Model *m, int n_seq, int seq_len, int **out) {
+    Scheme qs = scheme_by_name("fp32");
+    const Scheme *q = &qs;
+    RunState s;
+    runstate_init(&s, &m->c, 1, seq_len);
+    int *ids = xmalloc((size_t)n_seq * seq_len * sizeof(int)), V = m->c.vocab_size;
+    uint64_t rng = 0x5DEECE66Dull;
+    for (int sq = 0; sq < n_seq; sq++) {
+        int *seq = ids + (size_t)sq * seq_len;
+        seq[0] = m->c.bos_id;
+        for (int t = 0; t + 1 < seq_len; t++) {
+            forward(m, &s, q, &seq[t], 1, t, 0);
+            float mx = s.logits[0];
+            for (int i = 1; i < V; i++) if (s.logits[i] > mx) mx = s.logits[i];
+            double sum = 0;
+            for (int i = 0; i < V; i++) sum += exp((double)s.logits[i] - mx);
+            double r = rng_uniform(&rng) * sum, acc = 0;
+            int next = V - 1;
+            for (int i = 0; i < V; i++) { acc += exp((double)s.logits[i] - mx); if (acc > r) { next = i; break; } }
+            seq[t + 1] = next;
+        }
+    }
+    runstate_free(&s);
+    *out = ids;
+    return n_seq * seq_len;
+}
+
+/* Per-scheme accumulators of a perplexity run. With --compare, every scheme after the first is
+ * also compared token by token with the first (llama.cpp --kl-divergence definitions). */
+typedef struct {
+    Scheme q;
+    double nll, nll2;                 /* Σ −log p(target), Σ (log p)² */
+    double dn, dn2, bn_dn;            /* paired with the base: Σ d, Σ d², Σ nll_base·d (d = nll − nll_base) */
+    double kld, kld2, dp2, dp, top1;  /* Σ KLD, Σ KLD², Σ Δp², Σ Δp, agreements of the argmax */
+    float *klds;                      /* per-token KLD, for percentiles */
+} PplStat;
+
+static int cmp_float(const void *a, const void *b) { float x = *(const float *)a, y = *(const float *)b; return (x > y) - (x < y); }
+static double percentile_sorted(const float *v, long long n, double p) {
+    double r = p / 100.0 * (double)(n - 1);
+    long long i = (long long)r;
+    return i + 1 < n ? v[i] + (r - i) * (v[i + 1] - v[i]) : v[n - 1];
+}
+
+/* The numbers of one scheme's table row. PPL = exp(mean nll), ± = PPL·sqrt(var(nll)/(N−1)) (llama.cpp).
+ * Against the base (row 0): ΔPPL = exp(mean nll_q) − exp(mean nll_b), ± from the paired covariance (delta
+ * method); KLD mean ± sd/sqrt(N−1); top-1 agreement p ± sqrt(p(1−p)/(N−1)); RMS Δp ± (delta method). */
+typedef struct {
+    double ppl, se, nll_mean;
+    double dppl, dppl_se, kld, kld_se, kld_p99, kld_max, kld_median, top1, top1_se, rms_dp, rms_dp_se;   /* rows > 0 */
+} PplRow;
+static PplRow ppl_row_summary(PplStat *st, int i, long long N) {
+    PplStat *S = &st[i];
+    PplRow r = {0};
+    double mq = S->nll / N, vq = S->nll2 / N - mq * mq, pq = exp(mq);
+    r.nll_mean = mq; r.ppl = pq;
+    r.se = N > 1 && vq > 0 ? pq * sqrt(vq / (N - 1)) : 0;
+    if (i == 0) return r;
+    double mb = st[0].nll / N, vb = st[0].nll2 / N - mb * mb, pb = exp(mb);
+    /* cov(nll_q, nll_b) = cov(nll_b + d, nll_b) = var_b + cov(nll_b, d) */
+    double md = S->dn / N, cov_bd = S->bn_dn / N - mb * md, cov_qb = vb + cov_bd;
+    double vdiff = (pq * pq * vq + pb * pb * vb - 2 * pq * pb * cov_qb) / (N - 1);
+    r.dppl = pq - pb; r.dppl_se = vdiff > 0 ? sqrt(vdiff) : 0;
+    double km = S->kld / N, kv = S->kld2 / N - km * km;
+    r.kld = km; r.kld_se = kv > 0 ? sqrt(kv / (N - 1)) : 0;
+    r.top1 = S->top1 / N; r.top1_se = sqrt(r.top1 * (1 - r.top1) / (N - 1));
+    double dpm = S->dp / N, dpv = S->dp2 / N - dpm * dpm;
+    r.rms_dp = sqrt(S->dp2 / N);
+    r.rms_dp_se = r.rms_dp > 0 && dpv > 0 ? sqrt(dpv / (N - 1)) : 0; /* first-order: sd(Δp)/sqrt(N-1) bounds it when mean Δp ≈ 0 */
+    qsort(S->klds, N, sizeof(float), cmp_float);
+    r.kld_p99 = percentile_sorted(S->klds, N, 99.0); r.kld_max = S->klds[N - 1]; r.kld_median = percentile_sorted(S->klds, N, 50.0);
+    return r;
+}
+/* ppl --json: the run and every scheme's row (written atomically). */
+static void ppl_write_json(const char *path, const char *model, const char *protocol, int ctx, int n_chunks, long long N,
+                           const PplStat *st, const PplRow *r, int ns) {
+    atomic_file af;
+    atomic_open(&af, path);
+    FILE *js = af.fp;
+    fprintf(js, "{\n  \"model\": \"%s\", \"protocol\": \"%s\", \"ctx\": %d, \"chunks\": %d, \"tokens_scored\": %lld,\n  \"schemes\": [\n", model, protocol, ctx, n_chunks, N);
+    for (int i = 0; i < ns; i++) {
+        fprintf(js, "%s    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f, \"nll_mean\": %.17g", i ? ",\n" : "", st[i].q.name, r[i].ppl, r[i].se, r[i].nll_mean);
+        if (i) fprintf(js, ", \"dppl\": %.6f, \"dppl_se\": %.6f, \"kld_mean\": %.8f, \"kld_se\": %.8f, "
+                       "\"kld_p99\": %.8f, \"kld_max\": %.8f, \"kld_median\": %.8f, \"top1_agree\": %.6f, \"top1_se\": %.6f, \"rms_dp\": %.8f, \"rms_dp_se\": %.8f",
+                       r[i].dppl, r[i].dppl_se, r[i].kld, r[i].kld_se, r[i].kld_p99, r[i].kld_max, r[i].kld_median, r[i].top1, r[i].top1_se, r[i].rms_dp, r[i].rms_dp_se);
+        fputc('}', js);
+    }
+    fprintf(js, "\n  ]\n}\n");
+    atomic_commit(&af);
+}
+
+static int cmd_ppl(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "ppl", "-m --tokenizer -f --protocol --ctx --chunks --progress --synthetic --compare --json " SCHEME_OPTS,
+                  "-m MODEL -f TEXT [--tokenizer FILE] [-q SCHEME | --compare S1,S2,...] [--protocol gptq|llamacpp] [--ctx N] [--chunks N] [--json FILE] [--progress]\n"
+                  "       llama_fp8 ppl --synthetic   (a built-in random model scoring text sampled from itself)\n"
+                  "  gptq (default): one BOS, non-overlapping chunks of --ctx (default 2048 or the model's maximum), every token scored.\n"
+                  "  llamacpp: llama.cpp's llama-perplexity: ctx 512, BOS overwrites each chunk's first token, second half scored.\n"
+                  "  --compare: every scheme on identical tokens; the first is the base of dPPL, KLD, top-1 agreement, RMS dp.\n" SCHEME_HELP);
+    const char *protocol = o.protocol ? o.protocol : "gptq";
+    int llamacpp = !strcmp(protocol, "llamacpp");
+    if (!llamacpp && strcmp(protocol, "gptq")) fatal("ppl: unknown --protocol '%s' (gptq or llamacpp)", protocol);
+    if (o.compare && o.scheme) fatal("ppl: give -q SCHEME or --compare LIST, not both");
+    if (!o.synthetic && !o.text_file) fatal("ppl: -f TEXT is required");
+    Model *m = open_model(&o, "ppl");
+    const Config *c = &m->c;
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+
+    /* the schemes */
+    char *list = xstrdup(o.compare ? o.compare : o.scheme ? o.scheme : m->quant.present ? "checkpoint" : "bf16");
+    int ns = 0;
+    PplStat *st = NULL;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        st = xrealloc(st, (ns + 1) * sizeof *st);
+        memset(&st[ns], 0, sizeof *st);
+        st[ns++].q = scheme_for_model(m, tok, "bf16", &o.so);
+    }
+    if (!ns) fatal("ppl: --compare needs at least one scheme");
+
+    int ctx = o.ctx ? o.ctx : o.synthetic ? 256 : llamacpp ? 512 : 2048;
+    const char *ctx_note = o.ctx ? "" : o.synthetic ? " (synthetic default)" : llamacpp ? " (llama.cpp default)" : " (default)";
+    if (!o.ctx && ctx > c->max_seq_len) { ctx = c->max_seq_len; ctx_note = " (the model's maximum context)"; }
+    if (ctx > c->max_seq_len) fatal("ppl: --ctx %d exceeds the model's maximum context %d", ctx, c->max_seq_len);
+
+    /* tokens */
+    int *ids = NULL, n_tok;
+    size_t text_bytes = 0;
+    if (o.synthetic) {
+        printf("synthetic run: a random tiny Llama built in (no model file), scoring 4 x %d tokens it sampled itself\n", ctx);
+        n_tok = synthetic_tokens(m, 4, ctx, &ids);
+    } else {
+        char *text = read_text_file(o.text_file, &text_bytes);
+        if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
+        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+        if (tokenizer_vocab_size(tk) > c->vocab_size)
+            fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
+        n_tok = tokenizer_encode(tk, text, text_bytes, 1, 0, &ids);
+        tokenizer_free(tk);
+        free(text);
+    }
+    int n_chunks = n_tok / ctx;
+    if (n_chunks < 1) fatal("ppl: the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", n_tok, ctx);
+    if (o.chunks > 0 && o.chunks < n_chunks) n_chunks = o.chunks;
+    int first = llamacpp ? ctx / 2 : 0;            /* first logit row scored in each chunk */
+    int per_chunk = ctx - 1 - first;
+    long long n_scored = (long long)n_chunks * per_chunk;
+
+    model_describe(m, stdout);
+    printf("ppl: protocol %s, ctx %d%s, device %s, scheme%s", protocol, ctx, ctx_note, device_description(), ns > 1 ? "s" : "");
+    for (int i = 0; i < ns; i++) printf("%s%s%s", i ? ", " : " ", st[i].q.name, gpu_gemm_note(&st[i].q));
+    printf("\n");
+    if (o.synthetic) printf("text: (sampled) %d tokens\n", n_tok);
+    else printf("text: %s, %zu bytes, %d tokens with BOS\n", o.text_file, text_bytes, n_tok);
+    printf("scoring %d chunks x %d tokens = %lld predictions\n", n_chunks, per_chunk, n_scored);
+    fflush(stdout);
+
+    RunState s;
+    runstate_init(&s, c, ctx, ctx);
+    runstate_use_device(&s);
+    for (int i = 1; i < ns; i++) st[i].klds = xmalloc(n_scored * sizeof(float));
+    size_t V = c->vocab_size;
+    int dev_stats = gpu_active();   /* on the GPU the logits stay there: per-row log p, argmax, KLD come back */
+    float *base = ns > 1 && !dev_stats ? xmalloc((size_t)per_chunk * V * sizeof(float)) : NULL;  /* the base scheme's logits of one chunk */
+    double *base_nll = xmalloc(per_chunk * sizeof(double));
+    int *base_arg = xmalloc(per_chunk * sizeof(int));
+    double *dlp = xmalloc(per_chunk * sizeof(double)), *dkl = xmalloc(per_chunk * sizeof(double));
+    int *darg = xmalloc(per_chunk * sizeof(int));
+    s.logits_on_device = dev_stats;
+    int *chunk = xmalloc(ctx * sizeof(int));
+    int show = o.progress || isatty(2);
+    double t0 = now_seconds();
+    for (int ch = 0; ch < n_chunks; ch++) {
+        memcpy(chunk, ids + (size_t)ch * ctx, ctx * sizeof(int));
+        if (llamacpp) chunk[0] = c->bos_id;      /* llama.cpp overwrites each chunk's first token */
+        const int *target = ids + (size_t)ch * ctx + 1;
+        for (int si = 0; si < ns; si++) {
+            PplStat *S = &st[si];
+            forward(model_for_scheme(m, &S->q), &s, &S->q, chunk, ctx, 0, first);
+            if (dev_stats) gpu_ppl_rows(&s, per_chunk, (int)V, target + first, si == 0 && ns > 1, si > 0, dlp, darg, dkl);
+            double nll = 0, nll2 = 0, dn = 0, dn2 = 0, bn_dn = 0, kld = 0, kld2 = 0, dp = 0, dp2 = 0, top1 = 0;
+            long long off = (long long)ch * per_chunk;
+            #pragma omp parallel for reduction(+ : nll, nll2, dn, dn2, bn_dn, kld, kld2, dp, dp2, top1) schedule(static)
+            for (int j = 0; j < per_chunk; j++) {
+                double lpq, k = 0;   /* log p(target), KLD(base || this scheme) */
+                int aq;
+                if (dev_stats) { lpq = dlp[j]; aq = darg[j]; k = dkl[j]; }
+                else lpq = emu_ppl_row(s.logits + (size_t)j * V, si ? base + (size_t)j * V : NULL, (long)V, target[first + j], &aq, &k);
+                nll += -lpq; nll2 += lpq * lpq;
+                if (si == 0) { base_nll[j] = -lpq; base_arg[j] = aq; continue; }
+                int ab = base_arg[j];
+                double d = -lpq - base_nll[j], dpi = exp(lpq) - exp(-base_nll[j]);
+                dn += d; dn2 += d * d; bn_dn += base_nll[j] * d;
+                kld += k; kld2 += k * k; dp += dpi; dp2 += dpi * dpi; top1 += aq == ab;
+                S->klds[off + j] = (float)k;
+            }
+            S->nll += nll; S->nll2 += nll2; S->dn += dn; S->dn2 += dn2; S->bn_dn += bn_dn;
+            S->kld += kld; S->kld2 += kld2; S->dp += dp; S->dp2 += dp2; S->top1 += top1;
+            if (si == 0 && base && !dev_stats) memcpy(base, s.logits, (size_t)per_chunk * V * sizeof(float));
+        }
+        long long count = (long long)(ch + 1) * per_chunk;
+        double el = now_seconds() - t0, tps = (double)(ch + 1) * ctx * ns / el;
+        if (llamacpp && ns == 1) { printf("[%d]%.4f,", ch + 1, exp(st[0].nll / count)); fflush(stdout); }
+        if (show) fprintf(stderr, "\rchunk %d/%d  %.1f tok/s  ETA %.0f s   ", ch + 1, n_chunks, tps, (n_chunks - ch - 1) * (double)ctx * ns / tps);
+    }
+    double el = now_seconds() - t0;
+    if (show) fputc('\n', stderr);
+    if (llamacpp && ns == 1) printf("\n");
+    long long N = n_scored;
+    PplRow *r = xmalloc(ns * sizeof *r);
+    for (int i = 0; i < ns; i++) r[i] = ppl_row_summary(st, i, N);
+    if (llamacpp) printf("Final estimate: PPL = %.4f +/- %.5f\n", r[0].ppl, r[0].se);
+    if (ns == 1)
+        printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored in %d chunks of %d; %.1f tok/s, %.2f s, peak RSS %.0f MB%s)\n",
+               r[0].ppl, r[0].se, st[0].q.name, N, n_chunks, ctx, (double)n_chunks * ctx / el, el, peak_rss_mb(), prepared_note());
+    else {
+        printf("\n%-28s %-20s %-22s %-23s %-10s %-10s %-17s %s\n", "scheme", "PPL", "dPPL vs base", "mean KLD", "KLD p99", "KLD max", "top-1 agree %", "RMS dp %");
+        printf("%-28s %8.4f +/- %-7.4f %-22s %-23s %-10s %-10s %-17s %s\n", st[0].q.name, r[0].ppl, r[0].se, "(base)", "-", "-", "-", "-", "-");
+        for (int i = 1; i < ns; i++) {
+            char b1[40], b2[40], b3[40], b4[40];
+            snprintf(b1, sizeof b1, "%+.4f +/- %.4f", r[i].dppl, r[i].dppl_se);
+            snprintf(b2, sizeof b2, "%.6f +/- %.6f", r[i].kld, r[i].kld_se);
+            snprintf(b3, sizeof b3, "%.3f +/- %.3f", 100 * r[i].top1, 100 * r[i].top1_se);
+            snprintf(b4, sizeof b4, "%.3f +/- %.3f", 100 * r[i].rms_dp, 100 * r[i].rms_dp_se);
+            printf("%-28s %8.4f +/- %-7.4f %-22s %-23s %-10.6f %-10.6f %-17s %s\n", st[i].q.name, r[i].ppl, r[i].se, b1, b2, r[i].kld_p99, r[i].kld_max, b3, b4);
+        }
+        printf("(%lld tokens scored per scheme in %d chunks of %d; %d schemes in %.2f s, %.1f tok/s, peak RSS %.0f MB%s)\n", N, n_chunks, ctx, ns, el, (double)n_chunks * ctx * ns / el, peak_rss_mb(), prepared_note());
+    }
+    if (o.json) {
+        ppl_write_json(o.json, m->path, protocol, ctx, n_chunks, N, st, r, ns);
+        printf("wrote %s\n", o.json);
+    }
+    free(r);
+    for (int i = 0; i < ns; i++) free(st[i].klds);
+    free(st); free(list); free(base); free(base_nll); free(base_arg); free(dlp); free(dkl); free(darg); free(chunk); free(ids);
+    runstate_free(&s);
+    gpu_forward_release();
+    model_free(m);
+    return 0;
+}
+
+/* NumPy .npy (format 1.0): little-endian float32, C order. Written atomically. */
+static void write_npy(const char *path, const float *data, int rows, int cols) {
+    char hdr[128];
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
+    int total = (10 + n + 1 + 63) / 64 * 64;
+    int hlen = total - 10;
+    atomic_file a;
+    atomic_open(&a, path);
+    fwrite("\x93NUMPY\x01\x00", 1, 8, a.fp);
+    fputc(hlen & 255, a.fp); fputc(hlen >> 8, a.fp);
+    fwrite(hdr, 1, n, a.fp);
+    for (int i = n; i < hlen - 1; i++) fputc(' ', a.fp);
+    fputc('\n', a.fp);
+    fwrite(data, sizeof(float), (size_t)rows * cols, a.fp);
+    atomic_commit(&a);
+}
+
+static int cmd_dump(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "dump", "-m --tokenizer --ids -p -o --synthetic " SCHEME_OPTS,
+                  "-m MODEL (--ids \"128000,9906,1917\" | -p TEXT) -o DIR [-q fp32|bf16] [--tokenizer FILE]\n"
+                  "  writes DIR/logits.npy (float32 [tokens, vocab]) and DIR/layer_XX.npy (residual stream after layer XX, [tokens, dim])\n" SCHEME_HELP);
+    if (!o.out) fatal("dump: -o DIR is required");
+    if (!o.ids == !o.prompt) fatal("dump: give exactly one of --ids and -p");
+    Model *m = open_model(&o, "dump");
+    const Config *c = &m->c;
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+    Scheme qs = scheme_for_model(m, o.scheme, "fp32", &o.so);
+    const Scheme *q = &qs;
+    int *ids, T;
+    if (o.ids) T = parse_ids(o.ids, c->vocab_size, &ids);
+    else {
+        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+        T = tokenizer_encode(tk, o.prompt, strlen(o.prompt), 1, 0, &ids);
+        tokenizer_free(tk);
+    }
+    if (T > c->max_seq_len) fatal("dump: %d tokens exceed the model's maximum context %d", T, c->max_seq_len);
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("dump: cannot create %s: %s", o.out, strerror(errno));
+    const Model *mq = model_for_scheme(m, q);
+    RunState s;
+    runstate_init(&s, c, T, T);
+    runstate_use_device(&s);
+    s.layer_out = xmalloc(c->n_layers * sizeof(float *));
+    for (int l = 0; l < c->n_layers; l++) s.layer_out[l] = xmalloc((size_t)T * c->dim * sizeof(float));
+    forward(mq, &s, q, ids, T, 0, 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/logits.npy", o.out);
+    write_npy(path, s.logits, T, c->vocab_size);
+    for (int l = 0; l < c->n_layers; l++) {
+        snprintf(path, sizeof path, "%s/layer_%02d.npy", o.out, l);
+        write_npy(path, s.layer_out[l], T, c->dim);
+        free(s.layer_out[l]);
+    }
+    free(s.layer_out);
+    printf("dump: %d tokens, scheme %s: %s/logits.npy [%d, %d] and %d layer_XX.npy [%d, %d]\n", T, q->name, o.out, T, c->vocab_size, c->n_layers, T, c->dim);
+    free(ids);
+    runstate_free(&s);
+    gpu_forward_release();
+    model_free(m);
+    return 0;
+}
+
+static int cmd_generate(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "generate", "-m --tokenizer -p -n --temp --seed " SCHEME_OPTS,
+                  "-m MODEL [--tokenizer FILE] [-p PROMPT] [-n NEW_TOKENS (64)] [--temp T (0 = greedy)] [--seed S] [-q fp32|bf16]\n"
+                  "  starts from BOS + PROMPT; greedy decoding takes the first maximal logit, as llama2.c does\n" SCHEME_HELP);
+    Model *m = open_model(&o, "generate");
+    const Config *c = &m->c;
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+    Scheme qs = scheme_for_model(m, o.scheme, "fp32", &o.so);
+    const Scheme *q = &qs;
+    tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+    int *ids;
+    const char *prompt = o.prompt ? o.prompt : "";
+    int np = tokenizer_encode(tk, prompt, strlen(prompt), 1, 0, &ids);
+    int total = np + o.n_new;
+    if (total > c->max_seq_len) total = c->max_seq_len;
+    if (np >= total && o.n_new > 0) fatal("generate: the prompt (%d tokens) fills the model's context %d", np, c->max_seq_len);
+    ids = xrealloc(ids, (size_t)(total + 1) * sizeof(int));
+    const Model *mq = model_for_scheme(m, q);
+    RunState s;
+    runstate_init(&s, c, np, total);
+    runstate_use_device(&s);
+    /* llama2.c models delimit stories with BOS; Hugging Face models stop at eos_token_id */
+    int stop = !strcmp(m->format, "llama2.c") ? c->bos_id : c->eos_id;
+    uint64_t rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int i = 0; i < np; i++) {  /* echo the prompt */
+        size_t len;
+        const char *p = tokenizer_decode(tk, i ? ids[i - 1] : -1, ids[i], &len);
+        if (i) fwrite(p, 1, len, stdout);
+    }
+    double t0 = now_seconds();
+    int pos = 0, n_gen = 0;
+    forward(mq, &s, q, ids, np, 0, np - 1);
+    pos = np;
+    while (pos < total) {
+        const float *lg = s.logits;
+        int next = 0;
+        if (o.temp == 0) {
+            for (int i = 1; i < c->vocab_size; i++) if (lg[i] > lg[next]) next = i;
+        } else {
+            float mx = lg[0];
+            for (int i = 1; i < c->vocab_size; i++) if (lg[i] > mx) mx = lg[i];
+            double sum = 0;
+            for (int i = 0; i < c->vocab_size; i++) sum += exp(((double)lg[i] - mx) / o.temp);
+            double r = rng_uniform(&rng) * sum, acc = 0;
+            next = c->vocab_size - 1;
+            for (int i = 0; i < c->vocab_size; i++) { acc += exp(((double)lg[i] - mx) / o.temp); if (acc > r) { next = i; break; } }
+        }
+        if (next == stop) break;
+        size_t len;
+        const char *p = tokenizer_decode(tk, ids[pos - 1], next, &len);
+        fwrite(p, 1, len, stdout);
+        fflush(stdout);
+        ids[pos] = next;
+        n_gen++;
+        if (pos + 1 >= total) break;
+        forward(mq, &s, q, &ids[pos], 1, pos, 0);
+        pos++;
+    }
+    printf("\n");
+    double el = now_seconds() - t0;
+    fprintf(stderr, "generate: %d tokens, %.1f tok/s (scheme %s)\n", n_gen, el > 0 ? n_gen / el : 0.0, q->name);
+    free(ids);
+    runstate_free(&s);
+    tokenizer_free(tk);
+    model_free(m);
+    return 0;
+}
+/* ---- llama_fp8 export: a compressed-tensors FP8 checkpoint that vLLM loads ---- */
+/* Writes DIR/config.json (the model's config + quantization_config) and DIR/model.safetensors with,
+ * per quantized Linear X: X.weight F8_E4M3 [N, K], X.weight_scale [N, 1] (channel) or [1] (tensor)
+ * in BF16 (the bf16 model's scales are bf16 values), X.input_scale [1] BF16 for static activations,
+ * self_attn.k_scale / v_scale [1] BF16 with --kv; everything else BF16. The
+ * bytes are exactly those the scheme runs with, so export → load → run gives identical logits. */
+typedef struct {
+    const Model *m;
+    const Scheme *q;
+    const st_entry *e;
+    int *what;     /* per entry: 0 bf16 copy of a tensor, 1 fp8 weight, 2 weight scale, 3 input scale,
+                      4 k scale, 5 v scale, 6 norm vector */
+    const Tensor **t;
+    const float **vec;  /* norm vectors */
+    int *layer, *site;
+    uint8_t *qbuf;
+    float *sbuf;
+} export_ctx;
+static void export_fill(void *vctx, int i, void *buf, size_t nbytes) {
+    export_ctx *x = vctx;
+    const Scheme *q = x->q;
+    const Tensor *t = x->t[i];
+    switch (x->what[i]) {
+    case 0: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(tensor_get(t, k)); break; }
+    case 6: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(x->vec[i][k]); break; }
+    case 1: quant_weight(buf, x->sbuf, t, q->wfmt, q->wgran, q->bf16_arith); break;
+    case 2: {
+        quant_weight(x->qbuf, x->sbuf, t, q->wfmt, q->wgran, q->bf16_arith);
+        size_t n = q->wgran == GRAN_TENSOR ? 1 : (size_t)t->rows;
+        if (q->bf16_arith) for (size_t k = 0; k < n; k++) ((uint16_t *)buf)[k] = bf16_from_float(x->sbuf[k]);
+        else memcpy(buf, x->sbuf, n * sizeof(float));
+        break;
+    }
+    case 3: case 4: case 5: { /* bf16 values (static_scale), stored as BF16 [1] */
+        int l = x->layer[i], site = x->site[i];
+        float v = x->what[i] == 4 ? static_scale(q, q->scales->k_amax[l], q->kv)
+                : x->what[i] == 5 ? static_scale(q, q->scales->v_amax[l], q->kv)
+                : static_scale(q, l < 0 ? q->scales->lm_head : q->scales->act[l][site], q->afmt);
+        ((uint16_t *)buf)[0] = bf16_from_float(v);
+        break;
+    }
+    }
+}
+
+static int cmd_export(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "export", "-m -o " SCHEME_OPTS,
+                  "-m MODEL -q w8a8|w8a8-static|fp8-w [--scales FILE] [--kv fp8-e4m3] [--weight-arith bf16|fp32] [--quant-lm-head] -o DIR\n"
+                  "  writes a compressed-tensors (llm-compressor format) FP8 checkpoint that vLLM loads");
+    if (!o.out) fatal("export: -o DIR is required");
+    if (!o.scheme) fatal("export: -q SCHEME is required (w8a8, w8a8-static or fp8-w)");
+    Model *m = open_model(&o, "export");
+    const Config *c = &m->c;
+    if (m->quant.present) fatal("export: %s is already quantized", m->path);
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+    Scheme q = scheme_make(o.scheme, &o.so);
+    if (q.kind != SCHEME_W8A8 && q.kind != SCHEME_W8A8_STATIC && q.kind != SCHEME_FP8_W)
+        fatal("export: scheme %s has no compressed-tensors export here (w8a8, w8a8-static, fp8-w)", q.name);
+    if (q.wfmt != EMU_E4M3 || q.afmt != EMU_E4M3) fatal("export: compressed-tensors FP8 checkpoints hold E4M3 only");
+    if (q.kv != EMU_F32 && q.kv != EMU_E4M3) fatal("export: the KV cache scheme must be fp8-e4m3");
+    if (q.kv != EMU_F32 && !q.scales) fatal("export: --kv needs calibrated K/V scales (--scales)");
+    if (!q.bf16_arith) fatal("export: a compressed-tensors checkpoint of a bf16 model holds bf16 scales: --weight-arith fp32 cannot be exported faithfully");
+    const Model *mb = model_for_scheme(m, &q);
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("export: cannot create %s: %s", o.out, strerror(errno));
+
+    int cap = 8 + c->n_layers * 32, n = 0;
+    st_entry *e = xcalloc(cap, sizeof *e);
+    export_ctx x = {mb, &q, e, xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)),
+                    xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(int)), NULL, NULL};
+    emu_dtype sdt = EMU_BF16;
+#define ENTRY(nm, dt, nd, s0, s1, wh, tt) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
+        e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.what[n] = wh; x.t[n] = tt; n++; } while (0)
+    char nm[160];
+    size_t maxnk = 0;
+    ENTRY("model.embed_tokens.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->tok_embeddings);
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &mb->layers[l];
+        const Tensor *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        static const char *const names[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+        static const int sites[7] = {SITE_QKV, SITE_QKV, SITE_QKV, SITE_O, SITE_GATEUP, SITE_GATEUP, SITE_DOWN};
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->attn_norm;
+        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+        ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->ffn_norm;
+        for (int w = 0; w < 7; w++) {
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, names[w]);
+            ENTRY(nm, EMU_E4M3, 2, ws[w]->rows, ws[w]->cols, 1, ws[w]);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, names[w]);
+            if (q.wgran == GRAN_TENSOR) ENTRY(nm, sdt, 1, 1, 0, 2, ws[w]);
+            else ENTRY(nm, sdt, 2, ws[w]->rows, 1, 2, ws[w]);
+            if (q.amode == AMODE_TENSOR_STATIC) {
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.input_scale", l, names[w]);
+                ENTRY(nm, EMU_BF16, 1, 1, 0, 3, NULL); x.layer[n - 1] = l; x.site[n - 1] = sites[w];
+            }
+            size_t nk = (size_t)ws[w]->rows * ws[w]->cols;
+            if (nk > maxnk) maxnk = nk;
+        }
+        if (q.kv != EMU_F32) {
+            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_scale", l);
+            ENTRY(nm, EMU_BF16, 1, 1, 0, 4, NULL); x.layer[n - 1] = l;
+            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.v_scale", l);
+            ENTRY(nm, EMU_BF16, 1, 1, 0, 5, NULL); x.layer[n - 1] = l;
+        }
+    }
+    ENTRY("model.norm.weight", EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = mb->final_norm;
+    if (!c->tied_embeddings) {
+        if (q.quant_lm_head) {
+            ENTRY("lm_head.weight", EMU_E4M3, 2, c->vocab_size, c->dim, 1, &mb->lm_head);
+            if (q.wgran == GRAN_TENSOR) ENTRY("lm_head.weight_scale", sdt, 1, 1, 0, 2, &mb->lm_head);
+            else ENTRY("lm_head.weight_scale", sdt, 2, c->vocab_size, 1, 2, &mb->lm_head);
+            if (q.amode == AMODE_TENSOR_STATIC) { ENTRY("lm_head.input_scale", EMU_BF16, 1, 1, 0, 3, NULL); x.layer[n - 1] = -1; }
+            if ((size_t)c->vocab_size * c->dim > maxnk) maxnk = (size_t)c->vocab_size * c->dim;
+        } else {
+            ENTRY("lm_head.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->lm_head);
+        }
+    } else if (q.quant_lm_head) fatal("export: --quant-lm-head with tied embeddings is not supported");
+#undef ENTRY
+    x.qbuf = xmalloc(maxnk);
+    x.sbuf = xmalloc(((size_t)c->vocab_size + maxnk / EMU_BLOCK + 1) * sizeof(float));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", o.out);
+    double t0 = now_seconds();
+    safetensors_write(path, e, n, "{\"format\":\"pt\"}", export_fill, &x);
+
+    /* quantization_config, as llm-compressor writes it */
+    char qc[2048];
+    const char *wstrat = q.wgran == GRAN_TENSOR ? "tensor" : "channel";
+    char acts[256] = "null";
+    if (q.amode == AMODE_TOKEN) snprintf(acts, sizeof acts, "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"token\", \"symmetric\": true, \"dynamic\": true}");
+    if (q.amode == AMODE_TENSOR_STATIC) snprintf(acts, sizeof acts, "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"tensor\", \"symmetric\": true, \"dynamic\": false, \"observer\": \"minmax\"}");
+    snprintf(qc, sizeof qc,
+             "  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \"float-quantized\",\n"
+             "    \"quantization_status\": \"compressed\",\n    \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"],\n"
+             "      \"weights\": {\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"%s\", \"symmetric\": true, \"dynamic\": false, \"observer\": \"minmax\"},\n"
+             "      \"input_activations\": %s}},\n    \"ignore\": [%s],\n    \"kv_cache_scheme\": %s\n  }",
+             wstrat, acts, q.quant_lm_head ? "" : "\"lm_head\"",
+             q.kv != EMU_F32 ? "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"tensor\", \"symmetric\": true, \"dynamic\": false}" : "null");
+    snprintf(path, sizeof path, "%s/config.json", o.out);
+    write_hf_config(path, c, qc);
+    printf("export: %s: %s as compressed-tensors (%d tensors, %.1f s)\n", o.out, q.name, n, now_seconds() - t0);
+    free(e); free(x.what); free(x.t); free(x.vec); free(x.layer); free(x.site); free(x.qbuf); free(x.sbuf);
+    model_free(m);
+    return 0;
+}
+
+/* ---- Activation observers (static scales), as llm-compressor computes them ----
+ * Every (layer, site) has one observer; one calibration window = one batch. Per batch the observer
+ * sees the full-precision input of the Linear(s) (quantize_act) and updates its state; the scale
+ * written is absmax / fmax, absmax = max(−min, max) of the final state (min clamped ≤ 0, max ≥ 0, as
+ * compressed_tensors.calculate_qparams does for symmetric scales). Sources: vllm-project/llm-compressor
+ * src/llmcompressor/observers/min_max.py @ 05d780a1 and mse.py @ 04a18de6.
+ *   minmax      running min / max over all batches (compressed-tensors "static_minmax"): absmax is
+ *               the running max of the per-batch absmax.
+ *   ema         llm-compressor "minmax": min and max each a moving average, first batch initialises,
+ *               r ← r + 0.01·(cur − r), in fp32.
+ *   mse         llm-compressor "mse" (MovingAverageMSEObserver): per batch, grid over shrink factors
+ *               p = 1 − i/100, i = 0..19 (1.00 .. 0.81); candidate scale s = fp32(p)·absmax / 448;
+ *               err = Σ |fakeq(x) − x|^2.4 with fakeq(x) = fp8(clamp(x / s, ±448))·s; the first
+ *               strictly smaller err wins; stop after 5 candidates without improvement. The chosen
+ *               p·min / p·max then enter the same moving average as ema.
+ *   percentile  not in llm-compressor: the q-th percentile of |x| of each batch (linear interpolation
+ *               between order statistics, numpy's default), running max over batches.
+ * Arithmetic: fp32 as in the tool on an fp32 tensor (it runs in the model dtype, bf16 for a bf16
+ * model: our observer state is fp32, a documented difference); |d|^2.4 in fp32, Σ err in double (the tool
+ * sums fp32). */
+typedef enum { OBS_MINMAX, OBS_EMA, OBS_MSE, OBS_PERCENTILE } obs_kind;
+static const char *const obs_names[] = {"minmax", "ema", "mse", "percentile"};
+typedef struct { float mn, mx; int seen; } ObsState;
+
+static float obs_percentile_abs(const float *x, size_t n, double pct) {
+    float *a = xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) a[i] = fabsf(x[i]);
+    qsort(a, n, sizeof(float), cmp_float);
+    float r = (float)percentile_sorted(a, (long long)n, pct);
+    free(a);
+    return r;
+}
+/* fp8(y) decoded, for |y| ≤ fmax (already clamped): round to the FP8 grid near y, ties to even. The
+ * grid step is 2^(e − m) for e = the exponent of y (2^(emin − m) in the subnormal range); y / step
+ * and back are exact power-of-two scalings, so rintf (RNE) is the only rounding — the same value as
+ * emu_fp8_decode(emu_fp8_encode(y)), ~10x faster (tests/test_calib_observers.c compares them). */
+static inline float fp8_round_fast(float y, emu_dtype fmt) {
+    int m = fmt == EMU_E4M3 ? 3 : 2, emin = fmt == EMU_E4M3 ? -6 : -14, e;
+    if (y == 0) return y;
+    frexpf(y, &e);
+    e -= 1;                          /* |y| in [2^e, 2^(e+1)) */
+    if (e < emin) e = emin;
+    return ldexpf(rintf(ldexpf(y, m - e)), e - m);
+}
+/* Σ |fakeq(x) − x|^2.4 for the candidate scale s (E4M3 or E5M2 per fmt). |d|^2.4 in fp32 (powf, as
+ * torch's pow_ on an fp32 tensor); the sum in double over 64 fixed slices added in order, so the
+ * result does not depend on the number of threads. */
+static double obs_fakeq_err(const float *x, size_t n, float s, emu_dtype fmt) {
+    enum { SLICES = 64 };
+    float fmax = emu_fmax(fmt);
+    double part[SLICES];
+    #pragma omp parallel for schedule(static)
+    for (int sl = 0; sl < SLICES; sl++) {
+        size_t i0 = n * sl / SLICES, i1 = n * (sl + 1) / SLICES;
+        double e = 0;
+        for (size_t i = i0; i < i1; i++) {
+            float y = fminf(fmaxf(x[i] / s, -fmax), fmax);
+            float d = fp8_round_fast(y, fmt) * s - x[i];
+            e += powf(fabsf(d), 2.4f);
+        }
+        part[sl] = e;
+    }
+    double err = 0;
+    for (int sl = 0; sl < SLICES; sl++) err += part[sl];
+    return err;
+}
+/* One batch (rows × cols values) into an observer. */
+static void obs_update(ObsState *o, obs_kind kind, double pct, emu_dtype fmt, const float *x, size_t n) {
+    float mn = INFINITY, mx = -INFINITY;
+    for (size_t i = 0; i < n; i++) { mn = fminf(mn, x[i]); mx = fmaxf(mx, x[i]); }
+    if (n == 0) return;
+    if (kind == OBS_PERCENTILE) {
+        float p = obs_percentile_abs(x, n, pct);
+        mn = -p; mx = p;
+    }
+    if (kind == OBS_MSE) {
+        float amax = fmaxf(fabsf(fminf(mn, 0)), fmaxf(mx, 0));
+        double best = DBL_MAX;
+        float bmn = 1, bmx = 0;  /* the tool's initial values (kept only if no candidate is finite) */
+        int no_improve = 0;
+        for (int i = 0; i < 20; i++) {
+            float p = (float)(1.0 - i / 100.0);
+            float smn = p * mn, smx = p * mx;
+            float s = fmaxf(fabsf(fminf(smn, 0)), fmaxf(smx, 0)) / emu_fmax(fmt);
+            if (s == 0) s = FLT_EPSILON;  /* calculate_qparams: zero scale → dtype eps */
+            (void)amax;
+            double err = obs_fakeq_err(x, n, s, fmt);
+            if (err < best) { best = err; bmn = smn; bmx = smx; no_improve = 0; }
+            else if (++no_improve >= 5) break;
+        }
+        mn = bmn; mx = bmx;
+    }
+    if (!o->seen) { o->mn = mn; o->mx = mx; o->seen = 1; return; }
+    if (kind == OBS_EMA || kind == OBS_MSE) {
+        o->mn = o->mn + 0.01f * (mn - o->mn);
+        o->mx = o->mx + 0.01f * (mx - o->mx);
+    } else {
+        o->mn = fminf(o->mn, mn); o->mx = fmaxf(o->mx, mx);
+    }
+}
+static float obs_absmax(const ObsState *o) { return o->seen ? fmaxf(-fminf(o->mn, 0), fmaxf(o->mx, 0)) : 0.0f; }
+
+typedef struct {
+    int n_layers;
+    obs_kind kind; double pct; emu_dtype fmt;
+    ObsState *st;  /* (n_layers + 1, N_OBS_SITES); row n_layers = the lm_head input (layer −1) */
+} Calib;
+static void calib_observe(void *ctx, int layer, int site, const float *x, int rows, int cols) {
+    Calib *c = ctx;
+    int l = layer < 0 ? c->n_layers : layer;
+    obs_update(&c->st[(size_t)l * N_OBS_SITES + site], c->kind, c->pct, c->fmt, x, (size_t)rows * cols);
+}
+
+/* ---- Sampling the calibration windows ----
+ * The text is tokenized once without BOS (n tokens). A window is BOS followed by seq − 1 consecutive
+ * text tokens, as an llm-compressor calibration sample starts with BOS. Windows never overlap: with
+ * L = seq − 1, the text holds S = n / L slots; an offset o = r0 mod (n − S·L + 1) shifts the grid,
+ * slot j covers text tokens o + j·L .. o + j·L + L − 1, and a seeded Fisher–Yates shuffle of 0..S−1
+ * (for i = S−1 down to 1: swap(i, r mod (i + 1))) takes its first `samples` slots in order. r0, r, ...
+ * are successive splitmix64 outputs seeded with --seed. samples > S is an error. */
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* Start offsets (in text tokens) of the windows; returns the number of slots S. */
+static int calib_windows(int n_text, int seq, int samples, uint64_t seed, int *starts) {
+    int L = seq - 1, S = n_text / L;
+    if (S < 1) fatal("calibrate: the text has %d tokens, fewer than one window of --seq %d (BOS + %d tokens)", n_text, seq, L);
+    if (samples > S) fatal("calibrate: --samples %d non-overlapping windows of %d tokens need %lld text tokens, the text has %d (at most %d samples)",
+                           samples, L, (long long)samples * L, n_text, S);
+    uint64_t r = seed;
+    int off = (int)(splitmix64(&r) % (uint64_t)(n_text - (long long)S * L + 1));
+    int *slot = xmalloc(S * sizeof(int));
+    for (int i = 0; i < S; i++) slot[i] = i;
+    for (int i = S - 1; i > 0; i--) { int j = (int)(splitmix64(&r) % (uint64_t)(i + 1)), t = slot[i]; slot[i] = slot[j]; slot[j] = t; }
+    for (int i = 0; i < samples; i++) starts[i] = off + slot[i] * L;
+    free(slot);
+    return S;
+}
+
+/* ---- Overlap of calibration and evaluation text: shared windows of 64 tokens ---- */
+#define OVERLAP_W 64
+static uint64_t window_hash(const int *ids) {
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < OVERLAP_W; i++) { h ^= (uint32_t)ids[i]; h *= 1099511628211ull; }
+    return h ^ (h >> 29);
+}
+/* How many of the calibration windows' 64-token windows (text tokens only) occur in eval[0..ne). */
+static long long count_shared_windows(const int *text, const int *starts, int samples, int L, const int *eval, int ne) {
+    if (ne < OVERLAP_W || L < OVERLAP_W) return 0;
+    int nw = ne - OVERLAP_W + 1;
+    size_t cap = 1;
+    while (cap < (size_t)nw * 2) cap <<= 1;
+    int *tab = xmalloc(cap * sizeof(int));  /* open addressing: start position in eval, −1 = empty */
+    for (size_t i = 0; i < cap; i++) tab[i] = -1;
+    for (int p = 0; p < nw; p++) {
+        size_t h = window_hash(eval + p) & (cap - 1);
+        while (tab[h] >= 0) h = (h + 1) & (cap - 1);
+        tab[h] = p;
+    }
+    long long shared = 0;
+    for (int w = 0; w < samples; w++)
+        for (int p = starts[w]; p + OVERLAP_W <= starts[w] + L; p++) {
+            for (size_t h = window_hash(text + p) & (cap - 1); tab[h] >= 0; h = (h + 1) & (cap - 1))
+                if (!memcmp(eval + tab[h], text + p, OVERLAP_W * sizeof(int))) { shared++; break; }
+        }
+    free(tab);
+    return shared;
+}
+
+/* Removes "--name VALUE" from argv (options of this section that options_parse does not know). */
+static const char *take_option(int *argc, char **argv, const char *name) {
+    const char *v = NULL;
+    for (int i = 1; i < *argc; i++)
+        if (!strcmp(argv[i], name)) {
+            if (i + 1 >= *argc) fatal("option %s needs a value", name);
+            v = argv[i + 1];
+            memmove(argv + i, argv + i + 2, (*argc - i - 2) * sizeof(char *));
+            *argc -= 2; i--;
+        }
+    return v;
+}
+
+static void json_write_string(FILE *fp, const char *s) {
+    fputc('"', fp);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(fp, "\\%c", ch);
+        else if (ch < 0x20) fprintf(fp, "\\u%04x", ch);
+        else fputc(ch, fp);
+    }
+    fputc('"', fp);
+}
+
+static int cmd_calibrate(int argc, char **argv) {
+    char **av = xmalloc((argc + 1) * sizeof(char *));
+    memcpy(av, argv, (argc + 1) * sizeof(char *));
+    const char *eval_file = take_option(&argc, av, "--eval");
+    const char *act_format = take_option(&argc, av, "--act-format");
+    Options o;
+    options_parse(&o, argc, av, "calibrate", "-m --tokenizer -f --samples --seq --seed --observer --percentile -o ",
+                  "-m MODEL -f CALIB_TEXT -o scales.json [--samples 128] [--seq 2048] [--seed 1] [--observer minmax|ema|mse|percentile]\n"
+                  "       [--percentile 99.99] [--eval EVAL_TEXT] [--act-format e4m3|e5m2] [--tokenizer FILE]\n"
+                  "  runs the bf16 baseline on --samples seeded non-overlapping windows (BOS + seq-1 text tokens) and writes the\n"
+                  "  per-layer activation absmax of each Linear input, the lm_head input and K / V (scale = absmax / fmax).\n"
+                  "  --eval: warns when 64-token windows of the calibration samples also occur in the evaluation text.\n"
+                  "  --act-format: the FP8 format of the mse observer's fake quantization (default e4m3).");
+    if (!o.model) fatal("calibrate: -m MODEL is required");
+    if (!o.text_file) fatal("calibrate: -f CALIB_TEXT is required");
+    if (!o.out) fatal("calibrate: -o scales.json is required");
+    int kind = -1;
+    const char *obs = o.observer ? o.observer : "minmax";
+    for (int i = 0; i < 4; i++) if (!strcmp(obs, obs_names[i])) kind = i;
+    if (kind < 0) fatal("calibrate: unknown --observer '%s' (minmax, ema, mse, percentile)", obs);
+    emu_dtype fmt = act_format ? fp8_fmt_arg("--act-format", act_format) : EMU_E4M3;
+
+    Model *m = model_load(o.model);
+    const Config *c = &m->c;
+    if (o.seq > c->max_seq_len) fatal("calibrate: --seq %d exceeds the model's maximum context %d", o.seq, c->max_seq_len);
+    size_t text_bytes;
+    char *text = read_text_file(o.text_file, &text_bytes);
+    if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
+    char sha[65];
+    sha256_hex(text, text_bytes, sha);
+    tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+    if (tokenizer_vocab_size(tk) > c->vocab_size)
+        fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
+    int *ids;
+    int n_text = tokenizer_encode(tk, text, text_bytes, 0, 0, &ids);
+    int L = o.seq - 1;
+    int *starts = xmalloc(o.samples * sizeof(int));
+    int slots = calib_windows(n_text, o.seq, o.samples, o.seed, starts);
+
+    if (eval_file) {
+        size_t eb;
+        char *et = read_text_file(eval_file, &eb);
+        if (!et) fatal("%s: cannot read: %s", eval_file, strerror(errno));
+        int *eids, ne = tokenizer_encode(tk, et, eb, 0, 0, &eids);
+        long long shared = count_shared_windows(ids, starts, o.samples, L, eids, ne);
+        long long total = L >= OVERLAP_W ? (long long)o.samples * (L - OVERLAP_W + 1) : 0;
+        if (L < OVERLAP_W)
+            fprintf(stderr, "llama_fp8: warning: --eval: windows of %d text tokens are shorter than %d: overlap not checked (use --seq > %d)\n", L, OVERLAP_W, OVERLAP_W);
+        else if (shared)
+            fprintf(stderr, "llama_fp8: WARNING: calibration text overlaps the evaluation text %s: %lld of %lld calibration windows of %d tokens "
+                    "also occur in it. Deltas measured on %s with these scales are not reportable.\n", eval_file, shared, total, OVERLAP_W, eval_file);
+        else printf("overlap check: none of the %lld %d-token windows of the calibration samples occurs in %s\n", total, OVERLAP_W, eval_file);
+        free(eids); free(et);
+    }
+
+    Scheme qs = scheme_make("bf16", NULL);
+    const Model *mb = model_for_scheme(m, &qs);
+    Calib cal = {.n_layers = c->n_layers, .kind = (obs_kind)kind, .pct = o.percentile, .fmt = fmt};
+    cal.st = xcalloc((size_t)(c->n_layers + 1) * N_OBS_SITES, sizeof(ObsState));
+    RunState s;
+    runstate_init(&s, c, o.seq, o.seq);
+    s.observe = calib_observe; s.observe_ctx = &cal;
+    int *win = xmalloc(o.seq * sizeof(int));
+    printf("calibrate: %s, %d text tokens (%d windows fit), %d samples x %d tokens (BOS + %d), seed %llu, observer %s\n",
+           o.text_file, n_text, slots, o.samples, o.seq, L, o.seed, obs);
+    fflush(stdout);
+    int show = isatty(2);
+    double t0 = now_seconds();
+    for (int w = 0; w < o.samples; w++) {
+        win[0] = c->bos_id;
+        memcpy(win + 1, ids + starts[w], L * sizeof(int));
+        forward(mb, &s, &qs, win, o.seq, 0, 0);
+        if (show) fprintf(stderr, "\rsample %d/%d  %.1f tok/s   ", w + 1, o.samples, (double)(w + 1) * o.seq / (now_seconds() - t0));
+    }
+    if (show) fputc('\n', stderr);
+
+    atomic_file af;
+    atomic_open(&af, o.out);
+    FILE *fp = af.fp;
+    fprintf(fp, "{\n  \"format\": \"llama_fp8 scales v1\",\n  \"model\": ");
+    json_write_string(fp, o.model);
+    fprintf(fp, ",\n  \"calibration_file\": ");
+    json_write_string(fp, o.text_file);
+    fprintf(fp, ",\n  \"calibration_sha256\": \"%s\",\n  \"samples\": %d, \"seq\": %d, \"seed\": %llu, \"observer\": \"%s\"", sha, o.samples, o.seq, o.seed, obs);
+    if (kind == OBS_PERCENTILE) fprintf(fp, ", \"percentile\": %.17g", o.percentile);
+    if (kind == OBS_MSE) fprintf(fp, ", \"mse_format\": \"%s\"", fmt == EMU_E4M3 ? "e4m3" : "e5m2");
+    fprintf(fp, ",\n  \"windows\": \"BOS + %d text tokens from each start\", \"window_starts\": [", L);
+    for (int w = 0; w < o.samples; w++) fprintf(fp, "%s%d", w ? ", " : "", starts[w]);
+    fprintf(fp, "],\n  \"activations\": {\n    \"layers\": [\n");
+    int zero = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        fprintf(fp, "      {");
+        for (int site = 0; site < N_SITES; site++) {
+            float a = obs_absmax(&cal.st[(size_t)l * N_OBS_SITES + site]);
+            zero += !(a > 0);
+            fprintf(fp, "%s\"%s\": %.9g", site ? ", " : "", site_names[site], a);
+        }
+        fprintf(fp, "}%s\n", l + 1 < c->n_layers ? "," : "");
+    }
+    fprintf(fp, "    ],\n    \"lm_head\": %.9g\n  },\n  \"kv\": {\n", obs_absmax(&cal.st[(size_t)c->n_layers * N_OBS_SITES + SITE_LMHEAD]));
+    for (int kvs = 0; kvs < 2; kvs++) {
+        fprintf(fp, "    \"%s\": [", kvs ? "v" : "k");
+        for (int l = 0; l < c->n_layers; l++) fprintf(fp, "%s%.9g", l ? ", " : "", obs_absmax(&cal.st[(size_t)l * N_OBS_SITES + (kvs ? SITE_V : SITE_K)]));
+        fprintf(fp, "]%s\n", kvs ? "" : ",");
+    }
+    fprintf(fp, "  }\n}\n");
+    atomic_commit(&af);
+    if (zero) fprintf(stderr, "llama_fp8: warning: %d activation sites observed only zeros (absmax 0): ppl --scales will reject the file\n", zero);
+    printf("wrote %s (%d layers; %.2f s)\n", o.out, c->n_layers, now_seconds() - t0);
+    free(win); free(cal.st); free(starts); free(ids); free(text); free(av);
+    tokenizer_free(tk);
+    runstate_free(&s);
+    model_free(m);
+    return 0;
+}
+
+/* ---- llama_fp8 stats: the outlier report ----
+ * The bf16 baseline runs over --chunks chunks of --ctx tokens (the ppl gptq split: BOS, then
+ * non-overlapping chunks); at every Linear input (and the lm_head input) it records:
+ *   absmax and the per-channel absmax (top outlier channels: the input channels of largest |x|);
+ *   per-tensor static E4M3 scaling with s = absmax / 448 calibrated on the FIRST chunk (or the
+ *   calibrated absmax of --scales FILE), applied as vLLM does (q = fp8(clamp(x · (1/s), ±448))) to
+ *   every chunk: "sat %" = share of values beyond the calibrated absmax (|x| > absmax: clamped to ±448;
+ *   the absmax itself may land a rounding error above 448 and is clamped back harmlessly), "ftz %" = share of
+ *   nonzero values that encode to ±0 (|x · (1/s)| ≤ 2^-10);
+ *   quantization SNR = 10·log10(Σ x² / Σ (x − deq(x))²) in dB for three E4M3 granularities: that
+ *   per-tensor static scale; per token (vLLM dynamic: s = max(row absmax / 448, 1/(448·512)),
+ *   q = fp8(clamp(x / s))); per input channel (s = channel absmax over the chunk's tokens / 448).
+ * Weights: absmax of every Linear (q, k, v, o, gate, up, down). */
+typedef struct {
+    double absmax, scale;     /* running absmax; the per-tensor scale used for sat / ftz / SNR */
+    float cal_amax;           /* the absmax that scale came from: |x| above it is clamped ("saturated") */
+    float *chan;              /* (cols) per-channel absmax */
+    int cols;
+    long long n, sat, ftz;
+    double sig, e_tensor, e_token, e_chan;
+} SiteStats;
+typedef struct {
+    int n_layers, chunk;
+    SiteStats *st;            /* (n_layers + 1, N_SITES); row n_layers, site 0 = lm_head input */
+    const ScaleSet *scales;
+} StatsRun;
+static inline float fq_e4m3(float x, float s, float inv) {  /* vLLM: fp8(clamp(x · inv, ±448)) · s */
+    float y = fminf(fmaxf(x * inv, -448.0f), 448.0f);
+    return fp8_round_fast(y, EMU_E4M3) * s;
+}
+static void stats_observe(void *ctx, int layer, int site, const float *x, int rows, int cols) {
+    StatsRun *r = ctx;
+    if (site == SITE_K || site == SITE_V) return;
+    int l = layer < 0 ? r->n_layers : layer, si = layer < 0 ? 0 : site;
+    SiteStats *S = &r->st[(size_t)l * N_SITES + si];
+    if (!S->chan) { S->chan = xcalloc(cols, sizeof(float)); S->cols = cols; }
+    float amax = 0;
+    for (size_t i = 0; i < (size_t)rows * cols; i++) amax = fmaxf(amax, fabsf(x[i]));
+    if (amax > S->absmax) S->absmax = amax;
+    if (r->chunk == 0 && S->scale == 0) {
+        double a = amax;
+        if (r->scales) { double c = layer < 0 ? r->scales->lm_head : r->scales->act[layer][site]; if (c > 0) a = c; }  /* no lm_head entry: chunk 1 */
+        S->cal_amax = (float)a;
+        S->scale = a > 0 ? (float)a / 448.0f : 1.0f;
+    }
+    float s = (float)S->scale, inv = 1.0f / s;
+    float *cmax = xcalloc(cols, sizeof(float));
+    for (int t = 0; t < rows; t++)
+        for (int k = 0; k < cols; k++) cmax[k] = fmaxf(cmax[k], fabsf(x[(size_t)t * cols + k]));
+    for (int k = 0; k < cols; k++) S->chan[k] = fmaxf(S->chan[k], cmax[k]);
+    for (int t = 0; t < rows; t++) {
+        const float *xr = x + (size_t)t * cols;
+        float ra = 0;
+        for (int k = 0; k < cols; k++) ra = fmaxf(ra, fabsf(xr[k]));
+        float st = fmaxf(ra / 448.0f, 1.0f / (448.0f * 512.0f));
+        for (int k = 0; k < cols; k++) {
+            float v = xr[k];
+            S->n++;
+            if (fabsf(v) > S->cal_amax) S->sat++;
+            float dq = fq_e4m3(v, s, inv);
+            if (v != 0 && dq == 0) S->ftz++;
+            S->sig += (double)v * v;
+            S->e_tensor += ((double)dq - v) * ((double)dq - v);
+            float dt = fp8_round_fast(fminf(fmaxf(v / st, -448.0f), 448.0f), EMU_E4M3) * st;
+            S->e_token += ((double)dt - v) * ((double)dt - v);
+            float sc = cmax[k] / 448.0f;
+            float dc = sc > 0 ? fp8_round_fast(fminf(fmaxf(v / sc, -448.0f), 448.0f), EMU_E4M3) * sc : 0.0f;
+            S->e_chan += ((double)dc - v) * ((double)dc - v);
+        }
+    }
+    free(cmax);
+}
+static double snr_db(double sig, double err) { return err > 0 ? 10.0 * log10(sig / err) : INFINITY; }
+static float weight_absmax(const Tensor *W) {
+    float a = 0;
+    for (size_t i = 0; i < (size_t)W->rows * W->cols; i++) a = fmaxf(a, fabsf(tensor_get(W, i)));
+    return a;
+}
+
+static void stats_svg(const char *path, const StatsRun *r, const char *title);   /* appendix A4 */
+static int cmd_stats(int argc, char **argv) {
+    Options o;
+    options_parse(&o, argc, argv, "stats", "-m --tokenizer -f --ctx --chunks -o --scales --synthetic ",
+                  "-m MODEL -f TEXT [--ctx N (512)] [--chunks N (all)] [--scales scales.json] [-o report.svg] [--tokenizer FILE]\n"
+                  "  per layer and Linear input: activation absmax, top outlier channels, % saturated / flushed to zero by a\n"
+                  "  per-tensor E4M3 scale (absmax of the first chunk / 448, or --scales), E4M3 SNR per tensor / token / channel;\n"
+                  "  weight absmax of every Linear. -o writes an SVG chart.");
+    if (!o.synthetic && !o.text_file) fatal("stats: -f TEXT is required");
+    Model *m = open_model(&o, "stats");
+    const Config *c = &m->c;
+    const ScaleSet *scales = o.scales_file ? scales_load(o.scales_file, c->n_layers) : NULL;
+    int ctx = o.ctx ? o.ctx : (c->max_seq_len < 512 ? c->max_seq_len : 512);
+    if (ctx > c->max_seq_len) fatal("stats: --ctx %d exceeds the model's maximum context %d", ctx, c->max_seq_len);
+    int *ids, n_tok;
+    if (o.synthetic) n_tok = synthetic_tokens(m, 2, ctx, &ids);
+    else {
+        size_t nb;
+        char *text = read_text_file(o.text_file, &nb);
+        if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
+        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+        if (tokenizer_vocab_size(tk) > c->vocab_size)
+            fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
+        n_tok = tokenizer_encode(tk, text, nb, 1, 0, &ids);
+        tokenizer_free(tk); free(text);
+    }
+    int n_chunks = n_tok / ctx;
+    if (n_chunks < 1) fatal("stats: the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", n_tok, ctx);
+    if (o.chunks > 0 && o.chunks < n_chunks) n_chunks = o.chunks;
+
+    Scheme qs = scheme_make("bf16", NULL);
+    const Model *mb = model_for_scheme(m, &qs);
+    StatsRun r = {.n_layers = c->n_layers, .scales = scales};
+    r.st = xcalloc((size_t)(c->n_layers + 1) * N_SITES, sizeof(SiteStats));
+    RunState s;
+    runstate_init(&s, c, ctx, ctx);
+    s.observe = stats_observe; s.observe_ctx = &r;
+    for (int ch = 0; ch < n_chunks; ch++) {
+        r.chunk = ch;
+        forward(mb, &s, &qs, ids + (size_t)ch * ctx, ctx, 0, 0);
+    }
+    model_describe(m, stdout);
+    printf("stats: bf16 baseline, %d chunks x %d tokens; per-tensor E4M3 scale = %s / 448\n", n_chunks, ctx,
+           scales ? "calibrated absmax (--scales)" : "absmax of chunk 1");
+    printf("\n%-5s %-8s %10s %-34s %8s %8s %9s %9s %9s\n", "layer", "input", "absmax", "top channels (index:absmax)", "sat %", "ftz %", "SNR tens", "SNR tok", "SNR chan");
+    for (int l = 0; l <= c->n_layers; l++)
+        for (int si = 0; si < (l == c->n_layers ? 1 : N_SITES); si++) {
+            SiteStats *S = &r.st[(size_t)l * N_SITES + si];
+            if (!S->n) continue;
+            char top[80] = "", *p = top;
+            int used[3] = {-1, -1, -1};
+            for (int t = 0; t < 3 && t < S->cols; t++) {
+                int best = -1;
+                for (int k = 0; k < S->cols; k++) {
+                    if (k == used[0] || k == used[1]) continue;
+                    if (best < 0 || S->chan[k] > S->chan[best]) best = k;
+                }
+                used[t] = best;
+                p += snprintf(p, top + sizeof top - p, "%s%d:%.3g", t ? " " : "", best, S->chan[best]);
+            }
+            char lname[16];
+            if (l == c->n_layers) snprintf(lname, sizeof lname, "-"); else snprintf(lname, sizeof lname, "%d", l);
+            printf("%-5s %-8s %10.4g %-34s %8.4f %8.4f %9.2f %9.2f %9.2f\n", lname, l == c->n_layers ? "lm_head" : site_names[si], S->absmax, top,
+                   100.0 * S->sat / S->n, 100.0 * S->ftz / S->n, snr_db(S->sig, S->e_tensor), snr_db(S->sig, S->e_token), snr_db(S->sig, S->e_chan));
+        }
+    printf("\nweight absmax per Linear\n%-5s %9s %9s %9s %9s %9s %9s %9s\n", "layer", "q", "k", "v", "o", "gate", "up", "down");
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        printf("%-5d %9.4g %9.4g %9.4g %9.4g %9.4g %9.4g %9.4g\n", l, weight_absmax(&L->wq), weight_absmax(&L->wk), weight_absmax(&L->wv),
+               weight_absmax(&L->wo), weight_absmax(&L->w_gate), weight_absmax(&L->w_up), weight_absmax(&L->w_down));
+    }
+    if (o.out) {
+        char title[512];
+        snprintf(title, sizeof title, "llama_fp8 stats: %s, %d x %d tokens", m->path, n_chunks, ctx);
+        stats_svg(o.out, &r, title);
+        printf("wrote %s\n", o.out);
+    }
+    for (int i = 0; i < (c->n_layers + 1) * N_SITES; i++) free(r.st[i].chan);
+    free(r.st); free(ids);
+    runstate_free(&s);
+    model_free(m);
+    return 0;
+}
+
+/* llama_fp8 verify: see the usage text. */
+static int cmd_verify(int argc, char **argv) {
+    const char *usage_text =
+        "usage: llama_fp8 verify -m MODEL [-q SCHEME] [--accum A] [--kv K] [--act-format F] [--gemm auto|model|mma|wgmma|cublaslt]\n"
+        "                        (--ids 1,2,3 | -f TEXT [--tokenizer FILE]) [--chunks 1] [--ctx N]\n"
+        "       llama_fp8 verify --synthetic [-q SCHEME ...]   the built-in random model\n"
+        "       llama_fp8 verify --bench               GEMM TFLOP/s: hand-written mma vs cuBLASLt vs the 1979 TFLOP/s FP8 peak\n"
+        "       llama_fp8 verify --device              print the device this build would use\n"
+        "Runs the same tokens through the forward pass on the GPU and on the CPU: per op (fp32, bf16) and end to\n"
+        "end (every scheme; bit for bit with the model GEMM kernels, reported with the tensor cores). CUDA builds.\n"
+        "(Kernel-by-kernel checks on random inputs are a test program: build/cuda/cuda_check --kernels | --host.)";
+    const char *model = NULL, *scheme = NULL, *idstr = NULL, *text = NULL, *tok = NULL;
+    SchemeOptions so = {0};
+    enum { VERIFY_MODEL, VERIFY_BENCH, VERIFY_DEVICE } mode = VERIFY_MODEL;
+    int ctx = 0, synthetic = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        char pat[48];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { puts(usage_text); return 0; }
+        else if (!strcmp(a, "--cpu")) gpu_set_force_cpu(1);
+        else if (!strcmp(a, "--bench")) mode = VERIFY_BENCH;
+        else if (!strcmp(a, "--device")) mode = VERIFY_DEVICE;
+        else if (!strcmp(a, "--synthetic")) synthetic = 1;
+        else if (snprintf(pat, sizeof pat, " %s ", a), !strstr(" -m -q --ids -f --tokenizer --chunks --ctx --accum --kv --act-format --gemm ", pat))
+            fatal("verify: unknown option '%s' (see llama_fp8 verify --help)", a);
+        else if (!more) fatal("verify: option %s needs a value", a);
+        else if (!strcmp(a, "-m")) model = argv[++i];
+        else if (!strcmp(a, "-q")) scheme = argv[++i];
+        else if (!strcmp(a, "--ids")) idstr = argv[++i];
+        else if (!strcmp(a, "-f")) text = argv[++i];
+        else if (!strcmp(a, "--tokenizer")) tok = argv[++i];
+        else if (!strcmp(a, "--chunks")) { if (parse_long_arg(a, argv[++i], 1, INT_MAX) != 1) fatal("verify: --chunks must be 1 (one chunk is compared)"); }
+        else if (!strcmp(a, "--ctx")) ctx = (int)parse_long_arg(a, argv[++i], 2, 1 << 20);
+        else if (!strcmp(a, "--accum")) so.accum = argv[++i];
+        else if (!strcmp(a, "--kv")) so.kv = argv[++i];
+        else if (!strcmp(a, "--act-format")) so.act_format = argv[++i];
+        else if (!strcmp(a, "--gemm")) gpu_set_gemm(argv[++i]);
+        else fatal("verify: unknown option '%s' (see llama_fp8 verify --help)", a);
+    }
+    if (mode == VERIFY_DEVICE) { printf("device: %s\n", device_description()); return 0; }
+#ifndef GPU_BUILD
+    (void)model; (void)scheme; (void)idstr; (void)text; (void)tok; (void)ctx; (void)synthetic; (void)so;
+    fatal("verify: this binary was built without CUDA; build it with `make CUDA=1` (device: %s)", device_description());
+#else
+    if (!gpu_active())
+        fatal("verify: no GPU to verify (%s); nothing was compared (tests/cuda_check.c --host checks the GPU formulas on the CPU)", gpu_why);
+    printf("device: %s\n", device_description());
+    if (mode == VERIFY_BENCH) {
+        int Ms[3] = {4096, 8192, 16384}, shapes[5][2] = {{6144, 4096}, {4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
+        for (int i = 0; i < 3; i++)
+            for (int s = 0; s < 5; s++) cu_bench_gemm(Ms[i], shapes[s][0], shapes[s][1], 10);
+        return 0;
+    }
+    /* model mode */
+    Model *m = synthetic ? model_load("(synthetic)") : NULL;
+    if (!m) { if (!model) fatal("verify: -m MODEL (or --synthetic, --bench, --device) is required"); m = model_load(model); }
+    int *ids = NULL, n;
+    if (idstr) n = parse_ids(idstr, m->c.vocab_size, &ids);
+    else if (text) {
+        size_t len;
+        char *buf = read_text_file(text, &len);
+        if (!buf) fatal("%s: cannot read: %s", text, strerror(errno));
+        tokenizer *tk = tok ? tokenizer_load(tok) : tokenizer_for_model(model);
+        n = tokenizer_encode(tk, buf, len, 1, 0, &ids);
+        tokenizer_free(tk);
+        free(buf);
+    } else if (synthetic) {
+        n = 32; ids = xmalloc(n * sizeof(int));
+        for (int t = 0; t < n; t++) ids[t] = (int)((t * 7919u + 13) % (unsigned)m->c.vocab_size);
+    } else fatal("verify: give the tokens with --ids 1,2,3 or -f TEXT");
+    int T = ctx ? ctx : n < 512 ? n : 512;
+    if (T > n) T = n;
+    if (T > m->c.max_seq_len) T = m->c.max_seq_len;
+    model_describe(m, stdout);
+    Scheme q_ = scheme_for_model(m, scheme, "fp32", &so); const Scheme *q = &q_;
+    const Model *mq = model_for_scheme(m, q);
+    int exact = gpu_gemm(q, 1, 0) == CU_GEMM_MODEL && gpu_gemm(q, 0, 0) == CU_GEMM_MODEL;
+    printf("verify: scheme %s, %d tokens; GEMMs on the GPU: %s\n", q->name, T, exact ? gpu_gemm_name(CU_GEMM_MODEL) : gpu_gemm_name(gpu_gemm(q, 1, 0)));
+    /* op by op: each GPU op on the CPU's input, per op kind; the layers where values differ are listed */
+    OpStat st[OP_COUNT];
+    memset(st, 0, sizeof st);
+    float *logits = verify_ops(mq, q, ids, T, st, 1);
+    report_ops(st, q, "");
+    /* the loss: NLL of every next token, GPU kernel vs log_prob() */
+    if (T > 1) {
+        /* ppl's statistics kernel (log p of the target, as ppl runs it on the GPU) against log_prob() */
+        size_t V = m->c.vocab_size;
+        double *lp = xmalloc((size_t)T * 8), worst = 0, sum = 0;
+        int *arg = xmalloc((size_t)T * sizeof(int));
+        float *dl = dput(logits, (size_t)(T - 1) * V * 4);
+        int *dt = dput(ids + 1, (size_t)(T - 1) * sizeof(int)), *da = cud_alloc((size_t)T * sizeof(int));
+        double *dlp = cud_alloc((size_t)T * 8);
+        cud_ppl_rows(dl, NULL, T - 1, (int)V, dt, dlp, da, NULL);
+        cud_download(lp, dlp, (size_t)(T - 1) * 8);
+        cud_free(dl); cud_free(dt); cud_free(da); cud_free(dlp);
+        for (int t = 0; t + 1 < T; t++) {
+            double ref = -log_prob(logits + (size_t)t * V, (int)V, ids[t + 1]);
+            double rel = fabs(-lp[t] - ref) / (fabs(ref) > 1e-300 ? fabs(ref) : 1);
+            if (!(rel <= worst)) worst = rel;
+            sum += ref;
+        }
+        /* bound: both sum ≤ 128k terms in double (relative error ≤ V·2^-53 ≈ 1.4e-11 each way) */
+        vreport(worst < 1e-10, "nll", "%d predictions, mean NLL %.6f (PPL %.4f), max relative GPU-CPU difference %.3g", T - 1, sum / (T - 1), exp(sum / (T - 1)), worst);
+        free(lp); free(arg);
+    }
+    /* end to end: the resident gpu_forward() against forward(), fed in two calls (the KV cache) */
+    {
+        ResidentCmp r = resident_compare(mq, q, ids, T);
+        if (exact)
+            vreport(!r.diff && !r.layer_diff, "gpu_forward", "tokens 0..%d then %d..%d (KV cache): %zu of %zu logits, %zu of %zu layer outputs differ from forward()",
+                    T / 2 - 1, T / 2, T - 1, r.diff, r.n, r.layer_diff, r.layer_n);
+        else   /* tensor-core GEMMs: the hardware's accumulation, not the CPU's; reported, not judged */
+            printf("info gpu_forward: %s GEMMs: %zu of %zu logits differ from forward() (--accum %s on the CPU); worst row max|diff| / max|logit| %.3g\n",
+                   gpu_gemm_name(gpu_gemm(q, 1, 0)), r.diff, r.n, emu_accum_names[q->accum], r.rel);
+        gpu_forward_release();
+    }
+    free(logits); free(ids);
+    model_free(m);
+    printf("%s\n", vfails ? "verify: GPU and CPU DIFFER" : "verify: GPU and CPU agree");
+    return vfails ? 1 : 0;
+#endif
+}
+
+/* ---- llama_fp8 tokenize ---- */
+static int cmd_tokenize(int argc, char **argv) {
+    const char *model = NULL, *tok_path = NULL, *file = NULL;
+    int bos = 0, special = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: llama_fp8 tokenize -m MODEL_OR_TOKENIZER -f FILE [--bos] [--special] [--tokenizer FILE]\n"
+                   "  prints the token ids of FILE separated by spaces (no BOS unless --bos;\n"
+                   "  special-token strings such as <|eot_id|> are parsed only with --special)\n");
+            return 0;
+        }
+        if (!strcmp(a, "--bos")) bos = 1;
+        else if (!strcmp(a, "--special")) special = 1;
+        else if ((!strcmp(a, "-m") || !strcmp(a, "-f") || !strcmp(a, "--tokenizer")) && i + 1 < argc) {
+            const char *v = argv[++i];
+            if (a[1] == 'm') model = v; else if (a[1] == 'f') file = v; else tok_path = v;
+        } else fatal("tokenize: unknown or incomplete option '%s' (see llama_fp8 tokenize --help)", a);
+    }
+    if (!file || (!model && !tok_path)) fatal("tokenize: need -m MODEL_OR_TOKENIZER (or --tokenizer FILE) and -f FILE");
+    tokenizer *t;
+    if (tok_path) t = tokenizer_load(tok_path);
+    else if (is_directory(model)) t = tokenizer_load(model);
+    else {
+        /* A file: a tokenizer itself, or a llama2.c model with tokenizer.bin beside it. */
+        char err[600];
+        t = tokenizer_try_load(model, err, sizeof err);
+        if (!t) {
+            const char *slash = strrchr(model, '/');
+            char beside[4096];
+            snprintf(beside, sizeof beside, "%.*stokenizer.bin", slash ? (int)(slash - model + 1) : 0, model);
+            size_t ml = strlen(model);
+            if (ml < 4 || strcmp(model + ml - 4, ".bin") != 0) fatal("%s", err);
+            if (!file_exists(beside) || !strcmp(beside, model))
+                fatal("%s (not a tokenizer, and no %s beside it: name one with --tokenizer FILE)", err, beside);
+            t = tokenizer_load(beside);
+        }
+    }
+    mfile f;
+    mfile_open_or_die(&f, file);
+    int *ids;
+    int n = tokenizer_encode(t, (const char *)f.data, f.size, bos, special, &ids);
+    char *out = xmalloc(16 * (size_t)n + 2), *o = out;
+    for (int i = 0; i < n; i++) o += sprintf(o, i ? " %d" : "%d", ids[i]);
+    *o++ = '\n';
+    if (fwrite(out, 1, (size_t)(o - out), stdout) != (size_t)(o - out) || fflush(stdout) != 0) fatal("tokenize: writing the ids failed");
+    free(out); free(ids);
+    mfile_close(&f);
+    tokenizer_free(t);
+    return 0;
+}
+
 /* `llama_fp8 fp8`: what FP8 does to a number. Everything printed comes from fp8.h. */
 static const char *fp8_cli_long_name(fp8_format fmt) {
     switch (fmt) {
@@ -658,141 +3280,411 @@ static int cmd_fp8(int argc, char **argv) {
     free(values);
     return 0;
 }
-/* @@END fp8-cli@@ */
 
-/* ------------------------------------------------------------------------------------------ */
-/* 4. Model: config, weights, loaders                                                         */
-/* ------------------------------------------------------------------------------------------ */
-/* @@SECTION model@@ */
-/* The model's hyperparameters, from config.json (Hugging Face) or the llama2.c header. */
-typedef struct {
-    int dim;            /* hidden_size */
-    int hidden_dim;     /* intermediate_size (SwiGLU width) */
-    int n_layers;       /* num_hidden_layers */
-    int n_heads;        /* num_attention_heads */
-    int n_kv_heads;     /* num_key_value_heads (GQA: n_heads is a multiple of it) */
-    int head_dim;       /* head_dim (defaults to dim / n_heads) */
-    int vocab_size;
-    int max_seq_len;    /* max_position_embeddings */
-    float norm_eps;     /* rms_norm_eps */
-    float rope_theta;
-    int rope_llama3;    /* rope_scaling.rope_type == "llama3" */
-    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
-    int rope_orig_max_pos; /* original_max_position_embeddings */
-    int tied_embeddings;
-    int bos_id, eos_id;
-} Config;
+/* `llama_fp8 bench gemm`: GFLOP/s of emu's kernels on the Llama-3.1-8B GEMM shapes, next to this CPU's
+ * peak measured in the same run by register-only micro-kernels (emu_peak_gflops). Modes:
+ *   bf16      emu_gemm_f32 with BF16 weights (the GEMM of the bf16 forward pass; fp32 FMA chain)
+ *   exact|fp32|fast|hopper|ada|cublaslt   emu_gemm, W8A8 E4M3: per-token A scales, per-channel B
+ *             scales, bf16 output, with that accumulation model.
+ * Inputs are random (finite FP8 codes, bf16 values in [-1,1]); the time of a call includes decoding,
+ * packing and the epilogue. The tensor-core models are scalar C (reference, not speed): ask for them
+ * with a small M. */
+static double bench_now(void) { return omp_get_wtime(); }
 
-/* A weight matrix as stored: row-major [rows, cols], one row per output feature (HF / PyTorch
- * nn.Linear layout), data pointing into the read-only mapping (or owned when converted at load). */
-typedef struct {
-    const void *data;
-    emu_dtype dtype;    /* EMU_F32, EMU_BF16 or EMU_F16; EMU_E4M3 / EMU_E5M2 in a quantized checkpoint */
-    int rows, cols;
-    const float *scale; /* quantized checkpoints: weight_scale, (rows) per channel, (1) per tensor, or
-                           (ceil(rows/128), ceil(cols/128)) per block, converted to fp32; else NULL */
-    int scale_gran;     /* 0 channel, 1 tensor, 2 block (GRAN_* below) */
-} Tensor;
-
-/* What a quantized checkpoint (compressed-tensors "float-quantized", or AutoFP8 "fp8") says about
- * how it is to be run, read from config.json's quantization_config. */
-typedef struct {
-    int present;         /* the Linears are stored quantized */
-    char method[32];     /* "compressed-tensors" or "fp8" */
-    int act;             /* activations: 0 dynamic per token, 1 static per tensor, 2 dynamic per tensor,
-                            3 dynamic 1x128 groups, -1 not quantized (weight-only) */
-    int lm_head;         /* lm_head quantized too (not in "ignore") */
-    int kv;              /* k_scale / v_scale present (FP8 KV cache) */
-} CkptQuant;
-
-typedef struct {
-    float *attn_norm;   /* (dim) input_layernorm, converted to fp32 at load */
-    Tensor wq;          /* (n_heads * head_dim, dim)    q_proj, rotate-half RoPE row order */
-    Tensor wk;          /* (n_kv_heads * head_dim, dim) k_proj, rotate-half RoPE row order */
-    Tensor wv;          /* (n_kv_heads * head_dim, dim) v_proj */
-    Tensor wo;          /* (dim, n_heads * head_dim)    o_proj */
-    float *ffn_norm;    /* (dim) post_attention_layernorm */
-    float in_scale[4];  /* quantized checkpoints with static activations: input_scale of the q/k/v
-                           (the largest of the three, as vLLM fuses them), o, gate/up, down inputs */
-    float k_scale, v_scale; /* FP8 KV cache scales of a checkpoint (0 = none) */
-    Tensor w_gate;      /* (hidden_dim, dim) gate_proj (llama2.c w1) */
-    Tensor w_up;        /* (hidden_dim, dim) up_proj   (llama2.c w3) */
-    Tensor w_down;      /* (dim, hidden_dim) down_proj (llama2.c w2) */
-} Layer;
-
-typedef struct Model {
-    Config c;
-    Tensor tok_embeddings; /* (vocab, dim) embed_tokens */
-    Layer *layers;         /* (n_layers) */
-    float *final_norm;     /* (dim) model.norm */
-    Tensor lm_head;        /* (vocab, dim); the embedding matrix when tied */
-    float *inv_freq;       /* (head_dim / 2) RoPE inverse frequencies, llama3-scaled when configured */
-    CkptQuant quant;       /* set when the checkpoint is FP8-quantized */
-    float lm_head_in_scale; /* static input_scale of a quantized lm_head */
-    char *path;            /* where it was loaded from ("(synthetic)" for the built-in model) */
-    const char *format;    /* "hf-safetensors", "llama2.c", "synthetic" */
-    mfile *files; int n_files;   /* the mappings the tensors point into */
-    void **owned; int n_owned;   /* buffers the model owns (converted / permuted tensors) */
-    struct Model *bf16_view;     /* the model with bf16-rounded weights (bf16-based schemes), made once */
-    int release_pages;           /* large checkpoints: drop each layer's mapped pages after use, so the
-                                    resident set stays near one layer's weights (the page cache keeps them) */
-} Model;
-
-static size_t dtype_size(emu_dtype t) { return t == EMU_F32 ? 4 : t == EMU_BF16 || t == EMU_F16 ? 2 : 1; }
-static const char *dtype_name(emu_dtype t) {
-    switch (t) { case EMU_F32: return "F32"; case EMU_BF16: return "BF16"; case EMU_F16: return "F16";
-                 case EMU_E4M3: return "F8_E4M3"; case EMU_E5M2: return "F8_E5M2"; case EMU_I8: return "I8"; }
-    return "?";
-}
-static void *model_own(Model *m, size_t bytes) {
-    m->owned = xrealloc(m->owned, (m->n_owned + 1) * sizeof(void *));
-    return m->owned[m->n_owned++] = xmalloc(bytes);
-}
-/* Element i of a stored tensor, converted exactly to fp32. */
-static inline float tensor_get(const Tensor *t, size_t i) {
-    switch (t->dtype) {
-    case EMU_BF16: return bf16_to_float(((const uint16_t *)t->data)[i]);
-    case EMU_F16: return fp16_to_float(((const uint16_t *)t->data)[i]);
-    default: return ((const float *)t->data)[i];
+static int cmd_bench(int argc, char **argv) {
+    const char *usage_s = "usage: llama_fp8 bench gemm [--m LIST] [--modes LIST] [--shapes NxK,...] [--reps R] [--full]\n"
+        "  --m        rows of A (tokens), default 256,1; --full: 2048,256,1\n"
+        "  --modes    bf16,exact,fp32,fast,hopper,ada,cublaslt (default bf16,fast,fp32,exact)\n"
+        "  --shapes   N x K of the weight, default the Llama-3.1-8B set 6144x4096,4096x4096,14336x4096,4096x14336,128256x4096\n"
+        "  --reps     timed repetitions after one warm-up, best is reported (default 2)\n"
+        "  --peak     row (measure the peak before and after every row, default) or once";
+    if (argc < 2 || strcmp(argv[1], "gemm")) fatal("%s", usage_s);
+    const char *ms = "256,1", *modes = "bf16,fast,fp32,exact";
+    const char *shapes = "6144x4096,4096x4096,14336x4096,4096x14336,128256x4096";
+    int reps = 2, peak_each_row = 1;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--full")) ms = "2048,256,1";
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { puts(usage_s); return 0; }
+        else if (i + 1 >= argc) fatal("bench gemm: option %s needs a value (or is unknown)\n%s", argv[i], usage_s);
+        else if (!strcmp(argv[i], "--m")) ms = argv[++i];
+        else if (!strcmp(argv[i], "--modes")) modes = argv[++i];
+        else if (!strcmp(argv[i], "--shapes")) shapes = argv[++i];
+        else if (!strcmp(argv[i], "--reps")) reps = (int)parse_long_arg("--reps", argv[++i], 1, 1000);
+        else if (!strcmp(argv[i], "--peak")) {
+            i++;
+            if (strcmp(argv[i], "row") && strcmp(argv[i], "once")) fatal("bench gemm: --peak takes row or once, not '%s'", argv[i]);
+            peak_each_row = !strcmp(argv[i], "row");
+        }
+        else fatal("bench gemm: unknown option %s\n%s", argv[i], usage_s);
     }
+    int Ms[16], nm = 0, NK[16][2], ns = 0, md[16], nmd = 0;
+    char buf[1024], *tok, *save;
+    snprintf(buf, sizeof buf, "%s", ms);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (nm == 16) fatal("bench gemm: at most 16 values of --m");
+        Ms[nm++] = (int)parse_long_arg("--m", tok, 1, 1 << 16);
+    }
+    snprintf(buf, sizeof buf, "%s", shapes);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long n, k;
+        char x;
+        if (ns == 16 || sscanf(tok, "%ld%c%ld", &n, &x, &k) != 3 || x != 'x' || n < 1 || k < 1 || n > 1 << 20 || k > 1 << 20)
+            fatal("bench gemm: bad shape '%s' (expected NxK, at most 16 shapes)", tok);
+        NK[ns][0] = (int)n; NK[ns][1] = (int)k; ns++;
+    }
+    snprintf(buf, sizeof buf, "%s", modes);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int a = strcmp(tok, "bf16") ? emu_accum_from_name(tok) : EMU_ACC_COUNT;
+        if (a < 0 || nmd == 16) fatal("bench gemm: unknown mode '%s' (bf16, exact, fp32, fast, hopper, ada, cublaslt)", tok);
+        md[nmd++] = a;
+    }
+    char cpu[256] = "unknown CPU";
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    if (fp) {
+        char line[512];
+        while (fgets(line, sizeof line, fp))
+            if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+                snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
+                cpu[strcspn(cpu, "\n")] = 0;
+                break;
+            }
+        fclose(fp);
+    }
+    /* The peak is measured right before and right after every row: on a machine shared with other work
+     * the available peak changes by the second, so each row is compared with the better of the two
+     * measurements beside it (the least disturbed one); the best over the run is printed too. */
+    double pk32 = 0, pk16 = 0, prev32 = emu_peak_gflops(0), prev16 = emu_peak_gflops(1);
+    struct { int M, N, K, mode; double ms, gf, p32, p16; } *row = xmalloc(sizeof(*row) * (size_t)ns * nm * nmd);
+    int nrow = 0;
+    uint64_t rs = 0x853C49E6748FEA9Bull;
+    pk32 = prev32; pk16 = prev16;
+    for (int si = 0; si < ns; si++) {
+        int N = NK[si][0], K = NK[si][1], Mmax = 0;
+        for (int i = 0; i < nm; i++) if (Ms[i] > Mmax) Mmax = Ms[i];
+        uint8_t *A8 = xmalloc((size_t)Mmax * K), *B8 = xmalloc((size_t)N * K);
+        uint16_t *Bh = NULL;
+        float *Af = xmalloc(sizeof(float) * Mmax * K), *sa = xmalloc(sizeof(float) * Mmax), *sb = xmalloc(sizeof(float) * N);
+        float *D = xmalloc(sizeof(float) * Mmax * N);
+        for (size_t i = 0; i < (size_t)Mmax * K; i++) {
+            rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17;
+            A8[i] = (uint8_t)(rs >> 24) & 0xF7;            /* finite E4M3 codes (never S.1111.111) */
+            Af[i] = emu_fp8_decode(A8[i], EMU_E4M3) / 448.0f;
+        }
+        for (size_t i = 0; i < (size_t)N * K; i++) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; B8[i] = (uint8_t)(rs >> 24) & 0xF7; }
+        for (int i = 0; i < Mmax; i++) sa[i] = 1.0f / 448;
+        for (int i = 0; i < N; i++) sb[i] = 1.0f / 448;
+        for (int mi = 0; mi < nm; mi++) {
+            int M = Ms[mi];
+            for (int di = 0; di < nmd; di++) {
+                if (md[di] == EMU_ACC_COUNT && !Bh) {
+                    Bh = xmalloc(sizeof(uint16_t) * N * K);
+                    for (size_t i = 0; i < (size_t)N * K; i++) {
+                        float f = emu_fp8_decode(B8[i], EMU_E4M3) / 448.0f;
+                        uint32_t u; memcpy(&u, &f, 4); Bh[i] = (uint16_t)(u >> 16);   /* exact: FP8/448 fits bf16 */
+                    }
+                }
+                emu_gemm_desc g = {M, N, K, EMU_E4M3, A8, K, EMU_E4M3, B8, K, EMU_SCALE_ROW, sa, EMU_SCALE_ROW, sb, EMU_BF16, D, N,
+                                   md[di] == EMU_ACC_COUNT ? EMU_ACC_FP32 : (emu_accum)md[di]};
+                double best = 1e30;
+                for (int r = 0; r <= reps; r++) {
+                    double t0 = bench_now();
+                    if (md[di] == EMU_ACC_COUNT) emu_gemm_f32(M, N, K, Af, K, Bh, EMU_BF16, K, D, N);
+                    else emu_gemm(&g);
+                    double t = bench_now() - t0;
+                    if (r > 0 && t < best) best = t;      /* r = 0 is the warm-up */
+                }
+                row[nrow].M = M; row[nrow].N = N; row[nrow].K = K; row[nrow].mode = md[di];
+                row[nrow].ms = best * 1e3; row[nrow].gf = 2.0 * M * N * K / best / 1e9;
+                double p32 = peak_each_row ? emu_peak_gflops(0) : prev32, p16 = peak_each_row ? emu_peak_gflops(1) : prev16;
+                row[nrow].p32 = p32 > prev32 ? p32 : prev32; row[nrow].p16 = p16 > prev16 ? p16 : prev16;
+                prev32 = p32; prev16 = p16;
+                if (p32 > pk32) pk32 = p32;
+                if (p16 > pk16) pk16 = p16;
+                nrow++;
+                fprintf(stderr, "\rbench gemm: %d/%d", nrow, ns * nm * nmd);
+            }
+        }
+        free(A8); free(B8); free(Bh); free(Af); free(sa); free(sb); free(D);
+    }
+    fprintf(stderr, "\n");
+    printf("# bench gemm on %s, %d OpenMP threads, AVX-512 %s, AVX512-BF16 %s\n", cpu, omp_get_max_threads(),
+           emu_have_avx512() ? "yes" : "no", emu_have_avx512bf16() ? "yes" : "no");
+    printf("# best peak measured in this run: fp32 FMA %.1f GFLOP/s, bf16 dot (VDPBF16PS) %.1f GFLOP/s\n", pk32, pk16);
+    printf("# pk16/pk32: %s; %% columns are relative to it\n",
+           peak_each_row ? "the peak measured beside the row (better of before/after)" : "the peak measured once, at the start");
+    printf("# modes: bf16 = emu_gemm_f32 with BF16 weights; others = emu_gemm W8A8 E4M3 (per-token x per-channel scales, bf16 out)\n");
+    printf("%6s %7s %6s  %-9s %10s %9s %7s %7s %7s %7s\n", "M", "N", "K", "mode", "ms", "GFLOP/s", "pk16", "%pk16", "pk32", "%pk32");
+    for (int i = 0; i < nrow; i++)
+        printf("%6d %7d %6d  %-9s %10.2f %9.1f %7.1f %6.1f%% %7.1f %6.1f%%\n", row[i].M, row[i].N, row[i].K,
+               row[i].mode == EMU_ACC_COUNT ? "bf16" : emu_accum_names[row[i].mode], row[i].ms, row[i].gf,
+               row[i].p16, row[i].p16 > 0 ? 100 * row[i].gf / row[i].p16 : 0.0,
+               row[i].p32, row[i].p32 > 0 ? 100 * row[i].gf / row[i].p32 : 0.0);
+    free(row);
+    return 0;
 }
-static float *tensor_to_f32(Model *m, const Tensor *t) {
-    size_t n = (size_t)t->rows * t->cols;
-    float *out = model_own(m, n * sizeof(float));
-    for (size_t i = 0; i < n; i++) out[i] = tensor_get(t, i);
+
+/* ------------------------------------------------------------------------------------------ */
+/* 7. main                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"fp8", cmd_fp8, "encode/decode values, print format tables and facts (teaching)"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text file"},
+    {"ppl", cmd_ppl, "perplexity of a model on a text file"},
+    {"dump", cmd_dump, "write logits and per-layer residuals as .npy files"},
+    {"generate", cmd_generate, "greedy / sampled text generation"},
+    {"export", cmd_export, "write a compressed-tensors FP8 checkpoint (what llm-compressor writes, vLLM loads)"},
+    {"calibrate", cmd_calibrate, "static activation and KV scales from calibration text (scales.json)"},
+    {"stats", cmd_stats, "outlier report: per-layer absmax, saturation / flush-to-zero, quantization SNR (+ SVG)"},
+    {"synth", cmd_synth, "write a random checkpoint with real Llama shapes (llama3.1-8b, ...) for benchmarks"},
+    {"verify", cmd_verify, "run the same tokens on GPU and CPU, compare per layer and op (CUDA builds)"},
+    {"bench", cmd_bench, "benchmarks (bench gemm)"},
+};
+
+static void usage(FILE *fp) {
+    fprintf(fp, "usage: llama_fp8 COMMAND [options]   (llama_fp8 COMMAND --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].help);
+}
+
+#if !defined(TESTING) && !defined(LLAMA_FP8_NO_MAIN)
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "llama_fp8: error: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* A1. Appendix: JSON, a small strict parser (config.json, safetensors headers, tokenizer.json) */
+/* ------------------------------------------------------------------------------------------ */
+static int json_fail(json *j, size_t pos, const char *what) {
+    if (!j->err[0]) snprintf(j->err, sizeof j->err, "%s at byte %zu", what, pos);
+    return -1;
+}
+static void json_ws(const json *j, size_t *p) {
+    while (*p < j->len && (j->src[*p] == ' ' || j->src[*p] == '\t' || j->src[*p] == '\n' || j->src[*p] == '\r')) (*p)++;
+}
+static int json_new(json *j, jtype type, size_t start) {
+    if (j->ntok == j->cap) {
+        if (j->cap > INT_MAX / 2) return -1;
+        j->cap = j->cap ? j->cap * 2 : 256;
+        j->t = xrealloc(j->t, (size_t)j->cap * sizeof(jtok));
+    }
+    jtok *t = &j->t[j->ntok];
+    t->type = type; t->start = (int)start; t->end = (int)start; t->n = 0; t->next = j->ntok + 1;
+    return j->ntok++;
+}
+static int json_value(json *j, size_t *p, int depth);
+static int json_string(json *j, size_t *p) { /* *p at the opening quote */
+    size_t s = ++(*p);
+    while (*p < j->len) {
+        unsigned char c = (unsigned char)j->src[*p];
+        if (c == '"') {
+            int k = json_new(j, J_STR, s);
+            j->t[k].end = (int)*p;
+            (*p)++;
+            return k;
+        }
+        if (c < 0x20) return json_fail(j, *p, "control character in string");
+        if (c == '\\') {
+            (*p)++;
+            if (*p >= j->len) break;
+            c = (unsigned char)j->src[*p];
+            if (c == 'u') {
+                for (int i = 1; i <= 4; i++)
+                    if (*p + i >= j->len || !isxdigit((unsigned char)j->src[*p + i])) return json_fail(j, *p, "bad \\u escape");
+                *p += 4;
+            } else if (!strchr("\"\\/bfnrt", c)) return json_fail(j, *p, "bad escape");
+        }
+        (*p)++;
+    }
+    return json_fail(j, s, "unterminated string");
+}
+static int json_value(json *j, size_t *p, int depth) {
+    if (depth > JSON_MAX_DEPTH) return json_fail(j, *p, "nesting too deep");
+    json_ws(j, p);
+    if (*p >= j->len) return json_fail(j, *p, "unexpected end of input");
+    char c = j->src[*p];
+    if (c == '{' || c == '[') {
+        int k = json_new(j, c == '{' ? J_OBJ : J_ARR, *p);
+        if (k < 0) return json_fail(j, *p, "too many tokens");
+        char close = c == '{' ? '}' : ']';
+        (*p)++;
+        json_ws(j, p);
+        if (*p < j->len && j->src[*p] == close) {
+            (*p)++;
+        } else {
+            for (;;) {
+                if (c == '{') {
+                    json_ws(j, p);
+                    if (*p >= j->len || j->src[*p] != '"') return json_fail(j, *p, "expected a key string");
+                    if (json_string(j, p) < 0) return -1;
+                    json_ws(j, p);
+                    if (*p >= j->len || j->src[*p] != ':') return json_fail(j, *p, "expected ':'");
+                    (*p)++;
+                }
+                if (json_value(j, p, depth + 1) < 0) return -1;
+                if (j->t[k].n == INT_MAX) return json_fail(j, *p, "too many members");
+                j->t[k].n++;
+                json_ws(j, p);
+                if (*p < j->len && j->src[*p] == ',') { (*p)++; continue; }
+                if (*p < j->len && j->src[*p] == close) { (*p)++; break; }
+                return json_fail(j, *p, c == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
+            }
+        }
+        j->t[k].end = (int)*p;
+        j->t[k].next = j->ntok;
+        return k;
+    }
+    if (c == '"') return json_string(j, p);
+    size_t s = *p;
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        if (j->src[*p] == '-') (*p)++;
+        if (*p >= j->len || !isdigit((unsigned char)j->src[*p])) return json_fail(j, s, "bad number");
+        if (j->src[*p] == '0') (*p)++;
+        else while (*p < j->len && isdigit((unsigned char)j->src[*p])) (*p)++;
+        if (*p < j->len && j->src[*p] == '.') {
+            (*p)++;
+            if (*p >= j->len || !isdigit((unsigned char)j->src[*p])) return json_fail(j, s, "bad number");
+            while (*p < j->len && isdigit((unsigned char)j->src[*p])) (*p)++;
+        }
+        if (*p < j->len && (j->src[*p] == 'e' || j->src[*p] == 'E')) {
+            (*p)++;
+            if (*p < j->len && (j->src[*p] == '+' || j->src[*p] == '-')) (*p)++;
+            if (*p >= j->len || !isdigit((unsigned char)j->src[*p])) return json_fail(j, s, "bad number");
+            while (*p < j->len && isdigit((unsigned char)j->src[*p])) (*p)++;
+        }
+        int k = json_new(j, J_NUM, s);
+        j->t[k].end = (int)*p;
+        return k;
+    }
+    static const struct { const char *word; jtype type; } lit[] = {{"null", J_NULL}, {"false", J_FALSE}, {"true", J_TRUE}};
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(lit[i].word);
+        if (j->len - *p >= n && memcmp(j->src + *p, lit[i].word, n) == 0) {
+            *p += n;
+            int k = json_new(j, lit[i].type, s);
+            j->t[k].end = (int)*p;
+            return k;
+        }
+    }
+    return json_fail(j, s, "unexpected character");
+}
+/* Parses src[0..len). Returns 0, or -1 with j->err set. The root is token 0. */
+static int json_parse(json *j, const char *src, size_t len) {
+    memset(j, 0, sizeof *j);
+    j->src = src; j->len = len;
+    if (len > (size_t)INT_MAX - 1) return json_fail(j, 0, "document larger than 2 GiB");
+    size_t p = 0;
+    if (json_value(j, &p, 0) < 0) return -1;
+    json_ws(j, &p);
+    if (p != len) return json_fail(j, p, "trailing characters after the JSON value");
+    return 0;
+}
+static void json_free(json *j) { free(j->t); j->t = NULL; j->ntok = j->cap = 0; }
+
+/* The value of key in object token obj, or -1. (Keys compared as raw source bytes.) */
+static int json_get(const json *j, int obj, const char *key) {
+    if (obj < 0 || j->t[obj].type != J_OBJ) return -1;
+    size_t klen = strlen(key);
+    int k = obj + 1;
+    for (int i = 0; i < j->t[obj].n; i++) {
+        const jtok *kt = &j->t[k];
+        int v = k + 1;
+        if ((size_t)(kt->end - kt->start) == klen && memcmp(j->src + kt->start, key, klen) == 0) return v;
+        k = j->t[v].next;
+    }
+    return -1;
+}
+/* Element i of array token arr, or -1. O(i): walk with json_next() for loops. */
+static int json_at(const json *j, int arr, int i) {
+    if (arr < 0 || j->t[arr].type != J_ARR || i < 0 || i >= j->t[arr].n) return -1;
+    int k = arr + 1;
+    while (i--) k = j->t[k].next;
+    return k;
+}
+static int json_next(const json *j, int k) { return j->t[k].next; }
+
+/* Number token → double; returns 0 or -1 if the token is not a number. */
+static int json_number(const json *j, int k, double *out) {
+    if (k < 0 || j->t[k].type != J_NUM) return -1;
+    char buf[64];
+    int n = j->t[k].end - j->t[k].start;
+    if (n <= 0 || n >= (int)sizeof buf) return -1;
+    memcpy(buf, j->src + j->t[k].start, n);
+    buf[n] = 0;
+    *out = strtod(buf, NULL);
+    return 0;
+}
+/* Integer-valued number token → long long in [lo, hi]; returns 0 or -1. */
+static int json_integer(const json *j, int k, long long lo, long long hi, long long *out) {
+    double d;
+    if (json_number(j, k, &d) != 0 || d != floor(d) || d < (double)lo || d > (double)hi) return -1;
+    *out = (long long)d;
+    return 0;
+}
+static void utf8_put(char **o, uint32_t cp) {
+    unsigned char *u = (unsigned char *)*o;
+    if (cp < 0x80) { *u++ = cp; }
+    else if (cp < 0x800) { *u++ = 0xC0 | (cp >> 6); *u++ = 0x80 | (cp & 63); }
+    else if (cp < 0x10000) { *u++ = 0xE0 | (cp >> 12); *u++ = 0x80 | ((cp >> 6) & 63); *u++ = 0x80 | (cp & 63); }
+    else { *u++ = 0xF0 | (cp >> 18); *u++ = 0x80 | ((cp >> 12) & 63); *u++ = 0x80 | ((cp >> 6) & 63); *u++ = 0x80 | (cp & 63); }
+    *o = (char *)u;
+}
+/* String token → unescaped UTF-8 in a new heap buffer (NUL-terminated; *len_out = bytes, may
+ * contain NUL from \u0000). NULL if not a string. Lone surrogates become U+FFFD. */
+static char *json_string_dup(const json *j, int k, size_t *len_out) {
+    if (k < 0 || j->t[k].type != J_STR) return NULL;
+    const char *s = j->src + j->t[k].start, *e = j->src + j->t[k].end;
+    char *out = xmalloc((size_t)(e - s) + 1), *o = out;
+    while (s < e) {
+        if (*s != '\\') { *o++ = *s++; continue; }
+        s++;
+        char c = *s++;
+        switch (c) {
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case 'n': *o++ = '\n'; break;
+        case 'r': *o++ = '\r'; break;
+        case 't': *o++ = '\t'; break;
+        case 'u': {
+            uint32_t cp = (uint32_t)strtoul((char[5]){s[0], s[1], s[2], s[3], 0}, NULL, 16);
+            s += 4;
+            if (cp >= 0xD800 && cp < 0xDC00 && e - s >= 6 && s[0] == '\\' && s[1] == 'u') {
+                uint32_t lo = (uint32_t)strtoul((char[5]){s[2], s[3], s[4], s[5], 0}, NULL, 16);
+                if (lo >= 0xDC00 && lo < 0xE000) { cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00); s += 6; }
+            }
+            if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;
+            utf8_put(&o, cp);
+            break;
+        }
+        default: *o++ = c; /* \" \\ \/ */
+        }
+    }
+    *o = 0;
+    if (len_out) *len_out = (size_t)(o - out);
     return out;
 }
-
-/* RoPE inverse frequencies exactly as transformers computes them (fp32 tensor arithmetic):
- * inv_freq[j] = 1 / theta^(2j / head_dim), then Llama 3.1 "llama3" scaling
- * (modeling_rope_utils._compute_llama3_parameters): wavelengths longer than
- * original_max_pos / low_freq_factor are divided by factor, shorter than
- * original_max_pos / high_freq_factor kept, and those between interpolated smoothly.
- * PyTorch evaluates `scalar / tensor` as reciprocal(tensor) * scalar; we do the same. */
-static void rope_init(Model *m) {
-    const Config *c = &m->c;
-    int half = c->head_dim / 2;
-    m->inv_freq = model_own(m, half * sizeof(float));
-    for (int j = 0; j < half; j++) {
-        float e = (float)(2 * j) / (float)c->head_dim;
-        float inv = 1.0f / powf(c->rope_theta, e);
-        if (c->rope_llama3) {
-            float factor = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
-            float old_ctx = (float)c->rope_orig_max_pos;
-            float low_freq_wavelen = (float)((double)c->rope_orig_max_pos / lo);
-            float high_freq_wavelen = (float)((double)c->rope_orig_max_pos / hi);
-            float wavelen = (1.0f / inv) * (float)(2 * M_PI);
-            float scaled = wavelen > low_freq_wavelen ? inv / factor : inv;
-            if (!(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen)) {
-                float smooth = ((1.0f / wavelen) * old_ctx - lo) / (float)((double)hi - lo);
-                scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
-            }
-            inv = scaled;
-        }
-        m->inv_freq[j] = inv;
-    }
+/* Compares a string token with a C string (after unescaping). */
+static int json_streq(const json *j, int k, const char *s) {
+    size_t n;
+    char *v = json_string_dup(j, k, &n);
+    int eq = v && n == strlen(s) && memcmp(v, s, n) == 0;
+    free(v);
+    return eq;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* A2. Appendix: loaders (Hugging Face safetensors, llama2.c .bin, the built-in synthetic model), safetensors writer */
+/* ------------------------------------------------------------------------------------------ */
 /* ---- Hugging Face config.json ---- */
 static int cfg_int(const json *j, int obj, const char *key, int dflt, int required, const char *path) {
     int k = json_get(j, obj, key);
@@ -844,12 +3736,12 @@ static void load_quant_config(CkptQuant *cq, const json *j, int qc, const char *
         long long bits;
         if (w < 0 || json_integer(j, json_get(j, w, "num_bits"), 8, 8, &bits) != 0 || !json_streq(j, json_get(j, w, "type"), "float"))
             fatal("%s: only 8-bit float weights are supported (weights.num_bits 8, type float)", path);
-        if (a < 0 || j->t[a].type == J_NULL) cq->act = -1;
+        if (a < 0 || j->t[a].type == J_NULL) cq->act = AMODE_NONE;
         else {
             int strat = json_get(j, a, "strategy"), dyn = json_get(j, a, "dynamic");
-            if (json_streq(j, strat, "token")) cq->act = 0;
-            else if (json_streq(j, strat, "tensor")) cq->act = dyn >= 0 && j->t[dyn].type == J_TRUE ? 2 : 1;
-            else if (json_streq(j, strat, "group")) cq->act = 3;
+            if (json_streq(j, strat, "token")) cq->act = AMODE_TOKEN;
+            else if (json_streq(j, strat, "tensor")) cq->act = dyn >= 0 && j->t[dyn].type == J_TRUE ? AMODE_TENSOR_DYNAMIC : AMODE_TENSOR_STATIC;
+            else if (json_streq(j, strat, "group")) cq->act = AMODE_GROUP;
             else fatal("%s: unsupported input_activations.strategy (token, tensor or group)", path);
         }
         cq->lm_head = !json_list_has(j, json_get(j, qc, "ignore"), "lm_head");
@@ -858,7 +3750,7 @@ static void load_quant_config(CkptQuant *cq, const json *j, int qc, const char *
     } else if (json_streq(j, qm, "fp8")) {
         snprintf(cq->method, sizeof cq->method, "fp8");
         int as = json_get(j, qc, "activation_scheme");
-        cq->act = json_streq(j, as, "static") ? 1 : 2;
+        cq->act = json_streq(j, as, "static") ? AMODE_TENSOR_STATIC : AMODE_TENSOR_DYNAMIC;
         int ig = json_get(j, qc, "ignored_layers");
         cq->lm_head = ig >= 0 && !json_list_has(j, ig, "lm_head");
     } else {
@@ -1080,15 +3972,15 @@ static Tensor st_linear(Model *m, const st_set *s, const char *dir, const char *
     if (!t || !m->quant.present || (t->dtype != EMU_E4M3 && t->dtype != EMU_E5M2)) return st_tensor2d(s, dir, name, rows, cols);
     if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
         fatal("%s: tensor '%s' does not have the shape [%d, %d] config.json implies", path, name, rows, cols);
-    Tensor w = {t->data, t->dtype, rows, cols, NULL, 0};
+    Tensor w = {t->data, t->dtype, rows, cols, NULL, GRAN_CHANNEL};
     float *sc;
     snprintf(name, sizeof name, "%s.weight_scale", base);
     int n = st_small_f32(m, s, name, &sc);
     int nb = ((rows + 127) / 128) * ((cols + 127) / 128);
     if (n < 0) fatal("%s: FP8 weight '%s.weight' has no weight_scale", dir, base);
-    if (n == 1) w.scale_gran = 1;
-    else if (n == rows) w.scale_gran = 0;
-    else if (n == nb) w.scale_gran = 2;
+    if (n == 1) w.scale_gran = GRAN_TENSOR;
+    else if (n == rows) w.scale_gran = GRAN_CHANNEL;
+    else if (n == nb) w.scale_gran = GRAN_BLOCK;
     else fatal("%s: '%s' has %d elements: expected 1 (tensor), %d (channel) or %d (128x128 blocks)", dir, name, n, rows, nb);
     w.scale = sc;
     return w;
@@ -1178,7 +4070,7 @@ static void load_hf(Model *m, const char *dir) {
                     snprintf(name, sizeof name, "model.layers.%d.%s.input_scale", l, site_lin[site][i]);
                     if (st_small_f32(m, &s, name, &v) >= 1) L->in_scale[site] = fmaxf(L->in_scale[site], v[0]);
                 }
-            if (m->quant.act == 1 && !(L->in_scale[0] > 0 && L->in_scale[1] > 0 && L->in_scale[2] > 0 && L->in_scale[3] > 0))
+            if (m->quant.act == AMODE_TENSOR_STATIC && !(L->in_scale[0] > 0 && L->in_scale[1] > 0 && L->in_scale[2] > 0 && L->in_scale[3] > 0))
                 fatal("%s: static activation scheme but layer %d lacks input_scale tensors", dir, l);
             float *v;
             snprintf(name, sizeof name, "model.layers.%d.self_attn.k_scale", l);
@@ -1283,8 +4175,7 @@ static void load_llama2c(Model *m, const char *path) {
 /* ---- the built-in synthetic model (make run without data; tests) ---- */
 /* Deterministic random bf16 weights (xorshift64, uniform with the given standard deviation), shaped
  * like a tiny Llama 3: GQA 4/2, llama3 RoPE scaling, untied classifier. */
-static uint64_t rng_next(uint64_t *s) { *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17; return *s; }
-static float rng_uniform(uint64_t *s) { return (rng_next(s) >> 40) * (1.0f / 16777216.0f); } /* [0,1) */
+
 static void build_synthetic(Model *m, uint64_t seed) {
     Config *c = &m->c;
     *c = (Config){.dim = 64, .hidden_dim = 176, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16,
@@ -1319,16 +4210,6 @@ static void build_synthetic(Model *m, uint64_t seed) {
     m->format = "synthetic";
 }
 
-/* ---- writing safetensors (synth, export) ---- */
-/* Tensors are described first (so the header with every offset can be written), then their bytes
- * are produced one tensor at a time by fill(), so an 8B checkpoint streams through a small buffer.
- * The file is written atomically (PATH.tmp.PID, then renamed). */
-typedef struct {
-    char name[160];
-    emu_dtype dtype;
-    int ndim;
-    int64_t shape[4];
-} st_entry;
 static size_t st_entry_bytes(const st_entry *e) {
     size_t n = dtype_size(e->dtype);
     for (int d = 0; d < e->ndim; d++) n *= (size_t)e->shape[d];
@@ -1387,8 +4268,10 @@ static Model *model_load(const char *path) {
     rope_init(m);
     return m;
 }
+static void prepared_release(void);   /* section 3: the weights prepared for the schemes */
 static void model_free(Model *m) {
     if (!m) return;
+    prepared_release();
     for (int i = 0; i < m->n_files; i++) mfile_close(&m->files[i]);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->files); free(m->owned); free(m->path); free(m); /* layers are among the owned buffers */
@@ -1419,6 +4302,7 @@ static void model_describe(const Model *m, FILE *fp) {
             c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len,
             c->rope_theta, c->rope_llama3 ? " llama3-scaled" : "", c->tied_embeddings ? "tied" : "untied", dtype_name(m->layers[0].wq.dtype));
 }
+
 /* config.json for a Llama model, as transformers writes it; extra (a JSON member list) is appended. */
 static void write_hf_config(const char *path, const Config *c, const char *extra) {
     atomic_file a;
@@ -1438,136 +4322,9 @@ static void write_hf_config(const char *path, const Config *c, const char *extra
     atomic_commit(&a);
 }
 
-/* ---- llama_fp8 synth: a checkpoint with real Llama shapes and tensor names, random weights ---- */
-/* For benchmarks and loader tests at full size without downloading anything: writes config.json,
- * sharded model-0000i-of-0000n.safetensors and model.safetensors.index.json exactly as Hugging Face
- * lays them out. Weights are bf16, uniform with std 0.02 (norms 1.0), deterministic in --seed. */
-typedef struct {
-    const st_entry *e;
-    uint64_t seed;
-    int first; /* global index of e[0] */
-} synth_ctx;
-static void synth_fill(void *vctx, int i, void *buf, size_t nbytes) {
-    synth_ctx *sc = vctx;
-    uint16_t *d = buf;
-    size_t n = nbytes / 2;
-    if (strstr(sc->e[i].name, "norm")) { for (size_t k = 0; k < n; k++) d[k] = bf16_from_float(1.0f); return; }
-    size_t blocks = (n + 65535) / 65536;
-    #pragma omp parallel for schedule(static)
-    for (size_t b = 0; b < blocks; b++) {
-        uint64_t s = (sc->seed * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)(sc->first + i) << 40) ^ (b + 1) * 0xBF58476D1CE4E5B9ull;
-        if (!s) s = 1;
-        for (int w = 0; w < 4; w++) rng_next(&s);
-        size_t end = (b + 1) * 65536 < n ? (b + 1) * 65536 : n;
-        for (size_t k = b * 65536; k < end; k++) d[k] = bf16_from_float((rng_uniform(&s) * 2 - 1) * 0.0346410162f);
-    }
-}
-static int cmd_synth(int argc, char **argv) {
-    const char *out = NULL, *shape = "llama3.1-8b";
-    int shards = 4, layers = -1;
-    uint64_t seed = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: llama_fp8 synth -o DIR [--shape llama3.1-8b|llama3.2-1b|tiny] [--shards N] [--layers N] [--seed S]\n"
-                   "  writes a Hugging Face checkpoint (config.json, sharded safetensors, index) with real tensor names, random bf16 weights\n");
-            return 0;
-        }
-        if (i + 1 >= argc) fatal("synth: option %s needs a value (or is unknown)", argv[i]);
-        if (!strcmp(argv[i], "-o")) out = argv[++i];
-        else if (!strcmp(argv[i], "--shape")) shape = argv[++i];
-        else if (!strcmp(argv[i], "--shards")) shards = (int)parse_long_arg("--shards", argv[++i], 1, 64);
-        else if (!strcmp(argv[i], "--layers")) layers = (int)parse_long_arg("--layers", argv[++i], 1, 1000);
-        else if (!strcmp(argv[i], "--seed")) seed = (uint64_t)parse_long_arg("--seed", argv[++i], 0, LONG_MAX);
-        else fatal("synth: unknown option '%s'", argv[i]);
-    }
-    if (!out) fatal("synth: -o DIR is required");
-    Config c;
-    if (!strcmp(shape, "llama3.1-8b"))
-        c = (Config){.dim = 4096, .hidden_dim = 14336, .n_layers = 32, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .vocab_size = 128256,
-                     .max_seq_len = 131072, .norm_eps = 1e-5f, .rope_theta = 500000, .rope_llama3 = 1, .rope_factor = 8,
-                     .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 8192, .bos_id = 128000, .eos_id = 128001};
-    else if (!strcmp(shape, "llama3.2-1b"))
-        c = (Config){.dim = 2048, .hidden_dim = 8192, .n_layers = 16, .n_heads = 32, .n_kv_heads = 8, .head_dim = 64, .vocab_size = 128256,
-                     .max_seq_len = 131072, .norm_eps = 1e-5f, .rope_theta = 500000, .rope_llama3 = 1, .rope_factor = 32,
-                     .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 8192, .tied_embeddings = 1,
-                     .bos_id = 128000, .eos_id = 128001};
-    else if (!strcmp(shape, "tiny"))
-        c = (Config){.dim = 64, .hidden_dim = 176, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .vocab_size = 128256,
-                     .max_seq_len = 8192, .norm_eps = 1e-5f, .rope_theta = 500000, .rope_llama3 = 1, .rope_factor = 8,
-                     .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 8192, .bos_id = 128000, .eos_id = 128001};
-    else fatal("synth: unknown --shape '%s' (llama3.1-8b, llama3.2-1b, tiny)", shape);
-    if (layers > 0) c.n_layers = layers;
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) fatal("synth: cannot create %s: %s", out, strerror(errno));
-
-    /* the tensor list, in Hugging Face's order */
-    int n = 0, cap = 3 + 9 * c.n_layers;
-    st_entry *e = xcalloc(cap, sizeof *e);
-    int qd = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
-#define ADD(nm, r, cc) do { st_entry *x_ = &e[n++]; snprintf(x_->name, sizeof x_->name, "%s", nm); x_->dtype = EMU_BF16; \
-        x_->ndim = (cc) ? 2 : 1; x_->shape[0] = (r); x_->shape[1] = (cc); } while (0)
-    char nm[160];
-    ADD("model.embed_tokens.weight", c.vocab_size, c.dim);
-    for (int l = 0; l < c.n_layers; l++) {
-        static const char *names[9] = {"input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                       "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
-        int rows[9] = {c.dim, qd, kv, kv, c.dim, c.dim, c.hidden_dim, c.hidden_dim, c.dim};
-        int cols[9] = {0, c.dim, c.dim, c.dim, qd, 0, c.dim, c.dim, c.hidden_dim};
-        for (int w = 0; w < 9; w++) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, names[w]); ADD(nm, rows[w], cols[w]); }
-    }
-    ADD("model.norm.weight", c.dim, 0);
-    if (!c.tied_embeddings) ADD("lm_head.weight", c.vocab_size, c.dim);
-#undef ADD
-    /* split into shards of about equal size, in order */
-    size_t total = 0;
-    for (int i = 0; i < n; i++) total += st_entry_bytes(&e[i]);
-    if (shards > n) shards = n;
-    int *shard_of = xmalloc(n * sizeof(int));
-    size_t acc = 0;
-    for (int i = 0; i < n; i++) { /* by each tensor's midpoint, then renumbered without empty shards */
-        size_t b = st_entry_bytes(&e[i]);
-        int sh = (int)((acc + b / 2) * shards / total);
-        shard_of[i] = sh < shards ? sh : shards - 1;
-        acc += b;
-    }
-    for (int i = 0, id = 0; i < n; i++) {
-        int next = i + 1 < n && shard_of[i + 1] != shard_of[i];
-        int old = shard_of[i];
-        shard_of[i] = id;
-        if (next || i + 1 == n) { id++; if (i + 1 == n) shards = id; }
-        (void)old;
-    }
-    char path[4096];
-    double t0 = now_seconds();
-    for (int sh = 0, i0 = 0; sh < shards; sh++) {
-        int i1 = i0;
-        while (i1 < n && shard_of[i1] == sh) i1++;
-        snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", out, sh + 1, shards);
-        synth_ctx sc = {e + i0, seed, i0};
-        safetensors_write(path, e + i0, i1 - i0, "{\"format\":\"pt\"}", synth_fill, &sc);
-        fprintf(stderr, "synth: wrote %s (%d tensors)\n", path, i1 - i0);
-        i0 = i1;
-    }
-    /* index and config */
-    atomic_file a;
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", out);
-    atomic_open(&a, path);
-    fprintf(a.fp, "{\n  \"metadata\": {\"total_size\": %zu},\n  \"weight_map\": {\n", total);
-    for (int i = 0; i < n; i++)
-        fprintf(a.fp, "    \"%s\": \"model-%05d-of-%05d.safetensors\"%s\n", e[i].name, shard_of[i] + 1, shards, i + 1 < n ? "," : "");
-    fprintf(a.fp, "  }\n}\n");
-    atomic_commit(&a);
-    snprintf(path, sizeof path, "%s/config.json", out);
-    write_hf_config(path, &c, NULL);
-    printf("synth: %s, %s-shaped, %d layers, %d tensors, %.2f GB in %d shards, %.1f s\n", out, shape, c.n_layers, n, total / 1e9, shards, now_seconds() - t0);
-    free(e); free(shard_of);
-    return 0;
-}
-/* @@END model@@ */
-
 /* ------------------------------------------------------------------------------------------ */
-/* 5. Tokenizers                                                                              */
+/* A3. Appendix: tokenizers                                                                   */
 /* ------------------------------------------------------------------------------------------ */
-/* @@SECTION tokenizer@@ */
 /* Two tokenizers behind one interface:
  *   - Llama 3 byte-level BPE, from Meta's tiktoken `tokenizer.model` (base64 token, rank per line)
  *     or a Hugging Face `tokenizer.json`. Text is split by the Llama 3 pre-tokenizer regex
@@ -2378,2542 +5135,9 @@ const char *tokenizer_decode(const tokenizer *t, int prev, int id, size_t *len) 
     return p;
 }
 
-/* ---- llama_fp8 tokenize ---- */
-static int cmd_tokenize(int argc, char **argv) {
-    const char *model = NULL, *tok_path = NULL, *file = NULL;
-    int bos = 0, special = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: llama_fp8 tokenize -m MODEL_OR_TOKENIZER -f FILE [--bos] [--special] [--tokenizer FILE]\n"
-                   "  prints the token ids of FILE separated by spaces (no BOS unless --bos;\n"
-                   "  special-token strings such as <|eot_id|> are parsed only with --special)\n");
-            return 0;
-        }
-        if (!strcmp(a, "--bos")) bos = 1;
-        else if (!strcmp(a, "--special")) special = 1;
-        else if ((!strcmp(a, "-m") || !strcmp(a, "-f") || !strcmp(a, "--tokenizer")) && i + 1 < argc) {
-            const char *v = argv[++i];
-            if (a[1] == 'm') model = v; else if (a[1] == 'f') file = v; else tok_path = v;
-        } else fatal("tokenize: unknown or incomplete option '%s' (see llama_fp8 tokenize --help)", a);
-    }
-    if (!file || (!model && !tok_path)) fatal("tokenize: need -m MODEL_OR_TOKENIZER (or --tokenizer FILE) and -f FILE");
-    tokenizer *t;
-    if (tok_path) t = tokenizer_load(tok_path);
-    else if (is_directory(model)) t = tokenizer_load(model);
-    else {
-        /* A file: a tokenizer itself, or a llama2.c model with tokenizer.bin beside it. */
-        char err[600];
-        t = tokenizer_try_load(model, err, sizeof err);
-        if (!t) {
-            const char *slash = strrchr(model, '/');
-            char beside[4096];
-            snprintf(beside, sizeof beside, "%.*stokenizer.bin", slash ? (int)(slash - model + 1) : 0, model);
-            size_t ml = strlen(model);
-            if (ml < 4 || strcmp(model + ml - 4, ".bin") != 0) fatal("%s", err);
-            if (!file_exists(beside) || !strcmp(beside, model))
-                fatal("%s (not a tokenizer, and no %s beside it: name one with --tokenizer FILE)", err, beside);
-            t = tokenizer_load(beside);
-        }
-    }
-    mfile f;
-    mfile_open_or_die(&f, file);
-    int *ids;
-    int n = tokenizer_encode(t, (const char *)f.data, f.size, bos, special, &ids);
-    char *out = xmalloc(16 * (size_t)n + 2), *o = out;
-    for (int i = 0; i < n; i++) o += sprintf(o, i ? " %d" : "%d", ids[i]);
-    *o++ = '\n';
-    if (fwrite(out, 1, (size_t)(o - out), stdout) != (size_t)(o - out) || fflush(stdout) != 0) fatal("tokenize: writing the ids failed");
-    free(out); free(ids);
-    mfile_close(&f);
-    tokenizer_free(t);
-    return 0;
-}
-/* @@END tokenizer@@ */
-
 /* ------------------------------------------------------------------------------------------ */
-/* 6. Forward pass                                                                            */
+/* A4. Appendix: SHA-256, SVG, synth                                                          */
 /* ------------------------------------------------------------------------------------------ */
-/* @@SECTION forward@@ */
-/* Numerics of one run (a "scheme", -q NAME). Every scheme but fp32 is the bf16 baseline with some
- * Linears quantized, as vLLM runs an FP8 checkpoint of a bf16 model:
- *   fp32         weights upcast exactly, fp32 everywhere (the reference).
- *   bf16         Hugging Face bf16 inference (model.to(torch.bfloat16), eager attention): every op
- *                computes in fp32 on bf16 inputs and rounds its output once to bf16 (B(x) below, RNE);
- *                GEMMs accumulate in fp32 and round the output. Rounding points read from transformers
- *                5.23 modeling_llama.py, confirmed bit for bit by tests/hf_rounding_check.py.
- *   fp8-w        weight-only: W quantized (per channel, or per tensor with --weight-scale tensor),
- *                bf16 activations; D = B(s_w[n] · Σ a·w_fp8).
- *   w8a8         per-channel static weights + dynamic per-token activations (vLLM
- *                dynamic_per_token_scaled_fp8_quant, llm-compressor FP8_DYNAMIC).
- *   w8a8-static  per-tensor weights + per-tensor static activation scales from `calibrate` (vLLM
- *                static path: x · (1/s)).
- *   w8a8-block   128×128 weight blocks, 1×128 activation groups (DeepSeek-V3, FP8_BLOCK).
- *   int8         W8A8 INT8: per-channel weights, per-token activations, symmetric, RNE to ±127.
- * Weights of the bf16 model are quantized as llm-compressor does by default (scale = B(absmax/fmax),
- * q = fp8(clamp(B(w / scale)))); --weight-arith fp32 selects fp32 arithmetic. The scaled GEMM is
- * emu_gemm (vLLM CUTLASS epilogue D = B(s_a[m] · fp32(s_w[n] · acc))) with --accum choosing how acc is
- * summed (default exact). --kv fp8-e4m3|fp8-e5m2 adds an FP8 KV cache (vLLM: stored fp8(x / s) with
- * saturation, loaded fp8 · s). Embeddings and lm_head stay bf16 unless --quant-lm-head. */
-typedef enum { SCHEME_FP32, SCHEME_BF16, SCHEME_FP8_W, SCHEME_W8A8, SCHEME_W8A8_STATIC, SCHEME_W8A8_BLOCK, SCHEME_INT8 } scheme_kind;
-static const char *const scheme_names[] = {"fp32", "bf16", "fp8-w", "w8a8", "w8a8-static", "w8a8-block", "int8"};
-enum { GRAN_CHANNEL = 0, GRAN_TENSOR = 1, GRAN_BLOCK = 2 };
-enum { AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_TENSOR_DYNAMIC, AMODE_GROUP, AMODE_INT8_TOKEN };
-/* Where activations are quantized: the inputs of q/k/v (one shared input), o, gate/up, down. */
-enum { SITE_QKV, SITE_O, SITE_GATEUP, SITE_DOWN, N_SITES };
-/* Observers (calibrate, stats) also see the lm_head input (layer -1) and the K / V cache entries. */
-enum { SITE_LMHEAD = N_SITES, SITE_K, SITE_V, N_OBS_SITES };
-static const char *const site_names[N_OBS_SITES] = {"qkv", "o", "gate_up", "down", "lm_head", "k", "v"};
-typedef void (*act_observer)(void *ctx, int layer, int site, const float *x, int rows, int cols);
-
-/* Static scales from `llama_fp8 calibrate`: the observed absmax of every activation site and of K / V. */
-typedef struct {
-    int n_layers;
-    float (*act)[N_SITES];  /* (n_layers, N_SITES) activation absmax (scale = absmax / fmax) */
-    float (*act_scale)[N_SITES]; /* or the scales themselves (a checkpoint's input_scale), else NULL */
-    float lm_head_scale;    /* likewise for the lm_head input */
-    float lm_head;          /* absmax of the lm_head input (0 = none) */
-    float *k_amax, *v_amax;  /* (n_layers) K / V cache absmax (scale = absmax / fmax) */
-    float *k_scale, *v_scale; /* or the scales themselves (a checkpoint's k_scale / v_scale), else NULL */
-    char *source;
-} ScaleSet;
-
-typedef struct {
-    scheme_kind kind;
-    char name[80];          /* as printed, with modifiers: "w8a8(e5m2 act)" */
-    emu_dtype wfmt, afmt;   /* E4M3 / E5M2 (EMU_I8 for int8) */
-    int wgran;              /* GRAN_CHANNEL / GRAN_TENSOR / GRAN_BLOCK */
-    int amode;              /* how activations are quantized: AMODE_* */
-    int bf16_arith;         /* weight scales and w / s in bf16, as llm-compressor on a bf16 model */
-    emu_dtype kv;           /* EMU_F32 = full-precision cache, else E4M3 / E5M2 */
-    int quant_lm_head;
-    emu_accum accum;
-    float scale_ub;         /* per-token absmax upper bound (0 = none; Meta's fbgemm configs use 1200) */
-    const ScaleSet *scales; /* static activation / KV scales */
-} Scheme;
-
-/* Modifiers shared by every scheme of a run (command-line options). */
-typedef struct {
-    const char *act_format, *weight_format, *kv, *accum, *weight_scale, *weight_arith;
-    int quant_lm_head;
-    float scale_ub;
-    const ScaleSet *scales;
-} SchemeOptions;
-
-static emu_dtype fp8_fmt_arg(const char *opt, const char *v) {
-    if (!strcmp(v, "e4m3")) return EMU_E4M3;
-    if (!strcmp(v, "e5m2")) return EMU_E5M2;
-    fatal("%s: expected e4m3 or e5m2, got '%s'", opt, v);
-}
-static Scheme scheme_make(const char *name, const SchemeOptions *o) {
-    static const SchemeOptions none = {0};
-    if (!o) o = &none;
-    Scheme q;
-    memset(&q, 0, sizeof q);
-    int k = -1;
-    for (int i = 0; i < (int)(sizeof scheme_names / sizeof scheme_names[0]); i++) if (!strcmp(name, scheme_names[i])) k = i;
-    if (k < 0) fatal("unknown scheme '%s' (known: fp32, bf16, fp8-w, w8a8, w8a8-static, w8a8-block, int8)", name);
-    q.kind = (scheme_kind)k;
-    q.wfmt = q.afmt = EMU_E4M3;
-    q.wgran = q.kind == SCHEME_W8A8_STATIC ? GRAN_TENSOR : q.kind == SCHEME_W8A8_BLOCK ? GRAN_BLOCK : GRAN_CHANNEL;
-    static const int amodes[] = {AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_GROUP, AMODE_INT8_TOKEN};
-    q.amode = amodes[q.kind];
-    q.bf16_arith = 1;
-    q.kv = EMU_F32;
-    /* exact accumulation by default; weight-only GEMMs (bf16 × fp8 products) accumulate with fp32 FMAs */
-    q.accum = q.kind == SCHEME_FP8_W ? EMU_ACC_FP32 : EMU_ACC_EXACT;
-    emu_accum default_accum = q.accum;
-    q.scale_ub = o->scale_ub;
-    q.scales = o->scales;
-    q.quant_lm_head = o->quant_lm_head;
-    int quant = q.kind >= SCHEME_FP8_W;
-    if (q.kind == SCHEME_INT8) q.wfmt = q.afmt = EMU_I8;
-    if (o->act_format && quant && q.kind != SCHEME_INT8 && q.kind != SCHEME_FP8_W) q.afmt = fp8_fmt_arg("--act-format", o->act_format);
-    if (o->weight_format && quant && q.kind != SCHEME_INT8) q.wfmt = fp8_fmt_arg("--weight-format", o->weight_format);
-    if (o->weight_scale && q.kind == SCHEME_FP8_W) {
-        if (!strcmp(o->weight_scale, "tensor")) q.wgran = GRAN_TENSOR;
-        else if (strcmp(o->weight_scale, "channel")) fatal("--weight-scale: expected channel or tensor");
-    }
-    if (o->weight_arith) {
-        if (!strcmp(o->weight_arith, "fp32")) q.bf16_arith = 0;
-        else if (strcmp(o->weight_arith, "bf16")) fatal("--weight-arith: expected bf16 or fp32");
-    }
-    if (o->kv && q.kind != SCHEME_FP32) {
-        if (!strcmp(o->kv, "fp8-e4m3")) q.kv = EMU_E4M3;
-        else if (!strcmp(o->kv, "fp8-e5m2")) q.kv = EMU_E5M2;
-        else if (strcmp(o->kv, "none")) fatal("--kv: expected fp8-e4m3, fp8-e5m2 or none, got '%s'", o->kv);
-    }
-    if (o->accum) {
-        int a = emu_accum_from_name(o->accum);
-        if (a < 0) fatal("--accum: unknown model '%s' (exact, fp32, hopper, ada, cublaslt, fast)", o->accum);
-        q.accum = (emu_accum)a;
-    }
-    if (q.kind == SCHEME_W8A8_STATIC && !q.scales)
-        fatal("scheme w8a8-static needs static activation scales: --scales FILE (written by llama_fp8 calibrate)");
-    snprintf(q.name, sizeof q.name, "%s", name);
-    char mods[64] = "";
-    if (quant && q.kind != SCHEME_INT8 && q.wfmt == EMU_E5M2) strcat(mods, " w:e5m2");
-    if (quant && q.kind != SCHEME_INT8 && q.kind != SCHEME_FP8_W && q.afmt == EMU_E5M2) strcat(mods, " a:e5m2");
-    if (q.kind == SCHEME_FP8_W && q.wgran == GRAN_TENSOR) strcat(mods, " tensor");
-    if (quant && !q.bf16_arith) strcat(mods, " fp32-arith");
-    if (q.kv != EMU_F32) strcat(mods, q.kv == EMU_E4M3 ? " kv:e4m3" : " kv:e5m2");
-    if (quant && q.quant_lm_head) strcat(mods, " +lm_head");
-    if (quant && q.accum != default_accum) { strcat(mods, " "); strcat(mods, emu_accum_names[q.accum]); }
-    if (mods[0]) snprintf(q.name + strlen(q.name), sizeof q.name - strlen(q.name), "(%s)", mods + 1);
-    return q;
-}
-static Scheme scheme_by_name(const char *name) { return scheme_make(name, NULL); }
-
-/* The scheme a quantized checkpoint prescribes (-q checkpoint, the default for such models): its
- * stored FP8 weights and scales, its activation scheme, its static input / KV scales — run as vLLM
- * runs it. Other models: the named scheme (default `dflt`). */
-static Scheme scheme_for_model(const Model *m, const char *name, const char *dflt, const SchemeOptions *o) {
-    if (!m->quant.present) {
-        if (name && !strcmp(name, "checkpoint")) fatal("-q checkpoint: %s is not a quantized checkpoint", m->path);
-        return scheme_make(name ? name : dflt, o);
-    }
-    if (name && strcmp(name, "checkpoint"))
-        fatal("%s is an FP8 checkpoint (%s): it runs as stored (-q checkpoint), not as '%s'", m->path, m->quant.method, name);
-    const CkptQuant *cq = &m->quant;
-    static const char *const kinds[] = {"w8a8", "w8a8-static", "w8a8", "w8a8-block"};
-    SchemeOptions so = o ? *o : (SchemeOptions){0};
-    so.scales = NULL;
-    so.quant_lm_head = cq->lm_head;
-    if (cq->kv && !so.kv) so.kv = "fp8-e4m3";
-    int L = m->c.n_layers;
-    ScaleSet *ss = xcalloc(1, sizeof *ss);
-    ss->n_layers = L;
-    ss->act = xcalloc(L, sizeof *ss->act);
-    ss->act_scale = xcalloc(L, sizeof *ss->act_scale);
-    ss->k_amax = xcalloc(L, sizeof(float)); ss->v_amax = xcalloc(L, sizeof(float));
-    ss->k_scale = xcalloc(L, sizeof(float)); ss->v_scale = xcalloc(L, sizeof(float));
-    for (int l = 0; l < L; l++) {
-        for (int site = 0; site < N_SITES; site++) ss->act_scale[l][site] = m->layers[l].in_scale[site];
-        ss->k_scale[l] = m->layers[l].k_scale > 0 ? m->layers[l].k_scale : 1.0f;
-        ss->v_scale[l] = m->layers[l].v_scale > 0 ? m->layers[l].v_scale : 1.0f;
-    }
-    ss->lm_head_scale = m->lm_head_in_scale;
-    ss->source = m->path;
-    so.scales = ss;
-    Scheme q = scheme_make(cq->act < 0 ? "fp8-w" : kinds[cq->act], &so);
-    if (cq->act == 2) q.amode = AMODE_TENSOR_DYNAMIC;
-    q.wfmt = m->layers[0].wq.dtype;
-    char nm[sizeof q.name];
-    snprintf(nm, sizeof nm, "checkpoint:%.66s", q.name);
-    memcpy(q.name, nm, sizeof nm);
-    return q;
-}
-static int scheme_quantizes(const Scheme *q) { return q->kind >= SCHEME_FP8_W; }
-
-/* B(x): round to the nearest bf16 value (ties to even) in bf16-based schemes; identity in fp32. */
-static inline float B(const Scheme *q, float x) { return q->kind != SCHEME_FP32 ? bf16_to_float(bf16_from_float(x)) : x; }
-static void B_rows(const Scheme *q, float *x, size_t n) {
-    if (q->kind == SCHEME_FP32) return;
-    for (size_t i = 0; i < n; i++) x[i] = bf16_to_float(bf16_from_float(x[i]));
-}
-
-/* bf16-based schemes run on bf16 weights: a model stored as F32/F16 is rounded once, like
- * model.to(torch.bfloat16) (weights and norm vectors), into a second view of the model that
- * shares everything else; BF16 checkpoints are used in place. fp32 keeps the stored weights. */
-static void tensor_to_bf16(Model *m, Tensor *t) {
-    if (t->dtype == EMU_BF16 || t->scale) return;
-    size_t n = (size_t)t->rows * t->cols;
-    uint16_t *d = model_own(m, n * 2);
-    for (size_t i = 0; i < n; i++) d[i] = bf16_from_float(tensor_get(t, i));
-    t->data = d;
-    t->dtype = EMU_BF16;
-}
-static float *norm_to_bf16(Model *m, const float *w, int n) {
-    float *d = model_own(m, n * sizeof(float));
-    for (int i = 0; i < n; i++) d[i] = bf16_to_float(bf16_from_float(w[i]));
-    return d;
-}
-static const Model *model_for_scheme(Model *m, const Scheme *q) {
-    if (q->kind == SCHEME_FP32) return m;
-    if (m->bf16_view) return m->bf16_view;
-    Model *v = model_own(m, sizeof(Model));
-    *v = *m;
-    v->layers = model_own(m, m->c.n_layers * sizeof(Layer));
-    memcpy(v->layers, m->layers, m->c.n_layers * sizeof(Layer));
-    int tied = m->lm_head.data == m->tok_embeddings.data;
-    tensor_to_bf16(m, &v->tok_embeddings);
-    if (tied) v->lm_head = v->tok_embeddings; else tensor_to_bf16(m, &v->lm_head);
-    for (int l = 0; l < m->c.n_layers; l++) {
-        Layer *L = &v->layers[l];
-        Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (int i = 0; i < 7; i++) tensor_to_bf16(m, ts[i]);
-        L->attn_norm = norm_to_bf16(m, L->attn_norm, m->c.dim);
-        L->ffn_norm = norm_to_bf16(m, L->ffn_norm, m->c.dim);
-    }
-    v->final_norm = norm_to_bf16(m, m->final_norm, m->c.dim);
-    v->bf16_view = v;
-    m->bf16_view = v;
-    return v;
-}
-
-/* In place: the model's weights become those of its view for scheme q (verify works on one view). */
-static void model_prepare(Model *m, const Scheme *q) {
-    const Model *v = model_for_scheme(m, q);
-    if (v == m) return;
-    m->tok_embeddings = v->tok_embeddings; m->lm_head = v->lm_head;
-    m->layers = v->layers; m->final_norm = v->final_norm;
-}
-
-/* Weight quantization as llm-compressor / compressed-tensors 0.20 does it (memoryless min-max
- * observer, symmetric; calculate_qparams + the float/int compressors): per output channel
- * (scale[N]), per tensor (scale[1]) or per 128×128 block (scale[ceil(N/128)][ceil(K/128)]).
- *   scale = absmax / (range / 2): range/2 = fmax (448, 57344) for FP8, 127.5 for INT8 (255 / 2);
- *   a zero scale becomes the scale dtype's eps (bf16: 2^-7, fp32: 2^-23);
- *   q = cast(clamp(w / scale + 0, qmin, qmax)) — the + 0 is the zero point, which turns −0 into +0;
- *   FP8 casts round to nearest even, INT8 uses torch.round (RNE) into [−128, 127].
- * With bf16_arith (a bf16 model, the default) the scale and w / scale are each rounded to bf16 —
- * double rounding, exactly as the tool does it on a bf16 model. Without it, all in fp32. */
-static void quant_weight(uint8_t *q, float *scale, const Tensor *W, emu_dtype fmt, int granularity, int bf16_arith) {
-    int N = W->rows, K = W->cols;
-    int bn = granularity == GRAN_BLOCK ? EMU_BLOCK : granularity == GRAN_TENSOR ? N : 1;
-    int bk = granularity == GRAN_BLOCK ? EMU_BLOCK : K;
-    int nbn = (N + bn - 1) / bn, nbk = (K + bk - 1) / bk;
-    float fmax = emu_fmax(fmt);
-    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int i = 0; i < nbn; i++) {
-        for (int j = 0; j < nbk; j++) {
-            int n0 = i * bn, n1 = n0 + bn < N ? n0 + bn : N, k0 = j * bk, k1 = k0 + bk < K ? k0 + bk : K;
-            float amax = 0;
-            for (int n = n0; n < n1; n++)
-                for (int k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(tensor_get(W, (size_t)n * K + k)));
-            float half_range = fmt == EMU_I8 ? 127.5f : fmax;
-            float s = amax / half_range;
-            if (bf16_arith) s = bf16_to_float(bf16_from_float(s));
-            if (s == 0) s = bf16_arith ? 0.0078125f : FLT_EPSILON;
-            scale[(size_t)i * nbk + j] = s;
-            for (int n = n0; n < n1; n++)
-                for (int k = k0; k < k1; k++) {
-                    float x = tensor_get(W, (size_t)n * K + k) / s;
-                    if (bf16_arith) x = bf16_to_float(bf16_from_float(x));
-                    x = x + 0.0f;
-                    uint8_t *out = &q[(size_t)n * K + k];
-                    if (fmt == EMU_I8) *out = (uint8_t)(int8_t)rintf(fminf(fmaxf(x, -128.0f), 127.0f));
-                    else *out = emu_fp8_encode(fminf(fmaxf(x, -fmax), fmax), fmt);
-                }
-        }
-    }
-}
-
-/* Activations and the KV cache for up to `cap` tokens per forward() call, `max_pos` positions. */
-typedef struct {
-    int cap, max_pos;
-    float *x;           /* (cap, dim) residual stream */
-    float *xb;          /* (cap, dim) normalized input of a block */
-    float *q;           /* (cap, n_heads * head_dim) queries, then attention output */
-    float *k, *v;       /* (cap, n_kv_heads * head_dim) this call's keys and values */
-    float *att;         /* (threads, max_pos) attention probabilities, one row per thread */
-    float *hb, *hb2;    /* (cap, hidden_dim) MLP gate and up */
-    float *xo;          /* (cap, dim) output of a block before the residual add */
-    float *key_cache;   /* (n_layers, max_pos, n_kv_heads * head_dim) */
-    float *value_cache; /* (n_layers, max_pos, n_kv_heads * head_dim) */
-    float *logits;      /* (cap, vocab) */
-    float **layer_out;  /* optional: (n_layers) buffers of (cap, dim) receiving x after each layer */
-    uint8_t *qa;        /* (cap, max(dim, qd, hidden_dim)) quantized activation codes (FP8 / INT8 schemes) */
-    float *sa;          /* (cap, ceil(max K / 128)) their scales */
-    uint8_t *qw;        /* (max N * K) quantized weight codes of the Linear being run */
-    float *sw;          /* its scales */
-    act_observer observe; void *observe_ctx; /* optional: sees every activation site (calibrate, stats) */
-    void *dev;          /* the GPU's activations and KV cache for this state (gpu_forward), else NULL */
-    int logits_on_device; /* gpu_forward leaves the logits on the GPU (ppl takes its statistics there) */
-} RunState;
-static void gpu_run_free(void *dev);   /* section 6b */
-
-static void runstate_init(RunState *s, const Config *c, int cap, int max_pos) {
-    memset(s, 0, sizeof *s);
-    size_t qd = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
-    s->cap = cap; s->max_pos = max_pos;
-    s->x = xcalloc((size_t)cap * c->dim, sizeof(float));
-    s->xb = xcalloc((size_t)cap * c->dim, sizeof(float));
-    s->xo = xcalloc((size_t)cap * c->dim, sizeof(float));
-    s->q = xcalloc((size_t)cap * qd, sizeof(float));
-    s->k = xcalloc((size_t)cap * kv, sizeof(float));
-    s->v = xcalloc((size_t)cap * kv, sizeof(float));
-#ifdef _OPENMP
-    s->att = xcalloc((size_t)omp_get_max_threads() * max_pos, sizeof(float));
-#else
-    s->att = xcalloc((size_t)max_pos, sizeof(float));
-#endif
-    s->hb = xcalloc((size_t)cap * c->hidden_dim, sizeof(float));
-    s->hb2 = xcalloc((size_t)cap * c->hidden_dim, sizeof(float));
-    s->key_cache = xcalloc((size_t)c->n_layers * max_pos * kv, sizeof(float));
-    s->value_cache = xcalloc((size_t)c->n_layers * max_pos * kv, sizeof(float));
-    s->logits = xcalloc((size_t)cap * c->vocab_size, sizeof(float));
-    size_t kmax = (size_t)c->dim > qd ? (size_t)c->dim : qd;
-    if ((size_t)c->hidden_dim > kmax) kmax = c->hidden_dim;
-    s->qa = xcalloc((size_t)cap * kmax, 1);
-    s->sa = xcalloc((size_t)cap * ((kmax + EMU_BLOCK - 1) / EMU_BLOCK), sizeof(float));
-}
-/* Weight buffers for on-the-fly quantization, sized for the largest Linear (lm_head only if quantized). */
-static void runstate_quant_buffers(RunState *s, const Config *c, const Scheme *q) {
-    if (!scheme_quantizes(q) || s->qw) return;
-    size_t qd = (size_t)c->n_heads * c->head_dim;
-    size_t nk = (size_t)c->hidden_dim * c->dim;
-    if (qd * c->dim > nk) nk = qd * c->dim;
-    if (q->quant_lm_head && (size_t)c->vocab_size * c->dim > nk) nk = (size_t)c->vocab_size * c->dim;
-    size_t rows = (size_t)c->vocab_size > (size_t)c->hidden_dim ? (size_t)c->vocab_size : (size_t)c->hidden_dim;
-    s->qw = xmalloc(nk);
-    s->sw = xmalloc((rows + (nk / EMU_BLOCK + EMU_BLOCK)) * sizeof(float));
-}
-static void runstate_free(RunState *s) {
-    free(s->x); free(s->xb); free(s->xo); free(s->q); free(s->k); free(s->v); free(s->att);
-    free(s->hb); free(s->hb2); free(s->key_cache); free(s->value_cache); free(s->logits);
-    free(s->qa); free(s->sa); free(s->qw); free(s->sw);
-    gpu_run_free(s->dev);
-}
-
-/* out = B(w · B(x · rsqrt(mean(x²) + eps))) per row: Hugging Face LlamaRMSNorm. The mean of
- * squares is summed in double and rounded once to fp32 (the correctly rounded value, which any
- * fp32 summation order approximates). */
-static void rmsnorm(const Scheme *q, float *out, const float *x, const float *w, int T, int n, float eps) {
-    #pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++) {
-        const float *xr = x + (size_t)t * n;
-        double ss = 0;
-        for (int i = 0; i < n; i++) ss += (double)xr[i] * xr[i];
-        float var = (float)(ss / n);
-        float rs = 1.0f / sqrtf(var + eps);
-        for (int i = 0; i < n; i++) out[(size_t)t * n + i] = B(q, w[i] * B(q, xr[i] * rs));
-    }
-}
-
-/* A static scale from an observed absmax: absmax / fmax, rounded to bf16 for a bf16 model (the
- * dtype llm-compressor stores input_scale / k_scale in, and the value vLLM then runs with). */
-static float static_scale(const Scheme *q, float amax, emu_dtype fmt) {
-    float s = amax / emu_fmax(fmt);
-    return q->bf16_arith ? bf16_to_float(bf16_from_float(s)) : s;
-}
-
-/* The static activation scale of a site (layer -1: the lm_head input): the checkpoint's or calibrated one. */
-static float act_static_scale(const Scheme *q, int layer, int site) {
-    const ScaleSet *ss = q->scales;
-    float sc = layer < 0 ? (ss->lm_head_scale > 0 ? ss->lm_head_scale : static_scale(q, ss->lm_head, q->afmt))
-                         : (ss->act_scale ? ss->act_scale[layer][site] : static_scale(q, ss->act[layer][site], q->afmt));
-    if (!(sc > 0)) fatal("%s: no static scale for layer %d site %s", ss->source, layer, site_names[site]);
-    return sc;
-}
-/* The FP8 KV cache scales of layer l: calibrated or from the checkpoint, else 1. */
-static void kv_scales(const Scheme *q, int l, float *ks, float *vs) {
-    const ScaleSet *ss = q->scales;
-    *ks = !ss ? 1.0f : ss->k_scale ? ss->k_scale[l] : static_scale(q, ss->k_amax[l], q->kv);
-    *vs = !ss ? 1.0f : ss->v_scale ? ss->v_scale[l] : static_scale(q, ss->v_amax[l], q->kv);
-}
-
-/* The input of one or more Linears, quantized once for all of them (FP8 / INT8 schemes), right
- * before the GEMMs it feeds: per token (w8a8: vLLM dynamic_per_token_scaled_fp8_quant; int8),
- * per tensor with the calibrated static scale (w8a8-static: x · (1/s)), or in 1×128 groups
- * (w8a8-block). Observers (calibrate, stats) see the full-precision input here. */
-static void quantize_act(const Scheme *q, RunState *s, const float *x, int T, int K, int layer, int site) {
-    if (s->observe) s->observe(s->observe_ctx, layer, site, x, T, K);
-    switch (q->amode) {
-    case AMODE_TOKEN: emu_quant_token(s->qa, K, s->sa, x, K, T, K, q->afmt, q->scale_ub); break;
-    case AMODE_INT8_TOKEN: emu_quant_int8_token((int8_t *)s->qa, K, s->sa, x, K, T, K); break;
-    case AMODE_GROUP: emu_quant_group(s->qa, K, s->sa, x, K, T, K, EMU_BLOCK, q->afmt); break;
-    case AMODE_TENSOR_DYNAMIC: s->sa[0] = emu_quant_tensor_dynamic(s->qa, K, x, K, T, K, q->afmt); break;
-    case AMODE_TENSOR_STATIC: {
-        float sc = act_static_scale(q, layer, site);
-        s->sa[0] = sc;
-        emu_quant_tensor(s->qa, K, x, K, T, K, q->afmt, sc);
-        break;
-    }
-    default: break; /* fp32, bf16, fp8-w: activations stay as they are */
-    }
-}
-
-/* out[T, W.rows] = in[T, W.cols] · Wᵀ — every Linear of the model goes through here, and from
- * here through the one GEMM interface of emu/. Baselines: fp32 GEMM on the stored weights (bf16
- * schemes round the output). Quantized: the weight is quantized (on the fly: a cost of N·K next to
- * the GEMM's T·N·K) and emu_gemm applies the scaled epilogue with the chosen accumulation model;
- * the activation codes are those of the last quantize_act(). */
-static void matmul(const Scheme *q, float *out, const float *in, int T, const Tensor *W) { /* the baseline GEMM */
-    if (W->scale) fatal("scheme %s cannot run the FP8 weights of a quantized checkpoint", q->name);
-    emu_gemm_f32(T, W->rows, W->cols, in, W->cols, W->data, W->dtype, W->cols, out, W->rows);
-    B_rows(q, out, (size_t)T * W->rows);
-}
-static void linear(const Scheme *q, RunState *s, float *out, const float *in, int T, const Tensor *W, int quantized) {
-    int N = W->rows, K = W->cols;
-    if (!scheme_quantizes(q) || !quantized) { matmul(q, out, in, T, W); return; }
-    const void *wq = W->data;            /* a quantized checkpoint's codes and scales are used as stored */
-    const float *ws = W->scale;
-    emu_dtype wfmt = W->dtype;
-    int gran = W->scale_gran;
-    if (!ws) {
-        quant_weight(s->qw, s->sw, W, q->wfmt, q->wgran, q->bf16_arith);
-        wq = s->qw; ws = s->sw; wfmt = q->wfmt; gran = q->wgran;
-    }
-    emu_scale wk = gran == GRAN_BLOCK ? EMU_SCALE_BLOCK : gran == GRAN_TENSOR ? EMU_SCALE_TENSOR : EMU_SCALE_ROW;
-    emu_gemm_desc g = {.M = T, .N = N, .K = K,
-                       .b_type = wfmt, .B = wq, .ldb = K, .b_scale_kind = wk, .b_scale = ws,
-                       .d_type = EMU_F32, .D = out, .ldd = N, .accum = q->accum};
-    if (q->amode == AMODE_NONE) {
-        g.a_type = EMU_F32; g.A = in; g.lda = K; g.a_scale_kind = EMU_SCALE_ONE;
-    } else {
-        g.a_type = q->afmt; g.A = s->qa; g.lda = K; g.a_scale = s->sa;
-        g.a_scale_kind = q->amode == AMODE_TENSOR_STATIC || q->amode == AMODE_TENSOR_DYNAMIC ? EMU_SCALE_TENSOR
-                       : q->amode == AMODE_GROUP ? EMU_SCALE_BLOCK : EMU_SCALE_ROW;
-    }
-    const char *why = emu_gemm_check(&g);
-    if (why) fatal("scheme %s: %s", q->name, why);
-    emu_gemm(&g);
-    B_rows(q, out, (size_t)T * N);
-}
-
-/* FP8 KV cache (vLLM --kv-cache-dtype fp8): the cache stores fp8(x / s) with saturation; attention
- * loads fp8 · s (fp32), in the activation dtype. s = calibrated absmax / fmax, or 1.0. */
-static void kv_quantize(const Scheme *q, float *x, int n, float s) {
-    for (int i = 0; i < n; i++) {
-        uint8_t code = emu_fp8_encode(x[i] / s, q->kv);
-        x[i] = B(q, emu_fp8_decode(code, q->kv) * s);
-    }
-}
-
-/* RoPE, Hugging Face rotate-half layout, on one head vector at position pos:
- * out[j] = B(B(x[j]·cos) − B(x[j+h]·sin)), out[j+h] = B(B(x[j+h]·cos) + B(x[j]·sin)), j < h = hd/2,
- * angle = fp32(pos · inv_freq[j]), cos/sin computed in double, rounded to fp32 (and to bf16 in bf16
- * schemes: HF casts the tables to the activation dtype). */
-static void rope(const Scheme *q, float *x, int hd, const float *cosv, const float *sinv) {
-    int h = hd / 2;
-    for (int j = 0; j < h; j++) {
-        float a = x[j], b = x[j + h];
-        x[j] = B(q, B(q, a * cosv[j]) - B(q, b * sinv[j]));
-        x[j + h] = B(q, B(q, b * cosv[j]) + B(q, a * sinv[j]));
-    }
-}
-
-static inline float silu(float x) { return x / (1.0f + expf(-x)); }
-
-/* x[t] = the embedding row of ids[t] (bf16/f16/f32, converted exactly). */
-static void embed_tokens(const Model *m, float *x, const int *ids, int T) {
-    int dim = m->c.dim;
-    for (int t = 0; t < T; t++) {
-        if (ids[t] < 0 || ids[t] >= m->c.vocab_size) fatal("token id %d outside the vocabulary (%d)", ids[t], m->c.vocab_size);
-        for (int i = 0; i < dim; i++) x[(size_t)t * dim + i] = tensor_get(&m->tok_embeddings, (size_t)ids[t] * dim + i);
-    }
-}
-/* RoPE tables for positions pos0 .. pos0+T-1: (T, head_dim/2) cos and sin of the fp32 angle
- * pos · inv_freq (as transformers), computed in double, rounded to fp32 (and to bf16 in bf16-based
- * schemes). The caller frees both. */
-static void rope_tables(const Model *m, const Scheme *q, int pos0, int T, float **cos_out, float **sin_out) {
-    int half = m->c.head_dim / 2;
-    float *cosv = xmalloc((size_t)T * half * sizeof(float)), *sinv = xmalloc((size_t)T * half * sizeof(float));
-    for (int t = 0; t < T; t++)
-        for (int j = 0; j < half; j++) {
-            float angle = (float)(pos0 + t) * m->inv_freq[j];
-            cosv[(size_t)t * half + j] = B(q, (float)cos((double)angle));
-            sinv[(size_t)t * half + j] = B(q, (float)sin((double)angle));
-        }
-    *cos_out = cosv;
-    *sin_out = sinv;
-}
-
-/* Causal GQA attention over T queries at positions pos0.. (query head h reads kv head h / group).
- * Scores q·k in fp32 (bf16 schemes: rounded, scaled by 1/sqrt(hd), rounded again), softmax in fp32
- * (exp(x - max), times the reciprocal of the sum, as torch's CPU softmax), P·V; the output
- * overwrites qbuf. kc, vc: the cache of this layer, rows of kvd = n_kv_heads · hd. */
-static void attention(const Scheme *q, RunState *s, float *qbuf, const float *kc, const float *vc, int T, int pos0, int n_heads, int n_kv_heads, int hd, float scale) {
-    int qd = n_heads * hd, kvd = n_kv_heads * hd, group = n_heads / n_kv_heads;
-    #pragma omp parallel for collapse(2) schedule(dynamic, 4)
-    for (int t = 0; t < T; t++) {
-        for (int h = 0; h < n_heads; h++) {
-            int npos = pos0 + t + 1;
-            float *qv = qbuf + (size_t)t * qd + h * hd;
-            const float *kh = kc + (h / group) * hd, *vh = vc + (h / group) * hd;
-#ifdef _OPENMP
-            float *att = s->att + (size_t)omp_get_thread_num() * s->max_pos;
-#else
-            float *att = s->att;
-#endif
-            float mx = -INFINITY;
-            for (int p = 0; p < npos; p++) {
-                const float *kv = kh + (size_t)p * kvd;
-                float dot = 0.0f;
-                for (int i = 0; i < hd; i++) dot += qv[i] * kv[i];
-                att[p] = B(q, B(q, dot) * scale);
-                if (att[p] > mx) mx = att[p];
-            }
-            float sum = 0.0f;
-            for (int p = 0; p < npos; p++) { att[p] = expf(att[p] - mx); sum += att[p]; }
-            float inv = 1.0f / sum;
-            for (int p = 0; p < npos; p++) att[p] = B(q, att[p] * inv);
-            for (int i = 0; i < hd; i++) qv[i] = 0.0f;
-            for (int p = 0; p < npos; p++) {
-                const float *vv = vh + (size_t)p * kvd;
-                float a = att[p];
-                for (int i = 0; i < hd; i++) qv[i] += a * vv[i];
-            }
-            for (int i = 0; i < hd; i++) qv[i] = B(q, qv[i]);
-        }
-    }
-}
-
-/* The forward pass over T tokens at positions pos0 .. pos0+T-1 (the KV cache holds the earlier
- * ones). Writes logits for rows logits_from .. T-1 into s->logits (row t at (t-logits_from)*vocab). */
-static void forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
-    const Config *c = &m->c;
-    int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim;
-    int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
-    if (T > s->cap || pos0 + T > s->max_pos) fatal("internal: forward over %d tokens at %d exceeds the run state", T, pos0);
-    float *x = s->x;
-
-    /* token embeddings (rows of a bf16/f16/f32 matrix, converted exactly) */
-    embed_tokens(m, x, ids, T);
-    /* RoPE tables for these positions: (T, hd/2) cos and sin */
-    int half = hd / 2;
-    float *cosv, *sinv;
-    rope_tables(m, q, pos0, T, &cosv, &sinv);
-    float scale = (float)(1.0 / sqrt((double)hd));
-
-    for (int l = 0; l < c->n_layers; l++) {
-        const Layer *L = &m->layers[l];
-        float *kc = s->key_cache + (size_t)l * s->max_pos * kvd, *vc = s->value_cache + (size_t)l * s->max_pos * kvd;
-
-        /* ---- attention: x = B(x + o_proj(attention(rope(q), rope(k), v))) ---- */
-        rmsnorm(q, s->xb, x, L->attn_norm, T, dim, c->norm_eps);
-        quantize_act(q, s, s->xb, T, dim, l, SITE_QKV);
-        linear(q, s, s->q, s->xb, T, &L->wq, 1);
-        linear(q, s, s->k, s->xb, T, &L->wk, 1);
-        linear(q, s, s->v, s->xb, T, &L->wv, 1);
-        #pragma omp parallel for schedule(static)
-        for (int t = 0; t < T; t++) {
-            for (int h = 0; h < c->n_heads; h++) rope(q, s->q + (size_t)t * qd + h * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
-            for (int h = 0; h < c->n_kv_heads; h++) rope(q, s->k + (size_t)t * kvd + h * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
-        }
-        if (s->observe) { s->observe(s->observe_ctx, l, SITE_K, s->k, T, kvd); s->observe(s->observe_ctx, l, SITE_V, s->v, T, kvd); }
-        if (q->kv != EMU_F32) { /* FP8 KV cache: what attention reads back is fp8(x / s) · s */
-            float ks, vs;
-            kv_scales(q, l, &ks, &vs);
-            kv_quantize(q, s->k, T * kvd, ks);
-            kv_quantize(q, s->v, T * kvd, vs);
-        }
-        memcpy(kc + (size_t)pos0 * kvd, s->k, (size_t)T * kvd * sizeof(float));
-        memcpy(vc + (size_t)pos0 * kvd, s->v, (size_t)T * kvd * sizeof(float));
-        attention(q, s, s->q, kc, vc, T, pos0, c->n_heads, c->n_kv_heads, hd, scale);
-        quantize_act(q, s, s->q, T, qd, l, SITE_O);
-        linear(q, s, s->xo, s->q, T, &L->wo, 1);
-        for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s->xo[i]);
-
-        /* ---- MLP: x = B(x + down(B(B(silu(gate(h))) · up(h)))) ---- */
-        rmsnorm(q, s->xb, x, L->ffn_norm, T, dim, c->norm_eps);
-        quantize_act(q, s, s->xb, T, dim, l, SITE_GATEUP);
-        linear(q, s, s->hb, s->xb, T, &L->w_gate, 1);
-        linear(q, s, s->hb2, s->xb, T, &L->w_up, 1);
-        #pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < (size_t)T * hid; i++) s->hb[i] = B(q, B(q, silu(s->hb[i])) * s->hb2[i]);
-        quantize_act(q, s, s->hb, T, hid, l, SITE_DOWN);
-        linear(q, s, s->xo, s->hb, T, &L->w_down, 1);
-        for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s->xo[i]);
-
-        if (s->layer_out) memcpy(s->layer_out[l], x, (size_t)T * dim * sizeof(float));
-        if (m->release_pages) layer_release(m, L);
-    }
-    free(cosv);
-    free(sinv);
-
-    /* final norm and the classifier, for the rows the caller needs */
-    rmsnorm(q, s->xb, x, m->final_norm, T, dim, c->norm_eps);
-    if (logits_from < T) {
-        const float *h = s->xb + (size_t)logits_from * dim;
-        if (q->quant_lm_head) quantize_act(q, s, h, T - logits_from, dim, -1, SITE_LMHEAD);
-        else if (s->observe) s->observe(s->observe_ctx, -1, SITE_LMHEAD, h, T - logits_from, dim);
-        linear(q, s, s->logits, h, T - logits_from, &m->lm_head, q->quant_lm_head);
-        if (m->release_pages) tensor_release(m, &m->lm_head);
-    }
-}
-/* @@END forward@@ */
-
-/* ------------------------------------------------------------------------------------------ */
-/* 6b. GPU path (make CUDA=1): device selection, the forward pass on the GPU, verify            */
-/* ------------------------------------------------------------------------------------------ */
-/* @@SECTION gpu@@ */
-/* The GPU path. `make CUDA=1` compiles cuda_kernels.cu with nvcc and defines LLAMA_FP8_CUDA; the
- * kernels there are the GPU twins of emu/ (quantization, GEMMs) and of forward()'s elementwise ops.
- * At run time a CUDA build uses a GPU of compute capability 8.9 (Ada) or 9.x (Hopper) when one is
- * present and --cpu (or LLAMA_FP8_DEVICE=cpu) is not given; otherwise everything runs on the CPU.
- * `llama_fp8 verify` checks the GPU against the CPU (see cmd_verify). Test programs (TESTING) see the
- * CPU-only variant: they are linked without cuda_kernels.o. */
-#if defined(LLAMA_FP8_CUDA) && !defined(TESTING)
-#define GPU_BUILD 1
-#endif
-#ifdef GPU_BUILD
-/* cuda_kernels.cu, extern "C". Host memory in and out; errors end the program with one line. */
-int cu_probe(char *desc, size_t len);
-int cu_compute_capability(void);
-void cu_quant_token(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, emu_dtype fmt, float scale_ub);
-void cu_quant_channel(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, emu_dtype fmt);
-void cu_quant_group(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int G, emu_dtype fmt);
-void cu_quant_block(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, int BN, int BK, emu_dtype fmt);
-void cu_quant_tensor(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt, float s);
-float cu_quant_tensor_dynamic(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt);
-enum { CU_GEMM_MODEL = 0, CU_GEMM_MMA = 1, CU_GEMM_CUBLASLT = 2, CU_GEMM_WGMMA = 3 };
-const char *cu_gemm(const emu_gemm_desc *g, int impl);
-void cu_rmsnorm(int bf16, float *out, const float *x, const float *w, int T, int n, float eps);
-void cu_rope(int bf16, float *x, int T, int nh, int hd, const float *cosv, const float *sinv);
-void cu_attention(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale);
-void cu_swiglu(int bf16, float *hb, const float *hb2, size_t n);
-void cu_residual(int bf16, float *x, const float *xo, size_t n);
-void cu_nll(double *nll, const float *logits, int T, int V, const int *targets);
-void cu_bench_gemm(int M, int N, int K, int reps);
-/* the resident forward pass: ops on device pointers (host memory after cud_twin(1)) */
-void cud_twin(int on);
-void *cud_try_alloc(size_t n);
-void *cud_alloc(size_t n);
-void cud_free(void *p);
-void cud_upload(void *d, const void *h, size_t n);
-void cud_download(void *h, const void *d, size_t n);
-void cud_sync(void);
-void cud_embed(float *x, const void *table, emu_dtype t, const int *ids, int T, int dim);
-void cud_rmsnorm(int bf16, float *out, const float *x, const float *w, int T, int n, float eps);
-void cud_rope(int bf16, float *x, int T, int nh, int hd, const float *cosv, const float *sinv);
-void cud_kv_store(float *dst, const float *src, size_t n, emu_dtype kv, int bf16, float s);
-void cud_attention(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale);
-void cud_swiglu(int bf16, float *hb, const float *hb2, size_t n);
-void cud_residual(int bf16, float *x, const float *xo, size_t n);
-void cud_round_bf16(float *x, size_t n);
-enum { CUQ_TOKEN = 0, CUQ_GROUP = 1, CUQ_TENSOR_STATIC = 2, CUQ_TENSOR_DYNAMIC = 3, CUQ_INT8_TOKEN = 4 };
-void cud_quant(int mode, uint8_t *q, float *scale, const float *x, int T, int K, emu_dtype t, float param);
-const char *cud_gemm(const emu_gemm_desc *d, int impl);
-void cud_copy(void *d, const void *s, size_t n);
-int cu_lt_own_epilogue(void);
-void cud_ppl_rows(const float *lq, const float *lb, int rows, int V, const int *targets, double *lp, int *arg, double *kld);
-/* the shared __host__ __device__ code compiled for the CPU (checks without a GPU) */
-void cu_host_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int TR, int TC, int rule, emu_dtype t, float param);
-void cu_host_gemm_model(const emu_gemm_desc *g);
-float cu_host_expf(float x);
-float cu_host_silu(float x);
-#endif
-
-static int parse_ids(const char *s, int vocab, int **out);     /* section 7 */
-static double log_prob(const float *logits, int n, int target);
-
-static int gpu_state = -1;   /* -1: not probed yet, 0: this run uses the CPU, 1: the GPU */
-static int gpu_force_cpu;    /* --cpu */
-static char gpu_why[256];    /* the GPU's description, or why there is none */
-static int gpu_twin_mode __attribute__((unused));    /* LLAMA_FP8_DEVICE=twin: the GPU path runs on host twins (GEMMs: the models) */
-
-/* Called by commands that take --cpu. */
-static void gpu_set_force_cpu(int on) { gpu_force_cpu = on; gpu_state = -1; }
-
-/* 1 when this run computes on the GPU. */
-static int gpu_active(void) {
-    if (gpu_state >= 0) return gpu_state;
-    const char *env = getenv("LLAMA_FP8_DEVICE");
-    if (env && !strcmp(env, "cpu")) gpu_force_cpu = 1;
-    if (env && !strcmp(env, "twin") && !gpu_force_cpu) {
-        /* the GPU path with every kernel replaced by its host twin (checks without a GPU) */
-#ifdef GPU_BUILD
-        cud_twin(1);
-        gpu_twin_mode = 1;
-        snprintf(gpu_why, sizeof gpu_why, "GPU path on the CPU (LLAMA_FP8_DEVICE=twin: host twins of the kernels)");
-        return gpu_state = 1;
-#else
-        fatal("LLAMA_FP8_DEVICE=twin needs a CUDA build (make CUDA=1)");
-#endif
-    }
-#ifdef GPU_BUILD
-    int found = cu_probe(gpu_why, sizeof gpu_why);
-    gpu_state = found && !gpu_force_cpu;
-    if (found && gpu_force_cpu) {
-        char d[200];
-        snprintf(d, sizeof d, "%.199s", gpu_why);
-        snprintf(gpu_why, sizeof gpu_why, "--cpu given, %s not used", d);
-    }
-#else
-    snprintf(gpu_why, sizeof gpu_why, "built without CUDA");
-    gpu_state = 0;
-#endif
-    return gpu_state;
-}
-
-/* For the header line of every run: "cpu (16 threads)", "cpu (16 threads; no CUDA device (...))"
- * in a CUDA build that found none, or "NVIDIA H200 (sm_90, 132 SMs, 139.8 GiB)". */
-static const char *device_description(void) {
-    static char d[384];
-#ifdef _OPENMP
-    int threads = omp_get_max_threads();
-#else
-    int threads = 1;
-#endif
-    if (gpu_active()) snprintf(d, sizeof d, "%s", gpu_why);
-#ifdef GPU_BUILD
-    else snprintf(d, sizeof d, "cpu (%d threads; CUDA build: %s)", threads, gpu_why);
-#else
-    else snprintf(d, sizeof d, "cpu (%d threads)", threads);
-#endif
-    return d;
-}
-
-#ifdef GPU_BUILD
-/* ---- checks: one line each, "ok NAME …" / "FAIL NAME: …" (the test suite's format) ---- */
-static int vfails;
-static void vreport(int ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void vreport(int ok, const char *name, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s %s: ", ok ? "ok" : "FAIL", name);
-    vprintf(fmt, ap);
-    putchar('\n');
-    va_end(ap);
-    if (!ok) vfails++;
-    fflush(stdout);
-}
-/* number of positions where a and b differ in their bits (NaN = NaN) */
-static size_t bits_diff(const void *a, const void *b, size_t n, size_t elsize) {
-    size_t d = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *x = (const char *)a + i * elsize, *y = (const char *)b + i * elsize;
-        if (memcmp(x, y, elsize)) {
-            if (elsize == 4) { float fx, fy; memcpy(&fx, x, 4); memcpy(&fy, y, 4); if (isnan(fx) && isnan(fy)) continue; }
-            d++;
-        }
-    }
-    return d;
-}
-/* max |a-b| in units of b's last place, and max relative error */
-static void err_stats(const float *a, const float *b, size_t n, double *max_ulp, double *max_rel) {
-    *max_ulp = 0; *max_rel = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]), u = b[i] != 0 ? fabs(nextafterf(fabsf(b[i]), INFINITY) - fabsf(b[i])) : FLT_MIN;
-        if (isnan(a[i]) != isnan(b[i])) { *max_ulp = INFINITY; *max_rel = INFINITY; return; }
-        if (isnan(a[i])) continue;
-        if (d / u > *max_ulp) *max_ulp = d / u;
-        if (b[i] != 0 && d / fabs(b[i]) > *max_rel) *max_rel = d / fabs(b[i]);
-    }
-}
-/* random inputs: values over many binades, signs, a few zeros, huge and tiny values */
-static void fill_random(float *x, size_t n, uint64_t *rng, float spread) {
-    for (size_t i = 0; i < n; i++) {
-        float u = rng_uniform(rng) * 2 - 1, e = (rng_uniform(rng) * 2 - 1) * spread;
-        x[i] = (rng_next(rng) & 63) == 0 ? 0.0f : u * exp2f(e);
-    }
-}
-static void fill_codes(uint8_t *q, size_t n, uint64_t *rng, emu_dtype t) {   /* finite FP8 codes */
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c;
-        do c = (uint8_t)rng_next(rng); while (t == EMU_E4M3 ? (c & 0x7F) == 0x7F : (c & 0x7F) >= 0x7C);
-        q[i] = c;
-    }
-}
-
-/* GEMM of a Linear through the emu_gemm_desc interface: fp32 activations × stored weights, fp32 fmaf
- * chain — the bits of forward()'s matmul() (emu_gemm_f32). */
-static emu_gemm_desc linear_desc(float *out, const float *in, int T, const Tensor *W) {
-    emu_gemm_desc g;
-    memset(&g, 0, sizeof g);
-    g.M = T; g.N = W->rows; g.K = W->cols;
-    g.a_type = EMU_F32; g.A = in; g.lda = W->cols;
-    g.b_type = W->dtype; g.B = W->data; g.ldb = W->cols;
-    g.d_type = EMU_F32; g.D = out; g.ldd = W->rows;
-    g.accum = EMU_ACC_FP32;
-    return g;
-}
-
-/* ---- the resident forward pass ----
- * forward() on the GPU: the same contract (T tokens at positions pos0.., logits of rows
- * logits_from..T-1 into s->logits, x after each layer into s->layer_out when set) and, op for op, the
- * same formulas. Weights are uploaded on first use and stay (quantized Linears as FP8 codes + scales,
- * quantized once on the host by quant_weight, the CPU's own code); activations and the KV cache live
- * on the GPU (s->dev); per call only the token ids and RoPE tables go up and the logits come down.
- * GEMMs (gpu_gemm): "model" kernels are bit-identical to the CPU (fmaf chain, exact integer E4M3, or
- * the accumulation model per output); "cublaslt" / "mma" run on the tensor cores (the hardware's
- * accumulation: compare with emu's hopper / ada / cublaslt models, not bit for bit). */
-static int gpu_gemm_choice = -1;   /* --gemm: -1 auto, else CU_GEMM_MODEL / CU_GEMM_MMA / CU_GEMM_CUBLASLT */
-static void gpu_set_gemm(const char *name) {
-    if (!strcmp(name, "auto")) gpu_gemm_choice = -1;
-    else if (!strcmp(name, "model")) gpu_gemm_choice = CU_GEMM_MODEL;
-    else if (!strcmp(name, "mma")) gpu_gemm_choice = CU_GEMM_MMA;
-    else if (!strcmp(name, "cublaslt")) gpu_gemm_choice = CU_GEMM_CUBLASLT;
-    else if (!strcmp(name, "wgmma")) gpu_gemm_choice = CU_GEMM_WGMMA;
-    else fatal("--gemm: expected auto, model, mma, wgmma or cublaslt, got '%s'", name);
-}
-/* The GEMM implementation for a Linear of scheme q. auto: the bit-exact model kernels for the
- * baselines and for --accum exact / fp32; the tensor cores for the tensor-core models (hopper, ada,
- * cublaslt, fast): cuBLASLt, or our own kernel where cuBLASLt has none here (block scales, E5M2 × E5M2):
- * wgmma on compute capability 9.0, mma.sync elsewhere. */
-static int gpu_gemm(const Scheme *q, int quantized, int K) {   /* K: the GEMM's depth, 0 when not known */
-    int fp8 = scheme_quantizes(q) && quantized && q->amode != AMODE_NONE && q->afmt != EMU_I8 && q->wfmt != EMU_I8;
-    if (gpu_gemm_choice >= 0) {
-        if ((gpu_gemm_choice == CU_GEMM_MMA || gpu_gemm_choice == CU_GEMM_WGMMA) && !fp8) return CU_GEMM_MODEL;
-        return gpu_gemm_choice;
-    }
-    if (!fp8 || q->accum == EMU_ACC_EXACT || q->accum == EMU_ACC_FP32) return CU_GEMM_MODEL;
-    if (K % 16) return CU_GEMM_MODEL;   /* FP8 tensor-core kernels need K a multiple of 16 (16-byte rows) */
-    int own = cu_compute_capability() == 90 ? CU_GEMM_WGMMA : CU_GEMM_MMA;   /* Hopper's FP8 tensor cores: wgmma only */
-    if (q->afmt == EMU_E5M2 && q->wfmt == EMU_E5M2) return own;
-    return q->wgran == GRAN_BLOCK || q->amode == AMODE_GROUP ? own : CU_GEMM_CUBLASLT;
-}
-static const char *gpu_gemm_name(int impl) {
-    if (gpu_twin_mode && impl != CU_GEMM_MODEL) return "host twin: the accumulation model stands in for the tensor cores";
-    if (impl == CU_GEMM_CUBLASLT && cu_lt_own_epilogue()) return "cuBLASLt (unscaled; the scales applied by our epilogue kernel)";
-    return impl == CU_GEMM_MMA ? "mma.sync kernel" : impl == CU_GEMM_WGMMA ? "wgmma kernel" : impl == CU_GEMM_CUBLASLT ? "cuBLASLt" : "bit-exact model kernels";
-}
-/* For run headers: " [GPU GEMMs: cuBLASLt]" on the GPU, "" on the CPU. */
-static const char *gpu_gemm_note(const Scheme *q) {
-    static char b[4][128];
-    static int k;
-    if (!gpu_active()) return "";
-    char *s = b[k++ & 3];
-    snprintf(s, 128, " [GPU GEMMs: %s]", gpu_gemm_name(gpu_gemm(q, 1, 0)));
-    return s;
-}
-
-/* Device copies of weights, found again by host address and how they were made. */
-typedef struct {
-    const void *key; int how;      /* 0: as stored, 1: converted to F32, 2: quantized by the scheme (fmt, gran, arith) */
-    emu_dtype fmt; int gran, arith;
-    void *data; float *scale; emu_dtype dtype; int scale_gran;
-    size_t bytes; long used;       /* generation of the last forward call that used it */
-} DevW;
-static DevW **devw;              /* one allocation per entry: eviction never moves an entry in use */
-static int ndevw, capdevw;
-static long dev_generation;
-
-/* An allocation that first makes room by dropping weights the current forward call has not used. */
-static void *dev_alloc_evict(size_t n) {
-    void *p = cud_try_alloc(n);
-    for (int i = 0; !p && i < ndevw; i++)
-        if (devw[i]->used != dev_generation) {
-            static int told;
-            if (!told++) fprintf(stderr, "llama_fp8: note: GPU memory is full: weights the current pass does not use are freed, and uploaded again when needed (slower)\n");
-            cud_free(devw[i]->data); cud_free(devw[i]->scale); free(devw[i]);
-            devw[i--] = devw[--ndevw];
-            p = cud_try_alloc(n);
-        }
-    return p ? p : cud_alloc(n);   /* cud_alloc ends the run with the GPU's free memory in the message */
-}
-static DevW *devw_find(const void *key, int how, emu_dtype fmt, int gran, int arith) {
-    for (int i = 0; i < ndevw; i++) {
-        DevW *w = devw[i];
-        if (w->key == key && w->how == how && (how != 2 || (w->fmt == fmt && w->gran == gran && w->arith == arith))) {
-            w->used = dev_generation;
-            return w;
-        }
-    }
-    if (ndevw == capdevw) { capdevw = capdevw ? 2 * capdevw : 64; devw = xrealloc(devw, capdevw * sizeof(DevW *)); }
-    DevW *w = devw[ndevw++] = xcalloc(1, sizeof(DevW));
-    w->key = key; w->how = how; w->fmt = fmt; w->gran = gran; w->arith = arith; w->used = dev_generation;
-    return w;
-}
-static size_t n_weight_scales(int gran, int N, int K) {
-    return gran == GRAN_BLOCK ? (size_t)((N + EMU_BLOCK - 1) / EMU_BLOCK) * ((K + EMU_BLOCK - 1) / EMU_BLOCK) : gran == GRAN_TENSOR ? 1 : (size_t)N;
-}
-/* A norm vector or any host array, uploaded once. */
-static void *dev_array(const void *host, size_t bytes) {
-    DevW *w = devw_find(host, 3, EMU_F32, 0, 0);
-    if (!w->data) { w->data = dev_alloc_evict(bytes); cud_upload(w->data, host, bytes); w->bytes = bytes; }
-    return w->data;
-}
-/* A Linear's weight on the device: as stored (baselines, quantized checkpoints), converted to F32
- * (as_f32: the cuBLASLt fp32 baseline), or quantized as scheme q quantizes it (quant_weight). */
-static DevW *dev_weight(const Tensor *W, const Scheme *q, int quantize, int as_f32) {
-    int N = W->rows, K = W->cols;
-    size_t n = (size_t)N * K;
-    int how = quantize && !W->scale ? 2 : as_f32 && W->dtype != EMU_F32 ? 1 : 0;   /* (3: dev_array) */
-    DevW *w = devw_find(W->data, how, q->wfmt, q->wgran, q->bf16_arith);
-    if (w->data) return w;
-    if (how == 2) {
-        size_t ns = n_weight_scales(q->wgran, N, K);
-        uint8_t *codes = xmalloc(n);
-        float *sc = xmalloc(ns * sizeof(float));
-        quant_weight(codes, sc, W, q->wfmt, q->wgran, q->bf16_arith);
-        w->data = dev_alloc_evict(n); cud_upload(w->data, codes, n);
-        w->scale = dev_alloc_evict(ns * 4); cud_upload(w->scale, sc, ns * 4);
-        w->dtype = q->wfmt; w->scale_gran = q->wgran; w->bytes = n + ns * 4;
-        free(codes); free(sc);
-    } else if (how == 1) {
-        float *f = xmalloc(n * sizeof(float));
-        for (size_t i = 0; i < n; i++) f[i] = tensor_get(W, i);
-        w->data = dev_alloc_evict(n * 4); cud_upload(w->data, f, n * 4);
-        w->dtype = EMU_F32; w->bytes = n * 4;
-        free(f);
-    } else {
-        size_t b = n * dtype_size(W->dtype);
-        w->data = dev_alloc_evict(b); cud_upload(w->data, W->data, b);
-        w->dtype = W->dtype; w->bytes = b;
-        if (W->scale) {
-            size_t ns = n_weight_scales(W->scale_gran, N, K);
-            w->scale = dev_alloc_evict(ns * 4); cud_upload(w->scale, W->scale, ns * 4);
-            w->scale_gran = W->scale_gran; w->bytes += ns * 4;
-        }
-    }
-    return w;
-}
-/* Frees every weight on the device (call when the model is freed). */
-static void gpu_forward_release(void) {
-    for (int i = 0; i < ndevw; i++) { cud_free(devw[i]->data); cud_free(devw[i]->scale); free(devw[i]); }
-    free(devw); devw = NULL; ndevw = capdevw = 0;
-}
-
-/* The GPU buffers of one RunState: forward()'s activations and KV cache. */
-typedef struct {
-    int cap, max_pos, half;
-    float *x, *xb, *xo, *q, *k, *v, *hb, *hb2, *logits, *kc, *vc, *cosv, *sinv, *sa;
-    uint8_t *qa; int *ids;
-    float *base; double *lp, *kld; int *arg, *tgt;   /* ppl statistics on the device (gpu_ppl_rows) */
-} DevRun;
-static void gpu_run_free(void *p) {
-    DevRun *d = p;
-    if (!d) return;
-    void *bufs[] = {d->x, d->xb, d->xo, d->q, d->k, d->v, d->hb, d->hb2, d->logits, d->kc, d->vc, d->cosv, d->sinv, d->sa, d->qa, d->ids,
-                    d->base, d->lp, d->kld, d->arg, d->tgt};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cud_free(bufs[i]);
-    free(d);
-}
-static DevRun *dev_run(RunState *s, const Config *c) {
-    if (s->dev) return s->dev;
-    DevRun *d = xcalloc(1, sizeof *d);
-    size_t cap = s->cap, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    size_t kmax = (size_t)c->dim > qd ? (size_t)c->dim : qd;
-    if ((size_t)c->hidden_dim > kmax) kmax = c->hidden_dim;
-    d->cap = s->cap; d->max_pos = s->max_pos; d->half = c->head_dim / 2;
-    d->x = dev_alloc_evict(cap * c->dim * 4); d->xb = dev_alloc_evict(cap * c->dim * 4); d->xo = dev_alloc_evict(cap * c->dim * 4);
-    d->q = dev_alloc_evict(cap * qd * 4); d->k = dev_alloc_evict(cap * kvd * 4); d->v = dev_alloc_evict(cap * kvd * 4);
-    d->hb = dev_alloc_evict(cap * c->hidden_dim * 4); d->hb2 = dev_alloc_evict(cap * c->hidden_dim * 4);
-    d->logits = dev_alloc_evict(cap * c->vocab_size * 4);
-    d->kc = dev_alloc_evict((size_t)c->n_layers * s->max_pos * kvd * 4); d->vc = dev_alloc_evict((size_t)c->n_layers * s->max_pos * kvd * 4);
-    d->cosv = dev_alloc_evict(cap * d->half * 4); d->sinv = dev_alloc_evict(cap * d->half * 4);
-    d->qa = dev_alloc_evict(cap * kmax); d->sa = dev_alloc_evict(cap * ((kmax + EMU_BLOCK - 1) / EMU_BLOCK) * 4 + 4);
-    d->ids = dev_alloc_evict(cap * sizeof(int));
-    s->dev = d;
-    return d;
-}
-
-/* quantize_act on the device (observers are not supported here: calibrate and stats run on the CPU). */
-static void gpu_quantize_act(const Scheme *q, uint8_t *qa, float *sa, const float *x, int T, int K, int layer, int site) {
-    switch (q->amode) {
-    case AMODE_TOKEN: cud_quant(CUQ_TOKEN, qa, sa, x, T, K, q->afmt, q->scale_ub); break;
-    case AMODE_INT8_TOKEN: cud_quant(CUQ_INT8_TOKEN, qa, sa, x, T, K, EMU_I8, 0); break;
-    case AMODE_GROUP: cud_quant(CUQ_GROUP, qa, sa, x, T, K, q->afmt, 0); break;
-    case AMODE_TENSOR_DYNAMIC: cud_quant(CUQ_TENSOR_DYNAMIC, qa, sa, x, T, K, q->afmt, 0); break;
-    case AMODE_TENSOR_STATIC: cud_quant(CUQ_TENSOR_STATIC, qa, sa, x, T, K, q->afmt, act_static_scale(q, layer, site)); break;
-    default: break;
-    }
-}
-/* linear() on the device; qa, sa: the quantized input of quantize_act on the device. */
-static void gpu_linear(const Scheme *q, const uint8_t *qa, const float *sa, float *out, const float *in, int T, const Tensor *W, int quantized) {
-    int N = W->rows, K = W->cols, impl = gpu_gemm(q, quantized, K);
-    emu_gemm_desc g = {.M = T, .N = N, .K = K, .d_type = EMU_F32, .D = out, .ldd = N};
-    if (!scheme_quantizes(q) || !quantized) {
-        if (W->scale) fatal("scheme %s cannot run the FP8 weights of a quantized checkpoint", q->name);
-        DevW *w = dev_weight(W, q, 0, impl == CU_GEMM_CUBLASLT && W->dtype != EMU_BF16);
-        g.a_type = EMU_F32; g.A = in; g.lda = K; g.b_type = w->dtype; g.B = w->data; g.ldb = K; g.accum = EMU_ACC_FP32;
-    } else {
-        DevW *w = dev_weight(W, q, 1, 0);
-        int gran = w->scale_gran;
-        g.b_type = w->dtype; g.B = w->data; g.ldb = K; g.b_scale = w->scale; g.accum = q->accum;
-        g.b_scale_kind = gran == GRAN_BLOCK ? EMU_SCALE_BLOCK : gran == GRAN_TENSOR ? EMU_SCALE_TENSOR : EMU_SCALE_ROW;
-        if (q->amode == AMODE_NONE) { g.a_type = EMU_F32; g.A = in; g.lda = K; g.a_scale_kind = EMU_SCALE_ONE; }
-        else {
-            g.a_type = q->afmt; g.A = qa; g.lda = K; g.a_scale = sa;
-            g.a_scale_kind = q->amode == AMODE_TENSOR_STATIC || q->amode == AMODE_TENSOR_DYNAMIC ? EMU_SCALE_TENSOR
-                           : q->amode == AMODE_GROUP ? EMU_SCALE_BLOCK : EMU_SCALE_ROW;
-        }
-    }
-    const char *why = cud_gemm(&g, impl);
-    if (why) fatal("scheme %s on the GPU (%s): %s", q->name, gpu_gemm_name(impl), why);
-    if (q->kind != SCHEME_FP32) cud_round_bf16(out, (size_t)T * N);
-}
-
-/* ---- verify: forward() op by op, every op also run through the GPU path (cud_*) on the same input ----
- * The CPU's output goes on, so a difference never propagates; each GPU output is compared with it.
- * GEMMs get the CPU's quantized activations as input, so each op is judged alone. Under
- * LLAMA_FP8_DEVICE=twin (and in verify --host) the GPU ops are their host twins. */
-enum { OP_NORM, OP_QUANT, OP_GEMM, OP_ROPE, OP_KV, OP_ATTN, OP_RESID, OP_SWIGLU, OP_COUNT };
-static const char *const op_names[OP_COUNT] = {"rmsnorm", "activation quantization", "gemm", "rope", "kv cache store", "attention",
-                                               "residual add", "swiglu"};
-enum { OP_MAX_LAYERS = 256 };
-typedef struct {
-    long runs, exact; size_t n, diff; double max_ulp, max_rel; int worst_layer;
-    double layer_ulp[OP_MAX_LAYERS + 1], layer_rel[OP_MAX_LAYERS + 1];   /* per layer (the last: lm_head) */
-    int layers;
-} OpStat;
-static void *dput(const void *h, size_t n) { void *d = cud_alloc(n); cud_upload(d, h, n); return d; }
-/* compares the device buffer dev (n elements of elsize bytes) with the CPU's values, then frees dev */
-static void op_compare(OpStat *st, int layer, const void *cpu, void *dev, size_t n, int elsize, int verbose, const char *what) {
-    void *g = xmalloc(n * elsize + 1);
-    cud_download(g, dev, n * elsize);
-    cud_free(dev);
-    size_t d = bits_diff(g, cpu, n, elsize);
-    st->runs++; st->exact += d == 0; st->n += n; st->diff += d;
-    if (elsize == 4 && d) {
-        double u, r;
-        err_stats(g, cpu, n, &u, &r);
-        if (u > st->max_ulp) { st->max_ulp = u; st->worst_layer = layer; }
-        if (r > st->max_rel) st->max_rel = r;
-        int li = layer < 0 || layer > OP_MAX_LAYERS ? OP_MAX_LAYERS : layer;
-        if (u > st->layer_ulp[li]) st->layer_ulp[li] = u;
-        if (r > st->layer_rel[li]) st->layer_rel[li] = r;
-    }
-    if (layer + 1 > st->layers) st->layers = layer + 1 <= OP_MAX_LAYERS + 1 ? layer + 1 : OP_MAX_LAYERS + 1;
-    if (d && verbose) printf("  layer %d %s: %zu of %zu values differ\n", layer, what, d, n);
-    free(g);
-}
-static size_t act_scale_count(const Scheme *q, int T, int K) {
-    return q->amode == AMODE_GROUP ? (size_t)T * ((K + EMU_BLOCK - 1) / EMU_BLOCK) : q->amode == AMODE_TOKEN || q->amode == AMODE_INT8_TOKEN ? (size_t)T : 1;
-}
-/* Returns the logits of all T rows (the caller frees); they equal forward()'s (checked by the callers). */
-static float *verify_ops(const Model *m, const Scheme *q, const int *ids, int T, OpStat *st, int verbose) {
-    const Config *c = &m->c;
-    int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim, nh = c->n_heads, nkv = c->n_kv_heads;
-    int qd = nh * hd, kvd = nkv * hd, half = hd / 2, bf16 = q->kind != SCHEME_FP32;
-    RunState s;
-    runstate_init(&s, c, T, T);
-    runstate_quant_buffers(&s, c, q);
-    float *x = s.x, *cosv, *sinv;
-    embed_tokens(m, x, ids, T);
-    rope_tables(m, q, 0, T, &cosv, &sinv);
-    float *dcos = dput(cosv, (size_t)T * half * 4), *dsin = dput(sinv, (size_t)T * half * 4);
-    float scale = (float)(1.0 / sqrt((double)hd));
-    int l = 0;
-#define NORM(w) do { float *dx = dput(x, (size_t)T * dim * 4), *dw = dput(w, (size_t)dim * 4), *dout = cud_alloc((size_t)T * dim * 4); \
-        cud_rmsnorm(bf16, dout, dx, dw, T, dim, c->norm_eps); rmsnorm(q, s.xb, x, w, T, dim, c->norm_eps); \
-        op_compare(&st[OP_NORM], l, s.xb, dout, (size_t)T * dim, 4, verbose, "rmsnorm"); cud_free(dx); cud_free(dw); } while (0)
-#define QUANT(in, nr_, K, layer, site) do { if (q->amode != AMODE_NONE) { \
-        float *din = dput(in, (size_t)(nr_) * (K) * 4); uint8_t *dq = cud_alloc((size_t)(nr_) * (K)); size_t ns_ = act_scale_count(q, nr_, K); \
-        float *ds = cud_alloc(ns_ * 4 + 4); \
-        gpu_quantize_act(q, dq, ds, din, nr_, K, layer, site); quantize_act(q, &s, in, nr_, K, layer, site); \
-        op_compare(&st[OP_QUANT], l, s.qa, dq, (size_t)(nr_) * (K), 1, verbose, "quantized codes"); \
-        op_compare(&st[OP_QUANT], l, s.sa, ds, ns_, 4, verbose, "quantization scales"); cud_free(din); } } while (0)
-#define GEMM(out, in, nr_, W, quantized) do { int K_ = (W)->cols, N_ = (W)->rows; \
-        float *din = dput(in, (size_t)(nr_) * K_ * 4), *dout = cud_alloc((size_t)(nr_) * N_ * 4); uint8_t *dq = NULL; float *ds = NULL; \
-        if (scheme_quantizes(q) && (quantized) && q->amode != AMODE_NONE) { \
-            dq = dput(s.qa, (size_t)(nr_) * K_); ds = dput(s.sa, act_scale_count(q, nr_, K_) * 4 + 4); } \
-        gpu_linear(q, dq, ds, dout, din, nr_, W, quantized); linear(q, &s, out, in, nr_, W, quantized); \
-        op_compare(&st[OP_GEMM], l, out, dout, (size_t)(nr_) * N_, 4, verbose && gpu_gemm(q, quantized, K_) == CU_GEMM_MODEL, "gemm"); \
-        cud_free(din); cud_free(dq); cud_free(ds); } while (0)
-#define RESID() do { float *dxo = dput(s.xo, (size_t)T * dim * 4); \
-        ELEM(OP_RESID, x, (size_t)T * dim, cud_residual(bf16, d1, dxo, (size_t)T * dim), for (size_t i = 0; i < (size_t)T * dim; i++) x[i] = B(q, x[i] + s.xo[i])); \
-        cud_free(dxo); } while (0)
-#define ELEM(op, buf, n, call, cpu) do { float *d1 = dput(buf, (size_t)(n) * 4); call; cpu; op_compare(&st[op], l, buf, d1, n, 4, verbose, op_names[op]); } while (0)
-    for (l = 0; l < c->n_layers; l++) {
-        const Layer *L = &m->layers[l];
-        float *kc = s.key_cache + (size_t)l * T * kvd, *vc = s.value_cache + (size_t)l * T * kvd;
-        NORM(L->attn_norm);
-        QUANT(s.xb, T, dim, l, SITE_QKV);
-        GEMM(s.q, s.xb, T, &L->wq, 1);
-        GEMM(s.k, s.xb, T, &L->wk, 1);
-        GEMM(s.v, s.xb, T, &L->wv, 1);
-        struct { float *v; int heads; } r[2] = {{s.q, nh}, {s.k, nkv}};
-        for (int i = 0; i < 2; i++)
-            ELEM(OP_ROPE, r[i].v, (size_t)T * r[i].heads * hd, cud_rope(bf16, d1, T, r[i].heads, hd, dcos, dsin),
-                 for (int t = 0; t < T; t++) for (int h = 0; h < r[i].heads; h++)
-                     rope(q, r[i].v + ((size_t)t * r[i].heads + h) * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half));
-        if (q->kv != EMU_F32) {
-            float ks, vs;
-            kv_scales(q, l, &ks, &vs);
-            ELEM(OP_KV, s.k, (size_t)T * kvd, cud_kv_store(d1, d1, (size_t)T * kvd, q->kv, bf16, ks), kv_quantize(q, s.k, T * kvd, ks));
-            ELEM(OP_KV, s.v, (size_t)T * kvd, cud_kv_store(d1, d1, (size_t)T * kvd, q->kv, bf16, vs), kv_quantize(q, s.v, T * kvd, vs));
-        }
-        memcpy(kc, s.k, (size_t)T * kvd * 4);
-        memcpy(vc, s.v, (size_t)T * kvd * 4);
-        {
-            float *dk = dput(kc, (size_t)T * kvd * 4), *dv = dput(vc, (size_t)T * kvd * 4);
-            ELEM(OP_ATTN, s.q, (size_t)T * qd, cud_attention(bf16, d1, dk, dv, T, 0, nh, nkv, hd, scale),
-                 attention(q, &s, s.q, kc, vc, T, 0, nh, nkv, hd, scale));
-            cud_free(dk); cud_free(dv);
-        }
-        QUANT(s.q, T, qd, l, SITE_O);
-        GEMM(s.xo, s.q, T, &L->wo, 1);
-        RESID();
-        NORM(L->ffn_norm);
-        QUANT(s.xb, T, dim, l, SITE_GATEUP);
-        GEMM(s.hb, s.xb, T, &L->w_gate, 1);
-        GEMM(s.hb2, s.xb, T, &L->w_up, 1);
-        {
-            float *dh2 = dput(s.hb2, (size_t)T * hid * 4);
-            ELEM(OP_SWIGLU, s.hb, (size_t)T * hid, cud_swiglu(bf16, d1, dh2, (size_t)T * hid),
-                 for (size_t i = 0; i < (size_t)T * hid; i++) s.hb[i] = B(q, B(q, silu(s.hb[i])) * s.hb2[i]));
-            cud_free(dh2);
-        }
-        QUANT(s.hb, T, hid, l, SITE_DOWN);
-        GEMM(s.xo, s.hb, T, &L->w_down, 1);
-        RESID();
-    }
-    NORM(m->final_norm);
-    if (q->quant_lm_head) QUANT(s.xb, T, dim, -1, SITE_LMHEAD);
-    GEMM(s.logits, s.xb, T, &m->lm_head, q->quant_lm_head);
-#undef NORM
-#undef QUANT
-#undef GEMM
-#undef ELEM
-#undef RESID
-    cud_free(dcos); cud_free(dsin);
-    free(cosv); free(sinv);
-    float *logits = s.logits;
-    s.logits = NULL;
-    runstate_free(&s);
-    return logits;
-}
-/* Prints one line per op kind (ok/FAIL: bit-exact, or info for tensor-core GEMMs); returns the failures. */
-static void report_ops(const OpStat *st, const Scheme *q, const char *prefix) {
-    for (int op = 0; op < OP_COUNT; op++) {
-        const OpStat *o = &st[op];
-        if (!o->runs) continue;
-        char name[96];
-        snprintf(name, sizeof name, "%s%s", prefix, op_names[op]);
-        if (op == OP_GEMM && (gpu_gemm(q, 1, 0) != CU_GEMM_MODEL || gpu_gemm(q, 0, 0) != CU_GEMM_MODEL)) {
-            printf("info %s (%s): %ld of %ld runs bit-exact; %zu of %zu values differ from the CPU's --accum %s, max %.3g ulp (layer %d), max rel %.3g\n",
-                   name, gpu_gemm_name(gpu_gemm(q, 1, 0)), o->exact, o->runs, o->diff, o->n, emu_accum_names[q->accum], o->max_ulp, o->worst_layer, o->max_rel);
-            for (int l = 0; l < o->layers; l++)   /* per layer; the last index is the lm_head */
-                if (o->layer_ulp[l] > 0) printf("  %s %d: max %.3g ulp, max rel %.3g\n", l == o->layers - 1 ? "lm_head, index" : "layer", l, o->layer_ulp[l], o->layer_rel[l]);
-        }
-        else if (o->exact == o->runs)
-            vreport(1, name, "%ld of %ld runs bit-exact (%zu values)", o->exact, o->runs, o->n);
-        else
-            vreport(0, name, "%ld of %ld runs bit-exact; %zu of %zu values differ (max %.3g ulp, in layer %d)", o->exact, o->runs, o->diff, o->n,
-                    o->max_ulp, o->worst_layer);
-    }
-}
-
-/* ppl's statistics of the rows of the last gpu_forward() with s->logits_on_device, computed where the
- * logits are: lp[r] = log p(targets[r]), arg[r] = argmax, and with compare kld[r] = KLD(base || this)
- * against the rows saved by an earlier call with save_base. Only these come back to the host. */
-static void gpu_ppl_rows(RunState *s, int rows, int V, const int *targets, int save_base, int compare, double *lp, int *arg, double *kld) {
-    DevRun *d = s->dev;
-    if (!d) fatal("internal: gpu_ppl_rows before gpu_forward");
-    if (!d->tgt) {
-        d->tgt = dev_alloc_evict((size_t)d->cap * sizeof(int)); d->arg = dev_alloc_evict((size_t)d->cap * sizeof(int));
-        d->lp = dev_alloc_evict((size_t)d->cap * sizeof(double)); d->kld = dev_alloc_evict((size_t)d->cap * sizeof(double));
-    }
-    if ((save_base || compare) && !d->base) d->base = dev_alloc_evict((size_t)d->cap * V * sizeof(float));
-    cud_upload(d->tgt, targets, (size_t)rows * sizeof(int));
-    cud_ppl_rows(d->logits, compare ? d->base : NULL, rows, V, d->tgt, d->lp, d->arg, compare ? d->kld : NULL);
-    if (save_base) cud_copy(d->base, d->logits, (size_t)rows * V * sizeof(float));
-    cud_download(lp, d->lp, (size_t)rows * sizeof(double));
-    cud_download(arg, d->arg, (size_t)rows * sizeof(int));
-    if (compare) cud_download(kld, d->kld, (size_t)rows * sizeof(double));
-}
-
-static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
-    const Config *c = &m->c;
-    int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim, nh = c->n_heads, nkv = c->n_kv_heads;
-    int qd = nh * hd, kvd = nkv * hd, bf16 = q->kind != SCHEME_FP32;
-    if (T > s->cap || pos0 + T > s->max_pos) fatal("internal: forward over %d tokens at %d exceeds the run state", T, pos0);
-    if (s->observe) fatal("internal: observers run on the CPU forward()");
-    for (int t = 0; t < T; t++)
-        if (ids[t] < 0 || ids[t] >= c->vocab_size) fatal("token id %d outside the vocabulary (%d)", ids[t], c->vocab_size);
-    dev_generation++;
-    DevRun *d = dev_run(s, c);
-    cud_upload(d->ids, ids, (size_t)T * sizeof(int));
-    const DevW *E = dev_weight(&m->tok_embeddings, q, 0, 0);   /* shared with a tied lm_head */
-    cud_embed(d->x, E->data, E->dtype, d->ids, T, dim);
-    float *cosv, *sinv;
-    rope_tables(m, q, pos0, T, &cosv, &sinv);
-    cud_upload(d->cosv, cosv, (size_t)T * d->half * 4);
-    cud_upload(d->sinv, sinv, (size_t)T * d->half * 4);
-    free(cosv); free(sinv);
-    float scale = (float)(1.0 / sqrt((double)hd));
-    for (int l = 0; l < c->n_layers; l++) {
-        const Layer *L = &m->layers[l];
-        float *kc = d->kc + (size_t)l * d->max_pos * kvd, *vc = d->vc + (size_t)l * d->max_pos * kvd;
-        cud_rmsnorm(bf16, d->xb, d->x, dev_array(L->attn_norm, dim * 4), T, dim, c->norm_eps);
-        gpu_quantize_act(q, d->qa, d->sa, d->xb, T, dim, l, SITE_QKV);
-        gpu_linear(q, d->qa, d->sa, d->q, d->xb, T, &L->wq, 1);
-        gpu_linear(q, d->qa, d->sa, d->k, d->xb, T, &L->wk, 1);
-        gpu_linear(q, d->qa, d->sa, d->v, d->xb, T, &L->wv, 1);
-        cud_rope(bf16, d->q, T, nh, hd, d->cosv, d->sinv);
-        cud_rope(bf16, d->k, T, nkv, hd, d->cosv, d->sinv);
-        float ks = 1, vs = 1;
-        if (q->kv != EMU_F32) kv_scales(q, l, &ks, &vs);
-        cud_kv_store(kc + (size_t)pos0 * kvd, d->k, (size_t)T * kvd, q->kv, bf16, ks);
-        cud_kv_store(vc + (size_t)pos0 * kvd, d->v, (size_t)T * kvd, q->kv, bf16, vs);
-        cud_attention(bf16, d->q, kc, vc, T, pos0, nh, nkv, hd, scale);
-        gpu_quantize_act(q, d->qa, d->sa, d->q, T, qd, l, SITE_O);
-        gpu_linear(q, d->qa, d->sa, d->xo, d->q, T, &L->wo, 1);
-        cud_residual(bf16, d->x, d->xo, (size_t)T * dim);
-        cud_rmsnorm(bf16, d->xb, d->x, dev_array(L->ffn_norm, dim * 4), T, dim, c->norm_eps);
-        gpu_quantize_act(q, d->qa, d->sa, d->xb, T, dim, l, SITE_GATEUP);
-        gpu_linear(q, d->qa, d->sa, d->hb, d->xb, T, &L->w_gate, 1);
-        gpu_linear(q, d->qa, d->sa, d->hb2, d->xb, T, &L->w_up, 1);
-        cud_swiglu(bf16, d->hb, d->hb2, (size_t)T * hid);
-        gpu_quantize_act(q, d->qa, d->sa, d->hb, T, hid, l, SITE_DOWN);
-        gpu_linear(q, d->qa, d->sa, d->xo, d->hb, T, &L->w_down, 1);
-        cud_residual(bf16, d->x, d->xo, (size_t)T * dim);
-        if (s->layer_out) cud_download(s->layer_out[l], d->x, (size_t)T * dim * sizeof(float));
-    }
-    cud_rmsnorm(bf16, d->xb, d->x, dev_array(m->final_norm, dim * 4), T, dim, c->norm_eps);
-    if (logits_from < T) {
-        float *h = d->xb + (size_t)logits_from * dim;
-        if (q->quant_lm_head) gpu_quantize_act(q, d->qa, d->sa, h, T - logits_from, dim, -1, SITE_LMHEAD);
-        gpu_linear(q, d->qa, d->sa, d->logits, h, T - logits_from, &m->lm_head, q->quant_lm_head);
-        if (!s->logits_on_device) cud_download(s->logits, d->logits, (size_t)(T - logits_from) * c->vocab_size * sizeof(float));
-    }
-    cud_sync();
-}
-
-/* gpu_forward() against forward() on the same tokens, fed in two calls (the second reads the KV cache
- * of the first): counts the logits (both calls) and layer outputs (first call) whose bits differ, and
- * the worst relative error of the logits (max |gpu - cpu| / max |cpu| per row). */
-typedef struct { size_t n, diff, layer_n, layer_diff; double rel; } ResidentCmp;
-static ResidentCmp resident_compare(const Model *m, const Scheme *q, const int *ids, int T) {
-    ResidentCmp r = {0};
-    const Config *c = &m->c;
-    RunState s1, s2;
-    runstate_init(&s1, c, T, T);
-    runstate_init(&s2, c, T, T);
-    runstate_quant_buffers(&s1, c, q);
-    float **lo1 = xmalloc(c->n_layers * sizeof(float *)), **lo2 = xmalloc(c->n_layers * sizeof(float *));
-    for (int l = 0; l < c->n_layers; l++) { lo1[l] = xmalloc((size_t)T * c->dim * 4); lo2[l] = xmalloc((size_t)T * c->dim * 4); }
-    s1.layer_out = lo1; s2.layer_out = lo2;
-    int T1 = T / 2;
-    for (int call = 0; call < 2; call++) {
-        int p0 = call ? T1 : 0, n = call ? T - T1 : T1;
-        forward(m, &s1, q, ids + p0, n, p0, 0);
-        gpu_forward(m, &s2, q, ids + p0, n, p0, 0);
-        size_t nl = (size_t)n * c->vocab_size;
-        r.n += nl;
-        r.diff += bits_diff(s1.logits, s2.logits, nl, 4);
-        for (int t = 0; t < n; t++) {
-            const float *a = s2.logits + (size_t)t * c->vocab_size, *b = s1.logits + (size_t)t * c->vocab_size;
-            double mx = 0, md = 0;
-            for (int i = 0; i < c->vocab_size; i++) { mx = fmax(mx, fabs(b[i])); md = fmax(md, fabs((double)a[i] - b[i])); }
-            if (isnan(md) || (mx > 0 && md / mx > r.rel)) r.rel = isnan(md) ? INFINITY : md / mx;
-        }
-        if (call == 0)
-            for (int l = 0; l < c->n_layers; l++) { r.layer_n += (size_t)n * c->dim; r.layer_diff += bits_diff(lo1[l], lo2[l], (size_t)n * c->dim, 4); }
-        s1.layer_out = s2.layer_out = NULL;
-    }
-    for (int l = 0; l < c->n_layers; l++) { free(lo1[l]); free(lo2[l]); }
-    free(lo1); free(lo2);
-    runstate_free(&s1); runstate_free(&s2);
-    return r;
-}
-
-/* ---- verify --host: the GPU's formulas, compiled for the CPU, against their CPU twins ---- */
-static void verify_host(uint64_t seed) {
-    uint64_t rng = seed;
-    emu_dtype fmts[2] = {EMU_E4M3, EMU_E5M2};
-    /* quantization: every tile rule, both formats, a row stride wider than K, spreads that saturate */
-    for (int f = 0; f < 2; f++) {
-        emu_dtype t = fmts[f];
-        int M = 37, K = 300, ldx = 311, ldq = 305, ng = (K + 127) / 128;
-        float *x = xmalloc((size_t)M * ldx * 4), s1[64 * 4], s2[64 * 4];
-        uint8_t *q1 = xcalloc((size_t)M * ldq, 1), *q2 = xcalloc((size_t)M * ldq, 1);
-        fill_random(x, (size_t)M * ldx, &rng, f ? 40.0f : 20.0f);
-        for (int k = 0; k < K; k++) x[5 * ldx + k] = 0.0f;            /* an all-zero row: the scale floors */
-        x[7 * ldx + 3] = 1e30f; x[8 * ldx + 4] = -1e-30f;
-        x[9 * ldx + 10] = NAN; x[10 * ldx + 200] = -NAN;            /* NaN inputs: each rule's clamp decides the code */
-        struct { const char *name; int TR, TC, rule; float param; } r[] = {
-            {"token", 1, K, 0, 0.0f}, {"token_ub", 1, K, 0, 1200.0f}, {"channel", 1, K, 1, 0.0f}, {"group128", 1, 128, 2, 0.0f}, {"block128", 128, 128, 3, 0.0f}};
-        for (int i = 0; i < 5; i++) {
-            memset(q1, 0, (size_t)M * ldq); memset(q2, 0, (size_t)M * ldq);
-            cu_host_quant_tiles(q1, ldq, s1, x, ldx, M, K, r[i].TR, r[i].TC, r[i].rule, t, r[i].param);
-            int nsc = M;
-            switch (i) {
-            case 0: case 1: emu_quant_token(q2, ldq, s2, x, ldx, M, K, t, r[i].param); break;
-            case 2: emu_quant_channel(q2, ldq, s2, x, ldx, M, K, t); break;
-            case 3: emu_quant_group(q2, ldq, s2, x, ldx, M, K, 128, t); nsc = M * ng; break;
-            default: emu_quant_block(q2, ldq, s2, x, ldx, M, K, 128, 128, t); nsc = 1 * ng; break;
-            }
-            size_t dq = bits_diff(q1, q2, (size_t)M * ldq, 1), ds = bits_diff(s1, s2, nsc, 4);
-            char name[64];
-            snprintf(name, sizeof name, "cuda_host_quant_%s_%s", r[i].name, f ? "e5m2" : "e4m3");
-            vreport(!dq && !ds, name, "%dx%d, ld %d: %zu code and %zu scale differences with emu_quant_*", M, K, ldx, dq, ds);
-        }
-        free(x); free(q1); free(q2);
-    }
-    /* GEMM models: the per-element code of k_gemm_model vs emu_gemm_ref, every model and scale layout */
-    {
-        int M = 9, N = 11, K = 333;
-        for (int f = 0; f < 3; f++) {
-            emu_dtype ta = f == 1 ? EMU_E5M2 : EMU_E4M3, tb = f == 0 ? EMU_E4M3 : EMU_E5M2;
-            uint8_t *A = xmalloc((size_t)M * K), *Bm = xmalloc((size_t)N * K);
-            fill_codes(A, (size_t)M * K, &rng, ta); fill_codes(Bm, (size_t)N * K, &rng, tb);
-            float sa[9 * 3], sb[11 * 3], d1[9 * 11], d2[9 * 11];
-            for (int i = 0; i < 27; i++) sa[i] = 0.001f + rng_uniform(&rng);
-            for (int i = 0; i < 33; i++) sb[i] = 0.001f + rng_uniform(&rng);
-            for (int acc = 0; acc < EMU_ACC_COUNT; acc++)
-                for (int sk = 0; sk < 3; sk++) {
-                    emu_gemm_desc g;
-                    memset(&g, 0, sizeof g);
-                    g.M = M; g.N = N; g.K = K; g.a_type = ta; g.A = A; g.lda = K; g.b_type = tb; g.B = Bm; g.ldb = K;
-                    g.a_scale_kind = sk == 0 ? EMU_SCALE_ROW : sk == 1 ? EMU_SCALE_TENSOR : EMU_SCALE_BLOCK; g.a_scale = sa;
-                    g.b_scale_kind = sk == 0 ? EMU_SCALE_ROW : sk == 1 ? EMU_SCALE_TENSOR : EMU_SCALE_BLOCK; g.b_scale = sb;
-                    g.d_type = sk == 1 ? EMU_BF16 : EMU_F32; g.ldd = N; g.accum = (emu_accum)acc;
-                    if (emu_gemm_check(&g)) continue;
-                    g.D = d1; cu_host_gemm_model(&g);
-                    g.D = d2; emu_gemm_ref(&g);
-                    size_t n = (size_t)M * N, d = bits_diff(d1, d2, n, g.d_type == EMU_BF16 ? 2 : 4);
-                    char name[96];
-                    snprintf(name, sizeof name, "cuda_host_gemm_%s_%sx%s_%s", emu_accum_names[acc], ta == EMU_E4M3 ? "e4m3" : "e5m2",
-                             tb == EMU_E4M3 ? "e4m3" : "e5m2", sk == 0 ? "row" : sk == 1 ? "tensor_bf16" : "block");
-                    vreport(!d, name, "%dx%dx%d: %zu of %zu outputs differ from emu_gemm_ref", M, N, K, d, n);
-                }
-            free(A); free(Bm);
-        }
-    }
-    /* expf: the device port of glibc's expf against this machine's libm (every 251st float) */
-    {
-        size_t n = 0, d = 0, ds = 0;
-        uint32_t u = 0;
-        do {
-            float x, a, b;
-            memcpy(&x, &u, 4);
-            a = expf(x); b = cu_host_expf(x);
-            if (memcmp(&a, &b, 4) && !(isnan(a) && isnan(b))) d++;
-            float sa_ = x / (1.0f + expf(-x)), sb_ = cu_host_silu(x);
-            if (memcmp(&sa_, &sb_, 4) && !(isnan(sa_) && isnan(sb_))) ds++;
-            n++;
-            u += 251;
-        } while (u >= 251);
-        vreport(!d, "cuda_host_expf", "%zu of %zu floats (every 251st bit pattern) differ from libm expf", d, n);
-        vreport(!ds, "cuda_host_silu", "%zu of %zu floats differ from x / (1 + expf(-x))", ds, n);
-    }
-    /* attention through the GPU path (tiled kernel, simulated block by block) against forward()'s attention:
-     * head layouts of Llama 3.1 8B (32/8, hd 128), MHA and 16 heads per kv head, a KV-cache offset */
-    {
-        int cfgs[4][5] = {{32, 8, 128, 37, 29}, {8, 8, 64, 21, 0}, {16, 1, 64, 9, 40}, {32, 8, 128, 5, 0}};   /* nh, nkv, hd, T, pos0 */
-        cud_twin(1);
-        for (int c = 0; c < 4; c++) {
-            for (int bf16 = 0; bf16 < 2; bf16++) {
-                int nh = cfgs[c][0], nkv = cfgs[c][1], hd = cfgs[c][2], T = cfgs[c][3], pos0 = cfgs[c][4], np = pos0 + T;
-                float *q1 = xmalloc((size_t)T * nh * hd * 4), *q2 = xmalloc((size_t)T * nh * hd * 4);
-                float *kc = xmalloc((size_t)np * nkv * hd * 4), *vc = xmalloc((size_t)np * nkv * hd * 4);
-                fill_random(q1, (size_t)T * nh * hd, &rng, 3.0f); fill_random(kc, (size_t)np * nkv * hd, &rng, 3.0f); fill_random(vc, (size_t)np * nkv * hd, &rng, 3.0f);
-                memcpy(q2, q1, (size_t)T * nh * hd * 4);
-                Scheme q = scheme_by_name(bf16 ? "bf16" : "fp32");
-                float sc = 1.0f / sqrtf((float)hd);
-                cud_attention(bf16, q1, kc, vc, T, pos0, nh, nkv, hd, sc);
-                RunState rs;
-                memset(&rs, 0, sizeof rs);
-                rs.max_pos = np;
-                rs.att = xmalloc((size_t)omp_get_max_threads() * np * sizeof(float));
-                attention(&q, &rs, q2, kc, vc, T, pos0, nh, nkv, hd, sc);
-                size_t d = bits_diff(q1, q2, (size_t)T * nh * hd, 4);
-                char name[96];
-                snprintf(name, sizeof name, "cuda_host_attention_tiled_%dx%d_hd%d_T%d_at%d_%s", nh, nkv, hd, T, pos0, bf16 ? "bf16" : "fp32");
-                vreport(!d, name, "T %d at position %d: %zu of %zu outputs differ from forward()'s attention", T, pos0, d, (size_t)T * nh * hd);
-                free(q1); free(q2); free(kc); free(vc); free(rs.att);
-            }
-        }
-        cud_twin(0);
-    }
-    /* forward() op by op, every op also through the GPU path's host twins (verify_ops: the kernels'
-     * formulas, the GPU's buffers and dispatch), and that sequence of ops against forward() itself */
-    {
-        Model *m = model_load("(synthetic)");
-        int T = 24, *ids = xmalloc(T * sizeof(int));
-        for (int t = 0; t < T; t++) ids[t] = (int)(rng_next(&rng) % m->c.vocab_size);
-        const char *names[] = {"fp32", "bf16", "fp8-w", "w8a8", "w8a8-block", "int8"};
-        cud_twin(1);
-        for (int i = 0; i < 6; i++) {
-            SchemeOptions so = {.kv = i == 3 ? "fp8-e4m3" : NULL, .quant_lm_head = i == 3};
-            Scheme q = scheme_make(names[i], &so);
-            const Model *mq = model_for_scheme(m, &q);
-            OpStat st[OP_COUNT];
-            memset(st, 0, sizeof st);
-            float *lt = verify_ops(mq, &q, ids, T, st, 0);
-            RunState s;
-            runstate_init(&s, &m->c, T, T);
-            runstate_quant_buffers(&s, &m->c, &q);
-            forward(mq, &s, &q, ids, T, 0, 0);
-            size_t n = (size_t)T * m->c.vocab_size, d = bits_diff(lt, s.logits, n, 4);
-            char name[160];
-            snprintf(name, sizeof name, "cuda_host_ops_sequence_%s", q.name);
-            vreport(!d, name, "synthetic model, %d tokens, forward() op by op: %zu of %zu logits differ from forward()", T, d, n);
-            snprintf(name, sizeof name, "cuda_host_op_%s ", q.name);
-            report_ops(st, &q, name);
-            free(lt);
-            runstate_free(&s);
-        }
-        gpu_forward_release();
-        cud_twin(0);
-        free(ids);
-        model_free(m);
-    }
-    /* the resident forward pass (gpu_forward) in twin mode: every cud_* op on host memory by the
-     * kernels' own formulas, orchestrated exactly as on the GPU — logits and layer outputs vs forward() */
-    {
-        Model *m = model_load("(synthetic)");
-        int L = m->c.n_layers, T = 20, *ids = xmalloc(T * sizeof(int));
-        for (int t = 0; t < T; t++) ids[t] = (int)(rng_next(&rng) % m->c.vocab_size);
-        ScaleSet ss = {0};                       /* static scales for w8a8-static and the FP8 KV cache */
-        ss.n_layers = L; ss.source = "verify";
-        ss.act = xcalloc(L, sizeof *ss.act); ss.k_amax = xcalloc(L, sizeof(float)); ss.v_amax = xcalloc(L, sizeof(float));
-        for (int l = 0; l < L; l++) {
-            for (int site = 0; site < N_SITES; site++) ss.act[l][site] = 0.5f + 0.25f * site + 0.1f * l;
-            ss.k_amax[l] = 2.0f + l; ss.v_amax[l] = 0.75f + 0.5f * l;
-        }
-        ss.lm_head = 3.0f;
-        struct { const char *scheme, *act, *wfmt, *kv, *accum; int lm_head, scales; } cfg[] = {
-            {"fp32"}, {"bf16"}, {"fp8-w"}, {"w8a8"}, {"w8a8", NULL, NULL, "fp8-e4m3", NULL, 1, 1}, {"w8a8", "e5m2", "e5m2", NULL, "hopper"},
-            {"w8a8", NULL, NULL, NULL, "cublaslt"}, {"w8a8-static", NULL, NULL, "fp8-e5m2", NULL, 1, 1}, {"w8a8-block"},
-            {"w8a8-block", NULL, NULL, NULL, "ada"}, {"int8"}};
-        cud_twin(1);
-        for (int tied = 0; tied < 2; tied++) {
-            if (tied) {   /* the same model with tied embeddings (stories260K, Llama 3.2 1B): lm_head is the embedding table */
-                gpu_forward_release();
-                model_free(m);
-                m = model_load("(synthetic)");
-                m->lm_head = m->tok_embeddings;
-            }
-            for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
-                if (tied && i != 0 && i != 1 && i != 4) continue;   /* fp32, bf16, w8a8 with a quantized lm_head */
-                SchemeOptions so = {.act_format = cfg[i].act, .weight_format = cfg[i].wfmt, .kv = cfg[i].kv, .accum = cfg[i].accum,
-                                    .quant_lm_head = cfg[i].lm_head, .scales = cfg[i].scales ? &ss : NULL};
-                Scheme q = scheme_make(cfg[i].scheme, &so);
-                ResidentCmp r = resident_compare(model_for_scheme(m, &q), &q, ids, T);
-                char name[160];
-                snprintf(name, sizeof name, "cuda_host_resident_%s%s", q.name, tied ? "_tied" : "");
-                vreport(!r.diff && !r.layer_diff, name, "gpu_forward (twin) vs forward(), %d tokens in 2 calls: %zu of %zu logits, %zu of %zu layer outputs differ",
-                        T, r.diff, r.n, r.layer_diff, r.layer_n);
-            }
-        }
-        gpu_forward_release();
-        cud_twin(0);
-        free(ss.act); free(ss.k_amax); free(ss.v_amax); free(ids);
-        model_free(m);
-    }
-}
-
-/* ---- verify --kernels: every GPU kernel against its CPU twin on random inputs ---- */
-static void verify_kernels(uint64_t seed) {
-    uint64_t rng = seed;
-    emu_dtype fmts[2] = {EMU_E4M3, EMU_E5M2};
-    for (int f = 0; f < 2; f++) {   /* quantization, bit for bit */
-        emu_dtype t = fmts[f];
-        int M = 200, K = 4096 + 64, ld = K + 16, ng = (K + 127) / 128, nb = ((M + 127) / 128) * ng;
-        float *x = xmalloc((size_t)M * ld * 4), *s1 = xmalloc((size_t)M * ng * 4), *s2 = xmalloc((size_t)M * ng * 4);
-        uint8_t *q1 = xcalloc((size_t)M * ld, 1), *q2 = xcalloc((size_t)M * ld, 1);
-        fill_random(x, (size_t)M * ld, &rng, f ? 40.0f : 20.0f);
-        for (int k = 0; k < K; k++) x[3 * ld + k] = 0.0f;
-        const char *names[6] = {"token", "channel", "group128", "block128", "tensor", "tensor_dynamic"};
-        for (int i = 0; i < 6; i++) {
-            int nsc = i == 2 ? M * ng : i == 3 ? nb : i >= 4 ? 1 : M;
-            float st = 0.37f, r1 = 0, r2 = 0;
-            switch (i) {
-            case 0: cu_quant_token(q1, ld, s1, x, ld, M, K, t, 0); emu_quant_token(q2, ld, s2, x, ld, M, K, t, 0); break;
-            case 1: cu_quant_channel(q1, ld, s1, x, ld, M, K, t); emu_quant_channel(q2, ld, s2, x, ld, M, K, t); break;
-            case 2: cu_quant_group(q1, ld, s1, x, ld, M, K, 128, t); emu_quant_group(q2, ld, s2, x, ld, M, K, 128, t); break;
-            case 3: cu_quant_block(q1, ld, s1, x, ld, M, K, 128, 128, t); emu_quant_block(q2, ld, s2, x, ld, M, K, 128, 128, t); break;
-            case 4: cu_quant_tensor(q1, ld, x, ld, M, K, t, st); emu_quant_tensor(q2, ld, x, ld, M, K, t, st); s1[0] = s2[0] = st; break;
-            default: r1 = cu_quant_tensor_dynamic(q1, ld, x, ld, M, K, t); r2 = emu_quant_tensor_dynamic(q2, ld, x, ld, M, K, t); s1[0] = r1; s2[0] = r2; break;
-            }
-            size_t dq = bits_diff(q1, q2, (size_t)M * ld, 1), ds = bits_diff(s1, s2, nsc, 4);
-            char name[64];
-            snprintf(name, sizeof name, "cuda_quant_%s_%s", names[i], f ? "e5m2" : "e4m3");
-            vreport(!dq && !ds, name, "%dx%d: %zu code and %zu scale differences with emu", M, K, dq, ds);
-        }
-        free(x); free(s1); free(s2); free(q1); free(q2);
-    }
-    /* GEMMs */
-    int M = 96, N = 160, K = 1024;
-    for (int f = 0; f < 2; f++) {
-        emu_dtype t = fmts[f];
-        uint8_t *A = xmalloc((size_t)M * K), *Bm = xmalloc((size_t)N * K);
-        fill_codes(A, (size_t)M * K, &rng, t); fill_codes(Bm, (size_t)N * K, &rng, t);
-        int nk = K / 128;
-        float *sa = xmalloc((size_t)M * nk * 4), *sb = xmalloc((size_t)((N + 127) / 128) * nk * 4 + (size_t)N * 4);
-        for (int i = 0; i < M * nk; i++) sa[i] = 0.01f + rng_uniform(&rng);
-        for (int i = 0; i < ((N + 127) / 128) * nk + N; i++) sb[i] = 0.01f + rng_uniform(&rng);
-        float *dg = xmalloc((size_t)M * N * 4), *dc = xmalloc((size_t)M * N * 4);
-        for (int sk = 0; sk < 2; sk++)
-            for (int acc = 0; acc < EMU_ACC_COUNT; acc++)
-                for (int impl = 0; impl < 4; impl++) {
-                    emu_gemm_desc g;
-                    memset(&g, 0, sizeof g);
-                    g.M = M; g.N = N; g.K = K; g.a_type = t; g.A = A; g.lda = K; g.b_type = t; g.B = Bm; g.ldb = K;
-                    g.a_scale_kind = g.b_scale_kind = sk ? EMU_SCALE_BLOCK : EMU_SCALE_ROW; g.a_scale = sa; g.b_scale = sb;
-                    g.d_type = EMU_F32; g.ldd = N; g.accum = (emu_accum)acc;
-                    char name[96];
-                    snprintf(name, sizeof name, "cuda_gemm_%s_%s_%s_%s", impl == 0 ? "model" : impl == 1 ? "mma" : impl == 2 ? "cublaslt" : "wgmma",
-                             emu_accum_names[acc], f ? "e5m2" : "e4m3", sk ? "block" : "row");
-                    if (emu_gemm_check(&g)) continue;
-                    memset(dg, 0xFF, (size_t)M * N * 4);   /* poison: an unwritten output shows as NaN */
-                    g.D = dg;
-                    const char *why = cu_gemm(&g, impl);
-                    if (why) { printf("skip %s: %s\n", name, why); continue; }
-                    g.D = dc;
-                    emu_gemm(&g);
-                    size_t d = bits_diff(dg, dc, (size_t)M * N, 4);
-                    double mu, mr;
-                    err_stats(dg, dc, (size_t)M * N, &mu, &mr);
-                    if (impl == 0) { vreport(!d, name, "%dx%dx%d: %zu of %d outputs differ from emu_gemm", M, N, K, d, M * N); continue; }
-                    /* Tensor core (mma) and cuBLASLt: bit agreement with the emu model is the finding, reported;
-                     * pass/fail is a bound against the exact result. Derivation: each block step of the
-                     * tensor-core model (≤ K/16 steps, blocks of ≥ 16) truncates to 13 fraction bits below the
-                     * largest exponent present, an error < 2^-12 · Σ|a_k b_k| (every partial sum and product is
-                     * bounded by it); fp32 promotions and the epilogue add < 2^-22 relative each. So
-                     * |D − exact| ≤ (K/16 + 2) · 2^-12 · Σ_k |s_a a_k · s_b b_k| (scales applied per group). */
-                    size_t bad = 0;
-                    double worst = 0;
-                    for (int mm = 0; mm < M; mm++)
-                        for (int nn = 0; nn < N; nn++) {
-                            double ex = 0, ab = 0;
-                            for (int k = 0; k < K; k++) {
-                                int gi = k / 128;
-                                double s_a = sk ? sa[mm * nk + gi] : sa[mm], s_b = sk ? sb[(nn / 128) * nk + gi] : sb[nn];
-                                double p = (double)emu_fp8_decode(A[(size_t)mm * K + k], t) * emu_fp8_decode(Bm[(size_t)nn * K + k], t) * s_a * s_b;
-                                ex += p; ab += fabs(p);
-                            }
-                            double e = fabs(dg[(size_t)mm * N + nn] - ex), bound = (K / 16.0 + 2) * ldexp(1, -12) * ab + 1e-30;
-                            if (!(e <= bound)) bad++;
-                            if (e / bound > worst) worst = e / bound;
-                        }
-                    printf("%s %s: %dx%dx%d: %zu of %d outputs bit-identical to emu '%s' (max %.3g ulp, max rel %.3g); "
-                           "error vs exact within the bound: %s (worst %.2f of it)\n", bad ? "FAIL" : "ok", name, M, N, K, (size_t)M * N - d, M * N,
-                           emu_accum_names[acc], mu, mr, bad ? "NO" : "yes", worst);
-                    vfails += bad != 0;
-                }
-        free(A); free(Bm); free(sa); free(sb); free(dg); free(dc);
-    }
-    /* the integer kernel: INT8 × INT8 exact, and E4M3 with NaN codes (a NaN in row m of A / row n of B) */
-    for (int it = 0; it < 2; it++) {
-        int m_ = 70, n_ = 90, k_ = 1000;
-        emu_dtype t = it ? EMU_E4M3 : EMU_I8;
-        uint8_t *a = xmalloc((size_t)m_ * k_), *b = xmalloc((size_t)n_ * k_);
-        float *sa = xmalloc(m_ * 4), *sb = xmalloc(n_ * 4), *o1 = xmalloc((size_t)m_ * n_ * 4), *o2 = xmalloc((size_t)m_ * n_ * 4);
-        if (it) { fill_codes(a, (size_t)m_ * k_, &rng, t); fill_codes(b, (size_t)n_ * k_, &rng, t); a[5 * k_ + 17] = 0x7F; b[33 * k_ + 999] = 0xFF; }
-        else for (size_t i = 0; i < (size_t)(m_ > n_ ? m_ : n_) * k_; i++) { if (i < (size_t)m_ * k_) a[i] = (uint8_t)rng_next(&rng); if (i < (size_t)n_ * k_) b[i] = (uint8_t)rng_next(&rng); }
-        for (int i = 0; i < m_; i++) sa[i] = 0.01f + rng_uniform(&rng);
-        for (int i = 0; i < n_; i++) sb[i] = 0.01f + rng_uniform(&rng);
-        emu_gemm_desc g = {.M = m_, .N = n_, .K = k_, .a_type = t, .A = a, .lda = k_, .b_type = t, .B = b, .ldb = k_,
-                           .a_scale_kind = EMU_SCALE_ROW, .a_scale = sa, .b_scale_kind = EMU_SCALE_ROW, .b_scale = sb,
-                           .d_type = EMU_F32, .D = o1, .ldd = n_, .accum = EMU_ACC_EXACT};
-        memset(o1, 0xFF, (size_t)m_ * n_ * 4);
-        const char *why = cu_gemm(&g, 0);
-        if (why) fatal("verify: %s", why);
-        g.D = o2;
-        emu_gemm(&g);
-        size_t dd = bits_diff(o1, o2, (size_t)m_ * n_, 4), nans = 0;
-        for (size_t i = 0; i < (size_t)m_ * n_; i++) nans += isnan(o1[i]);
-        vreport(!dd && nans == (size_t)(it ? m_ + n_ - 1 : 0), it ? "cuda_gemm_exact_e4m3_nan_codes" : "cuda_gemm_exact_int8",
-                "%dx%dx%d: %zu of %d outputs differ from emu_gemm exact (%zu NaN outputs)", m_, n_, k_, dd, m_ * n_, nans);
-        free(a); free(b); free(sa); free(sb); free(o1); free(o2);
-    }
-    /* fp32 activations × bf16 / fp32 weights (the fp32 and bf16 schemes' Linear): emu_gemm_f32 bit for bit */
-    for (int bt = 0; bt < 2; bt++) {
-        int m_ = 70, n_ = 90, k_ = 1000;
-        float *a = xmalloc((size_t)m_ * k_ * 4), *w = xmalloc((size_t)n_ * k_ * 4), *o1 = xmalloc((size_t)m_ * n_ * 4), *o2 = xmalloc((size_t)m_ * n_ * 4);
-        fill_random(a, (size_t)m_ * k_, &rng, 6.0f); fill_random(w, (size_t)n_ * k_, &rng, 6.0f);
-        uint16_t *wb = xmalloc((size_t)n_ * k_ * 2);
-        for (size_t i = 0; i < (size_t)n_ * k_; i++) wb[i] = bf16_from_float(w[i]);
-        Tensor W = {bt ? (const void *)w : (const void *)wb, bt ? EMU_F32 : EMU_BF16, n_, k_};
-        emu_gemm_desc d = linear_desc(o1, a, m_, &W);
-        memset(o1, 0xFF, (size_t)m_ * n_ * 4);
-        const char *why = cu_gemm(&d, 0);
-        if (why) fatal("verify: %s", why);
-        emu_gemm_f32(m_, n_, k_, a, k_, W.data, W.dtype, k_, o2, n_);
-        size_t dd = bits_diff(o1, o2, (size_t)m_ * n_, 4);
-        vreport(!dd, bt ? "cuda_gemm_f32_f32" : "cuda_gemm_f32_bf16", "%dx%dx%d: %zu of %d outputs differ from emu_gemm_f32", m_, n_, k_, dd, m_ * n_);
-        free(a); free(w); free(o1); free(o2); free(wb);
-    }
-    /* elementwise ops: GPU vs the host twin on the synthetic model's shapes is done by `verify -m`;
-     * here the standalone kernels on random data */
-    for (int bf16 = 0; bf16 < 2; bf16++) {
-        int T = 33, n = 4096, hd = 128, nh = 8, nkv = 2;
-        float *x = xmalloc((size_t)T * n * 4), *w = xmalloc(n * 4), *o1 = xmalloc((size_t)T * n * 4), *o2 = xmalloc((size_t)T * n * 4);
-        fill_random(x, (size_t)T * n, &rng, 8.0f); fill_random(w, n, &rng, 2.0f);
-        Scheme q_ = scheme_by_name(bf16 ? "bf16" : "fp32"); const Scheme *q = &q_;
-        cu_rmsnorm(bf16, o1, x, w, T, n, 1e-5f);
-        rmsnorm(q, o2, x, w, T, n, 1e-5f);
-        size_t d = bits_diff(o1, o2, (size_t)T * n, 4);
-        vreport(!d, bf16 ? "cuda_rmsnorm_bf16" : "cuda_rmsnorm_fp32", "%dx%d: %zu differ from rmsnorm()", T, n, d);
-        float *cs = xmalloc((size_t)T * hd / 2 * 4), *sn = xmalloc((size_t)T * hd / 2 * 4);
-        for (int i = 0; i < T * hd / 2; i++) { cs[i] = B(q, (float)cos(i * 0.01)); sn[i] = B(q, (float)sin(i * 0.01)); }
-        memcpy(o1, x, (size_t)T * nh * hd * 4); memcpy(o2, x, (size_t)T * nh * hd * 4);
-        cu_rope(bf16, o1, T, nh, hd, cs, sn);
-        for (int t = 0; t < T; t++) for (int h = 0; h < nh; h++) rope(q, o2 + ((size_t)t * nh + h) * hd, hd, cs + (size_t)t * hd / 2, sn + (size_t)t * hd / 2);
-        d = bits_diff(o1, o2, (size_t)T * nh * hd, 4);
-        vreport(!d, bf16 ? "cuda_rope_bf16" : "cuda_rope_fp32", "%dx%dx%d: %zu differ from rope()", T, nh, hd, d);
-        float *kc = xmalloc((size_t)T * nkv * hd * 4), *vc = xmalloc((size_t)T * nkv * hd * 4);
-        fill_random(kc, (size_t)T * nkv * hd, &rng, 3.0f); fill_random(vc, (size_t)T * nkv * hd, &rng, 3.0f);
-        memcpy(o1, x, (size_t)T * nh * hd * 4); memcpy(o2, x, (size_t)T * nh * hd * 4);
-        /* attention: the tiled kernel, the one-block-per-row kernel, and that kernel's long-context form
-         * (probabilities in global memory) at position 60000 */
-        for (int v = 0; v < 3; v++) {
-            int Tv = v == 2 ? 2 : T, p0 = v == 2 ? 60000 : 0, np = p0 + Tv;
-            float *kv = v == 2 ? xmalloc((size_t)np * nkv * hd * 4) : kc, *vv = v == 2 ? xmalloc((size_t)np * nkv * hd * 4) : vc;
-            if (v == 2) { fill_random(kv, (size_t)np * nkv * hd, &rng, 3.0f); fill_random(vv, (size_t)np * nkv * hd, &rng, 3.0f); }
-            memcpy(o1, x, (size_t)Tv * nh * hd * 4); memcpy(o2, x, (size_t)Tv * nh * hd * 4);
-            if (v) setenv("LLAMA_FP8_ATT_SIMPLE", "1", 1);
-            cu_attention(bf16, o1, kv, vv, Tv, p0, nh, nkv, hd, 1.0f / sqrtf((float)hd));
-            unsetenv("LLAMA_FP8_ATT_SIMPLE");
-            RunState rs;
-            memset(&rs, 0, sizeof rs);
-            rs.max_pos = np;
-            rs.att = xmalloc((size_t)omp_get_max_threads() * np * sizeof(float));
-            attention(q, &rs, o2, kv, vv, Tv, p0, nh, nkv, hd, 1.0f / sqrtf((float)hd));
-            free(rs.att);
-            d = bits_diff(o1, o2, (size_t)Tv * nh * hd, 4);
-            char an[64];
-            snprintf(an, sizeof an, "cuda_attention_%s_%s", v == 0 ? "tiled" : v == 1 ? "rows" : "long_context", bf16 ? "bf16" : "fp32");
-            vreport(!d, an, "T %d at position %d, %d heads / %d kv heads, hd %d: %zu differ from forward()'s attention", Tv, p0, nh, nkv, hd, d);
-            if (v == 2) { free(kv); free(vv); }
-        }
-        memcpy(o1, x, (size_t)T * n * 4); memcpy(o2, x, (size_t)T * n * 4);
-        cu_swiglu(bf16, o1, w, n);
-        for (int i = 0; i < n; i++) o2[i] = B(q, B(q, o2[i] / (1.0f + expf(-o2[i]))) * w[i]);
-        d = bits_diff(o1, o2, n, 4);
-        vreport(!d, bf16 ? "cuda_swiglu_bf16" : "cuda_swiglu_fp32", "%d: %zu differ from forward()'s formula", n, d);
-        free(x); free(w); free(o1); free(o2); free(cs); free(sn); free(kc); free(vc);
-    }
-    {   /* NLL: not bit-exact (CUDA's exp/log in double); bound 1e-12 relative: both sides are double
-         * sums of V ≤ 2^17 terms with ≤ 1 ulp (2^-52) functions, error ≤ V·2^-52 ≈ 3e-11 worst case */
-        int T = 7, V = 32000, *tg = xmalloc(T * sizeof(int));
-        float *lg = xmalloc((size_t)T * V * 4);
-        double *nl = xmalloc(T * 8), worst = 0;
-        fill_random(lg, (size_t)T * V, &rng, 4.0f);
-        for (int t = 0; t < T; t++) tg[t] = (int)(rng_next(&rng) % V);
-        cu_nll(nl, lg, T, V, tg);
-        for (int t = 0; t < T; t++) {
-            double ref = -log_prob(lg + (size_t)t * V, V, tg[t]), rel = fabs(nl[t] - ref) / fabs(ref);
-            if (rel > worst) worst = rel;
-        }
-        vreport(worst < 1e-10, "cuda_nll", "%d rows of %d logits: max relative difference %.3g from log_prob()", T, V, worst);
-        free(tg); free(lg); free(nl);
-    }
-}
-#else
-/* CPU-only builds: gpu_active() is 0, and these keep callers free of #ifdefs. */
-static void gpu_forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
-    forward(m, s, q, ids, T, pos0, logits_from);
-}
-static void gpu_forward_release(void) {}
-static void gpu_run_free(void *dev) { (void)dev; }
-static const char *gpu_gemm_note(const Scheme *q) { (void)q; return ""; }
-static void gpu_ppl_rows(RunState *s, int rows, int V, const int *targets, int save_base, int compare, double *lp, int *arg, double *kld) {
-    (void)s; (void)rows; (void)V; (void)targets; (void)save_base; (void)compare; (void)lp; (void)arg; (void)kld;
-    fatal("internal: gpu_ppl_rows in a build without CUDA");
-}
-static void gpu_set_gemm(const char *name) {
-    if (strcmp(name, "auto") && strcmp(name, "model") && strcmp(name, "mma") && strcmp(name, "wgmma") && strcmp(name, "cublaslt"))
-        fatal("--gemm: expected auto, model, mma, wgmma or cublaslt, got '%s'", name);
-}
-#endif /* GPU_BUILD */
-
-/* llama_fp8 verify: see the usage text. */
-static int cmd_verify(int argc, char **argv) {
-    const char *usage_text =
-        "usage: llama_fp8 verify -m MODEL [-q SCHEME] [--accum A] [--kv K] [--act-format F] [--gemm auto|model|mma|wgmma|cublaslt]\n"
-        "                        (--ids 1,2,3 | -f TEXT [--tokenizer FILE]) [--chunks 1] [--ctx N]\n"
-        "       llama_fp8 verify --synthetic [-q SCHEME ...]   the built-in random model\n"
-        "       llama_fp8 verify --kernels [--seed N]   every GPU kernel against its CPU twin on random inputs\n"
-        "       llama_fp8 verify --host [--seed N]      the GPU's formulas compiled for the CPU against their CPU twins (no GPU needed)\n"
-        "       llama_fp8 verify --bench               GEMM TFLOP/s: hand-written mma vs cuBLASLt vs the 1979 TFLOP/s FP8 peak\n"
-        "       llama_fp8 verify --device              print the device this build would use\n"
-        "Runs the same tokens through the forward pass on the GPU and on the CPU: per op (fp32, bf16) and end to\n"
-        "end (every scheme; bit for bit with the model GEMM kernels, reported with the tensor cores). CUDA builds.";
-    const char *model = NULL, *scheme = NULL, *idstr = NULL, *text = NULL, *tok = NULL;
-    SchemeOptions so = {0};
-    int mode = 0, ctx = 0, synthetic = 0;   /* mode: 0 model, 1 kernels, 2 host, 3 bench, 4 device */
-    uint64_t seed = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        char pat[48];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { puts(usage_text); return 0; }
-        else if (!strcmp(a, "--cpu")) gpu_set_force_cpu(1);
-        else if (!strcmp(a, "--kernels")) mode = 1;
-        else if (!strcmp(a, "--host")) mode = 2;
-        else if (!strcmp(a, "--bench")) mode = 3;
-        else if (!strcmp(a, "--device")) mode = 4;
-        else if (!strcmp(a, "--synthetic")) synthetic = 1;
-        else if (snprintf(pat, sizeof pat, " %s ", a), !strstr(" -m -q --ids -f --tokenizer --chunks --ctx --seed --accum --kv --act-format --gemm ", pat))
-            fatal("verify: unknown option '%s' (see llama_fp8 verify --help)", a);
-        else if (!more) fatal("verify: option %s needs a value", a);
-        else if (!strcmp(a, "-m")) model = argv[++i];
-        else if (!strcmp(a, "-q")) scheme = argv[++i];
-        else if (!strcmp(a, "--ids")) idstr = argv[++i];
-        else if (!strcmp(a, "-f")) text = argv[++i];
-        else if (!strcmp(a, "--tokenizer")) tok = argv[++i];
-        else if (!strcmp(a, "--chunks")) { if (parse_long_arg(a, argv[++i], 1, INT_MAX) != 1) fatal("verify: --chunks must be 1 (one chunk is compared)"); }
-        else if (!strcmp(a, "--ctx")) ctx = (int)parse_long_arg(a, argv[++i], 2, 1 << 20);
-        else if (!strcmp(a, "--seed")) seed = (uint64_t)parse_long_arg(a, argv[++i], 1, LONG_MAX);
-        else if (!strcmp(a, "--accum")) so.accum = argv[++i];
-        else if (!strcmp(a, "--kv")) so.kv = argv[++i];
-        else if (!strcmp(a, "--act-format")) so.act_format = argv[++i];
-        else if (!strcmp(a, "--gemm")) gpu_set_gemm(argv[++i]);
-        else fatal("verify: unknown option '%s' (see llama_fp8 verify --help)", a);
-    }
-    if (mode == 4) { printf("device: %s\n", device_description()); return 0; }
-#ifndef GPU_BUILD
-    (void)model; (void)scheme; (void)idstr; (void)text; (void)tok; (void)ctx; (void)synthetic; (void)seed; (void)so;
-    fatal("verify: this binary was built without CUDA; build it with `make CUDA=1` (device: %s)", device_description());
-#else
-    if (mode == 2) {
-        printf("verify --host: the __host__ __device__ code of cuda_kernels.cu run on the CPU (device: %s)\n", device_description());
-        verify_host(seed);
-        printf("%s\n", vfails ? "verify --host: FAILED" : "verify --host: all checks passed");
-        return vfails ? 1 : 0;
-    }
-    if (!gpu_active())
-        fatal("verify: no GPU to verify (%s); nothing was compared (`llama_fp8 verify --host` checks the GPU formulas on the CPU)", gpu_why);
-    printf("device: %s\n", device_description());
-    if (mode == 1) {
-        verify_kernels(seed);
-        printf("%s\n", vfails ? "verify --kernels: FAILED" : "verify --kernels: all checks passed");
-        return vfails ? 1 : 0;
-    }
-    if (mode == 3) {
-        int Ms[3] = {4096, 8192, 16384}, shapes[5][2] = {{6144, 4096}, {4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
-        for (int i = 0; i < 3; i++)
-            for (int s = 0; s < 5; s++) cu_bench_gemm(Ms[i], shapes[s][0], shapes[s][1], 10);
-        return 0;
-    }
-    /* model mode */
-    Model *m = synthetic ? model_load("(synthetic)") : NULL;
-    if (!m) { if (!model) fatal("verify: -m MODEL (or --synthetic, --kernels, --host, --bench) is required"); m = model_load(model); }
-    int *ids = NULL, n;
-    if (idstr) n = parse_ids(idstr, m->c.vocab_size, &ids);
-    else if (text) {
-        size_t len;
-        char *buf = read_text_file(text, &len);
-        if (!buf) fatal("%s: cannot read: %s", text, strerror(errno));
-        tokenizer *tk = tok ? tokenizer_load(tok) : tokenizer_for_model(model);
-        n = tokenizer_encode(tk, buf, len, 1, 0, &ids);
-        tokenizer_free(tk);
-        free(buf);
-    } else if (synthetic) {
-        n = 32; ids = xmalloc(n * sizeof(int));
-        for (int t = 0; t < n; t++) ids[t] = (int)((t * 7919u + 13) % (unsigned)m->c.vocab_size);
-    } else fatal("verify: give the tokens with --ids 1,2,3 or -f TEXT");
-    int T = ctx ? ctx : n < 512 ? n : 512;
-    if (T > n) T = n;
-    if (T > m->c.max_seq_len) T = m->c.max_seq_len;
-    model_describe(m, stdout);
-    Scheme q_ = scheme_for_model(m, scheme, "fp32", &so); const Scheme *q = &q_;
-    const Model *mq = model_for_scheme(m, q);
-    int exact = gpu_gemm(q, 1, 0) == CU_GEMM_MODEL && gpu_gemm(q, 0, 0) == CU_GEMM_MODEL;
-    printf("verify: scheme %s, %d tokens; GEMMs on the GPU: %s\n", q->name, T, exact ? gpu_gemm_name(CU_GEMM_MODEL) : gpu_gemm_name(gpu_gemm(q, 1, 0)));
-    /* op by op: each GPU op on the CPU's input, per op kind; the layers where values differ are listed */
-    OpStat st[OP_COUNT];
-    memset(st, 0, sizeof st);
-    float *logits = verify_ops(mq, q, ids, T, st, 1);
-    report_ops(st, q, "");
-    /* the loss: NLL of every next token, GPU kernel vs log_prob() */
-    if (T > 1) {
-        /* ppl's statistics kernel (log p of the target, as ppl runs it on the GPU) against log_prob() */
-        size_t V = m->c.vocab_size;
-        double *lp = xmalloc((size_t)T * 8), worst = 0, sum = 0;
-        int *arg = xmalloc((size_t)T * sizeof(int));
-        float *dl = dput(logits, (size_t)(T - 1) * V * 4);
-        int *dt = dput(ids + 1, (size_t)(T - 1) * sizeof(int)), *da = cud_alloc((size_t)T * sizeof(int));
-        double *dlp = cud_alloc((size_t)T * 8);
-        cud_ppl_rows(dl, NULL, T - 1, (int)V, dt, dlp, da, NULL);
-        cud_download(lp, dlp, (size_t)(T - 1) * 8);
-        cud_free(dl); cud_free(dt); cud_free(da); cud_free(dlp);
-        for (int t = 0; t + 1 < T; t++) {
-            double ref = -log_prob(logits + (size_t)t * V, (int)V, ids[t + 1]);
-            double rel = fabs(-lp[t] - ref) / (fabs(ref) > 1e-300 ? fabs(ref) : 1);
-            if (!(rel <= worst)) worst = rel;
-            sum += ref;
-        }
-        /* bound: both sum ≤ 128k terms in double (relative error ≤ V·2^-53 ≈ 1.4e-11 each way) */
-        vreport(worst < 1e-10, "nll", "%d predictions, mean NLL %.6f (PPL %.4f), max relative GPU-CPU difference %.3g", T - 1, sum / (T - 1), exp(sum / (T - 1)), worst);
-        free(lp); free(arg);
-    }
-    /* end to end: the resident gpu_forward() against forward(), fed in two calls (the KV cache) */
-    {
-        ResidentCmp r = resident_compare(mq, q, ids, T);
-        if (exact)
-            vreport(!r.diff && !r.layer_diff, "gpu_forward", "tokens 0..%d then %d..%d (KV cache): %zu of %zu logits, %zu of %zu layer outputs differ from forward()",
-                    T / 2 - 1, T / 2, T - 1, r.diff, r.n, r.layer_diff, r.layer_n);
-        else   /* tensor-core GEMMs: the hardware's accumulation, not the CPU's; reported, not judged */
-            printf("info gpu_forward: %s GEMMs: %zu of %zu logits differ from forward() (--accum %s on the CPU); worst row max|diff| / max|logit| %.3g\n",
-                   gpu_gemm_name(gpu_gemm(q, 1, 0)), r.diff, r.n, emu_accum_names[q->accum], r.rel);
-        gpu_forward_release();
-    }
-    free(logits); free(ids);
-    model_free(m);
-    printf("%s\n", vfails ? "verify: GPU and CPU DIFFER" : "verify: GPU and CPU agree");
-    return vfails ? 1 : 0;
-#endif
-}
-/* @@END gpu@@ */
-
-/* ------------------------------------------------------------------------------------------ */
-/* 7. Perplexity, dumps, generation                                                           */
-/* ------------------------------------------------------------------------------------------ */
-/* @@SECTION ppl@@ */
-/* One forward pass on the device of this run: the GPU (CUDA build, Ada/Hopper GPU found, no --cpu),
- * whose gpu_forward mirrors forward() op for op, or the CPU emulation. */
-static int scheme_on_gpu(const Scheme *q) { (void)q; return gpu_active(); }
-static void run_forward(const Model *m, RunState *s, const Scheme *q, const int *ids, int T, int pos0, int logits_from) {
-    (scheme_on_gpu(q) ? gpu_forward : forward)(m, s, q, ids, T, pos0, logits_from);
-}
-
-/* Common options of the commands that run a model. */
-typedef struct {
-    const char *model, *tokenizer, *text_file, *scheme, *protocol, *ids, *prompt, *out, *compare, *json, *scales_file;
-    int ctx, chunks, progress, synthetic, n_new, bos, special;
-    float temp;
-    unsigned long long seed;
-    SchemeOptions so;
-    /* calibrate */
-    int samples, seq;
-    const char *observer;
-    double percentile;
-} Options;
-
-static void options_parse(Options *o, int argc, char **argv, const char *cmd, const char *allowed, const char *usage_text) {
-    memset(o, 0, sizeof *o);
-    o->chunks = -1; o->n_new = 64; o->seed = 1; o->samples = 128; o->seq = 2048; o->percentile = 99.99;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { printf("usage: llama_fp8 %s %s\n", cmd, usage_text); exit(0); }
-        char pat[48];
-        snprintf(pat, sizeof pat, "%s ", a);
-        if (a[0] != '-' || !strstr(allowed, pat)) fatal("%s: unknown option '%s' (see llama_fp8 %s --help)", cmd, a, cmd);
-        /* flags without a value */
-        if (!strcmp(a, "--progress")) { o->progress = 1; continue; }
-        if (!strcmp(a, "--synthetic")) { o->synthetic = 1; continue; }
-        if (!strcmp(a, "--bos")) { o->bos = 1; continue; }
-        if (!strcmp(a, "--special")) { o->special = 1; continue; }
-        if (!strcmp(a, "--quant-lm-head")) { o->so.quant_lm_head = 1; continue; }
-        if (!strcmp(a, "--cpu")) { gpu_set_force_cpu(1); continue; }
-        if (i + 1 >= argc) fatal("%s: option %s needs a value", cmd, a);
-        const char *v = argv[++i];
-        if (!strcmp(a, "-m")) o->model = v;
-        else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
-        else if (!strcmp(a, "-f")) o->text_file = v;
-        else if (!strcmp(a, "-q")) o->scheme = v;
-        else if (!strcmp(a, "--compare")) o->compare = v;
-        else if (!strcmp(a, "--json")) o->json = v;
-        else if (!strcmp(a, "--scales")) o->scales_file = v;
-        else if (!strcmp(a, "--protocol")) o->protocol = v;
-        else if (!strcmp(a, "--ids")) o->ids = v;
-        else if (!strcmp(a, "-p")) o->prompt = v;
-        else if (!strcmp(a, "-o")) o->out = v;
-        else if (!strcmp(a, "--act-format")) o->so.act_format = v;
-        else if (!strcmp(a, "--weight-format")) o->so.weight_format = v;
-        else if (!strcmp(a, "--weight-scale")) o->so.weight_scale = v;
-        else if (!strcmp(a, "--weight-arith")) o->so.weight_arith = v;
-        else if (!strcmp(a, "--kv")) o->so.kv = v;
-        else if (!strcmp(a, "--accum")) o->so.accum = v;
-        else if (!strcmp(a, "--gemm")) gpu_set_gemm(v);
-        else if (!strcmp(a, "--scale-ub")) { o->so.scale_ub = (float)parse_double_arg(a, v); if (!(o->so.scale_ub > 0)) fatal("--scale-ub must be > 0"); }
-        else if (!strcmp(a, "--ctx")) o->ctx = (int)parse_long_arg(a, v, 2, 1 << 20);
-        else if (!strcmp(a, "--chunks")) o->chunks = (int)parse_long_arg(a, v, 1, INT_MAX);
-        else if (!strcmp(a, "-n")) o->n_new = (int)parse_long_arg(a, v, 0, 1 << 20);
-        else if (!strcmp(a, "--temp")) { o->temp = (float)parse_double_arg(a, v); if (!(o->temp >= 0)) fatal("--temp must be >= 0"); }
-        else if (!strcmp(a, "--seed")) o->seed = (unsigned long long)parse_long_arg(a, v, 0, LONG_MAX);
-        else if (!strcmp(a, "--samples")) o->samples = (int)parse_long_arg(a, v, 1, 1 << 20);
-        else if (!strcmp(a, "--seq")) o->seq = (int)parse_long_arg(a, v, 2, 1 << 20);
-        else if (!strcmp(a, "--observer")) o->observer = v;
-        else if (!strcmp(a, "--percentile")) { o->percentile = parse_double_arg(a, v); if (!(o->percentile > 0 && o->percentile <= 100)) fatal("--percentile must be in (0, 100]"); }
-    }
-}
-#define SCHEME_OPTS "--cpu --gemm -q --act-format --weight-format --weight-scale --weight-arith --kv --accum --scale-ub --scales --quant-lm-head "
-#define SCHEME_HELP "  schemes (-q): fp32, bf16, fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8\n" \
-    "  --act-format e4m3|e5m2  --weight-format e4m3|e5m2  --weight-scale channel|tensor (fp8-w)  --weight-arith bf16|fp32\n" \
-    "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head\n" \
-    "  --cpu: run on the CPU emulation even when a CUDA build finds an Ada/Hopper GPU\n" \
-    "  --gemm auto|model|mma|wgmma|cublaslt: GPU GEMMs (auto: bit-exact model kernels, tensor cores for --accum hopper|ada|cublaslt|fast)"
-
-/* ---- static scales (written by calibrate) ---- */
-static ScaleSet *scales_load(const char *path, int n_layers) {
-    size_t len;
-    char *text = read_text_file(path, &len);
-    if (!text) fatal("%s: cannot read: %s", path, strerror(errno));
-    json j;
-    if (json_parse(&j, text, len) != 0) fatal("%s: invalid JSON: %s", path, j.err);
-    int fmt = json_get(&j, 0, "format");
-    if (fmt < 0 || !json_streq(&j, fmt, "llama_fp8 scales v1")) fatal("%s: not a llama_fp8 scales file (\"format\": \"llama_fp8 scales v1\")", path);
-    int acts = json_get(&j, 0, "activations"), layers = json_get(&j, acts, "layers"), kv = json_get(&j, 0, "kv");
-    if (layers < 0 || j.t[layers].type != J_ARR || j.t[layers].n != n_layers)
-        fatal("%s: activations.layers must list %d layers (the model's)", path, n_layers);
-    ScaleSet *s = xcalloc(1, sizeof *s);
-    s->n_layers = n_layers;
-    s->act = xcalloc(n_layers, sizeof *s->act);
-    s->k_amax = xcalloc(n_layers, sizeof(float));
-    s->v_amax = xcalloc(n_layers, sizeof(float));
-    s->source = xstrdup(path);
-    double v;
-    for (int l = 0, k = layers + 1; l < n_layers; l++, k = json_next(&j, k))
-        for (int site = 0; site < N_SITES; site++) {
-            if (json_number(&j, json_get(&j, k, site_names[site]), &v) != 0 || !(v > 0) || !isfinite(v))
-                fatal("%s: layer %d: \"%s\" must be a positive number", path, l, site_names[site]);
-            s->act[l][site] = (float)v;
-        }
-    if (json_number(&j, json_get(&j, acts, "lm_head"), &v) == 0 && v > 0 && isfinite(v)) s->lm_head = (float)v;
-    int ks = json_get(&j, kv, "k"), vs = json_get(&j, kv, "v");
-    if (ks < 0 || vs < 0 || j.t[ks].type != J_ARR || j.t[vs].type != J_ARR || j.t[ks].n != n_layers || j.t[vs].n != n_layers)
-        fatal("%s: kv.k and kv.v must list %d layers", path, n_layers);
-    for (int l = 0, a = ks + 1, b = vs + 1; l < n_layers; l++, a = json_next(&j, a), b = json_next(&j, b)) {
-        double x, y;
-        if (json_number(&j, a, &x) != 0 || json_number(&j, b, &y) != 0 || !(x > 0) || !(y > 0) || !isfinite(x) || !isfinite(y))
-            fatal("%s: kv scales of layer %d must be positive numbers", path, l);
-        s->k_amax[l] = (float)x; s->v_amax[l] = (float)y;
-    }
-    json_free(&j);
-    free(text);
-    return s;
-}
-
-static Model *open_model(const Options *o, const char *cmd) {
-    if (o->synthetic) return model_load("(synthetic)");
-    if (!o->model) fatal("%s: -m MODEL is required (a Hugging Face directory or a llama2.c .bin)", cmd);
-    return model_load(o->model);
-}
-
-/* Parses "1,2,3" into ids checked against the vocabulary. */
-static int parse_ids(const char *s, int vocab, int **out) {
-    int n = 0, cap = 16;
-    int *ids = xmalloc(cap * sizeof(int));
-    const char *p = s;
-    while (*p) {
-        char *end;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno || v < 0 || v >= vocab) fatal("--ids: bad token id near '%.20s' (ids are integers in [0, %d))", p, vocab);
-        if (n == cap) ids = xrealloc(ids, (cap *= 2) * sizeof(int));
-        ids[n++] = (int)v;
-        p = end;
-        while (*p == ',' || *p == ' ') p++;
-    }
-    if (!n) fatal("--ids: no token ids given");
-    *out = ids;
-    return n;
-}
-
-/* log p(target | row) in double: the row's log-softmax at target. */
-static double log_prob(const float *logits, int n, int target) {
-    float mx = logits[0];
-    for (int i = 1; i < n; i++) if (logits[i] > mx) mx = logits[i];
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
-    return (double)logits[target] - mx - log(sum);
-}
-
-/* The synthetic run's "text": n_seq sequences of seq_len tokens, each BOS followed by tokens sampled
- * from the synthetic model itself (temperature 1). Scored in chunks of seq_len, its perplexity is
- * the model's own entropy rate — a self-contained smoke test that needs no data. */
-static int synthetic_tokens(const Model *m, int n_seq, int seq_len, int **out) {
-    Scheme qs = scheme_by_name("fp32");
-    const Scheme *q = &qs;
-    RunState s;
-    runstate_init(&s, &m->c, 1, seq_len);
-    int *ids = xmalloc((size_t)n_seq * seq_len * sizeof(int)), V = m->c.vocab_size;
-    uint64_t rng = 0x5DEECE66Dull;
-    for (int sq = 0; sq < n_seq; sq++) {
-        int *seq = ids + (size_t)sq * seq_len;
-        seq[0] = m->c.bos_id;
-        for (int t = 0; t + 1 < seq_len; t++) {
-            forward(m, &s, q, &seq[t], 1, t, 0);
-            float mx = s.logits[0];
-            for (int i = 1; i < V; i++) if (s.logits[i] > mx) mx = s.logits[i];
-            double sum = 0;
-            for (int i = 0; i < V; i++) sum += exp((double)s.logits[i] - mx);
-            double r = rng_uniform(&rng) * sum, acc = 0;
-            int next = V - 1;
-            for (int i = 0; i < V; i++) { acc += exp((double)s.logits[i] - mx); if (acc > r) { next = i; break; } }
-            seq[t + 1] = next;
-        }
-    }
-    runstate_free(&s);
-    *out = ids;
-    return n_seq * seq_len;
-}
-
-/* Per-scheme accumulators of a perplexity run. With --compare, every scheme after the first is
- * also compared token by token with the first (llama.cpp --kl-divergence definitions). */
-typedef struct {
-    Scheme q;
-    double nll, nll2;                 /* Σ −log p(target), Σ (log p)² */
-    double dn, dn2, bn_dn;            /* paired with the base: Σ d, Σ d², Σ nll_base·d (d = nll − nll_base) */
-    double kld, kld2, dp2, dp, top1;  /* Σ KLD, Σ KLD², Σ Δp², Σ Δp, agreements of the argmax */
-    float *klds;                      /* per-token KLD, for percentiles */
-} PplStat;
-
-static int cmp_float(const void *a, const void *b) { float x = *(const float *)a, y = *(const float *)b; return (x > y) - (x < y); }
-static double percentile_sorted(const float *v, long long n, double p) {
-    double r = p / 100.0 * (double)(n - 1);
-    long long i = (long long)r;
-    return i + 1 < n ? v[i] + (r - i) * (v[i + 1] - v[i]) : v[n - 1];
-}
-
-static int cmd_ppl(int argc, char **argv) {
-    Options o;
-    options_parse(&o, argc, argv, "ppl", "-m --tokenizer -f --protocol --ctx --chunks --progress --synthetic --compare --json " SCHEME_OPTS,
-                  "-m MODEL -f TEXT [--tokenizer FILE] [-q SCHEME | --compare S1,S2,...] [--protocol gptq|llamacpp] [--ctx N] [--chunks N] [--json FILE] [--progress]\n"
-                  "       llama_fp8 ppl --synthetic   (a built-in random model scoring text sampled from itself)\n"
-                  "  gptq (default): one BOS, non-overlapping chunks of --ctx (default 2048 or the model's maximum), every token scored.\n"
-                  "  llamacpp: llama.cpp's llama-perplexity: ctx 512, BOS overwrites each chunk's first token, second half scored.\n"
-                  "  --compare: every scheme on identical tokens; the first is the base of dPPL, KLD, top-1 agreement, RMS dp.\n" SCHEME_HELP);
-    const char *protocol = o.protocol ? o.protocol : "gptq";
-    int llamacpp = !strcmp(protocol, "llamacpp");
-    if (!llamacpp && strcmp(protocol, "gptq")) fatal("ppl: unknown --protocol '%s' (gptq or llamacpp)", protocol);
-    if (o.compare && o.scheme) fatal("ppl: give -q SCHEME or --compare LIST, not both");
-    if (!o.synthetic && !o.text_file) fatal("ppl: -f TEXT is required");
-    Model *m = open_model(&o, "ppl");
-    const Config *c = &m->c;
-    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
-
-    /* the schemes */
-    char *list = xstrdup(o.compare ? o.compare : o.scheme ? o.scheme : m->quant.present ? "checkpoint" : "bf16");
-    int ns = 0;
-    PplStat *st = NULL;
-    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-        st = xrealloc(st, (ns + 1) * sizeof *st);
-        memset(&st[ns], 0, sizeof *st);
-        st[ns++].q = scheme_for_model(m, tok, "bf16", &o.so);
-    }
-    if (!ns) fatal("ppl: --compare needs at least one scheme");
-
-    int ctx = o.ctx ? o.ctx : o.synthetic ? 256 : llamacpp ? 512 : 2048;
-    const char *ctx_note = o.ctx ? "" : o.synthetic ? " (synthetic default)" : llamacpp ? " (llama.cpp default)" : " (default)";
-    if (!o.ctx && ctx > c->max_seq_len) { ctx = c->max_seq_len; ctx_note = " (the model's maximum context)"; }
-    if (ctx > c->max_seq_len) fatal("ppl: --ctx %d exceeds the model's maximum context %d", ctx, c->max_seq_len);
-
-    /* tokens */
-    int *ids = NULL, n_tok;
-    size_t text_bytes = 0;
-    if (o.synthetic) {
-        printf("synthetic run: a random tiny Llama built in (no model file), scoring 4 x %d tokens it sampled itself\n", ctx);
-        n_tok = synthetic_tokens(m, 4, ctx, &ids);
-    } else {
-        char *text = read_text_file(o.text_file, &text_bytes);
-        if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
-        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
-        if (tokenizer_vocab_size(tk) > c->vocab_size)
-            fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
-        n_tok = tokenizer_encode(tk, text, text_bytes, 1, 0, &ids);
-        tokenizer_free(tk);
-        free(text);
-    }
-    int n_chunks = n_tok / ctx;
-    if (n_chunks < 1) fatal("ppl: the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", n_tok, ctx);
-    if (o.chunks > 0 && o.chunks < n_chunks) n_chunks = o.chunks;
-    int first = llamacpp ? ctx / 2 : 0;            /* first logit row scored in each chunk */
-    int per_chunk = ctx - 1 - first;
-    long long n_scored = (long long)n_chunks * per_chunk;
-
-    model_describe(m, stdout);
-    printf("ppl: protocol %s, ctx %d%s, device %s, scheme%s", protocol, ctx, ctx_note, device_description(), ns > 1 ? "s" : "");
-    for (int i = 0; i < ns; i++) printf("%s%s%s", i ? ", " : " ", st[i].q.name, gpu_gemm_note(&st[i].q));
-    printf("\n");
-    if (o.synthetic) printf("text: (sampled) %d tokens\n", n_tok);
-    else printf("text: %s, %zu bytes, %d tokens with BOS\n", o.text_file, text_bytes, n_tok);
-    printf("scoring %d chunks x %d tokens = %lld predictions\n", n_chunks, per_chunk, n_scored);
-    fflush(stdout);
-
-    RunState s;
-    runstate_init(&s, c, ctx, ctx);
-    for (int i = 0; i < ns; i++) {
-        runstate_quant_buffers(&s, c, &st[i].q);
-        if (i) st[i].klds = xmalloc(n_scored * sizeof(float));
-    }
-    size_t V = c->vocab_size;
-    int dev_stats = gpu_active();   /* on the GPU the logits stay there: per-row log p, argmax, KLD come back */
-    float *base = ns > 1 && !dev_stats ? xmalloc((size_t)per_chunk * V * sizeof(float)) : NULL;  /* the base scheme's logits of one chunk */
-    double *base_nll = xmalloc(per_chunk * sizeof(double));
-    int *base_arg = xmalloc(per_chunk * sizeof(int));
-    double *dlp = xmalloc(per_chunk * sizeof(double)), *dkl = xmalloc(per_chunk * sizeof(double));
-    int *darg = xmalloc(per_chunk * sizeof(int));
-    s.logits_on_device = dev_stats;
-    int *chunk = xmalloc(ctx * sizeof(int));
-    int show = o.progress || isatty(2);
-    double t0 = now_seconds();
-    for (int ch = 0; ch < n_chunks; ch++) {
-        memcpy(chunk, ids + (size_t)ch * ctx, ctx * sizeof(int));
-        if (llamacpp) chunk[0] = c->bos_id;      /* llama.cpp overwrites each chunk's first token */
-        const int *target = ids + (size_t)ch * ctx + 1;
-        for (int si = 0; si < ns; si++) {
-            PplStat *S = &st[si];
-            run_forward(model_for_scheme(m, &S->q), &s, &S->q, chunk, ctx, 0, first);
-            if (dev_stats) gpu_ppl_rows(&s, per_chunk, (int)V, target + first, si == 0 && ns > 1, si > 0, dlp, darg, dkl);
-            double nll = 0, nll2 = 0, dn = 0, dn2 = 0, bn_dn = 0, kld = 0, kld2 = 0, dp = 0, dp2 = 0, top1 = 0;
-            long long off = (long long)ch * per_chunk;
-            #pragma omp parallel for reduction(+ : nll, nll2, dn, dn2, bn_dn, kld, kld2, dp, dp2, top1) schedule(static)
-            for (int j = 0; j < per_chunk; j++) {
-                double lpq, lzq = 0, k = 0;
-                int aq, ab = 0;
-                float mq = 0;
-                const float *lq = dev_stats ? NULL : s.logits + (size_t)j * V;
-                if (dev_stats) { lpq = dlp[j]; aq = darg[j]; }
-                else {   /* log-softmax in double */
-                    int y = target[first + j];
-                    mq = lq[0]; aq = 0;
-                    for (size_t i = 1; i < V; i++) if (lq[i] > mq) { mq = lq[i]; aq = (int)i; }
-                    double zq = 0;
-                    for (size_t i = 0; i < V; i++) zq += exp((double)lq[i] - mq);
-                    lzq = log(zq); lpq = (double)lq[y] - mq - lzq;
-                }
-                nll += -lpq; nll2 += lpq * lpq;
-                if (si == 0) { base_nll[j] = -lpq; base_arg[j] = aq; continue; }
-                ab = base_arg[j];
-                if (dev_stats) k = dkl[j];
-                else {
-                    const float *lb = base + (size_t)j * V;
-                    float mb = lb[0];
-                    for (size_t i = 1; i < V; i++) if (lb[i] > mb) mb = lb[i];
-                    double zb = 0;
-                    for (size_t i = 0; i < V; i++) zb += exp((double)lb[i] - mb);
-                    double lzb = log(zb);
-                    for (size_t i = 0; i < V; i++) {   /* KLD(base || q) = Σ p_b (log p_b − log p_q) */
-                        double lpb_i = (double)lb[i] - mb - lzb, lpq_i = (double)lq[i] - mq - lzq;
-                        k += exp(lpb_i) * (lpb_i - lpq_i);
-                    }
-                }
-                double d = -lpq - base_nll[j], dpi = exp(lpq) - exp(-base_nll[j]);
-                dn += d; dn2 += d * d; bn_dn += base_nll[j] * d;
-                kld += k; kld2 += k * k; dp += dpi; dp2 += dpi * dpi; top1 += aq == ab;
-                S->klds[off + j] = (float)k;
-            }
-            S->nll += nll; S->nll2 += nll2; S->dn += dn; S->dn2 += dn2; S->bn_dn += bn_dn;
-            S->kld += kld; S->kld2 += kld2; S->dp += dp; S->dp2 += dp2; S->top1 += top1;
-            if (si == 0 && base && !dev_stats) memcpy(base, s.logits, (size_t)per_chunk * V * sizeof(float));
-        }
-        long long count = (long long)(ch + 1) * per_chunk;
-        double el = now_seconds() - t0, tps = (double)(ch + 1) * ctx * ns / el;
-        if (llamacpp && ns == 1) { printf("[%d]%.4f,", ch + 1, exp(st[0].nll / count)); fflush(stdout); }
-        if (show) fprintf(stderr, "\rchunk %d/%d  %.1f tok/s  ETA %.0f s   ", ch + 1, n_chunks, tps, (n_chunks - ch - 1) * (double)ctx * ns / tps);
-    }
-    double el = now_seconds() - t0;
-    if (show) fputc('\n', stderr);
-    if (llamacpp && ns == 1) printf("\n");
-    long long N = n_scored;
-    /* PPL = exp(mean nll); ± = PPL·sqrt(var(nll)/(N−1)) (llama.cpp). */
-    for (int i = 0; i < ns; i++) {
-        PplStat *S = &st[i];
-        double mean = S->nll / N, var = S->nll2 / N - mean * mean;
-        double ppl = exp(mean), se = N > 1 && var > 0 ? ppl * sqrt(var / (N - 1)) : 0;
-        if (i == 0 && llamacpp) printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, se);
-        if (ns == 1) {
-            printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored in %d chunks of %d; %.1f tok/s, %.2f s, peak RSS %.0f MB)\n",
-                   ppl, se, S->q.name, N, n_chunks, ctx, (double)n_chunks * ctx / el, el, peak_rss_mb());
-            if (o.json) {
-                atomic_file af;
-                atomic_open(&af, o.json);
-                fprintf(af.fp, "{\n  \"model\": \"%s\", \"protocol\": \"%s\", \"ctx\": %d, \"chunks\": %d, \"tokens_scored\": %lld,\n  \"schemes\": [\n"
-                        "    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f, \"nll_mean\": %.17g}\n  ]\n}\n", m->path, protocol, ctx, n_chunks, N, S->q.name, ppl, se, mean);
-                atomic_commit(&af);
-                printf("wrote %s\n", o.json);
-            }
-        }
-    }
-    if (ns > 1) {
-        /* ΔPPL = exp(mean nll_q) − exp(mean nll_b), ± from the paired covariance (delta method).
-         * KLD mean ± sd/sqrt(N−1); top-1 agreement p ± sqrt(p(1−p)/(N−1)); RMS Δp ± (delta method). */
-        FILE *js = NULL;
-        atomic_file af;
-        if (o.json) { atomic_open(&af, o.json); js = af.fp; fprintf(js, "{\n  \"model\": \"%s\", \"protocol\": \"%s\", \"ctx\": %d, \"chunks\": %d, \"tokens_scored\": %lld,\n  \"schemes\": [\n", m->path, protocol, ctx, n_chunks, N); }
-        double mb = st[0].nll / N, vb = st[0].nll2 / N - mb * mb, pb = exp(mb);
-        printf("\n%-28s %-20s %-22s %-23s %-10s %-10s %-17s %s\n", "scheme", "PPL", "dPPL vs base", "mean KLD", "KLD p99", "KLD max", "top-1 agree %", "RMS dp %");
-        for (int i = 0; i < ns; i++) {
-            PplStat *S = &st[i];
-            double mq = S->nll / N, vq = S->nll2 / N - mq * mq, pq = exp(mq);
-            double se = N > 1 && vq > 0 ? pq * sqrt(vq / (N - 1)) : 0;
-            if (i == 0) {
-                printf("%-28s %8.4f +/- %-7.4f %-22s %-23s %-10s %-10s %-17s %s\n", S->q.name, pq, se, "(base)", "-", "-", "-", "-", "-");
-                if (js) fprintf(js, "    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f, \"nll_mean\": %.17g}", S->q.name, pq, se, mq);
-                continue;
-            }
-            /* cov(nll_q, nll_b) = cov(nll_b + d, nll_b) = var_b + cov(nll_b, d) */
-            double md = S->dn / N, cov_bd = S->bn_dn / N - mb * md, cov_qb = vb + cov_bd;
-            double vdiff = (pq * pq * vq + pb * pb * vb - 2 * pq * pb * cov_qb) / (N - 1);
-            double dse = vdiff > 0 ? sqrt(vdiff) : 0;
-            double km = S->kld / N, kv = S->kld2 / N - km * km, kse = kv > 0 ? sqrt(kv / (N - 1)) : 0;
-            double p1 = S->top1 / N, p1se = sqrt(p1 * (1 - p1) / (N - 1));
-            double dpm = S->dp / N, dpv = S->dp2 / N - dpm * dpm, rms = sqrt(S->dp2 / N);
-            double rmsse = rms > 0 && dpv > 0 ? sqrt(dpv / (N - 1)) : 0; /* first-order: sd(Δp)/sqrt(N-1) bounds it when mean Δp ≈ 0 */
-            qsort(S->klds, N, sizeof(float), cmp_float);
-            double k99 = percentile_sorted(S->klds, N, 99.0), kmax = S->klds[N - 1];
-            char b1[40], b2[40], b3[40], b4[40];
-            snprintf(b1, sizeof b1, "%+.4f +/- %.4f", pq - pb, dse);
-            snprintf(b2, sizeof b2, "%.6f +/- %.6f", km, kse);
-            snprintf(b3, sizeof b3, "%.3f +/- %.3f", 100 * p1, 100 * p1se);
-            snprintf(b4, sizeof b4, "%.3f +/- %.3f", 100 * rms, 100 * rmsse);
-            printf("%-28s %8.4f +/- %-7.4f %-22s %-23s %-10.6f %-10.6f %-17s %s\n", S->q.name, pq, se, b1, b2, k99, kmax, b3, b4);
-            if (js) fprintf(js, ",\n    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f, \"nll_mean\": %.17g, \"dppl\": %.6f, \"dppl_se\": %.6f, \"kld_mean\": %.8f, \"kld_se\": %.8f, "
-                            "\"kld_p99\": %.8f, \"kld_max\": %.8f, \"kld_median\": %.8f, \"top1_agree\": %.6f, \"top1_se\": %.6f, \"rms_dp\": %.8f, \"rms_dp_se\": %.8f}",
-                            S->q.name, pq, se, mq, pq - pb, dse, km, kse, k99, kmax, percentile_sorted(S->klds, N, 50.0), p1, p1se, rms, rmsse);
-        }
-        printf("(%lld tokens scored per scheme in %d chunks of %d; %d schemes in %.2f s, %.1f tok/s, peak RSS %.0f MB)\n", N, n_chunks, ctx, ns, el, (double)n_chunks * ctx * ns / el, peak_rss_mb());
-        if (js) { fprintf(js, "\n  ]\n}\n"); atomic_commit(&af); printf("wrote %s\n", o.json); }
-    }
-    for (int i = 0; i < ns; i++) free(st[i].klds);
-    free(st); free(list); free(base); free(base_nll); free(base_arg); free(dlp); free(dkl); free(darg); free(chunk); free(ids);
-    runstate_free(&s);
-    gpu_forward_release();
-    model_free(m);
-    return 0;
-}
-
-/* NumPy .npy (format 1.0): little-endian float32, C order. Written atomically. */
-static void write_npy(const char *path, const float *data, int rows, int cols) {
-    char hdr[128];
-    int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
-    int total = (10 + n + 1 + 63) / 64 * 64;
-    int hlen = total - 10;
-    atomic_file a;
-    atomic_open(&a, path);
-    fwrite("\x93NUMPY\x01\x00", 1, 8, a.fp);
-    fputc(hlen & 255, a.fp); fputc(hlen >> 8, a.fp);
-    fwrite(hdr, 1, n, a.fp);
-    for (int i = n; i < hlen - 1; i++) fputc(' ', a.fp);
-    fputc('\n', a.fp);
-    fwrite(data, sizeof(float), (size_t)rows * cols, a.fp);
-    atomic_commit(&a);
-}
-
-static int cmd_dump(int argc, char **argv) {
-    Options o;
-    options_parse(&o, argc, argv, "dump", "-m --tokenizer --ids -p -o --synthetic " SCHEME_OPTS,
-                  "-m MODEL (--ids \"128000,9906,1917\" | -p TEXT) -o DIR [-q fp32|bf16] [--tokenizer FILE]\n"
-                  "  writes DIR/logits.npy (float32 [tokens, vocab]) and DIR/layer_XX.npy (residual stream after layer XX, [tokens, dim])\n" SCHEME_HELP);
-    if (!o.out) fatal("dump: -o DIR is required");
-    if (!o.ids == !o.prompt) fatal("dump: give exactly one of --ids and -p");
-    Model *m = open_model(&o, "dump");
-    const Config *c = &m->c;
-    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
-    Scheme qs = scheme_for_model(m, o.scheme, "fp32", &o.so);
-    const Scheme *q = &qs;
-    int *ids, T;
-    if (o.ids) T = parse_ids(o.ids, c->vocab_size, &ids);
-    else {
-        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
-        T = tokenizer_encode(tk, o.prompt, strlen(o.prompt), 1, 0, &ids);
-        tokenizer_free(tk);
-    }
-    if (T > c->max_seq_len) fatal("dump: %d tokens exceed the model's maximum context %d", T, c->max_seq_len);
-    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("dump: cannot create %s: %s", o.out, strerror(errno));
-    const Model *mq = model_for_scheme(m, q);
-    RunState s;
-    runstate_init(&s, c, T, T);
-    runstate_quant_buffers(&s, c, q);
-    s.layer_out = xmalloc(c->n_layers * sizeof(float *));
-    for (int l = 0; l < c->n_layers; l++) s.layer_out[l] = xmalloc((size_t)T * c->dim * sizeof(float));
-    run_forward(mq, &s, q, ids, T, 0, 0);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/logits.npy", o.out);
-    write_npy(path, s.logits, T, c->vocab_size);
-    for (int l = 0; l < c->n_layers; l++) {
-        snprintf(path, sizeof path, "%s/layer_%02d.npy", o.out, l);
-        write_npy(path, s.layer_out[l], T, c->dim);
-        free(s.layer_out[l]);
-    }
-    free(s.layer_out);
-    printf("dump: %d tokens, scheme %s: %s/logits.npy [%d, %d] and %d layer_XX.npy [%d, %d]\n", T, q->name, o.out, T, c->vocab_size, c->n_layers, T, c->dim);
-    free(ids);
-    runstate_free(&s);
-    gpu_forward_release();
-    model_free(m);
-    return 0;
-}
-
-static int cmd_generate(int argc, char **argv) {
-    Options o;
-    options_parse(&o, argc, argv, "generate", "-m --tokenizer -p -n --temp --seed " SCHEME_OPTS,
-                  "-m MODEL [--tokenizer FILE] [-p PROMPT] [-n NEW_TOKENS (64)] [--temp T (0 = greedy)] [--seed S] [-q fp32|bf16]\n"
-                  "  starts from BOS + PROMPT; greedy decoding takes the first maximal logit, as llama2.c does\n" SCHEME_HELP);
-    Model *m = open_model(&o, "generate");
-    const Config *c = &m->c;
-    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
-    Scheme qs = scheme_for_model(m, o.scheme, "fp32", &o.so);
-    const Scheme *q = &qs;
-    tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
-    int *ids;
-    const char *prompt = o.prompt ? o.prompt : "";
-    int np = tokenizer_encode(tk, prompt, strlen(prompt), 1, 0, &ids);
-    int total = np + o.n_new;
-    if (total > c->max_seq_len) total = c->max_seq_len;
-    if (np >= total && o.n_new > 0) fatal("generate: the prompt (%d tokens) fills the model's context %d", np, c->max_seq_len);
-    ids = xrealloc(ids, (size_t)(total + 1) * sizeof(int));
-    const Model *mq = model_for_scheme(m, q);
-    RunState s;
-    runstate_init(&s, c, np, total);
-    runstate_quant_buffers(&s, c, q);
-    /* llama2.c models delimit stories with BOS; Hugging Face models stop at eos_token_id */
-    int stop = !strcmp(m->format, "llama2.c") ? c->bos_id : c->eos_id;
-    uint64_t rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
-    for (int i = 0; i < np; i++) {  /* echo the prompt */
-        size_t len;
-        const char *p = tokenizer_decode(tk, i ? ids[i - 1] : -1, ids[i], &len);
-        if (i) fwrite(p, 1, len, stdout);
-    }
-    double t0 = now_seconds();
-    int pos = 0, n_gen = 0;
-    run_forward(mq, &s, q, ids, np, 0, np - 1);
-    pos = np;
-    while (pos < total) {
-        const float *lg = s.logits;
-        int next = 0;
-        if (o.temp == 0) {
-            for (int i = 1; i < c->vocab_size; i++) if (lg[i] > lg[next]) next = i;
-        } else {
-            float mx = lg[0];
-            for (int i = 1; i < c->vocab_size; i++) if (lg[i] > mx) mx = lg[i];
-            double sum = 0;
-            for (int i = 0; i < c->vocab_size; i++) sum += exp(((double)lg[i] - mx) / o.temp);
-            double r = rng_uniform(&rng) * sum, acc = 0;
-            next = c->vocab_size - 1;
-            for (int i = 0; i < c->vocab_size; i++) { acc += exp(((double)lg[i] - mx) / o.temp); if (acc > r) { next = i; break; } }
-        }
-        if (next == stop) break;
-        size_t len;
-        const char *p = tokenizer_decode(tk, ids[pos - 1], next, &len);
-        fwrite(p, 1, len, stdout);
-        fflush(stdout);
-        ids[pos] = next;
-        n_gen++;
-        if (pos + 1 >= total) break;
-        run_forward(mq, &s, q, &ids[pos], 1, pos, 0);
-        pos++;
-    }
-    printf("\n");
-    double el = now_seconds() - t0;
-    fprintf(stderr, "generate: %d tokens, %.1f tok/s (scheme %s)\n", n_gen, el > 0 ? n_gen / el : 0.0, q->name);
-    free(ids);
-    runstate_free(&s);
-    tokenizer_free(tk);
-    model_free(m);
-    return 0;
-}
-/* ---- llama_fp8 export: a compressed-tensors FP8 checkpoint that vLLM loads ---- */
-/* Writes DIR/config.json (the model's config + quantization_config) and DIR/model.safetensors with,
- * per quantized Linear X: X.weight F8_E4M3 [N, K], X.weight_scale [N, 1] (channel) or [1] (tensor)
- * in BF16 (the bf16 model's scales are bf16 values), X.input_scale [1] BF16 for static activations,
- * self_attn.k_scale / v_scale [1] BF16 with --kv; everything else BF16. The
- * bytes are exactly those the scheme runs with, so export → load → run gives identical logits. */
-typedef struct {
-    const Model *m;
-    const Scheme *q;
-    const st_entry *e;
-    int *what;     /* per entry: 0 bf16 copy of a tensor, 1 fp8 weight, 2 weight scale, 3 input scale,
-                      4 k scale, 5 v scale, 6 norm vector */
-    const Tensor **t;
-    const float **vec;  /* norm vectors */
-    int *layer, *site;
-    uint8_t *qbuf;
-    float *sbuf;
-} export_ctx;
-static void export_fill(void *vctx, int i, void *buf, size_t nbytes) {
-    export_ctx *x = vctx;
-    const Scheme *q = x->q;
-    const Tensor *t = x->t[i];
-    switch (x->what[i]) {
-    case 0: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(tensor_get(t, k)); break; }
-    case 6: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(x->vec[i][k]); break; }
-    case 1: quant_weight(buf, x->sbuf, t, q->wfmt, q->wgran, q->bf16_arith); break;
-    case 2: {
-        quant_weight(x->qbuf, x->sbuf, t, q->wfmt, q->wgran, q->bf16_arith);
-        size_t n = q->wgran == GRAN_TENSOR ? 1 : (size_t)t->rows;
-        if (q->bf16_arith) for (size_t k = 0; k < n; k++) ((uint16_t *)buf)[k] = bf16_from_float(x->sbuf[k]);
-        else memcpy(buf, x->sbuf, n * sizeof(float));
-        break;
-    }
-    case 3: case 4: case 5: { /* bf16 values (static_scale), stored as BF16 [1] */
-        int l = x->layer[i], site = x->site[i];
-        float v = x->what[i] == 4 ? static_scale(q, q->scales->k_amax[l], q->kv)
-                : x->what[i] == 5 ? static_scale(q, q->scales->v_amax[l], q->kv)
-                : static_scale(q, l < 0 ? q->scales->lm_head : q->scales->act[l][site], q->afmt);
-        ((uint16_t *)buf)[0] = bf16_from_float(v);
-        break;
-    }
-    }
-}
-
-static int cmd_export(int argc, char **argv) {
-    Options o;
-    options_parse(&o, argc, argv, "export", "-m -o " SCHEME_OPTS,
-                  "-m MODEL -q w8a8|w8a8-static|fp8-w [--scales FILE] [--kv fp8-e4m3] [--weight-arith bf16|fp32] [--quant-lm-head] -o DIR\n"
-                  "  writes a compressed-tensors (llm-compressor format) FP8 checkpoint that vLLM loads");
-    if (!o.out) fatal("export: -o DIR is required");
-    if (!o.scheme) fatal("export: -q SCHEME is required (w8a8, w8a8-static or fp8-w)");
-    Model *m = open_model(&o, "export");
-    const Config *c = &m->c;
-    if (m->quant.present) fatal("export: %s is already quantized", m->path);
-    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
-    Scheme q = scheme_make(o.scheme, &o.so);
-    if (q.kind != SCHEME_W8A8 && q.kind != SCHEME_W8A8_STATIC && q.kind != SCHEME_FP8_W)
-        fatal("export: scheme %s has no compressed-tensors export here (w8a8, w8a8-static, fp8-w)", q.name);
-    if (q.wfmt != EMU_E4M3 || q.afmt != EMU_E4M3) fatal("export: compressed-tensors FP8 checkpoints hold E4M3 only");
-    if (q.kv != EMU_F32 && q.kv != EMU_E4M3) fatal("export: the KV cache scheme must be fp8-e4m3");
-    if (q.kv != EMU_F32 && !q.scales) fatal("export: --kv needs calibrated K/V scales (--scales)");
-    if (!q.bf16_arith) fatal("export: a compressed-tensors checkpoint of a bf16 model holds bf16 scales: --weight-arith fp32 cannot be exported faithfully");
-    const Model *mb = model_for_scheme(m, &q);
-    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("export: cannot create %s: %s", o.out, strerror(errno));
-
-    int cap = 8 + c->n_layers * 32, n = 0;
-    st_entry *e = xcalloc(cap, sizeof *e);
-    export_ctx x = {mb, &q, e, xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)),
-                    xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(int)), NULL, NULL};
-    emu_dtype sdt = EMU_BF16;
-#define ENTRY(nm, dt, nd, s0, s1, wh, tt) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
-        e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.what[n] = wh; x.t[n] = tt; n++; } while (0)
-    char nm[160];
-    size_t maxnk = 0;
-    ENTRY("model.embed_tokens.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->tok_embeddings);
-    for (int l = 0; l < c->n_layers; l++) {
-        const Layer *L = &mb->layers[l];
-        const Tensor *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        static const char *const names[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
-        static const int sites[7] = {SITE_QKV, SITE_QKV, SITE_QKV, SITE_O, SITE_GATEUP, SITE_GATEUP, SITE_DOWN};
-        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
-        ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->attn_norm;
-        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
-        ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->ffn_norm;
-        for (int w = 0; w < 7; w++) {
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, names[w]);
-            ENTRY(nm, EMU_E4M3, 2, ws[w]->rows, ws[w]->cols, 1, ws[w]);
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, names[w]);
-            if (q.wgran == GRAN_TENSOR) ENTRY(nm, sdt, 1, 1, 0, 2, ws[w]);
-            else ENTRY(nm, sdt, 2, ws[w]->rows, 1, 2, ws[w]);
-            if (q.amode == AMODE_TENSOR_STATIC) {
-                snprintf(nm, sizeof nm, "model.layers.%d.%s.input_scale", l, names[w]);
-                ENTRY(nm, EMU_BF16, 1, 1, 0, 3, NULL); x.layer[n - 1] = l; x.site[n - 1] = sites[w];
-            }
-            size_t nk = (size_t)ws[w]->rows * ws[w]->cols;
-            if (nk > maxnk) maxnk = nk;
-        }
-        if (q.kv != EMU_F32) {
-            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_scale", l);
-            ENTRY(nm, EMU_BF16, 1, 1, 0, 4, NULL); x.layer[n - 1] = l;
-            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.v_scale", l);
-            ENTRY(nm, EMU_BF16, 1, 1, 0, 5, NULL); x.layer[n - 1] = l;
-        }
-    }
-    ENTRY("model.norm.weight", EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = mb->final_norm;
-    if (!c->tied_embeddings) {
-        if (q.quant_lm_head) {
-            ENTRY("lm_head.weight", EMU_E4M3, 2, c->vocab_size, c->dim, 1, &mb->lm_head);
-            if (q.wgran == GRAN_TENSOR) ENTRY("lm_head.weight_scale", sdt, 1, 1, 0, 2, &mb->lm_head);
-            else ENTRY("lm_head.weight_scale", sdt, 2, c->vocab_size, 1, 2, &mb->lm_head);
-            if (q.amode == AMODE_TENSOR_STATIC) { ENTRY("lm_head.input_scale", EMU_BF16, 1, 1, 0, 3, NULL); x.layer[n - 1] = -1; }
-            if ((size_t)c->vocab_size * c->dim > maxnk) maxnk = (size_t)c->vocab_size * c->dim;
-        } else {
-            ENTRY("lm_head.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->lm_head);
-        }
-    } else if (q.quant_lm_head) fatal("export: --quant-lm-head with tied embeddings is not supported");
-#undef ENTRY
-    x.qbuf = xmalloc(maxnk);
-    x.sbuf = xmalloc(((size_t)c->vocab_size + maxnk / EMU_BLOCK + 1) * sizeof(float));
-    char path[4096];
-    snprintf(path, sizeof path, "%s/model.safetensors", o.out);
-    double t0 = now_seconds();
-    safetensors_write(path, e, n, "{\"format\":\"pt\"}", export_fill, &x);
-
-    /* quantization_config, as llm-compressor writes it */
-    char qc[2048];
-    const char *wstrat = q.wgran == GRAN_TENSOR ? "tensor" : "channel";
-    char acts[256] = "null";
-    if (q.amode == AMODE_TOKEN) snprintf(acts, sizeof acts, "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"token\", \"symmetric\": true, \"dynamic\": true}");
-    if (q.amode == AMODE_TENSOR_STATIC) snprintf(acts, sizeof acts, "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"tensor\", \"symmetric\": true, \"dynamic\": false, \"observer\": \"minmax\"}");
-    snprintf(qc, sizeof qc,
-             "  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \"float-quantized\",\n"
-             "    \"quantization_status\": \"compressed\",\n    \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"],\n"
-             "      \"weights\": {\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"%s\", \"symmetric\": true, \"dynamic\": false, \"observer\": \"minmax\"},\n"
-             "      \"input_activations\": %s}},\n    \"ignore\": [%s],\n    \"kv_cache_scheme\": %s\n  }",
-             wstrat, acts, q.quant_lm_head ? "" : "\"lm_head\"",
-             q.kv != EMU_F32 ? "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"tensor\", \"symmetric\": true, \"dynamic\": false}" : "null");
-    snprintf(path, sizeof path, "%s/config.json", o.out);
-    write_hf_config(path, c, qc);
-    printf("export: %s: %s as compressed-tensors (%d tensors, %.1f s)\n", o.out, q.name, n, now_seconds() - t0);
-    free(e); free(x.what); free(x.t); free(x.vec); free(x.layer); free(x.site); free(x.qbuf); free(x.sbuf);
-    model_free(m);
-    return 0;
-}
-/* @@END ppl@@ */
-
-/* ------------------------------------------------------------------------------------------ */
-/* 7b. Calibration and the outlier report                                                     */
-/* ------------------------------------------------------------------------------------------ */
-/* @@SECTION calib@@ */
 /* ---- SHA-256 (FIPS 180-4), to record which calibration text produced a scales file ---- */
 typedef struct { uint32_t h[8]; uint64_t len; uint8_t buf[64]; int n; } sha256_ctx;
 static const uint32_t sha256_k[64] = {
@@ -4968,397 +5192,6 @@ static void sha256_hex(const void *data, size_t n, char hex[65]) {
     sha256_ctx c; uint8_t d[32];
     sha256_init(&c); sha256_update(&c, data, n); sha256_final(&c, d);
     for (int i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", d[i]);
-}
-
-/* ---- Activation observers (static scales), as llm-compressor computes them ----
- * Every (layer, site) has one observer; one calibration window = one batch. Per batch the observer
- * sees the full-precision input of the Linear(s) (quantize_act) and updates its state; the scale
- * written is absmax / fmax, absmax = max(−min, max) of the final state (min clamped ≤ 0, max ≥ 0, as
- * compressed_tensors.calculate_qparams does for symmetric scales). Sources: vllm-project/llm-compressor
- * src/llmcompressor/observers/min_max.py @ 05d780a1 and mse.py @ 04a18de6.
- *   minmax      running min / max over all batches (compressed-tensors "static_minmax"): absmax is
- *               the running max of the per-batch absmax.
- *   ema         llm-compressor "minmax": min and max each a moving average, first batch initialises,
- *               r ← r + 0.01·(cur − r), in fp32.
- *   mse         llm-compressor "mse" (MovingAverageMSEObserver): per batch, grid over shrink factors
- *               p = 1 − i/100, i = 0..19 (1.00 .. 0.81); candidate scale s = fp32(p)·absmax / 448;
- *               err = Σ |fakeq(x) − x|^2.4 with fakeq(x) = fp8(clamp(x / s, ±448))·s; the first
- *               strictly smaller err wins; stop after 5 candidates without improvement. The chosen
- *               p·min / p·max then enter the same moving average as ema.
- *   percentile  not in llm-compressor: the q-th percentile of |x| of each batch (linear interpolation
- *               between order statistics, numpy's default), running max over batches.
- * Arithmetic: fp32 as in the tool on an fp32 tensor (it runs in the model dtype, bf16 for a bf16
- * model: our observer state is fp32, a documented difference); |d|^2.4 in fp32, Σ err in double (the tool
- * sums fp32). */
-typedef enum { OBS_MINMAX, OBS_EMA, OBS_MSE, OBS_PERCENTILE } obs_kind;
-static const char *const obs_names[] = {"minmax", "ema", "mse", "percentile"};
-typedef struct { float mn, mx; int seen; } ObsState;
-
-static float obs_percentile_abs(const float *x, size_t n, double pct) {
-    float *a = xmalloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) a[i] = fabsf(x[i]);
-    qsort(a, n, sizeof(float), cmp_float);
-    float r = (float)percentile_sorted(a, (long long)n, pct);
-    free(a);
-    return r;
-}
-/* fp8(y) decoded, for |y| ≤ fmax (already clamped): round to the FP8 grid near y, ties to even. The
- * grid step is 2^(e − m) for e = the exponent of y (2^(emin − m) in the subnormal range); y / step
- * and back are exact power-of-two scalings, so rintf (RNE) is the only rounding — the same value as
- * emu_fp8_decode(emu_fp8_encode(y)), ~10x faster (tests/test_calib.c compares them). */
-static inline float fp8_round_fast(float y, emu_dtype fmt) {
-    int m = fmt == EMU_E4M3 ? 3 : 2, emin = fmt == EMU_E4M3 ? -6 : -14, e;
-    if (y == 0) return y;
-    frexpf(y, &e);
-    e -= 1;                          /* |y| in [2^e, 2^(e+1)) */
-    if (e < emin) e = emin;
-    return ldexpf(rintf(ldexpf(y, m - e)), e - m);
-}
-/* Σ |fakeq(x) − x|^2.4 for the candidate scale s (E4M3 or E5M2 per fmt). |d|^2.4 in fp32 (powf, as
- * torch's pow_ on an fp32 tensor); the sum in double over 64 fixed slices added in order, so the
- * result does not depend on the number of threads. */
-static double obs_fakeq_err(const float *x, size_t n, float s, emu_dtype fmt) {
-    enum { SLICES = 64 };
-    float fmax = emu_fmax(fmt);
-    double part[SLICES];
-    #pragma omp parallel for schedule(static)
-    for (int sl = 0; sl < SLICES; sl++) {
-        size_t i0 = n * sl / SLICES, i1 = n * (sl + 1) / SLICES;
-        double e = 0;
-        for (size_t i = i0; i < i1; i++) {
-            float y = fminf(fmaxf(x[i] / s, -fmax), fmax);
-            float d = fp8_round_fast(y, fmt) * s - x[i];
-            e += powf(fabsf(d), 2.4f);
-        }
-        part[sl] = e;
-    }
-    double err = 0;
-    for (int sl = 0; sl < SLICES; sl++) err += part[sl];
-    return err;
-}
-/* One batch (rows × cols values) into an observer. */
-static void obs_update(ObsState *o, obs_kind kind, double pct, emu_dtype fmt, const float *x, size_t n) {
-    float mn = INFINITY, mx = -INFINITY;
-    for (size_t i = 0; i < n; i++) { mn = fminf(mn, x[i]); mx = fmaxf(mx, x[i]); }
-    if (n == 0) return;
-    if (kind == OBS_PERCENTILE) {
-        float p = obs_percentile_abs(x, n, pct);
-        mn = -p; mx = p;
-    }
-    if (kind == OBS_MSE) {
-        float amax = fmaxf(fabsf(fminf(mn, 0)), fmaxf(mx, 0));
-        double best = DBL_MAX;
-        float bmn = 1, bmx = 0;  /* the tool's initial values (kept only if no candidate is finite) */
-        int no_improve = 0;
-        for (int i = 0; i < 20; i++) {
-            float p = (float)(1.0 - i / 100.0);
-            float smn = p * mn, smx = p * mx;
-            float s = fmaxf(fabsf(fminf(smn, 0)), fmaxf(smx, 0)) / emu_fmax(fmt);
-            if (s == 0) s = FLT_EPSILON;  /* calculate_qparams: zero scale → dtype eps */
-            (void)amax;
-            double err = obs_fakeq_err(x, n, s, fmt);
-            if (err < best) { best = err; bmn = smn; bmx = smx; no_improve = 0; }
-            else if (++no_improve >= 5) break;
-        }
-        mn = bmn; mx = bmx;
-    }
-    if (!o->seen) { o->mn = mn; o->mx = mx; o->seen = 1; return; }
-    if (kind == OBS_EMA || kind == OBS_MSE) {
-        o->mn = o->mn + 0.01f * (mn - o->mn);
-        o->mx = o->mx + 0.01f * (mx - o->mx);
-    } else {
-        o->mn = fminf(o->mn, mn); o->mx = fmaxf(o->mx, mx);
-    }
-}
-static float obs_absmax(const ObsState *o) { return o->seen ? fmaxf(-fminf(o->mn, 0), fmaxf(o->mx, 0)) : 0.0f; }
-
-typedef struct {
-    int n_layers;
-    obs_kind kind; double pct; emu_dtype fmt;
-    ObsState *st;  /* (n_layers + 1, N_OBS_SITES); row n_layers = the lm_head input (layer −1) */
-} Calib;
-static void calib_observe(void *ctx, int layer, int site, const float *x, int rows, int cols) {
-    Calib *c = ctx;
-    int l = layer < 0 ? c->n_layers : layer;
-    obs_update(&c->st[(size_t)l * N_OBS_SITES + site], c->kind, c->pct, c->fmt, x, (size_t)rows * cols);
-}
-
-/* ---- Sampling the calibration windows ----
- * The text is tokenized once without BOS (n tokens). A window is BOS followed by seq − 1 consecutive
- * text tokens, as an llm-compressor calibration sample starts with BOS. Windows never overlap: with
- * L = seq − 1, the text holds S = n / L slots; an offset o = r0 mod (n − S·L + 1) shifts the grid,
- * slot j covers text tokens o + j·L .. o + j·L + L − 1, and a seeded Fisher–Yates shuffle of 0..S−1
- * (for i = S−1 down to 1: swap(i, r mod (i + 1))) takes its first `samples` slots in order. r0, r, ...
- * are successive splitmix64 outputs seeded with --seed. samples > S is an error. */
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-/* Start offsets (in text tokens) of the windows; returns the number of slots S. */
-static int calib_windows(int n_text, int seq, int samples, uint64_t seed, int *starts) {
-    int L = seq - 1, S = n_text / L;
-    if (S < 1) fatal("calibrate: the text has %d tokens, fewer than one window of --seq %d (BOS + %d tokens)", n_text, seq, L);
-    if (samples > S) fatal("calibrate: --samples %d non-overlapping windows of %d tokens need %lld text tokens, the text has %d (at most %d samples)",
-                           samples, L, (long long)samples * L, n_text, S);
-    uint64_t r = seed;
-    int off = (int)(splitmix64(&r) % (uint64_t)(n_text - (long long)S * L + 1));
-    int *slot = xmalloc(S * sizeof(int));
-    for (int i = 0; i < S; i++) slot[i] = i;
-    for (int i = S - 1; i > 0; i--) { int j = (int)(splitmix64(&r) % (uint64_t)(i + 1)), t = slot[i]; slot[i] = slot[j]; slot[j] = t; }
-    for (int i = 0; i < samples; i++) starts[i] = off + slot[i] * L;
-    free(slot);
-    return S;
-}
-
-/* ---- Overlap of calibration and evaluation text: shared windows of 64 tokens ---- */
-#define OVERLAP_W 64
-static uint64_t window_hash(const int *ids) {
-    uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < OVERLAP_W; i++) { h ^= (uint32_t)ids[i]; h *= 1099511628211ull; }
-    return h ^ (h >> 29);
-}
-/* How many of the calibration windows' 64-token windows (text tokens only) occur in eval[0..ne). */
-static long long count_shared_windows(const int *text, const int *starts, int samples, int L, const int *eval, int ne) {
-    if (ne < OVERLAP_W || L < OVERLAP_W) return 0;
-    int nw = ne - OVERLAP_W + 1;
-    size_t cap = 1;
-    while (cap < (size_t)nw * 2) cap <<= 1;
-    int *tab = xmalloc(cap * sizeof(int));  /* open addressing: start position in eval, −1 = empty */
-    for (size_t i = 0; i < cap; i++) tab[i] = -1;
-    for (int p = 0; p < nw; p++) {
-        size_t h = window_hash(eval + p) & (cap - 1);
-        while (tab[h] >= 0) h = (h + 1) & (cap - 1);
-        tab[h] = p;
-    }
-    long long shared = 0;
-    for (int w = 0; w < samples; w++)
-        for (int p = starts[w]; p + OVERLAP_W <= starts[w] + L; p++) {
-            for (size_t h = window_hash(text + p) & (cap - 1); tab[h] >= 0; h = (h + 1) & (cap - 1))
-                if (!memcmp(eval + tab[h], text + p, OVERLAP_W * sizeof(int))) { shared++; break; }
-        }
-    free(tab);
-    return shared;
-}
-
-/* Removes "--name VALUE" from argv (options of this section that options_parse does not know). */
-static const char *take_option(int *argc, char **argv, const char *name) {
-    const char *v = NULL;
-    for (int i = 1; i < *argc; i++)
-        if (!strcmp(argv[i], name)) {
-            if (i + 1 >= *argc) fatal("option %s needs a value", name);
-            v = argv[i + 1];
-            memmove(argv + i, argv + i + 2, (*argc - i - 2) * sizeof(char *));
-            *argc -= 2; i--;
-        }
-    return v;
-}
-
-static void json_write_string(FILE *fp, const char *s) {
-    fputc('"', fp);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') fprintf(fp, "\\%c", ch);
-        else if (ch < 0x20) fprintf(fp, "\\u%04x", ch);
-        else fputc(ch, fp);
-    }
-    fputc('"', fp);
-}
-
-static int cmd_calibrate(int argc, char **argv) {
-    char **av = xmalloc((argc + 1) * sizeof(char *));
-    memcpy(av, argv, (argc + 1) * sizeof(char *));
-    const char *eval_file = take_option(&argc, av, "--eval");
-    const char *act_format = take_option(&argc, av, "--act-format");
-    Options o;
-    options_parse(&o, argc, av, "calibrate", "-m --tokenizer -f --samples --seq --seed --observer --percentile -o ",
-                  "-m MODEL -f CALIB_TEXT -o scales.json [--samples 128] [--seq 2048] [--seed 1] [--observer minmax|ema|mse|percentile]\n"
-                  "       [--percentile 99.99] [--eval EVAL_TEXT] [--act-format e4m3|e5m2] [--tokenizer FILE]\n"
-                  "  runs the bf16 baseline on --samples seeded non-overlapping windows (BOS + seq-1 text tokens) and writes the\n"
-                  "  per-layer activation absmax of each Linear input, the lm_head input and K / V (scale = absmax / fmax).\n"
-                  "  --eval: warns when 64-token windows of the calibration samples also occur in the evaluation text.\n"
-                  "  --act-format: the FP8 format of the mse observer's fake quantization (default e4m3).");
-    if (!o.model) fatal("calibrate: -m MODEL is required");
-    if (!o.text_file) fatal("calibrate: -f CALIB_TEXT is required");
-    if (!o.out) fatal("calibrate: -o scales.json is required");
-    int kind = -1;
-    const char *obs = o.observer ? o.observer : "minmax";
-    for (int i = 0; i < 4; i++) if (!strcmp(obs, obs_names[i])) kind = i;
-    if (kind < 0) fatal("calibrate: unknown --observer '%s' (minmax, ema, mse, percentile)", obs);
-    emu_dtype fmt = act_format ? fp8_fmt_arg("--act-format", act_format) : EMU_E4M3;
-
-    Model *m = model_load(o.model);
-    const Config *c = &m->c;
-    if (o.seq > c->max_seq_len) fatal("calibrate: --seq %d exceeds the model's maximum context %d", o.seq, c->max_seq_len);
-    size_t text_bytes;
-    char *text = read_text_file(o.text_file, &text_bytes);
-    if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
-    char sha[65];
-    sha256_hex(text, text_bytes, sha);
-    tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
-    if (tokenizer_vocab_size(tk) > c->vocab_size)
-        fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
-    int *ids;
-    int n_text = tokenizer_encode(tk, text, text_bytes, 0, 0, &ids);
-    int L = o.seq - 1;
-    int *starts = xmalloc(o.samples * sizeof(int));
-    int slots = calib_windows(n_text, o.seq, o.samples, o.seed, starts);
-
-    if (eval_file) {
-        size_t eb;
-        char *et = read_text_file(eval_file, &eb);
-        if (!et) fatal("%s: cannot read: %s", eval_file, strerror(errno));
-        int *eids, ne = tokenizer_encode(tk, et, eb, 0, 0, &eids);
-        long long shared = count_shared_windows(ids, starts, o.samples, L, eids, ne);
-        long long total = L >= OVERLAP_W ? (long long)o.samples * (L - OVERLAP_W + 1) : 0;
-        if (L < OVERLAP_W)
-            fprintf(stderr, "llama_fp8: warning: --eval: windows of %d text tokens are shorter than %d: overlap not checked (use --seq > %d)\n", L, OVERLAP_W, OVERLAP_W);
-        else if (shared)
-            fprintf(stderr, "llama_fp8: WARNING: calibration text overlaps the evaluation text %s: %lld of %lld calibration windows of %d tokens "
-                    "also occur in it. Deltas measured on %s with these scales are not reportable.\n", eval_file, shared, total, OVERLAP_W, eval_file);
-        else printf("overlap check: none of the %lld %d-token windows of the calibration samples occurs in %s\n", total, OVERLAP_W, eval_file);
-        free(eids); free(et);
-    }
-
-    Scheme qs = scheme_make("bf16", NULL);
-    const Model *mb = model_for_scheme(m, &qs);
-    Calib cal = {.n_layers = c->n_layers, .kind = (obs_kind)kind, .pct = o.percentile, .fmt = fmt};
-    cal.st = xcalloc((size_t)(c->n_layers + 1) * N_OBS_SITES, sizeof(ObsState));
-    RunState s;
-    runstate_init(&s, c, o.seq, o.seq);
-    s.observe = calib_observe; s.observe_ctx = &cal;
-    int *win = xmalloc(o.seq * sizeof(int));
-    printf("calibrate: %s, %d text tokens (%d windows fit), %d samples x %d tokens (BOS + %d), seed %llu, observer %s\n",
-           o.text_file, n_text, slots, o.samples, o.seq, L, o.seed, obs);
-    fflush(stdout);
-    int show = isatty(2);
-    double t0 = now_seconds();
-    for (int w = 0; w < o.samples; w++) {
-        win[0] = c->bos_id;
-        memcpy(win + 1, ids + starts[w], L * sizeof(int));
-        forward(mb, &s, &qs, win, o.seq, 0, 0);
-        if (show) fprintf(stderr, "\rsample %d/%d  %.1f tok/s   ", w + 1, o.samples, (double)(w + 1) * o.seq / (now_seconds() - t0));
-    }
-    if (show) fputc('\n', stderr);
-
-    atomic_file af;
-    atomic_open(&af, o.out);
-    FILE *fp = af.fp;
-    fprintf(fp, "{\n  \"format\": \"llama_fp8 scales v1\",\n  \"model\": ");
-    json_write_string(fp, o.model);
-    fprintf(fp, ",\n  \"calibration_file\": ");
-    json_write_string(fp, o.text_file);
-    fprintf(fp, ",\n  \"calibration_sha256\": \"%s\",\n  \"samples\": %d, \"seq\": %d, \"seed\": %llu, \"observer\": \"%s\"", sha, o.samples, o.seq, o.seed, obs);
-    if (kind == OBS_PERCENTILE) fprintf(fp, ", \"percentile\": %.17g", o.percentile);
-    if (kind == OBS_MSE) fprintf(fp, ", \"mse_format\": \"%s\"", fmt == EMU_E4M3 ? "e4m3" : "e5m2");
-    fprintf(fp, ",\n  \"windows\": \"BOS + %d text tokens from each start\", \"window_starts\": [", L);
-    for (int w = 0; w < o.samples; w++) fprintf(fp, "%s%d", w ? ", " : "", starts[w]);
-    fprintf(fp, "],\n  \"activations\": {\n    \"layers\": [\n");
-    int zero = 0;
-    for (int l = 0; l < c->n_layers; l++) {
-        fprintf(fp, "      {");
-        for (int site = 0; site < N_SITES; site++) {
-            float a = obs_absmax(&cal.st[(size_t)l * N_OBS_SITES + site]);
-            zero += !(a > 0);
-            fprintf(fp, "%s\"%s\": %.9g", site ? ", " : "", site_names[site], a);
-        }
-        fprintf(fp, "}%s\n", l + 1 < c->n_layers ? "," : "");
-    }
-    fprintf(fp, "    ],\n    \"lm_head\": %.9g\n  },\n  \"kv\": {\n", obs_absmax(&cal.st[(size_t)c->n_layers * N_OBS_SITES + SITE_LMHEAD]));
-    for (int kvs = 0; kvs < 2; kvs++) {
-        fprintf(fp, "    \"%s\": [", kvs ? "v" : "k");
-        for (int l = 0; l < c->n_layers; l++) fprintf(fp, "%s%.9g", l ? ", " : "", obs_absmax(&cal.st[(size_t)l * N_OBS_SITES + (kvs ? SITE_V : SITE_K)]));
-        fprintf(fp, "]%s\n", kvs ? "" : ",");
-    }
-    fprintf(fp, "  }\n}\n");
-    atomic_commit(&af);
-    if (zero) fprintf(stderr, "llama_fp8: warning: %d activation sites observed only zeros (absmax 0): ppl --scales will reject the file\n", zero);
-    printf("wrote %s (%d layers; %.2f s)\n", o.out, c->n_layers, now_seconds() - t0);
-    free(win); free(cal.st); free(starts); free(ids); free(text); free(av);
-    tokenizer_free(tk);
-    runstate_free(&s);
-    model_free(m);
-    return 0;
-}
-
-/* ---- llama_fp8 stats: the outlier report ----
- * The bf16 baseline runs over --chunks chunks of --ctx tokens (the ppl gptq split: BOS, then
- * non-overlapping chunks); at every Linear input (and the lm_head input) it records:
- *   absmax and the per-channel absmax (top outlier channels: the input channels of largest |x|);
- *   per-tensor static E4M3 scaling with s = absmax / 448 calibrated on the FIRST chunk (or the
- *   calibrated absmax of --scales FILE), applied as vLLM does (q = fp8(clamp(x · (1/s), ±448))) to
- *   every chunk: "sat %" = share of values beyond the calibrated absmax (|x| > absmax: clamped to ±448;
- *   the absmax itself may land a rounding error above 448 and is clamped back harmlessly), "ftz %" = share of
- *   nonzero values that encode to ±0 (|x · (1/s)| ≤ 2^-10);
- *   quantization SNR = 10·log10(Σ x² / Σ (x − deq(x))²) in dB for three E4M3 granularities: that
- *   per-tensor static scale; per token (vLLM dynamic: s = max(row absmax / 448, 1/(448·512)),
- *   q = fp8(clamp(x / s))); per input channel (s = channel absmax over the chunk's tokens / 448).
- * Weights: absmax of every Linear (q, k, v, o, gate, up, down). */
-typedef struct {
-    double absmax, scale;     /* running absmax; the per-tensor scale used for sat / ftz / SNR */
-    float cal_amax;           /* the absmax that scale came from: |x| above it is clamped ("saturated") */
-    float *chan;              /* (cols) per-channel absmax */
-    int cols;
-    long long n, sat, ftz;
-    double sig, e_tensor, e_token, e_chan;
-} SiteStats;
-typedef struct {
-    int n_layers, chunk;
-    SiteStats *st;            /* (n_layers + 1, N_SITES); row n_layers, site 0 = lm_head input */
-    const ScaleSet *scales;
-} StatsRun;
-static inline float fq_e4m3(float x, float s, float inv) {  /* vLLM: fp8(clamp(x · inv, ±448)) · s */
-    float y = fminf(fmaxf(x * inv, -448.0f), 448.0f);
-    return fp8_round_fast(y, EMU_E4M3) * s;
-}
-static void stats_observe(void *ctx, int layer, int site, const float *x, int rows, int cols) {
-    StatsRun *r = ctx;
-    if (site == SITE_K || site == SITE_V) return;
-    int l = layer < 0 ? r->n_layers : layer, si = layer < 0 ? 0 : site;
-    SiteStats *S = &r->st[(size_t)l * N_SITES + si];
-    if (!S->chan) { S->chan = xcalloc(cols, sizeof(float)); S->cols = cols; }
-    float amax = 0;
-    for (size_t i = 0; i < (size_t)rows * cols; i++) amax = fmaxf(amax, fabsf(x[i]));
-    if (amax > S->absmax) S->absmax = amax;
-    if (r->chunk == 0 && S->scale == 0) {
-        double a = amax;
-        if (r->scales) { double c = layer < 0 ? r->scales->lm_head : r->scales->act[layer][site]; if (c > 0) a = c; }  /* no lm_head entry: chunk 1 */
-        S->cal_amax = (float)a;
-        S->scale = a > 0 ? (float)a / 448.0f : 1.0f;
-    }
-    float s = (float)S->scale, inv = 1.0f / s;
-    float *cmax = xcalloc(cols, sizeof(float));
-    for (int t = 0; t < rows; t++)
-        for (int k = 0; k < cols; k++) cmax[k] = fmaxf(cmax[k], fabsf(x[(size_t)t * cols + k]));
-    for (int k = 0; k < cols; k++) S->chan[k] = fmaxf(S->chan[k], cmax[k]);
-    for (int t = 0; t < rows; t++) {
-        const float *xr = x + (size_t)t * cols;
-        float ra = 0;
-        for (int k = 0; k < cols; k++) ra = fmaxf(ra, fabsf(xr[k]));
-        float st = fmaxf(ra / 448.0f, 1.0f / (448.0f * 512.0f));
-        for (int k = 0; k < cols; k++) {
-            float v = xr[k];
-            S->n++;
-            if (fabsf(v) > S->cal_amax) S->sat++;
-            float dq = fq_e4m3(v, s, inv);
-            if (v != 0 && dq == 0) S->ftz++;
-            S->sig += (double)v * v;
-            S->e_tensor += ((double)dq - v) * ((double)dq - v);
-            float dt = fp8_round_fast(fminf(fmaxf(v / st, -448.0f), 448.0f), EMU_E4M3) * st;
-            S->e_token += ((double)dt - v) * ((double)dt - v);
-            float sc = cmax[k] / 448.0f;
-            float dc = sc > 0 ? fp8_round_fast(fminf(fmaxf(v / sc, -448.0f), 448.0f), EMU_E4M3) * sc : 0.0f;
-            S->e_chan += ((double)dc - v) * ((double)dc - v);
-        }
-    }
-    free(cmax);
-}
-static double snr_db(double sig, double err) { return err > 0 ? 10.0 * log10(sig / err) : INFINITY; }
-static float weight_absmax(const Tensor *W) {
-    float a = 0;
-    for (size_t i = 0; i < (size_t)W->rows * W->cols; i++) a = fmaxf(a, fabsf(tensor_get(W, i)));
-    return a;
 }
 
 /* A hand-written SVG: per layer, the activation absmax of each site (log scale) and its per-tensor vs
@@ -5420,272 +5253,127 @@ static void stats_svg(const char *path, const StatsRun *r, const char *title) {
     atomic_commit(&af);
 }
 
-static int cmd_stats(int argc, char **argv) {
-    Options o;
-    options_parse(&o, argc, argv, "stats", "-m --tokenizer -f --ctx --chunks -o --scales --synthetic ",
-                  "-m MODEL -f TEXT [--ctx N (512)] [--chunks N (all)] [--scales scales.json] [-o report.svg] [--tokenizer FILE]\n"
-                  "  per layer and Linear input: activation absmax, top outlier channels, % saturated / flushed to zero by a\n"
-                  "  per-tensor E4M3 scale (absmax of the first chunk / 448, or --scales), E4M3 SNR per tensor / token / channel;\n"
-                  "  weight absmax of every Linear. -o writes an SVG chart.");
-    if (!o.synthetic && !o.text_file) fatal("stats: -f TEXT is required");
-    Model *m = open_model(&o, "stats");
-    const Config *c = &m->c;
-    const ScaleSet *scales = o.scales_file ? scales_load(o.scales_file, c->n_layers) : NULL;
-    int ctx = o.ctx ? o.ctx : (c->max_seq_len < 512 ? c->max_seq_len : 512);
-    if (ctx > c->max_seq_len) fatal("stats: --ctx %d exceeds the model's maximum context %d", ctx, c->max_seq_len);
-    int *ids, n_tok;
-    if (o.synthetic) n_tok = synthetic_tokens(m, 2, ctx, &ids);
-    else {
-        size_t nb;
-        char *text = read_text_file(o.text_file, &nb);
-        if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
-        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
-        if (tokenizer_vocab_size(tk) > c->vocab_size)
-            fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
-        n_tok = tokenizer_encode(tk, text, nb, 1, 0, &ids);
-        tokenizer_free(tk); free(text);
+/* ---- llama_fp8 synth: a checkpoint with real Llama shapes and tensor names, random weights ---- */
+/* For benchmarks and loader tests at full size without downloading anything: writes config.json,
+ * sharded model-0000i-of-0000n.safetensors and model.safetensors.index.json exactly as Hugging Face
+ * lays them out. Weights are bf16, uniform with std 0.02 (norms 1.0), deterministic in --seed. */
+typedef struct {
+    const st_entry *e;
+    uint64_t seed;
+    int first; /* global index of e[0] */
+} synth_ctx;
+static void synth_fill(void *vctx, int i, void *buf, size_t nbytes) {
+    synth_ctx *sc = vctx;
+    uint16_t *d = buf;
+    size_t n = nbytes / 2;
+    if (strstr(sc->e[i].name, "norm")) { for (size_t k = 0; k < n; k++) d[k] = bf16_from_float(1.0f); return; }
+    size_t blocks = (n + 65535) / 65536;
+    #pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < blocks; b++) {
+        uint64_t s = (sc->seed * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)(sc->first + i) << 40) ^ (b + 1) * 0xBF58476D1CE4E5B9ull;
+        if (!s) s = 1;
+        for (int w = 0; w < 4; w++) rng_next(&s);
+        size_t end = (b + 1) * 65536 < n ? (b + 1) * 65536 : n;
+        for (size_t k = b * 65536; k < end; k++) d[k] = bf16_from_float((rng_uniform(&s) * 2 - 1) * 0.0346410162f);
     }
-    int n_chunks = n_tok / ctx;
-    if (n_chunks < 1) fatal("stats: the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", n_tok, ctx);
-    if (o.chunks > 0 && o.chunks < n_chunks) n_chunks = o.chunks;
-
-    Scheme qs = scheme_make("bf16", NULL);
-    const Model *mb = model_for_scheme(m, &qs);
-    StatsRun r = {.n_layers = c->n_layers, .scales = scales};
-    r.st = xcalloc((size_t)(c->n_layers + 1) * N_SITES, sizeof(SiteStats));
-    RunState s;
-    runstate_init(&s, c, ctx, ctx);
-    s.observe = stats_observe; s.observe_ctx = &r;
-    for (int ch = 0; ch < n_chunks; ch++) {
-        r.chunk = ch;
-        forward(mb, &s, &qs, ids + (size_t)ch * ctx, ctx, 0, 0);
-    }
-    model_describe(m, stdout);
-    printf("stats: bf16 baseline, %d chunks x %d tokens; per-tensor E4M3 scale = %s / 448\n", n_chunks, ctx,
-           scales ? "calibrated absmax (--scales)" : "absmax of chunk 1");
-    printf("\n%-5s %-8s %10s %-34s %8s %8s %9s %9s %9s\n", "layer", "input", "absmax", "top channels (index:absmax)", "sat %", "ftz %", "SNR tens", "SNR tok", "SNR chan");
-    for (int l = 0; l <= c->n_layers; l++)
-        for (int si = 0; si < (l == c->n_layers ? 1 : N_SITES); si++) {
-            SiteStats *S = &r.st[(size_t)l * N_SITES + si];
-            if (!S->n) continue;
-            char top[80] = "", *p = top;
-            int used[3] = {-1, -1, -1};
-            for (int t = 0; t < 3 && t < S->cols; t++) {
-                int best = -1;
-                for (int k = 0; k < S->cols; k++) {
-                    if (k == used[0] || k == used[1]) continue;
-                    if (best < 0 || S->chan[k] > S->chan[best]) best = k;
-                }
-                used[t] = best;
-                p += snprintf(p, top + sizeof top - p, "%s%d:%.3g", t ? " " : "", best, S->chan[best]);
-            }
-            char lname[16];
-            if (l == c->n_layers) snprintf(lname, sizeof lname, "-"); else snprintf(lname, sizeof lname, "%d", l);
-            printf("%-5s %-8s %10.4g %-34s %8.4f %8.4f %9.2f %9.2f %9.2f\n", lname, l == c->n_layers ? "lm_head" : site_names[si], S->absmax, top,
-                   100.0 * S->sat / S->n, 100.0 * S->ftz / S->n, snr_db(S->sig, S->e_tensor), snr_db(S->sig, S->e_token), snr_db(S->sig, S->e_chan));
+}
+static int cmd_synth(int argc, char **argv) {
+    const char *out = NULL, *shape = "llama3.1-8b";
+    int shards = 4, layers = -1;
+    uint64_t seed = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: llama_fp8 synth -o DIR [--shape llama3.1-8b|llama3.2-1b|tiny] [--shards N] [--layers N] [--seed S]\n"
+                   "  writes a Hugging Face checkpoint (config.json, sharded safetensors, index) with real tensor names, random bf16 weights\n");
+            return 0;
         }
-    printf("\nweight absmax per Linear\n%-5s %9s %9s %9s %9s %9s %9s %9s\n", "layer", "q", "k", "v", "o", "gate", "up", "down");
-    for (int l = 0; l < c->n_layers; l++) {
-        const Layer *L = &m->layers[l];
-        printf("%-5d %9.4g %9.4g %9.4g %9.4g %9.4g %9.4g %9.4g\n", l, weight_absmax(&L->wq), weight_absmax(&L->wk), weight_absmax(&L->wv),
-               weight_absmax(&L->wo), weight_absmax(&L->w_gate), weight_absmax(&L->w_up), weight_absmax(&L->w_down));
+        if (i + 1 >= argc) fatal("synth: option %s needs a value (or is unknown)", argv[i]);
+        if (!strcmp(argv[i], "-o")) out = argv[++i];
+        else if (!strcmp(argv[i], "--shape")) shape = argv[++i];
+        else if (!strcmp(argv[i], "--shards")) shards = (int)parse_long_arg("--shards", argv[++i], 1, 64);
+        else if (!strcmp(argv[i], "--layers")) layers = (int)parse_long_arg("--layers", argv[++i], 1, 1000);
+        else if (!strcmp(argv[i], "--seed")) seed = (uint64_t)parse_long_arg("--seed", argv[++i], 0, LONG_MAX);
+        else fatal("synth: unknown option '%s'", argv[i]);
     }
-    if (o.out) {
-        char title[512];
-        snprintf(title, sizeof title, "llama_fp8 stats: %s, %d x %d tokens", m->path, n_chunks, ctx);
-        stats_svg(o.out, &r, title);
-        printf("wrote %s\n", o.out);
+    if (!out) fatal("synth: -o DIR is required");
+    Config c;
+    if (!strcmp(shape, "llama3.1-8b"))
+        c = (Config){.dim = 4096, .hidden_dim = 14336, .n_layers = 32, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .vocab_size = 128256,
+                     .max_seq_len = 131072, .norm_eps = 1e-5f, .rope_theta = 500000, .rope_llama3 = 1, .rope_factor = 8,
+                     .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 8192, .bos_id = 128000, .eos_id = 128001};
+    else if (!strcmp(shape, "llama3.2-1b"))
+        c = (Config){.dim = 2048, .hidden_dim = 8192, .n_layers = 16, .n_heads = 32, .n_kv_heads = 8, .head_dim = 64, .vocab_size = 128256,
+                     .max_seq_len = 131072, .norm_eps = 1e-5f, .rope_theta = 500000, .rope_llama3 = 1, .rope_factor = 32,
+                     .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 8192, .tied_embeddings = 1,
+                     .bos_id = 128000, .eos_id = 128001};
+    else if (!strcmp(shape, "tiny"))
+        c = (Config){.dim = 64, .hidden_dim = 176, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .vocab_size = 128256,
+                     .max_seq_len = 8192, .norm_eps = 1e-5f, .rope_theta = 500000, .rope_llama3 = 1, .rope_factor = 8,
+                     .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 8192, .bos_id = 128000, .eos_id = 128001};
+    else fatal("synth: unknown --shape '%s' (llama3.1-8b, llama3.2-1b, tiny)", shape);
+    if (layers > 0) c.n_layers = layers;
+    if (mkdir(out, 0777) != 0 && errno != EEXIST) fatal("synth: cannot create %s: %s", out, strerror(errno));
+
+    /* the tensor list, in Hugging Face's order */
+    int n = 0, cap = 3 + 9 * c.n_layers;
+    st_entry *e = xcalloc(cap, sizeof *e);
+    int qd = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
+#define ADD(nm, r, cc) do { st_entry *x_ = &e[n++]; snprintf(x_->name, sizeof x_->name, "%s", nm); x_->dtype = EMU_BF16; \
+        x_->ndim = (cc) ? 2 : 1; x_->shape[0] = (r); x_->shape[1] = (cc); } while (0)
+    char nm[160];
+    ADD("model.embed_tokens.weight", c.vocab_size, c.dim);
+    for (int l = 0; l < c.n_layers; l++) {
+        static const char *names[9] = {"input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                       "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+        int rows[9] = {c.dim, qd, kv, kv, c.dim, c.dim, c.hidden_dim, c.hidden_dim, c.dim};
+        int cols[9] = {0, c.dim, c.dim, c.dim, qd, 0, c.dim, c.dim, c.hidden_dim};
+        for (int w = 0; w < 9; w++) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, names[w]); ADD(nm, rows[w], cols[w]); }
     }
-    for (int i = 0; i < (c->n_layers + 1) * N_SITES; i++) free(r.st[i].chan);
-    free(r.st); free(ids);
-    runstate_free(&s);
-    model_free(m);
+    ADD("model.norm.weight", c.dim, 0);
+    if (!c.tied_embeddings) ADD("lm_head.weight", c.vocab_size, c.dim);
+#undef ADD
+    /* split into shards of about equal size, in order */
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += st_entry_bytes(&e[i]);
+    if (shards > n) shards = n;
+    int *shard_of = xmalloc(n * sizeof(int));
+    size_t acc = 0;
+    for (int i = 0; i < n; i++) { /* by each tensor's midpoint, then renumbered without empty shards */
+        size_t b = st_entry_bytes(&e[i]);
+        int sh = (int)((acc + b / 2) * shards / total);
+        shard_of[i] = sh < shards ? sh : shards - 1;
+        acc += b;
+    }
+    for (int i = 0, id = 0; i < n; i++) {
+        int next = i + 1 < n && shard_of[i + 1] != shard_of[i];
+        int old = shard_of[i];
+        shard_of[i] = id;
+        if (next || i + 1 == n) { id++; if (i + 1 == n) shards = id; }
+        (void)old;
+    }
+    char path[4096];
+    double t0 = now_seconds();
+    for (int sh = 0, i0 = 0; sh < shards; sh++) {
+        int i1 = i0;
+        while (i1 < n && shard_of[i1] == sh) i1++;
+        snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", out, sh + 1, shards);
+        synth_ctx sc = {e + i0, seed, i0};
+        safetensors_write(path, e + i0, i1 - i0, "{\"format\":\"pt\"}", synth_fill, &sc);
+        fprintf(stderr, "synth: wrote %s (%d tensors)\n", path, i1 - i0);
+        i0 = i1;
+    }
+    /* index and config */
+    atomic_file a;
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", out);
+    atomic_open(&a, path);
+    fprintf(a.fp, "{\n  \"metadata\": {\"total_size\": %zu},\n  \"weight_map\": {\n", total);
+    for (int i = 0; i < n; i++)
+        fprintf(a.fp, "    \"%s\": \"model-%05d-of-%05d.safetensors\"%s\n", e[i].name, shard_of[i] + 1, shards, i + 1 < n ? "," : "");
+    fprintf(a.fp, "  }\n}\n");
+    atomic_commit(&a);
+    snprintf(path, sizeof path, "%s/config.json", out);
+    write_hf_config(path, &c, NULL);
+    printf("synth: %s, %s-shaped, %d layers, %d tensors, %.2f GB in %d shards, %.1f s\n", out, shape, c.n_layers, n, total / 1e9, shards, now_seconds() - t0);
+    free(e); free(shard_of);
     return 0;
 }
-/* @@END calib@@ */
-
-/* ------------------------------------------------------------------------------------------ */
-/* 8. Benchmarks                                                                              */
-/* ------------------------------------------------------------------------------------------ */
-/* @@SECTION bench@@ */
-/* `llama_fp8 bench gemm`: GFLOP/s of emu's kernels on the Llama-3.1-8B GEMM shapes, next to this CPU's
- * peak measured in the same run by register-only micro-kernels (emu_peak_gflops). Modes:
- *   bf16      emu_gemm_f32 with BF16 weights (the GEMM of the bf16 forward pass; fp32 FMA chain)
- *   exact|fp32|fast|hopper|ada|cublaslt   emu_gemm, W8A8 E4M3: per-token A scales, per-channel B
- *             scales, bf16 output, with that accumulation model.
- * Inputs are random (finite FP8 codes, bf16 values in [-1,1]); the time of a call includes decoding,
- * packing and the epilogue. The tensor-core models are scalar C (reference, not speed): ask for them
- * with a small M. */
-static double bench_now(void) { return omp_get_wtime(); }
-
-static int cmd_bench(int argc, char **argv) {
-    const char *usage_s = "usage: llama_fp8 bench gemm [--m LIST] [--modes LIST] [--shapes NxK,...] [--reps R] [--full]\n"
-        "  --m        rows of A (tokens), default 256,1; --full: 2048,256,1\n"
-        "  --modes    bf16,exact,fp32,fast,hopper,ada,cublaslt (default bf16,fast,fp32,exact)\n"
-        "  --shapes   N x K of the weight, default the Llama-3.1-8B set 6144x4096,4096x4096,14336x4096,4096x14336,128256x4096\n"
-        "  --reps     timed repetitions after one warm-up, best is reported (default 2)\n"
-        "  --peak     row (measure the peak before and after every row, default) or once";
-    if (argc < 2 || strcmp(argv[1], "gemm")) fatal("%s", usage_s);
-    const char *ms = "256,1", *modes = "bf16,fast,fp32,exact";
-    const char *shapes = "6144x4096,4096x4096,14336x4096,4096x14336,128256x4096";
-    int reps = 2, peak_each_row = 1;
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--full")) ms = "2048,256,1";
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { puts(usage_s); return 0; }
-        else if (i + 1 >= argc) fatal("bench gemm: option %s needs a value (or is unknown)\n%s", argv[i], usage_s);
-        else if (!strcmp(argv[i], "--m")) ms = argv[++i];
-        else if (!strcmp(argv[i], "--modes")) modes = argv[++i];
-        else if (!strcmp(argv[i], "--shapes")) shapes = argv[++i];
-        else if (!strcmp(argv[i], "--reps")) reps = (int)parse_long_arg("--reps", argv[++i], 1, 1000);
-        else if (!strcmp(argv[i], "--peak")) {
-            i++;
-            if (strcmp(argv[i], "row") && strcmp(argv[i], "once")) fatal("bench gemm: --peak takes row or once, not '%s'", argv[i]);
-            peak_each_row = !strcmp(argv[i], "row");
-        }
-        else fatal("bench gemm: unknown option %s\n%s", argv[i], usage_s);
-    }
-    int Ms[16], nm = 0, NK[16][2], ns = 0, md[16], nmd = 0;
-    char buf[1024], *tok, *save;
-    snprintf(buf, sizeof buf, "%s", ms);
-    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (nm == 16) fatal("bench gemm: at most 16 values of --m");
-        Ms[nm++] = (int)parse_long_arg("--m", tok, 1, 1 << 16);
-    }
-    snprintf(buf, sizeof buf, "%s", shapes);
-    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        long n, k;
-        char x;
-        if (ns == 16 || sscanf(tok, "%ld%c%ld", &n, &x, &k) != 3 || x != 'x' || n < 1 || k < 1 || n > 1 << 20 || k > 1 << 20)
-            fatal("bench gemm: bad shape '%s' (expected NxK, at most 16 shapes)", tok);
-        NK[ns][0] = (int)n; NK[ns][1] = (int)k; ns++;
-    }
-    snprintf(buf, sizeof buf, "%s", modes);
-    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int a = strcmp(tok, "bf16") ? emu_accum_from_name(tok) : EMU_ACC_COUNT;
-        if (a < 0 || nmd == 16) fatal("bench gemm: unknown mode '%s' (bf16, exact, fp32, fast, hopper, ada, cublaslt)", tok);
-        md[nmd++] = a;
-    }
-    char cpu[256] = "unknown CPU";
-    FILE *fp = fopen("/proc/cpuinfo", "r");
-    if (fp) {
-        char line[512];
-        while (fgets(line, sizeof line, fp))
-            if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
-                snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
-                cpu[strcspn(cpu, "\n")] = 0;
-                break;
-            }
-        fclose(fp);
-    }
-    /* The peak is measured right before and right after every row: on a machine shared with other work
-     * the available peak changes by the second, so each row is compared with the better of the two
-     * measurements beside it (the least disturbed one); the best over the run is printed too. */
-    double pk32 = 0, pk16 = 0, prev32 = emu_peak_gflops(0), prev16 = emu_peak_gflops(1);
-    struct { int M, N, K, mode; double ms, gf, p32, p16; } *row = xmalloc(sizeof(*row) * (size_t)ns * nm * nmd);
-    int nrow = 0;
-    uint64_t rs = 0x853C49E6748FEA9Bull;
-    pk32 = prev32; pk16 = prev16;
-    for (int si = 0; si < ns; si++) {
-        int N = NK[si][0], K = NK[si][1], Mmax = 0;
-        for (int i = 0; i < nm; i++) if (Ms[i] > Mmax) Mmax = Ms[i];
-        uint8_t *A8 = xmalloc((size_t)Mmax * K), *B8 = xmalloc((size_t)N * K);
-        uint16_t *Bh = NULL;
-        float *Af = xmalloc(sizeof(float) * Mmax * K), *sa = xmalloc(sizeof(float) * Mmax), *sb = xmalloc(sizeof(float) * N);
-        float *D = xmalloc(sizeof(float) * Mmax * N);
-        for (size_t i = 0; i < (size_t)Mmax * K; i++) {
-            rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17;
-            A8[i] = (uint8_t)(rs >> 24) & 0xF7;            /* finite E4M3 codes (never S.1111.111) */
-            Af[i] = emu_fp8_decode(A8[i], EMU_E4M3) / 448.0f;
-        }
-        for (size_t i = 0; i < (size_t)N * K; i++) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; B8[i] = (uint8_t)(rs >> 24) & 0xF7; }
-        for (int i = 0; i < Mmax; i++) sa[i] = 1.0f / 448;
-        for (int i = 0; i < N; i++) sb[i] = 1.0f / 448;
-        for (int mi = 0; mi < nm; mi++) {
-            int M = Ms[mi];
-            for (int di = 0; di < nmd; di++) {
-                if (md[di] == EMU_ACC_COUNT && !Bh) {
-                    Bh = xmalloc(sizeof(uint16_t) * N * K);
-                    for (size_t i = 0; i < (size_t)N * K; i++) {
-                        float f = emu_fp8_decode(B8[i], EMU_E4M3) / 448.0f;
-                        uint32_t u; memcpy(&u, &f, 4); Bh[i] = (uint16_t)(u >> 16);   /* exact: FP8/448 fits bf16 */
-                    }
-                }
-                emu_gemm_desc g = {M, N, K, EMU_E4M3, A8, K, EMU_E4M3, B8, K, EMU_SCALE_ROW, sa, EMU_SCALE_ROW, sb, EMU_BF16, D, N,
-                                   md[di] == EMU_ACC_COUNT ? EMU_ACC_FP32 : (emu_accum)md[di]};
-                double best = 1e30;
-                for (int r = 0; r <= reps; r++) {
-                    double t0 = bench_now();
-                    if (md[di] == EMU_ACC_COUNT) emu_gemm_f32(M, N, K, Af, K, Bh, EMU_BF16, K, D, N);
-                    else emu_gemm(&g);
-                    double t = bench_now() - t0;
-                    if (r > 0 && t < best) best = t;      /* r = 0 is the warm-up */
-                }
-                row[nrow].M = M; row[nrow].N = N; row[nrow].K = K; row[nrow].mode = md[di];
-                row[nrow].ms = best * 1e3; row[nrow].gf = 2.0 * M * N * K / best / 1e9;
-                double p32 = peak_each_row ? emu_peak_gflops(0) : prev32, p16 = peak_each_row ? emu_peak_gflops(1) : prev16;
-                row[nrow].p32 = p32 > prev32 ? p32 : prev32; row[nrow].p16 = p16 > prev16 ? p16 : prev16;
-                prev32 = p32; prev16 = p16;
-                if (p32 > pk32) pk32 = p32;
-                if (p16 > pk16) pk16 = p16;
-                nrow++;
-                fprintf(stderr, "\rbench gemm: %d/%d", nrow, ns * nm * nmd);
-            }
-        }
-        free(A8); free(B8); free(Bh); free(Af); free(sa); free(sb); free(D);
-    }
-    fprintf(stderr, "\n");
-    printf("# bench gemm on %s, %d OpenMP threads, AVX-512 %s, AVX512-BF16 %s\n", cpu, omp_get_max_threads(),
-           emu_have_avx512() ? "yes" : "no", emu_have_avx512bf16() ? "yes" : "no");
-    printf("# best peak measured in this run: fp32 FMA %.1f GFLOP/s, bf16 dot (VDPBF16PS) %.1f GFLOP/s\n", pk32, pk16);
-    printf("# pk16/pk32: %s; %% columns are relative to it\n",
-           peak_each_row ? "the peak measured beside the row (better of before/after)" : "the peak measured once, at the start");
-    printf("# modes: bf16 = emu_gemm_f32 with BF16 weights; others = emu_gemm W8A8 E4M3 (per-token x per-channel scales, bf16 out)\n");
-    printf("%6s %7s %6s  %-9s %10s %9s %7s %7s %7s %7s\n", "M", "N", "K", "mode", "ms", "GFLOP/s", "pk16", "%pk16", "pk32", "%pk32");
-    for (int i = 0; i < nrow; i++)
-        printf("%6d %7d %6d  %-9s %10.2f %9.1f %7.1f %6.1f%% %7.1f %6.1f%%\n", row[i].M, row[i].N, row[i].K,
-               row[i].mode == EMU_ACC_COUNT ? "bf16" : emu_accum_names[row[i].mode], row[i].ms, row[i].gf,
-               row[i].p16, row[i].p16 > 0 ? 100 * row[i].gf / row[i].p16 : 0.0,
-               row[i].p32, row[i].p32 > 0 ? 100 * row[i].gf / row[i].p32 : 0.0);
-    free(row);
-    return 0;
-}
-/* @@END bench@@ */
-
-/* ------------------------------------------------------------------------------------------ */
-/* 9. main                                                                                    */
-/* ------------------------------------------------------------------------------------------ */
-static const struct {
-    const char *name;
-    int (*fn)(int argc, char **argv);
-    const char *help;
-} commands[] = {
-    {"fp8", cmd_fp8, "encode/decode values, print format tables and facts (teaching)"},
-    {"tokenize", cmd_tokenize, "print the token ids of a text file"},
-    {"ppl", cmd_ppl, "perplexity of a model on a text file"},
-    {"dump", cmd_dump, "write logits and per-layer residuals as .npy files"},
-    {"generate", cmd_generate, "greedy / sampled text generation"},
-    {"export", cmd_export, "write a compressed-tensors FP8 checkpoint (what llm-compressor writes, vLLM loads)"},
-    {"calibrate", cmd_calibrate, "static activation and KV scales from calibration text (scales.json)"},
-    {"stats", cmd_stats, "outlier report: per-layer absmax, saturation / flush-to-zero, quantization SNR (+ SVG)"},
-    {"synth", cmd_synth, "write a random checkpoint with real Llama shapes (llama3.1-8b, ...) for benchmarks"},
-    {"verify", cmd_verify, "run the same tokens on GPU and CPU, compare per layer and op (CUDA builds)"},
-    {"bench", cmd_bench, "benchmarks (bench gemm)"},
-};
-
-static void usage(FILE *fp) {
-    fprintf(fp, "usage: llama_fp8 COMMAND [options]   (llama_fp8 COMMAND --help for its options)\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].help);
-}
-
-#ifndef TESTING
-int main(int argc, char **argv) {
-    if (argc < 2) { usage(stderr); return 2; }
-    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "llama_fp8: error: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
-}
-#endif

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Goldens for the calibration observers of llama_fp8 calibrate (tests/test_calib.c).
+"""Goldens for the calibration observers of llama_fp8 calibrate (tests/test_calib_observers.c).
 
 Writes tests/calib_goldens.h: crafted activation batches (float32, as hex literals) and, for each
 observer, the absmax the reference produces. The reference is llm-compressor's observer code

@@ -1,7 +1,7 @@
 #!/bin/sh
 # What a session with an Ada/Hopper GPU runs for issue 6, in two commands of under 10 minutes each
 # (the device tool's limit). Not part of `make test` (test_cuda_gpu.sh is; it runs a subset).
-#   sh tests/gpu_session.sh check [OUT]  build; verify --host / --kernels / every scheme on the synthetic
+#   sh tests/gpu_session.sh check [OUT]  build; cuda_check --host / --kernels; verify every scheme on the synthetic
 #                                        model; stories260K ppl on the GPU against the CPU; GEMM benchmark
 #   sh tests/gpu_session.sh e2e [OUT]    Llama-3.1-8B-shaped checkpoint (synth, 16 GB): WikiText-2 test
 #                                        perplexity (289,076 tokens) on the GPU, timed, w8a8 and bf16
@@ -24,12 +24,12 @@ step() {  # step NAME COMMAND...: runs it, keeps its output and time in $out/NAM
 }
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$out/gpu.txt" 2>&1; cat "$out/gpu.txt"
 date -u > "$out/date.txt"
-step build make CUDA=1 -j16 build/cuda/llama_fp8
+step build make CUDA=1 -j16 build/cuda/llama_fp8 build/cuda/cuda_check
 case $what in
 check)
   step device $B verify --device
-  step host $B verify --host
-  step kernels $B verify --kernels --seed 11
+  step host build/cuda/cuda_check --host
+  step kernels build/cuda/cuda_check --kernels --seed 11
   for q in fp32 bf16 fp8-w w8a8 w8a8-block int8; do step "synthetic_$q" $B verify --synthetic -q $q; done
   step synthetic_w8a8_kv $B verify --synthetic -q w8a8 --kv fp8-e4m3
   for g in cublaslt wgmma mma; do step "synthetic_w8a8_hopper_$g" $B verify --synthetic -q w8a8 --accum hopper --gemm $g; done

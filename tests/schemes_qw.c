@@ -1,6 +1,6 @@
 /* tests/schemes_qw.c — llama_fp8.c's quant_weight() bit for bit against compressed-tensors.
- * Built and run by tests/test_schemes_qw.sh (it skips while llama_fp8.c has no quant_weight).
- *   static void quant_weight(uint8_t *q, float *scale, const Tensor *W, emu_dtype fmt, int granularity, int bf16_arith);
+ * Built and run by tests/test_schemes_qw.sh.
+ *   static void quant_weight(uint8_t *q, float *scale, const Tensor *W, emu_dtype fmt, weight_gran granularity, int bf16_arith);
  * granularity 0 per output channel (scale[N]), 1 per tensor (scale[1]), 2 128x128 blocks.
  * Goldens (tests/gen_scheme_goldens.py, cases with "func": "quant_weight"):
  *   bf16 weight, bf16_arith = 1, E4M3:  the installed compressed-tensors package (calculate_qparams +
@@ -12,7 +12,7 @@
  *       for E4M3 on the same weights;
  *   INT8 (fmt "i8"):                    compressed-tensors IntQuantizationCompressor (f32 and bf16 weights).
  * Each check is exact equality of every code byte and every scale (as fp32 bits).
- * Also kv_quantize(q, x, n, s) (FP8 KV cache, vLLM scaled_convert: store cvt_satfinite(x / s), load
+ * Also kv_store(s, q, dst, src, n, scale) (FP8 KV cache, vLLM scaled_convert: store cvt_satfinite(x / s), load
  * bf16(fp8 · s) in a bf16 scheme, fp8 · s in fp32) against the values vLLM's attention reads back. */
 #include "llama_fp8.c"
 #include "tests/schemes_golden.h"
@@ -57,10 +57,10 @@ static void run_kv(const char *path) {
             float *x = gold_f32(&xt), *exp = gold_f32(&dt);
             Scheme q = scheme_make(bf ? "bf16" : "fp32", NULL);
             q.kv = !strcmp(fs, "e5m2") ? EMU_E5M2 : EMU_E4M3;
-            kv_quantize(&q, x, (int)xt.n, s);
+            kv_store(NULL, &q, x, x, xt.n, s);   /* in place: what attention reads back */
             size_t bad = 0, first = 0;
             for (size_t k = 0; k < xt.n; k++) if (!bits_eq(x[k], exp[k])) { if (!bad) first = k; bad++; }
-            snprintf(what, sizeof what, "kv_quantize(%s scheme, %s, s=%g) %s", bf ? "bf16" : "fp32", fs, s, name);
+            snprintf(what, sizeof what, "kv_store(%s scheme, %s, s=%g) %s", bf ? "bf16" : "fp32", fs, s, name);
             if (!bad) SCH_OK("%s: %zu values read back bit-exact vs vLLM scaled_convert re-implementation", what, xt.n);
             else {
                 float x0 = emu_load(xt.data, xt.dtype, first);
