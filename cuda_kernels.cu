@@ -2,15 +2,15 @@
  *
  * Every kernel here has a CPU twin in emu/ (GEMMs, quantization) or in llama_fp8.c's forward()
  * (elementwise ops, attention), and computes the same function:
- *   - quantization: the per-element formulas are __host__ __device__ functions shared by the kernel and
- *     its host twin, and encode with fp8.h's encoder (compiled as device code) — bit-identical to
- *     emu/quant.c (max-reductions are order-free, so the parallel reduction changes nothing);
+ *   - quantization: the per-element formulas (scale rules, clamps, codes) are emu/ops.h's __host__
+ *     __device__ functions, the very source emu/quant.c compiles, encoding with fp8.h's encoder — so
+ *     bit-identical to emu/quant.c (max-reductions are order-free: the parallel reduction changes nothing);
  *   - GEMM "model": the accumulation models of emu/models.h (the same source the CPU compiles), one
  *     thread per output; exact E4M3 / INT8 by an int64 tile kernel; fp32 activations by the fmaf chain;
  *   - GEMM "mma": hand-written mma.sync.m16n8k32 E4M3/E5M2 kernel (sm_89; on sm_90a ptxas lowers it to
  *     fp16 HMMA); GEMM "wgmma": hand-written wgmma.mma_async.m64n128k32 kernel (sm_90a: Hopper's FP8
  *     tensor cores); both accumulate raw over K (compare with emu `hopper` / `ada`) or promote to fp32
- *     every 128 k (emu `cublaslt`); epilogue in emu's order;
+ *     every 128 k (emu `cublaslt`); the epilogue is emu/ops.h's, as in emu/gemm_ref.c;
  *   - GEMM "cublaslt": cuBLASLt FP8 matmul, TN layout, fp32 scales, FAST_ACCUM on or off;
  *   - forward()'s other ops: RMSNorm, RoPE, causal GQA attention (tiled), SwiGLU, residual add, FP8 KV
  *     store, and ppl's per-row statistics, in the CPU's order of operations (sequential where the CPU
@@ -36,10 +36,11 @@
 #include <string.h>
 #include "fp8.h"
 #include "emu/emu.h"
+#include "emu/ops.h"        /* the per-element code shared with emu/: encoder, clamps, scales, loads, epilogue */
 #include "cuda_kernels.h"   /* the extern "C" interface: prototypes and enums shared with llama_fp8.c */
 
-#define HD __host__ __device__ static inline
-#define HD_NOINLINE __host__ __device__ __noinline__ static   /* big bodies: one copy, faster ptxas */
+#define HD EMU_HD
+#define HD_NOINLINE EMU_HD_NOINLINE   /* big bodies: one copy, faster ptxas */
 
 /* ---------------------------------------------------------------------------------------------
  * Errors and device selection
@@ -109,50 +110,16 @@ static void *dupload(const void *h, size_t n) { void *p = dalloc(n); if (n) CK(c
 static void download(void *h, const void *d, size_t n) { if (n) CK(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost)); }
 
 /* ---------------------------------------------------------------------------------------------
- * Shared numerics (host and device): FP8 encode/decode through fp8.h, bf16 rounding
+ * Shared numerics (host and device): emu/ops.h — FP8 encode/decode through fp8.h, the clamps and scale
+ * rules of row quantization (emu_quant_scale, emu_quant_code), loads, bf16 rounding, the GEMM epilogue
  * ------------------------------------------------------------------------------------------- */
-HD fp8_format fmt_of(emu_dtype t) { return t == EMU_E5M2 ? FP8_E5M2 : FP8_E4M3; }
-HD float fmax_of(emu_dtype t) { return t == EMU_E4M3 ? 448.0f : t == EMU_E5M2 ? 57344.0f : 127.0f; }
-HD float clampf_(float v, float m) { return v > m ? m : v < -m ? -m : v; }   /* NaN passes through */
-/* emu_fp8_encode: fp8(clamp(x, ±fmax)), RNE; NaN → 0x7F. fp8.h with SATFINITE gives exactly that. */
-HD uint8_t enc(float x, emu_dtype t) { return fp8_from_float(clampf_(x, fmax_of(t)), fmt_of(t), FP8_SATFINITE); }
-/* emu_fp8_encode: vLLM's clamp fmaxf(-fmax, fminf(x, fmax)) first, so a NaN becomes +fmax. */
-HD uint8_t enc_vllm(float x, emu_dtype t) { float m = fmax_of(t); return enc(fmaxf(-m, fminf(x, m)), t); }
-HD float dec(uint8_t v, emu_dtype t) { return fp8_to_float(v, fmt_of(t)); }
-HD float rbf16(float x) { return bf16_to_float(bf16_from_float(x)); }
-HD float Bq(int bf16, float x) { return bf16 ? rbf16(x) : x; }   /* forward()'s B(q, x) */
+HD float Bq(int bf16, float x) { return bf16 ? emu_bf16_round(x) : x; }   /* forward()'s B(q, x) */
 
 /* ---------------------------------------------------------------------------------------------
  * Row quantization (emu/quant.c conventions). A "tile" is the set of elements sharing one scale:
- * a row (token, channel), a 1×G group, a BN×BK block. Its scale comes from its absmax by the rule:
+ * a row (token, channel), a 1×G group, a BN×BK block. Its scale comes from its absmax by the rule
+ * (EMU_Q_*: emu_quant_scale), each code from x / s under the rule's clamp (emu_quant_code).
  * ------------------------------------------------------------------------------------------- */
-enum { Q_TOKEN, Q_CHANNEL, Q_GROUP, Q_BLOCK };
-HD float quant_scale(int rule, float absmax, emu_dtype t, float param) {
-    float fmax = fmax_of(t);
-    switch (rule) {
-    case Q_TOKEN: {   /* vLLM dynamic per token: s = max(min(a, ub)/fmax, 1/(fmax·512)) */
-        float smin = 1.0f / (fmax * 512.0f), a = absmax;
-        if (param > 0) a = fminf(a, param);
-        return fmaxf(a / fmax, smin);
-    }
-    case Q_GROUP: return fmaxf(absmax, 1e-10f) / fmax;          /* per_token_group_quant_fp8 */
-    default: {                                                   /* channel, block (compressed-tensors 0.20) */
-        float s = absmax / fmax;                                 /* a zero scale becomes fp32 eps */
-        return s == 0 ? FLT_EPSILON : s;
-    }
-    }
-}
-
-/* The code of v = x / s under each rule's clamp (emu/quant.c): vLLM per token fmaxf(-m, fminf(v, m))
- * (NaN → +max); vLLM groups fminf(fmaxf(v, -m), m) (NaN → −max); compressed-tensors torch.clamp of
- * v + 0 (NaN stays NaN, −0 → +0). */
-HD uint8_t quant_code(int rule, float v, emu_dtype t) {
-    float m = fmax_of(t);
-    if (rule == Q_CHANNEL || rule == Q_BLOCK) return enc(v + 0.0f, t);
-    if (rule == Q_GROUP) v = fminf(fmaxf(v, -m), m);
-    return enc_vllm(v, t);
-}
-
 /* One CUDA block per tile: max-reduce |x| (fmaxf drops NaN, as emu's loop does; max is order-free),
  * compute the scale, encode q = fp8(clamp(x / s)). */
 __global__ void k_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K,
@@ -171,11 +138,11 @@ __global__ void k_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float 
         if (threadIdx.x == 0) red[0] = a;
     }
     __syncthreads();
-    float s = quant_scale(rule, red[0], t, param);
+    float s = emu_quant_scale(rule, red[0], t, param);
     if (threadIdx.x == 0) scale[(size_t)ti * nct + tj] = s;
     for (int i = threadIdx.x; i < nr * nc; i += blockDim.x) {
         size_t r = r0 + i / nc, c = c0 + i % nc;
-        q[r * ldq + c] = quant_code(rule, x[r * ldx + c] / s, t);
+        q[r * ldq + c] = emu_quant_code(rule, x[r * ldx + c] / s, t);
     }
 }
 
@@ -185,7 +152,7 @@ __global__ void k_quant_mul(uint8_t *q, size_t ldq, const float *x, size_t ldx, 
     if (scale && i == 0) scale[0] = s;   /* the scale the GEMM epilogue reads (NULL: not wanted) */
     if (i >= (size_t)M * K) return;
     size_t r = i / K, c = i % K;
-    q[r * ldq + c] = enc_vllm(x[r * ldx + c] * inv, t);
+    q[r * ldq + c] = emu_quant_code(EMU_Q_TENSOR, x[r * ldx + c] * inv, t);
 }
 /* Nonnegative floats order like their bits: atomicMax on the bits is a float max (NaN already dropped). */
 __global__ void k_absmax(unsigned *out, const float *x, size_t ldx, int M, int K) {
@@ -213,16 +180,16 @@ static void quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, si
 extern "C" {
 /* Same signatures and bits as the emu/ twins (emu/emu.h). */
 void cu_quant_token(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, emu_dtype fmt, float scale_ub) {
-    quant_tiles(q, ldq, scale, x, ldx, M, K, 1, K, Q_TOKEN, fmt, scale_ub, M);
+    quant_tiles(q, ldq, scale, x, ldx, M, K, 1, K, EMU_Q_TOKEN, fmt, scale_ub, M);
 }
 void cu_quant_channel(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, emu_dtype fmt) {
-    quant_tiles(q, ldq, scale, w, ldw, N, K, 1, K, Q_CHANNEL, fmt, 0, N);
+    quant_tiles(q, ldq, scale, w, ldw, N, K, 1, K, EMU_Q_CHANNEL, fmt, 0, N);
 }
 void cu_quant_group(uint8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K, int G, emu_dtype fmt) {
-    quant_tiles(q, ldq, scale, x, ldx, M, K, 1, G, Q_GROUP, fmt, 0, M * ((K + G - 1) / G));
+    quant_tiles(q, ldq, scale, x, ldx, M, K, 1, G, EMU_Q_GROUP, fmt, 0, M * ((K + G - 1) / G));
 }
 void cu_quant_block(uint8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K, int BN, int BK, emu_dtype fmt) {
-    quant_tiles(q, ldq, scale, w, ldw, N, K, BN, BK, Q_BLOCK, fmt, 0, ((N + BN - 1) / BN) * ((K + BK - 1) / BK));
+    quant_tiles(q, ldq, scale, w, ldw, N, K, BN, BK, EMU_Q_BLOCK, fmt, 0, ((N + BN - 1) / BN) * ((K + BK - 1) / BK));
 }
 void cu_quant_tensor(uint8_t *q, size_t ldq, const float *x, size_t ldx, int M, int K, emu_dtype fmt, float s) {
     need_device();
@@ -247,7 +214,7 @@ float cu_quant_tensor_dynamic(uint8_t *q, size_t ldq, const float *x, size_t ldx
     download(&ha, da, 4);
     cudaFree(dx); cudaFree(da);
     float a; memcpy(&a, &ha, 4);
-    float s = a / fmax_of(fmt);
+    float s = emu_quant_scale(EMU_Q_TENSOR, a, fmt, 0);
     cu_quant_tensor(q, ldq, x, ldx, M, K, fmt, s);
     return s;
 }
@@ -263,11 +230,11 @@ void cu_host_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, s
             int r0 = ti * TR, c0 = tj * TC, nr = M - r0 < TR ? M - r0 : TR, nc = K - c0 < TC ? K - c0 : TC;
             float a = 0.0f;
             for (int i = nr * nc - 1; i >= 0; i--) a = fmaxf(a, fabsf(x[(size_t)(r0 + i / nc) * ldx + c0 + i % nc])); /* reversed: order-free */
-            float s = quant_scale(rule, a, t, param);
+            float s = emu_quant_scale(rule, a, t, param);
             scale[(size_t)ti * nct + tj] = s;
             for (int i = 0; i < nr * nc; i++) {
                 size_t r = r0 + i / nc, c = c0 + i % nc;
-                q[r * ldq + c] = quant_code(rule, x[r * ldx + c] / s, t);
+                q[r * ldq + c] = emu_quant_code(rule, x[r * ldx + c] / s, t);
             }
         }
 }
@@ -278,56 +245,20 @@ void cu_host_quant_tiles(uint8_t *q, size_t ldq, float *scale, const float *x, s
  * ------------------------------------------------------------------------------------------- */
 #include "emu/models.h"   /* the accumulation models: the same source as the CPU reference */
 
-/* Epilogue (emu/gemm_ref.c): plain t = fp32(s_b·acc), r = fp32(s_a·t); per 128-group
- * r = fp32(r + fp32(fp32(acc_g·s_a)·s_b)). */
-HD float scale_at(emu_scale kind, const float *s, int i, int nk, int g) {
-    switch (kind) {
-    case EMU_SCALE_TENSOR: return s[0];
-    case EMU_SCALE_ROW: return s[i];
-    case EMU_SCALE_BLOCK: return s[(size_t)i * nk + g];
-    default: return 1.0f;
-    }
-}
-struct Epi { emu_scale ak, bk; const float *as, *bs; int K; };
-HD float epi_plain(const Epi &e, int m, int n, float acc) {
-    float t = scale_at(e.bk, e.bs, n, 0, 0) * acc;
-    return scale_at(e.ak, e.as, m, 0, 0) * t;
-}
-HD float epi_group(const Epi &e, int m, int n, int gi, float acc) {
-    int nk = (e.K + EMU_BLOCK - 1) / EMU_BLOCK;
-    float t = acc * scale_at(e.ak, e.as, m, nk, gi);
-    return t * scale_at(e.bk, e.bs, e.bk == EMU_SCALE_BLOCK ? n / EMU_BLOCK : n, nk, gi);
-}
-HD uint16_t bf16_rne_(float f) {   /* emu's bf16_rne: NaN → (bits >> 16) | 0x40 */
-    uint32_t u = fp8_f32_bits(f);
-    if ((u & 0x7FFFFFFF) > 0x7F800000) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
-}
-HD float load_el(const void *p, emu_dtype t, size_t i) {
-    switch (t) {
-    case EMU_E4M3: case EMU_E5M2: return dec(((const uint8_t *)p)[i], t);
-    case EMU_I8: return (float)((const int8_t *)p)[i];
-    case EMU_BF16: return bf16_to_float(((const uint16_t *)p)[i]);
-    case EMU_F16: return fp16_to_float(((const uint16_t *)p)[i]);
-    default: return ((const float *)p)[i];
-    }
-}
-
 /* One output element of the scaled GEMM under an accumulation model: the body of emu_gemm_ref. */
 struct Gemm {
-    int M, N, K; emu_dtype ta, tb, td; const void *A, *B; void *D; size_t lda, ldb, ldd; emu_accum acc; Epi epi;
+    int M, N, K; emu_dtype ta, tb, td; const void *A, *B; void *D; size_t lda, ldb, ldd; emu_accum acc; emu_epi epi;
 };
 HD_NOINLINE void gemm_element(const Gemm &g, int m, int n, float *a, float *b) {
-    int K = g.K, ng = (g.epi.ak == EMU_SCALE_BLOCK || g.epi.bk == EMU_SCALE_BLOCK) ? (K + EMU_BLOCK - 1) / EMU_BLOCK : 0;
-    for (int k = 0; k < K; k++) { a[k] = load_el(g.A, g.ta, (size_t)m * g.lda + k); b[k] = load_el(g.B, g.tb, (size_t)n * g.ldb + k); }
+    int K = g.K, ng = emu_epi_groups(&g.epi);
+    for (int k = 0; k < K; k++) { a[k] = emu_load_el(g.A, g.ta, (size_t)m * g.lda + k); b[k] = emu_load_el(g.B, g.tb, (size_t)n * g.ldb + k); }
     float r = 0;
-    if (!ng) r = epi_plain(g.epi, m, n, dot_model(a, b, K, g.acc, g.ta, g.tb));
+    if (!ng) r = emu_epi_plain(&g.epi, m, n, dot_model(a, b, K, g.acc, g.ta, g.tb));
     for (int gi = 0; gi < ng; gi++) {
         int k0 = gi * EMU_BLOCK, kn = K - k0 < EMU_BLOCK ? K - k0 : EMU_BLOCK;
-        r = r + epi_group(g.epi, m, n, gi, dot_model(a + k0, b + k0, kn, g.acc, g.ta, g.tb));
+        r = r + emu_epi_group(&g.epi, m, n, gi, dot_model(a + k0, b + k0, kn, g.acc, g.ta, g.tb));
     }
-    if (g.td == EMU_BF16) ((uint16_t *)g.D)[(size_t)m * g.ldd + n] = bf16_rne_(r);
-    else ((float *)g.D)[(size_t)m * g.ldd + n] = r;
+    emu_epi_store(g.D, g.td, g.ldd, m, n, r);
 }
 
 /* fp32 activations × stored weights (weight-only and the fp32/bf16 schemes): every output is the fmaf
@@ -342,7 +273,7 @@ __global__ void k_gemm_f32(Gemm g) {
         for (int j = ty; j < 32; j += 8) {
             int m = m0 + j, n = n0 + j, k = k0 + tx;
             As[j][tx] = m < g.M && k < g.K ? A[(size_t)m * g.lda + k] : 0.0f;
-            Bs[j][tx] = n < g.N && k < g.K ? load_el(g.B, g.tb, (size_t)n * g.ldb + k) : 0.0f;
+            Bs[j][tx] = n < g.N && k < g.K ? emu_load_el(g.B, g.tb, (size_t)n * g.ldb + k) : 0.0f;
         }
         __syncthreads();
         int kn = g.K - k0 < 32 ? g.K - k0 : 32;   /* no padded fmaf(0, 0, acc): -0 + 0 would change the sign of a -0 */
@@ -354,9 +285,8 @@ __global__ void k_gemm_f32(Gemm g) {
     for (int j = 0; j < 4; j++) {
         int m = m0 + ty + 8 * j;
         if (m >= g.M || n >= g.N) continue;
-        float v = epi_plain(g.epi, m, n, acc[j]);
-        if (g.td == EMU_BF16) ((uint16_t *)g.D)[(size_t)m * g.ldd + n] = bf16_rne_(v);
-        else ((float *)g.D)[(size_t)m * g.ldd + n] = v;
+        float v = emu_epi_plain(&g.epi, m, n, acc[j]);
+        emu_epi_store(g.D, g.td, g.ldd, m, n, v);
     }
 }
 
@@ -369,12 +299,12 @@ __global__ void k_gemm_exact_int(Gemm g) {
     __shared__ int32_t As[32][33], Bs[32][33];
     __shared__ int nanA[32], nanB[32];                 /* a NaN code in row m of A / row n of B: output NaN */
     for (int c = threadIdx.y * 32 + threadIdx.x; c < 256; c += 32 * 8)
-        ti[c] = i8 ? (int32_t)(int8_t)c : (c & 0x7F) == 0x7F ? 0 : (int32_t)ldexpf(dec((uint8_t)c, EMU_E4M3), 9);
+        ti[c] = i8 ? (int32_t)(int8_t)c : (c & 0x7F) == 0x7F ? 0 : (int32_t)ldexpf(emu_fp8_value((uint8_t)c, EMU_E4M3), 9);
     if (threadIdx.y == 0) { nanA[threadIdx.x] = 0; nanB[threadIdx.x] = 0; }
     int m0 = blockIdx.y * 32, n0 = blockIdx.x * 32, tx = threadIdx.x, ty = threadIdx.y;
     long long acc[4] = {0, 0, 0, 0};
     const uint8_t *A = (const uint8_t *)g.A, *B = (const uint8_t *)g.B;
-    int ng = (g.epi.ak == EMU_SCALE_BLOCK || g.epi.bk == EMU_SCALE_BLOCK) ? (g.K + EMU_BLOCK - 1) / EMU_BLOCK : 0;
+    int ng = emu_epi_groups(&g.epi);
     float r[4] = {0, 0, 0, 0};
     __syncthreads();
     for (int k0 = 0; k0 < g.K; k0 += 32) {
@@ -394,7 +324,7 @@ __global__ void k_gemm_exact_int(Gemm g) {
             int gi = k0 / EMU_BLOCK, n = n0 + tx;
             for (int j = 0; j < 4; j++) {
                 int m = m0 + ty + 8 * j;
-                if (m < g.M && n < g.N) r[j] = r[j] + epi_group(g.epi, m, n, gi, (float)ldexp((double)acc[j], -shift));
+                if (m < g.M && n < g.N) r[j] = r[j] + emu_epi_group(&g.epi, m, n, gi, (float)ldexp((double)acc[j], -shift));
                 acc[j] = 0;
             }
         }
@@ -411,11 +341,10 @@ __global__ void k_gemm_exact_int(Gemm g) {
             int neg = s < 0;
             unsigned long long u = neg ? -(unsigned long long)s : (unsigned long long)s;
             v = ldexpf(__ull2float_rn(u), -shift);
-            v = epi_plain(g.epi, m, n, neg ? -v : v);
+            v = emu_epi_plain(&g.epi, m, n, neg ? -v : v);
         }
         if (nanA[ty + 8 * j] || nanB[tx]) v = NAN;
-        if (g.td == EMU_BF16) ((uint16_t *)g.D)[(size_t)m * g.ldd + n] = bf16_rne_(v);
-        else ((float *)g.D)[(size_t)m * g.ldd + n] = v;
+        emu_epi_store(g.D, g.td, g.ldd, m, n, v);
     }
 }
 
@@ -441,7 +370,7 @@ __global__ void k_gemm_model(Gemm g, float *scratch, size_t i0, size_t count) {
 enum { MMA_BM = 128, MMA_BN = 128, MMA_BK = 64, MMA_LDS = 80, MMA_THREADS = 256 };
 struct MmaArgs {
     const uint8_t *A, *B; int M, N, K; size_t lda, ldb;
-    int promote, blockscale; Epi epi; emu_dtype td; void *D; size_t ldd;
+    int promote, blockscale; emu_epi epi; emu_dtype td; void *D; size_t ldd;
 };
 
 __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int bytes) {
@@ -470,13 +399,12 @@ __device__ __forceinline__ void mma_fp8(float *c, const unsigned *a, const unsig
 /* Epilogue pieces out of line: called at 64 unrolled sites, inlined they made the kernel 33k
  * instructions (and ptxas slow) for no speed that matters next to the K loop. */
 __device__ __noinline__ float mma_group(const MmaArgs &g, int m, int n, int gi, float v) {
-    return (m < g.M && n < g.N) ? epi_group(g.epi, m, n, gi, v) : 0.0f;
+    return (m < g.M && n < g.N) ? emu_epi_group(&g.epi, m, n, gi, v) : 0.0f;
 }
 __device__ __noinline__ void mma_store(const MmaArgs &g, int m, int n, float v) {
     if (m >= g.M || n >= g.N) return;
-    if (!g.blockscale) v = epi_plain(g.epi, m, n, v);
-    if (g.td == EMU_BF16) ((uint16_t *)g.D)[(size_t)m * g.ldd + n] = bf16_rne_(v);
-    else ((float *)g.D)[(size_t)m * g.ldd + n] = v;
+    if (!g.blockscale) v = emu_epi_plain(&g.epi, m, n, v);
+    emu_epi_store(g.D, g.td, g.ldd, m, n, v);
 }
 
 template <int E5, int GROUPED>
@@ -694,9 +622,8 @@ __global__ void k_epilogue(Gemm g, const float *acc) {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= (size_t)g.M * g.N) return;
     int m = (int)(i / g.N), n = (int)(i % g.N);
-    float v = epi_plain(g.epi, m, n, acc[i]);
-    if (g.td == EMU_BF16) ((uint16_t *)g.D)[(size_t)m * g.ldd + n] = bf16_rne_(v);
-    else ((float *)g.D)[(size_t)m * g.ldd + n] = v;
+    float v = emu_epi_plain(&g.epi, m, n, acc[i]);
+    emu_epi_store(g.D, g.td, g.ldd, m, n, v);
 }
 static int g_lt_own_epilogue;   /* 1 once cuBLASLt refused our scale modes: the fallback is used from then on */
 static const char *lt_gemm_mode(const Gemm &g, int fast_accum, cudaStream_t stream, int own_epilogue);
@@ -734,19 +661,19 @@ static const char *lt_matmul(const Gemm &g, cudaDataType_t ta, const void *A, si
     LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tA, sizeof tA));
     LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tB, sizeof tB));
     if (fast_accum >= 0) LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fa, sizeof fa));
-    if (scales && g.epi.bk != EMU_SCALE_ONE) {   /* our B is cuBLASLt's A */
-        if (g.epi.bk == EMU_SCALE_ROW) {
+    if (scales && g.epi.b_kind != EMU_SCALE_ONE) {   /* our B is cuBLASLt's A */
+        if (g.epi.b_kind == EMU_SCALE_ROW) {
             int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
             LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode));
         }
-        LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &g.epi.bs, sizeof g.epi.bs));
+        LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &g.epi.b_scale, sizeof g.epi.b_scale));
     }
-    if (scales && g.epi.ak != EMU_SCALE_ONE) {
-        if (g.epi.ak == EMU_SCALE_ROW) {
+    if (scales && g.epi.a_kind != EMU_SCALE_ONE) {
+        if (g.epi.a_kind == EMU_SCALE_ROW) {
             int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
             LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode));
         }
-        LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &g.epi.as, sizeof g.epi.as));
+        LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &g.epi.a_scale, sizeof g.epi.a_scale));
     }
     LT(cublasLtMatrixLayoutCreate(&la, tb, g.K, g.N, g.ldb));   /* cuBLASLt's A = our B */
     LT(cublasLtMatrixLayoutCreate(&lb, ta, g.K, g.M, lda));     /* cuBLASLt's B = our A */
@@ -780,7 +707,7 @@ static const char *lt_gemm_mode(const Gemm &g, int fast_accum, cudaStream_t stre
     size_t ldd = g.ldd;
     if (g.ta == EMU_E5M2 && g.tb == EMU_E5M2) return "cuBLASLt has no E5M2 x E5M2 FP8 GEMM";
     if (g.ta == EMU_I8 || g.tb == EMU_I8 || g.ta == EMU_F32) return "cuBLASLt is used here for FP8 x FP8 only";
-    if (g.epi.ak == EMU_SCALE_BLOCK || g.epi.bk == EMU_SCALE_BLOCK) return "block scales are not wired to cuBLASLt here (use --gemm mma)";
+    if (g.epi.a_kind == EMU_SCALE_BLOCK || g.epi.b_kind == EMU_SCALE_BLOCK) return "block scales are not wired to cuBLASLt here (use --gemm mma)";
     if (own_epilogue) {
         size_t n = (size_t)g.M * g.N;
         if (n > scratch_n) { if (scratch) cudaFree(scratch); scratch = (float *)dalloc(n * 4); scratch_n = n; }
@@ -820,7 +747,7 @@ static const char *gemm_dev(const Gemm &g, cu_gemm_impl impl, cudaStream_t strea
         if (wg && (g_prop.major != 9 || g_prop.minor != 0)) return "the wgmma kernel needs compute capability 9.0 (H100/H200: sm_90a code)";
         MmaArgs a;
         a.A = (const uint8_t *)g.A; a.B = (const uint8_t *)g.B; a.M = g.M; a.N = g.N; a.K = g.K; a.lda = g.lda; a.ldb = g.ldb;
-        a.blockscale = g.epi.ak == EMU_SCALE_BLOCK || g.epi.bk == EMU_SCALE_BLOCK;
+        a.blockscale = g.epi.a_kind == EMU_SCALE_BLOCK || g.epi.b_kind == EMU_SCALE_BLOCK;
         a.promote = g.acc == EMU_ACC_CUBLASLT || a.blockscale;
         a.epi = g.epi; a.td = g.td; a.D = g.D; a.ldd = g.ldd;
         static void (*const mma[4])(MmaArgs) = {k_gemm_mma<0, 0>, k_gemm_mma<0, 1>, k_gemm_mma<1, 0>, k_gemm_mma<1, 1>};
@@ -886,7 +813,7 @@ void cu_host_gemm_model(const emu_gemm_desc *d) {
     Gemm g;
     g.M = d->M; g.N = d->N; g.K = d->K; g.ta = d->a_type; g.tb = d->b_type; g.td = d->d_type; g.lda = d->lda; g.ldb = d->ldb;
     g.ldd = d->ldd; g.acc = d->accum; g.A = d->A; g.B = d->B; g.D = d->D;
-    g.epi.ak = d->a_scale_kind; g.epi.bk = d->b_scale_kind; g.epi.as = d->a_scale; g.epi.bs = d->b_scale; g.epi.K = d->K;
+    g.epi = emu_epi_of(d);
     float *a = (float *)malloc(sizeof(float) * (2 * (size_t)d->K + 2)), *b = a + d->K + 1;
     for (int m = 0; m < d->M; m++)
         for (int n = 0; n < d->N; n++) gemm_element(g, m, n, a, b);
@@ -1173,7 +1100,7 @@ extern "C" void cu_bench_gemm(int M, int N, int K, int reps) {
     k_fill_scales<<<(N + 255) / 256, 256>>>(sb, N);
     CK_LAUNCH("fill");
     g.A = A; g.B = B; g.D = D;
-    g.epi.ak = g.epi.bk = EMU_SCALE_ROW; g.epi.as = sa; g.epi.bs = sb; g.epi.K = K;
+    g.epi.a_kind = g.epi.b_kind = EMU_SCALE_ROW; g.epi.a_scale = sa; g.epi.b_scale = sb; g.epi.K = K;
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
     enum { NV = 6 };
@@ -1230,29 +1157,22 @@ static unsigned blocks_for(size_t n, int threads) { return (unsigned)((n + threa
 
 __global__ void k_embed(float *x, const void *table, emu_dtype t, const int *ids, int dim, size_t n) {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i < n) x[i] = load_el(table, t, (size_t)ids[i / dim] * dim + i % dim);
+    if (i < n) x[i] = emu_load_el(table, t, (size_t)ids[i / dim] * dim + i % dim);
 }
-/* FP8 KV cache (forward()'s kv_quantize): the cache holds B(fp8(x / s) · s). */
-HD float kv_roundtrip(float x, emu_dtype kv, int bf16, float s) { return Bq(bf16, dec(enc_vllm(x / s, kv), kv) * s); }
+/* FP8 KV cache (forward()'s kv_store): the cache holds B(fp8(x / s) · s). */
 __global__ void k_kv_store(float *dst, const float *src, size_t n, emu_dtype kv, int bf16, float s) {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i < n) dst[i] = kv == EMU_F32 ? src[i] : kv_roundtrip(src[i], kv, bf16, s);
+    if (i < n) dst[i] = kv == EMU_F32 ? src[i] : Bq(bf16, emu_kv_roundtrip(src[i], kv, s));
 }
 __global__ void k_round_bf16(float *x, size_t n) {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i < n) x[i] = rbf16(x[i]);
+    if (i < n) x[i] = emu_bf16_round(x[i]);
 }
 __global__ void k_to_bf16(uint16_t *y, const float *x, size_t n) {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i < n) y[i] = bf16_rne_(x[i]);
+    if (i < n) y[i] = emu_bf16_rne(x[i]);
 }
-/* vLLM dynamic_scaled_int8_quant (emu_quant_int8_token): s = a / 127, q = rne(x · (127 / a)) within
- * ±127, a zero row gives s = 0 and q = 0. A NaN product gives 0 here (emu: undefined in C). */
-HD int8_t i8_code(float v) {
-    if (v != v) return 0;
-    v = rintf(v);
-    return (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
-}
+/* vLLM dynamic_scaled_int8_quant (emu_quant_int8_token; emu/ops.h emu_i8_token_scale, emu_i8_code). */
 __global__ void k_quant_int8_token(int8_t *q, float *scale, const float *x, int K) {
     const float *xr = x + (size_t)blockIdx.x * K;
     __shared__ float red[32];
@@ -1263,16 +1183,16 @@ __global__ void k_quant_int8_token(int8_t *q, float *scale, const float *x, int 
     __syncthreads();
     a = 0.0f;
     for (int w = 0; w < (int)(blockDim.x + 31) / 32; w++) a = fmaxf(a, red[w]);
-    if (threadIdx.x == 0) scale[blockIdx.x] = a / 127.0f;
-    float inv = a > 0 ? 127.0f / a : 0.0f;
-    for (int i = threadIdx.x; i < K; i += blockDim.x) q[(size_t)blockIdx.x * K + i] = i8_code(xr[i] * inv);
+    if (threadIdx.x == 0) scale[blockIdx.x] = emu_i8_token_scale(a);
+    float inv = emu_i8_token_inv(a);
+    for (int i = threadIdx.x; i < K; i += blockDim.x) q[(size_t)blockIdx.x * K + i] = emu_i8_code(xr[i] * inv);
 }
 /* dynamic per tensor, second step: s = absmax / fmax from the first step's bits, on the device */
 __global__ void k_quant_dyn(uint8_t *q, float *scale, const float *x, size_t n, emu_dtype t, const unsigned *amax_bits) {
-    float a = __uint_as_float(*amax_bits), s = a / fmax_of(t), inv = 1.0f / s;
+    float s = emu_quant_scale(EMU_Q_TENSOR, __uint_as_float(*amax_bits), t, 0), inv = 1.0f / s;
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i == 0) scale[0] = s;
-    if (i < n) q[i] = enc_vllm(x[i] * inv, t);
+    if (i < n) q[i] = emu_quant_code(EMU_Q_TENSOR, x[i] * inv, t);
 }
 /* Host twin of k_attention: the same steps in the same order for one (token, head). */
 static void attention_host(int bf16, float *q, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale) {
@@ -1445,7 +1365,7 @@ static const char *lt_gemm_float(const Gemm &g) {
     static uint16_t *abf; static size_t abf_n;
     const void *A = g.A;
     cudaDataType_t t = g.tb == EMU_BF16 ? CUDA_R_16BF : CUDA_R_32F;
-    if (g.ta != EMU_F32 || (g.tb != EMU_BF16 && g.tb != EMU_F32) || g.td != EMU_F32 || g.epi.ak != EMU_SCALE_ONE || g.epi.bk != EMU_SCALE_ONE)
+    if (g.ta != EMU_F32 || (g.tb != EMU_BF16 && g.tb != EMU_F32) || g.td != EMU_F32 || g.epi.a_kind != EMU_SCALE_ONE || g.epi.b_kind != EMU_SCALE_ONE)
         return "cuBLASLt baseline GEMM: needs fp32 activations, BF16 or F32 weights, no scales";
     if (g.tb == EMU_BF16) {
         size_t n = (size_t)g.M * g.K;
@@ -1506,7 +1426,7 @@ void cud_sync(void) { if (!g_twin) { CK(cudaGetLastError()); CK(cudaDeviceSynchr
 /* x[t] = row ids[t] of the embedding table (stored dtype, converted exactly); ids on the device. */
 void cud_embed(float *x, const void *table, emu_dtype t, const int *ids, int T, int dim) {
     size_t n = (size_t)T * dim;
-    if (g_twin) { for (size_t i = 0; i < n; i++) x[i] = load_el(table, t, (size_t)ids[i / dim] * dim + i % dim); return; }
+    if (g_twin) { for (size_t i = 0; i < n; i++) x[i] = emu_load_el(table, t, (size_t)ids[i / dim] * dim + i % dim); return; }
     if (n) k_embed<<<blocks_for(n, 256), 256>>>(x, table, t, ids, dim, n);
     CK_ASYNC("embed");
 }
@@ -1536,7 +1456,7 @@ void cud_rope(int bf16, float *x, int T, int nh, int hd, const float *cosv, cons
 }
 /* dst[i] = src[i] (kv = EMU_F32) or B(fp8(src[i] / s) · s) (FP8 KV cache). */
 void cud_kv_store(float *dst, const float *src, size_t n, emu_dtype kv, int bf16, float s) {
-    if (g_twin) { for (size_t i = 0; i < n; i++) dst[i] = kv == EMU_F32 ? src[i] : kv_roundtrip(src[i], kv, bf16, s); return; }
+    if (g_twin) { for (size_t i = 0; i < n; i++) dst[i] = kv == EMU_F32 ? src[i] : Bq(bf16, emu_kv_roundtrip(src[i], kv, s)); return; }
     if (n) k_kv_store<<<blocks_for(n, 256), 256>>>(dst, src, n, kv, bf16, s);
     CK_ASYNC("kv_store");
 }
@@ -1597,7 +1517,7 @@ void cud_residual(int bf16, float *x, const float *xo, size_t n) {
 }
 /* forward()'s B_rows: x = bf16(x), RNE. */
 void cud_round_bf16(float *x, size_t n) {
-    if (g_twin) { for (size_t i = 0; i < n; i++) x[i] = rbf16(x[i]); return; }
+    if (g_twin) { for (size_t i = 0; i < n; i++) x[i] = emu_bf16_round(x[i]); return; }
     if (n) k_round_bf16<<<blocks_for(n, 256), 256>>>(x, n);
     CK_ASYNC("round_bf16");
 }
@@ -1610,14 +1530,14 @@ void cud_quant(int mode, uint8_t *q, float *scale, const float *x, int T, int K,
     if (!n) return;
     if (g_twin) {
         switch (mode) {
-        case CUQ_TOKEN: cu_host_quant_tiles(q, K, scale, x, K, T, K, 1, K, Q_TOKEN, t, param); break;
-        case CUQ_GROUP: cu_host_quant_tiles(q, K, scale, x, K, T, K, 1, EMU_BLOCK, Q_GROUP, t, 0); break;
+        case CUQ_TOKEN: cu_host_quant_tiles(q, K, scale, x, K, T, K, 1, K, EMU_Q_TOKEN, t, param); break;
+        case CUQ_GROUP: cu_host_quant_tiles(q, K, scale, x, K, T, K, 1, EMU_BLOCK, EMU_Q_GROUP, t, 0); break;
         case CUQ_TENSOR_STATIC: case CUQ_TENSOR_DYNAMIC: {
             float s = param;
-            if (mode == CUQ_TENSOR_DYNAMIC) { float a = 0.0f; for (size_t i = 0; i < n; i++) a = fmaxf(a, fabsf(x[i])); s = a / fmax_of(t); }
+            if (mode == CUQ_TENSOR_DYNAMIC) { float a = 0.0f; for (size_t i = 0; i < n; i++) a = fmaxf(a, fabsf(x[i])); s = emu_quant_scale(EMU_Q_TENSOR, a, t, 0); }
             float inv = 1.0f / s;
             scale[0] = s;
-            for (size_t i = 0; i < n; i++) q[i] = enc_vllm(x[i] * inv, t);
+            for (size_t i = 0; i < n; i++) q[i] = emu_quant_code(EMU_Q_TENSOR, x[i] * inv, t);
             break;
         }
         default:
@@ -1625,17 +1545,17 @@ void cud_quant(int mode, uint8_t *q, float *scale, const float *x, int T, int K,
                 const float *xr = x + (size_t)r * K;
                 float a = 0.0f;
                 for (int i = 0; i < K; i++) a = fmaxf(a, fabsf(xr[i]));
-                scale[r] = a / 127.0f;
-                float inv = a > 0 ? 127.0f / a : 0.0f;
-                for (int i = 0; i < K; i++) ((int8_t *)q)[(size_t)r * K + i] = i8_code(xr[i] * inv);
+                scale[r] = emu_i8_token_scale(a);
+                float inv = emu_i8_token_inv(a);
+                for (int i = 0; i < K; i++) ((int8_t *)q)[(size_t)r * K + i] = emu_i8_code(xr[i] * inv);
             }
         }
         return;
     }
     static unsigned *amax;
     switch (mode) {
-    case CUQ_TOKEN: k_quant_tiles<<<T, 256>>>(q, K, scale, x, K, T, K, 1, K, Q_TOKEN, t, param); break;
-    case CUQ_GROUP: k_quant_tiles<<<(unsigned)T * ((K + EMU_BLOCK - 1) / EMU_BLOCK), 128>>>(q, K, scale, x, K, T, K, 1, EMU_BLOCK, Q_GROUP, t, 0); break;
+    case CUQ_TOKEN: k_quant_tiles<<<T, 256>>>(q, K, scale, x, K, T, K, 1, K, EMU_Q_TOKEN, t, param); break;
+    case CUQ_GROUP: k_quant_tiles<<<(unsigned)T * ((K + EMU_BLOCK - 1) / EMU_BLOCK), 128>>>(q, K, scale, x, K, T, K, 1, EMU_BLOCK, EMU_Q_GROUP, t, 0); break;
     case CUQ_TENSOR_STATIC:
         k_quant_mul<<<blocks_for(n, 256), 256>>>(q, K, x, K, T, K, t, 1.0f / param, scale, param);
         break;
@@ -1664,8 +1584,8 @@ const char *cud_gemm(const emu_gemm_desc *d, int impl) {
     Gemm g;
     g.M = d->M; g.N = d->N; g.K = d->K; g.ta = d->a_type; g.tb = d->b_type; g.td = d->d_type; g.lda = d->lda; g.ldb = d->ldb; g.ldd = d->ldd;
     g.acc = d->accum; g.A = d->A; g.B = d->B; g.D = d->D;
-    g.epi.ak = d->a_scale_kind; g.epi.bk = d->b_scale_kind; g.epi.as = d->a_scale; g.epi.bs = d->b_scale; g.epi.K = d->K;
-    int blockscale = g.epi.ak == EMU_SCALE_BLOCK || g.epi.bk == EMU_SCALE_BLOCK;
+    g.epi = emu_epi_of(d);
+    int blockscale = g.epi.a_kind == EMU_SCALE_BLOCK || g.epi.b_kind == EMU_SCALE_BLOCK;
     if (impl == CU_GEMM_CUBLASLT && g.ta == EMU_F32) {
         if (g.tb == EMU_BF16 || g.tb == EMU_F32) return lt_gemm_float(g);
         impl = CU_GEMM_MODEL;   /* weight-only FP8: no cuBLASLt kernel takes fp32 × FP8; the fmaf chain */
@@ -1749,27 +1669,10 @@ __global__ void k_ppl_rows(const float *lq_all, const float *lb_all, int V, cons
 }
 extern "C" void cud_ppl_rows(const float *lq, const float *lb, int rows, int V, const int *targets, double *lp, int *arg, double *kld) {
     if (!rows) return;
-    if (g_twin) {
+    if (g_twin) {   /* the CPU's loop (emu/ops.h): index order, libm exp / log */
         for (int r = 0; r < rows; r++) {
-            const float *q = lq + (size_t)r * V, *b = lb ? lb + (size_t)r * V : NULL;
-            float mq = q[0]; int aq = 0;
-            for (int i = 1; i < V; i++) if (q[i] > mq) { mq = q[i]; aq = i; }
-            double zq = 0;
-            for (int i = 0; i < V; i++) zq += exp((double)q[i] - mq);
-            double lzq = log(zq), k = 0;
-            if (b) {
-                float mb = b[0];
-                for (int i = 1; i < V; i++) if (b[i] > mb) mb = b[i];
-                double zb = 0;
-                for (int i = 0; i < V; i++) zb += exp((double)b[i] - mb);
-                double lzb = log(zb);
-                for (int i = 0; i < V; i++) {
-                    double lpb_i = (double)b[i] - mb - lzb, lpq_i = (double)q[i] - mq - lzq;
-                    k += exp(lpb_i) * (lpb_i - lpq_i);
-                }
-            }
-            lp[r] = (double)q[targets[r]] - mq - lzq;
-            arg[r] = aq;
+            double k = 0;
+            lp[r] = emu_ppl_row(lq + (size_t)r * V, lb ? lb + (size_t)r * V : NULL, V, targets[r], &arg[r], &k);
             if (kld) kld[r] = k;
         }
         return;

@@ -1059,10 +1059,7 @@ static void linear(RunState *s, const Scheme *q, float *out, const float *in, in
 static void kv_store(RunState *s, const Scheme *q, float *dst, const float *src, size_t n, float sc) {
     (void)s;
     if (q->kv == EMU_F32) { memcpy(dst, src, n * sizeof(float)); return; }
-    for (size_t i = 0; i < n; i++) {
-        uint8_t code = emu_fp8_encode(src[i] / sc, q->kv);
-        dst[i] = B(q, emu_fp8_decode(code, q->kv) * sc);
-    }
+    for (size_t i = 0; i < n; i++) dst[i] = B(q, emu_kv_roundtrip(src[i], q->kv, sc));   /* emu/ops.h, the GPU's too */
 }
 
 /* RoPE, Hugging Face rotate-half layout, on one head vector at position pos:

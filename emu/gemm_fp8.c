@@ -198,7 +198,8 @@ void emu_gemm(const emu_gemm_desc *g) {
 #endif
     if (!path) { emu_gemm_ref(g); return; }
     emu_fp8_table(EMU_E4M3);
-    int ng = emu_gemm_groups(g), rounds = ng ? ng : 1;
+    emu_epi e = emu_epi_of(g);   /* the epilogue: emu/ops.h, as emu_gemm_ref's */
+    int ng = emu_epi_groups(&e), rounds = ng ? ng : 1;
     /* fp32 output without block scales: the kernels accumulate straight into D, the epilogue runs in place */
     int in_place = !ng && g->d_type == EMU_F32;
     size_t lacc = in_place ? g->ldd : (size_t)N;
@@ -226,14 +227,14 @@ void emu_gemm(const emu_gemm_desc *g) {
         for (int m = 0; m < M; m++)
             for (int n = 0; n < N; n++) {
                 size_t i = (size_t)m * N + n;
-                if (!ng) emu_epi_store(g, m, n, emu_epi_plain(g, m, n, acc[(size_t)m * lacc + n]));
-                else r[i] = (gi ? r[i] : 0.0f) + emu_epi_group(g, m, n, gi, acc[i]);
+                if (!ng) emu_epi_store(g->D, g->d_type, g->ldd, m, n, emu_epi_plain(&e, m, n, acc[(size_t)m * lacc + n]));
+                else r[i] = (gi ? r[i] : 0.0f) + emu_epi_group(&e, m, n, gi, acc[i]);
             }
     }
     if (ng) {
         #pragma omp parallel for schedule(static)
         for (int m = 0; m < M; m++)
-            for (int n = 0; n < N; n++) emu_epi_store(g, m, n, r[(size_t)m * N + n]);
+            for (int n = 0; n < N; n++) emu_epi_store(g->D, g->d_type, g->ldd, m, n, r[(size_t)m * N + n]);
     }
     if (!in_place) free(acc);
     free(r); free(Af);

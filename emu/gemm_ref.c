@@ -11,8 +11,8 @@
 #include "emu/emu_internal.h"
 
 
-/* ---- element decoding (all exact) ---- */
-float emu_fp8_decode(uint8_t v, emu_dtype fmt) { return fp8_to_float(v, fmt == EMU_E5M2 ? FP8_E5M2 : FP8_E4M3); }
+/* ---- element decoding (all exact; emu/ops.h) ---- */
+float emu_fp8_decode(uint8_t v, emu_dtype fmt) { return emu_fp8_value(v, fmt); }
 
 /* 256-entry decode tables, filled once (thread-safe) before any kernel reads them. */
 const float *emu_fp8_table(emu_dtype fmt) {
@@ -28,15 +28,7 @@ const float *emu_fp8_table(emu_dtype fmt) {
     return tab[fmt == EMU_E5M2];
 }
 
-float emu_load(const void *p, emu_dtype t, size_t i) {
-    switch (t) {
-    case EMU_BF16: return bf16_to_float(((const uint16_t *)p)[i]);
-    case EMU_F16: return fp16_to_float(((const uint16_t *)p)[i]);
-    case EMU_E4M3: case EMU_E5M2: return emu_fp8_decode(((const uint8_t *)p)[i], t);
-    case EMU_I8: return (float)((const int8_t *)p)[i];
-    default: return ((const float *)p)[i];
-    }
-}
+float emu_load(const void *p, emu_dtype t, size_t i) { return emu_load_el(p, t, i); }
 
 /* D[m][n] = fmaf-chain over k = 0..K-1 (see emu.h). */
 void emu_gemm_f32_ref(int M, int N, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
@@ -89,42 +81,6 @@ const char *emu_gemm_check(const emu_gemm_desc *g) {
     return NULL;
 }
 
-static uint16_t bf16_rne(float f) {   /* as torch .to(bfloat16): RNE, NaN stays a quiet NaN */
-    uint32_t u; memcpy(&u, &f, 4);
-    if ((u & 0x7FFFFFFF) > 0x7F800000) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
-}
-
-static float scale_of(emu_scale kind, const float *s, int i, int nk, int g) {
-    switch (kind) {
-    case EMU_SCALE_TENSOR: return s[0];
-    case EMU_SCALE_ROW: return s[i];
-    case EMU_SCALE_BLOCK: return s[(size_t)i * nk + g];
-    default: return 1.0f;
-    }
-}
-
-/* Epilogue pieces, shared with the fast driver so both round identically (emu/emu_internal.h). */
-float emu_epi_plain(const emu_gemm_desc *g, int m, int n, float acc) {
-    float t = scale_of(g->b_scale_kind, g->b_scale, n, 0, 0) * acc;
-    return scale_of(g->a_scale_kind, g->a_scale, m, 0, 0) * t;
-}
-
-float emu_epi_group(const emu_gemm_desc *g, int m, int n, int gi, float acc) {
-    int nk = (g->K + EMU_BLOCK - 1) / EMU_BLOCK;
-    float t = acc * scale_of(g->a_scale_kind, g->a_scale, m, nk, gi);
-    return t * scale_of(g->b_scale_kind, g->b_scale, g->b_scale_kind == EMU_SCALE_BLOCK ? n / EMU_BLOCK : n, nk, gi);
-}
-
-void emu_epi_store(const emu_gemm_desc *g, int m, int n, float r) {
-    if (g->d_type == EMU_BF16) ((uint16_t *)g->D)[(size_t)m * g->ldd + n] = bf16_rne(r);
-    else ((float *)g->D)[(size_t)m * g->ldd + n] = r;
-}
-
-int emu_gemm_groups(const emu_gemm_desc *g) {
-    return (g->a_scale_kind == EMU_SCALE_BLOCK || g->b_scale_kind == EMU_SCALE_BLOCK) ? (g->K + EMU_BLOCK - 1) / EMU_BLOCK : 0;
-}
-
 float emu_dot_model(const float *a, const float *b, int K, emu_accum acc, emu_dtype ta, emu_dtype tb) {
     return dot_model(a, b, K, acc, ta, tb);
 }
@@ -132,7 +88,9 @@ float emu_dot_model(const float *a, const float *b, int K, emu_accum acc, emu_dt
 void emu_gemm_ref(const emu_gemm_desc *g) {
     const char *why = emu_gemm_check(g);
     if (why) { fprintf(stderr, "llama_fp8: emu_gemm: %s\n", why); exit(1); }
-    int M = g->M, N = g->N, K = g->K, ng = emu_gemm_groups(g);
+    int M = g->M, N = g->N, K = g->K;
+    emu_epi e = emu_epi_of(g);   /* the epilogue: emu/ops.h */
+    int ng = emu_epi_groups(&e);
     float *Ad = malloc(sizeof(float) * ((size_t)M * K + 1));   /* A decoded once, exactly */
     if (!Ad) { fprintf(stderr, "llama_fp8: out of memory in emu_gemm_ref\n"); exit(1); }
     #pragma omp parallel for schedule(static)
@@ -148,12 +106,12 @@ void emu_gemm_ref(const emu_gemm_desc *g) {
             for (int m = 0; m < M; m++) {
                 const float *a = Ad + (size_t)m * K;
                 float r = 0;
-                if (!ng) r = emu_epi_plain(g, m, n, dot_model(a, b, K, g->accum, g->a_type, g->b_type));
+                if (!ng) r = emu_epi_plain(&e, m, n, dot_model(a, b, K, g->accum, g->a_type, g->b_type));
                 for (int gi = 0; gi < ng; gi++) {   /* block scales: groups of 128 k, summed in order */
                     int k0 = gi * EMU_BLOCK, kn = K - k0 < EMU_BLOCK ? K - k0 : EMU_BLOCK;
-                    r = r + emu_epi_group(g, m, n, gi, dot_model(a + k0, b + k0, kn, g->accum, g->a_type, g->b_type));
+                    r = r + emu_epi_group(&e, m, n, gi, dot_model(a + k0, b + k0, kn, g->accum, g->a_type, g->b_type));
                 }
-                emu_epi_store(g, m, n, r);
+                emu_epi_store(g->D, g->d_type, g->ldd, m, n, r);
             }
         }
         free(b);

@@ -1,16 +1,10 @@
 /* emu/models.h — the accumulation models on one dot product of decoded values a[0..K), b[0..K):
  * exact, fp32, fast, and the tensor-core models (hopper, ada, cublaslt). One copy, compiled as C by
  * emu/gemm_ref.c and as __host__ __device__ code by cuda_kernels.cu, so the GPU's model kernels and
- * the CPU reference are the same source. Include after fp8.h and emu/emu.h. */
+ * the CPU reference are the same source. */
 #ifndef EMU_MODELS_H
 #define EMU_MODELS_H
-#ifdef __CUDACC__
-#define EMU_HD __host__ __device__ static inline
-#define EMU_HD_NOINLINE __host__ __device__ __noinline__ static
-#else
-#define EMU_HD static inline
-#define EMU_HD_NOINLINE static
-#endif
+#include "emu/ops.h"   /* EMU_HD, EMU_HD_NOINLINE */
 
 EMU_HD int fixed_shift(emu_dtype t) { return t == EMU_E4M3 ? 9 : t == EMU_E5M2 ? 16 : 0; }
 

@@ -1,4 +1,4 @@
-/* Tokenizers (llama_fp8.c section 5) against their oracles:
+/* Tokenizers (llama_fp8.c appendix A3) against their oracles:
  *   - Unicode tables and UTF-8 decoding: self-consistency (tables come from tiktoken, see
  *     tests/gen_unicode_tables.py).
  *   - llama2.c: the O(n log n) heap encoder against a literal O(n^2) port of karpathy/llama2.c
