@@ -19,7 +19,8 @@
  *     input gives 0x7F (CUDA canonicalises NaN before converting; its sign is dropped).
  *   - E4M3FNUZ, E5M2FNUZ, E8M0 and E2M1 follow ml_dtypes' astype() (FP8_NOSAT), and FP8_SATFINITE
  *     is ml_dtypes' astype() of the input clipped to [lowest, max] — i.e. the same rule as CUDA's:
- *     finite overflow and ±inf give ±max, NaN stays NaN.
+ *     finite overflow and ±inf give ±max, NaN stays NaN. E8M0 follows ml_dtypes >= 0.7.0, which
+ *     rounds just above 2^-127 differently from 0.5.x/0.6.0 (see step 4 of fp8_round_magnitude).
  *   Both claims are checked over all 2^32 float inputs by tests/test_fp8_exhaustive.c.
  *
  * All conversions first unpack the input exactly into sign · m · 2^e and then round once, so
@@ -108,11 +109,16 @@ FP8_FN uint32_t fp8_round_magnitude(uint64_t m, int e, const fp8_params *p, fp8_
      *    normal: it is written as a subnormal, with exponent field 0 and the spacing of the
      *    smallest binade, 2^(1 - bias - mbits). In both cases we keep the leading 1 and mbits
      *    fraction bits of m and drop `shift` bits; a subnormal drops (1 - biased) more.
-     *    E8M0 has no subnormals and no zero (code 0 is 2^-127), but ml_dtypes runs it through this
-     *    same step, as if code 0 were zero: values in (2^-127, 2^-126) go to code 1 (2^-126), and
-     *    values up to 2^-127 to code 0. We do the same, so that the two agree on every input. */
+     *    E8M0 (the only format with mbits = 0) has no subnormals and no zero: code 0 is the
+     *    normal 2^-127, so it never takes the subnormal path, and every value is rounded to the
+     *    nearest power of two as in the rest of its range (step 6 clamps what lies below 2^-127
+     *    to code 0). This is ml_dtypes >= 0.7.0: every positive x < 1.5 × 2^-127 gives code 0,
+     *    [1.5 × 2^-127, 1.5 × 2^-126) code 1, and so on. ml_dtypes 0.5.x (and 0.6.0) ran E8M0
+     *    through the subnormal path as if code 0 were zero, so that (2^-127, 1.5 × 2^-127) went
+     *    up to code 1 (2^-126); fp8.h followed that rule until ml_dtypes 0.7.0 changed it. */
+    int e8m0 = p->mbits == 0;
     int biased = E + p->bias;
-    int shift = 62 - p->mbits + (biased < 1 ? 1 - biased : 0);
+    int shift = 62 - p->mbits + (biased < 1 && !e8m0 ? 1 - biased : 0);
 
     /* 5. Round. kept = the bits we keep (with the implicit 1 for normals); rest = what we drop.
      *    Ties go to even, judged on the last kept bit. For formats with fraction bits that is the
@@ -134,7 +140,13 @@ FP8_FN uint32_t fp8_round_magnitude(uint64_t m, int e, const fp8_params *p, fp8_
 
     /* 6. Pack. For a normal, kept = 1.f (the 1 sits at bit mbits), so adding (biased - 1) << mbits
      *    writes exponent `biased` and fraction f. A rounding carry (1.11 → 10.00) flows into the
-     *    exponent by itself, and a subnormal that rounds up to 1.000 becomes the smallest normal. */
+     *    exponent by itself, and a subnormal that rounds up to 1.000 becomes the smallest normal.
+     *    E8M0: kept = 1, so the code is biased + up; below 2^-127 that is negative, and every
+     *    rounding mode gives the smallest value, code 0 (there is nothing below it to go to). */
+    if (e8m0) {
+        int c = biased + (int)up;
+        return c < 0 ? 0u : (uint32_t)c; /* above p->max_code: overflow, as below */
+    }
     uint64_t code = (biased < 1 ? 0 : (uint64_t)(biased - 1) << p->mbits) + kept + (uint64_t)up;
     return code > 0xFFFFFFu ? 0xFFFFFFu : (uint32_t)code; /* anything that large is an overflow */
 }

@@ -10,6 +10,9 @@
                    ml_dtypes: nosat = x.astype(T), ml_dtypes' default cast (it offers no other
                    from Python); satfinite = np.clip(x, lowest, max).astype(T): overflow and ±inf
                    saturate, NaN stays NaN (lowest = -max, or 2^-127 for unsigned E8M0).
+                   E8M0 needs ml_dtypes >= 0.7.0 (MIN_ML_DTYPES): 0.5.x and 0.6.0 round
+                   (2^-127, 1.5·2^-127) up to 2^-126, 0.7.0 and fp8.h to 2^-127; the script
+                   refuses an older ml_dtypes.
     bf16           ml_dtypes x.astype(bfloat16) (NaN -> 0x7FC0 | sign).
     fp16           torch .to(float16) for every non-NaN input; NaN -> 0x7E00 | sign (torch's
                    scalar c10 rule; its vectorised path may keep payload bits).
@@ -18,9 +21,11 @@
                    A last line "fp16" holds a digest of the float32 bits of all 65536 halves
                    decoded by numpy (NaN made quiet, as x86 F16C does).
 
-Usage: python3 tests/gen_fp8_digests.py [--cuda-only]
+Usage: python3 tests/gen_fp8_digests.py [--cuda-only | --ml-dtypes-only]
   (~10 CPU-minutes; needs numpy, ml_dtypes, torch, and g++ with /usr/local/cuda/include/cuda_fp8.h
-  for the CUDA lines; --cuda-only rewrites just the CUDA lines of fp8_digests.txt)
+  for the CUDA lines; --cuda-only rewrites just the CUDA lines of fp8_digests.txt;
+  --ml-dtypes-only rewrites just the ml_dtypes lines (FNUZ, E8M0, E2M1, bf16) and fp8_decode.txt,
+  keeping the CUDA and torch lines, so it needs neither torch nor cuda_fp8.h)
 """
 import os
 import subprocess
@@ -33,6 +38,13 @@ K = np.uint64(0x9E3779B97F4A7C15)
 S32 = np.uint64(32)
 CHUNK = 1 << 16          # bytes per chunk (= inputs per chunk)
 BATCH = 1 << 27          # inputs per batch: 2048 chunks
+MIN_ML_DTYPES = (0, 7)   # fp8.h's E8M0 rounding below 2^-126 is that of ml_dtypes >= 0.7.0
+HEADER = ("# digests of 2^32 outputs (tests/fp8_digest.h), made by tests/gen_fp8_digests.py; "
+          "e8m0 needs ml_dtypes >= 0.7.0\n")
+
+
+def ml_dtypes_version():
+    return tuple(int(p) for p in ml_dtypes.__version__.split(".")[:2])
 
 
 def hash_words(words):
@@ -88,7 +100,19 @@ def main():
             f.write(old[0] + "\n" + "\n".join(cuda_lines() + keep) + "\n")
         print(open(path).read())
         return
-    import torch
+    ml_only = sys.argv[1:] == ["--ml-dtypes-only"]
+    if sys.argv[1:] and not ml_only:
+        sys.exit("usage: python3 tests/gen_fp8_digests.py [--cuda-only | --ml-dtypes-only]")
+    if ml_dtypes_version() < MIN_ML_DTYPES:
+        sys.exit(f"ml_dtypes {ml_dtypes.__version__} < 0.7.0 rounds (2^-127, 1.5·2^-127) up to 2^-126 in "
+                 "float8_e8m0fnu; fp8.h follows 0.7.0: install ml_dtypes>=0.7.0")
+    if ml_only:  # keep the CUDA lines and the torch fp16 line of the committed file
+        old = open("tests/golden/fp8_digests.txt").read().splitlines()
+        kept_cuda = [l for l in old if not l.startswith("#") and " CUDA " in l]
+        kept_fp16 = [l for l in old if l.startswith("fp16 ")]
+        torch = None
+    else:
+        import torch
 
     f8 = [
         ("e4m3fnuz", ml_dtypes.float8_e4m3fnuz, -240.0, 240.0),
@@ -99,7 +123,7 @@ def main():
     names = []
     for n, _, lo, hi in f8:
         names += [(n, "nosat"), (n, "satfinite")]
-    names += [("bf16", "-"), ("fp16", "-")]
+    names += [("bf16", "-")] + ([] if ml_only else [("fp16", "-")])
     per = {k: [] for k in names}
     for start in range(0, 1 << 32, BATCH):
         u = np.arange(start, start + BATCH, dtype=np.uint64).astype(np.uint32)
@@ -111,6 +135,8 @@ def main():
                 c = np.clip(x, np.float32(lo), np.float32(hi))
                 per[(n, "satfinite")].append(chunk_hashes(c.astype(t).view(np.uint8)))
             per[("bf16", "-")].append(chunk_hashes(x.astype(ml_dtypes.bfloat16).view(np.uint8)))
+            if ml_only:
+                continue
             h = torch.from_numpy(x).to(torch.float16).view(torch.int16).numpy().view(np.uint16).copy()
             h[isnan] = ((u[isnan] >> 16) & 0x8000).astype(np.uint16) | np.uint16(0x7E00)
             per[("fp16", "-")].append(chunk_hashes(h.view(np.uint8)))
@@ -122,7 +148,7 @@ def main():
         "nosat": f"ml_dtypes {v} x.astype(T)",
         "satfinite": f"ml_dtypes {v} np.clip(x, lowest, max).astype(T)",
     }
-    lines = cuda_lines()
+    lines = kept_cuda if ml_only else cuda_lines()
     for n, mode in names:
         d = combine(np.concatenate(per[(n, mode)]))
         if n == "bf16":
@@ -132,8 +158,10 @@ def main():
         else:
             o = src[mode]
         lines.append(f"{n} {mode} {d:016x} {o}")
+    if ml_only:
+        lines += kept_fp16
     with open("tests/golden/fp8_digests.txt", "w") as f:
-        f.write("# digests of 2^32 outputs (tests/fp8_digest.h), made by tests/gen_fp8_digests.py\n")
+        f.write(HEADER)
         f.write("\n".join(lines) + "\n")
 
     # Decode tables.

@@ -91,8 +91,14 @@ static const struct {
     {"e8m0 -inf", -INFINITY, E8M0, 0xFF, 0x00},
     {"e8m0 +inf", INFINITY, E8M0, 0xFF, 0xFE},
     {"e8m0 2^-127 is the smallest value", 0x1p-127, E8M0, 0x00, 0x00},
-    {"e8m0 1.01 x 2^-127 -> 2^-126 (ml_dtypes rounds below 2^-126 as if code 0 were zero)", 0x1.028f5cp-127, E8M0, 0x01, 0x01},
+    /* Near 2^-127 the rule is the same nearest power of two, ties up (ml_dtypes >= 0.7.0; 0.5.x
+     * and 0.6.0 rounded (2^-127, 1.5 x 2^-127) up to 2^-126, as if code 0 were zero). */
+    {"e8m0 1.01 x 2^-127 -> 2^-127 (nearest; ml_dtypes < 0.7.0 gave 2^-126)", 0x1.028f5cp-127, E8M0, 0x00, 0x00},
+    {"e8m0 just below 1.5 x 2^-127 -> 2^-127", 0x1.7ffffcp-127, E8M0, 0x00, 0x00},
+    {"e8m0 1.5 x 2^-127 = tie between 2^-127 and 2^-126 -> up", 0x1.8p-127, E8M0, 0x01, 0x01},
+    {"e8m0 0.75 x 2^-127 (below the smallest value) -> 2^-127", 0x1.8p-128, E8M0, 0x00, 0x00},
     {"e8m0 2^-140 -> code 0 = 2^-127", 0x1p-140, E8M0, 0x00, 0x00},
+    {"e8m0 2^-149 (smallest float) -> code 0 = 2^-127", 0x1p-149, E8M0, 0x00, 0x00},
     /* E2M1 (FP4): 0 0.5 1 1.5 2 3 4 6; no inf, no NaN; overflow saturates even without satfinite */
     {"e2m1 6 is the largest value", 6, E2M1, 0x7, 0x7},
     {"e2m1 7 = tie between 6 and 8 -> saturates to 6", 7, E2M1, 0x7, 0x7},
@@ -143,8 +149,8 @@ int main(void) {
             nties++;
         }
     }
-    /* E8M0: every midpoint 1.5 x 2^k rounds up. */
-    for (int k = -126; k < 127; k++)
+    /* E8M0: every midpoint 1.5 x 2^k rounds up, down to the lowest one, 1.5 x 2^-127. */
+    for (int k = -127; k < 127; k++)
         if (fp8_from_float(ldexpf(1.5f, k), E8M0, SAT) != (uint8_t)(k + 128)) bad++;
     printf("  (%d ties between neighbouring codes checked)\n", nties);
     CHECK("ties_at_every_binade", bad == 0);
@@ -186,6 +192,11 @@ int main(void) {
     /* and from double for values that are not floats at all (beyond float range) */
     CHECK("double_beyond_float_range", fp8_from_double(1e300, E5M2, NOSAT) == 0x7C && fp8_from_double(1e-300, E4M3, NOSAT) == 0 &&
                                            fp8_from_double(-1e-300, E4M3, NOSAT) == 0x80 && fp8_from_double(1e300, E8M0, SAT) == 0xFE);
+    /* E8M0 from double: below 1.5 x 2^-127 everything is the smallest value 2^-127, even far
+     * below float range; from 1.5 x 2^-127 on, 2^-126. */
+    CHECK("double_e8m0_below_smallest", fp8_from_double(0x1p-1074, E8M0, NOSAT) == 0x00 && fp8_from_double(1e-300, E8M0, SAT) == 0x00 &&
+                                            fp8_from_double(0x1.7ffffffffffffp-127, E8M0, NOSAT) == 0x00 &&
+                                            fp8_from_double(0x1.8p-127, E8M0, NOSAT) == 0x01 && fp8_from_double(0x1p-127, E8M0, NOSAT) == 0x00);
     /* double and float agree on every float (2^24 of them, spread over all exponents) */
     bad = 0;
     for (uint32_t i = 0; i < (1u << 24); i++) {
@@ -217,7 +228,9 @@ int main(void) {
     CHECK("rtz_cases", fp8_from_float_rtz(1.99f, E4M3, NOSAT) == 0x3F /* 1.875 */ && fp8_from_float_rtz(-1.99f, E4M3, NOSAT) == 0xBF &&
                            fp8_from_float_rtz(500, E4M3, NOSAT) == 0x7E && fp8_from_float_rtz(1e6f, E5M2, NOSAT) == 0x7B &&
                            fp8_from_float_rtz(INFINITY, E5M2, NOSAT) == 0x7C && fp8_from_float_rtz(0x1.fp-10f, E4M3, NOSAT) == 0x00 &&
-                           fp8_from_float_rtz(1.99f, E8M0, NOSAT) == 0x7F && fp8_from_float_rtz(5.9f, E2M1, NOSAT) == 0x6);
+                           fp8_from_float_rtz(1.99f, E8M0, NOSAT) == 0x7F && fp8_from_float_rtz(5.9f, E2M1, NOSAT) == 0x6 &&
+                           /* E8M0 has nothing below 2^-127: toward zero stops there */
+                           fp8_from_float_rtz(0x1.fp-127f, E8M0, NOSAT) == 0x00 && fp8_from_float_rtz(0x1p-140f, E8M0, NOSAT) == 0x00);
     bad = 0; /* RTZ never exceeds |x|, and the next code up does */
     for (uint32_t i = 0; i < (1u << 20); i++) {
         float x = ldexpf(1.0f + (float)i / (1 << 20), (int)(i % 24) - 12);
@@ -241,7 +254,10 @@ int main(void) {
     CHECK("stochastic_extremes", fp8_from_float_sr(1.0001f, E4M3, SAT, 0) == 0x39 && fp8_from_float_sr(1.0001f, E4M3, SAT, 0xFFFFFFFF) == 0x38 &&
                                      fp8_from_float_sr(440, E4M3, NOSAT, 0) == 0x7E && fp8_from_float_sr(447, E4M3, NOSAT, 0) == 0x7E &&
                                      fp8_from_float_sr(449, E4M3, NOSAT, 0) == 0x7F /* rounds up past max: overflow */ &&
-                                     fp8_from_float_sr(449, E4M3, SAT, 0) == 0x7E);
+                                     fp8_from_float_sr(449, E4M3, SAT, 0) == 0x7E &&
+                                     /* E8M0: [2^-127, 2^-126) goes to one of its two neighbours; below 2^-127 always 2^-127 */
+                                     fp8_from_float_sr(0x1.4p-127f, E8M0, NOSAT, 0) == 0x01 && fp8_from_float_sr(0x1.4p-127f, E8M0, NOSAT, 0xFFFFFFFF) == 0x00 &&
+                                     fp8_from_float_sr(0x1.fp-128f, E8M0, NOSAT, 0) == 0x00);
     /* Unbiased: the mean of SR over r = k·2^20 (k = 0..4095) equals x exactly when the fraction
      * is a multiple of 2^-12 — here x = 1 + 1000/4096 ulp. */
     double sum = 0;
