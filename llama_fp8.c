@@ -1121,25 +1121,7 @@ static void attention(RunState *s, const Scheme *q, float *qbuf, const float *kc
 #else
             float *att = s->att;
 #endif
-            float mx = -INFINITY;
-            for (int p = 0; p < npos; p++) {
-                const float *kv = kh + (size_t)p * kvd;
-                float dot = 0.0f;
-                for (int i = 0; i < hd; i++) dot += qv[i] * kv[i];
-                att[p] = B(q, B(q, dot) * scale);
-                if (att[p] > mx) mx = att[p];
-            }
-            float sum = 0.0f;
-            for (int p = 0; p < npos; p++) { att[p] = expf(att[p] - mx); sum += att[p]; }
-            float inv = 1.0f / sum;
-            for (int p = 0; p < npos; p++) att[p] = B(q, att[p] * inv);
-            for (int i = 0; i < hd; i++) qv[i] = 0.0f;
-            for (int p = 0; p < npos; p++) {
-                const float *vv = vh + (size_t)p * kvd;
-                float a = att[p];
-                for (int i = 0; i < hd; i++) qv[i] += a * vv[i];
-            }
-            for (int i = 0; i < hd; i++) qv[i] = B(q, qv[i]);
+            emu_attention_row(qv, kh, vh, (size_t)kvd, npos, hd, scale, q->kind != SCHEME_FP32, att);   /* order: emu.h */
         }
     }
 }
@@ -2067,21 +2049,23 @@ static int cmd_ppl(int argc, char **argv) {
         for (int si = 0; si < ns; si++) {
             PplStat *S = &st[si];
             forward(model_for_scheme(m, &S->q), &s, &S->q, chunk, ctx, 0, first);
+            /* per row: log p(target), the argmax, KLD(base || this scheme) — where the logits are */
             if (dev_stats) gpu_ppl_rows(&s, per_chunk, (int)V, target + first, si == 0 && ns > 1, si > 0, dlp, darg, dkl);
+            else {
+                #pragma omp parallel for schedule(static)
+                for (int j = 0; j < per_chunk; j++)
+                    dlp[j] = emu_ppl_row(s.logits + (size_t)j * V, si ? base + (size_t)j * V : NULL, (long)V, target[first + j], &darg[j], &dkl[j]);
+            }
+            /* the sums in row order: the same bits for any thread count */
             double nll = 0, nll2 = 0, dn = 0, dn2 = 0, bn_dn = 0, kld = 0, kld2 = 0, dp = 0, dp2 = 0, top1 = 0;
             long long off = (long long)ch * per_chunk;
-            #pragma omp parallel for reduction(+ : nll, nll2, dn, dn2, bn_dn, kld, kld2, dp, dp2, top1) schedule(static)
             for (int j = 0; j < per_chunk; j++) {
-                double lpq, k = 0;   /* log p(target), KLD(base || this scheme) */
-                int aq;
-                if (dev_stats) { lpq = dlp[j]; aq = darg[j]; k = dkl[j]; }
-                else lpq = emu_ppl_row(s.logits + (size_t)j * V, si ? base + (size_t)j * V : NULL, (long)V, target[first + j], &aq, &k);
+                double lpq = dlp[j];
                 nll += -lpq; nll2 += lpq * lpq;
-                if (si == 0) { base_nll[j] = -lpq; base_arg[j] = aq; continue; }
-                int ab = base_arg[j];
-                double d = -lpq - base_nll[j], dpi = exp(lpq) - exp(-base_nll[j]);
+                if (si == 0) { base_nll[j] = -lpq; base_arg[j] = darg[j]; continue; }
+                double k = dkl[j], d = -lpq - base_nll[j], dpi = exp(lpq) - exp(-base_nll[j]);
                 dn += d; dn2 += d * d; bn_dn += base_nll[j] * d;
-                kld += k; kld2 += k * k; dp += dpi; dp2 += dpi * dpi; top1 += aq == ab;
+                kld += k; kld2 += k * k; dp += dpi; dp2 += dpi * dpi; top1 += darg[j] == base_arg[j];
                 S->klds[off + j] = (float)k;
             }
             S->nll += nll; S->nll2 += nll2; S->dn += dn; S->dn2 += dn2; S->bn_dn += bn_dn;

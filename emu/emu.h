@@ -31,6 +31,17 @@ void emu_gemm_f32_ref(int M, int N, int K, const float *A, size_t lda, const voi
 /* Exact conversion of one stored element (any emu_dtype) to fp32. */
 float emu_load(const void *p, emu_dtype t, size_t i);
 
+/* Causal attention of one query row q[0..hd) against npos cached positions (forward()'s attention for
+ * one token and head; transformers' eager attention rounds the same way). k, v: npos rows of stride kvd.
+ * B(x) = bf16 rounding (RNE) when bf16, else x; all arithmetic fp32, products rounded then added (no FMA):
+ *   s[p] = B(B(Σ_i q[i]·k_p[i]) · scale)      the sum over i in index order
+ *   m = max_p s[p] (a '>' scan: NaN is skipped); e[p] = expf(s[p] − m); sum = Σ_p e[p] in order
+ *   a[p] = B(e[p] · (1 / sum));  q[i] ← B(Σ_p a[p]·v_p[i])   the sum over p in index order
+ * att: npos floats of scratch. The fast kernel runs 16 positions (scores) or 16 components (output) per
+ * AVX-512 register, each lane in this order: bit-identical to the _ref twin. */
+void emu_attention_row(float *q, const float *k, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att);
+void emu_attention_row_ref(float *q, const float *k, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att);
+
 /* 1 when this CPU runs the AVX-512 kernels (else the _ref twins run). */
 int emu_have_avx512(void);
 int emu_have_avx512bf16(void);

@@ -50,6 +50,6 @@ done
 run gen_sampled $B generate -m "$S" --tokenizer "$TK" -n 40 -q w8a8 --temp 0.8 --seed 5
 run stats $B stats -m "$S" --tokenizer "$TK" -f "$TXT" --ctx 128 --chunks 2 -o "$O/stats.svg"
 # timings, memory and this directory's name differ from run to run: normalized
-sed -i -E -e "s|$O|OUT|g" -e 's/[0-9.]+ tok\/s/N tok\/s/g' -e 's/[0-9.]+ s\b/N s/g' -e 's/peak RSS [0-9]+ MB/peak RSS N MB/g' \
+sed -i -E -e "s|$O|OUT|g" -e "s/cpu \([0-9]+ threads/cpu (N threads/" -e 's/[0-9.]+ tok\/s/N tok\/s/g' -e 's/[0-9.]+ s\b/N s/g' -e 's/peak RSS [0-9]+ MB/peak RSS N MB/g' \
     -e "s/, prepared weights [^,)]*//g" "$O"/*.out "$O"/*.err "$O"/*.json
 ls "$O" | wc -l
