@@ -1142,12 +1142,12 @@ extern "C" void cu_bench_gemm(int M, int N, int K, int reps) {
 /* ---------------------------------------------------------------------------------------------
  * The resident forward pass: ops on device pointers (cud_*). Weights are uploaded once (quantized
  * layers as FP8 codes + fp32 scales), activations and the KV cache stay on the GPU; llama_fp8.c's
- * gpu_forward() calls these in forward()'s order and downloads only the logits it is asked for.
+ * forward() calls these through its GPU backend (gpu_backend) and downloads only the logits it is asked for.
  * Kernels are queued on the default stream; errors of a launch are caught at the next check.
  *
  * Host twin: after cud_twin(1), every cud_* function runs on host memory instead, by loops over the
  * same __host__ __device__ formulas the kernels run (cud_alloc is calloc). `cuda_check --host` runs
- * gpu_forward() that way on a machine without a GPU and compares its logits with forward() bit for
+ * forward() on the GPU backend that way on a machine without a GPU and compares its logits with the CPU backend's bit for
  * bit — the orchestration (buffers, KV positions, quantization sites, scales) and the per-element
  * code are checked; only the launch geometry and the parallel reductions (max: order-free) are not.
  * ------------------------------------------------------------------------------------------- */

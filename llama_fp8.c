@@ -1639,7 +1639,7 @@ static void report_ops(const OpStat *st, const Scheme *q, const char *prefix) {
     }
 }
 
-/* ppl's statistics of the rows of the last gpu_forward() with s->logits_on_device, computed where the
+/* ppl's statistics of the rows of the last forward() on the GPU backend with s->logits_on_device, computed where the
  * logits are: lp[r] = log p(targets[r]), arg[r] = argmax, and with compare kld[r] = KLD(base || this)
  * against the rows saved by an earlier call with save_base. Only these come back to the host. */
 static void gpu_ppl_rows(RunState *s, int rows, int V, const int *targets, int save_base, int compare, double *lp, int *arg, double *kld) {
