@@ -14,5 +14,7 @@
  * after the pragma above so that it holds for them too. */
 #include "emu/ops.h"
 float emu_dot_model(const float *a, const float *b, int K, emu_accum acc, emu_dtype ta, emu_dtype tb);
-const float *emu_fp8_table(emu_dtype fmt);   /* exact values of the 256 codes of E4M3 or E5M2 */
+const float *emu_fp8_table(emu_dtype fmt);
+/* emu_gemm_f32 for bf16-valued A and BF16 B on VDPBF16PS, the same bits (emu/gemm_fp8.c); 0 = not applicable */
+int emu_gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *D, size_t ldd);   /* exact values of the 256 codes of E4M3 or E5M2 */
 #endif

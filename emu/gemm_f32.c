@@ -219,6 +219,7 @@ void emu_gemm_f32(int M, int N, int K, const float *A, size_t lda, const void *B
                   size_t ldb, float *D, size_t ldd) {
 #ifdef EMU_X86
     if (emu_have_avx512()) {
+        if (M > 4 && btype == EMU_BF16 && emu_gemm_f32_bf16pairs(M, N, K, A, lda, B, ldb, D, ldd)) return;   /* same bits */
         if (M <= 4) gemm_f32_smallm(M, N, K, A, lda, B, btype, ldb, D, ldd);
         else gemm_f32_avx512(M, N, K, A, lda, B, btype, ldb, D, ldd);
         return;

@@ -181,7 +181,87 @@ T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtyp
     }
     free(Ah);
 }
+
+/* ---- emu_gemm_f32 with bf16 values on both sides: the same fmaf chain on VDPBF16PS ----
+ * A product of two bf16 values is exact in fp32, so fmaf(a, b, acc) = fp32(acc + a·b). VDPBF16PS adds the
+ * odd element's product of a pair first, then the even one's, each rounded to nearest even: packing every
+ * pair swapped (k in the high half, k + 1 in the low half) performs acc + p_k, then + p_(k+1) — the
+ * index-order chain of emu_gemm_f32_ref. The instruction flushes subnormal inputs and results, so it
+ * is used only when nothing can be subnormal: every input finite, and every nonzero one of magnitude
+ * >= 2^-56. Then each input is a multiple of 2^-63, each product a multiple of 2^-126, and so is every
+ * partial sum (fp32 rounding keeps multiples of 2^-126 at and above that size): nonzero means normal.
+ * An odd K ends with the pair (a_(K-1), 0): adding the +0 product changes nothing (acc starts at +0 and
+ * is never -0). Returns 0, having done nothing, when the inputs do not qualify. */
+static int bf16_exact_ok(uint32_t u) {   /* an fp32 bit pattern: bf16-valued, finite, zero or >= 2^-56 */
+    uint32_t e = (u >> 23) & 0xFF;
+    return (u & 0xFFFF) == 0 && e != 0xFF && ((u & 0x7FFFFFFF) == 0 || e >= 127 - 56);
+}
+T_BF16 static void gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *D, size_t ldd) {
+    int K2 = (K + 1) / 2, Mp = (M + MR - 1) / MR * MR, nblocks = (N + NBH - 1) / NBH;
+    uint32_t *Ah = xalloc(sizeof(uint32_t) * (size_t)Mp * (K2 ? K2 : 1));
+    #pragma omp parallel for schedule(static)
+    for (int m = 0; m < Mp; m++)
+        for (int j = 0; j < K2; j++) {
+            uint32_t first = 0, second = 0;
+            if (m < M) {
+                memcpy(&first, A + (size_t)m * lda + 2 * j, 4);
+                if (2 * j + 1 < K) memcpy(&second, A + (size_t)m * lda + 2 * j + 1, 4);
+            }
+            Ah[(size_t)m * K2 + j] = (first & 0xFFFF0000u) | second >> 16;   /* k in the high (first-added) half */
+        }
+    #pragma omp parallel
+    {
+        uint32_t *Bp = xalloc(sizeof(uint32_t) * NBH * (KCH / 2));
+        #pragma omp for schedule(dynamic, 1)
+        for (int blk = 0; blk < nblocks; blk++) {
+            int n0 = blk * NBH, nb = N - n0 < NBH ? N - n0 : NBH;
+            for (int j0 = 0; j0 < K2; j0 += KCH / 2) {
+                int kp = K2 - j0 < KCH / 2 ? K2 - j0 : KCH / 2;
+                for (int p = 0; p * 64 < nb; p++)
+                    for (int c = 0; c < 64; c++) {
+                        int n = n0 + p * 64 + c;
+                        uint32_t *dst = Bp + (size_t)p * kp * 64 + c;
+                        const uint16_t *row = B + (size_t)n * ldb + 2 * (size_t)j0;
+                        for (int j = 0; j < kp; j++) {
+                            int k = 2 * (j0 + j);
+                            dst[(size_t)j * 64] = n < n0 + nb ? (uint32_t)row[2 * j] << 16 | (k + 1 < K ? row[2 * j + 1] : 0) : 0;
+                        }
+                    }
+                for (int m0 = 0; m0 < M; m0 += MR) {
+                    int mr = M - m0 < MR ? M - m0 : MR;
+                    for (int p = 0; p * 64 < nb; p++)
+                        kernel_bf16_6x64(kp, Ah + (size_t)m0 * K2 + j0, K2, Bp + (size_t)p * kp * 64, D + (size_t)m0 * ldd + n0 + p * 64,
+                                         ldd, mr, nb - p * 64 < 64 ? nb - p * 64 : 64, j0 == 0);
+                }
+            }
+            if (K2 == 0)
+                for (int m = 0; m < M; m++) memset(D + (size_t)m * ldd + n0, 0, sizeof(float) * nb);
+        }
+        free(Bp);
+    }
+    free(Ah);
+}
 #endif
+
+int emu_gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *D, size_t ldd) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (!emu_have_avx512bf16() || M < 1 || N < 1) return 0;
+    int ok = 1;
+    #pragma omp parallel for reduction(&& : ok) schedule(static)
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++) { uint32_t u; memcpy(&u, A + (size_t)m * lda + k, 4); ok = ok && bf16_exact_ok(u); }
+    if (!ok) return 0;
+    #pragma omp parallel for reduction(&& : ok) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) ok = ok && bf16_exact_ok((uint32_t)B[(size_t)n * ldb + k] << 16);
+    if (!ok) return 0;
+    gemm_f32_bf16pairs(M, N, K, A, lda, B, ldb, D, ldd);
+    return 1;
+#else
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)D; (void)ldd;
+    return 0;
+#endif
+}
 
 void emu_gemm(const emu_gemm_desc *g) {
     const char *why = emu_gemm_check(g);

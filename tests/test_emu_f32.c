@@ -97,6 +97,41 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "B=%s ref within gamma_K * sum|ab| of the exact sum", tname[ti]);
         CHECK(name, bound, "%s", why);
     }
+    /* bf16-valued A × BF16 B (the bf16 scheme's GEMMs): on AVX512-BF16 CPUs emu_gemm_f32 runs VDPBF16PS
+     * with swapped pairs (emu/gemm_fp8.c) when nothing can be subnormal, else the fmaf kernel; both must
+     * give the reference's bits. Cases: odd K, K over one 512-k block, zeros, then values that force the
+     * fallback (2^-60, a subnormal, an inf). */
+    {
+        static const int sh[][3] = {{6, 64, 2}, {7, 65, 3}, {13, 130, 1101}, {30, 257, 514}, {5, 1, 7}};
+        int same = 1, fb = 1;
+        char why[200] = "";
+        for (int force = 0; force < 4; force++)
+            for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
+                int M = sh[s][0], N = sh[s][1], K = sh[s][2];
+                size_t lda = K + 1, ldb = K + 3, ldd = N + 1;
+                float *A = malloc(4 * M * lda), *D = malloc(4 * M * ldd), *R = malloc(4 * M * ldd);
+                uint16_t *B = make_b(EMU_BF16, N * ldb);
+                for (size_t i = 0; i < M * lda; i++) {
+                    float v = (rnd() % 11 == 0) ? 0.0f : frnd() * ldexpf(1, (int)(rnd() % 16) - 8);
+                    uint32_t u; memcpy(&u, &v, 4); u &= 0xFFFF0000u; memcpy(&v, &u, 4);   /* bf16-valued */
+                    A[i] = v;
+                }
+                if (force == 1) A[(M - 1) * lda + K - 1] = ldexpf(1, -60);
+                if (force == 2) B[(N - 1) * ldb + K / 2] = 0x0001;           /* a bf16 subnormal */
+                if (force == 3) A[0] = INFINITY;
+                emu_gemm_f32(M, N, K, A, lda, B, EMU_BF16, ldb, D, ldd);
+                emu_gemm_f32_ref(M, N, K, A, lda, B, EMU_BF16, ldb, R, ldd);
+                for (int m = 0; m < M; m++)
+                    if (memcmp(D + m * ldd, R + m * ldd, 4 * N)) {
+                        if (same) snprintf(why, sizeof why, "case %d, %dx%dx%d row %d", force, M, N, K, m);
+                        same = 0; if (force) fb = 0;
+                        break;
+                    }
+                free(A); free(B); free(D); free(R);
+            }
+        CHECK("bf16-valued A x BF16 B: fast (VDPBF16PS pairs where it applies) == ref bit for bit", same, "%s", why);
+        CHECK("bf16-valued A x BF16 B with 2^-60, a subnormal or inf: the fallback keeps the ref's bits", fb, "%s", why);
+    }
     /* exact conversion of special values: F16 inf and subnormal, BF16 denormal */
     uint16_t h[3] = {0x7C00, 0x0001, 0x8000}, bf[2] = {0x0001, 0xFF80};
     CHECK("F16 inf / smallest subnormal / -0 decode exactly", isinf(emu_load(h, EMU_F16, 0)) && emu_load(h, EMU_F16, 1) == ldexpf(1, -24) && signbit(emu_load(h, EMU_F16, 2)), "decode");
