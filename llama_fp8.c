@@ -1842,6 +1842,20 @@ static Model *open_model(const Options *o, const char *cmd) {
     return model_load(o->model);
 }
 
+/* The token ids of the text file -f (BOS first), with the run's tokenizer checked against the model's
+ * vocabulary; *bytes = the file's size. Returns the number of ids. */
+static int encode_text_file(const Options *o, const Config *c, size_t *bytes, int **ids) {
+    char *text = read_text_file(o->text_file, bytes);
+    if (!text) fatal("%s: cannot read: %s", o->text_file, strerror(errno));
+    tokenizer *tk = o->tokenizer ? tokenizer_load(o->tokenizer) : tokenizer_for_model(o->model);
+    if (tokenizer_vocab_size(tk) > c->vocab_size)
+        fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
+    int n = tokenizer_encode(tk, text, *bytes, 1, 0, ids);
+    tokenizer_free(tk);
+    free(text);
+    return n;
+}
+
 /* Parses "1,2,3" into ids checked against the vocabulary. */
 static int parse_ids(const char *s, int vocab, int **out) {
     int n = 0, cap = 16;
@@ -2002,14 +2016,7 @@ static int cmd_ppl(int argc, char **argv) {
         printf("synthetic run: a random tiny Llama built in (no model file), scoring 4 x %d tokens it sampled itself\n", ctx);
         n_tok = synthetic_tokens(m, 4, ctx, &ids);
     } else {
-        char *text = read_text_file(o.text_file, &text_bytes);
-        if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
-        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
-        if (tokenizer_vocab_size(tk) > c->vocab_size)
-            fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
-        n_tok = tokenizer_encode(tk, text, text_bytes, 1, 0, &ids);
-        tokenizer_free(tk);
-        free(text);
+        n_tok = encode_text_file(&o, c, &text_bytes, &ids);
     }
     int n_chunks = n_tok / ctx;
     if (n_chunks < 1) fatal("ppl: the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", n_tok, ctx);
@@ -2797,13 +2804,7 @@ static int cmd_stats(int argc, char **argv) {
     if (o.synthetic) n_tok = synthetic_tokens(m, 2, ctx, &ids);
     else {
         size_t nb;
-        char *text = read_text_file(o.text_file, &nb);
-        if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
-        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
-        if (tokenizer_vocab_size(tk) > c->vocab_size)
-            fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
-        n_tok = tokenizer_encode(tk, text, nb, 1, 0, &ids);
-        tokenizer_free(tk); free(text);
+        n_tok = encode_text_file(&o, c, &nb, &ids);
     }
     int n_chunks = n_tok / ctx;
     if (n_chunks < 1) fatal("stats: the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", n_tok, ctx);

@@ -134,21 +134,24 @@ T_BF16 static void kernel_bf16_6x64(int kp, const uint32_t *Ap, size_t lda2, con
             for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(D + (size_t)i * ldd + 16 * j, mk[j], c[i][j]);
 }
 
-T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtype ta, size_t lda, const void *B, emu_dtype tb,
-                                    size_t ldb, float *out, size_t ldo) {
-    int K2 = (K + 1) / 2, Mp = (M + MR - 1) / MR * MR, nblocks = (N + NBH - 1) / NBH;
-    dec_tab TA, TB;
-    make_tab(&TA, ta); make_tab(&TB, tb);
-    const uint8_t *a8 = A, *b8 = B;
-    /* A as bf16 pairs: Ah[m][j] = (bf16(a[m][2j]) | bf16(a[m][2j+1]) << 16), rows padded to Mp with zeros */
-    uint32_t *Ah = xalloc(sizeof(uint32_t) * (size_t)Mp * (K2 ? K2 : 1));
-    #pragma omp parallel for schedule(static)
-    for (int m = 0; m < Mp; m++)
-        for (int j = 0; j < K2; j++) {
-            uint32_t lo = m < M ? TA.h[a8[(size_t)m * lda + 2 * j]] : 0;
-            uint32_t hi = m < M && 2 * j + 1 < K ? TA.h[a8[(size_t)m * lda + 2 * j + 1]] : 0;
-            Ah[(size_t)m * K2 + j] = lo | hi << 16;
-        }
+/* B's pair j of row n as the kernel reads it (the first-added product in the high half):
+ *   FP8 / INT8 codes (fast model): (decode(b[2j]) | decode(b[2j+1]) << 16), odd K ending with (b, 0);
+ *   bf16 (the fmaf chain's order): (b[2j] << 16 | b[2j+1]), odd K ending with (b, 0). */
+typedef struct { const void *B; size_t ldb; int K; const dec_tab *tab; } bsrc;
+static inline uint32_t b_pair(const bsrc *b, int n, int j) {
+    int k = 2 * j, two = k + 1 < b->K;
+    if (b->tab) {
+        const uint8_t *row = (const uint8_t *)b->B + (size_t)n * b->ldb;
+        return b->tab->h[row[k]] | (two ? (uint32_t)b->tab->h[row[k + 1]] << 16 : 0);
+    }
+    const uint16_t *row = (const uint16_t *)b->B + (size_t)n * b->ldb;
+    return (uint32_t)row[k] << 16 | (two ? row[k + 1] : 0);
+}
+
+/* out[M][N] = the VDPBF16PS chain over K2 pairs: A already as pairs Ah[Mp][K2] (rows past M zero), B packed
+ * here panel by panel (b_pair). Blocks of NBH columns per thread, KCH k per pass. */
+T_BF16 static void gemm_pairs_avx512(int M, int N, int K2, const uint32_t *Ah, const bsrc *b, float *out, size_t ldo) {
+    int nblocks = (N + NBH - 1) / NBH;
     #pragma omp parallel
     {
         uint32_t *Bp = xalloc(sizeof(uint32_t) * NBH * (KCH / 2));
@@ -157,15 +160,11 @@ T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtyp
             int n0 = blk * NBH, nb = N - n0 < NBH ? N - n0 : NBH;
             for (int j0 = 0; j0 < K2; j0 += KCH / 2) {
                 int kp = K2 - j0 < KCH / 2 ? K2 - j0 : KCH / 2;
-                for (int p = 0; p * 64 < nb; p++)        /* pack: Bp[p][j][c] = pair (b[n][2j], b[n][2j+1]) */
+                for (int p = 0; p * 64 < nb; p++)        /* pack: Bp[p][j][c] = pair j0 + j of row n0 + 64p + c */
                     for (int c = 0; c < 64; c++) {
                         int n = n0 + p * 64 + c;
                         uint32_t *dst = Bp + (size_t)p * kp * 64 + c;
-                        const uint8_t *row = b8 + (size_t)n * ldb + 2 * (size_t)j0;
-                        int full = n < n0 + nb ? (2 * (j0 + kp) <= K ? kp : kp - 1) : 0;   /* pairs with both k in range */
-                        for (int j = 0; j < full; j++) dst[(size_t)j * 64] = TB.h[row[2 * j]] | (uint32_t)TB.h[row[2 * j + 1]] << 16;
-                        for (int j = full; j < kp; j++)
-                            dst[(size_t)j * 64] = n < n0 + nb ? TB.h[row[2 * j]] : 0;   /* odd K: the last pair is (b, 0) */
+                        for (int j = 0; j < kp; j++) dst[(size_t)j * 64] = n < n0 + nb ? b_pair(b, n, j0 + j) : 0;
                     }
                 for (int m0 = 0; m0 < M; m0 += MR) {
                     int mr = M - m0 < MR ? M - m0 : MR;
@@ -179,6 +178,25 @@ T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtyp
         }
         free(Bp);
     }
+}
+
+T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtype ta, size_t lda, const void *B, emu_dtype tb,
+                                    size_t ldb, float *out, size_t ldo) {
+    int K2 = (K + 1) / 2, Mp = (M + MR - 1) / MR * MR;
+    dec_tab TA, TB;
+    make_tab(&TA, ta); make_tab(&TB, tb);
+    const uint8_t *a8 = A;
+    /* A as bf16 pairs: Ah[m][j] = (bf16(a[m][2j]) | bf16(a[m][2j+1]) << 16), rows padded to Mp with zeros */
+    uint32_t *Ah = xalloc(sizeof(uint32_t) * (size_t)Mp * (K2 ? K2 : 1));
+    #pragma omp parallel for schedule(static)
+    for (int m = 0; m < Mp; m++)
+        for (int j = 0; j < K2; j++) {
+            uint32_t lo = m < M ? TA.h[a8[(size_t)m * lda + 2 * j]] : 0;
+            uint32_t hi = m < M && 2 * j + 1 < K ? TA.h[a8[(size_t)m * lda + 2 * j + 1]] : 0;
+            Ah[(size_t)m * K2 + j] = lo | hi << 16;
+        }
+    bsrc b = {B, ldb, K, &TB};
+    gemm_pairs_avx512(M, N, K2, Ah, &b, out, ldo);
     free(Ah);
 }
 
@@ -197,7 +215,7 @@ static int bf16_exact_ok(uint32_t u) {   /* an fp32 bit pattern: bf16-valued, fi
     return (u & 0xFFFF) == 0 && e != 0xFF && ((u & 0x7FFFFFFF) == 0 || e >= 127 - 56);
 }
 T_BF16 static void gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *D, size_t ldd) {
-    int K2 = (K + 1) / 2, Mp = (M + MR - 1) / MR * MR, nblocks = (N + NBH - 1) / NBH;
+    int K2 = (K + 1) / 2, Mp = (M + MR - 1) / MR * MR;
     uint32_t *Ah = xalloc(sizeof(uint32_t) * (size_t)Mp * (K2 ? K2 : 1));
     #pragma omp parallel for schedule(static)
     for (int m = 0; m < Mp; m++)
@@ -209,36 +227,8 @@ T_BF16 static void gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_
             }
             Ah[(size_t)m * K2 + j] = (first & 0xFFFF0000u) | second >> 16;   /* k in the high (first-added) half */
         }
-    #pragma omp parallel
-    {
-        uint32_t *Bp = xalloc(sizeof(uint32_t) * NBH * (KCH / 2));
-        #pragma omp for schedule(dynamic, 1)
-        for (int blk = 0; blk < nblocks; blk++) {
-            int n0 = blk * NBH, nb = N - n0 < NBH ? N - n0 : NBH;
-            for (int j0 = 0; j0 < K2; j0 += KCH / 2) {
-                int kp = K2 - j0 < KCH / 2 ? K2 - j0 : KCH / 2;
-                for (int p = 0; p * 64 < nb; p++)
-                    for (int c = 0; c < 64; c++) {
-                        int n = n0 + p * 64 + c;
-                        uint32_t *dst = Bp + (size_t)p * kp * 64 + c;
-                        const uint16_t *row = B + (size_t)n * ldb + 2 * (size_t)j0;
-                        for (int j = 0; j < kp; j++) {
-                            int k = 2 * (j0 + j);
-                            dst[(size_t)j * 64] = n < n0 + nb ? (uint32_t)row[2 * j] << 16 | (k + 1 < K ? row[2 * j + 1] : 0) : 0;
-                        }
-                    }
-                for (int m0 = 0; m0 < M; m0 += MR) {
-                    int mr = M - m0 < MR ? M - m0 : MR;
-                    for (int p = 0; p * 64 < nb; p++)
-                        kernel_bf16_6x64(kp, Ah + (size_t)m0 * K2 + j0, K2, Bp + (size_t)p * kp * 64, D + (size_t)m0 * ldd + n0 + p * 64,
-                                         ldd, mr, nb - p * 64 < 64 ? nb - p * 64 : 64, j0 == 0);
-                }
-            }
-            if (K2 == 0)
-                for (int m = 0; m < M; m++) memset(D + (size_t)m * ldd + n0, 0, sizeof(float) * nb);
-        }
-        free(Bp);
-    }
+    bsrc b = {B, ldb, K, NULL};
+    gemm_pairs_avx512(M, N, K2, Ah, &b, D, ldd);
     free(Ah);
 }
 #endif
