@@ -635,28 +635,32 @@ static void quant_weight(uint8_t *q, float *scale, const Tensor *W, emu_dtype fm
     int bn = granularity == GRAN_BLOCK ? EMU_BLOCK : granularity == GRAN_TENSOR ? N : 1;
     int bk = granularity == GRAN_BLOCK ? EMU_BLOCK : K;
     int nbn = (N + bn - 1) / bn, nbk = (K + bk - 1) / bk;
-    float fmax = emu_fmax(fmt);
     #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int i = 0; i < nbn; i++) {
         for (int j = 0; j < nbk; j++) {
             int n0 = i * bn, n1 = n0 + bn < N ? n0 + bn : N, k0 = j * bk, k1 = k0 + bk < K ? k0 + bk : K;
-            float amax = 0;
-            for (int n = n0; n < n1; n++)
-                for (int k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(tensor_get(W, (size_t)n * K + k)));
-            float half_range = fmt == EMU_I8 ? 127.5f : fmax;
+            float *row = xmalloc((size_t)(k1 - k0) * sizeof(float)), amax = 0;   /* one row of the block, as fp32 */
+            for (int n = n0; n < n1; n++) {
+                emu_load_row(row, W->data, W->dtype, (size_t)n * K + k0, k1 - k0);
+                amax = fmaxf(amax, emu_absmax(row, k1 - k0));
+            }
+            float half_range = fmt == EMU_I8 ? 127.5f : emu_fmax(fmt);
             float s = amax / half_range;
             if (bf16_arith) s = bf16_to_float(bf16_from_float(s));
             if (s == 0) s = bf16_arith ? 0.0078125f : FLT_EPSILON;
             scale[(size_t)i * nbk + j] = s;
-            for (int n = n0; n < n1; n++)
-                for (int k = k0; k < k1; k++) {
-                    float x = tensor_get(W, (size_t)n * K + k) / s;
+            for (int n = n0; n < n1; n++) {
+                uint8_t *out = &q[(size_t)n * K + k0];
+                emu_load_row(row, W->data, W->dtype, (size_t)n * K + k0, k1 - k0);
+                if (fmt != EMU_I8) { emu_quant_weight_row(out, row, k1 - k0, s, fmt, bf16_arith); continue; }
+                for (int k = 0; k < k1 - k0; k++) {
+                    float x = row[k] / s;
                     if (bf16_arith) x = bf16_to_float(bf16_from_float(x));
                     x = x + 0.0f;
-                    uint8_t *out = &q[(size_t)n * K + k];
-                    if (fmt == EMU_I8) *out = (uint8_t)(int8_t)rintf(fminf(fmaxf(x, -128.0f), 127.0f));
-                    else *out = emu_fp8_encode(fminf(fmaxf(x, -fmax), fmax), fmt);
+                    out[k] = (uint8_t)(int8_t)rintf(fminf(fmaxf(x, -128.0f), 127.0f));
                 }
+            }
+            free(row);
         }
     }
 }
@@ -816,6 +820,7 @@ typedef struct {
     float *key_cache;   /* (n_layers, max_pos, n_kv_heads * head_dim) */
     float *value_cache; /* (n_layers, max_pos, n_kv_heads * head_dim) */
     float *att;         /* (threads, max_pos) attention probabilities, one row per thread */
+    float *kt; size_t kt_cap; /* attention's transposed K of one layer (grown on demand) */
     float **layer_out;  /* optional: (n_layers) buffers of (cap, dim) receiving x after each layer */
     act_observer observe; void *observe_ctx; /* optional: sees every activation site (calibrate, stats) */
     const struct Backend *be; /* where forward() runs its ops (runstate_init: the CPU) */
@@ -855,7 +860,7 @@ static void runstate_init(RunState *s, const Config *c, int cap, int max_pos) {
     s->sa = xcalloc((size_t)cap * ((kmax + EMU_BLOCK - 1) / EMU_BLOCK), sizeof(float));
 }
 static void runstate_free(RunState *s) {
-    free(s->x); free(s->xb); free(s->xo); free(s->q); free(s->k); free(s->v); free(s->att);
+    free(s->x); free(s->xb); free(s->xo); free(s->q); free(s->k); free(s->v); free(s->att); free(s->kt);
     free(s->hb); free(s->hb2); free(s->key_cache); free(s->value_cache); free(s->logits);
     free(s->cosv); free(s->sinv); free(s->qa); free(s->sa);
     gpu_run_free(s->dev);
@@ -1109,7 +1114,19 @@ static void embed_tokens(RunState *s, const Model *m, const Scheme *q, float *x,
  * (exp(x - max), times the reciprocal of the sum, as torch's CPU softmax), P·V; the output
  * overwrites qbuf. kc, vc: the cache of this layer, rows of kvd = n_kv_heads · hd. */
 static void attention(RunState *s, const Scheme *q, float *qbuf, const float *kc, const float *vc, int T, int pos0, int n_heads, int n_kv_heads, int hd, float scale) {
-    int qd = n_heads * hd, kvd = n_kv_heads * hd, group = n_heads / n_kv_heads;
+    int qd = n_heads * hd, kvd = n_kv_heads * hd, group = n_heads / n_kv_heads, npos_all = pos0 + T;
+    /* Many query rows (a prompt, a ppl chunk) read the same cache: K is transposed once per layer,
+     * kt[h][i][p] = k_p[h*hd + i], and the scores load 16 positions contiguously (same bits, emu.h). */
+    size_t ldkt = ((size_t)npos_all + 15) / 16 * 16;
+    int use_kt = T >= 16;
+    if (use_kt) {
+        size_t need = ldkt * kvd;
+        if (need > s->kt_cap) { free(s->kt); s->kt = xmalloc(need * sizeof(float)); s->kt_cap = need; }
+        #pragma omp parallel for schedule(static)
+        for (int p0 = 0; p0 < npos_all; p0 += 64)
+            for (int j = 0; j < kvd; j++)
+                for (int p = p0; p < npos_all && p < p0 + 64; p++) s->kt[(size_t)j * ldkt + p] = kc[(size_t)p * kvd + j];
+    }
     #pragma omp parallel for collapse(2) schedule(dynamic, 4)
     for (int t = 0; t < T; t++) {
         for (int h = 0; h < n_heads; h++) {
@@ -1121,7 +1138,8 @@ static void attention(RunState *s, const Scheme *q, float *qbuf, const float *kc
 #else
             float *att = s->att;
 #endif
-            emu_attention_row(qv, kh, vh, (size_t)kvd, npos, hd, scale, q->kind != SCHEME_FP32, att);   /* order: emu.h */
+            if (use_kt) emu_attention_row_kt(qv, s->kt + (size_t)(h / group) * hd * ldkt, ldkt, vh, (size_t)kvd, npos, hd, scale, q->kind != SCHEME_FP32, att);
+            else emu_attention_row(qv, kh, vh, (size_t)kvd, npos, hd, scale, q->kind != SCHEME_FP32, att);   /* order: emu.h */
         }
     }
 }

@@ -1,7 +1,8 @@
 /* emu/attention.c — one query row of causal attention, in forward()'s order of operations, and its
  * AVX-512 form. The order (emu.h, emu_attention_row) is what transformers' eager bf16 attention rounds
  * and what cuda_kernels.cu's attention kernels reproduce; the fast kernel keeps it lane by lane:
- *   - scores: 16 positions per register, each lane summing q[i]·k_p[i] over i in index order;
+ *   - scores: 16 positions per register, each lane summing q[i]·k_p[i] over i in index order (K read
+ *     with a gather, or, in the _kt form, from a transposed copy: contiguous loads, four chains at once);
  *   - output: 16 components per register, each lane summing a[p]·v_p[i] over p in index order;
  *   - the max scan, expf and the softmax sum stay scalar (their order is sequential over p).
  * So emu_attention_row and emu_attention_row_ref agree bit for bit (tests/test_emu_attention.c), and
@@ -37,19 +38,69 @@ void emu_attention_row_ref(float *q, const float *k, const float *v, size_t kvd,
     for (int i = 0; i < hd; i++) q[i] = round_bf16_if(bf16, q[i]);
 }
 
+/* The same with K transposed, kt[i * ldkt + p] = k_p[i]: only the addressing differs. */
+void emu_attention_row_kt_ref(float *q, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd, float scale,
+                              int bf16, float *att) {
+    float mx = -INFINITY;
+    for (int p = 0; p < npos; p++) {
+        float dot = 0.0f;
+        for (int i = 0; i < hd; i++) dot += q[i] * kt[(size_t)i * ldkt + p];
+        att[p] = round_bf16_if(bf16, round_bf16_if(bf16, dot) * scale);
+        if (att[p] > mx) mx = att[p];
+    }
+    float sum = 0.0f;
+    for (int p = 0; p < npos; p++) { att[p] = expf(att[p] - mx); sum += att[p]; }
+    float inv = 1.0f / sum;
+    for (int p = 0; p < npos; p++) att[p] = round_bf16_if(bf16, att[p] * inv);
+    for (int i = 0; i < hd; i++) q[i] = 0.0f;
+    for (int p = 0; p < npos; p++) {
+        const float *vp = v + (size_t)p * kvd;
+        float a = att[p];
+        for (int i = 0; i < hd; i++) q[i] += a * vp[i];
+    }
+    for (int i = 0; i < hd; i++) q[i] = round_bf16_if(bf16, q[i]);
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 
-/* bf16_from_float then back, on 16 lanes: RNE by the carry trick; a NaN becomes the quiet NaN 0x7FC0
- * with its sign (fp8.h bf16_from_float). */
-T_AVX512 static inline __m512 bf16_round16(__m512 x) {
-    __m512i u = _mm512_castps_si512(x);
-    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), lsb), _mm512_set1_epi32((int)0xFFFF0000u));
-    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
-    __m512i qn = _mm512_or_si512(_mm512_and_si512(u, _mm512_set1_epi32((int)0x80000000u)), _mm512_set1_epi32(0x7FC00000));
-    return _mm512_castsi512_ps(_mm512_mask_blend_epi32(nan, r, qn));
+T_AVX512 static void softmax_output(float *q, const float *v, size_t kvd, int npos, int hd, int bf16, float *att);
+T_AVX512 static inline __m512 score16(__m512 acc, __m512 vscale, int bf16) {
+    if (bf16) acc = emu_bf16_round16(acc);
+    acc = _mm512_mul_ps(acc, vscale);
+    return bf16 ? emu_bf16_round16(acc) : acc;
+}
+
+/* scores from transposed K, 64 positions (four independent chains) per pass, then 16, then one by one */
+T_AVX512 static void attention_row_kt_avx512(float *q, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd,
+                                             float scale, int bf16, float *att) {
+    __m512 vscale = _mm512_set1_ps(scale);
+    int p = 0;
+    for (; p + 64 <= npos; p += 64) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < hd; i++) {
+            const float *kr = kt + (size_t)i * ldkt + p;
+            __m512 qi = _mm512_set1_ps(q[i]);
+            a0 = _mm512_add_ps(a0, _mm512_mul_ps(qi, _mm512_loadu_ps(kr)));
+            a1 = _mm512_add_ps(a1, _mm512_mul_ps(qi, _mm512_loadu_ps(kr + 16)));
+            a2 = _mm512_add_ps(a2, _mm512_mul_ps(qi, _mm512_loadu_ps(kr + 32)));
+            a3 = _mm512_add_ps(a3, _mm512_mul_ps(qi, _mm512_loadu_ps(kr + 48)));
+        }
+        _mm512_storeu_ps(att + p, score16(a0, vscale, bf16)); _mm512_storeu_ps(att + p + 16, score16(a1, vscale, bf16));
+        _mm512_storeu_ps(att + p + 32, score16(a2, vscale, bf16)); _mm512_storeu_ps(att + p + 48, score16(a3, vscale, bf16));
+    }
+    for (; p + 16 <= npos; p += 16) {
+        __m512 a0 = _mm512_setzero_ps();
+        for (int i = 0; i < hd; i++) a0 = _mm512_add_ps(a0, _mm512_mul_ps(_mm512_set1_ps(q[i]), _mm512_loadu_ps(kt + (size_t)i * ldkt + p)));
+        _mm512_storeu_ps(att + p, score16(a0, vscale, bf16));
+    }
+    for (; p < npos; p++) {
+        float dot = 0.0f;
+        for (int i = 0; i < hd; i++) dot += q[i] * kt[(size_t)i * ldkt + p];
+        att[p] = round_bf16_if(bf16, round_bf16_if(bf16, dot) * scale);
+    }
+    softmax_output(q, v, kvd, npos, hd, bf16, att);
 }
 
 T_AVX512 static void attention_row_avx512(float *q, const float *k, const float *v, size_t kvd, int npos, int hd,
@@ -63,9 +114,9 @@ T_AVX512 static void attention_row_avx512(float *q, const float *k, const float 
         __m512 acc = _mm512_setzero_ps();
         for (int i = 0; i < hd; i++)
             acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(q[i]), _mm512_i32gather_ps(idx, kb + i, 4)));
-        if (bf16) acc = bf16_round16(acc);
+        if (bf16) acc = emu_bf16_round16(acc);
         acc = _mm512_mul_ps(acc, vscale);
-        if (bf16) acc = bf16_round16(acc);
+        if (bf16) acc = emu_bf16_round16(acc);
         _mm512_storeu_ps(att + p, acc);
     }
     for (; p < npos; p++) {
@@ -74,6 +125,12 @@ T_AVX512 static void attention_row_avx512(float *q, const float *k, const float 
         for (int i = 0; i < hd; i++) dot += q[i] * kp[i];
         att[p] = round_bf16_if(bf16, round_bf16_if(bf16, dot) * scale);
     }
+    softmax_output(q, v, kvd, npos, hd, bf16, att);
+}
+
+/* softmax over att[0..npos) and the output row, in the reference's order */
+T_AVX512 static void softmax_output(float *q, const float *v, size_t kvd, int npos, int hd, int bf16, float *att) {
+    int p;
     /* softmax: the max scan ('>' skips NaN), expf and the sum in position order, as the reference */
     float mx = -INFINITY;
     for (p = 0; p < npos; p++) if (att[p] > mx) mx = att[p];
@@ -93,14 +150,14 @@ T_AVX512 static void attention_row_avx512(float *q, const float *k, const float 
             a2 = _mm512_add_ps(a2, _mm512_mul_ps(w, _mm512_loadu_ps(vp + 32)));
             a3 = _mm512_add_ps(a3, _mm512_mul_ps(w, _mm512_loadu_ps(vp + 48)));
         }
-        if (bf16) { a0 = bf16_round16(a0); a1 = bf16_round16(a1); a2 = bf16_round16(a2); a3 = bf16_round16(a3); }
+        if (bf16) { a0 = emu_bf16_round16(a0); a1 = emu_bf16_round16(a1); a2 = emu_bf16_round16(a2); a3 = emu_bf16_round16(a3); }
         _mm512_storeu_ps(q + i0, a0); _mm512_storeu_ps(q + i0 + 16, a1);
         _mm512_storeu_ps(q + i0 + 32, a2); _mm512_storeu_ps(q + i0 + 48, a3);
     }
     for (; i0 + 16 <= hd; i0 += 16) {
         __m512 a0 = _mm512_setzero_ps();
         for (p = 0; p < npos; p++) a0 = _mm512_add_ps(a0, _mm512_mul_ps(_mm512_set1_ps(att[p]), _mm512_loadu_ps(v + (size_t)p * kvd + i0)));
-        if (bf16) a0 = bf16_round16(a0);
+        if (bf16) a0 = emu_bf16_round16(a0);
         _mm512_storeu_ps(q + i0, a0);
     }
     for (; i0 < hd; i0++) {
@@ -117,4 +174,11 @@ void emu_attention_row(float *q, const float *k, const float *v, size_t kvd, int
     if (emu_have_avx512() && kvd <= (size_t)INT32_MAX / 16) { attention_row_avx512(q, k, v, kvd, npos, hd, scale, bf16, att); return; }
 #endif
     emu_attention_row_ref(q, k, v, kvd, npos, hd, scale, bf16, att);
+}
+
+void emu_attention_row_kt(float *q, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (emu_have_avx512()) { attention_row_kt_avx512(q, kt, ldkt, v, kvd, npos, hd, scale, bf16, att); return; }
+#endif
+    emu_attention_row_kt_ref(q, kt, ldkt, v, kvd, npos, hd, scale, bf16, att);
 }

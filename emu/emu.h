@@ -41,6 +41,10 @@ float emu_load(const void *p, emu_dtype t, size_t i);
  * AVX-512 register, each lane in this order: bit-identical to the _ref twin. */
 void emu_attention_row(float *q, const float *k, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att);
 void emu_attention_row_ref(float *q, const float *k, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att);
+/* The same with K transposed, kt[i * ldkt + p] = k_p[i] (forward() builds it once per layer when many query
+ * rows read the cache): the same bits. */
+void emu_attention_row_kt(float *q, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att);
+void emu_attention_row_kt_ref(float *q, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att);
 
 /* 1 when this CPU runs the AVX-512 kernels (else the _ref twins run). */
 int emu_have_avx512(void);
@@ -80,6 +84,15 @@ void emu_quant_block(uint8_t *q, size_t ldq, float *scale, const float *w, size_
  * q = rne(x · (127 / absmax)) within ±127 (an all-zero row gets s = 0 and q = 0). Per channel
  * (compressed-tensors 0.20, int8 range [-128, 127]): s = absmax / 127.5 (zero → FLT_EPSILON),
  * q = rne(torch.clamp(w / s + 0, -128, 127)). */
+/* The rule of llama_fp8.c's quant_weight for FP8 weights (compressed-tensors on an fp32 or bf16 model, as
+ * the schemes prepare them): q[i] = rne(fminf(fmaxf(B(w[i] / s) + 0, -fmax), fmax)), B = bf16 rounding when
+ * bf16, else none; the division in fp32. */
+void emu_quant_weight_row(uint8_t *q, const float *w, int n, float s, emu_dtype fmt, int bf16);
+void emu_quant_weight_row_ref(uint8_t *q, const float *w, int n, float s, emu_dtype fmt, int bf16);
+/* max |x[i]| over n floats (NaN skipped, as fmaxf; 0 for n = 0): exact, so any order gives it. */
+float emu_absmax(const float *x, int n);
+/* dst[j] = emu_load(src, t, i0 + j) for j < n (16 lanes at a time where AVX-512 is there). */
+void emu_load_row(float *dst, const void *src, emu_dtype t, size_t i0, int n);
 void emu_quant_int8_token(int8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K);
 void emu_quant_int8_channel(int8_t *q, size_t ldq, float *scale, const float *w, size_t ldw, int N, int K);
 

@@ -14,7 +14,48 @@
  * after the pragma above so that it holds for them too. */
 #include "emu/ops.h"
 float emu_dot_model(const float *a, const float *b, int K, emu_accum acc, emu_dtype ta, emu_dtype tb);
-const float *emu_fp8_table(emu_dtype fmt);
+const float *emu_fp8_table(emu_dtype fmt);   /* exact values of the 256 codes of E4M3 or E5M2 */
 /* emu_gemm_f32 for bf16-valued A and BF16 B on VDPBF16PS, the same bits (emu/gemm_fp8.c); 0 = not applicable */
-int emu_gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *D, size_t ldd);   /* exact values of the 256 codes of E4M3 or E5M2 */
+int emu_gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *D, size_t ldd);
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define EMU_T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+/* r[i][j] <- r[j][i]: a 16x16 transpose of 32-bit lanes in registers (the packers of emu/). */
+EMU_T_AVX512 static inline void emu_transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+}
+/* bf16_from_float then back, on 16 lanes: RNE by the carry trick; a NaN becomes the quiet NaN 0x7FC0
+ * with its sign (fp8.h bf16_from_float). */
+EMU_T_AVX512 static inline __m512 emu_bf16_round16(__m512 x) {
+    __m512i u = _mm512_castps_si512(x);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), lsb), _mm512_set1_epi32((int)0xFFFF0000u));
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
+    __m512i qn = _mm512_or_si512(_mm512_and_si512(u, _mm512_set1_epi32((int)0x80000000u)), _mm512_set1_epi32(0x7FC00000));
+    return _mm512_castsi512_ps(_mm512_mask_blend_epi32(nan, r, qn));
+}
+#endif
 #endif

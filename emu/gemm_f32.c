@@ -68,32 +68,6 @@ T_AVX512 static __m512 load16(const void *B, emu_dtype t, size_t i) {
     }
 }
 
-T_AVX512 static void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
-        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
-        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
-        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
-    }
-}
-
 T_AVX512 static void pack_b(float *Bp, const void *B, emu_dtype t, size_t ldb, int n0, int nb, int k0, int kc) {
     int np = (nb + NR - 1) / NR;
     for (int p = 0; p < np; p++) {
@@ -105,7 +79,7 @@ T_AVX512 static void pack_b(float *Bp, const void *B, emu_dtype t, size_t ldb, i
                 for (; k + 16 <= kc; k += 16) {
                     __m512 r[16];
                     for (int i = 0; i < 16; i++) r[i] = load16(B, t, (size_t)(n + i) * ldb + k0 + k);
-                    transpose16(r);
+                    emu_transpose16(r);
                     for (int i = 0; i < 16; i++) _mm512_store_ps(dst + (size_t)(k + i) * NR + j0, r[i]);
                 }
                 for (; k < kc; k++)
@@ -164,7 +138,7 @@ T_AVX512 static void smallm_block(int M, int K, const float *A, size_t lda, cons
     for (; k + 16 <= K; k += 16) {
         __m512 r[16];
         for (int i = 0; i < 16; i++) r[i] = i < rows ? load16(B, btype, (size_t)(n0 + i) * ldb + k) : _mm512_setzero_ps();
-        transpose16(r);                             /* r[j] = B[n0 .. n0+15][k + j] */
+        emu_transpose16(r);                             /* r[j] = B[n0 .. n0+15][k + j] */
         for (int j = 0; j < 16; j++)
             for (int m = 0; m < M; m++) acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)m * lda + k + j]), r[j], acc[m]);
     }

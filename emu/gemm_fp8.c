@@ -148,10 +148,47 @@ static inline uint32_t b_pair(const bsrc *b, int n, int j) {
     return (uint32_t)row[k] << 16 | (two ? row[k + 1] : 0);
 }
 
+/* 16 pairs j..j+15 of row n, as b_pair makes them, from one load (needs 2j + 32 <= K): FP8 / INT8 codes
+ * decoded through the bf16 table T (8 registers of 32 entries; VPERMI2W looks up 64 at a time, bits 6-7
+ * of the code choose among the four), bf16 rotated so that k lands in the high half. */
+T_BF16 static inline __m512i pairs16(const bsrc *b, const __m512i *T, int n, int j) {
+    if (b->tab) {
+        __m512i c = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)((const uint8_t *)b->B + (size_t)n * b->ldb + 2 * (size_t)j)));
+        __mmask32 b6 = _mm512_test_epi16_mask(c, _mm512_set1_epi16(0x40)), b7 = _mm512_test_epi16_mask(c, _mm512_set1_epi16(0x80));
+        __m512i lo = _mm512_mask_blend_epi16(b6, _mm512_permutex2var_epi16(T[0], c, T[1]), _mm512_permutex2var_epi16(T[2], c, T[3]));
+        __m512i hi = _mm512_mask_blend_epi16(b6, _mm512_permutex2var_epi16(T[4], c, T[5]), _mm512_permutex2var_epi16(T[6], c, T[7]));
+        return _mm512_mask_blend_epi16(b7, lo, hi);
+    }
+    return _mm512_ror_epi32(_mm512_loadu_si512((const uint16_t *)b->B + (size_t)n * b->ldb + 2 * (size_t)j), 16);
+}
+
+/* Bp[p][j][c] = b_pair(row n0 + 64p + c, pair j0 + j) for the nb rows from n0, zero past them: 16 rows x 16
+ * pairs at a time through pairs16 and a register transpose, the edges one by one. */
+T_BF16 static void pack_pairs(uint32_t *Bp, const bsrc *b, const __m512i *T, int n0, int nb, int j0, int kp) {
+    for (int p = 0; p * 64 < nb; p++)
+        for (int cg = 0; cg < 64; cg += 16) {
+            int n = n0 + p * 64 + cg, rows = nb - (p * 64 + cg);
+            uint32_t *dst = Bp + (size_t)p * kp * 64 + cg;
+            int j = 0;
+            if (rows >= 16)
+                for (; j + 16 <= kp && 2 * (j0 + j) + 32 <= b->K; j += 16) {
+                    __m512 r[16];
+                    for (int i = 0; i < 16; i++) r[i] = _mm512_castsi512_ps(pairs16(b, T, n + i, j0 + j));
+                    emu_transpose16(r);
+                    for (int i = 0; i < 16; i++) _mm512_store_si512(dst + (size_t)(j + i) * 64, _mm512_castps_si512(r[i]));
+                }
+            for (int c = 0; c < 16; c++)
+                for (int jj = j; jj < kp; jj++) dst[(size_t)jj * 64 + c] = c < rows ? b_pair(b, n + c, j0 + jj) : 0;
+        }
+}
+
 /* out[M][N] = the VDPBF16PS chain over K2 pairs: A already as pairs Ah[Mp][K2] (rows past M zero), B packed
- * here panel by panel (b_pair). Blocks of NBH columns per thread, KCH k per pass. */
+ * here panel by panel (pack_pairs). Blocks of NBH columns per thread, KCH k per pass. */
 T_BF16 static void gemm_pairs_avx512(int M, int N, int K2, const uint32_t *Ah, const bsrc *b, float *out, size_t ldo) {
     int nblocks = (N + NBH - 1) / NBH;
+    __m512i T[8];
+    if (b->tab)
+        for (int i = 0; i < 8; i++) T[i] = _mm512_loadu_si512(b->tab->h + 32 * i);
     #pragma omp parallel
     {
         uint32_t *Bp = xalloc(sizeof(uint32_t) * NBH * (KCH / 2));
@@ -160,12 +197,7 @@ T_BF16 static void gemm_pairs_avx512(int M, int N, int K2, const uint32_t *Ah, c
             int n0 = blk * NBH, nb = N - n0 < NBH ? N - n0 : NBH;
             for (int j0 = 0; j0 < K2; j0 += KCH / 2) {
                 int kp = K2 - j0 < KCH / 2 ? K2 - j0 : KCH / 2;
-                for (int p = 0; p * 64 < nb; p++)        /* pack: Bp[p][j][c] = pair j0 + j of row n0 + 64p + c */
-                    for (int c = 0; c < 64; c++) {
-                        int n = n0 + p * 64 + c;
-                        uint32_t *dst = Bp + (size_t)p * kp * 64 + c;
-                        for (int j = 0; j < kp; j++) dst[(size_t)j * 64] = n < n0 + nb ? b_pair(b, n, j0 + j) : 0;
-                    }
+                pack_pairs(Bp, b, T, n0, nb, j0, kp);
                 for (int m0 = 0; m0 < M; m0 += MR) {
                     int mr = M - m0 < MR ? M - m0 : MR;
                     for (int p = 0; p * 64 < nb; p++)
@@ -231,20 +263,42 @@ T_BF16 static void gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_
     gemm_pairs_avx512(M, N, K2, Ah, &b, D, ldd);
     free(Ah);
 }
+
+/* bf16_exact_ok over one row of fp32 A (bf16 = 0) or of BF16 B (bf16 = 1), 16 or 32 lanes at a time */
+T_AVX512 static int row_ok(const void *X, int bf16, size_t ld, int r, int K) {
+    int k = 0, bad = 0;
+    if (bf16) {
+        const uint16_t *x = (const uint16_t *)X + (size_t)r * ld;
+        for (; k + 32 <= K; k += 32) {   /* the bf16 exponent: bits 7-14 */
+            __m512i u = _mm512_loadu_si512(x + k), e = _mm512_and_si512(_mm512_srli_epi16(u, 7), _mm512_set1_epi16(0xFF));
+            bad |= _mm512_cmpeq_epi16_mask(e, _mm512_set1_epi16(0xFF)) ||
+                   (_mm512_test_epi16_mask(u, _mm512_set1_epi16(0x7FFF)) & _mm512_cmplt_epu16_mask(e, _mm512_set1_epi16(127 - 56)));
+        }
+        for (; k < K; k++) bad |= !bf16_exact_ok((uint32_t)x[k] << 16);
+    } else {
+        const float *x = (const float *)X + (size_t)r * ld;
+        for (; k + 16 <= K; k += 16) {
+            __m512i u = _mm512_loadu_si512(x + k), e = _mm512_and_si512(_mm512_srli_epi32(u, 23), _mm512_set1_epi32(0xFF));
+            bad |= _mm512_test_epi32_mask(u, _mm512_set1_epi32(0xFFFF)) || _mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(0xFF)) ||
+                   (_mm512_test_epi32_mask(u, _mm512_set1_epi32(0x7FFFFFFF)) & _mm512_cmplt_epu32_mask(e, _mm512_set1_epi32(127 - 56)));
+        }
+        for (; k < K; k++) { uint32_t u; memcpy(&u, x + k, 4); bad |= !bf16_exact_ok(u); }
+    }
+    return !bad;
+}
+/* (The OpenMP loop is its own function: clang does not give an outlined region the target attribute.) */
+static int rows_ok(const void *X, int bf16, size_t ld, int rows, int K) {
+    int ok = 1;
+    #pragma omp parallel for reduction(&& : ok) schedule(static)
+    for (int r = 0; r < rows; r++) ok = ok && row_ok(X, bf16, ld, r, K);
+    return ok;
+}
 #endif
 
 int emu_gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *D, size_t ldd) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     if (!emu_have_avx512bf16() || M < 1 || N < 1) return 0;
-    int ok = 1;
-    #pragma omp parallel for reduction(&& : ok) schedule(static)
-    for (int m = 0; m < M; m++)
-        for (int k = 0; k < K; k++) { uint32_t u; memcpy(&u, A + (size_t)m * lda + k, 4); ok = ok && bf16_exact_ok(u); }
-    if (!ok) return 0;
-    #pragma omp parallel for reduction(&& : ok) schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) ok = ok && bf16_exact_ok((uint32_t)B[(size_t)n * ldb + k] << 16);
-    if (!ok) return 0;
+    if (!rows_ok(A, 0, lda, M, K) || !rows_ok(B, 1, ldb, N, K)) return 0;
     gemm_f32_bf16pairs(M, N, K, A, lda, B, ldb, D, ldd);
     return 1;
 #else

@@ -1,5 +1,5 @@
-/* emu_attention_row (forward()'s attention for one token and head):
- *  1. the fast AVX-512 kernel equals its _ref twin bit for bit (each lane keeps the reference's order,
+/* emu_attention_row and emu_attention_row_kt (forward()'s attention for one token and head, K by rows or transposed):
+ *  1. the fast AVX-512 kernels equal the _ref twins bit for bit (each lane keeps the reference's order,
  *     see emu/emu.h), fp32 and bf16, on head sizes with and without a 16/64 tail, position counts
  *     around every multiple of 16, cache strides wider than the head (GQA), and rows holding NaN, ±Inf,
  *     -0 and values that overflow the scores;
@@ -28,7 +28,7 @@ static float frnd(void) { return ((int)(rnd() & 0xFFFFFF) - 0x800000) / (float)0
 int main(void) {
     printf("# avx512 kernels: %s\n", emu_have_avx512() ? "yes" : "no (fast path = ref, comparisons are trivial)");
     static const int hds[] = {8, 16, 64, 72, 128, 80};
-    static const int nposs[] = {1, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257};
+    static const int nposs[] = {1, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 129, 257};
     for (int bf16 = 0; bf16 < 2; bf16++) {
         for (int special = 0; special < 2; special++) {
             long runs = 0, diff = 0;
@@ -53,11 +53,20 @@ int main(void) {
                         }
                     }
                     memcpy(q2, q1, sizeof(float) * hd);
+                    float *q3 = malloc(sizeof(float) * hd), *q4 = malloc(sizeof(float) * hd);
+                    memcpy(q3, q1, sizeof(float) * hd); memcpy(q4, q1, sizeof(float) * hd);
+                    size_t ldkt = (size_t)npos + 3;   /* the _kt forms read K transposed: kt[i][p] */
+                    float *kt = malloc(sizeof(float) * ldkt * hd);
+                    for (int p = 0; p < npos; p++)
+                        for (int i = 0; i < hd; i++) kt[(size_t)i * ldkt + p] = k[(size_t)p * kvd + i];
                     float scale = 1.0f / sqrtf((float)hd);
                     emu_attention_row(q1, k, v, kvd, npos, hd, scale, bf16, att);
                     emu_attention_row_ref(q2, k, v, kvd, npos, hd, scale, bf16, att);
+                    emu_attention_row_kt(q3, kt, ldkt, v, kvd, npos, hd, scale, bf16, att);
+                    emu_attention_row_kt_ref(q4, kt, ldkt, v, kvd, npos, hd, scale, bf16, att);
                     runs++;
-                    if (memcmp(q1, q2, sizeof(float) * hd)) {
+                    if (memcmp(q1, q2, sizeof(float) * hd) || memcmp(q3, q2, sizeof(float) * hd) || memcmp(q4, q2, sizeof(float) * hd)) {
+                        if (!memcmp(q1, q2, sizeof(float) * hd)) memcpy(q1, memcmp(q3, q2, sizeof(float) * hd) ? q3 : q4, sizeof(float) * hd);
                         if (!diff) {
                             int i = 0;
                             while (!memcmp(&q1[i], &q2[i], 4)) i++;
@@ -65,10 +74,10 @@ int main(void) {
                         }
                         diff++;
                     }
-                    free(k); free(v); free(q1); free(q2); free(att);
+                    free(k); free(v); free(q1); free(q2); free(q3); free(q4); free(kt); free(att);
                 }
             char name[96];
-            snprintf(name, sizeof name, "fast = ref, %s, %s inputs", bf16 ? "bf16" : "fp32", special ? "NaN/Inf/-0/overflow" : "finite");
+            snprintf(name, sizeof name, "fast = ref (K by rows and transposed), %s, %s inputs", bf16 ? "bf16" : "fp32", special ? "NaN/Inf/-0/overflow" : "finite");
             CHECK(name, diff == 0, "%ld of %ld rows differ; first: %s", diff, runs, first);
         }
     }

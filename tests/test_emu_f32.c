@@ -100,12 +100,13 @@ int main(int argc, char **argv) {
     /* bf16-valued A × BF16 B (the bf16 scheme's GEMMs): on AVX512-BF16 CPUs emu_gemm_f32 runs VDPBF16PS
      * with swapped pairs (emu/gemm_fp8.c) when nothing can be subnormal, else the fmaf kernel; both must
      * give the reference's bits. Cases: odd K, K over one 512-k block, zeros, then values that force the
-     * fallback (2^-60, a subnormal, an inf). */
+     * fallback (2^-60, a subnormal, an inf; then inside the vectorised scans: -2^-57 in A, a normal B of
+     * 2^-120, an A value that is not bf16-valued, a B inf). */
     {
         static const int sh[][3] = {{6, 64, 2}, {7, 65, 3}, {13, 130, 1101}, {30, 257, 514}, {5, 1, 7}};
         int same = 1, fb = 1;
         char why[200] = "";
-        for (int force = 0; force < 4; force++)
+        for (int force = 0; force < 8; force++)
             for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
                 int M = sh[s][0], N = sh[s][1], K = sh[s][2];
                 size_t lda = K + 1, ldb = K + 3, ldd = N + 1;
@@ -119,6 +120,10 @@ int main(int argc, char **argv) {
                 if (force == 1) A[(M - 1) * lda + K - 1] = ldexpf(1, -60);
                 if (force == 2) B[(N - 1) * ldb + K / 2] = 0x0001;           /* a bf16 subnormal */
                 if (force == 3) A[0] = INFINITY;
+                if (force == 4) A[(M - 1) * lda + K / 2] = -ldexpf(1, -57);
+                if (force == 5) B[K / 2] = 0x8380;                             /* -2^-120: normal, below 2^-56 */
+                if (force == 6) { uint32_t u; memcpy(&u, &A[K / 2], 4); u |= 1; memcpy(&A[K / 2], &u, 4); }
+                if (force == 7) B[(N / 2) * ldb + K / 2] = 0x7F80;
                 emu_gemm_f32(M, N, K, A, lda, B, EMU_BF16, ldb, D, ldd);
                 emu_gemm_f32_ref(M, N, K, A, lda, B, EMU_BF16, ldb, R, ldd);
                 for (int m = 0; m < M; m++)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "emu/emu.h"
+#include "emu/ops.h"
 
 static int failures;
 #define CHECK(name, cond, ...) do { if (cond) printf("ok emu_quant: %s\n", name); else { printf("FAIL emu_quant: %s: ", name); printf(__VA_ARGS__); printf("\n"); failures++; } } while (0)
@@ -115,6 +116,73 @@ int main(void) {
         uint64_t hq = fnv(q, (size_t)M * K), hs = fnv(sc, 4 * (size_t)ns);
         CHECK(name, hq == g->q_fnv && hs == g->s_fnv, "codes %s, scales %s", hq == g->q_fnv ? "ok" : "differ", hs == g->s_fnv ? "ok" : "differ");
         free(x); free(sc); free(xc); free(q);
+    }
+    /* The AVX-512 quantizers against their scalar definitions, on every lane position: the per-token
+     * encoder (emu_quant_token, against emu/ops.h's emu_quant_scale + emu_quant_code) and quant_weight's
+     * rule (emu_quant_weight_row vs _ref, fp32 and bf16 division), over fp32 patterns that sweep the FP8
+     * range in steps of 13 ulps, every midpoint between neighbouring codes and its fp32 neighbours, and
+     * NaN, ±Inf, ±0, fp32 subnormals and huge values; emu_absmax and emu_load_row against scalar loops. */
+    {
+        size_t n = 0, cap = 40000000;   /* 2·(0x48000000 − 0x39000000)/13 ≈ 38.7M, plus midpoints and specials */
+        float *x = malloc(cap * sizeof(float));
+        for (int fi = 0; fi < 2; fi++)
+            for (int c = 0; c < 0x7E; c++) {
+                emu_dtype t = fi ? EMU_E5M2 : EMU_E4M3;
+                float a = emu_fp8_decode((uint8_t)c, t), b = emu_fp8_decode((uint8_t)(c + 1), t);
+                if (!isfinite(a) || !isfinite(b)) continue;
+                float mid = (a + b) / 2;   /* exact: neighbouring FP8 values differ in few bits */
+                x[n++] = mid; x[n++] = nextafterf(mid, 0); x[n++] = nextafterf(mid, INFINITY); x[n++] = -mid;
+            }
+        const float sp[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-45f, -1e-40f, 3e38f, -3e38f, 464.0f, 463.9f, 448.0f, 57344.0f, 61440.0f, -61439.0f};
+        for (int r = 0; r < 4; r++)   /* before the sweep: the rows' tail past M·K is dropped */
+            for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) x[n++] = sp[i];
+        for (uint32_t u = 0x39000000u; u < 0x48000000u; u += 13) {
+            float v; memcpy(&v, &u, 4);
+            x[n++] = v; x[n++] = -v;
+        }
+        int M = 4096, K = (int)(n / M);   /* rows of K (K = 8·...+ a tail: not a multiple of 16) */
+        if (K % 16 == 0) K--;
+        uint8_t *q1 = malloc(n), *q2 = malloc(n);
+        float *sc = malloc(M * sizeof(float));
+        char why[200] = "";
+        for (int fi = 0; fi < 2 && !why[0]; fi++) {
+            emu_dtype t = fi ? EMU_E5M2 : EMU_E4M3;
+            emu_quant_token(q1, K, sc, x, K, M, K, t, 0);
+            for (int m = 0; m < M && !why[0]; m++) {
+                float s = emu_quant_scale(EMU_Q_TOKEN, emu_absmax(x + (size_t)m * K, K), t, 0);
+                for (int k = 0; k < K; k++) q2[(size_t)m * K + k] = emu_quant_code(EMU_Q_TOKEN, x[(size_t)m * K + k] / s, t);
+                if (s != sc[m] || memcmp(q1 + (size_t)m * K, q2 + (size_t)m * K, K)) snprintf(why, sizeof why, "token %s row %d", fi ? "E5M2" : "E4M3", m);
+            }
+            for (int bf = 0; bf < 2 && !why[0]; bf++)
+                for (int m = 0; m < M && !why[0]; m++) {
+                    float s = m % 3 == 0 ? 1.0f : m % 3 == 1 ? 0.37f : 3.0f;
+                    emu_quant_weight_row(q1, x + (size_t)m * K, K - m % 17, s, t, bf);
+                    emu_quant_weight_row_ref(q2, x + (size_t)m * K, K - m % 17, s, t, bf);
+                    if (memcmp(q1, q2, K - m % 17)) snprintf(why, sizeof why, "weight row %s bf16 %d row %d", fi ? "E5M2" : "E4M3", bf, m);
+                }
+        }
+        CHECK("AVX-512 encoders == scalar definitions (per-token vLLM rule, quant_weight rule; sweeps, midpoints, specials)", !why[0], "%s", why);
+        int am_ok = 1, ld_ok = 1;
+        for (int len = 0; len < 70 && am_ok; len++)
+            for (size_t off = 0; off + len < n && off < 3000000; off += off < 2000 ? 1 : 99991) {   /* the first 2000: specials, midpoints */
+                float a = 0;
+                for (int i = 0; i < len; i++) a = fmaxf(a, fabsf(x[off + i]));
+                float b = emu_absmax(x + off, len);
+                am_ok &= memcmp(&a, &b, 4) == 0;
+            }
+        uint16_t *h = malloc(2 * 4099);
+        float *y = malloc(4 * 4099);
+        for (int i = 0; i < 4099; i++) h[i] = (uint16_t)(i * 40503u);
+        for (int ti = 0; ti < 3; ti++) {
+            emu_dtype t = ti == 0 ? EMU_BF16 : ti == 1 ? EMU_F16 : EMU_F32;
+            emu_load_row(y, t == EMU_F32 ? (const void *)x : h, t, 3, t == EMU_F32 ? 4096 : 4093);
+            for (int i = 0; i < (t == EMU_F32 ? 4096 : 4093); i++) {
+                float r = emu_load(t == EMU_F32 ? (const void *)x : h, t, 3 + i);
+                ld_ok &= memcmp(&r, &y[i], 4) == 0;
+            }
+        }
+        CHECK("emu_absmax == fmaxf chain (lengths 0..69, NaN/Inf rows); emu_load_row == emu_load (BF16, F16, F32)", am_ok && ld_ok, "absmax %d load %d", am_ok, ld_ok);
+        free(x); free(q1); free(q2); free(sc); free(h); free(y);
     }
     return failures != 0;
 }
