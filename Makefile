@@ -68,8 +68,12 @@ run: llama_fp8
 test: llama_fp8
 	@CC="$(CC)" CFLAGS="$(CFLAGS)" LDLIBS="$(LDLIBS)" EMU_SRC="$(EMU_SRC)" sh tests/run_tests.sh
 
+# The GEMM table, then whole forward passes per scheme on a Llama-3.2-1B-shaped synthetic checkpoint cut
+# to 4 layers (written once to build/bench/l4, 1.2 GB): tok/s and the share of the arithmetic floor.
 bench: llama_fp8
 	./llama_fp8 bench gemm
+	@[ -f build/bench/l4/model.safetensors.index.json ] || ./llama_fp8 synth -o build/bench/l4 --shape llama3.2-1b --layers 4 > /dev/null
+	./llama_fp8 bench e2e -m build/bench/l4 --ctx 512 --chunks 3
 
 # Downloads the public test data when ../shared/data is absent (canonical URLs: ../shared/data/README.md).
 data:

@@ -3291,13 +3291,103 @@ static int cmd_fp8(int argc, char **argv) {
  * with a small M. */
 static double bench_now(void) { return omp_get_wtime(); }
 
+/* `llama_fp8 bench e2e`: whole forward passes per scheme, as ppl runs them (chunks of --ctx tokens, the
+ * lm_head on the second half of each chunk, llama.cpp's protocol) without the statistics, on random token
+ * ids (the time does not depend on them). Per scheme: wall time (preparing the weights included), tok/s,
+ * and the share of the arithmetic floor: each GEMM's flops at the peak of the unit its kernel runs on,
+ * measured in the same run — VDPBF16PS for bf16 weights × bf16 activations and for --accum fast, double
+ * FMA for exact E4M3/INT8, fp32 FMA otherwise — plus attention's separate multiplies and adds at half the
+ * fp32 FMA rate. */
+static double bench_unit_peak(const Scheme *q, int quantized, const double pk[3]) {
+    if (!scheme_quantizes(q) || !quantized) return q->kind == SCHEME_FP32 ? pk[0] : pk[1];   /* fp32 FMA; bf16 pairs */
+    if (q->kind == SCHEME_INT8) return pk[2];                                                  /* exact, double FMA */
+    if (q->kind != SCHEME_FP8_W && q->accum == EMU_ACC_EXACT && q->afmt == EMU_E4M3 && q->wfmt == EMU_E4M3) return pk[2];
+    if (q->kind != SCHEME_FP8_W && q->accum == EMU_ACC_FAST) return pk[1];
+    return pk[0];   /* weight-only and --accum fp32: fp32 FMA (the tensor-core models are scalar C: no floor) */
+}
+static int bench_e2e(int argc, char **argv) {
+    const char *usage_s = "usage: llama_fp8 bench e2e -m MODEL [--ctx N] [--chunks N] [--schemes LIST]\n"
+        "  --schemes  comma-separated SCHEME or SCHEME:ACCUM, default bf16,w8a8:fast,w8a8,fp32\n"
+        "  Random token ids, ppl's chunks (lm_head on the second half). floor = each GEMM's flops at the peak, measured in\n"
+        "  this run, of the unit its kernel uses (VDPBF16PS: bf16 x bf16 and --accum fast; fp64 FMA: exact E4M3 / INT8;\n"
+        "  fp32 FMA: the rest), attention (multiplies and adds apart) at half the fp32 FMA peak; % floor = floor / time.";
+    const char *model = NULL, *list = "bf16,w8a8:fast,w8a8,fp32";
+    int ctx = 512, chunks = 2;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { printf("%s\n", usage_s); return 0; }
+        if (i + 1 >= argc) fatal("bench e2e: option %s needs a value (or is unknown)\n%s", a, usage_s);
+        if (!strcmp(a, "-m")) model = argv[++i];
+        else if (!strcmp(a, "--ctx")) ctx = (int)parse_long_arg("--ctx", argv[++i], 2, 1 << 20);
+        else if (!strcmp(a, "--chunks")) chunks = (int)parse_long_arg("--chunks", argv[++i], 1, 100000);
+        else if (!strcmp(a, "--schemes")) list = argv[++i];
+        else fatal("bench e2e: unknown option '%s'\n%s", a, usage_s);
+    }
+    if (!model) fatal("bench e2e: -m MODEL is required\n%s", usage_s);
+    enum { MAXS = 16 };
+    Scheme qs[MAXS];
+    char acc_names[MAXS][16];
+    int ns = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *sv = NULL, *tok = strtok_r(buf, ",", &sv); tok; tok = strtok_r(NULL, ",", &sv)) {
+        if (ns == MAXS) fatal("bench e2e: at most %d schemes", MAXS);
+        SchemeOptions so = {0};
+        char *colon = strchr(tok, ':');
+        if (colon) { *colon = 0; snprintf(acc_names[ns], sizeof acc_names[ns], "%s", colon + 1); so.accum = acc_names[ns]; }
+        qs[ns++] = scheme_make(tok, &so);
+    }
+    Model *m = model_load(model);
+    const Config *c = &m->c;
+    if (ctx > c->max_seq_len) fatal("bench e2e: --ctx %d exceeds the model's context %d", ctx, c->max_seq_len);
+    int first = ctx / 2, *ids = xmalloc((size_t)ctx * chunks * sizeof(int));
+    uint64_t r = 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < (size_t)ctx * chunks; i++) {
+        r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+        ids[i] = i % ctx == 0 ? c->bos_id : (int)(r % (uint64_t)c->vocab_size);
+    }
+    double pk[3] = {emu_peak_gflops(0), emu_peak_gflops(1), emu_peak_gflops(2)};   /* fp32 FMA, VDPBF16PS, fp64 FMA */
+    /* flops of one chunk: the Linears on ctx rows, the lm_head on ctx - first, attention's QK and PV */
+    double qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
+    double lin = 2.0 * ctx * c->n_layers * ((double)c->dim * (qd + 2 * kvd) + qd * c->dim + 3.0 * c->dim * c->hidden_dim);
+    double head = 2.0 * (ctx - first) * (double)c->vocab_size * c->dim;
+    double att = 4.0 * c->n_layers * qd * ((double)ctx * (ctx + 1) / 2);
+    model_describe(m, stdout);
+    printf("# bench e2e: %d chunk%s of %d random tokens (lm_head on the last %d of each), %d OpenMP threads\n",
+           chunks, chunks > 1 ? "s" : "", ctx, ctx - first, omp_get_max_threads());
+    printf("# peaks measured in this run: fp32 FMA %.1f, VDPBF16PS %.1f, fp64 FMA %.1f GFLOP/s\n", pk[0], pk[1], pk[2]);
+    printf("# GFLOP per chunk: Linears %.4f, lm_head %.4f, attention %.4f; floor = each at its unit's peak (see `bench e2e --help`)\n",
+           lin / 1e9, head / 1e9, att / 1e9);
+    printf("%-26s %9s %9s %9s %9s %8s\n", "scheme", "s", "tok/s", "GFLOP/s", "floor s", "% floor");
+    for (int i = 0; i < ns; i++) {
+        const Scheme *q = &qs[i];
+        double pl = bench_unit_peak(q, 1, pk), ph = bench_unit_peak(q, q->quant_lm_head, pk);
+        if (!(pl > 0 && ph > 0 && pk[0] > 0)) fatal("bench e2e: no peak measured for this CPU (needs AVX-512%s)", pl > 0 ? "" : " and AVX512-BF16");
+        double floor_s = chunks * (lin / (pl * 1e9) + head / (ph * 1e9) + att / (pk[0] * 0.5e9));
+        RunState s;
+        runstate_init(&s, c, ctx, ctx);
+        double t0 = now_seconds();
+        for (int ch = 0; ch < chunks; ch++) forward(model_for_scheme(m, q), &s, q, ids + (size_t)ch * ctx, ctx, 0, first);
+        double t = now_seconds() - t0;
+        runstate_free(&s);
+        printf("%-26s %9.2f %9.1f %9.1f %9.2f %7.1f%%\n", q->name, t, (double)ctx * chunks / t, chunks * (lin + head + att) / t / 1e9,
+               floor_s, 100 * floor_s / t);
+        fflush(stdout);
+    }
+    free(ids);
+    model_free(m);
+    return 0;
+}
+
 static int cmd_bench(int argc, char **argv) {
     const char *usage_s = "usage: llama_fp8 bench gemm [--m LIST] [--modes LIST] [--shapes NxK,...] [--reps R] [--full]\n"
+        "       llama_fp8 bench e2e -m MODEL [--ctx N] [--chunks N] [--schemes LIST]   (whole forward passes per scheme)\n"
         "  --m        rows of A (tokens), default 256,1; --full: 2048,256,1\n"
         "  --modes    bf16,exact,fp32,fast,hopper,ada,cublaslt (default bf16,fast,fp32,exact)\n"
         "  --shapes   N x K of the weight, default the Llama-3.1-8B set 6144x4096,4096x4096,14336x4096,4096x14336,128256x4096\n"
         "  --reps     timed repetitions after one warm-up, best is reported (default 2)\n"
         "  --peak     row (measure the peak before and after every row, default) or once";
+    if (argc >= 2 && !strcmp(argv[1], "e2e")) return bench_e2e(argc, argv);
     if (argc < 2 || strcmp(argv[1], "gemm")) fatal("%s", usage_s);
     const char *ms = "256,1", *modes = "bf16,fast,fp32,exact";
     const char *shapes = "6144x4096,4096x4096,14336x4096,4096x14336,128256x4096";
@@ -3441,7 +3531,7 @@ static const struct {
     {"stats", cmd_stats, "outlier report: per-layer absmax, saturation / flush-to-zero, quantization SNR (+ SVG)"},
     {"synth", cmd_synth, "write a random checkpoint with real Llama shapes (llama3.1-8b, ...) for benchmarks"},
     {"verify", cmd_verify, "run the same tokens on GPU and CPU, compare per layer and op (CUDA builds)"},
-    {"bench", cmd_bench, "benchmarks (bench gemm)"},
+    {"bench", cmd_bench, "benchmarks (bench gemm, bench e2e)"},
 };
 
 static void usage(FILE *fp) {

@@ -49,8 +49,8 @@ void emu_attention_row_kt_ref(float *q, const float *kt, size_t ldkt, const floa
 /* 1 when this CPU runs the AVX-512 kernels (else the _ref twins run). */
 int emu_have_avx512(void);
 int emu_have_avx512bf16(void);
-/* Measured peak GFLOP/s of this CPU over all OpenMP threads: fp32 FMA (bf16 = 0) or VDPBF16PS (1); 0 if absent. */
-double emu_peak_gflops(int bf16);
+/* Measured peak GFLOP/s of this CPU over all OpenMP threads: fp32 FMA (kind 0), VDPBF16PS (1), fp64 FMA (2); 0 if absent. */
+double emu_peak_gflops(int kind);
 
 /* ---------------------------------------------------------------------------------------------
  * FP8 / INT8 row quantization. x is [rows][cols] fp32 with row stride ldx, q the codes with row

@@ -67,38 +67,73 @@ T_AVX512 static void kernel_exact_6x32(int kc, const double *Ap, const double *B
         for (int j = 0; j < 4; j++) _mm512_store_pd(C + (size_t)i * ldc + 8 * j, c[i][j]);
 }
 
+/* Bp[p][k][j] = b[n0 + 32p + j][k0 + k] as double, zero past the nb rows: 16 rows x 16 k at a time decoded
+ * through the float table (a gather), transposed in registers and widened, the edges one by one. */
+T_AVX512 static void pack_exact_b(double *Bp, const uint8_t *b8, size_t ldb, const float *tf, const dec_tab *TB, int n0, int nb, int k0, int kc) {
+    for (int p = 0; p < NBD / 32; p++)
+        for (int h = 0; h < 32; h += 16) {
+            int n = n0 + p * 32 + h, rows = nb - (p * 32 + h), k = 0;
+            double *dst = Bp + (size_t)p * kc * 32 + h;
+            if (rows >= 16)
+                for (; k + 16 <= kc; k += 16) {
+                    __m512 r[16];
+                    for (int i = 0; i < 16; i++)
+                        r[i] = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b8 + (size_t)(n + i) * ldb + k0 + k))), tf, 4);
+                    emu_transpose16(r);
+                    for (int i = 0; i < 16; i++) {
+                        _mm512_store_pd(dst + (size_t)(k + i) * 32, _mm512_cvtps_pd(_mm512_castps512_ps256(r[i])));
+                        _mm512_store_pd(dst + (size_t)(k + i) * 32 + 8, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(r[i]), 1))));
+                    }
+                }
+            for (int j = 0; j < 16; j++)
+                for (int kk = k; kk < kc; kk++) dst[(size_t)kk * 32 + j] = j < rows ? TB->d[b8[(size_t)(n + j) * ldb + k0 + kk]] : 0.0;
+        }
+}
+
+/* A is decoded to double once per call, in chunks of at most 1536 rows and ~32 MB: Ap[g][k][i] = a[mc + 6g + i][k]. */
 T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_dtype ta, size_t lda, const void *B, emu_dtype tb,
                                        size_t ldb, float *out, size_t ldo) {
     dec_tab TA, TB;
     make_tab(&TA, ta); make_tab(&TB, tb);
+    float tf[256];
+    for (int c = 0; c < 256; c++) tf[c] = (float)TB.d[c];   /* exact: the values are floats */
     const uint8_t *a8 = A, *b8 = B;
-    int nblocks = (N + NBD - 1) / NBD, Mp = (M + MR - 1) / MR * MR;
-    #pragma omp parallel
-    {
-        double *Bp = xalloc(sizeof(double) * NBD * KCD), *Ap = xalloc(sizeof(double) * MR * KCD);
-        double *C = xalloc(sizeof(double) * (size_t)Mp * NBD);
-        #pragma omp for schedule(dynamic, 1)
-        for (int blk = 0; blk < nblocks; blk++) {
-            int n0 = blk * NBD, nb = N - n0 < NBD ? N - n0 : NBD;
-            for (int k0 = 0; k0 < K; k0 += KCD) {
-                int kc = K - k0 < KCD ? K - k0 : KCD;
-                for (int p = 0; p < NBD / 32; p++)       /* pack: Bp[p][k][j] = b[n0+32p+j][k0+k], zero-padded */
-                    for (int j = 0; j < 32; j++) {
-                        int n = n0 + p * 32 + j;
-                        for (int k = 0; k < kc; k++) Bp[((size_t)p * kc + k) * 32 + j] = n < n0 + nb ? TB.d[b8[(size_t)n * ldb + k0 + k]] : 0.0;
-                    }
-                for (int m0 = 0; m0 < M; m0 += MR) {
-                    for (int k = 0; k < kc; k++)
-                        for (int i = 0; i < MR; i++) Ap[k * MR + i] = m0 + i < M ? TA.d[a8[(size_t)(m0 + i) * lda + k0 + k]] : 0.0;
-                    for (int p = 0; p * 32 < nb; p++)
-                        kernel_exact_6x32(kc, Ap, Bp + (size_t)p * kc * 32, C + (size_t)m0 * NBD + p * 32, NBD, k0 == 0);
+    int nblocks = (N + NBD - 1) / NBD;
+    size_t per_row = (size_t)(K ? K : 1) * sizeof(double);
+    int mch = (int)((32u << 20) / per_row) / MR * MR;
+    if (mch < MR) mch = MR;
+    if (mch > 1536) mch = 1536;   /* and the per-thread accumulators C under 1.5 MB */
+    int mcap = M < mch ? (M + MR - 1) / MR * MR : mch;
+    double *Ap = xalloc(per_row * (size_t)mcap);
+    for (int mc = 0; mc < M; mc += mch) {
+        int mn = M - mc < mch ? M - mc : mch, ng = (mn + MR - 1) / MR;
+        #pragma omp parallel for schedule(static)
+        for (int g = 0; g < ng; g++)
+            for (int k = 0; k < K; k++)
+                for (int i = 0; i < MR; i++) {
+                    int m = g * MR + i;
+                    Ap[((size_t)g * K + k) * MR + i] = m < mn ? TA.d[a8[(size_t)(mc + m) * lda + k]] : 0.0;
                 }
+        #pragma omp parallel
+        {
+            double *Bp = xalloc(sizeof(double) * NBD * KCD), *C = xalloc(sizeof(double) * (size_t)ng * MR * NBD);
+            #pragma omp for schedule(dynamic, 1)
+            for (int blk = 0; blk < nblocks; blk++) {
+                int n0 = blk * NBD, nb = N - n0 < NBD ? N - n0 : NBD;
+                for (int k0 = 0; k0 < K; k0 += KCD) {
+                    int kc = K - k0 < KCD ? K - k0 : KCD;
+                    pack_exact_b(Bp, b8, ldb, tf, &TB, n0, nb, k0, kc);
+                    for (int g = 0; g < ng; g++)
+                        for (int p = 0; p * 32 < nb; p++)
+                            kernel_exact_6x32(kc, Ap + ((size_t)g * K + k0) * MR, Bp + (size_t)p * kc * 32, C + (size_t)g * MR * NBD + p * 32, NBD, k0 == 0);
+                }
+                for (int m = 0; m < mn; m++)
+                    for (int j = 0; j < nb; j++) out[(size_t)(mc + m) * ldo + n0 + j] = K ? (float)C[(size_t)m * NBD + j] : 0.0f;
             }
-            for (int m = 0; m < M; m++)
-                for (int j = 0; j < nb; j++) out[(size_t)m * ldo + n0 + j] = K ? (float)C[(size_t)m * NBD + j] : 0.0f;
+            free(Bp); free(C);
         }
-        free(Bp); free(Ap); free(C);
     }
+    free(Ap);
 }
 
 /* ---- fast: AVX512-BF16 pairs, out[m][n] = chain of (acc + p_odd) + p_even over k pairs ---- */

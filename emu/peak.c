@@ -1,6 +1,7 @@
 /* emu/peak.c — measured peak of this CPU, for `llama_fp8 bench gemm` (% of peak per shape and mode).
  * Register-only loops with enough independent accumulators to hide latency, run on every OpenMP
- * thread at once: fp32 FMA (VFMADD231PS zmm) and bf16 dot products (VDPBF16PS zmm, 64 flop each). */
+ * thread at once: fp32 FMA (VFMADD231PS zmm), bf16 dot products (VDPBF16PS zmm, 64 flop each) and fp64 FMA
+ * (VFMADD231PD zmm, 16 flop each: the unit of the exact FP8 GEMM). */
 #include <omp.h>
 #include "emu/emu.h"
 
@@ -19,6 +20,18 @@ __attribute__((target("avx512f,fma"))) static float peak_fma(long iters) {
     for (int i = 0; i < NACC; i++) s += _mm512_reduce_add_ps(c[i]);
     return s;
 }
+__attribute__((target("avx512f,fma"))) static float peak_fma64(long iters) {
+    __m512d c[NACC], a = _mm512_set1_pd(1.0000000001), b = _mm512_set1_pd(0.9999999999);
+    for (int i = 0; i < NACC; i++) c[i] = _mm512_set1_pd((double)i);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < NACC; i++) c[i] = _mm512_fmadd_pd(a, c[i], b);
+        __asm__ volatile("" : "+v"(a));
+    }
+    double s = 0;
+    for (int i = 0; i < NACC; i++) s += _mm512_reduce_add_pd(c[i]);
+    return (float)s;
+}
 __attribute__((target("avx512f,avx512bf16"))) static float peak_bf16(long iters) {
     __m512 c[NACC];
     __m512bh a = (__m512bh)_mm512_set1_epi16(0x3F80), b = (__m512bh)_mm512_set1_epi16(0x3F80);
@@ -34,21 +47,22 @@ __attribute__((target("avx512f,avx512bf16"))) static float peak_bf16(long iters)
 }
 #endif
 
-double emu_peak_gflops(int bf16) {
+double emu_peak_gflops(int kind) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (bf16 ? !emu_have_avx512bf16() : !emu_have_avx512()) return 0;
+    if (kind == 1 ? !emu_have_avx512bf16() : !emu_have_avx512()) return 0;
     const long iters = 4000000;   /* ~15-30 ms per repetition on one Zen 4 core */
     double best = 0;
     for (int rep = 0; rep < 5; rep++) {
         volatile float sink = 0;
         double t0 = omp_get_wtime();
         #pragma omp parallel
-        { float s = bf16 ? peak_bf16(iters) : peak_fma(iters); sink += s * 0; }
-        double t = omp_get_wtime() - t0, fl = (double)iters * NACC * (bf16 ? 64 : 32) * omp_get_max_threads();
+        { float s = kind == 1 ? peak_bf16(iters) : kind == 2 ? peak_fma64(iters) : peak_fma(iters); sink += s * 0; }
+        double t = omp_get_wtime() - t0, fl = (double)iters * NACC * (kind == 1 ? 64 : kind == 2 ? 16 : 32) * omp_get_max_threads();
         if (fl / t > best) best = fl / t;
     }
     return best / 1e9;
 #else
+    (void)kind;
     return 0;
 #endif
 }

@@ -134,6 +134,9 @@ int main(int argc, char **argv) {
       CHECK("weight-only (fp32 A x E4M3 B) fast == ref, thread-independent", !w[0] && det, "%s", w); }
     { int det = 1; const char *w = run_case(5, 90, 260, EMU_E4M3, EMU_E5M2, EMU_SCALE_ROW, EMU_SCALE_ROW, EMU_F32, EMU_ACC_EXACT, &det);
       CHECK("mixed E4M3 x E5M2 exact fast == ref", !w[0] && det, "%s", w); }
+    /* the exact driver decodes A in chunks of at most 1536 rows: M = 1601 crosses two chunk boundaries */
+    { int det = 1; const char *w = run_case(1601, 35, 70, EMU_E4M3, EMU_E4M3, EMU_SCALE_ROW, EMU_SCALE_ROW, EMU_BF16, EMU_ACC_EXACT, &det);
+      CHECK("exact E4M3, M = 1601 (A decoded in row chunks) fast == ref, thread-independent", !w[0] && det, "%s", w); }
 
     /* exact mode vs Fraction goldens */
     int gold_ok = 1; char gwhy[200] = "";
