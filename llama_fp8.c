@@ -571,7 +571,7 @@ static int scheme_quantizes(const Scheme *q) { return q->kind >= SCHEME_FP8_W; }
 static inline float B(const Scheme *q, float x) { return q->kind != SCHEME_FP32 ? bf16_to_float(bf16_from_float(x)) : x; }
 static void B_rows(const Scheme *q, float *x, size_t n) {
     if (q->kind == SCHEME_FP32) return;
-    for (size_t i = 0; i < n; i++) x[i] = bf16_to_float(bf16_from_float(x[i]));
+    emu_bf16_round_n(x, n);   /* bf16_to_float(bf16_from_float(x[i])) for every i */
 }
 
 /* bf16-based schemes run on bf16 weights: a model stored as F32/F16 is rounded once, like
@@ -819,7 +819,7 @@ typedef struct {
     uint8_t *qa;
     float *key_cache;   /* (n_layers, max_pos, n_kv_heads * head_dim) */
     float *value_cache; /* (n_layers, max_pos, n_kv_heads * head_dim) */
-    float *att;         /* (threads, max_pos) attention probabilities, one row per thread */
+    float *att;         /* (threads, GQA group · max_pos) attention probabilities, one block per thread */
     float *kt; size_t kt_cap; /* attention's transposed K of one layer (grown on demand) */
     float **layer_out;  /* optional: (n_layers) buffers of (cap, dim) receiving x after each layer */
     act_observer observe; void *observe_ctx; /* optional: sees every activation site (calibrate, stats) */
@@ -843,9 +843,9 @@ static void runstate_init(RunState *s, const Config *c, int cap, int max_pos) {
     s->k = xcalloc((size_t)cap * kv, sizeof(float));
     s->v = xcalloc((size_t)cap * kv, sizeof(float));
 #ifdef _OPENMP
-    s->att = xcalloc((size_t)omp_get_max_threads() * max_pos, sizeof(float));
+    s->att = xcalloc((size_t)omp_get_max_threads() * max_pos * (c->n_heads / c->n_kv_heads), sizeof(float));
 #else
-    s->att = xcalloc((size_t)max_pos, sizeof(float));
+    s->att = xcalloc((size_t)max_pos * (c->n_heads / c->n_kv_heads), sizeof(float));
 #endif
     s->hb = xcalloc((size_t)cap * c->hidden_dim, sizeof(float));
     s->hb2 = xcalloc((size_t)cap * c->hidden_dim, sizeof(float));
@@ -1127,6 +1127,20 @@ static void attention(RunState *s, const Scheme *q, float *qbuf, const float *kc
             for (int j = 0; j < kvd; j++)
                 for (int p = p0; p < npos_all && p < p0 + 64; p++) s->kt[(size_t)j * ldkt + p] = kc[(size_t)p * kvd + j];
     }
+    if (use_kt) {   /* a task: one row, the heads of one KV group together (their K and V loads shared) */
+        #pragma omp parallel for collapse(2) schedule(dynamic, 4)
+        for (int t = 0; t < T; t++)
+            for (int g = 0; g < n_kv_heads; g++) {
+#ifdef _OPENMP
+                float *att = s->att + (size_t)omp_get_thread_num() * s->max_pos * group;
+#else
+                float *att = s->att;
+#endif
+                emu_attention_group_kt(qbuf + (size_t)t * qd + (size_t)g * group * hd, group, s->kt + (size_t)g * hd * ldkt, ldkt,
+                                       vc + g * hd, (size_t)kvd, pos0 + t + 1, hd, scale, q->kind != SCHEME_FP32, att);
+            }
+        return;
+    }
     #pragma omp parallel for collapse(2) schedule(dynamic, 4)
     for (int t = 0; t < T; t++) {
         for (int h = 0; h < n_heads; h++) {
@@ -1134,12 +1148,11 @@ static void attention(RunState *s, const Scheme *q, float *qbuf, const float *kc
             float *qv = qbuf + (size_t)t * qd + h * hd;
             const float *kh = kc + (h / group) * hd, *vh = vc + (h / group) * hd;
 #ifdef _OPENMP
-            float *att = s->att + (size_t)omp_get_thread_num() * s->max_pos;
+            float *att = s->att + (size_t)omp_get_thread_num() * s->max_pos * group;
 #else
             float *att = s->att;
 #endif
-            if (use_kt) emu_attention_row_kt(qv, s->kt + (size_t)(h / group) * hd * ldkt, ldkt, vh, (size_t)kvd, npos, hd, scale, q->kind != SCHEME_FP32, att);
-            else emu_attention_row(qv, kh, vh, (size_t)kvd, npos, hd, scale, q->kind != SCHEME_FP32, att);   /* order: emu.h */
+            emu_attention_row(qv, kh, vh, (size_t)kvd, npos, hd, scale, q->kind != SCHEME_FP32, att);   /* order: emu.h */
         }
     }
 }

@@ -66,6 +66,7 @@ void emu_attention_row_kt_ref(float *q, const float *kt, size_t ldkt, const floa
 #define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 
 T_AVX512 static void softmax_output(float *q, const float *v, size_t kvd, int npos, int hd, int bf16, float *att);
+static void softmax_row(float *att, int npos, int bf16);
 T_AVX512 static inline __m512 score16(__m512 acc, __m512 vscale, int bf16) {
     if (bf16) acc = emu_bf16_round16(acc);
     acc = _mm512_mul_ps(acc, vscale);
@@ -103,6 +104,86 @@ T_AVX512 static void attention_row_kt_avx512(float *q, const float *kt, size_t l
     softmax_output(q, v, kvd, npos, hd, bf16, att);
 }
 
+/* Four query heads that share one K/V head (GQA), each in emu_attention_row_kt's order: the K and V loads
+ * serve the four heads' chains at once (8 score chains per 32 positions, 16 output chains per 64
+ * components). q: the four rows at stride hd; att: 4·npos. */
+T_AVX512 static void attention_group4_kt(float *q, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd,
+                                         float scale, int bf16, float *att) {
+    __m512 vscale = _mm512_set1_ps(scale);
+    int p = 0;
+    for (; p + 32 <= npos; p += 32) {
+        __m512 a[4][2];
+        for (int h = 0; h < 4; h++) a[h][0] = a[h][1] = _mm512_setzero_ps();
+        for (int i = 0; i < hd; i++) {
+            const float *kr = kt + (size_t)i * ldkt + p;
+            __m512 k0 = _mm512_loadu_ps(kr), k1 = _mm512_loadu_ps(kr + 16);
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++) {
+                __m512 qh = _mm512_set1_ps(q[h * hd + i]);
+                a[h][0] = _mm512_add_ps(a[h][0], _mm512_mul_ps(qh, k0));
+                a[h][1] = _mm512_add_ps(a[h][1], _mm512_mul_ps(qh, k1));
+            }
+        }
+        for (int h = 0; h < 4; h++) {
+            _mm512_storeu_ps(att + (size_t)h * npos + p, score16(a[h][0], vscale, bf16));
+            _mm512_storeu_ps(att + (size_t)h * npos + p + 16, score16(a[h][1], vscale, bf16));
+        }
+    }
+    for (; p + 16 <= npos; p += 16) {
+        __m512 a[4];
+        for (int h = 0; h < 4; h++) a[h] = _mm512_setzero_ps();
+        for (int i = 0; i < hd; i++) {
+            __m512 k0 = _mm512_loadu_ps(kt + (size_t)i * ldkt + p);
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++) a[h] = _mm512_add_ps(a[h], _mm512_mul_ps(_mm512_set1_ps(q[h * hd + i]), k0));
+        }
+        for (int h = 0; h < 4; h++) _mm512_storeu_ps(att + (size_t)h * npos + p, score16(a[h], vscale, bf16));
+    }
+    for (; p < npos; p++)
+        for (int h = 0; h < 4; h++) {
+            float dot = 0.0f;
+            for (int i = 0; i < hd; i++) dot += q[h * hd + i] * kt[(size_t)i * ldkt + p];
+            att[(size_t)h * npos + p] = round_bf16_if(bf16, round_bf16_if(bf16, dot) * scale);
+        }
+    for (int h = 0; h < 4; h++) softmax_row(att + (size_t)h * npos, npos, bf16);
+    /* output: 64 components of the four heads per pass over p (16 chains), then 16, then one by one */
+    int i0 = 0;
+    for (; i0 + 64 <= hd; i0 += 64) {
+        __m512 o[4][4];
+        for (int h = 0; h < 4; h++) for (int j = 0; j < 4; j++) o[h][j] = _mm512_setzero_ps();
+        for (p = 0; p < npos; p++) {
+            const float *vp = v + (size_t)p * kvd + i0;
+            __m512 v0 = _mm512_loadu_ps(vp), v1 = _mm512_loadu_ps(vp + 16), v2 = _mm512_loadu_ps(vp + 32), v3 = _mm512_loadu_ps(vp + 48);
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++) {
+                __m512 w = _mm512_set1_ps(att[(size_t)h * npos + p]);
+                o[h][0] = _mm512_add_ps(o[h][0], _mm512_mul_ps(w, v0));
+                o[h][1] = _mm512_add_ps(o[h][1], _mm512_mul_ps(w, v1));
+                o[h][2] = _mm512_add_ps(o[h][2], _mm512_mul_ps(w, v2));
+                o[h][3] = _mm512_add_ps(o[h][3], _mm512_mul_ps(w, v3));
+            }
+        }
+        for (int h = 0; h < 4; h++)
+            for (int j = 0; j < 4; j++) _mm512_storeu_ps(q + h * hd + i0 + 16 * j, bf16 ? emu_bf16_round16(o[h][j]) : o[h][j]);
+    }
+    for (; i0 + 16 <= hd; i0 += 16) {
+        __m512 o[4];
+        for (int h = 0; h < 4; h++) o[h] = _mm512_setzero_ps();
+        for (p = 0; p < npos; p++) {
+            __m512 v0 = _mm512_loadu_ps(v + (size_t)p * kvd + i0);
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++) o[h] = _mm512_add_ps(o[h], _mm512_mul_ps(_mm512_set1_ps(att[(size_t)h * npos + p]), v0));
+        }
+        for (int h = 0; h < 4; h++) _mm512_storeu_ps(q + h * hd + i0, bf16 ? emu_bf16_round16(o[h]) : o[h]);
+    }
+    for (; i0 < hd; i0++)
+        for (int h = 0; h < 4; h++) {
+            float o = 0.0f;
+            for (p = 0; p < npos; p++) o += att[(size_t)h * npos + p] * v[(size_t)p * kvd + i0];
+            q[h * hd + i0] = round_bf16_if(bf16, o);
+        }
+}
+
 T_AVX512 static void attention_row_avx512(float *q, const float *k, const float *v, size_t kvd, int npos, int hd,
                                           float scale, int bf16, float *att) {
     /* scores, 16 positions at a time: lane j holds position p0 + j, k read with stride kvd */
@@ -129,15 +210,19 @@ T_AVX512 static void attention_row_avx512(float *q, const float *k, const float 
 }
 
 /* softmax over att[0..npos) and the output row, in the reference's order */
-T_AVX512 static void softmax_output(float *q, const float *v, size_t kvd, int npos, int hd, int bf16, float *att) {
+/* softmax: the max scan ('>' skips NaN), expf and the sum in position order, as the reference */
+static void softmax_row(float *att, int npos, int bf16) {
     int p;
-    /* softmax: the max scan ('>' skips NaN), expf and the sum in position order, as the reference */
     float mx = -INFINITY;
     for (p = 0; p < npos; p++) if (att[p] > mx) mx = att[p];
     float sum = 0.0f;
     for (p = 0; p < npos; p++) { att[p] = expf(att[p] - mx); sum += att[p]; }
     float inv = 1.0f / sum;
     for (p = 0; p < npos; p++) att[p] = round_bf16_if(bf16, att[p] * inv);
+}
+T_AVX512 static void softmax_output(float *q, const float *v, size_t kvd, int npos, int hd, int bf16, float *att) {
+    int p;
+    softmax_row(att, npos, bf16);
     /* output, 16 components at a time, each summed over p in order (product rounded, then added) */
     int i0 = 0;
     for (; i0 + 64 <= hd; i0 += 64) {
@@ -181,4 +266,18 @@ void emu_attention_row_kt(float *q, const float *kt, size_t ldkt, const float *v
     if (emu_have_avx512()) { attention_row_kt_avx512(q, kt, ldkt, v, kvd, npos, hd, scale, bf16, att); return; }
 #endif
     emu_attention_row_kt_ref(q, kt, ldkt, v, kvd, npos, hd, scale, bf16, att);
+}
+
+void emu_attention_group_kt(float *q, int G, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd, float scale,
+                            int bf16, float *att) {
+    int g = 0;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (emu_have_avx512())
+        for (; g + 4 <= G; g += 4) attention_group4_kt(q + (size_t)g * hd, kt, ldkt, v, kvd, npos, hd, scale, bf16, att);
+#endif
+    for (; g < G; g++) emu_attention_row_kt(q + (size_t)g * hd, kt, ldkt, v, kvd, npos, hd, scale, bf16, att);
+}
+void emu_attention_group_kt_ref(float *q, int G, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd, float scale,
+                                int bf16, float *att) {
+    for (int g = 0; g < G; g++) emu_attention_row_kt_ref(q + (size_t)g * hd, kt, ldkt, v, kvd, npos, hd, scale, bf16, att);
 }

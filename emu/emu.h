@@ -45,6 +45,10 @@ void emu_attention_row_ref(float *q, const float *k, const float *v, size_t kvd,
  * rows read the cache): the same bits. */
 void emu_attention_row_kt(float *q, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att);
 void emu_attention_row_kt_ref(float *q, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att);
+/* G query heads sharing one K/V head (GQA), each exactly as emu_attention_row_kt: q holds the G rows at stride hd,
+ * att is scratch of G·npos floats. The fast kernel runs four heads at once (their K and V loads shared). */
+void emu_attention_group_kt(float *q, int G, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att);
+void emu_attention_group_kt_ref(float *q, int G, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att);
 
 /* 1 when this CPU runs the AVX-512 kernels (else the _ref twins run). */
 int emu_have_avx512(void);
@@ -91,6 +95,8 @@ void emu_quant_weight_row(uint8_t *q, const float *w, int n, float s, emu_dtype 
 void emu_quant_weight_row_ref(uint8_t *q, const float *w, int n, float s, emu_dtype fmt, int bf16);
 /* max |x[i]| over n floats (NaN skipped, as fmaxf; 0 for n = 0): exact, so any order gives it. */
 float emu_absmax(const float *x, int n);
+/* x[i] rounded to bf16 (RNE, fp8.h bf16_from_float: a NaN becomes the quiet NaN of its sign) and back, in place. */
+void emu_bf16_round_n(float *x, size_t n);
 /* dst[j] = emu_load(src, t, i0 + j) for j < n (16 lanes at a time where AVX-512 is there). */
 void emu_load_row(float *dst, const void *src, emu_dtype t, size_t i0, int n);
 void emu_quant_int8_token(int8_t *q, size_t ldq, float *scale, const float *x, size_t ldx, int M, int K);

@@ -81,8 +81,26 @@ EMU_T_AVX512 static void load_row_avx512(float *dst, const void *src, emu_dtype 
         for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)src + i0 + i))));
     for (; i < n; i++) dst[i] = emu_load_el(src, t, i0 + i);
 }
+EMU_T_AVX512 static void bf16_round_avx512(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, emu_bf16_round16(_mm512_loadu_ps(x + i)));
+    for (; i < n; i++) x[i] = emu_bf16_round(x[i]);
+}
 #define HAVE_AVX512_QUANT 1
 #endif
+
+void emu_bf16_round_n(float *x, size_t n) {
+    size_t chunk = 1 << 16, nc = (n + chunk - 1) / chunk;
+    #pragma omp parallel for schedule(static) if (nc > 1)
+    for (size_t c = 0; c < nc; c++) {
+        float *p = x + c * chunk;
+        size_t m = n - c * chunk < chunk ? n - c * chunk : chunk;
+#ifdef HAVE_AVX512_QUANT
+        if (emu_have_avx512()) { bf16_round_avx512(p, m); continue; }
+#endif
+        for (size_t i = 0; i < m; i++) p[i] = emu_bf16_round(p[i]);
+    }
+}
 
 static float absmax_row(const float *x, int n) {
 #ifdef HAVE_AVX512_QUANT

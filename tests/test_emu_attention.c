@@ -81,6 +81,44 @@ int main(void) {
             CHECK(name, diff == 0, "%ld of %ld rows differ; first: %s", diff, runs, first);
         }
     }
+    /* 1b. GQA groups: emu_attention_group_kt (four heads at once on AVX-512) == each head by emu_attention_row_ref,
+     * for G = 1, 4, 5, 8 heads, head sizes with 64/16/scalar tails, positions around the 32/16 blocks, specials */
+    {
+        static const int Gs[] = {1, 4, 5, 8}, ghds[] = {8, 64, 72, 128, 80}, gnp[] = {1, 15, 16, 31, 32, 33, 47, 64, 100, 257};
+        long gdiff = 0, gruns = 0;
+        char gfirst[200] = "";
+        for (int bf16 = 0; bf16 < 2; bf16++)
+            for (size_t gi = 0; gi < sizeof Gs / sizeof Gs[0]; gi++)
+                for (size_t a = 0; a < sizeof ghds / sizeof ghds[0]; a++)
+                    for (size_t b = 0; b < sizeof gnp / sizeof gnp[0]; b++) {
+                        int G = Gs[gi], hd = ghds[a], npos = gnp[b];
+                        size_t kvd = (size_t)hd * (1 + (a % 2)), ldkt = (size_t)npos + 5;
+                        float *k = malloc(sizeof(float) * kvd * npos), *v = malloc(sizeof(float) * kvd * npos), *kt = malloc(sizeof(float) * ldkt * hd);
+                        float *q1 = malloc(sizeof(float) * G * hd), *q2 = malloc(sizeof(float) * G * hd), *q3 = malloc(sizeof(float) * G * hd);
+                        float *att = malloc(sizeof(float) * G * npos);
+                        for (size_t i = 0; i < kvd * npos; i++) { k[i] = frnd() * 3; v[i] = frnd(); }
+                        for (int i = 0; i < G * hd; i++) q1[i] = frnd() * 3;
+                        if (b % 3 == 1) {   /* a NaN, an Inf or an overflowing score in one head */
+                            int p = (int)(rnd() % npos), i = (int)(rnd() % hd);
+                            if (b % 2) k[(size_t)p * kvd + i] = NAN; else { v[(size_t)p * kvd + i] = INFINITY; q1[(G - 1) * hd + i] = 3e38f; k[(size_t)p * kvd + i] = 3e38f; }
+                        }
+                        for (int p = 0; p < npos; p++)
+                            for (int i = 0; i < hd; i++) kt[(size_t)i * ldkt + p] = k[(size_t)p * kvd + i];
+                        memcpy(q2, q1, sizeof(float) * G * hd); memcpy(q3, q1, sizeof(float) * G * hd);
+                        float scale = 1.0f / sqrtf((float)hd);
+                        emu_attention_group_kt(q1, G, kt, ldkt, v, kvd, npos, hd, scale, bf16, att);
+                        emu_attention_group_kt_ref(q2, G, kt, ldkt, v, kvd, npos, hd, scale, bf16, att);
+                        for (int h = 0; h < G; h++) emu_attention_row_ref(q3 + h * hd, k, v, kvd, npos, hd, scale, bf16, att);
+                        gruns++;
+                        if (memcmp(q1, q3, sizeof(float) * G * hd) || memcmp(q2, q3, sizeof(float) * G * hd)) {
+                            if (!gdiff) snprintf(gfirst, sizeof gfirst, "G %d hd %d npos %d bf16 %d", G, hd, npos, bf16);
+                            gdiff++;
+                        }
+                        free(k); free(v); free(kt); free(q1); free(q2); free(q3); free(att);
+                    }
+        CHECK("GQA group of heads (four at once) == each head by the reference (G 1/4/5/8, fp32 and bf16, NaN/Inf)", gdiff == 0,
+              "%ld of %ld groups differ; first: %s", gdiff, gruns, gfirst);
+    }
     /* 2. the reference against double precision (fp32 mode, finite inputs in [-1, 1]) */
     {
         int hd = 128, npos = 300, bad = 0;

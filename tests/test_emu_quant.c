@@ -182,6 +182,15 @@ int main(void) {
             }
         }
         CHECK("emu_absmax == fmaxf chain (lengths 0..69, NaN/Inf rows); emu_load_row == emu_load (BF16, F16, F32)", am_ok && ld_ok, "absmax %d load %d", am_ok, ld_ok);
+        /* emu_bf16_round_n (threads over chunks of 65536, AVX-512 inside) == emu_bf16_round on every element */
+        size_t nr = 1000003 < n ? 1000003 : n;
+        float *r1 = malloc(4 * nr);
+        memcpy(r1, x, 4 * nr);
+        emu_bf16_round_n(r1, nr);
+        size_t rbad = 0;
+        for (size_t i = 0; i < nr; i++) { float e = emu_bf16_round(x[i]); rbad += memcmp(&e, &r1[i], 4) != 0; }
+        CHECK("emu_bf16_round_n == emu_bf16_round (1000003 values: specials, midpoints, sweep)", rbad == 0, "%zu differ", rbad);
+        free(r1);
         free(x); free(q1); free(q2); free(sc); free(h); free(y);
     }
     return failures != 0;
