@@ -183,6 +183,18 @@ static inline uint32_t b_pair(const bsrc *b, int n, int j) {
     return (uint32_t)row[k] << 16 | (two ? row[k + 1] : 0);
 }
 
+/* VDPBF16PS keeps the fmaf chain's bits only where no input can be subnormal (see emu_gemm_f32 below):
+ * bf16_exact_ok on one fp32 pattern, bf16_bad32 on 32 bf16 values at once (nonzero: some value fails). */
+static int bf16_exact_ok(uint32_t u) {   /* an fp32 bit pattern: bf16-valued, finite, zero or >= 2^-56 */
+    uint32_t e = (u >> 23) & 0xFF;
+    return (u & 0xFFFF) == 0 && e != 0xFF && ((u & 0x7FFFFFFF) == 0 || e >= 127 - 56);
+}
+T_AVX512 static inline __mmask32 bf16_bad32(__m512i u) {
+    __m512i e = _mm512_and_si512(_mm512_srli_epi16(u, 7), _mm512_set1_epi16(0xFF));   /* the exponent: bits 7-14 */
+    return _mm512_cmpeq_epi16_mask(e, _mm512_set1_epi16(0xFF)) |
+           (_mm512_test_epi16_mask(u, _mm512_set1_epi16(0x7FFF)) & _mm512_cmplt_epu16_mask(e, _mm512_set1_epi16(127 - 56)));
+}
+
 /* 16 pairs j..j+15 of row n, as b_pair makes them, from one load (needs 2j + 32 <= K): FP8 / INT8 codes
  * decoded through the bf16 table T (8 registers of 32 entries; VPERMI2W looks up 64 at a time, bits 6-7
  * of the code choose among the four), bf16 rotated so that k lands in the high half. */
@@ -198,8 +210,11 @@ T_BF16 static inline __m512i pairs16(const bsrc *b, const __m512i *T, int n, int
 }
 
 /* Bp[p][j][c] = b_pair(row n0 + 64p + c, pair j0 + j) for the nb rows from n0, zero past them: 16 rows x 16
- * pairs at a time through pairs16 and a register transpose, the edges one by one. */
-T_BF16 static void pack_pairs(uint32_t *Bp, const bsrc *b, const __m512i *T, int n0, int nb, int j0, int kp) {
+ * pairs at a time through pairs16 and a register transpose, the edges one by one. For bf16 B it also checks
+ * every value it packs (bf16_exact_ok) and returns 1 when one fails. */
+T_BF16 static int pack_pairs(uint32_t *Bp, const bsrc *b, const __m512i *T, int n0, int nb, int j0, int kp) {
+    __mmask32 bad = 0;
+    int bad1 = 0;
     for (int p = 0; p * 64 < nb; p++)
         for (int cg = 0; cg < 64; cg += 16) {
             int n = n0 + p * 64 + cg, rows = nb - (p * 64 + cg);
@@ -208,23 +223,34 @@ T_BF16 static void pack_pairs(uint32_t *Bp, const bsrc *b, const __m512i *T, int
             if (rows >= 16)
                 for (; j + 16 <= kp && 2 * (j0 + j) + 32 <= b->K; j += 16) {
                     __m512 r[16];
-                    for (int i = 0; i < 16; i++) r[i] = _mm512_castsi512_ps(pairs16(b, T, n + i, j0 + j));
+                    for (int i = 0; i < 16; i++) {
+                        __m512i x = pairs16(b, T, n + i, j0 + j);
+                        if (!b->tab) bad |= bf16_bad32(x);   /* the same 32 values, swapped in pairs */
+                        r[i] = _mm512_castsi512_ps(x);
+                    }
                     emu_transpose16(r);
                     for (int i = 0; i < 16; i++) _mm512_store_si512(dst + (size_t)(j + i) * 64, _mm512_castps_si512(r[i]));
                 }
             for (int c = 0; c < 16; c++)
-                for (int jj = j; jj < kp; jj++) dst[(size_t)jj * 64 + c] = c < rows ? b_pair(b, n + c, j0 + jj) : 0;
+                for (int jj = j; jj < kp; jj++) {
+                    uint32_t x = c < rows ? b_pair(b, n + c, j0 + jj) : 0;
+                    if (!b->tab) bad1 |= !bf16_exact_ok(x & 0xFFFF0000u) || !bf16_exact_ok(x << 16);
+                    dst[(size_t)jj * 64 + c] = x;
+                }
         }
+    return bad != 0 || bad1;
 }
 
 /* out[M][N] = the VDPBF16PS chain over K2 pairs: A already as pairs Ah[Mp][K2] (rows past M zero), B packed
- * here panel by panel (pack_pairs). Blocks of NBH columns per thread, KCH k per pass. */
-T_BF16 static void gemm_pairs_avx512(int M, int N, int K2, const uint32_t *Ah, const bsrc *b, float *out, size_t ldo) {
+ * here panel by panel (pack_pairs). Blocks of NBH columns per thread, KCH k per pass. Returns 1 when bf16 B
+ * held a value VDPBF16PS cannot take exactly (out is then not the chain's: the caller starts again). */
+T_BF16 static int gemm_pairs_avx512(int M, int N, int K2, const uint32_t *Ah, const bsrc *b, float *out, size_t ldo) {
+    int bad = 0;
     int nblocks = (N + NBH - 1) / NBH;
     __m512i T[8];
     if (b->tab)
         for (int i = 0; i < 8; i++) T[i] = _mm512_loadu_si512(b->tab->h + 32 * i);
-    #pragma omp parallel
+    #pragma omp parallel reduction(| : bad)
     {
         uint32_t *Bp = xalloc(sizeof(uint32_t) * NBH * (KCH / 2));
         #pragma omp for schedule(dynamic, 1)
@@ -232,7 +258,7 @@ T_BF16 static void gemm_pairs_avx512(int M, int N, int K2, const uint32_t *Ah, c
             int n0 = blk * NBH, nb = N - n0 < NBH ? N - n0 : NBH;
             for (int j0 = 0; j0 < K2; j0 += KCH / 2) {
                 int kp = K2 - j0 < KCH / 2 ? K2 - j0 : KCH / 2;
-                pack_pairs(Bp, b, T, n0, nb, j0, kp);
+                bad |= pack_pairs(Bp, b, T, n0, nb, j0, kp);
                 for (int m0 = 0; m0 < M; m0 += MR) {
                     int mr = M - m0 < MR ? M - m0 : MR;
                     for (int p = 0; p * 64 < nb; p++)
@@ -245,6 +271,7 @@ T_BF16 static void gemm_pairs_avx512(int M, int N, int K2, const uint32_t *Ah, c
         }
         free(Bp);
     }
+    return bad;
 }
 
 T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtype ta, size_t lda, const void *B, emu_dtype tb,
@@ -277,11 +304,7 @@ T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtyp
  * partial sum (fp32 rounding keeps multiples of 2^-126 at and above that size): nonzero means normal.
  * An odd K ends with the pair (a_(K-1), 0): adding the +0 product changes nothing (acc starts at +0 and
  * is never -0). Returns 0, having done nothing, when the inputs do not qualify. */
-static int bf16_exact_ok(uint32_t u) {   /* an fp32 bit pattern: bf16-valued, finite, zero or >= 2^-56 */
-    uint32_t e = (u >> 23) & 0xFF;
-    return (u & 0xFFFF) == 0 && e != 0xFF && ((u & 0x7FFFFFFF) == 0 || e >= 127 - 56);
-}
-T_BF16 static void gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *D, size_t ldd) {
+T_BF16 static int gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *D, size_t ldd) {
     int K2 = (K + 1) / 2, Mp = (M + MR - 1) / MR * MR;
     uint32_t *Ah = xalloc(sizeof(uint32_t) * (size_t)Mp * (K2 ? K2 : 1));
     #pragma omp parallel for schedule(static)
@@ -295,37 +318,28 @@ T_BF16 static void gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_
             Ah[(size_t)m * K2 + j] = (first & 0xFFFF0000u) | second >> 16;   /* k in the high (first-added) half */
         }
     bsrc b = {B, ldb, K, NULL};
-    gemm_pairs_avx512(M, N, K2, Ah, &b, D, ldd);
+    int bad = gemm_pairs_avx512(M, N, K2, Ah, &b, D, ldd);
     free(Ah);
+    return !bad;
 }
 
-/* bf16_exact_ok over one row of fp32 A (bf16 = 0) or of BF16 B (bf16 = 1), 16 or 32 lanes at a time */
-T_AVX512 static int row_ok(const void *X, int bf16, size_t ld, int r, int K) {
+/* bf16_exact_ok over one row of fp32 A, 16 lanes at a time */
+T_AVX512 static int row_ok(const float *A, size_t lda, int r, int K) {
+    const float *x = A + (size_t)r * lda;
     int k = 0, bad = 0;
-    if (bf16) {
-        const uint16_t *x = (const uint16_t *)X + (size_t)r * ld;
-        for (; k + 32 <= K; k += 32) {   /* the bf16 exponent: bits 7-14 */
-            __m512i u = _mm512_loadu_si512(x + k), e = _mm512_and_si512(_mm512_srli_epi16(u, 7), _mm512_set1_epi16(0xFF));
-            bad |= _mm512_cmpeq_epi16_mask(e, _mm512_set1_epi16(0xFF)) ||
-                   (_mm512_test_epi16_mask(u, _mm512_set1_epi16(0x7FFF)) & _mm512_cmplt_epu16_mask(e, _mm512_set1_epi16(127 - 56)));
-        }
-        for (; k < K; k++) bad |= !bf16_exact_ok((uint32_t)x[k] << 16);
-    } else {
-        const float *x = (const float *)X + (size_t)r * ld;
-        for (; k + 16 <= K; k += 16) {
-            __m512i u = _mm512_loadu_si512(x + k), e = _mm512_and_si512(_mm512_srli_epi32(u, 23), _mm512_set1_epi32(0xFF));
-            bad |= _mm512_test_epi32_mask(u, _mm512_set1_epi32(0xFFFF)) || _mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(0xFF)) ||
-                   (_mm512_test_epi32_mask(u, _mm512_set1_epi32(0x7FFFFFFF)) & _mm512_cmplt_epu32_mask(e, _mm512_set1_epi32(127 - 56)));
-        }
-        for (; k < K; k++) { uint32_t u; memcpy(&u, x + k, 4); bad |= !bf16_exact_ok(u); }
+    for (; k + 16 <= K; k += 16) {
+        __m512i u = _mm512_loadu_si512(x + k), e = _mm512_and_si512(_mm512_srli_epi32(u, 23), _mm512_set1_epi32(0xFF));
+        bad |= _mm512_test_epi32_mask(u, _mm512_set1_epi32(0xFFFF)) || _mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(0xFF)) ||
+               (_mm512_test_epi32_mask(u, _mm512_set1_epi32(0x7FFFFFFF)) & _mm512_cmplt_epu32_mask(e, _mm512_set1_epi32(127 - 56)));
     }
+    for (; k < K; k++) { uint32_t u; memcpy(&u, x + k, 4); bad |= !bf16_exact_ok(u); }
     return !bad;
 }
 /* (The OpenMP loop is its own function: clang does not give an outlined region the target attribute.) */
-static int rows_ok(const void *X, int bf16, size_t ld, int rows, int K) {
+static int rows_ok(const float *A, size_t lda, int M, int K) {
     int ok = 1;
     #pragma omp parallel for reduction(&& : ok) schedule(static)
-    for (int r = 0; r < rows; r++) ok = ok && row_ok(X, bf16, ld, r, K);
+    for (int r = 0; r < M; r++) ok = ok && row_ok(A, lda, r, K);
     return ok;
 }
 #endif
@@ -333,9 +347,8 @@ static int rows_ok(const void *X, int bf16, size_t ld, int rows, int K) {
 int emu_gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *D, size_t ldd) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     if (!emu_have_avx512bf16() || M < 1 || N < 1) return 0;
-    if (!rows_ok(A, 0, lda, M, K) || !rows_ok(B, 1, ldb, N, K)) return 0;
-    gemm_f32_bf16pairs(M, N, K, A, lda, B, ldb, D, ldd);
-    return 1;
+    if (!rows_ok(A, lda, M, K)) return 0;
+    return gemm_f32_bf16pairs(M, N, K, A, lda, B, ldb, D, ldd);   /* B is checked as it is packed */
 #else
     (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)D; (void)ldd;
     return 0;

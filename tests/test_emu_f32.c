@@ -101,12 +101,13 @@ int main(int argc, char **argv) {
      * with swapped pairs (emu/gemm_fp8.c) when nothing can be subnormal, else the fmaf kernel; both must
      * give the reference's bits. Cases: odd K, K over one 512-k block, zeros, then values that force the
      * fallback (2^-60, a subnormal, an inf; then inside the vectorised scans: -2^-57 in A, a normal B of
-     * 2^-120, an A value that is not bf16-valued, a B inf). */
+     * 2^-120, an A value that is not bf16-valued, a B inf; and B = 2^-80 against A = 2^-56 alone in its row, where
+     * the instruction's flush would give 0 for the fmaf chain's 2^-136). */
     {
         static const int sh[][3] = {{6, 64, 2}, {7, 65, 3}, {13, 130, 1101}, {30, 257, 514}, {5, 1, 7}};
         int same = 1, fb = 1;
         char why[200] = "";
-        for (int force = 0; force < 8; force++)
+        for (int force = 0; force < 11; force++)
             for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
                 int M = sh[s][0], N = sh[s][1], K = sh[s][2];
                 size_t lda = K + 1, ldb = K + 3, ldd = N + 1;
@@ -124,6 +125,12 @@ int main(int argc, char **argv) {
                 if (force == 5) B[K / 2] = 0x8380;                             /* -2^-120: normal, below 2^-56 */
                 if (force == 6) { uint32_t u; memcpy(&u, &A[K / 2], 4); u |= 1; memcpy(&A[K / 2], &u, 4); }
                 if (force == 7) B[(N / 2) * ldb + K / 2] = 0x7F80;
+                if (force >= 8) {   /* a value the flush changes: row 0 of A is 2^-56 at k only, B = 2^-80 there: 2^-136 */
+                    int n = force == 9 ? N - 1 : N / 2, k = force == 9 ? K - 1 : K / 2;
+                    for (int kk = 0; kk < K; kk++) A[kk] = 0;
+                    A[k] = ldexpf(1, force == 10 ? -80 : -56);
+                    B[(size_t)n * ldb + k] = force == 10 ? 0x2380 : 0x1780;   /* (case 10: A = 2^-80, B = 2^-56) */
+                }
                 emu_gemm_f32(M, N, K, A, lda, B, EMU_BF16, ldb, D, ldd);
                 emu_gemm_f32_ref(M, N, K, A, lda, B, EMU_BF16, ldb, R, ldd);
                 for (int m = 0; m < M; m++)
@@ -135,7 +142,7 @@ int main(int argc, char **argv) {
                 free(A); free(B); free(D); free(R);
             }
         CHECK("bf16-valued A x BF16 B: fast (VDPBF16PS pairs where it applies) == ref bit for bit", same, "%s", why);
-        CHECK("bf16-valued A x BF16 B with 2^-60, a subnormal or inf: the fallback keeps the ref's bits", fb, "%s", why);
+        CHECK("bf16-valued A x BF16 B with values the instruction would flush (2^-60, subnormals, inf, 2^-136 products): the fallback keeps the ref's bits", fb, "%s", why);
     }
     /* exact conversion of special values: F16 inf and subnormal, BF16 denormal */
     uint16_t h[3] = {0x7C00, 0x0001, 0x8000}, bf[2] = {0x0001, 0xFF80};
