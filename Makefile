@@ -72,7 +72,7 @@ test: llama_fp8
 # to 4 layers (written once to build/bench/l4, 1.2 GB): tok/s and the share of the arithmetic floor.
 bench: llama_fp8
 	./llama_fp8 bench gemm
-	@[ -f build/bench/l4/model.safetensors.index.json ] || ./llama_fp8 synth -o build/bench/l4 --shape llama3.2-1b --layers 4 > /dev/null
+	@[ -f build/bench/l4/model.safetensors.index.json ] || { mkdir -p build/bench && ./llama_fp8 synth -o build/bench/l4 --shape llama3.2-1b --layers 4 > /dev/null; }
 	./llama_fp8 bench e2e -m build/bench/l4 --ctx 512 --chunks 3
 
 # Downloads the public test data when ../shared/data is absent (canonical URLs: ../shared/data/README.md).
