@@ -139,8 +139,9 @@ static void verify_host(uint64_t seed) {
                 RunState rs;
                 memset(&rs, 0, sizeof rs);
                 rs.max_pos = np;
-                rs.att = xmalloc((size_t)omp_get_max_threads() * np * sizeof(float));
+                rs.att = xmalloc((size_t)omp_get_max_threads() * np * (nh / nkv) * sizeof(float));   /* as runstate_init */
                 attention(&rs, &q, q2, kc, vc, T, pos0, nh, nkv, hd, sc);
+                free(rs.kt);
                 size_t d = bits_diff(q1, q2, (size_t)T * nh * hd, 4);
                 char name[96];
                 snprintf(name, sizeof name, "cuda_host_attention_tiled_%dx%d_hd%d_T%d_at%d_%s", nh, nkv, hd, T, pos0, bf16 ? "bf16" : "fp32");
@@ -393,9 +394,9 @@ static void verify_kernels(uint64_t seed) {
             RunState rs;
             memset(&rs, 0, sizeof rs);
             rs.max_pos = np;
-            rs.att = xmalloc((size_t)omp_get_max_threads() * np * sizeof(float));
+            rs.att = xmalloc((size_t)omp_get_max_threads() * np * (nh / nkv) * sizeof(float));   /* as runstate_init */
             attention(&rs, q, o2, kv, vv, Tv, p0, nh, nkv, hd, 1.0f / sqrtf((float)hd));
-            free(rs.att);
+            free(rs.att); free(rs.kt);
             d = bits_diff(o1, o2, (size_t)Tv * nh * hd, 4);
             char an[64];
             snprintf(an, sizeof an, "cuda_attention_%s_%s", v == 0 ? "tiled" : v == 1 ? "rows" : "long_context", bf16 ? "bf16" : "fp32");

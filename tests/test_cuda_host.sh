@@ -8,7 +8,7 @@ if ! command -v nvcc >/dev/null 2>&1; then echo "skip cuda_host: nvcc not found,
 if ! env -u CFLAGS -u LDLIBS nice make --no-print-directory CUDA=1 build/cuda/llama_fp8 build/cuda/cuda_check > build/tests/cuda_host_build.log 2>&1; then
   tail -20 build/tests/cuda_host_build.log; echo "FAIL cuda_host: make CUDA=1 build/cuda/llama_fp8 build/cuda/cuda_check failed"; exit 1
 fi
-build/cuda/cuda_check --host --seed 7
+build/cuda/cuda_check --host --seed 7 || echo "FAIL cuda_host_check: cuda_check --host exited with status $? (a crash is a failure)"
 # The whole GPU path of `ppl` with every kernel replaced by its host twin (LLAMA_FP8_DEVICE=twin: resident
 # weights / activations / KV cache, GEMM dispatch, ppl statistics computed where the logits are) must print
 # the CPU binary's table to the last digit. Oracle: the CPU build's own ppl (forward() and cmd_ppl's loop).
