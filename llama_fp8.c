@@ -3406,6 +3406,7 @@ static int cmd_bench(int argc, char **argv) {
         "  --shapes   N x K of the weight, default the Llama-3.1-8B set 6144x4096,4096x4096,14336x4096,4096x14336,128256x4096\n"
         "  --reps     timed repetitions after one warm-up, best is reported (default 2)\n"
         "  --peak     row (measure the peak before and after every row, default) or once";
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) { puts(usage_s); return 0; }
     if (argc >= 2 && !strcmp(argv[1], "e2e")) return bench_e2e(argc, argv);
     if (argc < 2 || strcmp(argv[1], "gemm")) fatal("%s", usage_s);
     const char *ms = "256,1", *modes = "bf16,fast,fp32,exact";

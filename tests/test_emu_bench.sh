@@ -28,6 +28,7 @@ flops=$(printf '%s\n' "$out" | grep -c 'GFLOP per chunk: Linears 0.0118, lm_head
 if [ $rc -eq 0 ] && [ "$rows" -eq 5 ] && [ "$flops" -eq 1 ]; then echo "ok emu_bench: bench e2e prints one row per scheme (5) and the flop count of the config"
 else echo "FAIL emu_bench: bench e2e rc=$rc, $rows rows, flops line $flops"; printf '%s\n' "$out" | head -12; fi
 $B bench e2e --help > /dev/null 2>&1 && echo "ok emu_bench: bench e2e --help exits 0" || echo "FAIL emu_bench: bench e2e --help"
+out=$($B bench --help) && printf '%s' "$out" | grep -q 'bench e2e' && echo "ok emu_bench: bench --help exits 0 and names both benchmarks" || echo "FAIL emu_bench: bench --help"
 for bad in "" "-m $T --ctx 1" "-m $T --schemes w8a8:bogus" "-m $T --chunks" "-m $T --what 1" "-m /nonexistent"; do
   # shellcheck disable=SC2086
   err=$($B bench e2e $bad 2>&1 >/dev/null); rc=$?
