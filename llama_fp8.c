@@ -80,6 +80,20 @@ static double peak_rss_mb(void) {
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss / 1024.0; /* kilobytes on Linux */
 }
+/* A progress line on stderr: rewritten in place (\r) on a terminal, one line per update elsewhere (logs). */
+static void progress(const char *fmt, ...) {
+    char b[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b, sizeof b, fmt, ap);
+    va_end(ap);
+    if (isatty(2)) { fprintf(stderr, "\r%s", b); return; }
+    size_t n = strlen(b);
+    while (n && b[n - 1] == ' ') b[--n] = 0;   /* the padding only serves the overwrite */
+    fprintf(stderr, "%s\n", b);
+}
+/* after the last progress line: end it on a terminal */
+static void progress_done(void) { if (isatty(2)) fputc('\n', stderr); }
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -2113,10 +2127,10 @@ static int cmd_ppl(int argc, char **argv) {
         long long count = (long long)(ch + 1) * per_chunk;
         double el = now_seconds() - t0, tps = (double)(ch + 1) * ctx * ns / el;
         if (llamacpp && ns == 1) { printf("[%d]%.4f,", ch + 1, exp(st[0].nll / count)); fflush(stdout); }
-        if (show) fprintf(stderr, "\rchunk %d/%d  %.1f tok/s  ETA %.0f s   ", ch + 1, n_chunks, tps, (n_chunks - ch - 1) * (double)ctx * ns / tps);
+        if (show) progress("chunk %d/%d  %.1f tok/s  ETA %.0f s   ", ch + 1, n_chunks, tps, (n_chunks - ch - 1) * (double)ctx * ns / tps);
     }
     double el = now_seconds() - t0;
-    if (show) fputc('\n', stderr);
+    if (show) progress_done();
     if (llamacpp && ns == 1) printf("\n");
     long long N = n_scored;
     PplRow *r = xmalloc(ns * sizeof *r);
@@ -2694,9 +2708,9 @@ static int cmd_calibrate(int argc, char **argv) {
         win[0] = c->bos_id;
         memcpy(win + 1, ids + starts[w], L * sizeof(int));
         forward(mb, &s, &qs, win, o.seq, 0, 0);
-        if (show) fprintf(stderr, "\rsample %d/%d  %.1f tok/s   ", w + 1, o.samples, (double)(w + 1) * o.seq / (now_seconds() - t0));
+        if (show) progress("sample %d/%d  %.1f tok/s   ", w + 1, o.samples, (double)(w + 1) * o.seq / (now_seconds() - t0));
     }
-    if (show) fputc('\n', stderr);
+    if (show) progress_done();
 
     atomic_file af;
     atomic_open(&af, o.out);
@@ -3511,12 +3525,12 @@ static int cmd_bench(int argc, char **argv) {
                 if (p32 > pk32) pk32 = p32;
                 if (p16 > pk16) pk16 = p16;
                 nrow++;
-                fprintf(stderr, "\rbench gemm: %d/%d", nrow, ns * nm * nmd);
+                progress("bench gemm: %d/%d", nrow, ns * nm * nmd);
             }
         }
         free(A8); free(B8); free(Bh); free(Af); free(sa); free(sb); free(D);
     }
-    fprintf(stderr, "\n");
+    progress_done();
     printf("# bench gemm on %s, %d OpenMP threads, AVX-512 %s, AVX512-BF16 %s\n", cpu, omp_get_max_threads(),
            emu_have_avx512() ? "yes" : "no", emu_have_avx512bf16() ? "yes" : "no");
     printf("# best peak measured in this run: fp32 FMA %.1f GFLOP/s, bf16 dot (VDPBF16PS) %.1f GFLOP/s\n", pk32, pk16);

@@ -62,3 +62,7 @@ expect errors_not_llama2c "not a llama2.c checkpoint\|too small" $B dump -m $T/g
 expect errors_gemm_option "expected auto, model, mma, wgmma or cublaslt" $B ppl --synthetic --gemm foo
 if $B verify --device 2>&1 | grep -q "CUDA build"; then echo "skip errors_twin_cpu_build: $B is a CUDA build"
 else expect errors_twin_cpu_build "needs a CUDA build" env LLAMA_FP8_DEVICE=twin $B ppl --synthetic -q bf16; fi
+# progress lines when stderr is not a terminal (a log): one line each, newline-terminated, no carriage return
+err=$($B ppl --synthetic -q bf16 --ctx 64 --progress 2>&1 >/dev/null)
+if [ -n "$err" ] && ! printf '%s' "$err" | grep -q "$(printf '\r')" && printf '%s\n' "$err" | grep -qE '^chunk 4/4 .*ETA 0 s$'; then echo "ok errors_progress_not_a_terminal: $(printf '%s\n' "$err" | grep -c '^chunk') progress lines, no \\r, no trailing padding"
+else echo "FAIL errors_progress_not_a_terminal: $(printf '%s' "$err" | od -c | head -3)"; fi
