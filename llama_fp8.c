@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <float.h>
 #include <inttypes.h>
@@ -45,6 +46,7 @@
 /* ------------------------------------------------------------------------------------------ */
 /* User-facing errors: one line naming the problem, exit status 1. Never used for our own bugs. */
 static void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void live_tmp_remove(void);
 static void fatal(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -52,6 +54,7 @@ static void fatal(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    live_tmp_remove();
     exit(1);
 }
 
@@ -171,22 +174,136 @@ static int is_directory(const char *path) {
 }
 
 /* Files we write are written atomically: to PATH.tmp.PID, then renamed over PATH. */
+/* Files are written atomically: into PATH.tmp.PID, renamed over PATH when complete. The temporary
+ * files being written are listed, and removed by fatal() and on SIGINT / SIGTERM / SIGHUP, so a failed
+ * or interrupted write leaves nothing behind (an export of an 8B model is gigabytes). */
 typedef struct { FILE *fp; char *path, *tmp; } atomic_file;
+#define MAX_LIVE_TMP 16
+static char *volatile live_tmp[MAX_LIVE_TMP];
+static void live_tmp_remove(void) {
+    for (int i = 0; i < MAX_LIVE_TMP; i++) { char *t = live_tmp[i]; if (t) { live_tmp[i] = NULL; unlink(t); } }
+}
+static void live_tmp_on_signal(int sig) { live_tmp_remove(); signal(sig, SIG_DFL); raise(sig); }
 static void atomic_open(atomic_file *a, const char *path) {
+    static int handlers;
+    if (!handlers++) {
+        signal(SIGINT, live_tmp_on_signal); signal(SIGTERM, live_tmp_on_signal); signal(SIGHUP, live_tmp_on_signal);
+        signal(SIGXFSZ, SIG_IGN);   /* over a file size limit, write() fails with EFBIG and we say so */
+    }
     a->path = xstrdup(path);
     a->tmp = xmalloc(strlen(path) + 32);
     sprintf(a->tmp, "%s.tmp.%d", path, (int)getpid());
     a->fp = fopen(a->tmp, "wb");
     if (!a->fp) fatal("cannot write %s: %s", a->tmp, strerror(errno));
+    int i = 0;
+    while (i < MAX_LIVE_TMP && live_tmp[i]) i++;
+    if (i < MAX_LIVE_TMP) live_tmp[i] = a->tmp;
+}
+static void atomic_forget(atomic_file *a) {
+    for (int i = 0; i < MAX_LIVE_TMP; i++) if (live_tmp[i] == a->tmp) live_tmp[i] = NULL;
 }
 static void atomic_commit(atomic_file *a) {
-    int bad = ferror(a->fp);
+    int bad = ferror(a->fp), err = 0;
     if (fflush(a->fp) != 0) bad = 1;
     if (!bad && fsync(fileno(a->fp)) != 0) bad = 1;
-    if (fclose(a->fp) != 0) bad = 1;
-    if (bad) { unlink(a->tmp); fatal("writing %s failed: %s", a->path, strerror(errno)); }
-    if (rename(a->tmp, a->path) != 0) { unlink(a->tmp); fatal("cannot rename %s to %s: %s", a->tmp, a->path, strerror(errno)); }
+    if (bad) err = errno;
+    if (fclose(a->fp) != 0 && !bad) { bad = 1; err = errno; }
+    if (bad) fatal("writing %s failed: %s", a->path, strerror(err ? err : EIO));   /* fatal removes the temporary file */
+    if (rename(a->tmp, a->path) != 0) fatal("cannot rename %s to %s: %s", a->tmp, a->path, strerror(errno));
+    atomic_forget(a);
     free(a->path); free(a->tmp);
+}
+/* JSON output: one small writer for every JSON file the program writes. Strings are escaped (", \\,
+ * control characters; bytes >= 0x80 pass as they are, UTF-8 in, UTF-8 out); a non-finite number is
+ * written as null and its key is listed in a "nonfinite" array closing the top-level object, so the
+ * file parses with any strict parser and no NaN hides in it. Members go one per line, except inside
+ * arrays and objects opened "inline" (on one line). */
+typedef struct { FILE *fp; int depth, n[16], inl[16], arr[16]; const char *key[16]; char nonfinite[1024]; } jw;
+static void jw_str_raw(FILE *fp, const char *s) {
+    fputc('"', fp);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(fp, "\\%c", ch);
+        else if (ch == '\n') fputs("\\n", fp);
+        else if (ch == '\t') fputs("\\t", fp);
+        else if (ch < 0x20 || ch == 0x7F) fprintf(fp, "\\u%04x", ch);
+        else fputc(ch, fp);
+    }
+    fputc('"', fp);
+}
+static void jw_key(jw *w, const char *key) {   /* the separator, indentation and "key": of the next member */
+    int d = w->depth;
+    if (w->n[d]++) fputc(',', w->fp);
+    if (w->inl[d]) { if (w->n[d] > 1) fputc(' ', w->fp); }
+    else fprintf(w->fp, "\n%*s", 2 * (d + 1), "");
+    if (key) { jw_str_raw(w->fp, key); fputs(": ", w->fp); }
+}
+static void jw_open(jw *w, const char *key, char c, int inl) {
+    if (w->depth >= 0) jw_key(w, key);
+    if (w->depth >= 15) fatal("internal: JSON nesting too deep");
+    fputc(c, w->fp);
+    w->depth++;
+    w->n[w->depth] = 0;
+    w->arr[w->depth] = c == '[';
+    w->key[w->depth] = key;
+    w->inl[w->depth] = inl || (w->depth > 0 && w->inl[w->depth - 1]);
+}
+static void jw_close(jw *w, char c) {
+    int d = w->depth--;
+    if (!w->inl[d] && w->n[d]) fprintf(w->fp, "\n%*s", 2 * d, "");
+    fputc(c, w->fp);
+}
+static void jw_begin(jw *w, FILE *fp) { memset(w, 0, sizeof *w); w->fp = fp; w->depth = -1; jw_open(w, NULL, '{', 0); }
+static void jw_end(jw *w) {
+    if (w->nonfinite[0]) {   /* the keys written as null because their value was NaN or ±Inf */
+        jw_key(w, "nonfinite");
+        fprintf(w->fp, "[%s]", w->nonfinite);
+    }
+    jw_close(w, '}');
+    fputc('\n', w->fp);
+}
+static void jw_obj(jw *w, const char *key, int inl) { jw_open(w, key, '{', inl); }
+static void jw_arr(jw *w, const char *key, int inl) { jw_open(w, key, '[', inl); }
+static void jw_end_obj(jw *w) { jw_close(w, '}'); }
+static void jw_end_arr(jw *w) { jw_close(w, ']'); }
+static void jw_str(jw *w, const char *key, const char *v) { jw_key(w, key); if (v) jw_str_raw(w->fp, v); else fputs("null", w->fp); }
+static void jw_int(jw *w, const char *key, long long v) { jw_key(w, key); fprintf(w->fp, "%lld", v); }
+static void jw_bool(jw *w, const char *key, int v) { jw_key(w, key); fputs(v ? "true" : "false", w->fp); }
+/* A number with printf format fmt (%.17g round-trips a double; %.9g a float); NaN / ±Inf → null. */
+static void jw_num(jw *w, const char *key, double v, const char *fmt) {
+    jw_key(w, key);
+    if (isfinite(v)) { fprintf(w->fp, fmt, v); return; }
+    fputs("null", w->fp);
+    char path[256] = "";   /* where the null is, e.g. schemes[1].kld_se */
+    for (int d = 1; d <= w->depth + 1; d++) {
+        size_t l = strlen(path);
+        const char *k = d <= w->depth ? w->key[d] : key;
+        if (w->arr[d - 1]) snprintf(path + l, sizeof path - l, "[%d]", w->n[d - 1] - 1);
+        else if (k) snprintf(path + l, sizeof path - l, "%s%s", l ? "." : "", k);
+    }
+    size_t len = strlen(w->nonfinite);
+    snprintf(w->nonfinite + len, sizeof w->nonfinite - len, "%s\"%s\"", len ? ", " : "", path);
+}
+
+static void check_writable(const char *path, const char *what);
+static void check_dir_writable(const char *dir, const char *what) {
+    char *p = xmalloc(strlen(dir) + 48);
+    sprintf(p, "%s/.llama_fp8_probe.%d", dir, (int)getpid());
+    FILE *fp = fopen(p, "wb");
+    if (!fp) fatal("%s %s: cannot write into this directory: %s", what, dir, strerror(errno));
+    fclose(fp);
+    unlink(p);
+    free(p);
+}
+/* Fails now, before a long run, when PATH cannot be written (its directory missing or read-only). */
+static void check_writable(const char *path, const char *what) {
+    char *tmp = xmalloc(strlen(path) + 32);
+    sprintf(tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp) fatal("%s %s: cannot write there: %s", what, path, strerror(errno));
+    fclose(fp);
+    unlink(tmp);
+    free(tmp);
 }
 
 /* Strict number parsing for command-line options. */
@@ -454,12 +571,15 @@ static int json_get(const json *j, int obj, const char *key);
 static int json_next(const json *j, int k);
 static int json_number(const json *j, int k, double *out);
 static int json_streq(const json *j, int k, const char *s);
+static char *json_string_dup(const json *j, int k, size_t *len);
 static void safetensors_write(const char *path, const st_entry *e, int n, const char *metadata_json,
                               void (*fill)(void *ctx, int i, void *buf, size_t nbytes), void *ctx);
 static Model *model_load(const char *path);
 static void model_free(Model *m);
 static void tensor_release(const Model *m, const Tensor *t);
 static void layer_release(const Model *m, const Layer *L);
+static void model_check_finite(const Model *m);
+static int allow_nonfinite;   /* --allow-nonfinite: see model_check_finite */
 static void model_describe(const Model *m, FILE *fp);
 static void write_hf_config(const char *path, const Config *c, const char *extra);
 void tokenizer_free(tokenizer *t);
@@ -467,6 +587,8 @@ static tokenizer *tokenizer_try_load(const char *path, char *err, size_t errlen)
 tokenizer *tokenizer_load(const char *path);
 tokenizer *tokenizer_for_model(const char *model_path);
 int tokenizer_vocab_size(const tokenizer *t);
+int tokenizer_bos(const tokenizer *t);
+static tokenizer *run_tokenizer(const char *tok_path, const char *model_path, const Config *c);
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int bos, int special, int **ids);
 const char *tokenizer_decode(const tokenizer *t, int prev, int id, size_t *len);
 static void sha256_hex(const void *data, size_t n, char hex[65]);
@@ -643,7 +765,11 @@ static void model_prepare(Model *m, const Scheme *q) {
  *   q = cast(clamp(w / scale + 0, qmin, qmax)) — the + 0 is the zero point, which turns −0 into +0;
  *   FP8 casts round to nearest even, INT8 uses torch.round (RNE) into [−128, 127].
  * With bf16_arith (a bf16 model, the default) the scale and w / scale are each rounded to bf16 —
- * double rounding, exactly as the tool does it on a bf16 model. Without it, all in fp32. */
+ * double rounding, exactly as the tool does it on a bf16 model. Without it, all in fp32.
+ * Non-finite weights (--allow-nonfinite only; refused at load otherwise) go as in torch: a block holding
+ * NaN gets a NaN scale (torch.amax propagates it) and NaN codes, one holding ±Inf an Inf scale, its
+ * finite elements code 0 and the Inf ones NaN (Inf / Inf). FP8 NaN codes are 0x7F (torch's cast would
+ * keep the NaN's sign bit: 0xFF for a negative NaN — a difference in the NaN's sign only). */
 static void quant_weight(uint8_t *q, float *scale, const Tensor *W, emu_dtype fmt, weight_gran granularity, int bf16_arith) {
     int N = W->rows, K = W->cols;
     int bn = granularity == GRAN_BLOCK ? EMU_BLOCK : granularity == GRAN_TENSOR ? N : 1;
@@ -657,6 +783,8 @@ static void quant_weight(uint8_t *q, float *scale, const Tensor *W, emu_dtype fm
             for (int n = n0; n < n1; n++) {
                 emu_load_row(row, W->data, W->dtype, (size_t)n * K + k0, k1 - k0);
                 amax = fmaxf(amax, emu_absmax(row, k1 - k0));
+                if (allow_nonfinite)   /* torch.amax propagates NaN: the block's scale becomes NaN (only reachable with --allow-nonfinite) */
+                    for (int k = 0; k < k1 - k0; k++) if (isnan(row[k])) { amax = NAN; n = n1; break; }
             }
             float half_range = fmt == EMU_I8 ? 127.5f : emu_fmax(fmt);
             float s = amax / half_range;
@@ -1179,6 +1307,87 @@ static Acts host_acts(RunState *s, const Model *m, const Scheme *q) {
 static void host_copy(void *dst, const void *src, size_t n) { if (dst != src && n) memcpy(dst, src, n); }
 static void cpu_rmsnorm(RunState *s, const Scheme *q, float *out, const float *x, const float *w, int T, int n, float eps) { (void)s; rmsnorm(q, out, x, w, T, n, eps); }
 static const Backend cpu_backend = {"cpu", host_acts, host_copy, host_copy, embed_tokens, cpu_rmsnorm, quantize_act, linear, rope, kv_store, attention, swiglu, residual, NULL};
+
+/* The finite check: the CPU backend, each op's output scanned for NaN / ±Inf; the first one found is
+ * kept (layer, op, element). ppl and generate re-run a failing chunk on it to say where a non-finite
+ * value was born. */
+static long long first_nonfinite(const void *data, emu_dtype t, size_t n);
+static struct { const Model *m; int layer, cols; const char *op; long long at; float v; } nf;
+static void nf_check(RunState *s, const char *op, const float *x, size_t n, int cols) {
+    if (nf.op) return;
+    long long i = first_nonfinite(x, EMU_F32, n);
+    if (i >= 0) { nf.layer = s->layer; nf.op = op; nf.at = i; nf.cols = cols; nf.v = x[i]; }
+}
+static Acts nf_begin(RunState *s, const Model *m, const Scheme *q) { nf.m = m; return host_acts(s, m, q); }
+static void nf_embed(RunState *s, const Model *m, const Scheme *q, float *x, const int *ids, int T) {
+    embed_tokens(s, m, q, x, ids, T);
+    nf_check(s, "token embedding", x, (size_t)T * m->c.dim, m->c.dim);
+}
+static void nf_rmsnorm(RunState *s, const Scheme *q, float *out, const float *x, const float *w, int T, int n, float eps) {
+    rmsnorm(q, out, x, w, T, n, eps);
+    nf_check(s, "rmsnorm", out, (size_t)T * n, n);
+}
+static QAct nf_quantize_act(RunState *s, const Scheme *q, const float *x, int T, int K, int layer, int site) {
+    QAct a = quantize_act(s, q, x, T, K, layer, site);
+    if (a.fmt != EMU_F32) nf_check(s, "activation quantization scales", a.scales, act_scale_count(q, T, K), 0);
+    return a;
+}
+static void nf_linear(RunState *s, const Scheme *q, float *out, const float *in, int T, const Tensor *W, int quantized, const QAct *a) {
+    linear(s, q, out, in, T, W, quantized, a);
+    static const char *const names[7] = {"self_attn.q_proj output", "self_attn.k_proj output", "self_attn.v_proj output", "self_attn.o_proj output",
+                                         "mlp.gate_proj output", "mlp.up_proj output", "mlp.down_proj output"};
+    const char *name = "lm_head output (logits)";
+    if (s->layer < nf.m->c.n_layers) {
+        const Layer *L = &nf.m->layers[s->layer];
+        const Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) if (W == ts[i]) name = names[i];
+    }
+    nf_check(s, name, out, (size_t)T * W->rows, W->rows);
+}
+static void nf_rope(RunState *s, const Scheme *q, float *x, int T, int nh, int hd, const float *cosv, const float *sinv) {
+    rope(s, q, x, T, nh, hd, cosv, sinv);
+    nf_check(s, "rope", x, (size_t)T * nh * hd, nh * hd);
+}
+static void nf_kv_store(RunState *s, const Scheme *q, float *dst, const float *src, size_t n, float sc) {
+    kv_store(s, q, dst, src, n, sc);
+    nf_check(s, "KV cache store", dst, n, 0);
+}
+static void nf_attention(RunState *s, const Scheme *q, float *qbuf, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale) {
+    attention(s, q, qbuf, kc, vc, T, pos0, nh, nkv, hd, scale);
+    nf_check(s, "attention output", qbuf, (size_t)T * nh * hd, nh * hd);
+}
+static void nf_swiglu(RunState *s, const Scheme *q, float *hb, const float *hb2, size_t n) {
+    swiglu(s, q, hb, hb2, n);
+    nf_check(s, "swiglu", hb, n, nf.m->c.hidden_dim);
+}
+static void nf_residual(RunState *s, const Scheme *q, float *x, const float *xo, size_t n) {
+    residual(s, q, x, xo, n);
+    nf_check(s, "residual add", x, n, nf.m->c.dim);
+}
+static const Backend finite_backend = {"finite-check", nf_begin, host_copy, host_copy, nf_embed, nf_rmsnorm, nf_quantize_act, nf_linear,
+                                       nf_rope, nf_kv_store, nf_attention, nf_swiglu, nf_residual, NULL};
+/* Where the first non-finite value of forward(ids[0..T)) is born, on the CPU: "layer 3, mlp.down_proj
+ * output, NaN at token 17, column 5" (or a note that none was found). */
+static const char *nonfinite_origin(const Model *m, const Scheme *q, const int *ids, int T, int logits_from) {
+    static char b[256];
+    RunState d;
+    runstate_init(&d, &m->c, T, T);
+    d.be = &finite_backend;
+    memset(&nf, 0, sizeof nf);
+    forward(m, &d, q, ids, T, 0, logits_from);
+    runstate_free(&d);
+    if (nf.op && !strncmp(nf.op, "lm_head", 7)) nf.at += (long long)logits_from * nf.cols;   /* logits row r is token logits_from + r */
+    if (!nf.op) snprintf(b, sizeof b, "no op output was non-finite when the chunk was re-run on the CPU");
+    else {
+        char where[64] = "final norm / lm_head";
+        if (nf.layer < m->c.n_layers) snprintf(where, sizeof where, "layer %d", nf.layer);
+        char at[64];
+        if (nf.cols > 0) snprintf(at, sizeof at, "token %lld, column %lld", nf.at / nf.cols, nf.at % nf.cols);
+        else snprintf(at, sizeof at, "element %lld", nf.at);
+        snprintf(b, sizeof b, "first non-finite value: %s, %s, %s at %s", where, nf.op, isnan(nf.v) ? "NaN" : nf.v > 0 ? "+Inf" : "-Inf", at);
+    }
+    return b;
+}
 
 /* The GPU path. `make CUDA=1` compiles cuda_kernels.cu with nvcc and defines LLAMA_FP8_CUDA; the
  * kernels there are the GPU twins of emu/ (quantization, GEMMs) and of forward()'s elementwise ops.
@@ -1788,7 +1997,7 @@ typedef struct {
 
 static void options_parse(Options *o, int argc, char **argv, const char *cmd, const char *allowed, const char *usage_text) {
     memset(o, 0, sizeof *o);
-    o->chunks = -1; o->n_new = 64; o->seed = 1; o->samples = 128; o->seq = 2048; o->percentile = 99.99;
+    o->chunks = -1; o->n_new = 64; o->seed = 1; o->samples = 128; o->seq = 0; o->percentile = 99.99;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { printf("usage: llama_fp8 %s %s\n", cmd, usage_text); exit(0); }
@@ -1802,6 +2011,7 @@ static void options_parse(Options *o, int argc, char **argv, const char *cmd, co
         if (!strcmp(a, "--special")) { o->special = 1; continue; }
         if (!strcmp(a, "--quant-lm-head")) { o->so.quant_lm_head = 1; continue; }
         if (!strcmp(a, "--cpu")) { gpu_set_force_cpu(1); continue; }
+        if (!strcmp(a, "--allow-nonfinite")) { allow_nonfinite = 1; continue; }
         if (i + 1 >= argc) fatal("%s: option %s needs a value", cmd, a);
         const char *v = argv[++i];
         if (!strcmp(a, "-m")) o->model = v;
@@ -1834,15 +2044,53 @@ static void options_parse(Options *o, int argc, char **argv, const char *cmd, co
         else if (!strcmp(a, "--percentile")) { o->percentile = parse_double_arg(a, v); if (!(o->percentile > 0 && o->percentile <= 100)) fatal("--percentile must be in (0, 100]"); }
     }
 }
-#define SCHEME_OPTS "--cpu --gemm -q --act-format --weight-format --weight-scale --weight-arith --kv --accum --scale-ub --scales --quant-lm-head "
+#define SCHEME_OPTS "--allow-nonfinite --cpu --gemm -q --act-format --weight-format --weight-scale --weight-arith --kv --accum --scale-ub --scales --quant-lm-head "
 #define SCHEME_HELP "  schemes (-q): fp32, bf16, fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8\n" \
     "  --act-format e4m3|e5m2  --weight-format e4m3|e5m2  --weight-scale channel|tensor (fp8-w)  --weight-arith bf16|fp32\n" \
     "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head\n" \
+    "  --allow-nonfinite: run a model holding NaN/Inf weights (refused by default); NaN then propagates and the run stops where it reaches a result\n" \
     "  --cpu: run on the CPU emulation even when a CUDA build finds an Ada/Hopper GPU\n" \
     "  --gemm auto|model|mma|wgmma|cublaslt: GPU GEMMs (auto: bit-exact model kernels, tensor cores for --accum hopper|ada|cublaslt|fast)"
 
 /* ---- static scales (written by calibrate) ---- */
-static ScaleSet *scales_load(const char *path, int n_layers) {
+/* What ties a scales file to its model: SHA-256 of the shape (config) and of samples of every tensor
+ * as stored (each weight's first and last 512 bytes, every norm vector whole); cheap on any size. */
+static void model_fingerprint(const Model *m, char hex[65]) {
+    const Config *c = &m->c;
+    size_t cap = 4096 + (size_t)(7 * c->n_layers + 2) * 1056 + (size_t)(2 * c->n_layers + 1) * c->dim * 4, n = 0;
+    uint8_t *b = xmalloc(cap);
+    int32_t shape[8] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len};
+    memcpy(b, shape, sizeof shape); n += sizeof shape;
+#define FP_TENSOR(t) do { size_t nb = (size_t)(t)->rows * (t)->cols * dtype_size((t)->dtype), k = nb < 512 ? nb : 512; \
+        int32_t d[3] = {(int32_t)(t)->dtype, (t)->rows, (t)->cols}; memcpy(b + n, d, 12); n += 12; \
+        memcpy(b + n, (t)->data, k); n += k; memcpy(b + n, (const uint8_t *)(t)->data + nb - k, k); n += k; } while (0)
+    FP_TENSOR(&m->tok_embeddings);
+    FP_TENSOR(&m->lm_head);
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        const Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) FP_TENSOR(ts[i]);
+        memcpy(b + n, L->attn_norm, c->dim * 4); n += c->dim * 4;
+        memcpy(b + n, L->ffn_norm, c->dim * 4); n += c->dim * 4;
+    }
+#undef FP_TENSOR
+    memcpy(b + n, m->final_norm, c->dim * 4); n += c->dim * 4;
+    sha256_hex(b, n, hex);
+    free(b);
+}
+/* An absmax of a scales file as fp32: it must stay finite in fp32 and give a normal fp32 scale
+ * (absmax / fmax, fmax up to E5M2's 57344), else the file is refused (1e300 would become inf). */
+static float scale_amax_f32(const char *path, double v, const char *part, int layer, const char *site) {
+    float f = (float)v;
+    if (!isfinite(f) || !(f / 57344.0f >= FLT_MIN)) {
+        char where[48] = "";
+        if (layer >= 0) snprintf(where, sizeof where, "layer %d: ", layer);
+        fatal("%s: %s: %s\"%s\" = %g is outside what an fp32 scale can hold (absmax / fmax must be a finite, normal fp32)", path, part, where, site, v);
+    }
+    return f;
+}
+static ScaleSet *scales_load(const char *path, const Model *m) {
+    int n_layers = m->c.n_layers;
     size_t len;
     char *text = read_text_file(path, &len);
     if (!text) fatal("%s: cannot read: %s", path, strerror(errno));
@@ -1850,6 +2098,16 @@ static ScaleSet *scales_load(const char *path, int n_layers) {
     if (json_parse(&j, text, len) != 0) fatal("%s: invalid JSON: %s", path, j.err);
     int fmt = json_get(&j, 0, "format");
     if (fmt < 0 || !json_streq(&j, fmt, "llama_fp8 scales v1")) fatal("%s: not a llama_fp8 scales file (\"format\": \"llama_fp8 scales v1\")", path);
+    int fpk = json_get(&j, 0, "model_fingerprint");
+    char want[65], *got = fpk >= 0 ? json_string_dup(&j, fpk, NULL) : NULL;
+    model_fingerprint(m, want);
+    if (!got) fprintf(stderr, "llama_fp8: warning: %s has no model_fingerprint (written before scales were tied to a model): not checked against %s\n", path, m->path);
+    else if (strcmp(got, want)) {
+        int mk = json_get(&j, 0, "model");
+        char *made = mk >= 0 ? json_string_dup(&j, mk, NULL) : NULL;
+        fatal("%s: made for another model (%s, fingerprint %.12s...), not %s (%.12s...)", path, made ? made : "?", got, m->path, want);
+    }
+    free(got);
     int acts = json_get(&j, 0, "activations"), layers = json_get(&j, acts, "layers"), kv = json_get(&j, 0, "kv");
     if (layers < 0 || j.t[layers].type != J_ARR || j.t[layers].n != n_layers)
         fatal("%s: activations.layers must list %d layers (the model's)", path, n_layers);
@@ -1864,9 +2122,9 @@ static ScaleSet *scales_load(const char *path, int n_layers) {
         for (int site = 0; site < N_SITES; site++) {
             if (json_number(&j, json_get(&j, k, site_names[site]), &v) != 0 || !(v > 0) || !isfinite(v))
                 fatal("%s: layer %d: \"%s\" must be a positive number", path, l, site_names[site]);
-            s->act[l][site] = (float)v;
+            s->act[l][site] = scale_amax_f32(path, v, "activations", l, site_names[site]);
         }
-    if (json_number(&j, json_get(&j, acts, "lm_head"), &v) == 0 && v > 0 && isfinite(v)) s->lm_head = (float)v;
+    if (json_number(&j, json_get(&j, acts, "lm_head"), &v) == 0 && v > 0 && isfinite(v)) s->lm_head = scale_amax_f32(path, v, "activations", -1, "lm_head");
     int ks = json_get(&j, kv, "k"), vs = json_get(&j, kv, "v");
     if (ks < 0 || vs < 0 || j.t[ks].type != J_ARR || j.t[vs].type != J_ARR || j.t[ks].n != n_layers || j.t[vs].n != n_layers)
         fatal("%s: kv.k and kv.v must list %d layers", path, n_layers);
@@ -1874,7 +2132,7 @@ static ScaleSet *scales_load(const char *path, int n_layers) {
         double x, y;
         if (json_number(&j, a, &x) != 0 || json_number(&j, b, &y) != 0 || !(x > 0) || !(y > 0) || !isfinite(x) || !isfinite(y))
             fatal("%s: kv scales of layer %d must be positive numbers", path, l);
-        s->k_amax[l] = (float)x; s->v_amax[l] = (float)y;
+        s->k_amax[l] = scale_amax_f32(path, x, "kv", l, "k"); s->v_amax[l] = scale_amax_f32(path, y, "kv", l, "v");
     }
     json_free(&j);
     free(text);
@@ -1892,9 +2150,7 @@ static Model *open_model(const Options *o, const char *cmd) {
 static int encode_text_file(const Options *o, const Config *c, size_t *bytes, int **ids) {
     char *text = read_text_file(o->text_file, bytes);
     if (!text) fatal("%s: cannot read: %s", o->text_file, strerror(errno));
-    tokenizer *tk = o->tokenizer ? tokenizer_load(o->tokenizer) : tokenizer_for_model(o->model);
-    if (tokenizer_vocab_size(tk) > c->vocab_size)
-        fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
+    tokenizer *tk = run_tokenizer(o->tokenizer, o->model, c);
     int n = tokenizer_encode(tk, text, *bytes, 1, 0, ids);
     tokenizer_free(tk);
     free(text);
@@ -1986,7 +2242,7 @@ static PplRow ppl_row_summary(PplStat *st, int i, long long N) {
     PplRow r = {0};
     double mq = S->nll / N, vq = S->nll2 / N - mq * mq, pq = exp(mq);
     r.nll_mean = mq; r.ppl = pq;
-    r.se = N > 1 && vq > 0 ? pq * sqrt(vq / (N - 1)) : 0;
+    r.se = N < 2 ? NAN : vq > 0 ? pq * sqrt(vq / (N - 1)) : 0;
     if (i == 0) return r;
     double mb = st[0].nll / N, vb = st[0].nll2 / N - mb * mb, pb = exp(mb);
     /* cov(nll_q, nll_b) = cov(nll_b + d, nll_b) = var_b + cov(nll_b, d) */
@@ -2001,6 +2257,7 @@ static PplRow ppl_row_summary(PplStat *st, int i, long long N) {
     r.rms_dp_se = r.rms_dp > 0 && dpv > 0 ? sqrt(dpv / (N - 1)) : 0; /* first-order: sd(Δp)/sqrt(N-1) bounds it when mean Δp ≈ 0 */
     qsort(S->klds, N, sizeof(float), cmp_float);
     r.kld_p99 = percentile_sorted(S->klds, N, 99.0); r.kld_max = S->klds[N - 1]; r.kld_median = percentile_sorted(S->klds, N, 50.0);
+    if (N < 2) r.se = r.dppl_se = r.kld_se = r.top1_se = r.rms_dp_se = NAN;   /* undefined from one token: nan in the table, null in JSON */
     return r;
 }
 /* ppl --json: the run and every scheme's row (written atomically). */
@@ -2008,16 +2265,26 @@ static void ppl_write_json(const char *path, const char *model, const char *prot
                            const PplStat *st, const PplRow *r, int ns) {
     atomic_file af;
     atomic_open(&af, path);
-    FILE *js = af.fp;
-    fprintf(js, "{\n  \"model\": \"%s\", \"protocol\": \"%s\", \"ctx\": %d, \"chunks\": %d, \"tokens_scored\": %lld,\n  \"schemes\": [\n", model, protocol, ctx, n_chunks, N);
+    jw w;
+    jw_begin(&w, af.fp);
+    jw_str(&w, "model", model); jw_str(&w, "protocol", protocol);
+    jw_int(&w, "ctx", ctx); jw_int(&w, "chunks", n_chunks); jw_int(&w, "tokens_scored", N);
+    jw_arr(&w, "schemes", 0);
     for (int i = 0; i < ns; i++) {
-        fprintf(js, "%s    {\"scheme\": \"%s\", \"ppl\": %.6f, \"ppl_se\": %.6f, \"nll_mean\": %.17g", i ? ",\n" : "", st[i].q.name, r[i].ppl, r[i].se, r[i].nll_mean);
-        if (i) fprintf(js, ", \"dppl\": %.6f, \"dppl_se\": %.6f, \"kld_mean\": %.8f, \"kld_se\": %.8f, "
-                       "\"kld_p99\": %.8f, \"kld_max\": %.8f, \"kld_median\": %.8f, \"top1_agree\": %.6f, \"top1_se\": %.6f, \"rms_dp\": %.8f, \"rms_dp_se\": %.8f",
-                       r[i].dppl, r[i].dppl_se, r[i].kld, r[i].kld_se, r[i].kld_p99, r[i].kld_max, r[i].kld_median, r[i].top1, r[i].top1_se, r[i].rms_dp, r[i].rms_dp_se);
-        fputc('}', js);
+        jw_obj(&w, NULL, 1);
+        jw_str(&w, "scheme", st[i].q.name);
+        jw_num(&w, "ppl", r[i].ppl, "%.6f"); jw_num(&w, "ppl_se", r[i].se, "%.6f"); jw_num(&w, "nll_mean", r[i].nll_mean, "%.17g");
+        if (i) {
+            jw_num(&w, "dppl", r[i].dppl, "%.6f"); jw_num(&w, "dppl_se", r[i].dppl_se, "%.6f");
+            jw_num(&w, "kld_mean", r[i].kld, "%.8f"); jw_num(&w, "kld_se", r[i].kld_se, "%.8f");
+            jw_num(&w, "kld_p99", r[i].kld_p99, "%.8f"); jw_num(&w, "kld_max", r[i].kld_max, "%.8f"); jw_num(&w, "kld_median", r[i].kld_median, "%.8f");
+            jw_num(&w, "top1_agree", r[i].top1, "%.6f"); jw_num(&w, "top1_se", r[i].top1_se, "%.6f");
+            jw_num(&w, "rms_dp", r[i].rms_dp, "%.8f"); jw_num(&w, "rms_dp_se", r[i].rms_dp_se, "%.8f");
+        }
+        jw_end_obj(&w);
     }
-    fprintf(js, "\n  ]\n}\n");
+    jw_end_arr(&w);
+    jw_end(&w);
     atomic_commit(&af);
 }
 
@@ -2034,9 +2301,10 @@ static int cmd_ppl(int argc, char **argv) {
     if (!llamacpp && strcmp(protocol, "gptq")) fatal("ppl: unknown --protocol '%s' (gptq or llamacpp)", protocol);
     if (o.compare && o.scheme) fatal("ppl: give -q SCHEME or --compare LIST, not both");
     if (!o.synthetic && !o.text_file) fatal("ppl: -f TEXT is required");
+    if (o.json) check_writable(o.json, "ppl: --json");
     Model *m = open_model(&o, "ppl");
     const Config *c = &m->c;
-    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, m);
 
     /* the schemes */
     char *list = xstrdup(o.compare ? o.compare : o.scheme ? o.scheme : m->quant.present ? "checkpoint" : "bf16");
@@ -2108,6 +2376,15 @@ static int cmd_ppl(int argc, char **argv) {
                 for (int j = 0; j < per_chunk; j++)
                     dlp[j] = emu_ppl_row(s.logits + (size_t)j * V, si ? base + (size_t)j * V : NULL, (long)V, target[first + j], &darg[j], &dkl[j]);
             }
+            /* a non-finite log p or KLD is an error: where it was born is found by re-running the chunk on the CPU */
+            for (int j = 0; j < per_chunk; j++)
+                if (!isfinite(dlp[j]) || (si > 0 && !isfinite(dkl[j]))) {
+                    double bad = isfinite(dlp[j]) ? dkl[j] : dlp[j];
+                    runstate_free(&s);
+                    gpu_forward_release();
+                    fatal("ppl: scheme %s: chunk %d, token %d: %s is %s; %s", S->q.name, ch + 1, first + j + 1, isfinite(dlp[j]) ? "KLD vs the base" : "log p(target)",
+                          isnan(bad) ? "NaN" : bad > 0 ? "+Inf" : "-Inf", nonfinite_origin(model_for_scheme(m, &S->q), &S->q, chunk, ctx, first));
+                }
             /* the sums in row order: the same bits for any thread count */
             double nll = 0, nll2 = 0, dn = 0, dn2 = 0, bn_dn = 0, kld = 0, kld2 = 0, dp = 0, dp2 = 0, top1 = 0;
             long long off = (long long)ch * per_chunk;
@@ -2140,16 +2417,31 @@ static int cmd_ppl(int argc, char **argv) {
         printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored in %d chunks of %d; %.1f tok/s, %.2f s, peak RSS %.0f MB%s)\n",
                r[0].ppl, r[0].se, st[0].q.name, N, n_chunks, ctx, (double)n_chunks * ctx / el, el, peak_rss_mb(), prepared_note());
     else {
-        printf("\n%-28s %-20s %-22s %-23s %-10s %-10s %-17s %s\n", "scheme", "PPL", "dPPL vs base", "mean KLD", "KLD p99", "KLD max", "top-1 agree %", "RMS dp %");
-        printf("%-28s %8.4f +/- %-7.4f %-22s %-23s %-10s %-10s %-17s %s\n", st[0].q.name, r[0].ppl, r[0].se, "(base)", "-", "-", "-", "-", "-");
-        for (int i = 1; i < ns; i++) {
-            char b1[40], b2[40], b3[40], b4[40];
-            snprintf(b1, sizeof b1, "%+.4f +/- %.4f", r[i].dppl, r[i].dppl_se);
-            snprintf(b2, sizeof b2, "%.6f +/- %.6f", r[i].kld, r[i].kld_se);
-            snprintf(b3, sizeof b3, "%.3f +/- %.3f", 100 * r[i].top1, 100 * r[i].top1_se);
-            snprintf(b4, sizeof b4, "%.3f +/- %.3f", 100 * r[i].rms_dp, 100 * r[i].rms_dp_se);
-            printf("%-28s %8.4f +/- %-7.4f %-22s %-23s %-10.6f %-10.6f %-17s %s\n", st[i].q.name, r[i].ppl, r[i].se, b1, b2, r[i].kld_p99, r[i].kld_max, b3, b4);
+        /* the table: every cell formatted first, each column as wide as its widest cell */
+        enum { NCOL = 8 };
+        char (*cell)[NCOL][48] = xcalloc(ns + 1, sizeof *cell);
+        static const char *const head[NCOL] = {"scheme", "PPL", "dPPL vs base", "mean KLD", "KLD p99", "KLD max", "top-1 agree %", "RMS dp %"};
+        for (int k = 0; k < NCOL; k++) snprintf(cell[0][k], 48, "%s", head[k]);
+        for (int i = 0; i < ns; i++) {
+            char (*row)[48] = cell[i + 1];
+            snprintf(row[0], 48, "%s", st[i].q.name);
+            snprintf(row[1], 48, "%.4f +/- %.4f", r[i].ppl, r[i].se);
+            if (i == 0) { snprintf(row[2], 48, "(base)"); for (int k = 3; k < NCOL; k++) snprintf(row[k], 48, "-"); continue; }
+            snprintf(row[2], 48, "%+.4f +/- %.4f", r[i].dppl, r[i].dppl_se);
+            snprintf(row[3], 48, "%.6f +/- %.6f", r[i].kld, r[i].kld_se);
+            snprintf(row[4], 48, "%.6f", r[i].kld_p99);
+            snprintf(row[5], 48, "%.6f", r[i].kld_max);
+            snprintf(row[6], 48, "%.3f +/- %.3f", 100 * r[i].top1, 100 * r[i].top1_se);
+            snprintf(row[7], 48, "%.3f +/- %.3f", 100 * r[i].rms_dp, 100 * r[i].rms_dp_se);
         }
+        int wid[NCOL] = {0};
+        for (int i = 0; i <= ns; i++) for (int k = 0; k < NCOL; k++) { int n = (int)strlen(cell[i][k]); if (n > wid[k]) wid[k] = n; }
+        printf("\n");
+        for (int i = 0; i <= ns; i++) {
+            for (int k = 0; k + 1 < NCOL; k++) printf("%-*s  ", wid[k], cell[i][k]);
+            printf("%s\n", cell[i][NCOL - 1]);
+        }
+        free(cell);
         printf("(%lld tokens scored per scheme in %d chunks of %d; %d schemes in %.2f s, %.1f tok/s, peak RSS %.0f MB%s)\n", N, n_chunks, ctx, ns, el, (double)n_chunks * ctx * ns / el, peak_rss_mb(), prepared_note());
     }
     if (o.json) {
@@ -2185,24 +2477,25 @@ static void write_npy(const char *path, const float *data, int rows, int cols) {
 static int cmd_dump(int argc, char **argv) {
     Options o;
     options_parse(&o, argc, argv, "dump", "-m --tokenizer --ids -p -o --synthetic " SCHEME_OPTS,
-                  "-m MODEL (--ids \"128000,9906,1917\" | -p TEXT) -o DIR [-q fp32|bf16] [--tokenizer FILE]\n"
+                  "-m MODEL (--ids \"128000,9906,1917\" | -p TEXT) -o DIR [-q SCHEME (bf16, as ppl)] [--tokenizer FILE]\n"
                   "  writes DIR/logits.npy (float32 [tokens, vocab]) and DIR/layer_XX.npy (residual stream after layer XX, [tokens, dim])\n" SCHEME_HELP);
     if (!o.out) fatal("dump: -o DIR is required");
     if (!o.ids == !o.prompt) fatal("dump: give exactly one of --ids and -p");
     Model *m = open_model(&o, "dump");
     const Config *c = &m->c;
-    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
-    Scheme qs = scheme_for_model(m, o.scheme, "fp32", &o.so);
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, m);
+    Scheme qs = scheme_for_model(m, o.scheme, "bf16", &o.so);
     const Scheme *q = &qs;
     int *ids, T;
     if (o.ids) T = parse_ids(o.ids, c->vocab_size, &ids);
     else {
-        tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+        tokenizer *tk = run_tokenizer(o.tokenizer, o.model, c);
         T = tokenizer_encode(tk, o.prompt, strlen(o.prompt), 1, 0, &ids);
         tokenizer_free(tk);
     }
     if (T > c->max_seq_len) fatal("dump: %d tokens exceed the model's maximum context %d", T, c->max_seq_len);
     if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("dump: cannot create %s: %s", o.out, strerror(errno));
+    check_dir_writable(o.out, "dump: -o");
     const Model *mq = model_for_scheme(m, q);
     RunState s;
     runstate_init(&s, c, T, T);
@@ -2220,6 +2513,10 @@ static int cmd_dump(int argc, char **argv) {
     }
     free(s.layer_out);
     printf("dump: %d tokens, scheme %s: %s/logits.npy [%d, %d] and %d layer_XX.npy [%d, %d]\n", T, q->name, o.out, T, c->vocab_size, c->n_layers, T, c->dim);
+    long long bad = first_nonfinite(s.logits, EMU_F32, (size_t)T * c->vocab_size);
+    if (bad >= 0)   /* the files are what the model computed; the user is told where NaN / Inf begins */
+        fprintf(stderr, "llama_fp8: warning: dump: the logits hold non-finite values (first: %s at token %lld, id %lld); %s\n",
+                isnan(s.logits[bad]) ? "NaN" : s.logits[bad] > 0 ? "+Inf" : "-Inf", bad / c->vocab_size, bad % c->vocab_size, nonfinite_origin(mq, q, ids, T, 0));
     free(ids);
     runstate_free(&s);
     gpu_forward_release();
@@ -2230,14 +2527,14 @@ static int cmd_dump(int argc, char **argv) {
 static int cmd_generate(int argc, char **argv) {
     Options o;
     options_parse(&o, argc, argv, "generate", "-m --tokenizer -p -n --temp --seed " SCHEME_OPTS,
-                  "-m MODEL [--tokenizer FILE] [-p PROMPT] [-n NEW_TOKENS (64)] [--temp T (0 = greedy)] [--seed S] [-q fp32|bf16]\n"
+                  "-m MODEL [--tokenizer FILE] [-p PROMPT] [-n NEW_TOKENS (64)] [--temp T (0 = greedy)] [--seed S] [-q SCHEME (bf16, as ppl)]\n"
                   "  starts from BOS + PROMPT; greedy decoding takes the first maximal logit, as llama2.c does\n" SCHEME_HELP);
     Model *m = open_model(&o, "generate");
     const Config *c = &m->c;
-    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
-    Scheme qs = scheme_for_model(m, o.scheme, "fp32", &o.so);
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, m);
+    Scheme qs = scheme_for_model(m, o.scheme, "bf16", &o.so);
     const Scheme *q = &qs;
-    tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
+    tokenizer *tk = run_tokenizer(o.tokenizer, o.model, c);
     int *ids;
     const char *prompt = o.prompt ? o.prompt : "";
     int np = tokenizer_encode(tk, prompt, strlen(prompt), 1, 0, &ids);
@@ -2263,6 +2560,13 @@ static int cmd_generate(int argc, char **argv) {
     pos = np;
     while (pos < total) {
         const float *lg = s.logits;
+        long long bad = first_nonfinite(lg, EMU_F32, (size_t)c->vocab_size);   /* no token is sampled from NaN */
+        if (bad >= 0) {
+            runstate_free(&s);
+            gpu_forward_release();
+            fatal("generate: the logits at position %d hold %s (vocabulary id %lld); %s", pos - 1, isnan(lg[bad]) ? "NaN" : lg[bad] > 0 ? "+Inf" : "-Inf",
+                  bad, nonfinite_origin(mq, q, ids, pos, pos - 1));
+        }
         int next = 0;
         if (o.temp == 0) {
             for (int i = 1; i < c->vocab_size; i++) if (lg[i] > lg[next]) next = i;
@@ -2296,6 +2600,67 @@ static int cmd_generate(int argc, char **argv) {
     return 0;
 }
 /* ---- llama_fp8 export: a compressed-tensors FP8 checkpoint that vLLM loads ---- */
+/* From a Hugging Face source directory: DIR/config.json is the source's, every key kept as written
+ * (eos_token_id lists, rope_scaling, ...), with "quantization_config" (qc: `  "quantization_config": {...}`)
+ * added as its last member; generation_config.json and the tokenizer files found beside the source are
+ * copied, so the export loads in vLLM and transformers as it is. Returns the number of files copied
+ * besides config.json, or -1 when the source is not a directory (a llama2.c file). Atomic writes. */
+static int export_hf_files(const char *src, const char *dst, const char *qc) {
+    if (!is_directory(src)) return -1;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", src);
+    size_t len;
+    char *text = read_text_file(path, &len);
+    if (!text) fatal("%s: cannot read: %s", path, strerror(errno));
+    json j;
+    if (json_parse(&j, text, len) != 0 || j.t[0].type != J_OBJ) fatal("%s: invalid JSON or not an object", path);
+    if (json_get(&j, 0, "quantization_config") >= 0) fatal("%s: the source already has a quantization_config (export a bf16/fp16/fp32 model)", path);
+    /* the unquantized tensors are written as BF16: a "torch_dtype" / "dtype" saying otherwise becomes "bfloat16" */
+    for (int pass = 0; pass < 2; pass++) {
+        int k = json_get(&j, 0, pass ? "dtype" : "torch_dtype");
+        if (k < 0 || j.t[k].type != J_STR || json_streq(&j, k, "bfloat16")) continue;
+        size_t a0 = (size_t)j.t[k].start, a1 = (size_t)j.t[k].end, nl = len - (a1 - a0) + 8;
+        char *t2 = xmalloc(nl + 1);
+        memcpy(t2, text, a0); memcpy(t2 + a0, "bfloat16", 8); memcpy(t2 + a0 + 8, text + a1, len - a1);
+        t2[nl] = 0;
+        free(text); text = t2; len = nl;
+        json_free(&j);
+        if (json_parse(&j, text, len) != 0) fatal("internal: config.json rewrite");
+    }
+    json_free(&j);
+    size_t end = len;
+    while (end > 0 && text[end - 1] != '}') end--;   /* the object's closing brace (the parser accepted the text) */
+    size_t body = end - 1;
+    while (body > 0 && isspace((unsigned char)text[body - 1])) body--;
+    int empty = body > 0 && text[body - 1] == '{';
+    snprintf(path, sizeof path, "%s/config.json", dst);
+    atomic_file a;
+    atomic_open(&a, path);
+    fwrite(text, 1, body, a.fp);
+    fprintf(a.fp, "%s\n%s\n}\n", empty ? "" : ",", qc);
+    atomic_commit(&a);
+    free(text);
+    static const char *const extra[] = {"generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                        "tokenizer.model", "original/tokenizer.model", "chat_template.jinja"};
+    int copied = 0;
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", src, extra[i]);
+        char *data = read_text_file(path, &len);
+        if (!data) continue;
+        snprintf(path, sizeof path, "%s/%s", dst, extra[i]);
+        if (strchr(extra[i], '/')) {
+            char d[4096];
+            snprintf(d, sizeof d, "%s/original", dst);
+            if (mkdir(d, 0777) != 0 && errno != EEXIST) fatal("export: cannot create %s: %s", d, strerror(errno));
+        }
+        atomic_open(&a, path);
+        if (fwrite(data, 1, len, a.fp) != len) fatal("writing %s failed: %s", path, strerror(errno));
+        atomic_commit(&a);
+        free(data);
+        copied++;
+    }
+    return copied;
+}
 /* Writes DIR/config.json (the model's config + quantization_config) and DIR/model.safetensors with,
  * per quantized Linear X: X.weight F8_E4M3 [N, K], X.weight_scale [N, 1] (channel) or [1] (tensor)
  * in BF16 (the bf16 model's scales are bf16 values), X.input_scale [1] BF16 for static activations,
@@ -2349,7 +2714,7 @@ static int cmd_export(int argc, char **argv) {
     Model *m = open_model(&o, "export");
     const Config *c = &m->c;
     if (m->quant.present) fatal("export: %s is already quantized", m->path);
-    if (o.scales_file) o.so.scales = scales_load(o.scales_file, c->n_layers);
+    if (o.scales_file) o.so.scales = scales_load(o.scales_file, m);
     Scheme q = scheme_make(o.scheme, &o.so);
     if (q.kind != SCHEME_W8A8 && q.kind != SCHEME_W8A8_STATIC && q.kind != SCHEME_FP8_W)
         fatal("export: scheme %s has no compressed-tensors export here (w8a8, w8a8-static, fp8-w)", q.name);
@@ -2359,6 +2724,7 @@ static int cmd_export(int argc, char **argv) {
     if (!q.bf16_arith) fatal("export: a compressed-tensors checkpoint of a bf16 model holds bf16 scales: --weight-arith fp32 cannot be exported faithfully");
     const Model *mb = model_for_scheme(m, &q);
     if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("export: cannot create %s: %s", o.out, strerror(errno));
+    check_dir_writable(o.out, "export: -o");
 
     int cap = 8 + c->n_layers * 32, n = 0;
     st_entry *e = xcalloc(cap, sizeof *e);
@@ -2433,8 +2799,10 @@ static int cmd_export(int argc, char **argv) {
              wstrat, acts, q.quant_lm_head ? "" : "\"lm_head\"",
              q.kv != EMU_F32 ? "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"tensor\", \"symmetric\": true, \"dynamic\": false}" : "null");
     snprintf(path, sizeof path, "%s/config.json", o.out);
-    write_hf_config(path, c, qc);
-    printf("export: %s: %s as compressed-tensors (%d tensors, %.1f s)\n", o.out, q.name, n, now_seconds() - t0);
+    int copied = export_hf_files(o.model, o.out, qc);
+    if (copied < 0) write_hf_config(path, c, qc);   /* a llama2.c source: a config.json made from its header */
+    printf("export: %s: %s as compressed-tensors (%d tensors, %.1f s%s)\n", o.out, q.name, n, now_seconds() - t0,
+           copied > 0 ? "; config.json kept with quantization_config added, generation and tokenizer files copied" : copied == 0 ? "; config.json kept with quantization_config added" : "");
     free(e); free(x.what); free(x.t); free(x.vec); free(x.layer); free(x.site); free(x.qbuf); free(x.sbuf);
     model_free(m);
     return 0;
@@ -2460,8 +2828,8 @@ static int cmd_export(int argc, char **argv) {
  * Arithmetic: fp32 as in the tool on an fp32 tensor (it runs in the model dtype, bf16 for a bf16
  * model: our observer state is fp32, a documented difference); |d|^2.4 in fp32, Σ err in double (the tool
  * sums fp32). */
-typedef enum { OBS_MINMAX, OBS_EMA, OBS_MSE, OBS_PERCENTILE } obs_kind;
-static const char *const obs_names[] = {"minmax", "ema", "mse", "percentile"};
+typedef enum { OBS_MINMAX, OBS_EMA_LEGACY, OBS_MSE, OBS_PERCENTILE, OBS_EMA, N_OBS_KINDS } obs_kind;
+static const char *const obs_names[] = {"minmax", "ema-legacy", "mse", "percentile", "ema"};
 typedef struct { float mn, mx; int seen; } ObsState;
 
 static float obs_percentile_abs(const float *x, size_t n, double pct) {
@@ -2507,6 +2875,14 @@ static double obs_fakeq_err(const float *x, size_t n, float s, emu_dtype fmt) {
     return err;
 }
 /* One batch (rows × cols values) into an observer. */
+/* One step of llm-compressor's moving average (observers/helpers.py lerp: (start * (1.0 - w)) + (end * w),
+ * w = 0.01) on the model's bf16 tensors, as torch's CPU kernels compute a bf16 op: in fp32 (the Python
+ * scalars become fp32 0.99f and 0.01f), rounded to bf16 — three roundings: B(F(B(F(r·0.99f)) + B(F(cur·0.01f)))). */
+static float obs_lerp_bf16(float r, float cur) {
+    float a = bf16_to_float(bf16_from_float(r * (float)(1.0 - 0.01)));
+    float b = bf16_to_float(bf16_from_float(cur * (float)0.01));
+    return bf16_to_float(bf16_from_float(a + b));
+}
 static void obs_update(ObsState *o, obs_kind kind, double pct, emu_dtype fmt, const float *x, size_t n) {
     float mn = INFINITY, mx = -INFINITY;
     for (size_t i = 0; i < n; i++) { mn = fminf(mn, x[i]); mx = fmaxf(mx, x[i]); }
@@ -2533,7 +2909,10 @@ static void obs_update(ObsState *o, obs_kind kind, double pct, emu_dtype fmt, co
         mn = bmn; mx = bmx;
     }
     if (!o->seen) { o->mn = mn; o->mx = mx; o->seen = 1; return; }
-    if (kind == OBS_EMA || kind == OBS_MSE) {
+    if (kind == OBS_EMA) {   /* llm-compressor's minmax today: lerp(r, cur, 0.01) = r·(1 − 0.01) + cur·0.01 on bf16 tensors */
+        o->mn = obs_lerp_bf16(o->mn, mn);
+        o->mx = obs_lerp_bf16(o->mx, mx);
+    } else if (kind == OBS_EMA_LEGACY || kind == OBS_MSE) {
         o->mn = o->mn + 0.01f * (mn - o->mn);
         o->mx = o->mx + 0.01f * (mx - o->mx);
     } else {
@@ -2544,13 +2923,28 @@ static float obs_absmax(const ObsState *o) { return o->seen ? fmaxf(-fminf(o->mn
 
 typedef struct {
     int n_layers;
-    obs_kind kind; double pct; emu_dtype fmt;
+    obs_kind kind, kv_kind; double pct; emu_dtype fmt;   /* the observer of the Linear inputs, of K and V */
     ObsState *st;  /* (n_layers + 1, N_OBS_SITES); row n_layers = the lm_head input (layer −1) */
+    int sample;    /* the window being run (for error messages) */
 } Calib;
+/* Observers refuse non-finite activations: a NaN would be skipped by the min/max and leave a plausible
+ * scale. The message names the pass, layer, site, token and channel. */
+static void observe_finite(const char *cmd, const char *pass, int pass_no, int layer, int site, const float *x, int rows, int cols) {
+    long long i = first_nonfinite(x, EMU_F32, (size_t)rows * cols);
+    if (i < 0) return;
+    char where[32] = "";
+    if (layer >= 0) snprintf(where, sizeof where, "layer %d, ", layer);
+    char what[32];
+    snprintf(what, sizeof what, "%s", site == SITE_K ? "keys (after RoPE)" : site == SITE_V ? "values" : site_names[site]);
+    if (site != SITE_K && site != SITE_V) strcat(what, " input");
+    fatal("%s: %s %d: %s%s holds %s at token %lld, channel %lld", cmd, pass, pass_no, where, what,
+          isnan(x[i]) ? "NaN" : x[i] > 0 ? "+Inf" : "-Inf", i / cols, i % cols);
+}
 static void calib_observe(void *ctx, int layer, int site, const float *x, int rows, int cols) {
     Calib *c = ctx;
+    observe_finite("calibrate", "sample", c->sample + 1, layer, site, x, rows, cols);
     int l = layer < 0 ? c->n_layers : layer;
-    obs_update(&c->st[(size_t)l * N_OBS_SITES + site], c->kind, c->pct, c->fmt, x, (size_t)rows * cols);
+    obs_update(&c->st[(size_t)l * N_OBS_SITES + site], site == SITE_K || site == SITE_V ? c->kv_kind : c->kind, c->pct, c->fmt, x, (size_t)rows * cols);
 }
 
 /* ---- Sampling the calibration windows ----
@@ -2625,26 +3019,20 @@ static const char *take_option(int *argc, char **argv, const char *name) {
     return v;
 }
 
-static void json_write_string(FILE *fp, const char *s) {
-    fputc('"', fp);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') fprintf(fp, "\\%c", ch);
-        else if (ch < 0x20) fprintf(fp, "\\u%04x", ch);
-        else fputc(ch, fp);
-    }
-    fputc('"', fp);
-}
 
 static int cmd_calibrate(int argc, char **argv) {
     char **av = xmalloc((argc + 1) * sizeof(char *));
     memcpy(av, argv, (argc + 1) * sizeof(char *));
     const char *eval_file = take_option(&argc, av, "--eval");
     const char *act_format = take_option(&argc, av, "--act-format");
+    const char *kv_observer = take_option(&argc, av, "--kv-observer");
     Options o;
-    options_parse(&o, argc, av, "calibrate", "-m --tokenizer -f --samples --seq --seed --observer --percentile -o ",
-                  "-m MODEL -f CALIB_TEXT -o scales.json [--samples 128] [--seq 2048] [--seed 1] [--observer minmax|ema|mse|percentile]\n"
+    options_parse(&o, argc, av, "calibrate", "-m --tokenizer -f --samples --seq --seed --observer --percentile -o --allow-nonfinite ",
+                  "-m MODEL -f CALIB_TEXT -o scales.json [--samples 128] [--seq N (min(2048, the model's context))] [--seed 1] [--observer O (minmax)] [--kv-observer O (ema)]\n"
                   "       [--percentile 99.99] [--eval EVAL_TEXT] [--act-format e4m3|e5m2] [--tokenizer FILE]\n"
+                  "  observers: minmax (running max, compressed-tensors static_minmax), ema (llm-compressor's minmax today: moving\n"
+                  "  average lerp(r, cur, 0.01) in bf16, its default for the KV cache), ema-legacy (r + 0.01 (cur - r) in fp32, older\n"
+                  "  llm-compressor), mse (llm-compressor mse), percentile (--percentile of |x|, running max).\n"
                   "  runs the bf16 baseline on --samples seeded non-overlapping windows (BOS + seq-1 text tokens) and writes the\n"
                   "  per-layer activation absmax of each Linear input, the lm_head input and K / V (scale = absmax / fmax).\n"
                   "  --eval: warns when 64-token windows of the calibration samples also occur in the evaluation text.\n"
@@ -2652,23 +3040,24 @@ static int cmd_calibrate(int argc, char **argv) {
     if (!o.model) fatal("calibrate: -m MODEL is required");
     if (!o.text_file) fatal("calibrate: -f CALIB_TEXT is required");
     if (!o.out) fatal("calibrate: -o scales.json is required");
-    int kind = -1;
-    const char *obs = o.observer ? o.observer : "minmax";
-    for (int i = 0; i < 4; i++) if (!strcmp(obs, obs_names[i])) kind = i;
-    if (kind < 0) fatal("calibrate: unknown --observer '%s' (minmax, ema, mse, percentile)", obs);
+    check_writable(o.out, "calibrate: -o");
+    int kind = -1, kv_kind = -1;
+    const char *obs = o.observer ? o.observer : "minmax", *kv_obs = kv_observer ? kv_observer : "ema";
+    for (int i = 0; i < N_OBS_KINDS; i++) { if (!strcmp(obs, obs_names[i])) kind = i; if (!strcmp(kv_obs, obs_names[i])) kv_kind = i; }
+    if (kind < 0) fatal("calibrate: unknown --observer '%s' (minmax, ema, ema-legacy, mse, percentile)", obs);
+    if (kv_kind < 0) fatal("calibrate: unknown --kv-observer '%s' (ema, minmax, ema-legacy, mse, percentile)", kv_obs);
     emu_dtype fmt = act_format ? fp8_fmt_arg("--act-format", act_format) : EMU_E4M3;
 
     Model *m = model_load(o.model);
     const Config *c = &m->c;
+    if (!o.seq) o.seq = c->max_seq_len < 2048 ? c->max_seq_len : 2048;   /* default: min(2048, the model's context) */
     if (o.seq > c->max_seq_len) fatal("calibrate: --seq %d exceeds the model's maximum context %d", o.seq, c->max_seq_len);
     size_t text_bytes;
     char *text = read_text_file(o.text_file, &text_bytes);
     if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
     char sha[65];
     sha256_hex(text, text_bytes, sha);
-    tokenizer *tk = o.tokenizer ? tokenizer_load(o.tokenizer) : tokenizer_for_model(o.model);
-    if (tokenizer_vocab_size(tk) > c->vocab_size)
-        fatal("tokenizer has %d tokens but the model's vocabulary is %d", tokenizer_vocab_size(tk), c->vocab_size);
+    tokenizer *tk = run_tokenizer(o.tokenizer, o.model, c);
     int *ids;
     int n_text = tokenizer_encode(tk, text, text_bytes, 0, 0, &ids);
     int L = o.seq - 1;
@@ -2693,20 +3082,21 @@ static int cmd_calibrate(int argc, char **argv) {
 
     Scheme qs = scheme_make("bf16", NULL);
     const Model *mb = model_for_scheme(m, &qs);
-    Calib cal = {.n_layers = c->n_layers, .kind = (obs_kind)kind, .pct = o.percentile, .fmt = fmt};
+    Calib cal = {.n_layers = c->n_layers, .kind = (obs_kind)kind, .kv_kind = (obs_kind)kv_kind, .pct = o.percentile, .fmt = fmt};
     cal.st = xcalloc((size_t)(c->n_layers + 1) * N_OBS_SITES, sizeof(ObsState));
     RunState s;
     runstate_init(&s, c, o.seq, o.seq);
     s.observe = calib_observe; s.observe_ctx = &cal;
     int *win = xmalloc(o.seq * sizeof(int));
-    printf("calibrate: %s, %d text tokens (%d windows fit), %d samples x %d tokens (BOS + %d), seed %llu, observer %s\n",
-           o.text_file, n_text, slots, o.samples, o.seq, L, o.seed, obs);
+    printf("calibrate: %s, %d text tokens (%d windows fit), %d samples x %d tokens (BOS + %d), seed %llu, observer %s, KV %s\n",
+           o.text_file, n_text, slots, o.samples, o.seq, L, o.seed, obs, kv_obs);
     fflush(stdout);
     int show = isatty(2);
     double t0 = now_seconds();
     for (int w = 0; w < o.samples; w++) {
         win[0] = c->bos_id;
         memcpy(win + 1, ids + starts[w], L * sizeof(int));
+        cal.sample = w;
         forward(mb, &s, &qs, win, o.seq, 0, 0);
         if (show) progress("sample %d/%d  %.1f tok/s   ", w + 1, o.samples, (double)(w + 1) * o.seq / (now_seconds() - t0));
     }
@@ -2714,34 +3104,47 @@ static int cmd_calibrate(int argc, char **argv) {
 
     atomic_file af;
     atomic_open(&af, o.out);
-    FILE *fp = af.fp;
-    fprintf(fp, "{\n  \"format\": \"llama_fp8 scales v1\",\n  \"model\": ");
-    json_write_string(fp, o.model);
-    fprintf(fp, ",\n  \"calibration_file\": ");
-    json_write_string(fp, o.text_file);
-    fprintf(fp, ",\n  \"calibration_sha256\": \"%s\",\n  \"samples\": %d, \"seq\": %d, \"seed\": %llu, \"observer\": \"%s\"", sha, o.samples, o.seq, o.seed, obs);
-    if (kind == OBS_PERCENTILE) fprintf(fp, ", \"percentile\": %.17g", o.percentile);
-    if (kind == OBS_MSE) fprintf(fp, ", \"mse_format\": \"%s\"", fmt == EMU_E4M3 ? "e4m3" : "e5m2");
-    fprintf(fp, ",\n  \"windows\": \"BOS + %d text tokens from each start\", \"window_starts\": [", L);
-    for (int w = 0; w < o.samples; w++) fprintf(fp, "%s%d", w ? ", " : "", starts[w]);
-    fprintf(fp, "],\n  \"activations\": {\n    \"layers\": [\n");
+    jw w;
+    jw_begin(&w, af.fp);
+    char fp_hex[65];
+    model_fingerprint(m, fp_hex);
+    jw_str(&w, "format", "llama_fp8 scales v1");
+    jw_str(&w, "model", o.model);
+    jw_str(&w, "model_fingerprint", fp_hex);
+    jw_str(&w, "calibration_file", o.text_file);
+    jw_str(&w, "calibration_sha256", sha);
+    jw_int(&w, "samples", o.samples); jw_int(&w, "seq", o.seq); jw_int(&w, "seed", (long long)o.seed); jw_str(&w, "observer", obs); jw_str(&w, "kv_observer", kv_obs);
+    if (kind == OBS_PERCENTILE || kv_kind == OBS_PERCENTILE) jw_num(&w, "percentile", o.percentile, "%.17g");
+    if (kind == OBS_MSE || kv_kind == OBS_MSE) jw_str(&w, "mse_format", fmt == EMU_E4M3 ? "e4m3" : "e5m2");
+    char wdesc[64];
+    snprintf(wdesc, sizeof wdesc, "BOS + %d text tokens from each start", L);
+    jw_str(&w, "windows", wdesc);
+    jw_arr(&w, "window_starts", 1);
+    for (int i = 0; i < o.samples; i++) jw_int(&w, NULL, starts[i]);
+    jw_end_arr(&w);
+    jw_obj(&w, "activations", 0);
+    jw_arr(&w, "layers", 0);
     int zero = 0;
     for (int l = 0; l < c->n_layers; l++) {
-        fprintf(fp, "      {");
+        jw_obj(&w, NULL, 1);
         for (int site = 0; site < N_SITES; site++) {
             float a = obs_absmax(&cal.st[(size_t)l * N_OBS_SITES + site]);
             zero += !(a > 0);
-            fprintf(fp, "%s\"%s\": %.9g", site ? ", " : "", site_names[site], a);
+            jw_num(&w, site_names[site], a, "%.9g");
         }
-        fprintf(fp, "}%s\n", l + 1 < c->n_layers ? "," : "");
+        jw_end_obj(&w);
     }
-    fprintf(fp, "    ],\n    \"lm_head\": %.9g\n  },\n  \"kv\": {\n", obs_absmax(&cal.st[(size_t)c->n_layers * N_OBS_SITES + SITE_LMHEAD]));
+    jw_end_arr(&w);
+    jw_num(&w, "lm_head", obs_absmax(&cal.st[(size_t)c->n_layers * N_OBS_SITES + SITE_LMHEAD]), "%.9g");
+    jw_end_obj(&w);
+    jw_obj(&w, "kv", 0);
     for (int kvs = 0; kvs < 2; kvs++) {
-        fprintf(fp, "    \"%s\": [", kvs ? "v" : "k");
-        for (int l = 0; l < c->n_layers; l++) fprintf(fp, "%s%.9g", l ? ", " : "", obs_absmax(&cal.st[(size_t)l * N_OBS_SITES + (kvs ? SITE_V : SITE_K)]));
-        fprintf(fp, "]%s\n", kvs ? "" : ",");
+        jw_arr(&w, kvs ? "v" : "k", 1);
+        for (int l = 0; l < c->n_layers; l++) jw_num(&w, NULL, obs_absmax(&cal.st[(size_t)l * N_OBS_SITES + (kvs ? SITE_V : SITE_K)]), "%.9g");
+        jw_end_arr(&w);
     }
-    fprintf(fp, "  }\n}\n");
+    jw_end_obj(&w);
+    jw_end(&w);
     atomic_commit(&af);
     if (zero) fprintf(stderr, "llama_fp8: warning: %d activation sites observed only zeros (absmax 0): ppl --scales will reject the file\n", zero);
     printf("wrote %s (%d layers; %.2f s)\n", o.out, c->n_layers, now_seconds() - t0);
@@ -2784,6 +3187,7 @@ static inline float fq_e4m3(float x, float s, float inv) {  /* vLLM: fp8(clamp(x
 }
 static void stats_observe(void *ctx, int layer, int site, const float *x, int rows, int cols) {
     StatsRun *r = ctx;
+    observe_finite("stats", "chunk", r->chunk + 1, layer, site, x, rows, cols);
     if (site == SITE_K || site == SITE_V) return;
     int l = layer < 0 ? r->n_layers : layer, si = layer < 0 ? 0 : site;
     SiteStats *S = &r->st[(size_t)l * N_SITES + si];
@@ -2834,15 +3238,16 @@ static float weight_absmax(const Tensor *W) {
 static void stats_svg(const char *path, const StatsRun *r, const char *title);   /* appendix A4 */
 static int cmd_stats(int argc, char **argv) {
     Options o;
-    options_parse(&o, argc, argv, "stats", "-m --tokenizer -f --ctx --chunks -o --scales --synthetic ",
+    options_parse(&o, argc, argv, "stats", "-m --tokenizer -f --ctx --chunks -o --scales --synthetic --allow-nonfinite ",
                   "-m MODEL -f TEXT [--ctx N (512)] [--chunks N (all)] [--scales scales.json] [-o report.svg] [--tokenizer FILE]\n"
                   "  per layer and Linear input: activation absmax, top outlier channels, % saturated / flushed to zero by a\n"
                   "  per-tensor E4M3 scale (absmax of the first chunk / 448, or --scales), E4M3 SNR per tensor / token / channel;\n"
                   "  weight absmax of every Linear. -o writes an SVG chart.");
     if (!o.synthetic && !o.text_file) fatal("stats: -f TEXT is required");
+    if (o.out) check_writable(o.out, "stats: -o");
     Model *m = open_model(&o, "stats");
     const Config *c = &m->c;
-    const ScaleSet *scales = o.scales_file ? scales_load(o.scales_file, c->n_layers) : NULL;
+    const ScaleSet *scales = o.scales_file ? scales_load(o.scales_file, m) : NULL;
     int ctx = o.ctx ? o.ctx : (c->max_seq_len < 512 ? c->max_seq_len : 512);
     if (ctx > c->max_seq_len) fatal("stats: --ctx %d exceeds the model's maximum context %d", ctx, c->max_seq_len);
     int *ids, n_tok;
@@ -2972,7 +3377,7 @@ static int cmd_verify(int argc, char **argv) {
         size_t len;
         char *buf = read_text_file(text, &len);
         if (!buf) fatal("%s: cannot read: %s", text, strerror(errno));
-        tokenizer *tk = tok ? tokenizer_load(tok) : tokenizer_for_model(model);
+        tokenizer *tk = run_tokenizer(tok, model, &m->c);
         n = tokenizer_encode(tk, buf, len, 1, 0, &ids);
         tokenizer_free(tk);
         free(buf);
@@ -4010,8 +4415,8 @@ static int safetensors_parse(const uint8_t *buf, size_t size, st_file *out, char
             long long x;
             if (json_integer(&j, e, 0, INT_MAX, &x) != 0) { snprintf(err, errlen, "tensor '%s': bad shape", name); goto done; }
             t->shape[d] = x;
-            count *= (uint64_t)x; /* each factor < 2^31 and at most 4 of them: checked below before overflow matters */
-            if (count > ((uint64_t)1 << 48)) { snprintf(err, errlen, "tensor '%s': shape too large", name); goto done; }
+            if (x && count > ((uint64_t)1 << 48) / (uint64_t)x) { snprintf(err, errlen, "tensor '%s': shape too large (over 2^48 elements)", name); goto done; }
+            count *= (uint64_t)x;   /* checked before the product: it cannot wrap */
         }
         long long b, e;
         if (json_integer(&j, json_at(&j, of, 0), 0, LLONG_MAX / 2, &b) != 0 || json_integer(&j, json_at(&j, of, 1), 0, LLONG_MAX / 2, &e) != 0 ||
@@ -4160,11 +4565,24 @@ static void load_hf(Model *m, const char *dir) {
         s.paths[i] = m->files[i].path;
         s.n++;
         free(names[i]);
+        /* a header length that is not a multiple of 8 (the format allows it) leaves tensors unaligned in the
+         * mapping: those are copied to aligned memory, so no load is misaligned */
+        for (int k = 0; k < s.files[i].n; k++) {
+            st_tensor *t = &s.files[i].t[k];
+            if ((uintptr_t)t->data % dtype_size(t->dtype)) { void *d = model_own(m, t->nbytes); memcpy(d, t->data, t->nbytes); t->data = d; }
+        }
     }
     free(names);
 
-    int kv = c->n_kv_heads * c->head_dim, qd = c->n_heads * c->head_dim;
+    /* config.json's layer count against the tensors actually present, before anything is sized by it */
+    long long n_tensors = 0;
+    for (int i = 0; i < s.n; i++) n_tensors += s.files[i].n;
+    if ((long long)c->n_layers * 9 > n_tensors)
+        fatal("%s: config.json says num_hidden_layers %d, but the checkpoint holds %lld tensors (9 per layer: at most %lld layers)", dir, c->n_layers, n_tensors, n_tensors / 9);
     char name[256];
+    snprintf(name, sizeof name, "model.layers.%d.self_attn.q_proj.weight", c->n_layers - 1);
+    if (!st_find(&s, name, NULL)) fatal("%s: config.json says num_hidden_layers %d, but tensor '%s' is not in the checkpoint", dir, c->n_layers, name);
+    int kv = c->n_kv_heads * c->head_dim, qd = c->n_heads * c->head_dim;
     m->tok_embeddings = st_tensor2d(&s, dir, "model.embed_tokens.weight", c->vocab_size, c->dim);
     m->layers = memset(model_own(m, c->n_layers * sizeof(Layer)), 0, c->n_layers * sizeof(Layer));
     for (int l = 0; l < c->n_layers; l++) {
@@ -4390,7 +4808,82 @@ static Model *model_load(const char *path) {
     m->release_pages = mapped > ((size_t)2 << 30);
     if (c->dim <= 0 || c->n_layers <= 0 || c->vocab_size <= 0 || c->head_dim <= 0) fatal("%s: bad config", path);
     rope_init(m);
+    if (!allow_nonfinite) model_check_finite(m);
     return m;
+}
+
+/* ---- non-finite weights ----
+ * Policy: every weight, norm vector and checkpoint scale is scanned once when the model loads; a NaN
+ * or ±Inf is an error naming the tensor and the element. --allow-nonfinite skips the scan: NaN then
+ * propagates as torch propagates it (weight quantization: a block holding NaN gets a NaN scale, one
+ * holding ±Inf an Inf scale, see quant_weight), and ppl / calibrate / stats / generate stop at the
+ * first non-finite log-probability, logit or scale they meet, naming chunk, token, layer and op. */
+static long long first_nonfinite(const void *data, emu_dtype t, size_t n) {
+    size_t chunk = 1 << 20, nc = (n + chunk - 1) / chunk;
+    long long first = -1;
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (size_t c = 0; c < nc; c++) {
+        size_t i0 = c * chunk, i1 = i0 + chunk < n ? i0 + chunk : n;
+        long long hit = -1;
+        for (size_t i = i0; i < i1 && hit < 0; i++) {   /* the exponent field all ones: Inf or NaN */
+            int bad;
+            switch (t) {
+            case EMU_F32:  bad = (((const uint32_t *)data)[i] & 0x7F800000u) == 0x7F800000u; break;
+            case EMU_BF16: bad = (((const uint16_t *)data)[i] & 0x7F80u) == 0x7F80u; break;
+            case EMU_F16:  bad = (((const uint16_t *)data)[i] & 0x7C00u) == 0x7C00u; break;
+            case EMU_E4M3: bad = (((const uint8_t *)data)[i] & 0x7Fu) == 0x7Fu; break;   /* E4M3 (fn): NaN only */
+            case EMU_E5M2: bad = (((const uint8_t *)data)[i] & 0x7Cu) == 0x7Cu; break;
+            default: bad = 0;
+            }
+            if (bad) hit = (long long)i;
+        }
+        if (hit >= 0) {
+            #pragma omp critical(first_nonfinite)
+            if (first < 0 || hit < first) first = hit;
+        }
+    }
+    return first;
+}
+static void check_tensor_finite(const Model *m, const Tensor *t, const char *name) {
+    size_t n = (size_t)t->rows * t->cols;
+    long long i = first_nonfinite(t->data, t->dtype, n);
+    if (i >= 0) {
+        float v = emu_load_el(t->data, t->dtype, (size_t)i);
+        fatal("%s: weight %s holds %s at [%lld, %lld] (non-finite weights are refused; --allow-nonfinite runs on and lets NaN propagate)",
+              m->path, name, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf", i / t->cols, i % t->cols);
+    }
+    if (t->scale) {
+        size_t ns = n_weight_scales(t->scale_gran, t->rows, t->cols);
+        long long k = first_nonfinite(t->scale, EMU_F32, ns);
+        if (k >= 0) fatal("%s: %s_scale holds %g at %lld (non-finite scales are refused)", m->path, name, t->scale[k], k);
+    }
+    if (m->release_pages) tensor_release(m, t);
+}
+static void check_vector_finite(const Model *m, const float *v, int n, const char *name) {
+    long long i = first_nonfinite(v, EMU_F32, (size_t)n);
+    if (i >= 0) fatal("%s: weight %s holds %s at [%lld] (non-finite weights are refused; --allow-nonfinite runs on and lets NaN propagate)",
+                      m->path, name, isnan(v[i]) ? "NaN" : v[i] > 0 ? "+Inf" : "-Inf", i);
+}
+static void model_check_finite(const Model *m) {
+    const Config *c = &m->c;
+    char name[128];
+    check_tensor_finite(m, &m->tok_embeddings, "model.embed_tokens.weight");
+    static const char *const lin[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                       "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        const Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
+        check_vector_finite(m, L->attn_norm, c->dim, name);
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+        check_vector_finite(m, L->ffn_norm, c->dim, name);
+        for (int i = 0; i < 7; i++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lin[i]);
+            check_tensor_finite(m, ts[i], name);
+        }
+    }
+    check_vector_finite(m, m->final_norm, c->dim, "model.norm.weight");
+    if (m->lm_head.data != m->tok_embeddings.data) check_tensor_finite(m, &m->lm_head, "lm_head.weight");
 }
 static void prepared_release(void);   /* section 3: the weights prepared for the schemes */
 static void model_free(Model *m) {
@@ -5056,11 +5549,40 @@ static tokenizer *tokenizer_try_load(const char *path, char *err, size_t errlen)
 /* path: Meta tiktoken `tokenizer.model`, Hugging Face `tokenizer.json`, llama2.c `tokenizer.bin`
  * (format detected from content), or a directory (HF model dir: tokenizer.json, else
  * original/tokenizer.model, else tokenizer.model). fatal() with a one-line message on any error. */
+/* Whether a file has a plausible llama2.c checkpoint header whose weights fit in it (to tell a user
+ * who passed a model where a tokenizer belongs). */
+static int looks_like_llama2c(const char *path) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    int32_t h[7];
+    int ok = fread(h, 4, 7, fp) == 7 && fseek(fp, 0, SEEK_END) == 0;
+    long size = ok ? ftell(fp) : -1;
+    fclose(fp);
+    if (!ok || size < 28) return 0;
+    for (int i = 0; i < 7; i++) if (h[i] == 0 || h[i] == INT_MIN || (i != 5 && (h[i] < 0 || h[i] > 1 << 20))) return 0;
+    uint64_t D = (uint64_t)h[0], L = (uint64_t)h[2], V = (uint64_t)(h[5] < 0 ? -h[5] : h[5]);
+    return h[0] % h[3] == 0 && (uint64_t)(size - 28) / 4 >= V * D + L * D * D;
+}
 tokenizer *tokenizer_load(const char *path) {
     char err[600];
     tokenizer *t = tokenizer_try_load(path, err, sizeof err);
+    if (!t && looks_like_llama2c(path))
+        fatal("%s is a llama2.c model checkpoint, not a tokenizer: llama2.c checkpoints carry none (pass its tokenizer with --tokenizer, e.g. tok512.bin or llama2.c's tokenizer.bin)", path);
     if (!t) fatal("%s", err);
     return t;
+}
+/* The tokenizer of a run (--tokenizer FILE, else the one beside the model), checked against the model:
+ * not more tokens than its vocabulary, not far fewer (a vocabulary may be padded past its tokenizer;
+ * here by at most 1024 rows), and the BOS id of config.json (or the llama2.c convention, 1). */
+static tokenizer *run_tokenizer(const char *tok_path, const char *model_path, const Config *c) {
+    tokenizer *tk = tok_path ? tokenizer_load(tok_path) : tokenizer_for_model(model_path);
+    const char *name = tok_path ? tok_path : "the tokenizer beside the model";
+    int n = tokenizer_vocab_size(tk), bos = tokenizer_bos(tk);
+    if (n > c->vocab_size) fatal("%s has %d tokens but the model's vocabulary is %d: not this model's tokenizer", name, n, c->vocab_size);
+    if (n < c->vocab_size - 1024) fatal("%s has %d tokens but the model's vocabulary is %d: not this model's tokenizer", name, n, c->vocab_size);
+    if (bos >= 0 && c->bos_id >= 0 && bos != c->bos_id)
+        fatal("%s: its BOS is token %d, the model's bos_token_id is %d: not this model's tokenizer (or a truncated one)", name, bos, c->bos_id);
+    return tk;
 }
 /* Tokenizer beside a model: an HF directory -> tokenizer_load(dir); a llama2.c `X.bin` ->
  * `tokenizer.bin` in the same directory. fatal() naming what was looked for if none. */
@@ -5437,6 +5959,7 @@ static int cmd_synth(int argc, char **argv) {
     else fatal("synth: unknown --shape '%s' (llama3.1-8b, llama3.2-1b, tiny)", shape);
     if (layers > 0) c.n_layers = layers;
     if (mkdir(out, 0777) != 0 && errno != EEXIST) fatal("synth: cannot create %s: %s", out, strerror(errno));
+    check_dir_writable(out, "synth: -o");
 
     /* the tensor list, in Hugging Face's order */
     int n = 0, cap = 3 + 9 * c.n_layers;

@@ -89,8 +89,8 @@ void emu_quant_block(uint8_t *q, size_t ldq, float *scale, const float *w, size_
  * (compressed-tensors 0.20, int8 range [-128, 127]): s = absmax / 127.5 (zero → FLT_EPSILON),
  * q = rne(torch.clamp(w / s + 0, -128, 127)). */
 /* The rule of llama_fp8.c's quant_weight for FP8 weights (compressed-tensors on an fp32 or bf16 model, as
- * the schemes prepare them): q[i] = rne(fminf(fmaxf(B(w[i] / s) + 0, -fmax), fmax)), B = bf16 rounding when
- * bf16, else none; the division in fp32. */
+ * the schemes prepare them): q[i] = rne(clamp(B(w[i] / s) + 0, -fmax, fmax)), B = bf16 rounding when
+ * bf16, else none; the division in fp32; clamp is torch.clamp, which lets NaN through (code 0x7F). */
 void emu_quant_weight_row(uint8_t *q, const float *w, int n, float s, emu_dtype fmt, int bf16);
 void emu_quant_weight_row_ref(uint8_t *q, const float *w, int n, float s, emu_dtype fmt, int bf16);
 /* max |x[i]| over n floats (NaN skipped, as fmaxf; 0 for n = 0): exact, so any order gives it. */

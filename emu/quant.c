@@ -24,7 +24,7 @@ void emu_quant_weight_row_ref(uint8_t *q, const float *w, int n, float s, emu_dt
         float x = w[i] / s;
         if (bf16) x = emu_bf16_round(x);
         x = x + 0.0f;
-        q[i] = emu_fp8_encode_vllm(fminf(fmaxf(x, -m), m), fmt);
+        q[i] = emu_fp8_rne(emu_clamp_ct(x, -m, m), fmt);   /* torch.clamp: NaN passes, and encodes as 0x7F */
     }
 }
 
@@ -65,7 +65,7 @@ EMU_T_AVX512 static void encode_avx512(uint8_t *q, const float *x, int n, float 
         else {
             if (bf16) v = emu_bf16_round16(v);
             v = _mm512_add_ps(v, _mm512_setzero_ps());
-            v = _mm512_min_ps(_mm512_max_ps(v, nM), M);                  /* MAXPS returns -M for a NaN v, as fmaxf */
+            v = _mm512_min_ps(M, _mm512_max_ps(nM, v));                  /* MAXPS/MINPS return their 2nd operand for a NaN: NaN passes, as torch.clamp */
         }
         _mm_storeu_si128((__m128i *)(q + i), enc16(v, e4));
     }

@@ -14,7 +14,7 @@ The other observers are recomputed from the same hooked tensors (each window one
 reference code of tests/gen_calib_goldens.py (llm-compressor's ema / mse on compressed-tensors,
 numpy's percentile): these must agree exactly too (same tolerance).
 
-usage: calib_torch_check.py MODEL_DIR IDS.txt minmax.json [ema.json mse.json percentile.json]
+usage: calib_torch_check.py MODEL_DIR IDS.txt minmax.json [ema.json ema-legacy.json mse.json percentile.json]
   (IDS.txt: text ids without BOS; every file from the same windows, observer as named)
 """
 import json
@@ -74,8 +74,16 @@ def main():
     for obs, sc in files.items():
         if obs == "minmax":
             ref = {k: max(float(t.abs().max()) for t in ts) for k, ts in seen.items()}
-        elif obs == "ema":
+        elif obs == "ema-legacy":
             ref = {k: absmax(*moving_average([torch.aminmax(t) for t in ts])) for k, ts in seen.items()}
+        elif obs == "ema":   # llm-compressor today: helpers.lerp(start, end, w) = start * (1.0 - w) + end * w on bf16 tensors
+            def lerp_avg(pairs):
+                r = None
+                for mn, mx in pairs:
+                    mn, mx = mn.to(torch.bfloat16), mx.to(torch.bfloat16)
+                    r = (mn, mx) if r is None else (r[0] * (1.0 - 0.01) + mn * 0.01, r[1] * (1.0 - 0.01) + mx * 0.01)
+                return r[0].float(), r[1].float()
+            ref = {k: absmax(*lerp_avg([torch.aminmax(t) for t in ts])) for k, ts in seen.items()}
         elif obs == "mse":
             ref = {k: absmax(*moving_average([mse_min_max(t.clone()) for t in ts])) for k, ts in seen.items()}
         else:

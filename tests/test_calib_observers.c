@@ -87,8 +87,8 @@ int main(void) {
     float g;
     g = run_obs(OBS_MINMAX, 0, 0, CALIB_NB - 1);
     check(g == calib_gold_minmax, "calib_observer_minmax", "%a want %a", g, calib_gold_minmax);
-    g = run_obs(OBS_EMA, 0, 0, CALIB_NB - 1);
-    check(g == calib_gold_ema, "calib_observer_ema", "%a want %a", g, calib_gold_ema);
+    g = run_obs(OBS_EMA_LEGACY, 0, 0, CALIB_NB - 1);   /* the golden: llm-compressor 05d780a1's formula, fp32 tensors */
+    check(g == calib_gold_ema, "calib_observer_ema_legacy", "%a want %a", g, calib_gold_ema);
     int ok = 1;
     for (int b = 0; b < CALIB_NB; b++) {
         g = run_obs(OBS_MSE, 0, b, b);
@@ -110,11 +110,25 @@ int main(void) {
     {
         float z[16] = {0}, one[2] = {-3, 1};
         ObsState o = {0};
-        obs_update(&o, OBS_EMA, 0, EMU_E4M3, one, 2);
-        obs_update(&o, OBS_EMA, 0, EMU_E4M3, z, 16);
+        obs_update(&o, OBS_EMA_LEGACY, 0, EMU_E4M3, one, 2);
+        obs_update(&o, OBS_EMA_LEGACY, 0, EMU_E4M3, z, 16);
         /* min: −3 + 0.01·(0 − (−3)) = −2.97 (fp32), max: 1 + 0.01·(0 − 1) = 0.99 → absmax 2.97 */
         float want = -(-3.0f + 0.01f * (0.0f - -3.0f));
-        check(obs_absmax(&o) == want, "calib_observer_ema_hand", "%a want %a", obs_absmax(&o), want);
+        check(obs_absmax(&o) == want, "calib_observer_ema_legacy_hand", "%a want %a", obs_absmax(&o), want);
+        /* today's llm-compressor minmax (lerp) on bf16 tensors: min = B(B(−3·0.99f) + B(0·0.01f)); −2.97 lies
+         * between the bf16 neighbours −2.96875 and −2.984375 (step 2^-6 in [2, 4)), nearer −2.96875; max =
+         * B(B(1·0.99f) + 0) = 0.98828125 (step 2^-8 in [0.5, 1)): absmax 2.96875, not the fp32 2.97 */
+        ObsState e = {0};
+        obs_update(&e, OBS_EMA, 0, EMU_E4M3, one, 2);
+        obs_update(&e, OBS_EMA, 0, EMU_E4M3, z, 16);
+        check(obs_absmax(&e) == 2.96875f && e.mx == 0.98828125f, "calib_observer_ema_bf16_hand", "absmax %a max %a, want 2.96875, 0.98828125", obs_absmax(&e), e.mx);
+        /* a step where the sum rounds: r = 100, cur = 228: B(99.0) = 99 + B(2.28) = 2.28125 → 101.28125 → bf16 101.5
+         * (step 0.5 in [64, 128); 101.28125 is nearer 101.5 than 101.0) */
+        float a1[1] = {100}, a2[1] = {228};
+        ObsState f = {0};
+        obs_update(&f, OBS_EMA, 0, EMU_E4M3, a1, 1);
+        obs_update(&f, OBS_EMA, 0, EMU_E4M3, a2, 1);
+        check(f.mx == 101.5f, "calib_observer_ema_bf16_sum_rounds", "max %a want 101.5", f.mx);
     }
 
     /* windows: distinct, non-overlapping, inside the text, on one grid, deterministic per seed */

@@ -78,6 +78,29 @@ int main(void) {
     CHECK("vLLM clamp: NaN -> +448, inf -> 448, -inf -> -448 (E4M3)",
           emu_fp8_encode(NAN, EMU_E4M3) == 0x7E && emu_fp8_encode(INFINITY, EMU_E4M3) == 0x7E && emu_fp8_encode(-INFINITY, EMU_E4M3) == 0xFE, "clamp");
 
+    /* quant_weight's rule on non-finite inputs (reached with --allow-nonfinite): torch.clamp lets NaN through,
+     * so NaN (and Inf / Inf) codes as NaN 0x7F — as compressed-tensors' channel rule (emu_quant_code
+     * EMU_Q_CHANNEL) — not as -448 (the fmaxf-first clamp it used to have); ±Inf / finite s saturates to ±fmax.
+     * Checked on 16-lane and scalar paths (n = 37: two vectors and a tail). */
+    {
+        float w[37]; uint8_t qf[37], qr[37];
+        for (int i = 0; i < 37; i++) w[i] = i % 3 == 0 ? NAN : i % 3 == 1 ? -INFINITY : INFINITY;
+        int nan_ok = 1;
+        for (int bf = 0; bf < 2; bf++)
+            for (int f = EMU_E4M3; f <= EMU_E5M2; f++) {
+                emu_quant_weight_row(qf, w, 37, 0.5f, f, bf);
+                emu_quant_weight_row_ref(qr, w, 37, 0.5f, f, bf);
+                uint8_t mx = f == EMU_E4M3 ? 0x7E : 0x7B;
+                for (int i = 0; i < 37; i++) {
+                    uint8_t want = i % 3 == 0 ? 0x7F : i % 3 == 1 ? (uint8_t)(0x80 | mx) : mx;
+                    nan_ok &= qf[i] == want && qr[i] == want && emu_quant_code(EMU_Q_CHANNEL, w[i] / 0.5f, f) == want;
+                }
+                emu_quant_weight_row(qf, w, 37, INFINITY, f, bf);   /* an Inf scale (a block holding Inf): finite/Inf = 0, Inf/Inf = NaN */
+                for (int i = 0; i < 37; i++) nan_ok &= qf[i] == 0x7F;
+            }
+        CHECK("quant_weight rule: NaN -> 0x7F (torch.clamp passes NaN), +-Inf -> +-fmax; Inf scale -> NaN codes; fast == ref == channel rule", nan_ok, "differs");
+    }
+
     int n = sizeof emu_quant_goldens / sizeof emu_quant_goldens[0];
     for (int i = 0; i < n; i++) {
         const emu_quant_golden *g = &emu_quant_goldens[i];

@@ -5,15 +5,7 @@
 set -u
 B=${LLAMA_FP8:-./llama_fp8}; D=${LLAMA_FP8_DATA:-../shared/data}
 T=build/tests/errors; rm -rf $T; mkdir -p $T
-expect() {  # name, words, command...
-  name=$1; words=$2; shift 2
-  "$@" > $T/out.txt 2> $T/err.txt; rc=$?
-  lines=$(wc -l < $T/err.txt)
-  if [ $rc -ne 1 ]; then echo "FAIL $name: exit status $rc (want 1): $(head -c 300 $T/err.txt)"; return; fi
-  if [ "$lines" -ne 1 ] || ! head -1 $T/err.txt | grep -q '^llama_fp8: error: '; then echo "FAIL $name: want one 'llama_fp8: error:' line, got: $(head -c 300 $T/err.txt)"; return; fi
-  if ! grep -qi -- "$words" $T/err.txt; then echo "FAIL $name: message lacks '$words': $(cat $T/err.txt)"; return; fi
-  echo "ok $name"
-}
+TABLE_NAME=errors; . tests/errors_lib.sh
 # a valid small checkpoint to corrupt
 $B synth -o $T/good --shape tiny --shards 2 > /dev/null 2>&1 || { echo "FAIL errors_setup: synth failed"; exit 1; }
 S1=$T/good/model-00001-of-00002.safetensors
@@ -55,14 +47,38 @@ if [ -f $D/stories260K/stories260K.bin ]; then
   expect errors_text_empty "fewer than one chunk" $B ppl $M -f $T/empty.txt
   expect errors_ctx_above_max "exceeds the model's maximum context" $B ppl $M -f $T/short.txt --ctx 4096
 else
-  echo "skip errors_llama2c: no stories260K in $D"
+  echo "skip errors_llama2c: no stories260K in $D"; SKIPPED=1
 fi
 printf 'garbage!' > $T/garbage.bin
 expect errors_not_llama2c "not a llama2.c checkpoint\|too small" $B dump -m $T/garbage.bin --ids 1 -o $T/o
 expect errors_gemm_option "expected auto, model, mma, wgmma or cublaslt" $B ppl --synthetic --gemm foo
-if $B verify --device 2>&1 | grep -q "CUDA build"; then echo "skip errors_twin_cpu_build: $B is a CUDA build"
+if $B verify --device 2>&1 | grep -q "CUDA build"; then echo "skip errors_twin_cpu_build: $B is a CUDA build"; SKIPPED=1
 else expect errors_twin_cpu_build "needs a CUDA build" env LLAMA_FP8_DEVICE=twin $B ppl --synthetic -q bf16; fi
 # progress lines when stderr is not a terminal (a log): one line each, newline-terminated, no carriage return
 err=$($B ppl --synthetic -q bf16 --ctx 64 --progress 2>&1 >/dev/null)
 if [ -n "$err" ] && ! printf '%s' "$err" | grep -q "$(printf '\r')" && printf '%s\n' "$err" | grep -qE '^chunk 4/4 .*ETA 0 s$'; then echo "ok errors_progress_not_a_terminal: $(printf '%s\n' "$err" | grep -c '^chunk') progress lines, no \\r, no trailing padding"
 else echo "FAIL errors_progress_not_a_terminal: $(printf '%s' "$err" | od -c | head -3)"; fi
+# safetensors headers: an element count that would wrap 2^64 (65536^4), and a header length that is not a
+# multiple of 8 (allowed by the format: tensors then sit unaligned in the mapping and are copied, no misaligned load)
+if command -v python3 > /dev/null; then
+  sthdr() {  # DIR SHARD MODE: rewrite a shard's header (wrap: add a 65536^4 tensor; odd: pad the header by 3 bytes)
+    python3 - "$@" <<'PYEOF'
+import json, struct, sys
+d, shard, mode = sys.argv[1:4]
+f = f"{d}/{shard}"; b = open(f, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n]); data = b[8 + n:]
+if mode == "wrap": h["x"] = {"dtype": "BF16", "shape": [65536] * 4, "data_offsets": [len(data), len(data)]}
+hb = json.dumps(h).encode()
+if mode == "odd": hb += b"   " if (8 + len(hb) + 3) % 8 else b"    "
+open(f, "wb").write(struct.pack("<Q", len(hb)) + hb + data)
+PYEOF
+  }
+  mk wrap; sthdr $T/wrap model-00002-of-00002.safetensors wrap
+  expect errors_shape_wraps "shape too large" $B dump -m $T/wrap --ids 1,2 -o $T/o
+  mk odd; sthdr $T/odd model-00001-of-00002.safetensors odd; sthdr $T/odd model-00002-of-00002.safetensors odd
+  rm -rf $T/oa $T/ob
+  if $B dump -m $T/good --ids 1,2,3 -q fp32 -o $T/oa > /dev/null 2>&1 && $B dump -m $T/odd --ids 1,2,3 -q fp32 -o $T/ob > $T/odd.txt 2>&1 &&
+     cmp -s $T/oa/logits.npy $T/ob/logits.npy; then echo "ok errors_unaligned_header: header lengths = $(python3 -c 'import struct,sys; print(struct.unpack("<Q", open(sys.argv[1],"rb").read(8))[0] % 8)' $T/odd/model-00001-of-00002.safetensors) mod 8: read (copied aligned), same logits bit for bit"
+  else echo "FAIL errors_unaligned_header: $(tail -1 $T/odd.txt)"; fi
+else echo "skip errors_safetensors_headers: no python3"; SKIPPED=1
+fi
+table_check "$@"

@@ -41,3 +41,30 @@ if [ $? -eq 1 ] && grep -q "bf16 scales" $T/err.txt; then echo "ok export_refuse
 # a quantized checkpoint refuses to run as another scheme, and to be exported again
 $B dump -m $T/ck -q bf16 --ids 1 -o $T/c > /dev/null 2> $T/err.txt
 if [ $? -eq 1 ] && grep -q "FP8 checkpoint" $T/err.txt; then echo "ok export_checkpoint_scheme_is_fixed"; else echo "FAIL export_checkpoint_scheme_is_fixed: $(cat $T/err.txt)"; fi
+# the export is a directory transformers and vLLM load as it is: the source's config.json with every key kept
+# (eos_token_id as a list, as Llama 3.1 has it) plus quantization_config, torch_dtype bfloat16 (the tensors
+# written), and generation_config.json / tokenizer files copied from beside the source
+rm -rf $T/src2 $T/ex2; cp -r $T/src $T/src2
+if command -v python3 > /dev/null; then
+  python3 - $T/src2 <<'PYEOF'
+import json, sys
+d = sys.argv[1]; c = json.load(open(d + "/config.json"))
+c["eos_token_id"] = [128001, 128008, 128009]; c["torch_dtype"] = "float32"; c["custom_key"] = {"kept": True}
+json.dump(c, open(d + "/config.json", "w"), indent=2)
+json.dump({"bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009], "temperature": 0.6, "top_p": 0.9}, open(d + "/generation_config.json", "w"))
+open(d + "/tokenizer_config.json", "w").write('{"model_max_length": 131072}')
+PYEOF
+  if $B export -m $T/src2 -q w8a8 -o $T/ex2 > $T/ex2.txt 2>&1 && python3 - $T/src2 $T/ex2 <<'PYEOF'
+import json, sys
+s, d = sys.argv[1:3]
+strict = lambda p: json.load(open(p), parse_constant=lambda c: sys.exit("non-finite " + c))
+cs, cd = strict(s + "/config.json"), strict(d + "/config.json")
+assert cd["eos_token_id"] == [128001, 128008, 128009] and cd["custom_key"] == {"kept": True}, cd
+assert cd["torch_dtype"] == "bfloat16" and cd["quantization_config"]["quant_method"] == "compressed-tensors"
+assert {k: v for k, v in cd.items() if k not in ("quantization_config", "torch_dtype")} == {k: v for k, v in cs.items() if k != "torch_dtype"}
+for f in ("generation_config.json", "tokenizer_config.json"):
+    assert open(s + "/" + f, "rb").read() == open(d + "/" + f, "rb").read(), f
+PYEOF
+  then echo "ok export_keeps_config_and_copies_files: eos_token_id list and every key kept, torch_dtype bfloat16, generation/tokenizer files copied"
+  else echo "FAIL export_keeps_config_and_copies_files: $(tail -2 $T/ex2.txt)"; fi
+else echo "skip export_keeps_config_and_copies_files: no python3"; fi

@@ -26,7 +26,7 @@ strip_nl() { python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); sys.stdout
 
 # 1. greedy from BOS, 200 tokens
 out=build/tests/llama2c_greedy.out
-if "$LLAMA_FP8" generate -m "$D/stories260K.bin" --tokenizer "$D/tok512.bin" -n 200 --temp 0 > $out 2> $out.err; then
+if "$LLAMA_FP8" generate -m "$D/stories260K.bin" --tokenizer "$D/tok512.bin" -q fp32 -n 200 --temp 0 > $out 2> $out.err; then
   strip_nl $out > $out.a; strip_nl $G/llama2c_greedy200.txt > $out.b
   if cmp -s $out.a $out.b; then echo "ok llama2c generate -n 200 --temp 0 = run.c -t 0.0 -n 200, byte for byte"
   else echo "FAIL llama2c: generate -n 200 --temp 0 differs from run.c at byte $(cmp $out.a $out.b | sed 's/.*byte \([0-9]*\).*/\1/'): got \"$(head -c 80 $out.a)\""
@@ -38,7 +38,7 @@ fi
 # 2. with a prompt
 prompt=$(key prompt); n=$(key prompt_new_tokens)
 out=build/tests/llama2c_prompt.out
-if "$LLAMA_FP8" generate -m "$D/stories260K.bin" --tokenizer "$D/tok512.bin" -p "$prompt" -n "$n" --temp 0 > $out 2> $out.err; then
+if "$LLAMA_FP8" generate -m "$D/stories260K.bin" --tokenizer "$D/tok512.bin" -q fp32 -p "$prompt" -n "$n" --temp 0 > $out 2> $out.err; then
   strip_nl $out > $out.a; strip_nl $G/llama2c_prompt.txt > $out.b
   { printf '%s' "$prompt"; cat $out.a; } > $out.c
   if cmp -s $out.a $out.b || cmp -s $out.c $out.b; then echo "ok llama2c generate -p \"$prompt\" -n $n = run.c -n $(key prompt_forwards) -i \"$prompt\""
