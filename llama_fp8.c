@@ -2474,6 +2474,184 @@ static void write_npy(const char *path, const float *data, int rows, int cols) {
     atomic_commit(&a);
 }
 
+/* NumPy .npy reading (format 1.0, 2.0, 3.0), strict: little-endian '<f4', '<f2', '<u2' / '<V2' (bf16, as
+ * ml_dtypes writes it), '|u1' / '<V1' (FP8 codes), '|i1'; C order only; up to 4 dimensions; the data
+ * exactly as long as the shape says. Anything else is an error naming the problem. */
+typedef enum { NPY_F32, NPY_F16, NPY_BF16, NPY_U8, NPY_I8 } npy_kind;
+typedef struct { npy_kind kind; int ndim; int64_t shape[4]; size_t n, esize; uint8_t *data; } npy;
+static const char *npy_kind_name(npy_kind k) {
+    static const char *const nm[] = {"float32", "float16", "bfloat16 (uint16 bits)", "uint8 (FP8 codes)", "int8"};
+    return nm[k];
+}
+static int npy_parse(const uint8_t *b, size_t size, npy *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (size < 10 || memcmp(b, "\x93NUMPY", 6)) { snprintf(err, errlen, "not a .npy file (no \\x93NUMPY magic)"); return -1; }
+    int major = b[6];
+    size_t hl, off;
+    if (major == 1) { hl = b[8] | (size_t)b[9] << 8; off = 10; }
+    else if (major == 2 || major == 3) {
+        if (size < 12) { snprintf(err, errlen, "truncated header"); return -1; }
+        hl = b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24; off = 12;
+    } else { snprintf(err, errlen, "unsupported .npy format version %d", major); return -1; }
+    if (hl > size - off || hl > 1 << 20) { snprintf(err, errlen, "header length %zu does not fit the file (%zu bytes)", hl, size); return -1; }
+    char h[4096];
+    if (hl >= sizeof h) { snprintf(err, errlen, "header longer than %zu bytes", sizeof h); return -1; }
+    memcpy(h, b + off, hl); h[hl] = 0;
+    if (memchr(h, 0, hl)) { snprintf(err, errlen, "NUL byte in the header"); return -1; }
+    const char *d = strstr(h, "'descr':"), *fo = strstr(h, "'fortran_order':"), *sh = strstr(h, "'shape':");
+    if (!d || !fo || !sh) { snprintf(err, errlen, "header lacks 'descr', 'fortran_order' or 'shape'"); return -1; }
+    d += 8; while (*d == ' ') d++;
+    static const struct { const char *descr; npy_kind k; size_t es; } kinds[] = {
+        {"'<f4'", NPY_F32, 4}, {"'<f2'", NPY_F16, 2}, {"'<u2'", NPY_BF16, 2}, {"'<V2'", NPY_BF16, 2}, {"'|V2'", NPY_BF16, 2},
+        {"'|u1'", NPY_U8, 1}, {"'<V1'", NPY_U8, 1}, {"'|V1'", NPY_U8, 1}, {"'|i1'", NPY_I8, 1}};
+    int found = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strncmp(d, kinds[i].descr, strlen(kinds[i].descr))) { out->kind = kinds[i].k; out->esize = kinds[i].es; found = 1; }
+    if (!found) {
+        char got[24]; size_t k = strcspn(d, ",}"); snprintf(got, sizeof got, "%.*s", (int)(k < 20 ? k : 20), d);
+        snprintf(err, errlen, "dtype %s not supported (float32 <f4, float16 <f2, bfloat16 <u2 or <V2, FP8 codes |u1 or <V1, int8 |i1; little-endian)", got);
+        return -1;
+    }
+    fo += 16; while (*fo == ' ') fo++;
+    if (strncmp(fo, "False", 5)) { snprintf(err, errlen, "Fortran order is not supported (save a C-contiguous array: numpy.ascontiguousarray)"); return -1; }
+    sh += 8; while (*sh == ' ') sh++;
+    if (*sh++ != '(') { snprintf(err, errlen, "bad shape in the header"); return -1; }
+    uint64_t n = 1;
+    for (;;) {
+        while (*sh == ' ') sh++;
+        if (*sh == ')') break;
+        if (out->ndim == 4) { snprintf(err, errlen, "more than 4 dimensions"); return -1; }
+        char *e;
+        errno = 0;
+        long long v = strtoll(sh, &e, 10);
+        if (e == sh || errno || v < 0 || v > INT_MAX) { snprintf(err, errlen, "bad shape in the header"); return -1; }
+        if (v && n > ((uint64_t)1 << 40) / (uint64_t)v) { snprintf(err, errlen, "shape too large (over 2^40 elements)"); return -1; }
+        n *= (uint64_t)v;
+        out->shape[out->ndim++] = v;
+        sh = e;
+        while (*sh == ' ') sh++;
+        if (*sh == ',') sh++;
+        else if (*sh != ')') { snprintf(err, errlen, "bad shape in the header"); return -1; }
+    }
+    out->n = (size_t)n;
+    size_t need = out->n * out->esize, have = size - off - hl;
+    if (have != need) { snprintf(err, errlen, "data is %zu bytes, the shape and dtype need %zu%s", have, need, have < need ? " (truncated)" : ""); return -1; }
+    out->data = xmalloc(need ? need : 1);   /* copied: aligned, whatever the header length */
+    memcpy(out->data, b + off + hl, need);
+    return 0;
+}
+static npy npy_load(const char *path) {
+    mfile f;
+    mfile_open_or_die(&f, path);
+    npy a;
+    char err[256];
+    if (npy_parse(f.data, f.size, &a, err, sizeof err) != 0) fatal("%s: %s", path, err);
+    mfile_close(&f);
+    return a;
+}
+/* Element i as a double (FP8 codes as their code value: cmp orders them, it does not decode them). */
+static double npy_value(const npy *a, size_t i) {
+    switch (a->kind) {
+    case NPY_F32: { float v; memcpy(&v, a->data + 4 * i, 4); return v; }
+    case NPY_F16: { uint16_t v; memcpy(&v, a->data + 2 * i, 2); return fp16_to_float(v); }
+    case NPY_BF16: { uint16_t v; memcpy(&v, a->data + 2 * i, 2); return bf16_to_float(v); }
+    case NPY_I8: return (int8_t)a->data[i];
+    default: return a->data[i];
+    }
+}
+/* A position on the format's number line: sign-magnitude bits mapped to a monotone integer, so the ulp
+ * distance of two values is the difference (+0 and −0 are 0 apart; FP8 codes too are sign-magnitude). */
+static int64_t npy_ord(const npy *a, size_t i) {
+    uint64_t bits = 0, sign;
+    int w = (int)a->esize * 8;
+    if (a->kind == NPY_I8) return (int8_t)a->data[i];
+    memcpy(&bits, a->data + a->esize * i, a->esize);
+    sign = bits >> (w - 1);
+    int64_t mag = (int64_t)(bits & ((1ull << (w - 1)) - 1));
+    return sign ? -mag : mag;
+}
+static int npy_is_nan(const npy *a, size_t i, int fp8_e4m3) {
+    double v = npy_value(a, i);
+    if (a->kind == NPY_U8) return fp8_e4m3 ? (a->data[i] & 0x7F) == 0x7F : 0;
+    return isnan(v);
+}
+
+static int cmd_cmp(int argc, char **argv) {
+    long max_ulp = -1;   /* without --ulp: identical bytes (NaN: any NaN) required */
+    int show = 10;
+    const char *files[2] = {NULL, NULL};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: llama_fp8 cmp MINE.npy REF.npy [--ulp N] [--show N]\n"
+                   "  compares two arrays of the same shape and dtype (float32, float16, bfloat16, FP8 codes, int8) element by element:\n"
+                   "  bit-identical count, a histogram of ulp distances (in the arrays' own format; FP8 codes: code steps), the largest\n"
+                   "  ulp and relative error with their indices, NaN mismatches, the first --show (10) differing elements.\n"
+                   "  exit 0 when identical (or every difference within --ulp N and no NaN mismatch), 1 otherwise.\n");
+            return 0;
+        }
+        if (!strcmp(argv[i], "--ulp") && i + 1 < argc) { max_ulp = parse_long_arg("--ulp", argv[++i], 0, LONG_MAX); continue; }
+        if (!strcmp(argv[i], "--show") && i + 1 < argc) { show = (int)parse_long_arg("--show", argv[++i], 0, 1 << 20); continue; }
+        if (argv[i][0] == '-' && argv[i][1]) fatal("cmp: unknown option '%s' (see llama_fp8 cmp --help)", argv[i]);
+        if (files[1]) fatal("cmp: give exactly two .npy files");
+        files[files[0] ? 1 : 0] = argv[i];
+    }
+    if (!files[1]) fatal("cmp: give two .npy files: MINE.npy REF.npy");
+    npy a = npy_load(files[0]), b = npy_load(files[1]);
+    if (a.kind != b.kind) fatal("cmp: dtypes differ (%s: %s, %s: %s)", files[0], npy_kind_name(a.kind), files[1], npy_kind_name(b.kind));
+    int same_shape = a.ndim == b.ndim;
+    for (int d = 0; d < a.ndim && same_shape; d++) same_shape = a.shape[d] == b.shape[d];
+    if (!same_shape) fatal("cmp: shapes differ (%zu and %zu elements)", a.n, b.n);
+    size_t same = 0, nan_mis = 0, over = 0, arg_ulp = 0, arg_rel = 0;
+    int64_t worst = 0;
+    double worst_rel = 0;
+    static const char *const bucket[] = {"0", "1", "2", "3-4", "5-8", "9-16", "17-256", ">256"};
+    size_t hist[8] = {0};
+    int shown = 0;
+    size_t *first = xmalloc((size_t)(show + 1) * sizeof(size_t));
+    int64_t *first_u = xmalloc((size_t)(show + 1) * sizeof(int64_t));
+    for (size_t i = 0; i < a.n; i++) {
+        if (!memcmp(a.data + i * a.esize, b.data + i * b.esize, a.esize)) { same++; hist[0]++; continue; }
+        int an = npy_is_nan(&a, i, 1), bn = npy_is_nan(&b, i, 1);
+        int64_t u;
+        if (an || bn) {
+            if (an && bn) { same++; hist[0]++; continue; }   /* NaN payloads / signs are not compared */
+            nan_mis++; u = INT64_MAX;
+        } else {
+            u = npy_ord(&a, i) - npy_ord(&b, i);
+            if (u < 0) u = -u;
+            double x = npy_value(&a, i), y = npy_value(&b, i), rel = y != 0 ? fabs(x - y) / fabs(y) : INFINITY;
+            if (a.kind == NPY_U8 || a.kind == NPY_I8) rel = 0;   /* codes: no relative error without a format */
+            if (rel > worst_rel) { worst_rel = rel; arg_rel = i; }
+        }
+        if (u > worst && u != INT64_MAX) { worst = u; arg_ulp = i; }
+        if (max_ulp < 0 || u > max_ulp) over++;
+        int k = u == 0 ? 0 : u == 1 ? 1 : u == 2 ? 2 : u <= 4 ? 3 : u <= 8 ? 4 : u <= 16 ? 5 : u <= 256 ? 6 : 7;
+        hist[k]++;
+        if (shown < show) { first[shown] = i; first_u[shown++] = u; }
+    }
+    char dims[80] = "";
+    for (int d = 0; d < a.ndim; d++) snprintf(dims + strlen(dims), sizeof dims - strlen(dims), d ? ", %lld" : "%lld", (long long)a.shape[d]);
+    printf("%s vs %s: %s [%s], %zu elements\n", files[0], files[1], npy_kind_name(a.kind), dims, a.n);
+    printf("bit-identical: %zu (%.4f %%)\n", same, a.n ? 100.0 * same / a.n : 100.0);
+    printf("ulp distance histogram:");
+    for (int k = 0; k < 8; k++) if (hist[k]) printf("  %s: %zu", bucket[k], hist[k]);
+    printf("\n");
+    if (same < a.n) {
+        if (nan_mis < a.n - same) printf("max ulp: %lld at [%zu]; max relative error: %.3g at [%zu]\n", (long long)worst, arg_ulp, worst_rel, arg_rel);
+        printf("NaN mismatches: %zu\n", nan_mis);
+    }
+    if (shown) printf("first differing elements (flat index: mine, ref, ulps):\n");
+    for (int k = 0; k < shown; k++) {
+        size_t i = first[k];
+        if (first_u[k] == INT64_MAX) printf("  [%zu]  %.9g  %.9g  NaN mismatch\n", i, npy_value(&a, i), npy_value(&b, i));
+        else printf("  [%zu]  %.9g  %.9g  %lld\n", i, npy_value(&a, i), npy_value(&b, i), (long long)first_u[k]);
+    }
+    int ok = same == a.n || (max_ulp >= 0 && over == 0 && nan_mis == 0);
+    printf("%s\n", same == a.n ? "identical" : ok ? "within --ulp" : "DIFFERENT");
+    free(first); free(first_u); free(a.data); free(b.data);
+    return ok ? 0 : 1;
+}
+
 static int cmd_dump(int argc, char **argv) {
     Options o;
     options_parse(&o, argc, argv, "dump", "-m --tokenizer --ids -p -o --synthetic " SCHEME_OPTS,
@@ -2562,9 +2740,10 @@ static int cmd_generate(int argc, char **argv) {
         const float *lg = s.logits;
         long long bad = first_nonfinite(lg, EMU_F32, (size_t)c->vocab_size);   /* no token is sampled from NaN */
         if (bad >= 0) {
+            float v = lg[bad];   /* read before the state (and the logits) are freed */
             runstate_free(&s);
             gpu_forward_release();
-            fatal("generate: the logits at position %d hold %s (vocabulary id %lld); %s", pos - 1, isnan(lg[bad]) ? "NaN" : lg[bad] > 0 ? "+Inf" : "-Inf",
+            fatal("generate: the logits at position %d hold %s (vocabulary id %lld); %s", pos - 1, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf",
                   bad, nonfinite_origin(mq, q, ids, pos, pos - 1));
         }
         int next = 0;
@@ -3964,6 +4143,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "print the token ids of a text file"},
     {"ppl", cmd_ppl, "perplexity of a model on a text file"},
     {"dump", cmd_dump, "write logits and per-layer residuals as .npy files"},
+    {"cmp", cmd_cmp, "compare two .npy arrays: bit-identical share, ulp histogram, worst elements (kernel checking)"},
     {"generate", cmd_generate, "greedy / sampled text generation"},
     {"export", cmd_export, "write a compressed-tensors FP8 checkpoint (what llm-compressor writes, vLLM loads)"},
     {"calibrate", cmd_calibrate, "static activation and KV scales from calibration text (scales.json)"},

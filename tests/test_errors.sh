@@ -81,4 +81,14 @@ PYEOF
   else echo "FAIL errors_unaligned_header: $(tail -1 $T/odd.txt)"; fi
 else echo "skip errors_safetensors_headers: no python3"; SKIPPED=1
 fi
+# the CLI: every command listed by --help answers --help with exit 0; a bare or unknown command prints the
+# command list on stderr with exit 2
+cmds=$($B --help | awk '/^commands:/ { on = 1; next } on && NF { print $1 }')
+bad=""; n=0
+for c in $cmds; do n=$((n + 1)); $B $c --help > $T/h.txt 2>&1 && grep -qi "usage" $T/h.txt || bad="$bad $c"; done
+if [ $n -ge 12 ] && [ -z "$bad" ]; then echo "ok errors_every_command_help: $n commands answer --help with usage, exit 0"
+else echo "FAIL errors_every_command_help: $n commands; failing:$bad"; fi
+$B > /dev/null 2> $T/bare.txt; rc1=$?; $B frobnicate > /dev/null 2> $T/unk.txt; rc2=$?
+if [ $rc1 -eq 2 ] && [ $rc2 -eq 2 ] && grep -q "commands:" $T/bare.txt && grep -q "frobnicate" $T/unk.txt; then echo "ok errors_bare_and_unknown_command: usage on stderr, exit 2"
+else echo "FAIL errors_bare_and_unknown_command: exit $rc1 / $rc2: $(head -2 $T/unk.txt)"; fi
 table_check "$@"
