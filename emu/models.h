@@ -57,6 +57,7 @@ EMU_HD_NOINLINE float tc_block(const float *a, const float *b, int n, float c, i
         int ea = (int)((ua >> 23) & 255) - 127, eb = (int)((ub >> 23) & 255) - 127;
         uint64_t ma = (ua & 0x7FFFFF) | 0x800000, mb = (ub & 0x7FFFFF) | 0x800000;
         int da = ea < emin_in ? emin_in - ea : 0, db = eb < emin_in ? emin_in - eb : 0;
+        da = da < 63 ? da : 63; db = db < 63 ? db : 63;   /* a zero (exponent -127) would shift by 121: bounded (its product is dropped) */
         ma >>= da; mb >>= db;
         uint64_t p = ma * mb;                       /* significand product, 46 fraction bits, in (0, 4) */
         int t = (int)(p >> 47) & 1;
