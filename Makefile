@@ -41,7 +41,7 @@ bench-gpu: llama_fp8
 	else ./llama_fp8 verify --bench; fi
 endif
 
-.PHONY: all run test bench data clean fuzz
+.PHONY: all run test bench data clean fuzz asan
 all: llama_fp8
 
 llama_fp8: $(DEPS) $(CUDA_OBJ)
@@ -65,8 +65,43 @@ run: llama_fp8
 	  ./llama_fp8 ppl --synthetic --compare $(RUN_SCHEMES) $(RUN_ARGS); \
 	fi
 
+# TESTS=PATTERN runs only the test files whose names contain it (default: all).
 test: llama_fp8
-	@CC="$(CC)" CFLAGS="$(CFLAGS)" LDLIBS="$(LDLIBS)" EMU_SRC="$(EMU_SRC)" sh tests/run_tests.sh
+	@CC="$(CC)" CFLAGS="$(CFLAGS)" LDLIBS="$(LDLIBS)" EMU_SRC="$(EMU_SRC)" sh tests/run_tests.sh $(TESTS)
+
+# make asan: the whole suite (TESTS=PATTERN: only the test files whose names contain it; ASAN_SKIP="NAME
+# ...": test files left out) with AddressSanitizer + UBSan in the binary and in every test program. It
+# runs in a copy of the working tree, $(ASAN_DIR)/tree, so that ./llama_fp8 and build/tests stay the
+# normal build's. A sanitizer exit has status 86, so it fails the test that ran the command; ASan's
+# reports also go to $(ASAN_DIR)/reports/ (UBSan's stay in the test output), and any report fails
+# the target. Leak checking is off: fatal() exits with its allocations live, by design.
+SAN_FLAGS ?= -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_DIR  ?= build/asan
+ASAN_SKIP ?=
+asan:
+	@rm -rf $(ASAN_DIR)/tree $(ASAN_DIR)/reports && mkdir -p $(ASAN_DIR)/tree $(ASAN_DIR)/reports
+	@tar -cf - --exclude=./build --exclude=./.git --exclude=./llama_fp8 --exclude=./data/dl --exclude=./wt . | tar -xf - -C $(ASAN_DIR)/tree
+	@for t in $(ASAN_SKIP); do rm -f $(ASAN_DIR)/tree/tests/$$t.c $(ASAN_DIR)/tree/tests/$$t.sh; done
+	@cd $(ASAN_DIR)/tree && export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:exitcode=86:log_path=$(abspath $(ASAN_DIR))/reports/asan" \
+	  UBSAN_OPTIONS="print_stacktrace=1:exitcode=86" && \
+	  CC="$(CC)" CFLAGS="-O2 -g $(SAN_FLAGS)" $(MAKE) --no-print-directory test DATA="$(abspath $(DATA))" TESTS="$(TESTS)"; rc=$$?; \
+	  cd $(CURDIR); n=$$(ls $(ASAN_DIR)/reports | wc -l); \
+	  for f in $(ASAN_DIR)/reports/*; do [ -f "$$f" ] || continue; echo "== $$f"; grep -m1 -E "ERROR: |runtime error:" "$$f"; grep -m6 -E "^ +#[0-9]" "$$f"; done; \
+	  u=$$(cat $(ASAN_DIR)/tree/build/tests/*.out 2>/dev/null | grep -c -E "runtime error:|ERROR: AddressSanitizer"); \
+	  cat $(ASAN_DIR)/tree/build/tests/*.out 2>/dev/null | grep -E "runtime error:|ERROR: AddressSanitizer" | sort | uniq -c; \
+	  echo "make asan: suite exit status $$rc, $$n ASan report file(s) in $(ASAN_DIR)/reports, $$u sanitizer report(s) in the test output ($(ASAN_DIR)/tree/build/tests/)"; \
+	  [ $$rc -eq 0 ] && [ $$n -eq 0 ] && [ $$u -eq 0 ]
+
+# make fuzz: every parser target of tests/fuzz_parsers.c for FUZZ_RUNS executions each (libFuzzer with
+# ASan + UBSan when clang has it, else the standalone mutator); FUZZ_TARGETS="json tokjson ..." picks
+# some, FUZZ_RUNS_NAME=N sets one target's count, FUZZ_JOBS=2 runs two at a time, FUZZ_MAX_TIME=S caps
+# each target's time (FUZZ_* also pass through from the environment). Prints executions,
+# crashes and exec/s per parser. The short run in make test is tests/test_fuzz.sh with its defaults.
+FUZZ_RUNS ?= 10000000
+FUZZ_JOBS ?= 1
+fuzz:
+	@FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_JOBS=$(FUZZ_JOBS) FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_MAX_TIME="$(FUZZ_MAX_TIME)" \
+	  FUZZ_OUT=build/fuzz sh tests/test_fuzz.sh
 
 # The GEMM table, then whole forward passes per scheme on a Llama-3.2-1B-shaped synthetic checkpoint cut
 # to 4 layers (written once to build/bench/l4, 1.2 GB): tok/s and the share of the arithmetic floor.
