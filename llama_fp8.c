@@ -285,26 +285,19 @@ static void jw_num(jw *w, const char *key, double v, const char *fmt) {
     snprintf(w->nonfinite + len, sizeof w->nonfinite - len, "%s\"%s\"", len ? ", " : "", path);
 }
 
-static void check_writable(const char *path, const char *what);
-static void check_dir_writable(const char *dir, const char *what) {
-    char *p = xmalloc(strlen(dir) + 48);
-    sprintf(p, "%s/.llama_fp8_probe.%d", dir, (int)getpid());
+/* Fails now, before a long run, when a file cannot be created at PATH or in DIR (missing, read-only):
+ * creates and removes PATH.tmp.PID (or DIR/.llama_fp8_probe.PID). */
+static void probe_write(const char *name, const char *fmt, const char *what, const char *why) {
+    char *p = xmalloc(strlen(name) + 48);
+    sprintf(p, fmt, name, (int)getpid());
     FILE *fp = fopen(p, "wb");
-    if (!fp) fatal("%s %s: cannot write into this directory: %s", what, dir, strerror(errno));
+    if (!fp) fatal("%s %s: %s: %s", what, name, why, strerror(errno));
     fclose(fp);
     unlink(p);
     free(p);
 }
-/* Fails now, before a long run, when PATH cannot be written (its directory missing or read-only). */
-static void check_writable(const char *path, const char *what) {
-    char *tmp = xmalloc(strlen(path) + 32);
-    sprintf(tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) fatal("%s %s: cannot write there: %s", what, path, strerror(errno));
-    fclose(fp);
-    unlink(tmp);
-    free(tmp);
-}
+static void check_writable(const char *path, const char *what) { probe_write(path, "%s.tmp.%d", what, "cannot write there"); }
+static void check_dir_writable(const char *dir, const char *what) { probe_write(dir, "%s/.llama_fp8_probe.%d", what, "cannot write into this directory"); }
 
 /* Strict number parsing for command-line options. */
 static long parse_long_arg(const char *opt, const char *s, long lo, long hi) {
@@ -2570,11 +2563,8 @@ static int64_t npy_ord(const npy *a, size_t i) {
     int64_t mag = (int64_t)(bits & ((1ull << (w - 1)) - 1));
     return sign ? -mag : mag;
 }
-static int npy_is_nan(const npy *a, size_t i, int fp8_e4m3) {
-    double v = npy_value(a, i);
-    if (a->kind == NPY_U8) return fp8_e4m3 ? (a->data[i] & 0x7F) == 0x7F : 0;
-    return isnan(v);
-}
+/* NaN for the float kinds; FP8 codes and int8 are compared as codes (no format is known here). */
+static int npy_is_nan(const npy *a, size_t i) { return a->kind != NPY_U8 && a->kind != NPY_I8 && isnan(npy_value(a, i)); }
 
 static int cmd_cmp(int argc, char **argv) {
     long max_ulp = -1;   /* without --ulp: identical bytes (NaN: any NaN) required */
@@ -2611,7 +2601,7 @@ static int cmd_cmp(int argc, char **argv) {
     int64_t *first_u = xmalloc((size_t)(show + 1) * sizeof(int64_t));
     for (size_t i = 0; i < a.n; i++) {
         if (!memcmp(a.data + i * a.esize, b.data + i * b.esize, a.esize)) { same++; hist[0]++; continue; }
-        int an = npy_is_nan(&a, i, 1), bn = npy_is_nan(&b, i, 1);
+        int an = npy_is_nan(&a, i), bn = npy_is_nan(&b, i);
         int64_t u;
         if (an || bn) {
             if (an && bn) { same++; hist[0]++; continue; }   /* NaN payloads / signs are not compared */
@@ -4524,6 +4514,8 @@ static void load_hf_config(Config *c, CkptQuant *cq, const char *dir) {
     if (e >= 0 && json_integer(&j, e, 0, INT_MAX, &v) == 0) c->eos_id = (int)v;
     if (c->n_heads % c->n_kv_heads) fatal("%s: num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", path, c->n_heads, c->n_kv_heads);
     if (c->head_dim % 2) fatal("%s: head_dim (%d) must be even for RoPE", path, c->head_dim);
+    if ((int64_t)c->n_heads * c->head_dim > INT_MAX / 4)   /* kv heads ≤ heads (they divide it): bounds both products */
+        fatal("%s: num_attention_heads x head_dim (%d x %d) is too large", path, c->n_heads, c->head_dim);
     load_quant_config(cq, &j, json_get(&j, 0, "quantization_config"), path);
     json_free(&j);
     free(text);
@@ -4825,6 +4817,15 @@ static void load_hf(Model *m, const char *dir) {
  * applies RoPE to interleaved pairs (2i, 2i+1) of each head, Hugging Face to (i, i + head_dim/2):
  * permuting the rows of wq and wk within each head (new row i = old row 2i, new row i + hd/2 =
  * old row 2i+1) turns one into the other, so there is a single forward pass. */
+/* The 7 header fields of a llama2.c checkpoint: 0 when plausible (every field nonzero, |field| ≤ 2^20,
+ * only vocab_size negative, dim a multiple of the heads), else the index of the first bad field + 1
+ * (8: the head counts do not divide). Checked before any field is used: INT_MIN is never negated. */
+static int llama2c_header_bad(const int32_t h[7]) {
+    for (int i = 0; i < 7; i++)
+        if (h[i] == 0 || h[i] == INT_MIN || (i != 5 && h[i] < 0) || h[i] > 1 << 20 || h[i] < -(1 << 20)) return i + 1;
+    if (h[0] % h[3] || h[3] % h[4] || (h[0] / h[3]) % 2) return 8;
+    return 0;
+}
 static void load_llama2c(Model *m, const char *path) {
     m->files = xcalloc(1, sizeof(mfile));
     mfile_open_or_die(&m->files[0], path);
@@ -4833,15 +4834,14 @@ static void load_llama2c(Model *m, const char *path) {
     if (f->size < 28) fatal("%s: too small for a llama2.c header (%zu bytes)", path, f->size);
     int32_t h[7];
     memcpy(h, f->data, sizeof h);
+    int bad = llama2c_header_bad(h);
+    if (bad == 8) fatal("%s: inconsistent llama2.c header (dim %d, heads %d, kv heads %d)", path, h[0], h[3], h[4]);
+    if (bad) fatal("%s: not a llama2.c checkpoint (header field %d = %d)", path, bad - 1, h[bad - 1]);
     Config *c = &m->c;
     memset(c, 0, sizeof *c);
     int shared = h[5] > 0;
     c->dim = h[0]; c->hidden_dim = h[1]; c->n_layers = h[2]; c->n_heads = h[3]; c->n_kv_heads = h[4];
     c->vocab_size = h[5] < 0 ? -h[5] : h[5]; c->max_seq_len = h[6];
-    for (int i = 0; i < 7; i++)
-        if (h[i] == 0 || (i != 5 && h[i] < 0) || h[i] == INT_MIN || (h[i] > 1 << 20 && i != 5)) fatal("%s: not a llama2.c checkpoint (header field %d = %d)", path, i, h[i]);
-    if (c->dim % c->n_heads || c->n_heads % c->n_kv_heads || (c->dim / c->n_heads) % 2)
-        fatal("%s: inconsistent llama2.c header (dim %d, heads %d, kv heads %d)", path, c->dim, c->n_heads, c->n_kv_heads);
     c->head_dim = c->dim / c->n_heads;
     c->norm_eps = 1e-5f;
     c->rope_theta = 10000.0f;
@@ -5738,10 +5738,9 @@ static int looks_like_llama2c(const char *path) {
     int ok = fread(h, 4, 7, fp) == 7 && fseek(fp, 0, SEEK_END) == 0;
     long size = ok ? ftell(fp) : -1;
     fclose(fp);
-    if (!ok || size < 28) return 0;
-    for (int i = 0; i < 7; i++) if (h[i] == 0 || h[i] == INT_MIN || (i != 5 && (h[i] < 0 || h[i] > 1 << 20))) return 0;
+    if (!ok || size < 28 || llama2c_header_bad(h)) return 0;
     uint64_t D = (uint64_t)h[0], L = (uint64_t)h[2], V = (uint64_t)(h[5] < 0 ? -h[5] : h[5]);
-    return h[0] % h[3] == 0 && (uint64_t)(size - 28) / 4 >= V * D + L * D * D;
+    return (uint64_t)(size - 28) / 4 >= V * D + L * D * D;
 }
 tokenizer *tokenizer_load(const char *path) {
     char err[600];

@@ -81,6 +81,12 @@ PYEOF
   else echo "FAIL errors_unaligned_header: $(tail -1 $T/odd.txt)"; fi
 else echo "skip errors_safetensors_headers: no python3"; SKIPPED=1
 fi
+# headers whose fields overflow int arithmetic (found by make fuzz under UBSan): a llama2.c vocab of INT_MIN,
+# and num_attention_heads x head_dim = 65536 x 65536
+printf '\010\000\000\000\020\000\000\000\001\000\000\000\002\000\000\000\001\000\000\000\000\000\000\200\004\000\000\000' > $T/intmin.bin
+expect errors_llama2c_vocab_int_min "header field 5 = -2147483648" $B ppl -m $T/intmin.bin -f /dev/null
+mk heads; sed -i 's/"num_attention_heads": [0-9]*/"num_attention_heads": 65536/; s/"num_key_value_heads": [0-9]*/"num_key_value_heads": 1/; s/"head_dim": [0-9]*/"head_dim": 65536/' $T/heads/config.json
+expect errors_heads_x_head_dim_overflow "num_attention_heads x head_dim (65536 x 65536) is too large" $B dump -m $T/heads --ids 1 -o $T/o
 # the CLI: every command listed by --help answers --help with exit 0; a bare or unknown command prints the
 # command list on stderr with exit 2
 cmds=$($B --help | awk '/^commands:/ { on = 1; next } on && NF { print $1 }')

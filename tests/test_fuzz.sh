@@ -43,6 +43,9 @@ for m in tests/models/*/; do
   [ -f $m/config.json ] && cp $m/config.json $out/seeds/config/$n.json && cp $m/config.json $out/seeds/json/$n.config.json
   [ -f $m/model.safetensors.index.json ] && cp $m/model.safetensors.index.json $out/seeds/index/$n.json
 done
+for f in tests/fuzz_seeds/*/*; do   # regression inputs of past findings (see tests/fuzz_parsers.c: fz_known)
+  [ -f "$f" ] && t=$(basename $(dirname $f)) && mkdir -p $out/seeds/$t && cp "$f" $out/seeds/$t/
+done
 [ -f $D/stories260K/tok512.bin ] && cp $D/stories260K/tok512.bin $out/seeds/tok512/ && cp $D/stories260K/tok512.bin $out/seeds/tokenizer/
 [ -f $D/llama3-tokenizer/tokenizer.model ] && head -n 300 $D/llama3-tokenizer/tokenizer.model > $out/seeds/tiktoken/llama3_head300.model &&
   cp $out/seeds/tiktoken/llama3_head300.model $out/seeds/tokenizer/
@@ -60,12 +63,13 @@ run_target() {
   if [ $mode = libfuzzer ]; then
     FUZZ_TARGET=$t OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
       $bin -seed=$SEED $limit -max_len=$ml -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=$out/crash-$t- \
-      $out/corpus/$t $out/seeds/$t > $log 2>&1
+      $out/corpus/$t $out/seeds/$t > $log 2>&1 &
   else
     FUZZ_TARGET=$t OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
-      $bin -seed=$SEED $limit -max_len=$ml $out/seeds/$t > $log 2>&1
+      $bin -seed=$SEED $limit -max_len=$ml $out/seeds/$t > $log 2>&1 &
   fi
-  rc=$?; t1=$(now)
+  pid=$!; wait $pid; rc=$?; t1=$(now)
+  rm -rf /dev/shm/llama_fp8_fuzz.$pid "${TMPDIR:-/tmp}/llama_fp8_fuzz.$pid"   # its scratch files, also after a crash
   n=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' $log | tail -1)
   st=$(sed -n 's/^fuzz_stats: target=[a-z0-9]* execs=[0-9]* //p' $log | tail -1 | tr '=' ' ' | sed 's/ \([0-9][0-9]*\)/ \1,/g; s/,$//')
   secs=$(awk "BEGIN { printf \"%.0f\", $t1 - $t0 }")
