@@ -1394,7 +1394,7 @@ static const char *nonfinite_origin(const Model *m, const Scheme *q, const int *
  * of the op before, found by the buffer they were written to. */
 static void write_npy_nd(const char *path, const void *data, const char *descr, int ndim, const int64_t *shape);
 static const char *kc_format_name(emu_dtype t) { return t == EMU_E4M3 ? "E4M3" : t == EMU_E5M2 ? "E5M2" : t == EMU_I8 ? "INT8" : "fp32"; }
-typedef struct { char file[48], op[16], in[4][48], desc[192]; int layer, ndim; int64_t shape[2]; const char *dtype; } OpRec;
+typedef struct { char file[48], op[16], in[4][48], desc[192]; int layer, ndim; int64_t shape[3]; const char *dtype; } OpRec;
 static struct {
     const Model *m; const Scheme *q; const char *dir; int weights, layer, seen[4];   /* seen: rmsnorm, rope, kv_store, residual calls in this layer */
     const void *buf[16]; char name[16][48];                         /* which file holds each buffer's current value */
@@ -1415,7 +1415,7 @@ static int od_count(RunState *s, int k) {   /* the k-th kind of op: how many tim
     return od.seen[k]++;
 }
 /* Writes DIR/<prefix><name>.npy and records it; in: up to 4 input files (NULL ends). Returns the file name. */
-static const char *od_write(RunState *s, const char *name, const char *op, const void *data, const char *descr, int ndim, int64_t r, int64_t c,
+static const char *od_write3(RunState *s, const char *name, const char *op, const void *data, const char *descr, int ndim, int64_t r, int64_t c, int64_t c2,
                             const char *desc, const char *in0, const char *in1, const char *in2, const char *in3) {
     if (od.n == od.cap) { od.cap = od.cap ? 2 * od.cap : 256; od.rec = xrealloc(od.rec, od.cap * sizeof *od.rec); }
     OpRec *e = &od.rec[od.n++];
@@ -1427,7 +1427,7 @@ static const char *od_write(RunState *s, const char *name, const char *op, const
     snprintf(e->desc, sizeof e->desc, "%s", desc);
     const char *ins[4] = {in0, in1, in2, in3};
     for (int i = 0; i < 4; i++) if (ins[i]) snprintf(e->in[i], sizeof e->in[i], "%s", ins[i]);
-    e->ndim = ndim; e->shape[0] = r; e->shape[1] = c;
+    e->ndim = ndim; e->shape[0] = r; e->shape[1] = c; e->shape[2] = c2;
     uint16_t *h = NULL;
     if (!strcmp(descr, "act")) {   /* an activation: bf16 bits in bf16 schemes (every op rounds to bf16 there), else float32 */
         size_t n = (size_t)r * (ndim == 2 ? c : 1);
@@ -1448,6 +1448,10 @@ static const char *od_write(RunState *s, const char *name, const char *op, const
     write_npy_nd(path, data, descr, ndim, e->shape);
     free(h);
     return e->file;
+}
+static const char *od_write(RunState *s, const char *name, const char *op, const void *data, const char *descr, int ndim, int64_t r, int64_t c,
+                           const char *desc, const char *in0, const char *in1, const char *in2, const char *in3) {
+    return od_write3(s, name, op, data, descr, ndim, r, c, 0, desc, in0, in1, in2, in3);
 }
 static const char *od_linear_name(const Tensor *W, const char **hf) {
     static const char *const names[7] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
@@ -1509,16 +1513,23 @@ static void od_linear(RunState *s, const Scheme *q, float *out, const float *in,
             else if (w.gran == GRAN_BLOCK) snprintf(ws, sizeof ws, "%s", od_write(s, n2, "weight", w.scale, "<f4", 2, nb, kb, "its scales [ceil(N/128), ceil(K/128)]", NULL, NULL, NULL, NULL));
             else snprintf(ws, sizeof ws, "%s", od_write(s, n2, "weight", w.scale, "<f4", 2, N, 1, "its scales [N, 1] (per channel)", NULL, NULL, NULL, NULL));
         }
-        if (a->kind != EMU_SCALE_BLOCK && w.gran != GRAN_BLOCK) {   /* the accumulator before the epilogue (one matrix unless block scales) */
-            float *r = xmalloc((size_t)T * N * sizeof(float));
-            emu_gemm_desc g = {.M = T, .N = N, .K = K, .b_type = w.dtype, .B = w.data, .ldb = K, .d_type = EMU_F32, .D = r, .ldd = N, .accum = q->accum};
-            if (a->fmt == EMU_F32) { g.a_type = EMU_F32; g.A = in; g.lda = K; }
-            else { g.a_type = a->fmt; g.A = a->codes; g.lda = K; }
+        {   /* the accumulator before the epilogue: one [T, N] matrix, or with block scales one per group of 128 k, [ceil(K/128), T, N] */
+            int blk = a->kind == EMU_SCALE_BLOCK || w.gran == GRAN_BLOCK, ng = blk ? (K + EMU_BLOCK - 1) / EMU_BLOCK : 1;
+            float *r = xmalloc((size_t)ng * T * N * sizeof(float));
+            for (int gi = 0; gi < ng; gi++) {
+                int k0 = gi * EMU_BLOCK, kn = blk ? (K - k0 < EMU_BLOCK ? K - k0 : EMU_BLOCK) : K;
+                const uint8_t *Bk = (const uint8_t *)w.data + (size_t)k0 * dtype_size(w.dtype);
+                emu_gemm_desc g = {.M = T, .N = N, .K = kn, .b_type = w.dtype, .B = Bk, .ldb = K, .d_type = EMU_F32, .D = r + (size_t)gi * T * N, .ldd = N, .accum = q->accum};
+                if (a->fmt == EMU_F32) { g.a_type = EMU_F32; g.A = in + k0; g.lda = K; }
+                else { g.a_type = a->fmt; g.A = a->codes + (size_t)k0 * dtype_size(a->fmt); g.lda = K; }
+                emu_gemm(&g);
+            }
             char n1[48];
             snprintf(n1, sizeof n1, "%s.acc", nm);
-            snprintf(d, sizeof d, "%s accumulator before the epilogue (--accum %s, scales not applied)", nm, emu_accum_names[a->fmt == EMU_I8 ? EMU_ACC_EXACT : q->accum]);
-            emu_gemm(&g);
-            snprintf(acc, sizeof acc, "%s", od_write(s, n1, "gemm", r, "<f4", 2, T, N, d, ain, wq[0] ? wq : NULL, NULL, NULL));
+            snprintf(d, sizeof d, "%s accumulator%s before the epilogue (--accum %s, scales not applied)", nm, blk ? "s of each group of 128 k," : "",
+                     emu_accum_names[a->fmt == EMU_I8 ? EMU_ACC_EXACT : q->accum]);
+            snprintf(acc, sizeof acc, "%s", blk ? od_write3(s, n1, "gemm", r, "<f4", 3, ng, T, N, d, ain, wq[0] ? wq : NULL, NULL, NULL)
+                                                : od_write(s, n1, "gemm", r, "<f4", 2, T, N, d, ain, wq[0] ? wq : NULL, NULL, NULL));
             free(r);
         }
         snprintf(d, sizeof d, "%s output after the epilogue (scales applied, rounded to the activation dtype)", nm);

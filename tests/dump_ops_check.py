@@ -8,7 +8,8 @@ usage: dump_ops_check.py DIR NAME   (prints ok / FAIL lines; $LLAMA_FP8 is the b
 2. independent of llama_fp8 (NumPy float32 arithmetic, ml_dtypes casts; the rules of NUMERICS.md):
    - per-token FP8 activation quantization (vLLM dynamic_per_token_scaled_fp8_quant):
      s = max(absmax / 448, 1 / (448 * 512)), q = e4m3(clip(x / s, -448, 448)), from the norm output it read;
-   - the scaled epilogue from the dumped accumulator: out = bf16(fp32(s_a * fp32(s_b * acc)));
+   - the scaled epilogue from the dumped accumulator: out = bf16(fp32(s_a * fp32(s_b * acc))), and with block
+     scales from the per-group accumulators: r = fp32(r + fp32(fp32(acc_g * s_a) * s_b)) over the groups in order;
    - the FP8 KV cache: codes = e4m3(clip(k / s)), values read = bf16(decode(code) * s);
    - the residual adds: x = bf16(x + o) in float32;
    - layer_XX.npy is the layer's last residual, logits.npy the lm_head output;
@@ -66,8 +67,16 @@ for o in ops:
         acc_f = f.replace(".npy", ".acc.npy")
         if acc_f in byfile:
             acc = load(acc_f); sa = np.load(os.path.join(d, o["inputs"][1])); sb = np.load(os.path.join(d, o["inputs"][3]))
-            if sa.shape == (acc.shape[0], 1) and sb.shape == (acc.shape[1], 1):
+            out = None
+            if acc.ndim == 2 and sa.shape == (acc.shape[0], 1) and sb.shape == (acc.shape[1], 1):   # per token x per channel
                 t = (sb.reshape(1, -1) * acc).astype(np.float32); out = (sa * t).astype(np.float32)
+            elif acc.ndim == 3:   # block scales: r = fp32(r + fp32(fp32(acc_g * s_a[m][g]) * s_b[n / 128][g])), groups in order
+                ng, T, N = acc.shape; out = np.zeros((T, N), np.float32)
+                for g in range(ng):
+                    a_g = sa[:, g:g + 1] if sa.ndim == 2 and sa.shape[1] == ng and ng > 1 else sa.reshape(-1, 1) if sa.size == T else sa.reshape(1, 1)
+                    b_g = (sb[np.arange(N) // 128, g] if sb.ndim == 2 and sb.shape[1] == ng else sb.reshape(-1)).reshape(1, -1)
+                    out = (out + ((acc[g] * a_g).astype(np.float32) * b_g).astype(np.float32)).astype(np.float32)
+            if out is not None:
                 if o["dtype"].startswith("bfloat16"): out = to_bf16(out)
                 if not np.array_equal(out.view(np.uint32), load(f).view(np.uint32)): bad.append(f)
                 n_epi += 1
@@ -107,7 +116,7 @@ for o in ops:
     c = run("cmp", out, f)
     if r.returncode or c.returncode: bad.append(o["file"] + ": " + (r.stderr.strip() or c.stdout.splitlines()[-1]))
     acc_f = o["file"].replace(".npy", ".acc.npy")
-    if acc_f in byfile:
+    if acc_f in byfile and len(byfile[acc_f]["shape"]) == 2:
         r = run("gemm", ins["a"], ins["wq"], "--accum", accum, "-o", out)
         c = run("cmp", out, os.path.join(d, acc_f))
         if r.returncode or c.returncode: bad.append(acc_f)
