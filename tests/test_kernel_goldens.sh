@@ -70,3 +70,6 @@ for p in sorted(glob.glob("tests/golden/scheme_*.safetensors")):
         print(f"FAIL {name}: {'; '.join(bad)}" if bad else f"ok {name}: D [{a.shape[0]}, {b.shape[0]}] f32 and bf16 identical (oracle: {meta.get('oracle', '')[:70]})")
 print(f"# not a quant command rule (FP8 KV cache stores, checked by tests/test_dump_ops.sh): {' '.join(kv_cases)}")
 PYEOF
+# live: compressed-tensors itself on fresh matrices (its group strategy too), when torch and the library are installed
+if python3 -c "import torch, compressed_tensors" 2> /dev/null; then python3 tests/quant_ct_live.py "$B" "$T"
+else echo "skip kernel_ct_live: no torch + compressed-tensors (the committed goldens above still ran)"; fi
