@@ -4,6 +4,7 @@ usage: quant_ct_live.py LLAMA_FP8 TMPDIR. The library is called as llm-compresso
 over the reduced dims (its memoryless min-max observer), calculate_qparams, then the Float/IntQuantizationCompressor;
 random bf16 and fp32 matrices with a zero row, a -0 row, an outlier and a 1e-30 row; per channel, tensor, 128x128 block,
 1xG group (G = 128, 32), INT8 per channel. Codes and scales must be identical."""
+import sys, subprocess, numpy as np, torch, compressed_tensors
 from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
 from compressed_tensors.quantization.utils import calculate_qparams
 from compressed_tensors.compressors.naive_quantized.base import FloatQuantizationCompressor, IntQuantizationCompressor
