@@ -2294,7 +2294,7 @@ static void options_parse(Options *o, int argc, char **argv, const char *cmd, co
     }
 }
 #define SCHEME_OPTS "--allow-nonfinite --cpu --gemm -q --act-format --weight-format --weight-scale --weight-arith --kv --accum --scale-ub --scales --quant-lm-head "
-#define SCHEME_HELP "  schemes (-q): fp32, bf16, fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8\n" \
+#define SCHEME_HELP "  schemes (-q): fp32, bf16, w4a16 (INT4 groups of 128, K a multiple of 128), fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8\n" \
     "  --act-format e4m3|e5m2  --weight-format e4m3|e5m2  --weight-scale channel|tensor (fp8-w)  --weight-arith bf16|fp32\n" \
     "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head\n" \
     "  --allow-nonfinite: run a model holding NaN/Inf weights (refused by default); NaN then propagates and the run stops where it reaches a result\n" \
