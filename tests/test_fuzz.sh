@@ -11,7 +11,7 @@
 # A crash leaves its input in FUZZ_OUT/crash-NAME-*; rerun it with
 #   FUZZ_TARGET=NAME FUZZ_VERBOSE=1 FUZZ_OUT/fuzz_parsers FILE
 set -u
-ALL="json safetensors tiktoken tokjson tok512 tokenizer llama2c config index quant scales"
+ALL="json safetensors tiktoken tokjson tok512 tokenizer llama2c config index quant scales npy"
 TARGETS=${FUZZ_TARGETS:-$ALL}; [ -n "$TARGETS" ] || TARGETS=$ALL
 out=${FUZZ_OUT:-build/tests/fuzz}; mkdir -p "$out"
 RUNS=${FUZZ_RUNS:-}; TIME=${FUZZ_TIME:-1}; JOBS=${FUZZ_JOBS:-1}; SEED=${FUZZ_SEED:-1}
