@@ -763,10 +763,17 @@ static void model_prepare(Model *m, const Scheme *q) {
  * NaN gets a NaN scale (torch.amax propagates it) and NaN codes, one holding ±Inf an Inf scale, its
  * finite elements code 0 and the Inf ones NaN (Inf / Inf). FP8 NaN codes are 0x7F (torch's cast would
  * keep the NaN's sign bit: 0xFF for a negative NaN — a difference in the NaN's sign only). */
+static void quant_blocks(uint8_t *q, float *scale, const Tensor *W, emu_dtype fmt, int bn, int bk, int bf16_arith);
 static void quant_weight(uint8_t *q, float *scale, const Tensor *W, emu_dtype fmt, weight_gran granularity, int bf16_arith) {
     int N = W->rows, K = W->cols;
     int bn = granularity == GRAN_BLOCK ? EMU_BLOCK : granularity == GRAN_TENSOR ? N : 1;
     int bk = granularity == GRAN_BLOCK ? EMU_BLOCK : K;
+    quant_blocks(q, scale, W, fmt, bn, bk, bf16_arith);
+}
+/* The same rule over bn x bk blocks of W (scale[ceil(N/bn)][ceil(K/bk)]): 1 x K per channel, N x K per tensor,
+ * 128 x 128 blocks, 1 x G groups (compressed-tensors "group"; llama_fp8 quant). */
+static void quant_blocks(uint8_t *q, float *scale, const Tensor *W, emu_dtype fmt, int bn, int bk, int bf16_arith) {
+    int N = W->rows, K = W->cols;
     int nbn = (N + bn - 1) / bn, nbk = (K + bk - 1) / bk;
     #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int i = 0; i < nbn; i++) {
@@ -2450,21 +2457,31 @@ static int cmd_ppl(int argc, char **argv) {
     return 0;
 }
 
-/* NumPy .npy (format 1.0): little-endian float32, C order. Written atomically. */
-static void write_npy(const char *path, const float *data, int rows, int cols) {
-    char hdr[128];
-    int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
-    int total = (10 + n + 1 + 63) / 64 * 64;
+/* NumPy .npy (format 1.0), C order, written atomically: descr '<f4' (float32), '<u2' (bfloat16 bits: numpy loads
+ * uint16, .view(ml_dtypes.bfloat16) gives the values), '|u1' (FP8 codes), '|i1' (int8); ndim 0..4. */
+static void write_npy_nd(const char *path, const void *data, const char *descr, int ndim, const int64_t *shape) {
+    char hdr[256], dims[160] = "";
+    size_t n = 1, es = descr[2] - '0';
+    for (int d = 0; d < ndim; d++) {
+        snprintf(dims + strlen(dims), sizeof dims - strlen(dims), d ? " %lld," : "%lld,", (long long)shape[d]);
+        n *= (size_t)shape[d];
+    }
+    if (ndim > 1) dims[strlen(dims) - 1] = 0;   /* (3,) for one dimension, (3, 4) for two */
+    int len = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, dims);
+    int total = (10 + len + 1 + 63) / 64 * 64;
     int hlen = total - 10;
     atomic_file a;
     atomic_open(&a, path);
     fwrite("\x93NUMPY\x01\x00", 1, 8, a.fp);
     fputc(hlen & 255, a.fp); fputc(hlen >> 8, a.fp);
-    fwrite(hdr, 1, n, a.fp);
-    for (int i = n; i < hlen - 1; i++) fputc(' ', a.fp);
+    fwrite(hdr, 1, len, a.fp);
+    for (int i = len; i < hlen - 1; i++) fputc(' ', a.fp);
     fputc('\n', a.fp);
-    fwrite(data, sizeof(float), (size_t)rows * cols, a.fp);
+    fwrite(data, es, n, a.fp);
     atomic_commit(&a);
+}
+static void write_npy(const char *path, const float *data, int rows, int cols) {
+    write_npy_nd(path, data, "<f4", 2, (int64_t[]){rows, cols});
 }
 
 /* NumPy .npy reading (format 1.0, 2.0, 3.0), strict: little-endian '<f4', '<f2', '<u2' / '<V2' (bf16, as
@@ -2640,6 +2657,322 @@ static int cmd_cmp(int argc, char **argv) {
     printf("%s\n", same == a.n ? "identical" : ok ? "within --ulp" : "DIFFERENT");
     free(first); free(first_u); free(a.data); free(b.data);
     return ok ? 0 : 1;
+}
+
+/* ---- kernel checking on .npy files: quant, gemm (--explain); cmp above ---- */
+static emu_dtype parse_kc_format(const char *opt, const char *v) {
+    if (!strcmp(v, "e4m3")) return EMU_E4M3;
+    if (!strcmp(v, "e5m2")) return EMU_E5M2;
+    if (!strcmp(v, "int8")) return EMU_I8;
+    fatal("option %s: expected e4m3, e5m2 or int8, got '%s'", opt, v);
+}
+static const char *kc_format_name(emu_dtype t) { return t == EMU_E4M3 ? "E4M3" : t == EMU_E5M2 ? "E5M2" : t == EMU_I8 ? "INT8" : "fp32"; }
+static void npy_dims(const npy *a, char *b, size_t n) {
+    b[0] = 0;
+    for (int d = 0; d < a->ndim; d++) snprintf(b + strlen(b), n - strlen(b), d ? ", %lld" : "%lld", (long long)a->shape[d]);
+}
+/* A float32 / bfloat16 / float16 array's elements as fp32 (exact). */
+static float *npy_to_f32(const npy *a) {
+    float *f = xmalloc((a->n ? a->n : 1) * sizeof(float));
+    for (size_t i = 0; i < a->n; i++) f[i] = (float)npy_value(a, i);
+    return f;
+}
+/* Rows and columns of a matrix argument: 2-D only. */
+static void npy_matrix(const npy *a, const char *path, const char *cmd, int *rows, int *cols) {
+    char d[80];
+    npy_dims(a, d, sizeof d);
+    if (a->ndim != 2) fatal("%s: %s has shape [%s]; a 2-D matrix [rows, cols] is needed", cmd, path, d);
+    if (!a->shape[0] || !a->shape[1]) fatal("%s: %s is empty (shape [%s])", cmd, path, d);
+    *rows = (int)a->shape[0]; *cols = (int)a->shape[1];
+}
+
+static int cmd_quant(int argc, char **argv) {
+    const char *in = NULL, *prefix = NULL, *gran = "token", *conv = NULL;
+    int G = 128;
+    emu_dtype fmt = EMU_E4M3;
+    double S = 0, ub = 0;
+    int have_s = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: llama_fp8 quant IN.npy -o PREFIX [--granularity token|tensor|channel|group|block] [--group G (128)]\n"
+                   "                      [--format e4m3|e5m2|int8] [--static-scale S] [--scale-ub U] [--convention vllm|compressed-tensors]\n"
+                   "  quantizes a 2-D float32 / bfloat16 (uint16 bits or ml_dtypes V2) / float16 matrix [M, K] exactly as the schemes do;\n"
+                   "  writes PREFIX.q.npy (uint8 FP8 codes, or int8) [M, K] and PREFIX.scale.npy (float32): token and channel [M, 1],\n"
+                   "  tensor [1], group [M, ceil(K/G)], block [ceil(M/128), ceil(K/128)].\n"
+                   "  vllm (default for token, tensor, group): fp32 arithmetic on the exactly converted input; FP8 encode =\n"
+                   "    clamp fmaxf(-fmax, fminf(v, fmax)), round to nearest even (NaN -> +fmax)\n"
+                   "    token: s = max(min(absmax, U) / fmax, 1 / (fmax * 512)), q = fp8(x / s)   (dynamic_per_token_scaled_fp8_quant)\n"
+                   "    tensor: --static-scale S: q = fp8(x * (1 / S)); else s = absmax / fmax, q = fp8(x * (1 / s))\n"
+                   "    group: per row and G columns, s = max(absmax, 1e-10) / fmax, q = fp8(x / s)   (per_token_group_quant_fp8)\n"
+                   "    channel: the token rule on rows (scaled_fp8_quant per channel)\n"
+                   "    int8 (token, channel): s = absmax / 127, q = rne(x * (127 / absmax))   (dynamic_scaled_int8_quant)\n"
+                   "  compressed-tensors (default for channel, block; llm-compressor's min-max observer, symmetric):\n"
+                   "    per row, tensor, 1 x G group or 128 x 128 block: s = absmax / fmax (int8: / 127.5), a zero s -> eps,\n"
+                   "    q = rne(torch.clamp(x / s + 0, -fmax, fmax)) (int8: [-128, 127]); a bfloat16 input is quantized in bf16\n"
+                   "    arithmetic (s and x / s rounded to bf16: the tool on a bf16 model), float32 in fp32; NaN -> NaN scale, code 0x7F\n");
+            return 0;
+        }
+        int more = i + 1 < argc;
+        if (!strcmp(a, "-o") && more) prefix = argv[++i];
+        else if (!strcmp(a, "--granularity") && more) gran = argv[++i];
+        else if (!strcmp(a, "--group") && more) G = (int)parse_long_arg(a, argv[++i], 1, 1 << 24);
+        else if (!strcmp(a, "--format") && more) fmt = parse_kc_format(a, argv[++i]);
+        else if (!strcmp(a, "--static-scale") && more) { S = parse_double_arg(a, argv[++i]); have_s = 1; }
+        else if (!strcmp(a, "--scale-ub") && more) ub = parse_double_arg(a, argv[++i]);
+        else if (!strcmp(a, "--convention") && more) conv = argv[++i];
+        else if (a[0] == '-' && a[1]) fatal("quant: unknown option '%s'%s (see llama_fp8 quant --help)", a, more ? "" : " or missing value");
+        else if (in) fatal("quant: give one input .npy file (got '%s' and '%s')", in, a);
+        else in = a;
+    }
+    if (!in) fatal("quant: give an input .npy file (llama_fp8 quant IN.npy -o PREFIX)");
+    if (!prefix) fatal("quant: -o PREFIX is required (writes PREFIX.q.npy and PREFIX.scale.npy)");
+    static const char *const grans[] = {"token", "tensor", "channel", "group", "block"};
+    int g = -1;
+    for (int k = 0; k < 5; k++) if (!strcmp(gran, grans[k])) g = k;
+    if (g < 0) fatal("quant: --granularity expects token, tensor, channel, group or block, got '%s'", gran);
+    enum { G_TOKEN, G_TENSOR, G_CHANNEL, G_GROUP, G_BLOCK };
+    int ct;
+    if (!conv) ct = g == G_CHANNEL || g == G_BLOCK;
+    else if (!strcmp(conv, "vllm")) ct = 0;
+    else if (!strcmp(conv, "compressed-tensors")) ct = 1;
+    else fatal("quant: --convention expects vllm or compressed-tensors, got '%s'", conv);
+    if (have_s && !(S > 0 && S <= FLT_MAX && (float)S >= FLT_MIN)) fatal("quant: --static-scale must be a positive normal float32, got %g", S);
+    if (have_s && (ct || g != G_TENSOR)) fatal("quant: --static-scale is vLLM's static per-tensor quantization (--granularity tensor --convention vllm)");
+    if (!(ub >= 0 && ub <= FLT_MAX)) fatal("quant: --scale-ub must be a finite number >= 0, got %g", ub);
+    if (ub > 0 && (ct || fmt == EMU_I8 || (g != G_TOKEN && g != G_CHANNEL))) fatal("quant: --scale-ub applies to vLLM's FP8 per-token quantization only");
+    if (!ct && g == G_BLOCK) fatal("quant: vLLM quantizes no 128x128 blocks itself (block weights come from compressed-tensors: --convention compressed-tensors)");
+    if (!ct && fmt == EMU_I8 && g != G_TOKEN && g != G_CHANNEL) fatal("quant: vLLM's INT8 activation quantization is per token (--granularity token); use --convention compressed-tensors for int8 %s", gran);
+    check_writable(prefix, "quant: -o");
+    npy x = npy_load(in);
+    if (x.kind == NPY_U8 || x.kind == NPY_I8) fatal("quant: %s holds %s; give float32, bfloat16 or float16 values", in, npy_kind_name(x.kind));
+    if (ct && x.kind == NPY_F16) fatal("quant: %s is float16; compressed-tensors would compute in float16, which is not modelled: give float32 or bfloat16", in);
+    int M, K;
+    npy_matrix(&x, in, "quant", &M, &K);
+    size_t n = (size_t)M * K;
+    uint8_t *q = xmalloc(n);
+    int64_t sshape[2] = {M, 1};
+    int sdim = 2;
+    const char *rule;
+    float *sc;
+    if (ct) {
+        int bn = g == G_TENSOR ? M : g == G_BLOCK ? EMU_BLOCK : 1, bk = g == G_GROUP ? G : g == G_BLOCK ? EMU_BLOCK : K;
+        int nbn = (M + bn - 1) / bn, nbk = (K + bk - 1) / bk;
+        sc = xmalloc((size_t)nbn * nbk * sizeof(float));
+        Tensor W = {.data = x.data, .dtype = x.kind == NPY_BF16 ? EMU_BF16 : EMU_F32, .rows = M, .cols = K};
+        int keep = allow_nonfinite;
+        allow_nonfinite = 1;   /* torch semantics for NaN (a NaN scale): the user's data, quantized as the tool would */
+        quant_blocks(q, sc, &W, fmt, bn, bk, x.kind == NPY_BF16);
+        allow_nonfinite = keep;
+        if (g == G_TENSOR) sdim = 1, sshape[0] = 1;
+        else sshape[0] = nbn, sshape[1] = nbk;
+        rule = x.kind == NPY_BF16 ? "compressed-tensors, bf16 arithmetic" : "compressed-tensors, fp32 arithmetic";
+    } else {
+        float *xf = npy_to_f32(&x);
+        int ng = (K + G - 1) / G;
+        sc = xmalloc((size_t)M * (g == G_GROUP ? ng : 1) * sizeof(float));
+        if (fmt == EMU_I8) emu_quant_int8_token((int8_t *)q, K, sc, xf, K, M, K);
+        else if (g == G_TOKEN || g == G_CHANNEL) emu_quant_token(q, K, sc, xf, K, M, K, fmt, (float)ub);
+        else if (g == G_GROUP) { emu_quant_group(q, K, sc, xf, K, M, K, G, fmt); sshape[1] = ng; }
+        else if (have_s) { sc[0] = (float)S; emu_quant_tensor(q, K, xf, K, M, K, fmt, sc[0]); }
+        else sc[0] = emu_quant_tensor_dynamic(q, K, xf, K, M, K, fmt);
+        if (g == G_TENSOR) sdim = 1, sshape[0] = 1;
+        rule = g == G_TENSOR ? (have_s ? "vllm static per-tensor" : "vllm dynamic per-tensor") : "vllm";
+        free(xf);
+    }
+    char qp[4096], sp[4096], d[80];
+    snprintf(qp, sizeof qp, "%s.q.npy", prefix);
+    snprintf(sp, sizeof sp, "%s.scale.npy", prefix);
+    write_npy_nd(qp, q, fmt == EMU_I8 ? "|i1" : "|u1", 2, (int64_t[]){M, K});
+    write_npy_nd(sp, sc, "<f4", sdim, sshape);
+    npy_dims(&x, d, sizeof d);
+    char sd[48];
+    if (sdim == 1) snprintf(sd, sizeof sd, "1");
+    else snprintf(sd, sizeof sd, "%lld, %lld", (long long)sshape[0], (long long)sshape[1]);
+    printf("quant: %s %s [%s], %s %s (%s): %s %s [%d, %d], %s float32 [%s]\n", in, npy_kind_name(x.kind), d, gran, kc_format_name(fmt), rule,
+           qp, fmt == EMU_I8 ? "int8" : "uint8", M, K, sp, sd);
+    free(q); free(sc); free(x.data);
+    return 0;
+}
+
+/* A scale array's kind for a GEMM operand of `rows` rows (A: M, B: N): tensor [1] (or a scalar, or [1, 1]),
+ * per row [rows, 1] or [rows], block [ceil(rows/bs), ceil(K/128)] (bs = 1 for A's 1x128 groups, 128 for B's
+ * blocks). A shape that fits both per-row and block (K <= 128) is per row unless `block`. */
+static emu_scale kc_scale_kind(const npy *s, const char *path, const char *which, int rows, int K, int bs, int block) {
+    char d[80];
+    npy_dims(s, d, sizeof d);
+    if (s->kind != NPY_F32) fatal("gemm: %s scale %s is %s; scales are float32", which, path, npy_kind_name(s->kind));
+    for (size_t i = 0; i < s->n; i++) {
+        float v;
+        memcpy(&v, s->data + 4 * i, 4);
+        if (!isfinite(v)) fatal("gemm: %s scale %s holds %s at flat index %zu; scales must be finite", which, path, isnan(v) ? "NaN" : "Inf", i);
+    }
+    int br = (rows + bs - 1) / bs, bk = (K + EMU_BLOCK - 1) / EMU_BLOCK;
+    int is_block = s->ndim == 2 && s->shape[0] == br && s->shape[1] == bk;
+    int is_tensor = s->n == 1 && s->ndim <= 2;
+    int is_row = (s->ndim == 1 && s->shape[0] == rows) || (s->ndim == 2 && s->shape[0] == rows && s->shape[1] == 1);
+    if (block && is_block) return EMU_SCALE_BLOCK;
+    if (is_tensor) return EMU_SCALE_TENSOR;
+    if (is_row) return EMU_SCALE_ROW;
+    if (is_block) return EMU_SCALE_BLOCK;
+    fatal("gemm: %s scale %s has shape [%s]; expected [1] (per tensor), [%d, 1] (per %s) or [%d, %d] (%s)", which, path, d, rows,
+          bs == 1 ? "token" : "channel", br, bk, bs == 1 ? "1x128 groups" : "128x128 blocks");
+}
+/* An operand's element type from its .npy dtype and the --X-format given (NULL: the default). */
+static emu_dtype kc_operand(const npy *a, const char *path, const char *which, const char *format) {
+    emu_dtype f = format ? parse_kc_format(which[0] == 'A' ? "--a-format" : "--b-format", format) : (emu_dtype)-1;
+    switch (a->kind) {
+    case NPY_U8:
+        if (f == EMU_I8) fatal("gemm: %s %s holds uint8 (FP8 codes); int8 operands are saved as int8 (|i1)", which, path);
+        return (int)f < 0 ? EMU_E4M3 : f;
+    case NPY_I8:
+        if ((int)f >= 0 && f != EMU_I8) fatal("gemm: %s %s holds int8; FP8 codes are saved as uint8 (|u1)", which, path);
+        return EMU_I8;
+    default:
+        if (format) fatal("gemm: %s %s holds %s values, not codes: --%c-format does not apply", which, path, npy_kind_name(a->kind), which[0] == 'A' ? 'a' : 'b');
+        return a->kind == NPY_F32 ? EMU_F32 : a->kind == NPY_BF16 ? EMU_BF16 : EMU_F16;
+    }
+}
+/* D (float32 or bf16 bits) against MINE: bit-identical elements (any NaN matches any NaN, as cmp) and those within 1 ulp. */
+static void kc_agree(const void *D, const npy *mine, size_t *same, size_t *near) {
+    *same = *near = 0;
+    for (size_t i = 0; i < mine->n; i++) {
+        int64_t a, b;
+        float x, y;
+        if (mine->kind == NPY_F32) {
+            uint32_t u, v;
+            memcpy(&u, (const char *)D + 4 * i, 4); memcpy(&v, mine->data + 4 * i, 4);
+            memcpy(&x, &u, 4); memcpy(&y, &v, 4);
+            a = u >> 31 ? -(int64_t)(u & 0x7FFFFFFF) : (int64_t)(u & 0x7FFFFFFF);
+            b = v >> 31 ? -(int64_t)(v & 0x7FFFFFFF) : (int64_t)(v & 0x7FFFFFFF);
+        } else {
+            uint16_t u, v;
+            memcpy(&u, (const char *)D + 2 * i, 2); memcpy(&v, mine->data + 2 * i, 2);
+            x = bf16_to_float(u); y = bf16_to_float(v);
+            a = u >> 15 ? -(int64_t)(u & 0x7FFF) : (int64_t)(u & 0x7FFF);
+            b = v >> 15 ? -(int64_t)(v & 0x7FFF) : (int64_t)(v & 0x7FFF);
+        }
+        if (isnan(x) || isnan(y)) { if (isnan(x) && isnan(y)) { (*same)++; (*near)++; } continue; }
+        if (a == b) (*same)++;
+        if (a - b <= 1 && b - a <= 1) (*near)++;
+    }
+}
+
+static int cmd_gemm(int argc, char **argv) {
+    const char *files[2] = {NULL, NULL}, *out = NULL, *sa_path = NULL, *sb_path = NULL, *afmt = NULL, *bfmt = NULL, *explain = NULL, *dout = NULL;
+    int accum = -1, block = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: llama_fp8 gemm A.npy B.npy -o D.npy [--a-scale SA.npy] [--b-scale SB.npy] [--a-format e4m3|e5m2|int8] [--b-format ...]\n"
+                   "                     [--accum exact|fp32|hopper|ada|cublaslt|fast] [--out f32|bf16] [--block] [--explain MINE.npy]\n"
+                   "  D = A . B^T with the scaled epilogue of the schemes (emu/emu.h), A [M, K], B [N, K] (one row per output feature).\n"
+                   "  A, B: uint8 FP8 codes (--X-format e4m3, the default, or e5m2) or int8 (|i1; int32 accumulation, exact);\n"
+                   "    A may hold float32 / bfloat16 / float16 values (weight-only: converted exactly, --accum fp32 or fast).\n"
+                   "  scales (float32): A [1] per tensor, [M, 1] per token, [M, ceil(K/128)] per 1x128 group;\n"
+                   "    B [1], [N, 1] per channel, [ceil(N/128), ceil(K/128)] per 128x128 block; absent = 1.\n"
+                   "    per row and block read alike when K <= 128: per row unless --block.\n"
+                   "  epilogue: t = fp32(s_b . acc), D = round_out(s_a . t); block scales: per group of 128 k,\n"
+                   "    D_acc = fp32(D_acc + fp32(fp32(acc_g . s_a) . s_b)) in group order; round_out: exact (f32) or RNE (bf16).\n"
+                   "  --accum (default exact; fp32 for float A): exact = the exact sum rounded once; fp32 = fmaf in k order;\n"
+                   "    hopper / ada = tensor-core block FMA (32 / 16 products, 13 fraction bits, truncation); cublaslt = hopper\n"
+                   "    promoted to fp32 every 128 k; fast = pairs in VDPBF16PS order.\n"
+                   "  D.npy: float32 [M, N], or with --out bf16 uint16 bf16 bits (numpy: .view(ml_dtypes.bfloat16)).\n"
+                   "  --explain MINE.npy: run every accumulation model on these inputs and report the share of MINE's elements\n"
+                   "    (float32 or bf16 bits [M, N]) each reproduces bit for bit; exit 0 when one reproduces all of them.\n");
+            return 0;
+        }
+        int more = i + 1 < argc;
+        if (!strcmp(a, "-o") && more) out = argv[++i];
+        else if (!strcmp(a, "--a-scale") && more) sa_path = argv[++i];
+        else if (!strcmp(a, "--b-scale") && more) sb_path = argv[++i];
+        else if (!strcmp(a, "--a-format") && more) afmt = argv[++i];
+        else if (!strcmp(a, "--b-format") && more) bfmt = argv[++i];
+        else if (!strcmp(a, "--out") && more) dout = argv[++i];
+        else if (!strcmp(a, "--explain") && more) explain = argv[++i];
+        else if (!strcmp(a, "--block")) block = 1;
+        else if (!strcmp(a, "--accum") && more) {
+            accum = emu_accum_from_name(argv[++i]);
+            if (accum < 0) fatal("gemm: --accum expects exact, fp32, hopper, ada, cublaslt or fast, got '%s'", argv[i]);
+        } else if (a[0] == '-' && a[1]) fatal("gemm: unknown option '%s'%s (see llama_fp8 gemm --help)", a, more ? "" : " or missing value");
+        else if (files[1]) fatal("gemm: give two operand files A.npy B.npy (got a third, '%s')", a);
+        else files[files[0] ? 1 : 0] = a;
+    }
+    if (!files[1]) fatal("gemm: give two operand files: llama_fp8 gemm A.npy B.npy -o D.npy");
+    if (!out && !explain) fatal("gemm: -o D.npy is required (or --explain MINE.npy)");
+    if (dout && strcmp(dout, "f32") && strcmp(dout, "bf16")) fatal("gemm: --out expects f32 or bf16, got '%s'", dout);
+    if (out) check_writable(out, "gemm: -o");
+    npy A = npy_load(files[0]), Bm = npy_load(files[1]);
+    int M, K, N, KB;
+    npy_matrix(&A, files[0], "gemm", &M, &K);
+    npy_matrix(&Bm, files[1], "gemm", &N, &KB);
+    if (K != KB) fatal("gemm: A is [%d, %d] and B [%d, %d]: K differs (B is stored [N, K], one row per output feature)", M, K, N, KB);
+    emu_dtype at = kc_operand(&A, files[0], "A", afmt), bt = kc_operand(&Bm, files[1], "B", bfmt);
+    float *Af = NULL;
+    if (at == EMU_BF16 || at == EMU_F16) { Af = npy_to_f32(&A); at = EMU_F32; }   /* weight-only activations: exactly fp32 */
+    if (at == EMU_F32 && sa_path) fatal("gemm: A holds values (weight-only GEMM): --a-scale does not apply");
+    if ((bt == EMU_F32 || bt == EMU_BF16 || bt == EMU_F16) && sb_path) fatal("gemm: B holds values, not codes: --b-scale does not apply");
+    if (accum < 0) accum = at == EMU_F32 ? EMU_ACC_FP32 : EMU_ACC_EXACT;
+    npy SA = {0}, SB = {0};
+    emu_gemm_desc g = {.M = M, .N = N, .K = K, .a_type = at, .A = Af ? (const void *)Af : A.data, .lda = K,
+                       .b_type = bt, .B = Bm.data, .ldb = K, .d_type = EMU_F32, .ldd = N, .accum = (emu_accum)accum};
+    if (sa_path) { SA = npy_load(sa_path); g.a_scale_kind = kc_scale_kind(&SA, sa_path, "A", M, K, 1, block); g.a_scale = (const float *)SA.data; }
+    if (sb_path) { SB = npy_load(sb_path); g.b_scale_kind = kc_scale_kind(&SB, sb_path, "B", N, K, EMU_BLOCK, block); g.b_scale = (const float *)SB.data; }
+    npy mine = {0};
+    if (explain) {
+        mine = npy_load(explain);
+        char d[80];
+        npy_dims(&mine, d, sizeof d);
+        if (mine.kind != NPY_F32 && mine.kind != NPY_BF16) fatal("gemm: --explain %s is %s; a GEMM output is float32 or bf16 bits (uint16)", explain, npy_kind_name(mine.kind));
+        if (mine.ndim != 2 || mine.shape[0] != M || mine.shape[1] != N) fatal("gemm: --explain %s has shape [%s]; this GEMM gives [%d, %d]", explain, d, M, N);
+        if (dout && (mine.kind == NPY_BF16) != !strcmp(dout, "bf16")) fatal("gemm: --out %s, but --explain %s holds %s", dout, explain, npy_kind_name(mine.kind));
+        if (mine.kind == NPY_BF16) dout = "bf16";
+    }
+    if (dout && !strcmp(dout, "bf16")) g.d_type = EMU_BF16;
+    size_t es = g.d_type == EMU_F32 ? 4 : 2, n = (size_t)M * N;
+    void *D = xmalloc(n * es + 4);
+    g.D = D;
+    const char *why = emu_gemm_check(&g);
+    if (why && !(explain && !out)) fatal("gemm: %s (A %s, B %s, --accum %s)", why, kc_format_name(at), bt == EMU_F32 || bt == EMU_BF16 || bt == EMU_F16 ? dtype_name(bt) : kc_format_name(bt), emu_accum_names[accum]);
+    static const char *const kna[] = {"none", "per tensor", "per token", "1x128 groups"}, *const knb[] = {"none", "per tensor", "per channel", "128x128 blocks"};
+    if (out) {
+        emu_gemm(&g);
+        write_npy_nd(out, D, g.d_type == EMU_F32 ? "<f4" : "<u2", 2, (int64_t[]){M, N});
+        printf("gemm: [%d, %d] x [%d, %d]^T, A %s (scale %s), B %s (scale %s), --accum %s%s: %s %s [%d, %d]\n", M, K, N, K, kc_format_name(at),
+               kna[g.a_scale_kind], bt == EMU_F32 || bt == EMU_BF16 || bt == EMU_F16 ? dtype_name(bt) : kc_format_name(bt), knb[g.b_scale_kind],
+               emu_accum_names[accum], at == EMU_I8 ? " (INT8: int32, exact)" : "", out, g.d_type == EMU_F32 ? "float32" : "bf16 (uint16 bits)", M, N);
+    }
+    int rc = 0;
+    if (explain) {
+        printf("explain: %s, %s [%d, %d], against every accumulation model on %s . %s^T\n", explain, g.d_type == EMU_F32 ? "float32" : "bf16", M, N, files[0], files[1]);
+        printf("  %-9s %22s %22s\n", "model", "bit-identical", "within 1 ulp");
+        int best = -1;
+        size_t best_same = 0, all_same[EMU_ACC_COUNT] = {0};
+        for (int m = 0; m < EMU_ACC_COUNT; m++) {
+            g.accum = (emu_accum)m;
+            const char *w = emu_gemm_check(&g);
+            if (w) { printf("  %-9s   n/a: %s\n", emu_accum_names[m], w); continue; }
+            emu_gemm(&g);
+            size_t same, near;
+            kc_agree(D, &mine, &same, &near);
+            printf("  %-9s %12zu %8.3f %% %12zu %8.3f %%\n", emu_accum_names[m], same, 100.0 * same / n, near, 100.0 * near / n);
+            all_same[m] = same;
+            if (best < 0 || same > best_same) { best = m; best_same = same; }
+        }
+        if (at == EMU_I8) printf("  (INT8 accumulates in int32: every model is exact)\n");
+        if (best >= 0 && best_same == n) {
+            int ties = 0;
+            for (int m = 0; m < EMU_ACC_COUNT; m++) ties += all_same[m] == n;
+            printf("best: ");
+            for (int m = 0, k = 0; m < EMU_ACC_COUNT; m++) if (all_same[m] == n) printf("%s%s", k++ ? ", " : "", emu_accum_names[m]);
+            printf(ties > 1 ? " reproduce every element (they agree on these inputs: inputs where they differ tell them apart)\n" : " reproduces every element\n");
+        } else {
+            printf("best: %s, %.3f %% of the elements; no model reproduces them all\n", best < 0 ? "none" : emu_accum_names[best], best < 0 ? 0.0 : 100.0 * best_same / n);
+            rc = 1;
+        }
+    }
+    free(D); free(Af); free(A.data); free(Bm.data); free(SA.data); free(SB.data); free(mine.data);
+    return rc;
 }
 
 static int cmd_dump(int argc, char **argv) {
@@ -4134,6 +4467,8 @@ static const struct {
     {"ppl", cmd_ppl, "perplexity of a model on a text file"},
     {"dump", cmd_dump, "write logits and per-layer residuals as .npy files"},
     {"cmp", cmd_cmp, "compare two .npy arrays: bit-identical share, ulp histogram, worst elements (kernel checking)"},
+    {"quant", cmd_quant, "quantize a .npy matrix as the schemes do: FP8 / INT8 codes and scales (kernel checking)"},
+    {"gemm", cmd_gemm, "scaled FP8 / INT8 GEMM of .npy codes with any accumulation model; --explain names your kernel's"},
     {"generate", cmd_generate, "greedy / sampled text generation"},
     {"export", cmd_export, "write a compressed-tensors FP8 checkpoint (what llm-compressor writes, vLLM loads)"},
     {"calibrate", cmd_calibrate, "static activation and KV scales from calibration text (scales.json)"},
