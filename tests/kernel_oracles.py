@@ -526,7 +526,7 @@ def fp32_acc(Av, Bv):
 
 def fma32(a, b, c):
     """float32 fmaf on arrays, for products that are not exact in float32 (weight-only: fp32 A x FP8 B).
-    a·b is exact in float64 (24 + 4 significant bits); the sum acc + a·b is rounded to float64 by rounding
+    a·b is exact in float64 (24 + 4 significant bits; float B: 24 + 24 <= 53); acc + a·b is rounded to float64 by rounding
     to odd (TwoSum error, then the odd neighbour), then to float32: correct, since 53 >= 2·24 + 2."""
     p = a.astype(np.float64) * b.astype(np.float64)
     c64 = c.astype(np.float64)
@@ -876,6 +876,24 @@ def check_gemm_fp32():
             n, i = same_bits(got, want)
             fail(name, "%d differ; first %s: got %s want %s" % (n, i, f32_hex(got[i]), f32_hex(want[i]))) if n else \
                 ok(name, "%s A x E4M3 B: the fmaf chain (emulated exactly: float64 product, round-to-odd sum)" % at)
+    # outside the specification (B is FP8 codes or int8 there): the binary also takes a float32 / bf16 B
+    # with a float A (emu's weight-only GEMM takes B of any stored type); its result must still be the chain
+    for bt in ("f32", "bf16"):
+        name = "gemm_float_a_float_b_%s" % bt
+        if not wanted(name):
+            continue
+        r = np.random.default_rng(29)
+        A = (r.standard_normal((3, 77)) * 10.0 ** r.uniform(-3, 3, (3, 1))).astype(F32)
+        Bf = (r.standard_normal((4, 77)) * 10.0 ** r.uniform(-3, 3, (4, 1))).astype(F32)
+        B = Bf if bt == "f32" else Bf.astype(BF16)
+        want = fp32_acc_fma(A, np.asarray(B).astype(F32))
+        got, err = gemm_cli(name, A, B, "f32", bt, accum="fp32")
+        if err:
+            skip(name, "not accepted (the specification has FP8 / int8 B only): " + err[:120])
+            continue
+        n, i = same_bits(got, want)
+        fail(name, "%d differ; first %s: got %s want %s" % (n, i, f32_hex(got[i]), f32_hex(want[i]))) if n else \
+            ok(name, "float32 A x %s B (accepted, though outside the specification): the fmaf chain" % bt)
     name = "oracle_fma32"
     if wanted(name):   # the fmaf emulation against Fraction arithmetic on random and tie-making inputs
         r = np.random.default_rng(23)
