@@ -1389,6 +1389,206 @@ static const char *nonfinite_origin(const Model *m, const Scheme *q, const int *
     return b;
 }
 
+/* The op dump (dump --ops): the CPU backend, every op's output written to DIR as .npy, named by layer and
+ * site (L03.q_proj.npy), with the files each op read, in an index (DIR/ops.json). Inputs are the outputs
+ * of the op before, found by the buffer they were written to. */
+static void write_npy_nd(const char *path, const void *data, const char *descr, int ndim, const int64_t *shape);
+static const char *kc_format_name(emu_dtype t) { return t == EMU_E4M3 ? "E4M3" : t == EMU_E5M2 ? "E5M2" : t == EMU_I8 ? "INT8" : "fp32"; }
+typedef struct { char file[48], op[16], in[4][48], desc[192]; int layer, ndim; int64_t shape[3]; const char *dtype; } OpRec;
+static struct {
+    const Model *m; const Scheme *q; const char *dir; int weights, layer, seen[4];   /* seen: rmsnorm, rope, kv_store, residual calls in this layer */
+    const void *buf[16]; char name[16][48];                         /* which file holds each buffer's current value */
+    OpRec *rec; int n, cap;
+} od;
+static const char *od_name_of(const void *p) {
+    for (int i = 0; i < 16; i++) if (od.buf[i] == p) return od.name[i];
+    return "";
+}
+static void od_set(const void *p, const char *file) {
+    int i = 0;
+    while (i < 15 && od.buf[i] && od.buf[i] != p) i++;
+    od.buf[i] = p;
+    snprintf(od.name[i], sizeof od.name[i], "%s", file);
+}
+static int od_count(RunState *s, int k) {   /* the k-th kind of op: how many times it ran before in this layer */
+    if (s->layer != od.layer) { od.layer = s->layer; memset(od.seen, 0, sizeof od.seen); }
+    return od.seen[k]++;
+}
+/* Writes DIR/<prefix><name>.npy and records it; in: up to 4 input files (NULL ends). Returns the file name. */
+static const char *od_write3(RunState *s, const char *name, const char *op, const void *data, const char *descr, int ndim, int64_t r, int64_t c, int64_t c2,
+                            const char *desc, const char *in0, const char *in1, const char *in2, const char *in3) {
+    if (od.n == od.cap) { od.cap = od.cap ? 2 * od.cap : 256; od.rec = xrealloc(od.rec, od.cap * sizeof *od.rec); }
+    OpRec *e = &od.rec[od.n++];
+    memset(e, 0, sizeof *e);
+    e->layer = s->layer < od.m->c.n_layers ? s->layer : -1;
+    if (e->layer >= 0) snprintf(e->file, sizeof e->file, "L%02d.%s.npy", e->layer, name);
+    else snprintf(e->file, sizeof e->file, "%s.npy", name);
+    snprintf(e->op, sizeof e->op, "%s", op);
+    snprintf(e->desc, sizeof e->desc, "%s", desc);
+    const char *ins[4] = {in0, in1, in2, in3};
+    for (int i = 0; i < 4; i++) if (ins[i]) snprintf(e->in[i], sizeof e->in[i], "%s", ins[i]);
+    e->ndim = ndim; e->shape[0] = r; e->shape[1] = c; e->shape[2] = c2;
+    uint16_t *h = NULL;
+    if (!strcmp(descr, "act")) {   /* an activation: bf16 bits in bf16 schemes (every op rounds to bf16 there), else float32 */
+        size_t n = (size_t)r * (ndim == 2 ? c : 1);
+        const float *f = data;
+        descr = "<f4";
+        if (od.q->kind != SCHEME_FP32) {
+            h = xmalloc(2 * n + 2);
+            for (size_t i = 0; i < n && h; i++) {
+                h[i] = bf16_from_float(f[i]);
+                if (!isnan(f[i]) && bf16_to_float(h[i]) != f[i]) { free(h); h = NULL; }   /* not a bf16 value: kept as float32 */
+            }
+            if (h) { data = h; descr = "<u2"; }
+        }
+    }
+    e->dtype = !strcmp(descr, "<f4") ? "float32" : !strcmp(descr, "<u2") ? "bfloat16 (uint16 bits)" : !strcmp(descr, "|u1") ? "uint8" : "int8";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", od.dir, e->file);
+    write_npy_nd(path, data, descr, ndim, e->shape);
+    free(h);
+    return e->file;
+}
+static const char *od_write(RunState *s, const char *name, const char *op, const void *data, const char *descr, int ndim, int64_t r, int64_t c,
+                           const char *desc, const char *in0, const char *in1, const char *in2, const char *in3) {
+    return od_write3(s, name, op, data, descr, ndim, r, c, 0, desc, in0, in1, in2, in3);
+}
+static const char *od_linear_name(const Tensor *W, const char **hf) {
+    static const char *const names[7] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    static const char *const mods[7] = {"self_attn", "self_attn", "self_attn", "self_attn", "mlp", "mlp", "mlp"};
+    static char b[96];
+    for (int l = 0; l < od.m->c.n_layers; l++) {
+        const Layer *L = &od.m->layers[l];
+        const Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) if (W == ts[i]) { snprintf(b, sizeof b, "model.layers.%d.%s.%s.weight", l, mods[i], names[i]); *hf = b; return names[i]; }
+    }
+    *hf = "lm_head.weight";
+    return "lm_head";
+}
+static void od_embed(RunState *s, const Model *m, const Scheme *q, float *x, const int *ids, int T) {
+    embed_tokens(s, m, q, x, ids, T);
+    od_set(x, od_write(s, "embed", "embed", x, "act", 2, T, m->c.dim, "token embeddings (rows of embed_tokens, exact)", NULL, NULL, NULL, NULL));
+}
+static void od_rmsnorm(RunState *s, const Scheme *q, float *out, const float *x, const float *w, int T, int n, float eps) {
+    rmsnorm(q, out, x, w, T, n, eps);
+    int k = od_count(s, 0);
+    const char *nm = s->layer >= od.m->c.n_layers ? "final_norm" : k ? "ffn_norm" : "attn_norm";
+    od_set(out, od_write(s, nm, "rmsnorm", out, "act", 2, T, n, "RMSNorm output (LlamaRMSNorm, weight applied)", od_name_of(x), NULL, NULL, NULL));
+}
+static QAct od_quantize_act(RunState *s, const Scheme *q, const float *x, int T, int K, int layer, int site) {
+    QAct a = quantize_act(s, q, x, T, K, layer, site);
+    if (a.fmt == EMU_F32) return a;
+    char nq[32], ns[32], d[192];
+    snprintf(nq, sizeof nq, "%s.act.q", site_names[site]);
+    snprintf(ns, sizeof ns, "%s.act.scale", site_names[site]);
+    int ng = (K + EMU_BLOCK - 1) / EMU_BLOCK;
+    snprintf(d, sizeof d, "%s input quantized (%s codes, scheme %s)", site_names[site], kc_format_name(a.fmt), q->name);
+    const char *fq = od_write(s, nq, "quantize", a.codes, a.fmt == EMU_I8 ? "|i1" : "|u1", 2, T, K, d, od_name_of(x), NULL, NULL, NULL);
+    char fqc[48];
+    snprintf(fqc, sizeof fqc, "%s", fq);
+    const char *fs = a.kind == EMU_SCALE_TENSOR ? od_write(s, ns, "quantize", a.scales, "<f4", 1, 1, 0, "its scale [1] (per tensor)", od_name_of(x), NULL, NULL, NULL)
+                   : a.kind == EMU_SCALE_BLOCK ? od_write(s, ns, "quantize", a.scales, "<f4", 2, T, ng, "its scales [T, ceil(K/128)] (1x128 groups)", od_name_of(x), NULL, NULL, NULL)
+                                               : od_write(s, ns, "quantize", a.scales, "<f4", 2, T, 1, "its scales [T, 1] (per token)", od_name_of(x), NULL, NULL, NULL);
+    od_set(a.codes, fqc);
+    od_set(a.scales, fs);
+    return a;
+}
+static void od_linear(RunState *s, const Scheme *q, float *out, const float *in, int T, const Tensor *W, int quantized, const QAct *a) {
+    linear(s, q, out, in, T, W, quantized, a);
+    const char *hf, *nm = od_linear_name(W, &hf);
+    int N = W->rows, K = W->cols, quant = scheme_quantizes(q) && quantized;
+    char wq[48] = "", ws[48] = "", acc[48] = "", d[192];
+    char ain[48], ascale[48];
+    snprintf(ain, sizeof ain, "%s", a->fmt != EMU_F32 ? od_name_of(a->codes) : od_name_of(in));
+    snprintf(ascale, sizeof ascale, "%s", a->fmt != EMU_F32 ? od_name_of(a->scales) : "");
+    if (quant) {
+        QWeight w = scheme_weight(q, W);
+        if (od.weights) {
+            char n1[48], n2[48];
+            snprintf(n1, sizeof n1, "%s.w.q", nm); snprintf(n2, sizeof n2, "%s.w.scale", nm);
+            snprintf(d, sizeof d, "%s as the GEMM reads it (%s codes)", hf, kc_format_name(w.dtype));
+            snprintf(wq, sizeof wq, "%s", od_write(s, n1, "weight", w.data, w.dtype == EMU_I8 ? "|i1" : "|u1", 2, N, K, d, NULL, NULL, NULL, NULL));
+            int nb = (N + EMU_BLOCK - 1) / EMU_BLOCK, kb = (K + EMU_BLOCK - 1) / EMU_BLOCK;
+            if (w.gran == GRAN_TENSOR) snprintf(ws, sizeof ws, "%s", od_write(s, n2, "weight", w.scale, "<f4", 1, 1, 0, "its scale [1]", NULL, NULL, NULL, NULL));
+            else if (w.gran == GRAN_BLOCK) snprintf(ws, sizeof ws, "%s", od_write(s, n2, "weight", w.scale, "<f4", 2, nb, kb, "its scales [ceil(N/128), ceil(K/128)]", NULL, NULL, NULL, NULL));
+            else snprintf(ws, sizeof ws, "%s", od_write(s, n2, "weight", w.scale, "<f4", 2, N, 1, "its scales [N, 1] (per channel)", NULL, NULL, NULL, NULL));
+        }
+        {   /* the accumulator before the epilogue: one [T, N] matrix, or with block scales one per group of 128 k, [ceil(K/128), T, N] */
+            int blk = a->kind == EMU_SCALE_BLOCK || w.gran == GRAN_BLOCK, ng = blk ? (K + EMU_BLOCK - 1) / EMU_BLOCK : 1;
+            float *r = xmalloc((size_t)ng * T * N * sizeof(float));
+            for (int gi = 0; gi < ng; gi++) {
+                int k0 = gi * EMU_BLOCK, kn = blk ? (K - k0 < EMU_BLOCK ? K - k0 : EMU_BLOCK) : K;
+                const uint8_t *Bk = (const uint8_t *)w.data + (size_t)k0 * dtype_size(w.dtype);
+                emu_gemm_desc g = {.M = T, .N = N, .K = kn, .b_type = w.dtype, .B = Bk, .ldb = K, .d_type = EMU_F32, .D = r + (size_t)gi * T * N, .ldd = N, .accum = q->accum};
+                if (a->fmt == EMU_F32) { g.a_type = EMU_F32; g.A = in + k0; g.lda = K; }
+                else { g.a_type = a->fmt; g.A = a->codes + (size_t)k0 * dtype_size(a->fmt); g.lda = K; }
+                emu_gemm(&g);
+            }
+            char n1[48];
+            snprintf(n1, sizeof n1, "%s.acc", nm);
+            snprintf(d, sizeof d, "%s accumulator%s before the epilogue (--accum %s, scales not applied)", nm, blk ? "s of each group of 128 k," : "",
+                     emu_accum_names[a->fmt == EMU_I8 ? EMU_ACC_EXACT : q->accum]);
+            snprintf(acc, sizeof acc, "%s", blk ? od_write3(s, n1, "gemm", r, "<f4", 3, ng, T, N, d, ain, wq[0] ? wq : NULL, NULL, NULL)
+                                                : od_write(s, n1, "gemm", r, "<f4", 2, T, N, d, ain, wq[0] ? wq : NULL, NULL, NULL));
+            free(r);
+        }
+        snprintf(d, sizeof d, "%s output after the epilogue (scales applied, rounded to the activation dtype)", nm);
+    } else snprintf(d, sizeof d, "%s output (%s GEMM on %s, rounded to the activation dtype)", nm, "fp32 fmaf", hf);
+    od_set(out, od_write(s, nm, "linear", out, "act", 2, T, N, d, ain, ascale[0] ? ascale : NULL, wq[0] ? wq : NULL, ws[0] ? ws : NULL));
+}
+static void od_rope(RunState *s, const Scheme *q, float *x, int T, int nh, int hd, const float *cosv, const float *sinv) {
+    char in[48];
+    snprintf(in, sizeof in, "%s", od_name_of(x));
+    rope(s, q, x, T, nh, hd, cosv, sinv);
+    int k = od_count(s, 1);
+    od_set(x, od_write(s, k ? "k_rope" : "q_rope", "rope", x, "act", 2, T, (int64_t)nh * hd, k ? "keys after RoPE" : "queries after RoPE", in, NULL, NULL, NULL));
+}
+static void od_kv_store(RunState *s, const Scheme *q, float *dst, const float *src, size_t n, float sc) {
+    kv_store(s, q, dst, src, n, sc);
+    int k = od_count(s, 2), kvd = od.m->c.n_kv_heads * od.m->c.head_dim;
+    int64_t T = (int64_t)(n / kvd);
+    const char *in = od_name_of(src);
+    char in_c[48];
+    snprintf(in_c, sizeof in_c, "%s", in);
+    if (q->kv != EMU_F32) {
+        uint8_t *codes = xmalloc(n + 1);
+        for (size_t i = 0; i < n; i++) codes[i] = emu_fp8_encode_vllm(src[i] / sc, q->kv);
+        char nm[32], d[192];
+        snprintf(nm, sizeof nm, "%s_cache.q", k ? "v" : "k");
+        snprintf(d, sizeof d, "%s cache as stored: %s codes of x / s (vLLM fp8 KV cache), s in %s_cache.scale", k ? "V" : "K", kc_format_name(q->kv), k ? "v" : "k");
+        od_write(s, nm, "kv_store", codes, "|u1", 2, T, kvd, d, in_c, NULL, NULL, NULL);
+        snprintf(nm, sizeof nm, "%s_cache.scale", k ? "v" : "k");
+        od_write(s, nm, "kv_store", &sc, "<f4", 1, 1, 0, "the KV scale s [1]", NULL, NULL, NULL, NULL);
+        free(codes);
+    }
+    od_write(s, k ? "v_cache" : "k_cache", "kv_store", dst, "act", 2, T, kvd, "the cache as attention reads it (this call's positions)", in_c, NULL, NULL, NULL);
+}
+static void od_attention(RunState *s, const Scheme *q, float *qbuf, const float *kc, const float *vc, int T, int pos0, int nh, int nkv, int hd, float scale) {
+    char in[48];
+    snprintf(in, sizeof in, "%s", od_name_of(qbuf));
+    attention(s, q, qbuf, kc, vc, T, pos0, nh, nkv, hd, scale);
+    char kf[48], vf[48];
+    snprintf(kf, sizeof kf, "L%02d.k_cache.npy", s->layer); snprintf(vf, sizeof vf, "L%02d.v_cache.npy", s->layer);
+    od_set(qbuf, od_write(s, "attn", "attention", qbuf, "act", 2, T, (int64_t)nh * hd, "causal GQA attention output (heads concatenated)", in, kf, vf, NULL));
+}
+static void od_swiglu(RunState *s, const Scheme *q, float *hb, const float *hb2, size_t n) {
+    char in[48];
+    snprintf(in, sizeof in, "%s", od_name_of(hb));
+    swiglu(s, q, hb, hb2, n);
+    int hid = od.m->c.hidden_dim;
+    od_set(hb, od_write(s, "swiglu", "swiglu", hb, "act", 2, (int64_t)(n / hid), hid, "silu(gate) * up", in, od_name_of(hb2), NULL, NULL));
+}
+static void od_residual(RunState *s, const Scheme *q, float *x, const float *xo, size_t n) {
+    char in[48];
+    snprintf(in, sizeof in, "%s", od_name_of(x));
+    residual(s, q, x, xo, n);
+    int k = od_count(s, 3), dim = od.m->c.dim;
+    od_set(x, od_write(s, k ? "mlp_residual" : "attn_residual", "residual", x, "act", 2, (int64_t)(n / dim), dim, "the residual stream after the add", in, od_name_of(xo), NULL, NULL));
+}
+static Acts od_begin(RunState *s, const Model *m, const Scheme *q) { od.m = m; od.q = q; od.layer = -2; s->layer = -1; return host_acts(s, m, q); }
+static const Backend ops_backend = {"op-dump", od_begin, host_copy, host_copy, od_embed, od_rmsnorm, od_quantize_act, od_linear,
+                                    od_rope, od_kv_store, od_attention, od_swiglu, od_residual, NULL};
+
 /* The GPU path. `make CUDA=1` compiles cuda_kernels.cu with nvcc and defines LLAMA_FP8_CUDA; the
  * kernels there are the GPU twins of emu/ (quantization, GEMMs) and of forward()'s elementwise ops.
  * At run time a CUDA build uses a GPU of compute capability 8.9 (Ada) or 9.x (Hopper) when one is
@@ -1985,7 +2185,7 @@ static void runstate_use_device(RunState *s) {
 /* Common options of the commands that run a model. */
 typedef struct {
     const char *model, *tokenizer, *text_file, *scheme, *protocol, *ids, *prompt, *out, *compare, *json, *scales_file;
-    int ctx, chunks, progress, synthetic, n_new, bos, special;
+    int ctx, chunks, progress, synthetic, n_new, bos, special, ops, ops_weights;
     float temp;
     unsigned long long seed;
     SchemeOptions so;
@@ -2009,6 +2209,8 @@ static void options_parse(Options *o, int argc, char **argv, const char *cmd, co
         if (!strcmp(a, "--synthetic")) { o->synthetic = 1; continue; }
         if (!strcmp(a, "--bos")) { o->bos = 1; continue; }
         if (!strcmp(a, "--special")) { o->special = 1; continue; }
+        if (!strcmp(a, "--ops")) { o->ops = 1; continue; }
+        if (!strcmp(a, "--ops-weights")) { o->ops = o->ops_weights = 1; continue; }
         if (!strcmp(a, "--quant-lm-head")) { o->so.quant_lm_head = 1; continue; }
         if (!strcmp(a, "--cpu")) { gpu_set_force_cpu(1); continue; }
         if (!strcmp(a, "--allow-nonfinite")) { allow_nonfinite = 1; continue; }
@@ -2666,7 +2868,6 @@ static emu_dtype parse_kc_format(const char *opt, const char *v) {
     if (!strcmp(v, "int8")) return EMU_I8;
     fatal("option %s: expected e4m3, e5m2 or int8, got '%s'", opt, v);
 }
-static const char *kc_format_name(emu_dtype t) { return t == EMU_E4M3 ? "E4M3" : t == EMU_E5M2 ? "E5M2" : t == EMU_I8 ? "INT8" : "fp32"; }
 static void npy_dims(const npy *a, char *b, size_t n) {
     b[0] = 0;
     for (int d = 0; d < a->ndim; d++) snprintf(b + strlen(b), n - strlen(b), d ? ", %lld" : "%lld", (long long)a->shape[d]);
@@ -2977,9 +3178,13 @@ static int cmd_gemm(int argc, char **argv) {
 
 static int cmd_dump(int argc, char **argv) {
     Options o;
-    options_parse(&o, argc, argv, "dump", "-m --tokenizer --ids -p -o --synthetic " SCHEME_OPTS,
-                  "-m MODEL (--ids \"128000,9906,1917\" | -p TEXT) -o DIR [-q SCHEME (bf16, as ppl)] [--tokenizer FILE]\n"
-                  "  writes DIR/logits.npy (float32 [tokens, vocab]) and DIR/layer_XX.npy (residual stream after layer XX, [tokens, dim])\n" SCHEME_HELP);
+    options_parse(&o, argc, argv, "dump", "-m --tokenizer --ids -p -o --synthetic --ops --ops-weights " SCHEME_OPTS,
+                  "-m MODEL (--ids \"128000,9906,1917\" | -p TEXT) -o DIR [-q SCHEME (bf16, as ppl)] [--tokenizer FILE] [--ops] [--ops-weights]\n"
+                  "  writes DIR/logits.npy (float32 [tokens, vocab]) and DIR/layer_XX.npy (residual stream after layer XX, [tokens, dim])\n"
+                  "  --ops: also every op of forward() on the CPU, as .npy named by layer and site (L00.attn_norm, L00.qkv.act.q / .scale,\n"
+                  "    L00.q_proj.acc (accumulator before the epilogue), L00.q_proj, L00.q_rope, L00.k_cache(.q / .scale), L00.attn, ...,\n"
+                  "    L00.mlp_residual, final_norm, lm_head) and DIR/ops.json: each file's op, layer, shape, dtype and input files\n"
+                  "  --ops-weights: --ops and each quantized Linear's weight codes and scales as the GEMM reads them (L00.q_proj.w.q / .w.scale)\n" SCHEME_HELP);
     if (!o.out) fatal("dump: -o DIR is required");
     if (!o.ids == !o.prompt) fatal("dump: give exactly one of --ids and -p");
     Model *m = open_model(&o, "dump");
@@ -3001,10 +3206,46 @@ static int cmd_dump(int argc, char **argv) {
     RunState s;
     runstate_init(&s, c, T, T);
     runstate_use_device(&s);
+    if (o.ops) { s.be = &ops_backend; memset(&od, 0, sizeof od); od.dir = o.out; od.weights = o.ops_weights; }   /* the CPU reference, op by op */
     s.layer_out = xmalloc(c->n_layers * sizeof(float *));
     for (int l = 0; l < c->n_layers; l++) s.layer_out[l] = xmalloc((size_t)T * c->dim * sizeof(float));
     forward(mq, &s, q, ids, T, 0, 0);
     char path[4096];
+    if (o.ops) {
+        snprintf(path, sizeof path, "%s/ops.json", o.out);
+        atomic_file af;
+        atomic_open(&af, path);
+        jw w;
+        jw_begin(&w, af.fp);
+        jw_str(&w, "model", m->path);
+        jw_str(&w, "scheme", q->name);
+        jw_str(&w, "accum", scheme_quantizes(q) ? emu_accum_names[q->accum] : "fp32 (baseline GEMM)");
+        jw_arr(&w, "tokens", 1);
+        for (int t = 0; t < T; t++) jw_int(&w, NULL, ids[t]);
+        jw_end_arr(&w);
+        jw_arr(&w, "ops", 0);
+        for (int i = 0; i < od.n; i++) {
+            const OpRec *e = &od.rec[i];
+            jw_obj(&w, NULL, 1);
+            jw_str(&w, "file", e->file);
+            jw_str(&w, "op", e->op);
+            jw_int(&w, "layer", e->layer);
+            jw_str(&w, "dtype", e->dtype);
+            jw_arr(&w, "shape", 1);
+            for (int d = 0; d < e->ndim; d++) jw_int(&w, NULL, e->shape[d]);
+            jw_end_arr(&w);
+            jw_arr(&w, "inputs", 1);
+            for (int k = 0; k < 4; k++) if (e->in[k][0]) jw_str(&w, NULL, e->in[k]);
+            jw_end_arr(&w);
+            jw_str(&w, "what", e->desc);
+            jw_end_obj(&w);
+        }
+        jw_end_arr(&w);
+        jw_end(&w);
+        atomic_commit(&af);
+        printf("dump --ops: %d op files and %s (CPU reference, op by op)\n", od.n, path);
+        free(od.rec);
+    }
     snprintf(path, sizeof path, "%s/logits.npy", o.out);
     write_npy(path, s.logits, T, c->vocab_size);
     for (int l = 0; l < c->n_layers; l++) {
