@@ -850,7 +850,7 @@ def check_gemm_fp32():
             why = gemm_case(name, 4, 5, 257, "e4m3", "e5m2", accum, 9, scales="block")
             fail(name, why) if why else ok(name, "E4M3 x E5M2 with block scales")
     # weight-only: fp32 / bf16 / f16 A against FP8 B; fmaf products are not exact in fp32 here
-    for at in ("f32", "bf16", "f16"):
+    for at in ("f32", "bf16", "bf16u2", "f16"):
         for accum in ("fp32", "fast"):
             name = "gemm_weight_only_%s_%s" % (at, accum)
             if not wanted(name):
@@ -861,12 +861,14 @@ def check_gemm_fp32():
                     a = x.astype(F32)
                 elif at == "bf16":
                     a = x.astype(F32).astype(BF16)
+                elif at == "bf16u2":
+                    a = x.astype(F32).astype(BF16).view(np.uint16)
                 else:
                     a = x.astype(np.float16)
                 return a, random_codes(r, (4, 131), "e4m3")
             r = np.random.default_rng(17)
             A, B = codes(r)
-            Av, Bv = A.astype(F32), decode(B, "e4m3")
+            Av, Bv = (A.view(BF16) if at == "bf16u2" else A).astype(F32), decode(B, "e4m3")
             sb = (r.uniform(0.5, 2, (4, 1))).astype(F32)
             want = gemm_oracle(Av, Bv, at, "e4m3", fp32_acc_fma, None, None, "row", sb, False)
             got, err = gemm_cli(name, A, B, at, "e4m3", None, sb, accum)
@@ -1075,28 +1077,69 @@ def check_torch():
             if not np.array_equal(tq, q):
                 bad.append("%s: %d codes differ" % (fmt, int((tq != q).sum())))
         fail(name, "; ".join(bad)) if bad else ok(name, "torch %s float8 casts of clamp(x / s) = quant's codes (E4M3, E5M2)" % torch.__version__)
+    # b. compressed-tensors' arithmetic written with torch ops on a bf16 / fp32 tensor (amax, / fmax,
+    # eps of the dtype, x / s, + 0, clamp, cast): the rule as the tool computes it, against quant's bytes
+    name = "kernel_torch_ct_rule"
+    if wanted(name):
+        bad, n = [], 0
+        for dt, tdt in (("bf16u2", torch.bfloat16), ("f32", torch.float32)):
+            for fmt in ("e4m3", "e5m2", "int8"):
+                for gran in ("channel", "tensor"):
+                    x64 = matrix(9, 300, 31, fmt)
+                    xs, x = as_dtype(x64, dt)
+                    q, s_, err = quant_cli(xs, gran, fmt, "compressed-tensors", name="%s_%s_%s_%s" % (name, dt, fmt, gran))
+                    if err:
+                        bad.append(err)
+                        continue
+                    xt = torch.from_numpy(x).to(tdt)
+                    amax = xt.abs().amax(dim=1, keepdim=True) if gran == "channel" else xt.abs().amax().reshape(1)
+                    half = 127.5 if fmt == "int8" else float(FMAX[fmt])
+                    sc = amax / half
+                    sc = torch.where(sc == 0, torch.tensor(torch.finfo(tdt).eps, dtype=tdt), sc)
+                    v = xt / sc + torch.zeros((), dtype=tdt)
+                    if fmt == "int8":
+                        tq = torch.round(torch.clamp(v, -128, 127)).to(torch.int8).numpy()
+                    else:
+                        tq = torch.clamp(v, -half, half).to(torch.float8_e4m3fn if fmt == "e4m3" else torch.float8_e5m2).view(torch.uint8).numpy()
+                    ts = sc.to(torch.float32).numpy().reshape(s_.shape)
+                    if not np.array_equal(tq.view(np.uint8), q.view(np.uint8)) or not np.array_equal(ts.view(np.uint32), s_.view(np.uint32)):
+                        bad.append("%s %s %s: %d codes, %d scales differ" % (dt, fmt, gran, int((tq.view(np.uint8) != q.view(np.uint8)).sum()),
+                                                                             int((ts.view(np.uint32) != s_.view(np.uint32)).sum())))
+                    n += 1
+        fail(name, "; ".join(bad)) if bad else ok(name, "%d cases: compressed-tensors' steps in torch %s ops (bf16 and fp32 tensors; E4M3, E5M2, INT8; channel, tensor) = quant's codes and scales" % (n, torch.__version__))
     name = "kernel_torch_scaled_mm"
     if not wanted(name):
         return
     if not hasattr(torch, "_scaled_mm"):
         return skip(name, "torch %s has no _scaled_mm" % torch.__version__)
     r = np.random.default_rng(5)
-    M, N, K = 16, 16, 256
-    A, B = random_codes(r, (M, K), "e4m3"), random_codes(r, (N, K), "e4m3")
-    try:
-        ta = torch.from_numpy(A).view(torch.float8_e4m3fn)
-        tb = torch.from_numpy(B).view(torch.float8_e4m3fn)
-        one = torch.tensor(1.0)
-        d = torch._scaled_mm(ta, tb.t(), scale_a=one, scale_b=one, out_dtype=torch.float32)
-        d = (d[0] if isinstance(d, tuple) else d).numpy()
-    except Exception as e:   # noqa
-        return skip(name, "torch._scaled_mm does not run here: %s" % str(e).split("\n")[0][:120])
-    matches = []
-    for m in MODELS:
-        got, err = gemm_cli(name + m, A, B, "e4m3", "e4m3", accum=m)
-        if got is not None and np.array_equal(got.view(np.uint32), d.astype(F32).view(np.uint32)):
-            matches.append(m)
-    ok(name, "torch._scaled_mm (CPU) reproduced bit for bit by: %s" % (", ".join(matches) or "no model"))
+    report = []
+    for K in (17, 256, 4096):
+        M = N = 8
+        A, B = random_codes(r, (M, K), "e4m3"), random_codes(r, (N, K), "e4m3")
+        try:
+            ta = torch.from_numpy(A).view(torch.float8_e4m3fn)
+            tb = torch.from_numpy(B).view(torch.float8_e4m3fn)
+            one = torch.tensor(1.0)
+            d = torch._scaled_mm(ta, tb.t(), scale_a=one, scale_b=one, out_dtype=torch.float32)
+            d = (d[0] if isinstance(d, tuple) else d).numpy().astype(F32)
+        except Exception as e:   # noqa
+            return skip(name, "torch._scaled_mm does not run here: %s" % str(e).split("\n")[0][:120])
+        pt = save_npy("%s_K%d_torch.npy" % (name, K), d)
+        full, counts = [], []
+        for m in MODELS:
+            got, err = gemm_cli("%s_K%d_%s" % (name, K, m), A, B, "e4m3", "e4m3", accum=m)
+            if err:
+                return fail(name, "gemm --accum %s: %s" % (m, err))
+            rc, so, se = run(["cmp", path("%s_K%d_%s.D.npy" % (name, K, m)), pt])
+            same = int((got.view(np.uint32) == d.view(np.uint32)).sum())
+            if (rc == 0) != (same == M * N):
+                return fail(name, "cmp exit %d but NumPy counts %d of %d identical (K = %d, %s)" % (rc, same, M * N, K, m))
+            counts.append("%s %d" % (m, same))
+            if rc == 0:
+                full.append(m)
+        report.append("K = %d: %s (of %d: %s)" % (K, "/".join(full) or "no model", M * N, ", ".join(counts)))
+    ok(name, "torch %s _scaled_mm on the CPU, reproduced bit for bit (llama_fp8 cmp exit 0) by: %s" % (torch.__version__, "; ".join(report)))
 
 
 def main():
