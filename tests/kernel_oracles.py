@@ -909,6 +909,137 @@ def check_gemm_fp32():
         fail(name, "%d of 3000 differ" % n) if n else ok(name, "fma32 = Fraction a·b + c rounded once, on 3000 cases (500 near-cancelling)")
 
 
+# ---------------------------------------------------------------------------------------------------
+# Tensor-core accumulation (hopper, ada, cublaslt), re-derived from the prose of emu/models.h and
+# NUMERICS.md §5 (Khattak & Mikaitis, arXiv:2512.07004: block FMA of n products and the running sum,
+# aligned to the largest exponent, 13 fraction bits kept by truncation (+1 carry bit), exact addition,
+# result truncated to 13 fraction bits). Python integers throughout; no line of emu's C is copied.
+# ---------------------------------------------------------------------------------------------------
+def _split(v):
+    """a finite nonzero float32 as (sign, integer significand with 23 fraction bits, exponent); fp32
+    subnormals (only a running sum can be one) have exponent -126 and no hidden bit"""
+    u = int(np.asarray(v, F32).view(np.uint32))
+    be = (u >> 23) & 255
+    return u >> 31, (u & 0x7FFFFF) | (0x800000 if be else 0), (be - 127 if be else -126)
+
+
+def tc_block_py(a, b, c, emin):
+    """one block FMA: d = c + Σ a_i b_i (a, b decoded FP8 values as float32, c float32)"""
+    prods = []                                          # (sign, significand with 23 fraction bits, exponent, ≥2 before normalising)
+    for x, y in zip(a, b):
+        if x == 0 or y == 0:
+            continue                                    # zero products drop out
+        sx, mx, ex = _split(x)
+        sy, my, ey = _split(y)
+        if ex < emin:                                   # below the input format's emin: the exponent is held at
+            mx, ex = mx >> (emin - ex), emin            # emin and the significand shifted (exact: FP8 has <= 3 bits)
+        if ey < emin:
+            my, ey = my >> (emin - ey), emin
+        P = mx * my                                     # 46 fraction bits, in (0, 4)
+        two = P >= (1 << 47)
+        prods.append((sx ^ sy, P >> (23 + two), ex + ey + two, two, ex + ey))
+    if not prods and c == 0:
+        return F32(0.0)
+    terms = [(sg, m, e) for sg, m, e, _, _ in prods]
+    maxpre = max((p[4] for p in prods), default=None)
+    carry_sig = any(p[3] for p in prods if p[4] == maxpre)
+    if c != 0:
+        sc, mc, ec = _split(c)
+        terms.append((sc, mc, ec))
+        carry = bool(prods) and maxpre >= ec and carry_sig
+    else:
+        carry = bool(prods) and carry_sig
+    maxe = max(e for _, _, e in terms)
+    total = 0
+    for sg, m, e in terms:                              # 13 (14 with the carry) fraction bits relative to maxe,
+        v = m >> (10 - carry + (maxe - e))              # truncated: sign-magnitude, toward zero
+        total += -v if sg else v
+    if total == 0:
+        return F32(0.0)
+    scale = maxe - 13 - carry                           # value = total · 2^scale
+    mag = abs(total)
+    vexp = mag.bit_length() - 1 + scale
+    if vexp > 127:
+        return F32(-np.inf if total < 0 else np.inf)
+    qexp = max(vexp, -126) - 13                         # keep 13 fraction bits (fewer below 2^-126): truncate
+    if qexp > scale:
+        mag = (mag >> (qexp - scale)) << (qexp - scale)
+    v = math.ldexp(mag, scale)
+    return F32(-v if total < 0 else v)
+
+
+def tc_dot_py(a, b, model, fmt):
+    emin = -6 if fmt == "e4m3" else -14
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        with np.errstate(invalid="ignore", over="ignore"):
+            return F32(np.sum(a.astype(np.float64) * b.astype(np.float64)))
+    def chain(a, b, n):
+        c = F32(0.0)
+        for k0 in range(0, len(a), n):
+            c = tc_block_py(a[k0:k0 + n], b[k0:k0 + n], c, emin)
+        return c
+    if model == "hopper":
+        return chain(a, b, 32)
+    if model == "ada":
+        return chain(a, b, 16)
+    s = F32(0.0)                                        # cublaslt: hopper per 128 k, promoted by an fp32 addition
+    for k0 in range(0, len(a), 128):
+        s = F32(s + chain(a[k0:k0 + 128], b[k0:k0 + 128], 32))
+    return s
+
+
+def tc_acc(model, fmt):
+    def fn(Av, Bv):
+        out = np.zeros((Av.shape[0], Bv.shape[0]), F32)
+        for m in range(Av.shape[0]):
+            for n in range(Bv.shape[0]):
+                out[m, n] = tc_dot_py(Av[m], Bv[n], model, fmt)
+        return out
+    return fn
+
+
+def check_gemm_tc():
+    """hopper / ada / cublaslt against the Python model above (an independent reading of the same prose)"""
+    def cases():
+        r = np.random.default_rng(41)
+        yield "random_e4m3", "e4m3", random_codes(r, (3, 300), "e4m3"), random_codes(r, (4, 300), "e4m3")
+        yield "random_e5m2", "e5m2", random_codes(r, (3, 300), "e5m2"), random_codes(r, (4, 300), "e5m2")
+        # narrow range (exponents close: the carry bit and the 13-bit window matter on every block)
+        yield "narrow_e4m3", "e4m3", r.integers(0x38, 0x48, (3, 257)).astype(np.uint8) | (r.integers(0, 2, (3, 257)) * 0x80).astype(np.uint8), \
+            r.integers(0x38, 0x48, (4, 257)).astype(np.uint8)
+        # subnormal codes mixed with normal ones, both formats
+        yield "subnormal_e4m3", "e4m3", np.where(r.integers(0, 2, (3, 100)) == 1, r.integers(0, 8, (3, 100)), r.integers(8, 0x7F, (3, 100))).astype(np.uint8), \
+            r.integers(0, 0x10, (4, 100)).astype(np.uint8) | (r.integers(0, 2, (4, 100)) * 0x80).astype(np.uint8)
+        yield "subnormal_e5m2", "e5m2", r.integers(0, 8, (3, 70)).astype(np.uint8) | (r.integers(0, 2, (3, 70)) * 0x80).astype(np.uint8), \
+            random_codes(r, (4, 70), "e5m2")
+        # 448^2 - 1 and cancellation around large partial sums
+        A = np.array([[0x7E, 0x38 | 0x80] + [0] * 30, [0x7E, 0xFE] + [0x01] * 30], np.uint8)
+        B = np.array([[0x7E, 0x38] + [0] * 30, [0x7E, 0x7E] + [0x01] * 30], np.uint8)
+        yield "hand_448sq_minus_1", "e4m3", A, B
+        yield "k1024_e4m3", "e4m3", random_codes(r, (2, 1024), "e4m3"), random_codes(r, (3, 1024), "e4m3")
+        A, B = random_codes(r, (3, 40), "e4m3"), random_codes(r, (2, 40), "e4m3")
+        A[1, 5] = 0x7F
+        yield "nan_e4m3", "e4m3", A, B
+    for tag, fmt, A, B in cases():
+        for model in ("hopper", "ada", "cublaslt"):
+            name = "gemm_%s_%s" % (model, tag)
+            if not wanted(name):
+                continue
+            Av, Bv = decode(A, fmt), decode(B, fmt)
+            want = gemm_oracle(Av, Bv, fmt, fmt, tc_acc(model, fmt), None, None, None, None, False)
+            got, err = gemm_cli(name, A, B, fmt, fmt, accum=model)
+            if err:
+                fail(name, err)
+                continue
+            n, i = same_bits(got, want)
+            if n:
+                fail(name, "%d of %d differ; first %s: got %r (%s), the Python model %r (%s)" % (
+                    n, want.size, i, float(got[i]), f32_hex(got[i]), float(want[i]), f32_hex(want[i])))
+            else:
+                ok(name, "[%d x %d] x [%d x %d]^T: bit-identical to the Python re-derivation of the %s model" % (
+                    A.shape[0], A.shape[1], B.shape[0], B.shape[1], model))
+
+
 def parse_explain(out):
     """{model: (count, percent, count within 1 ulp or None)} from the lines that name one model and give a
     percentage (count = the integer before the first percentage), and the models named on the 'best' line"""
@@ -1157,6 +1288,7 @@ def main():
     if have_gemm:
         check_gemm_exact()
         check_gemm_fp32()
+        check_gemm_tc()
         check_explain()
     else:
         fail("gemm_help", "llama_fp8 gemm --help: exit %d: %s" % (rc2, (out2 + err2).strip()[:200]))
