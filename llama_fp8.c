@@ -5086,8 +5086,16 @@ static void load_hf_config(Config *c, CkptQuant *cq, const char *dir) {
     long long v;
     int b = json_get(&j, 0, "bos_token_id"), e = json_get(&j, 0, "eos_token_id");
     if (b >= 0 && json_integer(&j, b, 0, INT_MAX, &v) == 0) c->bos_id = (int)v;
+    if (b >= 0 && c->bos_id >= c->vocab_size) fatal("%s: bos_token_id %d is outside the vocabulary (vocab_size %d)", path, c->bos_id, c->vocab_size);
+    if (e >= 0 && j.t[e].type == J_ARR)   /* every listed eos id must be a token of the model */
+        for (int i = 0; i < j.t[e].n; i++) {
+            int ei = json_at(&j, e, i);
+            if (json_integer(&j, ei, 0, INT_MAX, &v) == 0 && v >= c->vocab_size)
+                fatal("%s: eos_token_id %lld is outside the vocabulary (vocab_size %d)", path, v, c->vocab_size);
+        }
     if (e >= 0 && j.t[e].type == J_ARR && j.t[e].n > 0) e = json_at(&j, e, 0);
     if (e >= 0 && json_integer(&j, e, 0, INT_MAX, &v) == 0) c->eos_id = (int)v;
+    if (e >= 0 && c->eos_id >= c->vocab_size) fatal("%s: eos_token_id %d is outside the vocabulary (vocab_size %d)", path, c->eos_id, c->vocab_size);
     if (c->n_heads % c->n_kv_heads) fatal("%s: num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", path, c->n_heads, c->n_kv_heads);
     if (c->head_dim % 2) fatal("%s: head_dim (%d) must be even for RoPE", path, c->head_dim);
     if ((int64_t)c->n_heads * c->head_dim > INT_MAX / 4)   /* kv heads ≤ heads (they divide it): bounds both products */

@@ -28,6 +28,8 @@ mk shape; sed -i 's/"intermediate_size": 176/"intermediate_size": 177/' $T/shape
 expect errors_shape_vs_config "implies \[177, 64\]" $B dump -m $T/shape --ids 1,2 -o $T/o
 mk nokey; sed -i '/"num_hidden_layers"/d' $T/nokey/config.json
 expect errors_config_missing_key "num_hidden_layers" $B dump -m $T/nokey --ids 1,2 -o $T/o
+mk eos; sed -i 's/"eos_token_id": [0-9]*/"eos_token_id": [128001, 200000]/' $T/eos/config.json
+expect errors_config_eos_outside_vocab "eos_token_id 200000 is outside the vocabulary" $B dump -m $T/eos --ids 1,2 -o $T/o
 mk cfgjson; printf '{"hidden_size": 64,' > $T/cfgjson/config.json
 expect errors_config_json "config.json: invalid JSON" $B dump -m $T/cfgjson --ids 1,2 -o $T/o
 mk gqa; sed -i 's/"num_key_value_heads": 2/"num_key_value_heads": 3/' $T/gqa/config.json
