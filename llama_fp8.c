@@ -399,6 +399,7 @@ typedef struct Model {
     mfile *files; int n_files;   /* the mappings the tensors point into */
     void **owned; int n_owned;   /* buffers the model owns (converted / permuted tensors) */
     struct Model *bf16_view;     /* the model with bf16-rounded weights (bf16-based schemes), made once */
+    struct Model *w4_view;       /* w4a16: the bf16 view with each Linear's weight replaced by B(q * s) of its INT4 codes */
     int release_pages;           /* large checkpoints: drop each layer's mapped pages after use, so the
                                     resident set stays near one layer's weights (the page cache keeps them) */
 } Model;
@@ -478,8 +479,9 @@ static void rope_init(Model *m) {
  * emu_gemm (vLLM CUTLASS epilogue D = B(s_a[m] · fp32(s_w[n] · acc))) with --accum choosing how acc is
  * summed (default exact). --kv fp8-e4m3|fp8-e5m2 adds an FP8 KV cache (vLLM: stored fp8(x / s) with
  * saturation, loaded fp8 · s). Embeddings and lm_head stay bf16 unless --quant-lm-head. */
-typedef enum { SCHEME_FP32, SCHEME_BF16, SCHEME_FP8_W, SCHEME_W8A8, SCHEME_W8A8_STATIC, SCHEME_W8A8_BLOCK, SCHEME_INT8 } scheme_kind;
-static const char *const scheme_names[] = {"fp32", "bf16", "fp8-w", "w8a8", "w8a8-static", "w8a8-block", "int8"};
+/* w4a16 sits with the baselines: its GEMMs are bf16 GEMMs on the dequantized INT4 weights (model_for_scheme) */
+typedef enum { SCHEME_FP32, SCHEME_BF16, SCHEME_W4A16, SCHEME_FP8_W, SCHEME_W8A8, SCHEME_W8A8_STATIC, SCHEME_W8A8_BLOCK, SCHEME_INT8 } scheme_kind;
+static const char *const scheme_names[] = {"fp32", "bf16", "w4a16", "fp8-w", "w8a8", "w8a8-static", "w8a8-block", "int8"};
 /* Where activations are quantized: the inputs of q/k/v (one shared input), o, gate/up, down. */
 enum { SITE_QKV, SITE_O, SITE_GATEUP, SITE_DOWN, N_SITES };
 /* Observers (calibrate, stats) also see the lm_head input (layer -1) and the K / V cache entries. */
@@ -602,11 +604,11 @@ static Scheme scheme_make(const char *name, const SchemeOptions *o) {
     memset(&q, 0, sizeof q);
     int k = -1;
     for (int i = 0; i < (int)(sizeof scheme_names / sizeof scheme_names[0]); i++) if (!strcmp(name, scheme_names[i])) k = i;
-    if (k < 0) fatal("unknown scheme '%s' (known: fp32, bf16, fp8-w, w8a8, w8a8-static, w8a8-block, int8)", name);
+    if (k < 0) fatal("unknown scheme '%s' (known: fp32, bf16, w4a16, fp8-w, w8a8, w8a8-static, w8a8-block, int8)", name);
     q.kind = (scheme_kind)k;
     q.wfmt = q.afmt = EMU_E4M3;
     q.wgran = q.kind == SCHEME_W8A8_STATIC ? GRAN_TENSOR : q.kind == SCHEME_W8A8_BLOCK ? GRAN_BLOCK : GRAN_CHANNEL;
-    static const int amodes[] = {AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_GROUP, AMODE_INT8_TOKEN};
+    static const int amodes[] = {AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_GROUP, AMODE_INT8_TOKEN};
     q.amode = amodes[q.kind];
     q.bf16_arith = 1;
     q.kv = EMU_F32;
@@ -719,8 +721,10 @@ static float *norm_to_bf16(Model *m, const float *w, int n) {
     for (int i = 0; i < n; i++) d[i] = bf16_to_float(bf16_from_float(w[i]));
     return d;
 }
+static const Model *w4a16_view(Model *m);
 static const Model *model_for_scheme(Model *m, const Scheme *q) {
     if (q->kind == SCHEME_FP32) return m;
+    if (q->kind == SCHEME_W4A16) return w4a16_view(m);
     if (m->bf16_view) return m->bf16_view;
     Model *v = model_own(m, sizeof(Model));
     *v = *m;
@@ -750,6 +754,8 @@ static void model_prepare(Model *m, const Scheme *q) {
     m->layers = v->layers; m->final_norm = v->final_norm;
 }
 
+/* INT4 (symmetric, [-8, 7], one code per int8 byte): a format of quant_blocks only (w4a16, llama_fp8 quant --format int4) */
+#define FMT_INT4 ((emu_dtype)16)
 /* Weight quantization as llm-compressor / compressed-tensors 0.20 does it (memoryless min-max
  * observer, symmetric; calculate_qparams + the float/int compressors): per output channel
  * (scale[N]), per tensor (scale[1]) or per 128×128 block (scale[ceil(N/128)][ceil(K/128)]).
@@ -786,7 +792,7 @@ static void quant_blocks(uint8_t *q, float *scale, const Tensor *W, emu_dtype fm
                 if (allow_nonfinite)   /* torch.amax propagates NaN: the block's scale becomes NaN (only reachable with --allow-nonfinite) */
                     for (int k = 0; k < k1 - k0; k++) if (isnan(row[k])) { amax = NAN; n = n1; break; }
             }
-            float half_range = fmt == EMU_I8 ? 127.5f : emu_fmax(fmt);
+            float half_range = fmt == FMT_INT4 ? 7.5f : fmt == EMU_I8 ? 127.5f : emu_fmax(fmt);
             float s = amax / half_range;
             if (bf16_arith) s = bf16_to_float(bf16_from_float(s));
             if (s == 0) s = bf16_arith ? 0.0078125f : FLT_EPSILON;
@@ -794,17 +800,58 @@ static void quant_blocks(uint8_t *q, float *scale, const Tensor *W, emu_dtype fm
             for (int n = n0; n < n1; n++) {
                 uint8_t *out = &q[(size_t)n * K + k0];
                 emu_load_row(row, W->data, W->dtype, (size_t)n * K + k0, k1 - k0);
-                if (fmt != EMU_I8) { emu_quant_weight_row(out, row, k1 - k0, s, fmt, bf16_arith); continue; }
+                if (fmt != EMU_I8 && fmt != FMT_INT4) { emu_quant_weight_row(out, row, k1 - k0, s, fmt, bf16_arith); continue; }
+                float lo = fmt == FMT_INT4 ? -8.0f : -128.0f, hi = fmt == FMT_INT4 ? 7.0f : 127.0f;
                 for (int k = 0; k < k1 - k0; k++) {
                     float x = row[k] / s;
                     if (bf16_arith) x = bf16_to_float(bf16_from_float(x));
                     x = x + 0.0f;
-                    out[k] = (uint8_t)(int8_t)rintf(fminf(fmaxf(x, -128.0f), 127.0f));
+                    out[k] = (uint8_t)(int8_t)rintf(fminf(fmaxf(x, lo), hi));
                 }
             }
             free(row);
         }
     }
+}
+
+/* w4a16 (llm-compressor's W4A16 preset, round to nearest; vLLM's WNA16 kernels): every Linear weight of the layers
+ * quantized to INT4, symmetric, per group of 128 along K by quant_blocks (1 x 128 blocks, bf16 arithmetic:
+ * s = B(absmax / 7.5), a zero s -> 2^-7, q = rne(clamp(B(w / s) + 0, -8, 7))), then dequantized as compressed-tensors
+ * (and vLLM's Marlin kernels) do it: w' = B(q * s), q * s exact in fp32, one bf16 rounding. The forward pass is bf16's
+ * on those weights; embeddings, norms and lm_head stay bf16 (the preset ignores lm_head). Made once per model: a bf16
+ * copy of the Linear weights (2 bytes per parameter). */
+enum { W4_GROUP = 128 };
+static const Model *w4a16_view(Model *m) {
+    if (m->w4_view) return m->w4_view;
+    Scheme bq = scheme_by_name("bf16");
+    const Model *b = model_for_scheme(m, &bq);
+    Model *v = model_own(m, sizeof(Model));
+    *v = *b;
+    v->layers = model_own(m, m->c.n_layers * sizeof(Layer));
+    memcpy(v->layers, b->layers, m->c.n_layers * sizeof(Layer));
+    for (int l = 0; l < m->c.n_layers; l++) {
+        Layer *L = &v->layers[l];
+        Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) {
+            Tensor *t = ts[i];
+            int N = t->rows, K = t->cols, nk = (K + W4_GROUP - 1) / W4_GROUP;
+            if (K % W4_GROUP) {
+                static const char *const nm[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+                fatal("w4a16: model.layers.%d.%s has %d input features, not a multiple of the group size %d (llm-compressor refuses such a layer too)", l, nm[i], K, W4_GROUP);
+            }
+            uint8_t *codes = xmalloc((size_t)N * K);
+            float *sc = xmalloc((size_t)N * nk * sizeof(float));
+            quant_blocks(codes, sc, t, FMT_INT4, 1, W4_GROUP, 1);
+            uint16_t *d = model_own(m, (size_t)N * K * 2);
+            #pragma omp parallel for schedule(static)
+            for (int n = 0; n < N; n++)
+                for (int k = 0; k < K; k++) d[(size_t)n * K + k] = bf16_from_float((float)(int8_t)codes[(size_t)n * K + k] * sc[(size_t)n * nk + k / W4_GROUP]);
+            t->data = d; t->dtype = EMU_BF16;
+            free(codes); free(sc);
+        }
+    }
+    m->w4_view = v;
+    return v;
 }
 
 /* Scales per weight matrix of N rows, K columns at a granularity. */
@@ -1393,7 +1440,7 @@ static const char *nonfinite_origin(const Model *m, const Scheme *q, const int *
  * site (L03.q_proj.npy), with the files each op read, in an index (DIR/ops.json). Inputs are the outputs
  * of the op before, found by the buffer they were written to. */
 static void write_npy_nd(const char *path, const void *data, const char *descr, int ndim, const int64_t *shape);
-static const char *kc_format_name(emu_dtype t) { return t == EMU_E4M3 ? "E4M3" : t == EMU_E5M2 ? "E5M2" : t == EMU_I8 ? "INT8" : "fp32"; }
+static const char *kc_format_name(emu_dtype t) { return t == EMU_E4M3 ? "E4M3" : t == EMU_E5M2 ? "E5M2" : t == EMU_I8 ? "INT8" : t == FMT_INT4 ? "INT4" : "fp32"; }
 typedef struct { char file[48], op[16], in[4][48], desc[192]; int layer, ndim; int64_t shape[3]; const char *dtype; } OpRec;
 static struct {
     const Model *m; const Scheme *q; const char *dir; int weights, layer, seen[4];   /* seen: rmsnorm, rope, kv_store, residual calls in this layer */
@@ -2247,7 +2294,7 @@ static void options_parse(Options *o, int argc, char **argv, const char *cmd, co
     }
 }
 #define SCHEME_OPTS "--allow-nonfinite --cpu --gemm -q --act-format --weight-format --weight-scale --weight-arith --kv --accum --scale-ub --scales --quant-lm-head "
-#define SCHEME_HELP "  schemes (-q): fp32, bf16, fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8\n" \
+#define SCHEME_HELP "  schemes (-q): fp32, bf16, w4a16 (INT4 groups of 128, K a multiple of 128), fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8\n" \
     "  --act-format e4m3|e5m2  --weight-format e4m3|e5m2  --weight-scale channel|tensor (fp8-w)  --weight-arith bf16|fp32\n" \
     "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head\n" \
     "  --allow-nonfinite: run a model holding NaN/Inf weights (refused by default); NaN then propagates and the run stops where it reaches a result\n" \
@@ -2863,6 +2910,7 @@ static int cmd_cmp(int argc, char **argv) {
 
 /* ---- kernel checking on .npy files: quant, gemm (--explain); cmp above ---- */
 static emu_dtype parse_kc_format(const char *opt, const char *v) {
+    if (!strcmp(v, "int4") && !strcmp(opt, "--format")) return FMT_INT4;
     if (!strcmp(v, "e4m3")) return EMU_E4M3;
     if (!strcmp(v, "e5m2")) return EMU_E5M2;
     if (!strcmp(v, "int8")) return EMU_I8;
@@ -2897,7 +2945,7 @@ static int cmd_quant(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: llama_fp8 quant IN.npy -o PREFIX [--granularity token|tensor|channel|group|block] [--group G (128)]\n"
-                   "                      [--format e4m3|e5m2|int8] [--static-scale S] [--scale-ub U] [--convention vllm|compressed-tensors]\n"
+                   "                      [--format e4m3|e5m2|int8|int4] [--static-scale S] [--scale-ub U] [--convention vllm|compressed-tensors]\n"
                    "  quantizes a 2-D float32 / bfloat16 (uint16 bits or ml_dtypes V2) / float16 matrix [M, K] exactly as the schemes do;\n"
                    "  writes PREFIX.q.npy (uint8 FP8 codes, or int8) [M, K] and PREFIX.scale.npy (float32): token and channel [M, 1],\n"
                    "  tensor [1], group [M, ceil(K/G)], block [ceil(M/128), ceil(K/128)].\n"
@@ -2909,8 +2957,8 @@ static int cmd_quant(int argc, char **argv) {
                    "    channel: the token rule on rows (scaled_fp8_quant per channel)\n"
                    "    int8 (token, channel): s = absmax / 127, q = rne(x * (127 / absmax))   (dynamic_scaled_int8_quant)\n"
                    "  compressed-tensors (default for channel, block; llm-compressor's min-max observer, symmetric):\n"
-                   "    per row, tensor, 1 x G group or 128 x 128 block: s = absmax / fmax (int8: / 127.5), a zero s -> eps,\n"
-                   "    q = rne(torch.clamp(x / s + 0, -fmax, fmax)) (int8: [-128, 127]); a bfloat16 input is quantized in bf16\n"
+                   "    per row, tensor, 1 x G group or 128 x 128 block: s = absmax / fmax (int8: / 127.5, int4: / 7.5), a zero s -> eps,\n"
+                   "    q = rne(torch.clamp(x / s + 0, -fmax, fmax)) (int8: [-128, 127], int4: [-8, 7], one per int8 byte); a bfloat16 input is quantized in bf16\n"
                    "    arithmetic (s and x / s rounded to bf16: the tool on a bf16 model), float32 in fp32; NaN -> NaN scale, code 0x7F\n");
             return 0;
         }
@@ -2943,6 +2991,7 @@ static int cmd_quant(int argc, char **argv) {
     if (!(ub >= 0 && ub <= FLT_MAX)) fatal("quant: --scale-ub must be a finite number >= 0, got %g", ub);
     if (ub > 0 && (ct || fmt == EMU_I8 || (g != G_TOKEN && g != G_CHANNEL))) fatal("quant: --scale-ub applies to vLLM's FP8 per-token quantization only");
     if (!ct && g == G_BLOCK) fatal("quant: vLLM quantizes no 128x128 blocks itself (block weights come from compressed-tensors: --convention compressed-tensors)");
+    if (!ct && fmt == FMT_INT4) fatal("quant: int4 is compressed-tensors' weight format (--convention compressed-tensors)");
     if (!ct && fmt == EMU_I8 && g != G_TOKEN && g != G_CHANNEL) fatal("quant: vLLM's INT8 activation quantization is per token (--granularity token); use --convention compressed-tensors for int8 %s", gran);
     check_writable(prefix, "quant: -o");
     npy x = npy_load(in);
@@ -2957,6 +3006,7 @@ static int cmd_quant(int argc, char **argv) {
     const char *rule;
     float *sc;
     if (ct) {
+        if (g == G_GROUP && K % G) fatal("quant: %d columns are not a multiple of --group %d (compressed-tensors refuses such a group strategy)", K, G);
         int bn = g == G_TENSOR ? M : g == G_BLOCK ? EMU_BLOCK : 1, bk = g == G_GROUP ? G : g == G_BLOCK ? EMU_BLOCK : K;
         int nbn = (M + bn - 1) / bn, nbk = (K + bk - 1) / bk;
         sc = xmalloc((size_t)nbn * nbk * sizeof(float));
@@ -2984,14 +3034,14 @@ static int cmd_quant(int argc, char **argv) {
     char qp[4096], sp[4096], d[80];
     snprintf(qp, sizeof qp, "%s.q.npy", prefix);
     snprintf(sp, sizeof sp, "%s.scale.npy", prefix);
-    write_npy_nd(qp, q, fmt == EMU_I8 ? "|i1" : "|u1", 2, (int64_t[]){M, K});
+    write_npy_nd(qp, q, fmt == EMU_I8 || fmt == FMT_INT4 ? "|i1" : "|u1", 2, (int64_t[]){M, K});
     write_npy_nd(sp, sc, "<f4", sdim, sshape);
     npy_dims(&x, d, sizeof d);
     char sd[48];
     if (sdim == 1) snprintf(sd, sizeof sd, "1");
     else snprintf(sd, sizeof sd, "%lld, %lld", (long long)sshape[0], (long long)sshape[1]);
     printf("quant: %s %s [%s], %s %s (%s): %s %s [%d, %d], %s float32 [%s]\n", in, npy_kind_name(x.kind), d, gran, kc_format_name(fmt), rule,
-           qp, fmt == EMU_I8 ? "int8" : "uint8", M, K, sp, sd);
+           qp, fmt == EMU_I8 || fmt == FMT_INT4 ? "int8" : "uint8", M, K, sp, sd);
     free(q); free(sc); free(x.data);
     return 0;
 }
@@ -6692,7 +6742,7 @@ static int cmd_synth(int argc, char **argv) {
     uint64_t seed = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: llama_fp8 synth -o DIR [--shape llama3.1-8b|llama3.2-1b|tiny] [--shards N] [--layers N] [--seed S]\n"
+            printf("usage: llama_fp8 synth -o DIR [--shape llama3.1-8b|llama3.2-1b|tiny|tiny128] [--shards N] [--layers N] [--seed S]\n"
                    "  writes a Hugging Face checkpoint (config.json, sharded safetensors, index) with real tensor names, random bf16 weights\n");
             return 0;
         }
@@ -6719,7 +6769,11 @@ static int cmd_synth(int argc, char **argv) {
         c = (Config){.dim = 64, .hidden_dim = 176, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .vocab_size = 128256,
                      .max_seq_len = 8192, .norm_eps = 1e-5f, .rope_theta = 500000, .rope_llama3 = 1, .rope_factor = 8,
                      .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 8192, .bos_id = 128000, .eos_id = 128001};
-    else fatal("synth: unknown --shape '%s' (llama3.1-8b, llama3.2-1b, tiny)", shape);
+    else if (!strcmp(shape, "tiny128"))   /* every Linear's K a multiple of 128 (w4a16's groups, 128x128 blocks) */
+        c = (Config){.dim = 128, .hidden_dim = 384, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32, .vocab_size = 128256,
+                     .max_seq_len = 8192, .norm_eps = 1e-5f, .rope_theta = 500000, .rope_llama3 = 1, .rope_factor = 8,
+                     .rope_low_freq_factor = 1, .rope_high_freq_factor = 4, .rope_orig_max_pos = 8192, .bos_id = 128000, .eos_id = 128001};
+    else fatal("synth: unknown --shape '%s' (llama3.1-8b, llama3.2-1b, tiny, tiny128)", shape);
     if (layers > 0) c.n_layers = layers;
     if (mkdir(out, 0777) != 0 && errno != EEXIST) fatal("synth: cannot create %s: %s", out, strerror(errno));
     check_dir_writable(out, "synth: -o");

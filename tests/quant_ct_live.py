@@ -3,7 +3,7 @@
 usage: quant_ct_live.py LLAMA_FP8 TMPDIR. The library is called as llm-compressor calls it (tests/gen_scheme_goldens.py): min/max
 over the reduced dims (its memoryless min-max observer), calculate_qparams, then the Float/IntQuantizationCompressor;
 random bf16 and fp32 matrices with a zero row, a -0 row, an outlier and a 1e-30 row; per channel, tensor, 128x128 block,
-1xG group (G = 128, 32), INT8 per channel. Codes and scales must be identical."""
+1xG group (G = 128, 32), INT8 per channel, INT4 per channel and per group of 128 (W4A16). Codes and scales must be identical."""
 import sys, subprocess, numpy as np, torch, compressed_tensors
 from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
 from compressed_tensors.quantization.utils import calculate_qparams
@@ -17,13 +17,16 @@ def mat(N, K):
 def minmax(W, strategy, G=None, block=None):
     if strategy == "channel": return W.amin(dim=1, keepdim=True), W.amax(dim=1, keepdim=True)
     if strategy == "tensor": return W.amin().reshape(1), W.amax().reshape(1)
-    if strategy == "group":
-        N, K = W.shape; Wg = W.reshape(N, K // G, G); return Wg.amin(dim=-1), Wg.amax(dim=-1)
+    if strategy == "group":   # a ragged last group padded with zeros (cannot change min <= 0 <= max)
+        N, K = W.shape; ng = -(-K // G); Wp = torch.zeros(N, ng * G, dtype=W.dtype); Wp[:, :K] = W
+        Wg = Wp.reshape(N, ng, G); return Wg.amin(dim=-1), Wg.amax(dim=-1)
     bn, bk = block; N, K = W.shape; nbn, nbk = -(-N // bn), -(-K // bk)
     Wp = torch.zeros(nbn * bn, nbk * bk, dtype=W.dtype); Wp[:N, :K] = W
     Wb = Wp.reshape(nbn, bn, nbk, bk).transpose(1, 2); return Wb.amin(dim=(-1, -2)), Wb.amax(dim=(-1, -2))
 def ct(W, strategy, typ, G=None, block=None):
-    kw = dict(num_bits=8, type=typ, strategy=strategy, symmetric=True, dynamic=False)
+    bits = 4 if typ == "int4" else 8
+    typ = "int" if typ == "int4" else typ
+    kw = dict(num_bits=bits, type=typ, strategy=strategy, symmetric=True, dynamic=False)
     if G: kw["group_size"] = G
     if block: kw["block_structure"] = list(block)
     args = QuantizationArgs(**kw)
@@ -40,13 +43,15 @@ for N, K in ((37, 384), (136, 300), (5, 128)):
         W = torch.from_numpy(w32).to(torch.bfloat16 if dtype == "bf16" else torch.float32)
         np.save(f"{T}/ct_x.npy", W.view(torch.int16).numpy().view(np.uint16) if dtype == "bf16" else w32)
         cases = [("channel", "float", {}), ("tensor", "float", {}), ("block", "float", {"block": (128, 128)}), ("channel", "int", {})]
+        cases += [("group", "int4", {"G": 128}), ("channel", "int4", {})]   # W4A16's INT4 (K = 300: a ragged last group)
         if K % 128 == 0: cases.append(("group", "float", {"G": 128}))
         if K % 32 == 0: cases.append(("group", "float", {"G": 32}))
         for strat, typ, kw in cases:
-            name = f"kernel_ct_live_{dtype}_{N}x{K}_{strat}{kw.get('G', '')}_{'e4m3' if typ == 'float' else 'int8'}"
+            fmt = {"float": "e4m3", "int": "int8", "int4": "int4"}[typ]
+            name = f"kernel_ct_live_{dtype}_{N}x{K}_{strat}{kw.get('G', '')}_{fmt}"
             try: wq, ws = ct(W, strat, typ, kw.get("G"), kw.get("block"))
             except Exception as e: print(f"skip {name}: compressed-tensors refused: {str(e)[:80]}"); continue
-            args = ["--granularity", strat, "--convention", "compressed-tensors", "--format", "e4m3" if typ == "float" else "int8"] + (["--group", str(kw["G"])] if "G" in kw else [])
+            args = ["--granularity", strat, "--convention", "compressed-tensors", "--format", fmt] + (["--group", str(kw["G"])] if "G" in kw else [])
             r = subprocess.run([B, "quant", f"{T}/ct_x.npy", *args, "-o", f"{T}/ct"], capture_output=True, text=True)
             if r.returncode: print(f"FAIL {name}: {r.stderr.strip()}"); continue
             q, s = np.load(f"{T}/ct.q.npy"), np.load(f"{T}/ct.scale.npy")
