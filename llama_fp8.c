@@ -3130,7 +3130,8 @@ static int cmd_gemm(int argc, char **argv) {
                    "    promoted to fp32 every 128 k; fast = pairs in VDPBF16PS order.\n"
                    "  D.npy: float32 [M, N], or with --out bf16 uint16 bf16 bits (numpy: .view(ml_dtypes.bfloat16)).\n"
                    "  --explain MINE.npy: run every accumulation model on these inputs and report the share of MINE's elements\n"
-                   "    (float32 or bf16 bits [M, N]) each reproduces bit for bit; exit 0 when one reproduces all of them.\n");
+                   "    (float32 or bf16 bits [M, N]) each reproduces bit for bit; exit 0 when one reproduces all of them.\n"
+                   "    The tensor-core models are scalar C (about 20 ns per product): keep M x N x K to a few 10^8 for them.\n");
             return 0;
         }
         int more = i + 1 < argc;
