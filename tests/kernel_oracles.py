@@ -116,6 +116,13 @@ def enc_vllm(v, fmt):
     return fp8_codes(np.fmax(-m, np.fmin(v, m)), fmt)
 
 
+def enc_vllm_group(v, fmt):
+    """vLLM's per_token_group_quant clamps the other way round, fminf(fmaxf(v, -fmax), fmax): a NaN v
+    becomes -fmax (the specification as amended by main 09a980d, `quant --help`)"""
+    m = FMAX[fmt]
+    return fp8_codes(np.fmin(np.fmax(v, -m), m), fmt)
+
+
 def enc_ct(v, fmt):
     """compressed-tensors: torch.clamp(v, -fmax, fmax) (NaN passes) then .to(float8): NaN -> 0x7F."""
     m = FMAX[fmt]
@@ -193,7 +200,7 @@ def quant_vllm(x, gran, fmt, G=128, static=None, ub=0.0):
             s = F32(np.fmax(F32(a / fm), smin))
         sc[idx] = s
         with np.errstate(invalid="ignore"):
-            q[rs, cs] = enc_vllm((blk / s).astype(F32), fmt)
+            q[rs, cs] = (enc_vllm_group if gran == "group" else enc_vllm)((blk / s).astype(F32), fmt)
     return q, sc
 
 
@@ -402,11 +409,12 @@ def check_quant_special():
             wq, ws = quant_vllm(x, gran, fmt, static=None)
             q, s, err = quant_cli(x, gran, fmt, "vllm", name=name)
             why = err or compare_quant(x, q, s, wq, ws, fmt)
+            sign = "-" if gran == "group" else "+"
             if why:
-                fail(name, "NaN elements: spec says absmax skips NaN (fmaxf) and a NaN becomes the code of +fmax (0x%02x): %s" % (
-                    int(enc_vllm(np.array([np.nan], F32), fmt)[0]), why))
+                fail(name, "NaN elements: the rule says absmax skips NaN (fmaxf) and a NaN becomes the code of %sfmax: %s" % (sign, why))
             else:
-                ok(name, "NaN elements -> code of +fmax; scales from the non-NaN elements")
+                ok(name, "NaN elements -> code of %sfmax (vLLM's clamp order%s); scales from the non-NaN elements" % (
+                    sign, " in groups" if gran == "group" else ""))
     for gran in ("channel", "token", "group", "block", "tensor"):
         for fmt in ("e4m3", "e5m2"):
             name = "quant_ct_%s_%s_nan" % (gran, fmt)
@@ -458,6 +466,14 @@ def check_quant_refusals():
         rc, out, err = run(["quant"] + args + ["-o", pre])
         if rc != 0 and one_line_error(err) and not os.path.exists(pre + ".q.npy"):
             ok(name, "exit %d: %s" % (rc, err.strip()[:150]))
+        elif name == "quant_refuse_vllm_int8_channel" and rc == 0:
+            xr = matrix(17, 300, 3, "int8").astype(F32)
+            q, s_, e2 = quant_cli(xr, "channel", "int8", "vllm", name=name + "_values")
+            wq, ws = quant_vllm(xr, "token", "int8")
+            same = e2 is None and compare_quant(xr, q, s_, wq, ws, "int8") is None
+            fail(name, "the specification refuses vLLM INT8 except per token; the binary accepts --granularity channel "
+                       "(quant --help: 'int8 (token, channel)')%s" % ("; its codes and scales are the per-token INT8 rule on rows" if same else
+                                                                     "; and its output is not the per-token rule on rows"))
         else:
             fail(name, "want a non-zero exit, one 'llama_fp8:' line and no output; got exit %d, stderr %r%s" % (
                 rc, err[:200], ", and it wrote " + pre + ".q.npy" if os.path.exists(pre + ".q.npy") else ""))
