@@ -10,6 +10,7 @@
  *   index        model_load(DIR)      (model.safetensors.index.json, beside a real config and shards)
  *   quant        load_quant_config    (a quantization_config object, in memory)
  *   scales       scales_load          (llama_fp8 scales v1 JSON against a tiny model; the first byte picks 1..4 layers)
+ *   npy          npy_parse            (NumPy .npy 1.0/2.0/3.0 headers and data, in memory: cmp, quant, gemm read them)
  * Builds (tests/test_fuzz.sh does this, and seeds them; `make fuzz` runs every target 10^7 times):
  *   libFuzzer:  clang -fsanitize=fuzzer,address,undefined -DTESTING tests/fuzz_parsers.c emu/[a-z]*.c -lm
  *   standalone: cc -DFUZZ_STANDALONE -fsanitize=address,undefined ... (a mutator of its own, no libFuzzer)
@@ -382,6 +383,38 @@ static int t_scales(const uint8_t *d, size_t n) {
     return 1;
 }
 
+/* An accepted .npy must be self-consistent: at most 4 dimensions, n = the product of the shape, the element
+ * size of its kind, and a buffer of n elements (touched, and every element read as cmp reads it). */
+static int t_npy(const uint8_t *d, size_t n) {
+    npy a;
+    char err[256] = "";
+    if (npy_parse(d, n, &a, err, sizeof err) != 0) {
+        if (!err[0]) fz_die("npy_parse failed without a message");
+        if (a.data) fz_die("npy_parse failed but left data allocated");
+        return 0;
+    }
+    static const size_t es[] = {4, 2, 2, 1, 1};   /* NPY_F32, NPY_F16, NPY_BF16, NPY_U8, NPY_I8 */
+    if ((unsigned)a.kind > NPY_I8 || a.esize != es[a.kind]) fz_die("npy: kind %d with element size %zu", (int)a.kind, a.esize);
+    if (a.ndim < 0 || a.ndim > 4) fz_die("npy: %d dimensions accepted", a.ndim);
+    uint64_t want = 1;
+    for (int i = 0; i < a.ndim; i++) {
+        if (a.shape[i] < 0 || a.shape[i] > INT_MAX) fz_die("npy: dimension %d = %lld accepted", i, (long long)a.shape[i]);
+        want *= (uint64_t)a.shape[i];
+    }
+    if (want != a.n) fz_die("npy: shape product %llu, n %zu", (unsigned long long)want, a.n);
+    size_t bytes = a.n * a.esize;
+    if (bytes > n || n - bytes < 10) fz_die("npy: %zu data bytes accepted from a %zu-byte input", bytes, n);
+    if (!a.data) fz_die("npy: accepted without a data buffer");
+    if (bytes && memcmp(a.data, d + (n - bytes), bytes)) fz_die("npy: the data are not the input's last %zu bytes", bytes);
+    fz_touch(a.data, bytes);
+    double acc = 0;
+    for (size_t i = 0; i < a.n; i++) acc += npy_is_nan(&a, i) ? 0 : npy_value(&a, i) + (double)npy_ord(&a, i);
+    fz_sink ^= (uint8_t)(acc != acc);
+    (void)npy_kind_name(a.kind);
+    free(a.data);
+    return 1;
+}
+
 /* Known findings (reported, not yet fixed in llama_fp8.c): inputs that reach them are skipped and
  * counted as "known" so the rest of the input space keeps being explored; FUZZ_NO_KNOWN=1 runs them.
  * Here the ones recognisable from the raw bytes; t_config checks its own. */
@@ -394,7 +427,7 @@ typedef struct { const char *name; int (*fn)(const uint8_t *, size_t); } fz_targ
 static const fz_target fz_targets[] = {
     {"json", t_json}, {"safetensors", t_safetensors}, {"tiktoken", t_tiktoken}, {"tokjson", t_tokjson},
     {"tok512", t_tok512}, {"tokenizer", t_tokenizer}, {"llama2c", t_llama2c}, {"config", t_config},
-    {"index", t_index}, {"quant", t_quant}, {"scales", t_scales},
+    {"index", t_index}, {"quant", t_quant}, {"scales", t_scales}, {"npy", t_npy},
 };
 enum { N_TARGETS = sizeof fz_targets / sizeof fz_targets[0] };
 static const fz_target *fz_cur;

@@ -11,7 +11,7 @@
 # A crash leaves its input in FUZZ_OUT/crash-NAME-*; rerun it with
 #   FUZZ_TARGET=NAME FUZZ_VERBOSE=1 FUZZ_OUT/fuzz_parsers FILE
 set -u
-ALL="json safetensors tiktoken tokjson tok512 tokenizer llama2c config index quant scales"
+ALL="json safetensors tiktoken tokjson tok512 tokenizer llama2c config index quant scales npy"
 TARGETS=${FUZZ_TARGETS:-$ALL}; [ -n "$TARGETS" ] || TARGETS=$ALL
 out=${FUZZ_OUT:-build/tests/fuzz}; mkdir -p "$out"
 RUNS=${FUZZ_RUNS:-}; TIME=${FUZZ_TIME:-1}; JOBS=${FUZZ_JOBS:-1}; SEED=${FUZZ_SEED:-1}
@@ -43,7 +43,7 @@ for m in tests/models/*/; do
   [ -f $m/config.json ] && cp $m/config.json $out/seeds/config/$n.json && cp $m/config.json $out/seeds/json/$n.config.json
   [ -f $m/model.safetensors.index.json ] && cp $m/model.safetensors.index.json $out/seeds/index/$n.json
 done
-for f in tests/fuzz_seeds/*/*; do   # regression inputs of past findings (see tests/fuzz_parsers.c: fz_known)
+for f in tests/fuzz_seeds/*/*; do   # regression inputs of past findings (tests/fuzz_parsers.c: fz_known); npy/: small valid .npy files
   [ -f "$f" ] && t=$(basename $(dirname $f)) && mkdir -p $out/seeds/$t && cp "$f" $out/seeds/$t/
 done
 [ -f $D/stories260K/tok512.bin ] && cp $D/stories260K/tok512.bin $out/seeds/tok512/ && cp $D/stories260K/tok512.bin $out/seeds/tokenizer/
