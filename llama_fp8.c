@@ -3085,28 +3085,18 @@ static emu_dtype kc_operand(const npy *a, const char *path, const char *which, c
         return a->kind == NPY_F32 ? EMU_F32 : a->kind == NPY_BF16 ? EMU_BF16 : EMU_F16;
     }
 }
-/* D (float32 or bf16 bits) against MINE: bit-identical elements (any NaN matches any NaN, as cmp) and those within 1 ulp. */
+/* D (float32 or bf16 bits, MINE's dtype) against MINE: bit-identical elements (any NaN matches any NaN, as cmp) and
+ * those within 1 ulp (cmp's npy_ord). */
 static void kc_agree(const void *D, const npy *mine, size_t *same, size_t *near) {
+    npy d = *mine;
+    d.data = (uint8_t *)D;
     *same = *near = 0;
     for (size_t i = 0; i < mine->n; i++) {
-        int64_t a, b;
-        float x, y;
-        if (mine->kind == NPY_F32) {
-            uint32_t u, v;
-            memcpy(&u, (const char *)D + 4 * i, 4); memcpy(&v, mine->data + 4 * i, 4);
-            memcpy(&x, &u, 4); memcpy(&y, &v, 4);
-            a = u >> 31 ? -(int64_t)(u & 0x7FFFFFFF) : (int64_t)(u & 0x7FFFFFFF);
-            b = v >> 31 ? -(int64_t)(v & 0x7FFFFFFF) : (int64_t)(v & 0x7FFFFFFF);
-        } else {
-            uint16_t u, v;
-            memcpy(&u, (const char *)D + 2 * i, 2); memcpy(&v, mine->data + 2 * i, 2);
-            x = bf16_to_float(u); y = bf16_to_float(v);
-            a = u >> 15 ? -(int64_t)(u & 0x7FFF) : (int64_t)(u & 0x7FFF);
-            b = v >> 15 ? -(int64_t)(v & 0x7FFF) : (int64_t)(v & 0x7FFF);
-        }
-        if (isnan(x) || isnan(y)) { if (isnan(x) && isnan(y)) { (*same)++; (*near)++; } continue; }
-        if (a == b) (*same)++;
-        if (a - b <= 1 && b - a <= 1) (*near)++;
+        int dn = npy_is_nan(&d, i), mn = npy_is_nan(mine, i);
+        if (dn || mn) { if (dn && mn) { (*same)++; (*near)++; } continue; }
+        int64_t u = npy_ord(&d, i) - npy_ord(mine, i);
+        *same += u == 0;
+        *near += u >= -1 && u <= 1;
     }
 }
 
