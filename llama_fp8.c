@@ -347,7 +347,8 @@ typedef struct {
 typedef enum { GRAN_CHANNEL = 0, GRAN_TENSOR = 1, GRAN_BLOCK = 2 } weight_gran;
 /* How a scheme quantizes a Linear's input: not at all (weight-only), FP8 dynamic per token, FP8 static per
  * tensor (calibrated scale), FP8 dynamic per tensor, FP8 dynamic 1x128 groups, INT8 dynamic per token. */
-typedef enum { AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_TENSOR_DYNAMIC, AMODE_GROUP, AMODE_INT8_TOKEN } act_mode;
+typedef enum { AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_TENSOR_DYNAMIC, AMODE_GROUP, AMODE_INT8_TOKEN,
+               AMODE_QDQ_NVFP4, AMODE_QDQ_MXFP4, AMODE_QDQ_MXFP8 } act_mode;   /* QDQ: quantized and dequantized in place (bf16 GEMM) */
 
 /* A weight matrix as stored: row-major [rows, cols], one row per output feature (HF / PyTorch
  * nn.Linear layout), data pointing into the read-only mapping (or owned when converted at load). */
@@ -368,6 +369,7 @@ typedef struct {
     act_mode act;        /* activations: AMODE_TOKEN, _TENSOR_STATIC, _TENSOR_DYNAMIC, _GROUP or _NONE (weight-only) */
     int lm_head;         /* lm_head quantized too (not in "ignore") */
     int kv;              /* k_scale / v_scale present (FP8 KV cache) */
+    int wf;              /* 1 + the weight format (wformat) of a pack-quantized / nvfp4 / mxfp4 / mxfp8 checkpoint, else 0 */
 } CkptQuant;
 
 typedef struct {
@@ -399,13 +401,20 @@ typedef struct Model {
     mfile *files; int n_files;   /* the mappings the tensors point into */
     void **owned; int n_owned;   /* buffers the model owns (converted / permuted tensors) */
     struct Model *bf16_view;     /* the model with bf16-rounded weights (bf16-based schemes), made once */
-    struct Model *w4_view;       /* w4a16: the bf16 view with each Linear's weight replaced by B(q * s) of its INT4 codes */
+    struct Model *wf_views[4];   /* w4a16, nvfp4a16, mxfp4a16, mxfp8a16: the bf16 view with each Linear's weight dequantized (wf_view) */
     int release_pages;           /* large checkpoints: drop each layer's mapped pages after use, so the
                                     resident set stays near one layer's weights (the page cache keeps them) */
 } Model;
 
-static size_t dtype_size(emu_dtype t) { return t == EMU_F32 ? 4 : t == EMU_BF16 || t == EMU_F16 ? 2 : 1; }
+/* Storage-only dtypes of the safetensors writer (export of packed formats): */
+#define ST_U8  ((emu_dtype)17)
+#define ST_I32 ((emu_dtype)18)
+#define ST_I64 ((emu_dtype)19)
+static size_t dtype_size(emu_dtype t) { return t == ST_I64 ? 8 : t == EMU_F32 || t == ST_I32 ? 4 : t == EMU_BF16 || t == EMU_F16 ? 2 : 1; }
 static const char *dtype_name(emu_dtype t) {
+    if (t == ST_U8) return "U8";
+    if (t == ST_I32) return "I32";
+    if (t == ST_I64) return "I64";
     switch (t) { case EMU_F32: return "F32"; case EMU_BF16: return "BF16"; case EMU_F16: return "F16";
                  case EMU_E4M3: return "F8_E4M3"; case EMU_E5M2: return "F8_E5M2"; case EMU_I8: return "I8"; }
     return "?";
@@ -480,8 +489,11 @@ static void rope_init(Model *m) {
  * summed (default exact). --kv fp8-e4m3|fp8-e5m2 adds an FP8 KV cache (vLLM: stored fp8(x / s) with
  * saturation, loaded fp8 · s). Embeddings and lm_head stay bf16 unless --quant-lm-head. */
 /* w4a16 sits with the baselines: its GEMMs are bf16 GEMMs on the dequantized INT4 weights (model_for_scheme) */
-typedef enum { SCHEME_FP32, SCHEME_BF16, SCHEME_W4A16, SCHEME_FP8_W, SCHEME_W8A8, SCHEME_W8A8_STATIC, SCHEME_W8A8_BLOCK, SCHEME_INT8 } scheme_kind;
-static const char *const scheme_names[] = {"fp32", "bf16", "w4a16", "fp8-w", "w8a8", "w8a8-static", "w8a8-block", "int8"};
+typedef enum { SCHEME_FP32, SCHEME_BF16, SCHEME_W4A16, SCHEME_NVFP4A16, SCHEME_MXFP4A16, SCHEME_MXFP8A16, SCHEME_NVFP4, SCHEME_MXFP4, SCHEME_MXFP8,
+               SCHEME_FP8_W, SCHEME_W8A8, SCHEME_W8A8_STATIC, SCHEME_W8A8_BLOCK, SCHEME_INT8 } scheme_kind;
+static const char *const scheme_names[] = {"fp32", "bf16", "w4a16", "nvfp4a16", "mxfp4a16", "mxfp8a16", "nvfp4", "mxfp4", "mxfp8",
+                                           "fp8-w", "w8a8", "w8a8-static", "w8a8-block", "int8"};
+#define N_SCHEMES ((int)(sizeof scheme_names / sizeof scheme_names[0]))
 /* Where activations are quantized: the inputs of q/k/v (one shared input), o, gate/up, down. */
 enum { SITE_QKV, SITE_O, SITE_GATEUP, SITE_DOWN, N_SITES };
 /* Observers (calibrate, stats) also see the lm_head input (layer -1) and the K / V cache entries. */
@@ -604,11 +616,12 @@ static Scheme scheme_make(const char *name, const SchemeOptions *o) {
     memset(&q, 0, sizeof q);
     int k = -1;
     for (int i = 0; i < (int)(sizeof scheme_names / sizeof scheme_names[0]); i++) if (!strcmp(name, scheme_names[i])) k = i;
-    if (k < 0) fatal("unknown scheme '%s' (known: fp32, bf16, w4a16, fp8-w, w8a8, w8a8-static, w8a8-block, int8)", name);
+    if (k < 0) fatal("unknown scheme '%s' (known: fp32, bf16, w4a16, nvfp4a16, mxfp4a16, mxfp8a16, nvfp4, mxfp4, mxfp8, fp8-w, w8a8, w8a8-static, w8a8-block, int8)", name);
     q.kind = (scheme_kind)k;
     q.wfmt = q.afmt = EMU_E4M3;
     q.wgran = q.kind == SCHEME_W8A8_STATIC ? GRAN_TENSOR : q.kind == SCHEME_W8A8_BLOCK ? GRAN_BLOCK : GRAN_CHANNEL;
-    static const int amodes[] = {AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_GROUP, AMODE_INT8_TOKEN};
+    static const int amodes[N_SCHEMES] = {AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_QDQ_NVFP4, AMODE_QDQ_MXFP4,
+                                          AMODE_QDQ_MXFP8, AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_GROUP, AMODE_INT8_TOKEN};
     q.amode = amodes[q.kind];
     q.bf16_arith = 1;
     q.kv = EMU_F32;
@@ -642,6 +655,9 @@ static Scheme scheme_make(const char *name, const SchemeOptions *o) {
     }
     if (q.kind == SCHEME_W8A8_STATIC && !q.scales)
         fatal("scheme w8a8-static needs static activation scales: --scales FILE (written by llama_fp8 calibrate)");
+    if (q.kind == SCHEME_NVFP4 && !q.scales)
+        fatal("scheme nvfp4 needs the activations' calibrated absmax for its input global scales: --scales FILE (written by llama_fp8 calibrate)");
+    if (q.kind >= SCHEME_W4A16 && q.kind < SCHEME_FP8_W) q.quant_lm_head = 0;   /* the presets leave lm_head in bf16; the FP8 options do not apply */
     snprintf(q.name, sizeof q.name, "%s", name);
     char mods[64] = "";
     if (quant && q.kind != SCHEME_INT8 && q.wfmt == EMU_E5M2) strcat(mods, " w:e5m2");
@@ -659,14 +675,39 @@ static Scheme scheme_by_name(const char *name) { return scheme_make(name, NULL);
 /* The scheme a quantized checkpoint prescribes (-q checkpoint, the default for such models): its
  * stored FP8 weights and scales, its activation scheme, its static input / KV scales — run as vLLM
  * runs it. Other models: the named scheme (default `dflt`). */
+static const char *const ckpt_wf_formats[] = {"pack-quantized", "nvfp4-pack-quantized", "mxfp4-pack-quantized", "mxfp8-quantized"};   /* CkptQuant.wf - 1 */
 static Scheme scheme_for_model(const Model *m, const char *name, const char *dflt, const SchemeOptions *o) {
     if (!m->quant.present) {
         if (name && !strcmp(name, "checkpoint")) fatal("-q checkpoint: %s is not a quantized checkpoint", m->path);
         return scheme_make(name ? name : dflt, o);
     }
     if (name && strcmp(name, "checkpoint"))
-        fatal("%s is an FP8 checkpoint (%s): it runs as stored (-q checkpoint), not as '%s'", m->path, m->quant.method, name);
+        fatal("%s is %s checkpoint (%s%s%s): it runs as stored (-q checkpoint), not as '%s'", m->path, m->quant.wf ? "a quantized" : "an FP8",
+              m->quant.method, m->quant.wf ? ", " : "", m->quant.wf ? ckpt_wf_formats[m->quant.wf - 1] : "", name);
     const CkptQuant *cq = &m->quant;
+    if (cq->wf) {   /* weights dequantized at load (st_wf_linear): the weight-only scheme's forward pass on them */
+        SchemeOptions so = o ? *o : (SchemeOptions){0};
+        if (so.kv) fatal("%s: --kv on a %s checkpoint is not supported", m->path, ckpt_wf_formats[cq->wf - 1]);
+        static const char *const sn[] = {"w4a16", "nvfp4a16", "mxfp4a16", "mxfp8a16"};
+        const char *nm0 = cq->act == AMODE_QDQ_NVFP4 ? "nvfp4" : cq->act == AMODE_QDQ_MXFP4 ? "mxfp4" : cq->act == AMODE_QDQ_MXFP8 ? "mxfp8" : sn[cq->wf - 1];
+        so.scales = NULL;
+        if (cq->act == AMODE_QDQ_NVFP4) {   /* the stored input_global_scale of each site */
+            int L = m->c.n_layers;
+            ScaleSet *ss = xcalloc(1, sizeof *ss);
+            ss->n_layers = L;
+            ss->act = xcalloc(L, sizeof *ss->act);
+            ss->act_scale = xcalloc(L, sizeof *ss->act_scale);
+            for (int l = 0; l < L; l++)
+                for (int site = 0; site < N_SITES; site++) ss->act_scale[l][site] = m->layers[l].in_scale[site];
+            ss->source = m->path;
+            so.scales = ss;
+        }
+        Scheme q = scheme_make(nm0, &so);
+        char nm[sizeof q.name];
+        snprintf(nm, sizeof nm, "checkpoint:%.66s", q.name);
+        memcpy(q.name, nm, sizeof nm);
+        return q;
+    }
     static const char *const kinds[] = {[AMODE_NONE] = "fp8-w", [AMODE_TOKEN] = "w8a8", [AMODE_TENSOR_STATIC] = "w8a8-static",
                                         [AMODE_TENSOR_DYNAMIC] = "w8a8", [AMODE_GROUP] = "w8a8-block"};
     SchemeOptions so = o ? *o : (SchemeOptions){0};
@@ -721,10 +762,10 @@ static float *norm_to_bf16(Model *m, const float *w, int n) {
     for (int i = 0; i < n; i++) d[i] = bf16_to_float(bf16_from_float(w[i]));
     return d;
 }
-static const Model *w4a16_view(Model *m);
+static const Model *scheme_wf_view(Model *m, const Scheme *q);
 static const Model *model_for_scheme(Model *m, const Scheme *q) {
     if (q->kind == SCHEME_FP32) return m;
-    if (q->kind == SCHEME_W4A16) return w4a16_view(m);
+    if (q->kind >= SCHEME_W4A16 && q->kind < SCHEME_FP8_W && !m->quant.wf) return scheme_wf_view(m, q);   /* a checkpoint's are dequantized at load */
     if (m->bf16_view) return m->bf16_view;
     Model *v = model_own(m, sizeof(Model));
     *v = *m;
@@ -814,45 +855,146 @@ static void quant_blocks(uint8_t *q, float *scale, const Tensor *W, emu_dtype fm
     }
 }
 
-/* w4a16 (llm-compressor's W4A16 preset, round to nearest; vLLM's WNA16 kernels): every Linear weight of the layers
- * quantized to INT4, symmetric, per group of 128 along K by quant_blocks (1 x 128 blocks, bf16 arithmetic:
- * s = B(absmax / 7.5), a zero s -> 2^-7, q = rne(clamp(B(w / s) + 0, -8, 7))), then dequantized as compressed-tensors
- * (and vLLM's Marlin kernels) do it: w' = B(q * s), q * s exact in fp32, one bf16 rounding. The forward pass is bf16's
- * on those weights; embeddings, norms and lm_head stay bf16 (the preset ignores lm_head). Made once per model: a bf16
- * copy of the Linear weights (2 bytes per parameter). */
-enum { W4_GROUP = 128 };
-static const Model *w4a16_view(Model *m) {
-    if (m->w4_view) return m->w4_view;
+/* ---- The weight-only formats of the decision table (compressed-tensors 0.20 presets as llm-compressor 0.14 writes them) ----
+ * Each quantizes every Linear weight of the layers (lm_head and embeddings stay bf16, as the presets ignore lm_head) in
+ * groups of G along K, from the bf16 weights, with the library's arithmetic (bf16 where it computes in the weight dtype):
+ *   w4a16     INT4, G = 128: s = B(absmax / 7.5) (0 -> 2^-7); q = rne(clamp(B(w / s), -8, 7)) (quant_blocks).
+ *   nvfp4a16  E2M1, G = 16, E4M3 group scales under an fp32 global scale g:
+ *               g = B(B(1 / A) * 2688) (torch's 2688 / A on a bf16 tensor), A = absmax over the tensor, or over q/k/v and over gate/up together (llm-compressor fuses
+ *                 their global scales, as vLLM needs one per fused GEMM); A = 0 gives g = 1 (torch.nan_to_num of inf);
+ *               s = e4m3(clamp(g * B(absmax_group / 6), +-448)) (0 -> 0.125, the E4M3 eps); stored: s (E4M3 byte), g;
+ *               q = e2m1(clamp(w / (s / g) + 0, +-6)), ties to even, fp32 arithmetic. The + 0 (a zero point in MXFP8, torch.sign(0) = 0
+ *               in the E2M1 cast) makes a -0 weight code +0; a negative weight that rounds to zero keeps its sign (E2M1 code 0x8).
+ *   mxfp4a16  E2M1, G = 32, E8M0 scales (OCP MX): p = absmax_group with its bf16 bits + 0x20 masked to sign and exponent
+ *             (rounds the absmax up to the next power of two from 1.75 * 2^e on), s = 2^(log2 p - 2) (code 127 + log2 p - 2,
+ *             clamped to [0, 255]; absmax 0 -> code 0); q = e2m1(clamp(B(w / s) + 0, +-6)).
+ *   mxfp8a16  E4M3, G = 32, E8M0 scales: as mxfp4a16 with s = 2^(log2 p - 8), q = e4m3(clamp(B(w / s) + 0, +-448)).
+ * Dequantized as vLLM's emulation and compressed-tensors' decompression do, into bf16: w' = B(q * s) (INT4, MX: exact
+ * product), B(q * (s / g)) in fp32 (NVFP4). The schemes run bf16's forward pass on those weights (a view made once
+ * per model: a bf16 copy of the Linear weights), on every backend. */
+typedef enum { WF_INT4, WF_NVFP4, WF_MXFP4, WF_MXFP8, N_WF } wformat;
+static const struct { const char *name, *ct_format; int group; } wf_info[N_WF] = {
+    {"w4a16", "pack-quantized", 128}, {"nvfp4a16", "nvfp4-pack-quantized", 16},
+    {"mxfp4a16", "mxfp4-pack-quantized", 32}, {"mxfp8a16", "mxfp8-quantized", 32}};
+static inline float Bf(float x) { return bf16_to_float(bf16_from_float(x)); }
+/* NVFP4's global scale from the absmax A of the (fused) tensor(s): generate_gparam in the weight dtype. */
+static float nvfp4_global_scale(float A) {
+    float g = Bf(Bf(1.0f / fmaxf(A, FLT_MIN)) * 2688.0f);   /* 448 * 6 / max(A, tiny): torch's scalar / tensor is reciprocal(t) * scalar, in bf16 */
+    return isfinite(g) ? g : 1.0f;
+}
+/* The E8M0 code of an MX group with absmax a (a bf16 value), for elements whose largest power of two is 2^offset. */
+static int mx_scale_code(float a, int offset) {
+    uint16_t b = (uint16_t)((bf16_from_float(a) + 0x20) & 0xFF80);   /* round_to_power_2: bf16 bits + 2^5, sign|exponent */
+    if ((b & 0x7F80) == 0) return 0;                                  /* 0 (or a subnormal power): log2 -> very negative */
+    int e = ((b >> 7) & 0xFF) - 127 - offset + 127;
+    return e < 0 ? 0 : e > 255 ? 255 : e;
+}
+/* One row of K weights (bf16 values as floats) into codes (one per byte: INT4 as int8, E2M1 in the low nibble with
+ * sign bit 0x8, E4M3) and K / G group scales (their float values); g: NVFP4's global scale. */
+static void wf_quant_row(wformat f, const float *w, int K, float g, uint8_t *q, float *scales) {
+    int G = wf_info[f].group;
+    for (int j = 0; j < K / G; j++) {
+        const float *x = w + (size_t)j * G;
+        uint8_t *o = q + (size_t)j * G;
+        float a = 0;
+        for (int k = 0; k < G; k++) a = fmaxf(a, fabsf(x[k]));
+        if (f == WF_INT4) {
+            float s = Bf(a / 7.5f);
+            if (s == 0) s = 0.0078125f;
+            for (int k = 0; k < G; k++) o[k] = (uint8_t)(int8_t)rintf(fminf(fmaxf(Bf(x[k] / s) + 0.0f, -8.0f), 7.0f));
+            scales[j] = s;
+        } else if (f == WF_NVFP4) {
+            float v = g * Bf(a / 6.0f);
+            float s = fp8_to_float(fp8_from_float(fminf(fmaxf(v, -448.0f), 448.0f), FP8_E4M3, FP8_SATFINITE), FP8_E4M3);
+            if (s == 0) s = 0.125f;
+            float e = s / g;
+            for (int k = 0; k < G; k++) o[k] = fp8_from_float(fminf(fmaxf(x[k] / e + 0.0f, -6.0f), 6.0f), FP4_E2M1, FP8_SATFINITE);
+            scales[j] = s;
+        } else {
+            int mx8 = f == WF_MXFP8;
+            float s = ldexpf(1.0f, mx_scale_code(a, mx8 ? 8 : 2) - 127), lim = mx8 ? 448.0f : 6.0f;
+            for (int k = 0; k < G; k++)
+                o[k] = fp8_from_float(fminf(fmaxf(Bf(x[k] / s) + 0.0f, -lim), lim), mx8 ? FP8_E4M3 : FP4_E2M1, FP8_SATFINITE);
+            scales[j] = s;
+        }
+    }
+}
+static float wf_code_value(wformat f, uint8_t c) {
+    return f == WF_INT4 ? (float)(int8_t)c : fp8_to_float(c, f == WF_MXFP8 ? FP8_E4M3 : FP4_E2M1);
+}
+static uint16_t wf_dequant(wformat f, uint8_t c, float s, float g) {
+    return bf16_from_float(f == WF_NVFP4 ? wf_code_value(f, c) * (s / g) : wf_code_value(f, c) * s);
+}
+/* NVFP4 global scales of one layer's seven Linears (q, k, v, o, gate, up, down): q/k/v share one, gate/up another. */
+static void nvfp4_layer_globals(Tensor *const ts[7], float g[7]) {
+    float a[7];
+    for (int i = 0; i < 7; i++) {
+        size_t n = (size_t)ts[i]->rows * ts[i]->cols;
+        float m = 0;
+        #pragma omp parallel for reduction(max: m) schedule(static)
+        for (size_t k = 0; k < n; k++) m = fmaxf(m, fabsf(tensor_get(ts[i], k)));
+        a[i] = m;
+    }
+    float qkv = fmaxf(fmaxf(a[0], a[1]), a[2]), gu = fmaxf(a[4], a[5]);
+    float A[7] = {qkv, qkv, qkv, a[3], gu, gu, a[6]};
+    for (int i = 0; i < 7; i++) g[i] = nvfp4_global_scale(A[i]);
+}
+static const char *const linear_names[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+/* Codes and scales of one weight (N x K) in format f (K a multiple of the group size). */
+static void wf_quant_tensor(wformat f, const Tensor *t, float g, uint8_t *codes, float *scales) {
+    int N = t->rows, K = t->cols, G = wf_info[f].group;
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *row = xmalloc((size_t)K * sizeof(float));
+        emu_load_row(row, t->data, t->dtype, (size_t)n * K, K);
+        wf_quant_row(f, row, K, g, codes + (size_t)n * K, scales + (size_t)n * (K / G));
+        free(row);
+    }
+}
+static const Model *wf_view(Model *m, wformat f) {
+    if (m->wf_views[f]) return m->wf_views[f];
     Scheme bq = scheme_by_name("bf16");
     const Model *b = model_for_scheme(m, &bq);
     Model *v = model_own(m, sizeof(Model));
     *v = *b;
     v->layers = model_own(m, m->c.n_layers * sizeof(Layer));
     memcpy(v->layers, b->layers, m->c.n_layers * sizeof(Layer));
+    int G = wf_info[f].group;
     for (int l = 0; l < m->c.n_layers; l++) {
         Layer *L = &v->layers[l];
-        Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++)
+            if (ts[i]->cols % G)
+                fatal("%s: model.layers.%d.%s has %d input features, not a multiple of the group size %d (llm-compressor refuses such a layer too)",
+                      wf_info[f].name, l, linear_names[i], ts[i]->cols, G);
+        float g[7] = {1, 1, 1, 1, 1, 1, 1};
+        if (f == WF_NVFP4) nvfp4_layer_globals(ts, g);
         for (int i = 0; i < 7; i++) {
             Tensor *t = ts[i];
-            int N = t->rows, K = t->cols, nk = (K + W4_GROUP - 1) / W4_GROUP;
-            if (K % W4_GROUP) {
-                static const char *const nm[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
-                fatal("w4a16: model.layers.%d.%s has %d input features, not a multiple of the group size %d (llm-compressor refuses such a layer too)", l, nm[i], K, W4_GROUP);
-            }
+            int N = t->rows, K = t->cols, nk = K / G;
             uint8_t *codes = xmalloc((size_t)N * K);
             float *sc = xmalloc((size_t)N * nk * sizeof(float));
-            quant_blocks(codes, sc, t, FMT_INT4, 1, W4_GROUP, 1);
+            wf_quant_tensor(f, t, g[i], codes, sc);
             uint16_t *d = model_own(m, (size_t)N * K * 2);
             #pragma omp parallel for schedule(static)
             for (int n = 0; n < N; n++)
-                for (int k = 0; k < K; k++) d[(size_t)n * K + k] = bf16_from_float((float)(int8_t)codes[(size_t)n * K + k] * sc[(size_t)n * nk + k / W4_GROUP]);
+                for (int k = 0; k < K; k++) d[(size_t)n * K + k] = wf_dequant(f, codes[(size_t)n * K + k], sc[(size_t)n * nk + k / G], g[i]);
             t->data = d; t->dtype = EMU_BF16;
             free(codes); free(sc);
         }
     }
-    m->w4_view = v;
+    m->wf_views[f] = v;
     return v;
 }
+static wformat scheme_wformat(const Scheme *q) {
+    switch (q->kind) {
+    case SCHEME_NVFP4A16: case SCHEME_NVFP4: return WF_NVFP4;
+    case SCHEME_MXFP4A16: case SCHEME_MXFP4: return WF_MXFP4;
+    case SCHEME_MXFP8A16: case SCHEME_MXFP8: return WF_MXFP8;
+    default: return WF_INT4;
+    }
+}
+static const Model *scheme_wf_view(Model *m, const Scheme *q) { return wf_view(m, scheme_wformat(q)); }
 
 /* Scales per weight matrix of N rows, K columns at a granularity. */
 static size_t n_weight_scales(weight_gran gran, int N, int K) {
@@ -1199,6 +1341,48 @@ static size_t act_scale_count(const Scheme *q, int T, int K) {
 
 /* ---- the CPU backend: forward()'s ops on host memory, through emu/ ---- */
 
+/* nvfp4, mxfp4, mxfp8 (llm-compressor's NVFP4, MXFP4, MXFP8 presets): each Linear input x (bf16 values, [T, K]) is quantized
+ * and dequantized in groups along K as compressed-tensors' forward does it (the model llm-compressor calibrates and saves,
+ * run in transformers), and the bf16 GEMM reads the result (vLLM's emulation path: dequantize, then a bf16 matmul):
+ *   nvfp4  groups of 16, the site's static global scale g = B(B(1 / A) * 2688) from the calibrated absmax A (llm-compressor's
+ *          static_minmax observer = calibrate's minmax); s = e4m3(clamp(g * B(absmax / 6), +-448)) (0 -> 0.125), e = s / g,
+ *          x' = B(e2m1(clamp(x / e + 0, +-6)) * e), fp32 arithmetic;
+ *   mxfp4  groups of 32, s = 2^(E8M0 code - 127) as for the weights (mx_scale_code), x' = B(e2m1(clamp(B(x / s) + 0, +-6)) * s);
+ *   mxfp8  the same with E4M3 elements: s from the offset 8, x' = B(e4m3(clamp(B(x / s) + 0, +-448)) * s).
+ * vLLM's own NVFP4 emulation (ref_nvfp4_quant) computes B(absmax / 6) as absmax * fp32(1/6) and x / e as x * (1 / e): it can
+ * differ from this in the last bit of a scale or a rounding tie (not modelled here). */
+static void act_qdq(const Scheme *q, float *x, int T, int K, int layer, int site) {
+    wformat f = scheme_wformat(q);
+    int G = wf_info[f].group;
+    if (K % G) fatal("scheme %s: a Linear input of %d features is not a multiple of the group size %d", q->name, K, G);
+    float g = 1;
+    if (f == WF_NVFP4) {
+        const ScaleSet *ss = q->scales;
+        float A = ss->act_scale ? 0 : ss->act[layer][site];
+        g = ss->act_scale ? ss->act_scale[layer][site] : nvfp4_global_scale(A);   /* a checkpoint's input_global_scale, as stored */
+        if (!(g > 0) || !isfinite(g)) fatal("%s: no NVFP4 input global scale for layer %d site %s", ss->source, layer, site_names[site]);
+    }
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < K / G; j++) {
+            float *v = x + (size_t)t * K + (size_t)j * G, a = 0;
+            for (int k = 0; k < G; k++) a = fmaxf(a, fabsf(v[k]));
+            if (f == WF_NVFP4) {
+                float s = fp8_to_float(fp8_from_float(fminf(fmaxf(g * Bf(a / 6.0f), -448.0f), 448.0f), FP8_E4M3, FP8_SATFINITE), FP8_E4M3);
+                if (s == 0) s = 0.125f;
+                float e = s / g;
+                for (int k = 0; k < G; k++)
+                    v[k] = Bf(fp8_to_float(fp8_from_float(fminf(fmaxf(v[k] / e + 0.0f, -6.0f), 6.0f), FP4_E2M1, FP8_SATFINITE), FP4_E2M1) * e);
+            } else {
+                int mx8 = f == WF_MXFP8;
+                fp8_format ef = mx8 ? FP8_E4M3 : FP4_E2M1;
+                float s = ldexpf(1.0f, mx_scale_code(a, mx8 ? 8 : 2) - 127), lim = mx8 ? 448.0f : 6.0f;
+                for (int k = 0; k < G; k++)
+                    v[k] = Bf(fp8_to_float(fp8_from_float(fminf(fmaxf(Bf(v[k] / s) + 0.0f, -lim), lim), ef, FP8_SATFINITE), ef) * s);
+            }
+        }
+}
+
 /* The input of one or more Linears, quantized once for all of them (FP8 / INT8 schemes), right
  * before the GEMMs it feeds: per token (w8a8: vLLM dynamic_per_token_scaled_fp8_quant; int8),
  * per tensor with the calibrated static scale (w8a8-static: x · (1/s)), or in 1×128 groups
@@ -1215,6 +1399,9 @@ static QAct quantize_act(RunState *s, const Scheme *q, const float *x, int T, in
         emu_quant_tensor(s->qa, K, x, K, T, K, q->afmt, sc);
         break;
     }
+    case AMODE_QDQ_NVFP4: case AMODE_QDQ_MXFP4: case AMODE_QDQ_MXFP8:
+        act_qdq(q, (float *)x, T, K, layer, site);   /* in place: forward()'s buffer, read next by this site's Linears only */
+        return QACT_NONE;
     default: return QACT_NONE; /* fp32, bf16, fp8-w: activations stay as they are */
     }
     return (QAct){q->afmt, s->qa, s->sa, act_scale_kind(q)};
@@ -1935,6 +2122,7 @@ static QAct gpu_quantize_into(const Scheme *q, uint8_t *qa, float *sa, const flo
 }
 static QAct gpu_quantize_act(RunState *s, const Scheme *q, const float *x, int T, int K, int layer, int site) {
     DevRun *d = s->dev;
+    if (q->amode >= AMODE_QDQ_NVFP4) fatal("scheme %s: its activation quantize-dequantize has no GPU kernel yet: run it with --cpu", q->name);
     return gpu_quantize_into(q, d->qa, d->sa, x, T, K, layer, site);
 }
 /* linear() on the device; a: the quantized input as gpu_quantize_act made it (device memory). */
@@ -2048,6 +2236,7 @@ static void vfy_rmsnorm(RunState *s, const Scheme *q, float *out, const float *x
 }
 static QAct vfy_quantize_act(RunState *s, const Scheme *q, const float *x, int T, int K, int layer, int site) {
     if (q->amode == AMODE_NONE) return QACT_NONE;
+    if (q->amode >= AMODE_QDQ_NVFP4) fatal("scheme %s: its activation quantize-dequantize has no GPU kernel yet (nothing to verify)", q->name);
     size_t ns = act_scale_count(q, T, K);
     float *dx = dput(x, (size_t)T * K * 4), *ds = cud_alloc(ns * 4 + 4);
     uint8_t *dq = cud_alloc((size_t)T * K);
@@ -2294,7 +2483,9 @@ static void options_parse(Options *o, int argc, char **argv, const char *cmd, co
     }
 }
 #define SCHEME_OPTS "--allow-nonfinite --cpu --gemm -q --act-format --weight-format --weight-scale --weight-arith --kv --accum --scale-ub --scales --quant-lm-head "
-#define SCHEME_HELP "  schemes (-q): fp32, bf16, w4a16 (INT4 groups of 128, K a multiple of 128), fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8\n" \
+#define SCHEME_HELP "  schemes (-q): fp32, bf16, fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8;\n" \
+    "    4-bit and microscaling (llm-compressor presets; K a multiple of the group): w4a16 (INT4 g128), nvfp4a16, mxfp4a16, mxfp8a16,\n" \
+    "    nvfp4 (needs --scales), mxfp4, mxfp8 (activations quantized and dequantized too; CPU only)\n" \
     "  --act-format e4m3|e5m2  --weight-format e4m3|e5m2  --weight-scale channel|tensor (fp8-w)  --weight-arith bf16|fp32\n" \
     "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head\n" \
     "  --allow-nonfinite: run a model holding NaN/Inf weights (refused by default); NaN then propagates and the run stops where it reaches a result\n" \
@@ -2935,17 +3126,55 @@ static void npy_matrix(const npy *a, const char *path, const char *cmd, int *row
     *rows = (int)a->shape[0]; *cols = (int)a->shape[1];
 }
 
+/* quant --format nvfp4|mxfp4|mxfp8: one bf16 weight through wf_quant_tensor (the schemes' and export's rules). */
+static int quant_wformat(wformat f, npy *x, const char *in, const char *prefix, int M, int K, int have_gs, double GS) {
+    int G = wf_info[f].group;
+    if (x->kind != NPY_BF16) fatal("quant: %s is %s; --format %s quantizes a bfloat16 weight (the presets compute in bf16)", in, npy_kind_name(x->kind), f == WF_NVFP4 ? "nvfp4" : f == WF_MXFP4 ? "mxfp4" : "mxfp8");
+    if (K % G) fatal("quant: %d columns are not a multiple of the group size %d", K, G);
+    if (have_gs && f != WF_NVFP4) fatal("quant: --global-scale is NVFP4's (--format nvfp4)");
+    if (have_gs && !(GS > 0 && GS <= FLT_MAX && (float)GS >= FLT_MIN)) fatal("quant: --global-scale must be a positive normal float32, got %g", GS);
+    Tensor W = {.data = x->data, .dtype = EMU_BF16, .rows = M, .cols = K};
+    size_t n = (size_t)M * K;
+    for (size_t i = 0; i < n; i++) if (!isfinite(tensor_get(&W, i))) fatal("quant: %s holds a non-finite value at element %zu (the FP4 / MX rules are defined for finite weights)", in, i);
+    float g = 1;
+    if (f == WF_NVFP4) {
+        float a = 0;
+        for (size_t i = 0; i < n; i++) a = fmaxf(a, fabsf(tensor_get(&W, i)));
+        g = have_gs ? (float)GS : nvfp4_global_scale(a);
+    }
+    uint8_t *q = xmalloc(n);
+    float *sc = xmalloc(n / G * sizeof(float));
+    wf_quant_tensor(f, &W, g, q, sc);
+    char qp[4096], sp[4096], gp[4096];
+    snprintf(qp, sizeof qp, "%s.q.npy", prefix);
+    snprintf(sp, sizeof sp, "%s.scale.npy", prefix);
+    snprintf(gp, sizeof gp, "%s.global_scale.npy", prefix);
+    write_npy_nd(qp, q, "|u1", 2, (int64_t[]){M, K});
+    write_npy_nd(sp, sc, "<f4", 2, (int64_t[]){M, K / G});
+    if (f == WF_NVFP4) write_npy_nd(gp, &g, "<f4", 1, (int64_t[]){1});
+    static const char *const fn[N_WF] = {"int4", "nvfp4", "mxfp4", "mxfp8"};
+    printf("quant: %s bfloat16 [%d, %d], %s (groups of %d): %s uint8 [%d, %d], %s float32 [%d, %d]", in, M, K, fn[f], G, qp, M, K, sp, M, K / G);
+    if (f == WF_NVFP4) printf(", %s float32 [1] = %.9g%s", gp, g, have_gs ? " (given)" : "");
+    printf("\n");
+    free(q); free(sc); free(x->data);
+    return 0;
+}
 static int cmd_quant(int argc, char **argv) {
     const char *in = NULL, *prefix = NULL, *gran = "token", *conv = NULL;
     int G = 128;
     emu_dtype fmt = EMU_E4M3;
-    double S = 0, ub = 0;
-    int have_s = 0;
+    double S = 0, ub = 0, GS = 0;
+    int have_s = 0, have_gs = 0, wf = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: llama_fp8 quant IN.npy -o PREFIX [--granularity token|tensor|channel|group|block] [--group G (128)]\n"
                    "                      [--format e4m3|e5m2|int8|int4] [--static-scale S] [--scale-ub U] [--convention vllm|compressed-tensors]\n"
+                   "       llama_fp8 quant IN.npy -o PREFIX --format nvfp4|mxfp4|mxfp8 [--global-scale G]\n"
+                   "  nvfp4, mxfp4, mxfp8: a bfloat16 weight [M, K] as llm-compressor's NVFP4 / MXFP4 / MXFP8 presets quantize it (rules: README,\n"
+                   "    'Formats at a glance'); PREFIX.q.npy uint8 codes [M, K] (E2M1 in the low nibble, sign 0x8; E4M3),\n"
+                   "    PREFIX.scale.npy float32 group scales [M, K/16] (E4M3 values) or [M, K/32] (powers of two); nvfp4 also\n"
+                   "    PREFIX.global_scale.npy float32 [1] (default: from the matrix's absmax; --global-scale G: a fused group's)\n"
                    "  quantizes a 2-D float32 / bfloat16 (uint16 bits or ml_dtypes V2) / float16 matrix [M, K] exactly as the schemes do;\n"
                    "  writes PREFIX.q.npy (uint8 FP8 codes, or int8) [M, K] and PREFIX.scale.npy (float32): token and channel [M, 1],\n"
                    "  tensor [1], group [M, ceil(K/G)], block [ceil(M/128), ceil(K/128)].\n"
@@ -2967,7 +3196,14 @@ static int cmd_quant(int argc, char **argv) {
         if (!strcmp(a, "-o") && more) prefix = argv[++i];
         else if (!strcmp(a, "--granularity") && more) gran = argv[++i];
         else if (!strcmp(a, "--group") && more) G = (int)parse_long_arg(a, argv[++i], 1, 1 << 24);
-        else if (!strcmp(a, "--format") && more) fmt = parse_kc_format(a, argv[++i]);
+        else if (!strcmp(a, "--format") && more) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "nvfp4")) wf = WF_NVFP4;
+            else if (!strcmp(v, "mxfp4")) wf = WF_MXFP4;
+            else if (!strcmp(v, "mxfp8")) wf = WF_MXFP8;
+            else fmt = parse_kc_format(a, v);
+        }
+        else if (!strcmp(a, "--global-scale") && more) { GS = parse_double_arg(a, argv[++i]); have_gs = 1; }
         else if (!strcmp(a, "--static-scale") && more) { S = parse_double_arg(a, argv[++i]); have_s = 1; }
         else if (!strcmp(a, "--scale-ub") && more) ub = parse_double_arg(a, argv[++i]);
         else if (!strcmp(a, "--convention") && more) conv = argv[++i];
@@ -3000,6 +3236,8 @@ static int cmd_quant(int argc, char **argv) {
     if (ct && x.kind == NPY_F16) fatal("quant: %s is float16; compressed-tensors would compute in float16, which is not modelled: give float32 or bfloat16", in);
     int M, K;
     npy_matrix(&x, in, "quant", &M, &K);
+    if (wf < 0 && have_gs) fatal("quant: --global-scale is NVFP4's (--format nvfp4)");
+    if (wf >= 0) return quant_wformat((wformat)wf, &x, in, prefix, M, K, have_gs, GS);
     size_t n = (size_t)M * K;
     uint8_t *q = xmalloc(n);
     int64_t sshape[2] = {M, 1};
@@ -3489,6 +3727,133 @@ static void export_fill(void *vctx, int i, void *buf, size_t nbytes) {
     }
 }
 
+/* export -q w4a16|nvfp4a16|mxfp4a16|mxfp8a16: the checkpoint llm-compressor 0.14 writes for the preset (save_compressed):
+ *   pack-quantized        weight_packed I32 [N, K/8] (code + 8 in 4 bits, element 8j + i at bits 4i of word j),
+ *                         weight_scale BF16 [N, K/128], weight_shape I64 [2]
+ *   nvfp4-pack-quantized  weight_packed U8 [N, K/2] (element 2j in the low nibble), weight_scale F8_E4M3 [N, K/16],
+ *                         weight_global_scale F32 [1]
+ *   mxfp4-pack-quantized  weight_packed U8 [N, K/2], weight_scale U8 [N, K/32] (E8M0 codes)
+ *   mxfp8-quantized       weight F8_E4M3 [N, K], weight_scale U8 [N, K/32]
+ * Codes and scales are wf_quant_tensor's (the schemes' own). */
+typedef struct {
+    wformat f;
+    const Tensor **t;
+    const float **vec;
+    float *gs;       /* NVFP4 global scale per entry */
+    int *what;       /* 0 bf16 tensor, 6 norm vector, 10 packed / codes, 11 scales, 12 global scale, 13 weight_shape, 14 input global scale */
+    uint8_t *qbuf;
+    float *sbuf;
+} wexport_ctx;
+static void wexport_fill(void *vctx, int i, void *buf, size_t nbytes) {
+    wexport_ctx *x = vctx;
+    const Tensor *t = x->t[i];
+    wformat f = x->f;
+    int G = wf_info[f].group;
+    switch (x->what[i]) {
+    case 0: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(tensor_get(t, k)); break; }
+    case 6: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(x->vec[i][k]); break; }
+    case 10: case 11: {
+        size_t n = (size_t)t->rows * t->cols;
+        wf_quant_tensor(f, t, x->gs[i], x->qbuf, x->sbuf);
+        if (x->what[i] == 11) {
+            for (size_t k = 0; k < n / G; k++) {
+                if (f == WF_INT4) ((uint16_t *)buf)[k] = bf16_from_float(x->sbuf[k]);
+                else if (f == WF_NVFP4) ((uint8_t *)buf)[k] = fp8_from_float(x->sbuf[k], FP8_E4M3, FP8_SATFINITE);
+                else ((uint8_t *)buf)[k] = (uint8_t)(ilogbf(x->sbuf[k]) + 127);   /* s = 2^(code - 127), code 0 included */
+            }
+        } else if (f == WF_INT4) {
+            uint32_t *d = buf;
+            for (size_t j = 0; j < n / 8; j++) {
+                uint32_t w = 0;
+                for (int k = 0; k < 8; k++) w |= (uint32_t)(((int8_t)x->qbuf[8 * j + k] + 8) & 0xF) << (4 * k);
+                d[j] = w;
+            }
+        } else if (f == WF_MXFP8) memcpy(buf, x->qbuf, n);
+        else for (size_t j = 0; j < n / 2; j++) ((uint8_t *)buf)[j] = (uint8_t)((x->qbuf[2 * j] & 0xF) | (x->qbuf[2 * j + 1] & 0xF) << 4);
+        break;
+    }
+    case 12: case 14: memcpy(buf, &x->gs[i], 4); break;   /* 14: gs holds the input global scale */
+    case 13: { int64_t sh[2] = {t->rows, t->cols}; memcpy(buf, sh, 16); break; }
+    }
+}
+static int export_wformat(const Options *o, Model *m, const Scheme *q) {
+    const Config *c = &m->c;
+    wformat f = scheme_wformat(q);
+    if (q->kv != EMU_F32) fatal("export: %s has no FP8 KV cache in its preset (drop --kv)", q->name);
+    if (q->quant_lm_head) fatal("export: the %s preset leaves lm_head in bf16 (drop --quant-lm-head)", q->name);
+    Scheme bq = scheme_by_name("bf16");
+    const Model *mb = model_for_scheme(m, &bq);
+    wf_view(m, f);   /* refuses a K that is not a multiple of the group size */
+    if (mkdir(o->out, 0777) != 0 && errno != EEXIST) fatal("export: cannot create %s: %s", o->out, strerror(errno));
+    check_dir_writable(o->out, "export: -o");
+    int cap = 8 + c->n_layers * 48, n = 0;
+    st_entry *e = xcalloc(cap, sizeof *e);
+    wexport_ctx x = {f, xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)), xcalloc(cap, sizeof(float)), xcalloc(cap, sizeof(int)), NULL, NULL};
+    int G = wf_info[f].group;
+    size_t maxnk = 0;
+#define WENTRY(nm, dt, nd, s0, s1, wh, tt, g) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
+        e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.what[n] = wh; x.t[n] = tt; x.gs[n] = g; n++; } while (0)
+    char nm[160];
+    WENTRY("model.embed_tokens.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->tok_embeddings, 1);
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &mb->layers[l];
+        Tensor *ws[7] = {(Tensor *)&L->wq, (Tensor *)&L->wk, (Tensor *)&L->wv, (Tensor *)&L->wo, (Tensor *)&L->w_gate, (Tensor *)&L->w_up, (Tensor *)&L->w_down};
+        float g[7] = {1, 1, 1, 1, 1, 1, 1};
+        if (f == WF_NVFP4) nvfp4_layer_globals(ws, g);
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        WENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL, 1); x.vec[n - 1] = L->attn_norm;
+        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+        WENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL, 1); x.vec[n - 1] = L->ffn_norm;
+        for (int w = 0; w < 7; w++) {
+            int N = ws[w]->rows, K = ws[w]->cols;
+            const char *ln = linear_names[w];
+            if (f == WF_MXFP8) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, ln); WENTRY(nm, EMU_E4M3, 2, N, K, 10, ws[w], g[w]); }
+            else if (f == WF_INT4) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_packed", l, ln); WENTRY(nm, ST_I32, 2, N, K / 8, 10, ws[w], g[w]); }
+            else { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_packed", l, ln); WENTRY(nm, ST_U8, 2, N, K / 2, 10, ws[w], g[w]); }
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, ln);
+            WENTRY(nm, f == WF_INT4 ? EMU_BF16 : f == WF_NVFP4 ? EMU_E4M3 : ST_U8, 2, N, K / G, 11, ws[w], g[w]);
+            if (f == WF_NVFP4) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_global_scale", l, ln); WENTRY(nm, EMU_F32, 1, 1, 0, 12, ws[w], g[w]); }
+            if (f == WF_INT4) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_shape", l, ln); WENTRY(nm, ST_I64, 1, 2, 0, 13, ws[w], g[w]); }
+            if (q->amode == AMODE_QDQ_NVFP4) {
+                static const int sites[7] = {SITE_QKV, SITE_QKV, SITE_QKV, SITE_O, SITE_GATEUP, SITE_GATEUP, SITE_DOWN};
+                const ScaleSet *ss = q->scales;
+                float ig = ss->act_scale ? ss->act_scale[l][sites[w]] : nvfp4_global_scale(ss->act[l][sites[w]]);
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.input_global_scale", l, ln); WENTRY(nm, EMU_F32, 1, 1, 0, 14, ws[w], ig);
+            }
+            if ((size_t)N * K > maxnk) maxnk = (size_t)N * K;
+        }
+    }
+    WENTRY("model.norm.weight", EMU_BF16, 1, c->dim, 0, 6, NULL, 1); x.vec[n - 1] = mb->final_norm;
+    if (!c->tied_embeddings) WENTRY("lm_head.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->lm_head, 1);
+#undef WENTRY
+    x.qbuf = xmalloc(maxnk);
+    x.sbuf = xmalloc(maxnk / G * sizeof(float) + 16);
+    char path[4096], qc[3072];
+    snprintf(path, sizeof path, "%s/model.safetensors", o->out);
+    double t0 = now_seconds();
+    safetensors_write(path, e, n, "{\"format\":\"pt\"}", wexport_fill, &x);
+    static const char *const wargs[N_WF] = {
+        "\"num_bits\": 4, \"type\": \"int\", \"strategy\": \"group\", \"group_size\": 128, \"symmetric\": true, \"dynamic\": false, \"observer\": \"memoryless_minmax\"",
+        "\"num_bits\": 4, \"type\": \"float\", \"strategy\": \"tensor_group\", \"group_size\": 16, \"symmetric\": true, \"dynamic\": false, \"observer\": \"memoryless_minmax\", \"scale_dtype\": \"torch.float8_e4m3fn\"",
+        "\"num_bits\": 4, \"type\": \"float\", \"strategy\": \"group\", \"group_size\": 32, \"symmetric\": true, \"dynamic\": false, \"observer\": \"memoryless_minmax\", \"scale_dtype\": \"torch.uint8\"",
+        "\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"group\", \"group_size\": 32, \"symmetric\": true, \"dynamic\": false, \"observer\": \"memoryless_minmax\", \"scale_dtype\": \"torch.uint8\""};
+    snprintf(qc, sizeof qc,
+             "  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \"%s\",\n"
+             "    \"quantization_status\": \"compressed\",\n    \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"], \"format\": \"%s\",\n"
+             "      \"weights\": {%s},\n      \"input_activations\": %s}},\n    \"ignore\": [\"lm_head\"],\n    \"kv_cache_scheme\": null\n  }",
+             wf_info[f].ct_format, wf_info[f].ct_format, wargs[f],
+             q->amode == AMODE_QDQ_NVFP4 ? "{\"num_bits\": 4, \"type\": \"float\", \"strategy\": \"tensor_group\", \"group_size\": 16, \"symmetric\": true, \"dynamic\": \"local\", \"observer\": \"static_minmax\", \"scale_dtype\": \"torch.float8_e4m3fn\"}"
+             : q->amode == AMODE_QDQ_MXFP4 ? "{\"num_bits\": 4, \"type\": \"float\", \"strategy\": \"group\", \"group_size\": 32, \"symmetric\": true, \"dynamic\": true, \"scale_dtype\": \"torch.uint8\"}"
+             : q->amode == AMODE_QDQ_MXFP8 ? "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"group\", \"group_size\": 32, \"symmetric\": true, \"dynamic\": true, \"scale_dtype\": \"torch.uint8\"}"
+             : "null");
+    snprintf(path, sizeof path, "%s/config.json", o->out);
+    int copied = export_hf_files(o->model, o->out, qc);
+    if (copied < 0) write_hf_config(path, c, qc);
+    printf("export: %s: %s as compressed-tensors %s (%d tensors, %.1f s)\n", o->out, q->name, wf_info[f].ct_format, n, now_seconds() - t0);
+    free(e); free(x.t); free(x.vec); free(x.gs); free(x.what); free(x.qbuf); free(x.sbuf);
+    model_free(m);
+    return 0;
+}
 static int cmd_export(int argc, char **argv) {
     Options o;
     options_parse(&o, argc, argv, "export", "-m -o " SCHEME_OPTS,
@@ -3501,8 +3866,9 @@ static int cmd_export(int argc, char **argv) {
     if (m->quant.present) fatal("export: %s is already quantized", m->path);
     if (o.scales_file) o.so.scales = scales_load(o.scales_file, m);
     Scheme q = scheme_make(o.scheme, &o.so);
+    if (q.kind >= SCHEME_W4A16 && q.kind < SCHEME_FP8_W) return export_wformat(&o, m, &q);
     if (q.kind != SCHEME_W8A8 && q.kind != SCHEME_W8A8_STATIC && q.kind != SCHEME_FP8_W)
-        fatal("export: scheme %s has no compressed-tensors export here (w8a8, w8a8-static, fp8-w)", q.name);
+        fatal("export: scheme %s has no compressed-tensors export here (w4a16, nvfp4a16, mxfp4a16, mxfp8a16, w8a8, w8a8-static, fp8-w)", q.name);
     if (q.wfmt != EMU_E4M3 || q.afmt != EMU_E4M3) fatal("export: compressed-tensors FP8 checkpoints hold E4M3 only");
     if (q.kv != EMU_F32 && q.kv != EMU_E4M3) fatal("export: the KV cache scheme must be fp8-e4m3");
     if (q.kv != EMU_F32 && !q.scales) fatal("export: --kv needs calibrated K/V scales (--scales)");
@@ -5043,14 +5409,41 @@ static void load_quant_config(CkptQuant *cq, const json *j, int qc, const char *
     if (json_streq(j, qm, "compressed-tensors")) {
         snprintf(cq->method, sizeof cq->method, "compressed-tensors");
         int f = json_get(j, qc, "format");
-        if (f >= 0 && !json_streq(j, f, "float-quantized") && !json_streq(j, f, "naive-quantized"))
-            fatal("%s: compressed-tensors format is not \"float-quantized\" (only FP8 checkpoints are supported)", path);
+        static const char *const wff[N_WF] = {"pack-quantized", "nvfp4-pack-quantized", "mxfp4-pack-quantized", "mxfp8-quantized"};
+        for (int k = 0; k < N_WF; k++) if (f >= 0 && json_streq(j, f, wff[k])) cq->wf = 1 + k;
+        if (f >= 0 && !cq->wf && !json_streq(j, f, "float-quantized") && !json_streq(j, f, "naive-quantized"))
+            fatal("%s: unsupported compressed-tensors format (float-quantized, naive-quantized, pack-quantized, nvfp4-pack-quantized, mxfp4-pack-quantized, mxfp8-quantized)", path);
         int groups = json_get(j, qc, "config_groups");
         if (groups < 0 || j->t[groups].type != J_OBJ || j->t[groups].n != 1)
             fatal("%s: quantization_config.config_groups must hold exactly one group", path);
         int g = groups + 2; /* the first group's value */
         int w = json_get(j, g, "weights"), a = json_get(j, g, "input_activations");
-        long long bits;
+        long long bits, gs;
+        if (cq->wf) {   /* the presets of wf_info: weights as llm-compressor writes them, bf16 activations */
+            wformat wf = (wformat)(cq->wf - 1);
+            static const int nb[N_WF] = {4, 4, 4, 8};
+            if (w < 0 || json_integer(j, json_get(j, w, "num_bits"), nb[wf], nb[wf], &bits) != 0 ||
+                !json_streq(j, json_get(j, w, "type"), wf == WF_INT4 ? "int" : "float") ||
+                json_integer(j, json_get(j, w, "group_size"), wf_info[wf].group, wf_info[wf].group, &gs) != 0 ||
+                j->t[json_get(j, w, "symmetric")].type != J_TRUE)
+                fatal("%s: a %s checkpoint must hold symmetric %d-bit %s weights in groups of %d (llm-compressor's preset)", path,
+                      wff[wf], nb[wf], wf == WF_INT4 ? "int" : "float", wf_info[wf].group);
+            cq->act = AMODE_NONE;
+            if (a >= 0 && j->t[a].type != J_NULL) {   /* W4A4 / W8A8 presets: NVFP4 (static global scale, local dynamic), MXFP4, MXFP8 */
+                int dyn = json_get(j, a, "dynamic"), st = json_get(j, a, "strategy");
+                int ok = wf != WF_INT4 && json_integer(j, json_get(j, a, "num_bits"), nb[wf], nb[wf], &bits) == 0 &&
+                         json_streq(j, json_get(j, a, "type"), "float") && json_integer(j, json_get(j, a, "group_size"), wf_info[wf].group, wf_info[wf].group, &gs) == 0 &&
+                         (wf == WF_NVFP4 ? json_streq(j, st, "tensor_group") && json_streq(j, dyn, "local")
+                                         : json_streq(j, st, "group") && dyn >= 0 && j->t[dyn].type == J_TRUE);
+                if (!ok) fatal("%s: %s weights with these input_activations are not supported (the NVFP4, MXFP4 and MXFP8 presets and the weight-only ones are)", path, wff[wf]);
+                cq->act = wf == WF_NVFP4 ? AMODE_QDQ_NVFP4 : wf == WF_MXFP4 ? AMODE_QDQ_MXFP4 : AMODE_QDQ_MXFP8;
+            }
+            cq->lm_head = !json_list_has(j, json_get(j, qc, "ignore"), "lm_head");
+            if (cq->lm_head) fatal("%s: a quantized lm_head in a %s checkpoint is not supported", path, wff[wf]);
+            int kv = json_get(j, qc, "kv_cache_scheme");
+            if (kv >= 0 && j->t[kv].type == J_OBJ) fatal("%s: kv_cache_scheme with %s weights is not supported", path, wff[wf]);
+            return;
+        }
         if (w < 0 || json_integer(j, json_get(j, w, "num_bits"), 8, 8, &bits) != 0 || !json_streq(j, json_get(j, w, "type"), "float"))
             fatal("%s: only 8-bit float weights are supported (weights.num_bits 8, type float)", path);
         if (a < 0 || j->t[a].type == J_NULL) cq->act = AMODE_NONE;
@@ -5196,7 +5589,8 @@ static int safetensors_parse(const uint8_t *buf, size_t size, st_file *out, char
             goto done;
         }
         static const struct { const char *name; emu_dtype t; size_t size; } dts[] = {
-            {"F32", EMU_F32, 4}, {"BF16", EMU_BF16, 2}, {"F16", EMU_F16, 2}, {"F8_E4M3", EMU_E4M3, 1}, {"F8_E5M2", EMU_E5M2, 1}};
+            {"F32", EMU_F32, 4}, {"BF16", EMU_BF16, 2}, {"F16", EMU_F16, 2}, {"F8_E4M3", EMU_E4M3, 1}, {"F8_E5M2", EMU_E5M2, 1},
+            {"U8", ST_U8, 1}, {"I32", ST_I32, 4}, {"I64", ST_I64, 8}};
         size_t esize = 0;
         for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
             if (json_streq(&j, dt, dts[d].name)) { t->dtype = dts[d].t; esize = dts[d].size; }
@@ -5291,8 +5685,68 @@ static int st_small_f32(Model *m, const st_set *s, const char *name, float **out
     return (int)n;
 }
 /* A Linear's weight: as stored (BF16/F16/F32), or FP8 with its weight_scale in a quantized checkpoint. */
+/* One tensor of a packed Linear: present, of the dtype and shape the format prescribes. */
+static const st_tensor *st_need(const st_set *s, const char *dir, const char *base, const char *suffix, emu_dtype dt, int ndim, int64_t s0, int64_t s1) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.%s", base, suffix);
+    const char *path;
+    const st_tensor *t = st_find(s, name, &path);
+    if (!t) fatal("%s: tensor '%s' is missing (the format stores one for every Linear)", dir, name);
+    if (t->dtype != dt || t->ndim != ndim || t->shape[0] != s0 || (ndim == 2 && t->shape[1] != s1))
+        fatal("%s: tensor '%s' must be %s [%lld%s%lld]", path, name, dtype_name(dt), (long long)s0, ndim == 2 ? ", " : "", ndim == 2 ? (long long)s1 : 0LL);
+    return t;
+}
+/* A Linear of a weight-format checkpoint (export_wformat's layouts), dequantized at load into bf16 as vLLM's emulation and
+ * compressed-tensors' decompression do (wf_dequant): the model then runs bf16's forward pass on those weights. */
+static Tensor st_wf_linear(Model *m, const st_set *s, const char *dir, const char *base, int rows, int cols) {
+    wformat f = (wformat)(m->quant.wf - 1);
+    int G = wf_info[f].group;
+    if (cols % G) fatal("%s: '%s' has %d input features, not a multiple of the group size %d", dir, base, cols, G);
+    const st_tensor *tq, *ts, *tg = NULL;
+    if (f == WF_INT4) tq = st_need(s, dir, base, "weight_packed", ST_I32, 2, rows, cols / 8);
+    else if (f == WF_MXFP8) tq = st_need(s, dir, base, "weight", EMU_E4M3, 2, rows, cols);
+    else tq = st_need(s, dir, base, "weight_packed", ST_U8, 2, rows, cols / 2);
+    ts = st_need(s, dir, base, "weight_scale", f == WF_INT4 ? EMU_BF16 : f == WF_NVFP4 ? EMU_E4M3 : ST_U8, 2, rows, cols / G);
+    if (f == WF_INT4) {
+        const st_tensor *sh = st_need(s, dir, base, "weight_shape", ST_I64, 1, 2, 0);
+        int64_t v[2];
+        memcpy(v, sh->data, 16);
+        if (v[0] != rows || v[1] != cols) fatal("%s: '%s.weight_shape' is [%lld, %lld], config.json implies [%d, %d]", dir, base, (long long)v[0], (long long)v[1], rows, cols);
+    }
+    float g = 1;
+    if (f == WF_NVFP4) {
+        tg = st_need(s, dir, base, "weight_global_scale", EMU_F32, 1, 1, 0);
+        memcpy(&g, tg->data, 4);
+        if (!(g > 0) || !isfinite(g)) fatal("%s: '%s.weight_global_scale' is %g, not a positive finite scale", dir, base, g);
+    }
+    size_t ns = (size_t)rows * (cols / G);
+    float *sc = xmalloc(ns * sizeof(float));
+    for (size_t i = 0; i < ns; i++) {
+        float v = f == WF_INT4 ? bf16_to_float(((const uint16_t *)ts->data)[i]) : f == WF_NVFP4 ? fp8_to_float(ts->data[i], FP8_E4M3)
+                : ts->data[i] == 0xFF ? NAN : ldexpf(1.0f, (int)ts->data[i] - 127);
+        if (!isfinite(v) || (f == WF_INT4 && !(v > 0)) || v < 0)
+            fatal("%s: '%s.weight_scale' element %zu is %g, not a usable scale", dir, base, i, v);
+        sc[i] = v;
+    }
+    uint16_t *d = model_own(m, (size_t)rows * cols * 2);
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < rows; n++)
+        for (int k = 0; k < cols; k++) {
+            size_t i = (size_t)n * cols + k;
+            uint8_t c;
+            if (f == WF_INT4) { uint32_t w; memcpy(&w, tq->data + 4 * (i / 8), 4); c = (uint8_t)(int8_t)((int)((w >> (4 * (i % 8))) & 0xF) - 8); }
+            else if (f == WF_MXFP8) c = tq->data[i];
+            else c = (tq->data[i / 2] >> (4 * (i % 2))) & 0xF;
+            d[i] = wf_dequant(f, c, sc[(size_t)n * (cols / G) + k / G], g);
+        }
+    free(sc);
+    for (size_t i = 0; i < (size_t)rows * cols; i++)
+        if (!isfinite(bf16_to_float(d[i]))) fatal("%s: '%s' dequantizes to a non-finite weight at element %zu (a NaN E4M3 code?)", dir, base, i);
+    return (Tensor){d, EMU_BF16, rows, cols, NULL, GRAN_CHANNEL};
+}
 static Tensor st_linear(Model *m, const st_set *s, const char *dir, const char *base, int rows, int cols) {
     char name[256];
+    if (m->quant.wf && strstr(base, ".layers.")) return st_wf_linear(m, s, dir, base, rows, cols);   /* lm_head stays bf16 (load_quant_config) */
     snprintf(name, sizeof name, "%s.weight", base);
     const char *path;
     const st_tensor *t = st_find(s, name, &path);
@@ -5378,7 +5832,8 @@ static void load_hf(Model *m, const char *dir) {
     if ((long long)c->n_layers * 9 > n_tensors)
         fatal("%s: config.json says num_hidden_layers %d, but the checkpoint holds %lld tensors (9 per layer: at most %lld layers)", dir, c->n_layers, n_tensors, n_tensors / 9);
     char name[256];
-    snprintf(name, sizeof name, "model.layers.%d.self_attn.q_proj.weight", c->n_layers - 1);
+    snprintf(name, sizeof name, "model.layers.%d.self_attn.q_proj.%s", c->n_layers - 1,
+             m->quant.wf == 0 || m->quant.wf - 1 == WF_MXFP8 ? "weight" : "weight_packed");
     if (!st_find(&s, name, NULL)) fatal("%s: config.json says num_hidden_layers %d, but tensor '%s' is not in the checkpoint", dir, c->n_layers, name);
     int kv = c->n_kv_heads * c->head_dim, qd = c->n_heads * c->head_dim;
     m->tok_embeddings = st_tensor2d(&s, dir, "model.embed_tokens.weight", c->vocab_size, c->dim);
@@ -5401,7 +5856,22 @@ static void load_hf(Model *m, const char *dir) {
         W(w_up, "mlp.up_proj", c->hidden_dim, c->dim);
         W(w_down, "mlp.down_proj", c->dim, c->hidden_dim);
 #undef W
-        if (m->quant.present) { /* static input scales (q/k/v fused as in vLLM: the largest) and KV scales */
+        if (m->quant.act == AMODE_QDQ_NVFP4) {   /* NVFP4 input global scales: one per site (llm-compressor writes equal ones for q/k/v, gate/up) */
+            static const char *const site_lin[4][3] = {{"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, {"self_attn.o_proj"},
+                                                       {"mlp.gate_proj", "mlp.up_proj"}, {"mlp.down_proj"}};
+            for (int site = 0; site < 4; site++)
+                for (int i = 0; i < 3 && site_lin[site][i]; i++) {
+                    char base[160];
+                    snprintf(base, sizeof base, "model.layers.%d.%s", l, site_lin[site][i]);
+                    const st_tensor *t = st_need(&s, dir, base, "input_global_scale", EMU_F32, 1, 1, 0);
+                    float g;
+                    memcpy(&g, t->data, 4);
+                    if (!(g > 0) || !isfinite(g)) fatal("%s: '%s.input_global_scale' is %g, not a positive finite scale", dir, base, g);
+                    if (i && g != L->in_scale[site])
+                        fatal("%s: '%s.input_global_scale' (%g) differs from %s's (%g): the Linears share one input, quantized once", dir, base, g, site_lin[site][0], L->in_scale[site]);
+                    L->in_scale[site] = g;
+                }
+        } else if (m->quant.present && !m->quant.wf) { /* static input scales (q/k/v fused as in vLLM: the largest) and KV scales */
             static const char *const site_lin[4][3] = {{"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, {"self_attn.o_proj"},
                                                        {"mlp.gate_proj", "mlp.up_proj"}, {"mlp.down_proj"}};
             for (int site = 0; site < 4; site++)
