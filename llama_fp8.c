@@ -682,7 +682,7 @@ static Scheme scheme_for_model(const Model *m, const char *name, const char *dfl
         return scheme_make(name ? name : dflt, o);
     }
     if (name && strcmp(name, "checkpoint"))
-        fatal("%s is %s checkpoint (%s%s%s): it runs as stored (-q checkpoint), not as '%s'", m->path, m->quant.wf ? "a quantized" : "an FP8",
+        fatal("%s is %s checkpoint (%s%s%s): it runs as stored (-q checkpoint), not as '%s'", m->path, m->quant.wf || m->quant.act == AMODE_INT8_TOKEN ? "a quantized" : "an FP8",
               m->quant.method, m->quant.wf ? ", " : "", m->quant.wf ? ckpt_wf_formats[m->quant.wf - 1] : "", name);
     const CkptQuant *cq = &m->quant;
     if (cq->wf) {   /* weights dequantized at load (st_wf_linear): the weight-only scheme's forward pass on them */
@@ -709,7 +709,7 @@ static Scheme scheme_for_model(const Model *m, const char *name, const char *dfl
         return q;
     }
     static const char *const kinds[] = {[AMODE_NONE] = "fp8-w", [AMODE_TOKEN] = "w8a8", [AMODE_TENSOR_STATIC] = "w8a8-static",
-                                        [AMODE_TENSOR_DYNAMIC] = "w8a8", [AMODE_GROUP] = "w8a8-block"};
+                                        [AMODE_TENSOR_DYNAMIC] = "w8a8", [AMODE_GROUP] = "w8a8-block", [AMODE_INT8_TOKEN] = "int8"};
     SchemeOptions so = o ? *o : (SchemeOptions){0};
     so.scales = NULL;
     so.quant_lm_head = cq->lm_head;
@@ -3660,7 +3660,8 @@ static int export_hf_files(const char *src, const char *dst, const char *qc) {
     atomic_file a;
     atomic_open(&a, path);
     fwrite(text, 1, body, a.fp);
-    fprintf(a.fp, "%s\n%s\n}\n", empty ? "" : ",", qc);
+    if (qc) fprintf(a.fp, "%s\n%s\n}\n", empty ? "" : ",", qc);
+    else fputs("\n}\n", a.fp);   /* smooth: the config as it is */
     atomic_commit(&a);
     free(text);
     static const char *const extra[] = {"generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -3854,10 +3855,71 @@ static int export_wformat(const Options *o, Model *m, const Scheme *q) {
     model_free(m);
     return 0;
 }
+/* export -q int8: the compressed-tensors "int-quantized" checkpoint llm-compressor 0.14 writes for the W8A8 INT8 scheme
+ * (QuantizationModifier(targets="Linear", scheme="W8A8", ignore=["lm_head"]), save_compressed): per Linear X of the layers
+ * X.weight I8 [N, K] and X.weight_scale BF16 [N, 1] (quant_weight's INT8 rule: s = B(absmax / 127.5), q = rne(clamp(B(w / s),
+ * -128, 127))), everything else BF16; input_activations: 8-bit int, per token, dynamic, symmetric. Export -> load ->
+ * -q checkpoint runs the int8 scheme on the same codes and scales as -q int8 on the source. */
+static int export_int8(const Options *o, Model *m, const Scheme *q) {
+    const Config *c = &m->c;
+    if (q->kv != EMU_F32) fatal("export: llm-compressor's W8A8 INT8 scheme has no FP8 KV cache (drop --kv)");
+    if (q->quant_lm_head) fatal("export: llm-compressor's W8A8 INT8 recipe leaves lm_head in bf16 (drop --quant-lm-head)");
+    if (!q->bf16_arith) fatal("export: a compressed-tensors checkpoint of a bf16 model holds bf16 scales: --weight-arith fp32 cannot be exported faithfully");
+    if (q->scale_ub > 0) fatal("export: --scale-ub is not part of a compressed-tensors INT8 checkpoint");
+    const Model *mb = model_for_scheme(m, q);
+    if (mkdir(o->out, 0777) != 0 && errno != EEXIST) fatal("export: cannot create %s: %s", o->out, strerror(errno));
+    check_dir_writable(o->out, "export: -o");
+    int cap = 4 + c->n_layers * 16, n = 0;
+    st_entry *e = xcalloc(cap, sizeof *e);
+    export_ctx x = {mb, q, e, xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)),
+                    xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(int)), NULL, NULL};
+#define I8_ENTRY(nm, dt, nd, s0, s1, wh, tt) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
+        e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.what[n] = wh; x.t[n] = tt; n++; } while (0)
+    char nm[160];
+    size_t maxnk = 0;
+    I8_ENTRY("model.embed_tokens.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->tok_embeddings);
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &mb->layers[l];
+        const Tensor *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        I8_ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->attn_norm;
+        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+        I8_ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->ffn_norm;
+        for (int w = 0; w < 7; w++) {
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, linear_names[w]);
+            I8_ENTRY(nm, EMU_I8, 2, ws[w]->rows, ws[w]->cols, 1, ws[w]);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, linear_names[w]);
+            I8_ENTRY(nm, EMU_BF16, 2, ws[w]->rows, 1, 2, ws[w]);
+            if ((size_t)ws[w]->rows * ws[w]->cols > maxnk) maxnk = (size_t)ws[w]->rows * ws[w]->cols;
+        }
+    }
+    I8_ENTRY("model.norm.weight", EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = mb->final_norm;
+    if (!c->tied_embeddings) I8_ENTRY("lm_head.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->lm_head);
+#undef I8_ENTRY
+    x.qbuf = xmalloc(maxnk);
+    x.sbuf = xmalloc((maxnk + 1) * sizeof(float));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", o->out);
+    double t0 = now_seconds();
+    safetensors_write(path, e, n, "{\"format\":\"pt\"}", export_fill, &x);
+    const char *qc =
+        "  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \"int-quantized\",\n"
+        "    \"quantization_status\": \"compressed\",\n    \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"], \"format\": \"int-quantized\",\n"
+        "      \"weights\": {\"num_bits\": 8, \"type\": \"int\", \"strategy\": \"channel\", \"symmetric\": true, \"dynamic\": false, \"observer\": \"memoryless_minmax\"},\n"
+        "      \"input_activations\": {\"num_bits\": 8, \"type\": \"int\", \"strategy\": \"token\", \"symmetric\": true, \"dynamic\": true}}},\n"
+        "    \"ignore\": [\"lm_head\"],\n    \"kv_cache_scheme\": null\n  }";
+    snprintf(path, sizeof path, "%s/config.json", o->out);
+    int copied = export_hf_files(o->model, o->out, qc);
+    if (copied < 0) write_hf_config(path, c, qc);
+    printf("export: %s: %s as compressed-tensors int-quantized (%d tensors, %.1f s)\n", o->out, q->name, n, now_seconds() - t0);
+    free(e); free(x.what); free(x.t); free(x.vec); free(x.layer); free(x.site); free(x.qbuf); free(x.sbuf);
+    model_free(m);
+    return 0;
+}
 static int cmd_export(int argc, char **argv) {
     Options o;
     options_parse(&o, argc, argv, "export", "-m -o " SCHEME_OPTS,
-                  "-m MODEL -q w8a8|w8a8-static|fp8-w [--scales FILE] [--kv fp8-e4m3] [--weight-arith bf16|fp32] [--quant-lm-head] -o DIR\n"
+                  "-m MODEL -q w8a8|w8a8-static|fp8-w|int8 [--scales FILE] [--kv fp8-e4m3] [--weight-arith bf16|fp32] [--quant-lm-head] -o DIR\n"
                   "  writes a compressed-tensors (llm-compressor format) FP8 checkpoint that vLLM loads");
     if (!o.out) fatal("export: -o DIR is required");
     if (!o.scheme) fatal("export: -q SCHEME is required (w8a8, w8a8-static or fp8-w)");
@@ -3867,8 +3929,9 @@ static int cmd_export(int argc, char **argv) {
     if (o.scales_file) o.so.scales = scales_load(o.scales_file, m);
     Scheme q = scheme_make(o.scheme, &o.so);
     if (q.kind >= SCHEME_W4A16 && q.kind < SCHEME_FP8_W) return export_wformat(&o, m, &q);
+    if (q.kind == SCHEME_INT8) return export_int8(&o, m, &q);
     if (q.kind != SCHEME_W8A8 && q.kind != SCHEME_W8A8_STATIC && q.kind != SCHEME_FP8_W)
-        fatal("export: scheme %s has no compressed-tensors export here (w4a16, nvfp4a16, mxfp4a16, mxfp8a16, w8a8, w8a8-static, fp8-w)", q.name);
+        fatal("export: scheme %s has no compressed-tensors export here (w4a16, nvfp4a16, mxfp4a16, mxfp8a16, w8a8, w8a8-static, fp8-w, int8)", q.name);
     if (q.wfmt != EMU_E4M3 || q.afmt != EMU_E4M3) fatal("export: compressed-tensors FP8 checkpoints hold E4M3 only");
     if (q.kv != EMU_F32 && q.kv != EMU_E4M3) fatal("export: the KV cache scheme must be fp8-e4m3");
     if (q.kv != EMU_F32 && !q.scales) fatal("export: --kv needs calibrated K/V scales (--scales)");
@@ -4300,6 +4363,255 @@ static int cmd_calibrate(int argc, char **argv) {
     if (zero) fprintf(stderr, "llama_fp8: warning: %d activation sites observed only zeros (absmax 0): ppl --scales will reject the file\n", zero);
     printf("wrote %s (%d layers; %.2f s)\n", o.out, c->n_layers, now_seconds() - t0);
     free(win); free(cal.st); free(starts); free(ids); free(text); free(av);
+    tokenizer_free(tk);
+    runstate_free(&s);
+    model_free(m);
+    return 0;
+}
+
+/* ---- llama_fp8 smooth: SmoothQuant as llm-compressor 0.14.0.1's SmoothQuantModifier computes it ----
+ * The recipe [SmoothQuantModifier(smoothing_strength=alpha), QuantizationModifier(targets="Linear", scheme="W8A8",
+ * ignore=["lm_head"])] on a bf16 model, its default Llama mappings: input_layernorm -> q/k/v_proj and
+ * post_attention_layernorm -> gate/up_proj (src/llmcompressor/modifiers/transform/smoothquant/{base,utils}.py).
+ * Order (llm-compressor's sequential pipeline, checked by hooking it: tests/smoothquant_check.py): layer by layer, every
+ * calibration window goes through layer l with layer l as loaded and every earlier layer already smoothed (bf16 weights,
+ * nothing quantized: the pipeline runs under DisableQuantization, and the QuantizationModifier gets its own data-free
+ * pass after all smoothing); a forward hook on each norm keeps the per-channel min and max of its OUTPUT over all tokens
+ * of all windows; then layer l is smoothed and the windows run through it again (propagate_error) to feed layer l + 1.
+ * Per mapping, with torch's dtypes on a bf16 model (B: round to bf16; F: one fp32 operation):
+ *   act[j] = B(max[j] - min[j])                                   bf16 tensors
+ *   w[j]   = 2 * max over the balance weights W of |W[:, j]|      bf16, exact
+ *   s[j]   = B(B(act^a) / B(w^(1-a))), act[j] where w[j] == 0     torch's pow on a bf16 tensor rounds the Python exponent to
+ *                                                                 bf16 first: a = B(0.8) = 0.80078125, 1 - a = B(0.2) = 0.2001953125
+ *   s[j]   = max(s[j], 1e-5f)                                     torch.maximum with torch.Tensor([1e-5]), a 1-d fp32 tensor:
+ *                                                                 the result is promoted to fp32
+ *   W'     = B(F(W[:, j] * s[j])), norm' = B(F(norm[j] / s[j]))  bf16 x fp32 -> fp32, copied into the bf16 parameter
+ * The windows are calibrate's (the same seeded choice: BOS + seq - 1 text tokens from each start). Layer l's forward is
+ * forward() on a one-layer view of the model whose "embedding" rows are the windows' residual stream (bf16 values). */
+typedef struct {
+    int dim, layer, sample;
+    float *mn, *mx;     /* (2, dim): per channel min / max of the input_layernorm (0) and post_attention_layernorm (1) outputs */
+    int seen[2];
+} SqObs;
+static void sq_observe(void *ctx, int layer, int site, const float *x, int rows, int cols) {
+    SqObs *o = ctx;
+    (void)layer;
+    if (site != SITE_QKV && site != SITE_GATEUP) return;
+    observe_finite("smooth", "sample", o->sample + 1, o->layer, site, x, rows, cols);
+    int k = site == SITE_GATEUP;
+    float *mn = o->mn + (size_t)k * o->dim, *mx = o->mx + (size_t)k * o->dim;
+    for (int t = 0; t < rows; t++)
+        for (int j = 0; j < cols; j++) {
+            float v = x[(size_t)t * cols + j];
+            if (!o->seen[k] && t == 0) { mn[j] = mx[j] = v; continue; }
+            mn[j] = fminf(mn[j], v); mx[j] = fmaxf(mx[j], v);
+        }
+    o->seen[k] = 1;
+}
+/* The smoothing scales of one mapping (see above): s[dim] from the observed range and the balance weights (bf16). */
+static void sq_scales(float *s, const float *mn, const float *mx, const Tensor *const *bal, int nbal, int dim, double alpha) {
+    float e1 = Bf((float)alpha), e2 = Bf((float)(1.0 - alpha));   /* the exponents as torch's bf16 pow uses them */
+    float *w = xcalloc(dim, sizeof(float));
+    for (int b = 0; b < nbal; b++)
+        for (int n = 0; n < bal[b]->rows; n++)
+            for (int j = 0; j < dim; j++) w[j] = fmaxf(w[j], fabsf(tensor_get(bal[b], (size_t)n * dim + j)));
+    for (int j = 0; j < dim; j++) {
+        float act = Bf(mx[j] - mn[j]), ws = Bf(2.0f * w[j]);
+        float v = ws > 0 ? Bf(Bf(powf(act, e1)) / Bf(powf(ws, e2))) : act;
+        s[j] = fmaxf(v, 1e-5f);   /* torch.maximum(bf16, fp32 tensor): fp32 */
+    }
+    free(w);
+}
+/* W' = B(F(W * s)) column-wise, into a new bf16 tensor owned by m. */
+static Tensor sq_balance(Model *m, const Tensor *W, const float *s) {
+    int N = W->rows, K = W->cols;
+    uint16_t *d = model_own(m, (size_t)N * K * 2);
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) d[(size_t)n * K + k] = bf16_from_float(tensor_get(W, (size_t)n * K + k) * s[k]);
+    return (Tensor){d, EMU_BF16, N, K, NULL, GRAN_CHANNEL};
+}
+/* One pass of every window through layer l of sm (bf16 scheme): H[w] (seq, dim bf16 bits) is the residual stream in;
+ * with obs, the norm outputs are observed; with update, H[w] becomes the stream after the layer. */
+static void sq_layer_pass(const Model *sm, int l, RunState *s, const Scheme *qs, uint16_t *H, int n_win, int seq, const int *iota,
+                          SqObs *obs, int update, float *out) {
+    int dim = sm->c.dim;
+    Model lv = *sm;
+    lv.c.n_layers = 1; lv.c.vocab_size = seq;
+    lv.layers = &sm->layers[l];
+    lv.release_pages = 0;
+    s->observe = obs ? sq_observe : NULL; s->observe_ctx = obs;
+    float *lo[1] = {out};
+    s->layer_out = update ? lo : NULL;
+    for (int w = 0; w < n_win; w++) {
+        uint16_t *h = H + (size_t)w * seq * dim;
+        lv.tok_embeddings = (Tensor){h, EMU_BF16, seq, dim, NULL, GRAN_CHANNEL};
+        if (obs) obs->sample = w;
+        forward(&lv, s, qs, iota, seq, 0, seq);
+        if (update) for (size_t i = 0; i < (size_t)seq * dim; i++) h[i] = bf16_from_float(out[i]);   /* bf16 values: exact */
+    }
+    s->observe = NULL; s->layer_out = NULL;
+}
+/* model.safetensors of the smoothed model: every tensor BF16, Hugging Face names. */
+typedef struct { const Tensor **t; const float **vec; } sq_write_ctx;
+static void sq_fill(void *vctx, int i, void *buf, size_t nbytes) {
+    sq_write_ctx *x = vctx;
+    uint16_t *d = buf;
+    if (x->t[i]) for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(tensor_get(x->t[i], k));
+    else for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(x->vec[i][k]);
+}
+static int export_hf_files(const char *src, const char *dst, const char *qc);
+static int cmd_smooth(int argc, char **argv) {
+    char **av = xmalloc((argc + 1) * sizeof(char *));
+    memcpy(av, argv, (argc + 1) * sizeof(char *));
+    const char *alpha_s = take_option(&argc, av, "--alpha");
+    Options o;
+    options_parse(&o, argc, av, "smooth", "-m --tokenizer -f --samples --seq --seed -o --allow-nonfinite ",
+                  "-m MODEL -f CALIB_TEXT -o DIR [--samples 128] [--seq N (min(2048, the model's context))] [--seed 1] [--alpha 0.8] [--tokenizer FILE]\n"
+                  "  SmoothQuant as llm-compressor 0.14's SmoothQuantModifier(smoothing_strength=alpha) computes it (default Llama mappings:\n"
+                  "  input_layernorm -> q/k/v_proj, post_attention_layernorm -> gate/up_proj), on calibrate's windows (the same seeded\n"
+                  "  choice: BOS + seq-1 text tokens each), layer by layer on the already smoothed earlier layers, in bf16 as torch does.\n"
+                  "  Writes DIR: a bf16 Hugging Face checkpoint (model.safetensors, config.json, tokenizer files copied) and smoothquant.json\n"
+                  "  (windows, alpha, per channel: observed min / max and the scale). Then: export -m DIR -q int8 (llm-compressor's W8A8 INT8).");
+    if (!o.model) fatal("smooth: -m MODEL is required");
+    if (!o.text_file) fatal("smooth: -f CALIB_TEXT is required");
+    if (!o.out) fatal("smooth: -o DIR is required");
+    double alpha = alpha_s ? parse_double_arg("--alpha", alpha_s) : 0.8;
+    if (!(alpha >= 0 && alpha <= 1)) fatal("smooth: --alpha must be in [0, 1], got %s", alpha_s);
+    char rp1[PATH_MAX], rp2[PATH_MAX];
+    if (realpath(o.model, rp1) && realpath(o.out, rp2) && !strcmp(rp1, rp2)) fatal("smooth: -o %s is the source model's directory; write the smoothed model elsewhere", o.out);
+    Model *m = model_load(o.model);
+    const Config *c = &m->c;
+    if (m->quant.present) fatal("smooth: %s is already quantized (smooth a bf16/fp16/fp32 model)", m->path);
+    if (!o.seq) o.seq = c->max_seq_len < 2048 ? c->max_seq_len : 2048;
+    if (o.seq > c->max_seq_len) fatal("smooth: --seq %d exceeds the model's maximum context %d", o.seq, c->max_seq_len);
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("smooth: cannot create %s: %s", o.out, strerror(errno));
+    check_dir_writable(o.out, "smooth: -o");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", o.out);
+    if (file_exists(path)) fatal("smooth: %s exists and would shadow the model.safetensors written here (remove it or use another -o)", path);
+    size_t text_bytes;
+    char *text = read_text_file(o.text_file, &text_bytes);
+    if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
+    char sha[65];
+    sha256_hex(text, text_bytes, sha);
+    tokenizer *tk = run_tokenizer(o.tokenizer, o.model, c);
+    int *ids, n_text = tokenizer_encode(tk, text, text_bytes, 0, 0, &ids), L = o.seq - 1, seq = o.seq, dim = c->dim;
+    int *starts = xmalloc(o.samples * sizeof(int));
+    int slots = calib_windows(n_text, seq, o.samples, o.seed, starts);
+    printf("smooth: %s, %d text tokens (%d windows fit), %d samples x %d tokens (BOS + %d), seed %llu, alpha %g\n",
+           o.text_file, n_text, slots, o.samples, seq, L, o.seed, alpha);
+    fflush(stdout);
+
+    /* the smoothed model: a copy of the bf16 view whose layers are replaced as they are smoothed */
+    Scheme qs = scheme_make("bf16", NULL);
+    const Model *mb = model_for_scheme(m, &qs);
+    Model *sm = model_own(m, sizeof(Model));
+    *sm = *mb;
+    sm->layers = model_own(m, c->n_layers * sizeof(Layer));
+    memcpy(sm->layers, mb->layers, c->n_layers * sizeof(Layer));
+    uint16_t *H = xmalloc((size_t)o.samples * seq * dim * 2);   /* the windows' residual stream, bf16 */
+    for (int w = 0; w < o.samples; w++)
+        for (int t = 0; t < seq; t++) {
+            int id = t ? ids[starts[w] + t - 1] : c->bos_id;
+            for (int j = 0; j < dim; j++) H[((size_t)w * seq + t) * dim + j] = bf16_from_float(tensor_get(&mb->tok_embeddings, (size_t)id * dim + j));
+        }
+    int *iota = xmalloc(seq * sizeof(int));
+    for (int t = 0; t < seq; t++) iota[t] = t;
+    Config cs = *c;
+    cs.vocab_size = 1;   /* the passes compute no logits */
+    RunState s;
+    runstate_init(&s, &cs, seq, seq);
+    float *out = xmalloc((size_t)seq * dim * sizeof(float));
+    float *rec_mn = xmalloc((size_t)c->n_layers * 2 * dim * sizeof(float)), *rec_mx = xmalloc((size_t)c->n_layers * 2 * dim * sizeof(float));
+    float *rec_s = xmalloc((size_t)c->n_layers * 2 * dim * sizeof(float));
+    double t0 = now_seconds();
+    for (int l = 0; l < c->n_layers; l++) {
+        SqObs obs = {.dim = dim, .layer = l, .mn = rec_mn + (size_t)l * 2 * dim, .mx = rec_mx + (size_t)l * 2 * dim};
+        sq_layer_pass(sm, l, &s, &qs, H, o.samples, seq, iota, &obs, 0, out);
+        Layer *Ly = &sm->layers[l];
+        for (int k = 0; k < 2; k++) {
+            Tensor *bal[3] = {&Ly->wq, &Ly->wk, &Ly->wv};
+            if (k) { bal[0] = &Ly->w_gate; bal[1] = &Ly->w_up; }
+            int nb = k ? 2 : 3;
+            float *sc = rec_s + ((size_t)l * 2 + k) * dim;
+            sq_scales(sc, obs.mn + (size_t)k * dim, obs.mx + (size_t)k * dim, (const Tensor *const *)bal, nb, dim, alpha);
+            for (int b = 0; b < nb; b++) *bal[b] = sq_balance(m, bal[b], sc);
+            const float *nw = k ? Ly->ffn_norm : Ly->attn_norm;
+            float *nn = model_own(m, dim * sizeof(float));
+            for (int j = 0; j < dim; j++) nn[j] = Bf(nw[j] / sc[j]);
+            if (k) Ly->ffn_norm = nn; else Ly->attn_norm = nn;
+        }
+        if (l + 1 < c->n_layers) sq_layer_pass(sm, l, &s, &qs, H, o.samples, seq, iota, NULL, 1, out);
+        if (isatty(2)) progress("layer %d/%d smoothed  %.1f s   ", l + 1, c->n_layers, now_seconds() - t0);
+    }
+    if (isatty(2)) progress_done();
+
+    /* DIR/model.safetensors, config.json (+ tokenizer files), smoothquant.json */
+    int cap = 4 + 9 * c->n_layers, n = 0;
+    st_entry *e = xcalloc(cap, sizeof *e);
+    sq_write_ctx x = {xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *))};
+#define SQ_ENTRY(nm, s0, s1, tt, vv) do { snprintf(e[n].name, sizeof e[n].name, "%s", nm); e[n].dtype = EMU_BF16; e[n].ndim = (s1) ? 2 : 1; \
+        e[n].shape[0] = s0; e[n].shape[1] = s1; x.t[n] = tt; x.vec[n] = vv; n++; } while (0)
+    char nm[160];
+    SQ_ENTRY("model.embed_tokens.weight", c->vocab_size, dim, &sm->tok_embeddings, NULL);
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *Ly = &sm->layers[l];
+        const Tensor *ws[7] = {&Ly->wq, &Ly->wk, &Ly->wv, &Ly->wo, &Ly->w_gate, &Ly->w_up, &Ly->w_down};
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l); SQ_ENTRY(nm, dim, 0, NULL, Ly->attn_norm);
+        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l); SQ_ENTRY(nm, dim, 0, NULL, Ly->ffn_norm);
+        for (int w = 0; w < 7; w++) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, linear_names[w]); SQ_ENTRY(nm, ws[w]->rows, ws[w]->cols, ws[w], NULL); }
+    }
+    SQ_ENTRY("model.norm.weight", dim, 0, NULL, sm->final_norm);
+    if (!c->tied_embeddings) SQ_ENTRY("lm_head.weight", c->vocab_size, dim, &sm->lm_head, NULL);
+#undef SQ_ENTRY
+    snprintf(path, sizeof path, "%s/model.safetensors", o.out);
+    safetensors_write(path, e, n, "{\"format\":\"pt\"}", sq_fill, &x);
+    snprintf(path, sizeof path, "%s/config.json", o.out);
+    int copied = export_hf_files(o.model, o.out, NULL);
+    if (copied < 0) write_hf_config(path, c, NULL);
+    snprintf(path, sizeof path, "%s/smoothquant.json", o.out);
+    atomic_file af;
+    atomic_open(&af, path);
+    jw w;
+    jw_begin(&w, af.fp);
+    char fp_hex[65];
+    model_fingerprint(m, fp_hex);
+    jw_str(&w, "format", "llama_fp8 smoothquant v1");
+    jw_str(&w, "recipe", "llm-compressor 0.14 SmoothQuantModifier(smoothing_strength=alpha), default Llama mappings, sequential pipeline");
+    jw_str(&w, "model", o.model);
+    jw_str(&w, "model_fingerprint", fp_hex);
+    jw_str(&w, "calibration_file", o.text_file);
+    jw_str(&w, "calibration_sha256", sha);
+    jw_int(&w, "samples", o.samples); jw_int(&w, "seq", seq); jw_int(&w, "seed", (long long)o.seed);
+    jw_num(&w, "alpha", alpha, "%.17g");
+    char wdesc[64];
+    snprintf(wdesc, sizeof wdesc, "BOS + %d text tokens from each start", L);
+    jw_str(&w, "windows", wdesc);
+    jw_arr(&w, "window_starts", 1);
+    for (int i = 0; i < o.samples; i++) jw_int(&w, NULL, starts[i]);
+    jw_end_arr(&w);
+    jw_arr(&w, "layers", 0);
+    for (int l = 0; l < c->n_layers; l++) {
+        jw_obj(&w, NULL, 0);
+        for (int k = 0; k < 2; k++) {
+            jw_obj(&w, k ? "post_attention_layernorm" : "input_layernorm", 0);
+            const float *arrs[3] = {rec_mn + ((size_t)l * 2 + k) * dim, rec_mx + ((size_t)l * 2 + k) * dim, rec_s + ((size_t)l * 2 + k) * dim};
+            static const char *const an[3] = {"min", "max", "scale"};
+            for (int a = 0; a < 3; a++) {
+                jw_arr(&w, an[a], 1);
+                for (int j = 0; j < dim; j++) jw_num(&w, NULL, arrs[a][j], "%.9g");
+                jw_end_arr(&w);
+            }
+            jw_end_obj(&w);
+        }
+        jw_end_obj(&w);
+    }
+    jw_end_arr(&w);
+    jw_end(&w);
+    atomic_commit(&af);
+    printf("smooth: %s: %d layers smoothed (alpha %g), %d bf16 tensors and smoothquant.json (%.2f s)\n", o.out, c->n_layers, alpha, n, now_seconds() - t0);
+    free(e); free(x.t); free(x.vec); free(out); free(rec_mn); free(rec_mx); free(rec_s); free(H); free(iota); free(starts); free(ids); free(text); free(av);
     tokenizer_free(tk);
     runstate_free(&s);
     model_free(m);
@@ -5121,6 +5433,7 @@ static const struct {
     {"generate", cmd_generate, "greedy / sampled text generation"},
     {"export", cmd_export, "write a compressed-tensors FP8 checkpoint (what llm-compressor writes, vLLM loads)"},
     {"calibrate", cmd_calibrate, "static activation and KV scales from calibration text (scales.json)"},
+    {"smooth", cmd_smooth, "SmoothQuant a model as llm-compressor does (bf16 checkpoint; then export -q int8)"},
     {"stats", cmd_stats, "outlier report: per-layer absmax, saturation / flush-to-zero, quantization SNR (+ SVG)"},
     {"synth", cmd_synth, "write a random checkpoint with real Llama shapes (llama3.1-8b, ...) for benchmarks"},
     {"verify", cmd_verify, "run the same tokens on GPU and CPU, compare per layer and op (CUDA builds)"},
@@ -5398,6 +5711,31 @@ static int json_list_has(const json *j, int arr, const char *s) {
     for (int i = 0, k = arr + 1; i < j->t[arr].n; i++, k = json_next(j, k)) if (json_streq(j, k, s)) return 1;
     return 0;
 }
+/* An "int-quantized" quantization_config (export_int8, llm-compressor's W8A8 INT8): one group of per-channel symmetric
+ * 8-bit int weights with dynamic per-token symmetric 8-bit int input activations, lm_head ignored, no KV cache scheme.
+ * Run as the int8 scheme on the stored codes and scales. */
+static void ct_int8_quant_config(CkptQuant *cq, const json *j, int qc, const char *path) {
+    int groups = json_get(j, qc, "config_groups");
+    if (groups < 0 || j->t[groups].type != J_OBJ || j->t[groups].n != 1)
+        fatal("%s: quantization_config.config_groups must hold exactly one group", path);
+    int g = groups + 2, w = json_get(j, g, "weights"), a = json_get(j, g, "input_activations");
+    long long bits;
+    int wok = w >= 0 && j->t[w].type == J_OBJ && json_integer(j, json_get(j, w, "num_bits"), 8, 8, &bits) == 0 &&
+              json_streq(j, json_get(j, w, "type"), "int") && json_streq(j, json_get(j, w, "strategy"), "channel") &&
+              json_get(j, w, "symmetric") >= 0 && j->t[json_get(j, w, "symmetric")].type == J_TRUE;
+    int aok = a >= 0 && j->t[a].type == J_OBJ && json_integer(j, json_get(j, a, "num_bits"), 8, 8, &bits) == 0 &&
+              json_streq(j, json_get(j, a, "type"), "int") && json_streq(j, json_get(j, a, "strategy"), "token") &&
+              json_get(j, a, "dynamic") >= 0 && j->t[json_get(j, a, "dynamic")].type == J_TRUE &&
+              json_get(j, a, "symmetric") >= 0 && j->t[json_get(j, a, "symmetric")].type == J_TRUE;
+    if (!wok || !aok)
+        fatal("%s: an int-quantized checkpoint is run as W8A8 INT8 (llm-compressor's scheme): weights 8-bit int, symmetric, per channel; "
+              "input_activations 8-bit int, symmetric, per token, dynamic (this one's %s differ)", path, !wok ? "weights" : "input_activations");
+    if (!json_list_has(j, json_get(j, qc, "ignore"), "lm_head")) fatal("%s: a quantized lm_head in an int-quantized checkpoint is not supported", path);
+    int kv = json_get(j, qc, "kv_cache_scheme");
+    if (kv >= 0 && j->t[kv].type == J_OBJ) fatal("%s: kv_cache_scheme with int-quantized weights is not supported", path);
+    cq->act = AMODE_INT8_TOKEN;
+    cq->lm_head = 0; cq->kv = 0;
+}
 /* quantization_config of an FP8 checkpoint: compressed-tensors (llm-compressor) or AutoFP8 "fp8". */
 static void load_quant_config(CkptQuant *cq, const json *j, int qc, const char *path) {
     memset(cq, 0, sizeof *cq);
@@ -5411,8 +5749,9 @@ static void load_quant_config(CkptQuant *cq, const json *j, int qc, const char *
         int f = json_get(j, qc, "format");
         static const char *const wff[N_WF] = {"pack-quantized", "nvfp4-pack-quantized", "mxfp4-pack-quantized", "mxfp8-quantized"};
         for (int k = 0; k < N_WF; k++) if (f >= 0 && json_streq(j, f, wff[k])) cq->wf = 1 + k;
+        if (f >= 0 && json_streq(j, f, "int-quantized")) { ct_int8_quant_config(cq, j, qc, path); return; }   /* W8A8 INT8 (export_int8) */
         if (f >= 0 && !cq->wf && !json_streq(j, f, "float-quantized") && !json_streq(j, f, "naive-quantized"))
-            fatal("%s: unsupported compressed-tensors format (float-quantized, naive-quantized, pack-quantized, nvfp4-pack-quantized, mxfp4-pack-quantized, mxfp8-quantized)", path);
+            fatal("%s: unsupported compressed-tensors format (float-quantized, naive-quantized, int-quantized, pack-quantized, nvfp4-pack-quantized, mxfp4-pack-quantized, mxfp8-quantized)", path);
         int groups = json_get(j, qc, "config_groups");
         if (groups < 0 || j->t[groups].type != J_OBJ || j->t[groups].n != 1)
             fatal("%s: quantization_config.config_groups must hold exactly one group", path);
@@ -5590,7 +5929,7 @@ static int safetensors_parse(const uint8_t *buf, size_t size, st_file *out, char
         }
         static const struct { const char *name; emu_dtype t; size_t size; } dts[] = {
             {"F32", EMU_F32, 4}, {"BF16", EMU_BF16, 2}, {"F16", EMU_F16, 2}, {"F8_E4M3", EMU_E4M3, 1}, {"F8_E5M2", EMU_E5M2, 1},
-            {"U8", ST_U8, 1}, {"I32", ST_I32, 4}, {"I64", ST_I64, 8}};
+            {"U8", ST_U8, 1}, {"I32", ST_I32, 4}, {"I64", ST_I64, 8}, {"I8", EMU_I8, 1}};
         size_t esize = 0;
         for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
             if (json_streq(&j, dt, dts[d].name)) { t->dtype = dts[d].t; esize = dts[d].size; }
@@ -5744,9 +6083,23 @@ static Tensor st_wf_linear(Model *m, const st_set *s, const char *dir, const cha
         if (!isfinite(bf16_to_float(d[i]))) fatal("%s: '%s' dequantizes to a non-finite weight at element %zu (a NaN E4M3 code?)", dir, base, i);
     return (Tensor){d, EMU_BF16, rows, cols, NULL, GRAN_CHANNEL};
 }
+/* A Linear of an int-quantized checkpoint: weight I8 [rows, cols], weight_scale [rows, 1] (BF16, F16 or F32; positive, finite). */
+static Tensor st_int8_linear(Model *m, const st_set *s, const char *dir, const char *base, int rows, int cols) {
+    const st_tensor *tq = st_need(s, dir, base, "weight", EMU_I8, 2, rows, cols);
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight_scale", base);
+    const char *path;
+    const st_tensor *ts = st_find(s, name, &path);
+    if (!ts) fatal("%s: tensor '%s' is missing (an int-quantized checkpoint stores one for every Linear)", dir, name);
+    if (ts->ndim != 2 || ts->shape[0] != rows || ts->shape[1] != 1) fatal("%s: tensor '%s' must have the shape [%d, 1] (one scale per output channel)", path, name, rows);
+    float *sc;
+    st_small_f32(m, s, name, &sc);   /* refuses other dtypes and non-positive or non-finite scales */
+    return (Tensor){tq->data, EMU_I8, rows, cols, sc, GRAN_CHANNEL};
+}
 static Tensor st_linear(Model *m, const st_set *s, const char *dir, const char *base, int rows, int cols) {
     char name[256];
     if (m->quant.wf && strstr(base, ".layers.")) return st_wf_linear(m, s, dir, base, rows, cols);   /* lm_head stays bf16 (load_quant_config) */
+    if (m->quant.act == AMODE_INT8_TOKEN && strstr(base, ".layers.")) return st_int8_linear(m, s, dir, base, rows, cols);   /* int-quantized */
     snprintf(name, sizeof name, "%s.weight", base);
     const char *path;
     const st_tensor *t = st_find(s, name, &path);
