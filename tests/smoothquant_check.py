@@ -214,16 +214,18 @@ if golden:
     lines = [f"# tests/smoothquant_check.py --write-golden: llm-compressor {llmcompressor.__version__} (compressed-tensors {compressed_tensors.__version__}, torch {torch.__version__}) "
              "[SmoothQuantModifier(0.8), QuantizationModifier W8A8 ignore lm_head] on `llama_fp8 synth --shape tiny128` edited by tests/wformat_edges.py and "
              "tests/smoothquant_edges.py, calibrated on the windows below.",
-             "# smoothed NAME SHA [OURS N]: bf16 bytes of the tool's smoothed tensor before quantization; int8 NAME SHA [OURS N]: bytes of its save_compressed "
+             "# stats NORM min|max SHA: bf16 bytes of the per-channel extremes the tool's hooks kept (-0 as +0); smoothed NAME SHA [OURS N]: bf16 bytes of the tool's smoothed tensor before quantization; int8 NAME SHA [OURS N]: bytes of its save_compressed "
              "checkpoint; OURS N: llama_fp8's hash where it differs (N elements, explained by the live check); logits: llama_fp8 dump -q checkpoint on the tool's checkpoint",
              f"params {NS} {SEQ} {SEED} {IDS}"]
+    for k in sorted(minmax):
+        for i, nm in enumerate(("min", "max")): lines.append(f"stats {k} {nm} {sha(minmax[k][i] + 0)}")   # + 0: -0 -> +0 (the sign of a zero extreme is the min / max kernel's choice)
     for k in sorted(smoothed):
         n = int((bits(smoothed[k]) != bits(ours_sm[k])).sum())
         lines.append(f"smoothed {k} {sha(smoothed[k])}" + (f" {sha(ours_sm[k])} {n}" if n else ""))
     for k in sorted(lc):
         n = int((bits(lc[k]) != bits(ex[k])).sum())
         lines.append(f"int8 {k} {sha(lc[k])}" + (f" {sha(ex[k])} {n}" if n else ""))
-    lines.append(f"logits {hashlib.sha256(d_lc[-1].tobytes()).hexdigest()}" if False else f"logits {hashlib.sha256(np.load(W + '/d_lc/logits.npy').tobytes()).hexdigest()}")
+    lines.append(f"logits {hashlib.sha256(np.load(W + '/d_lc/logits.npy').tobytes()).hexdigest()}")
     with open(golden + ".tmp", "w") as g: g.write("\n".join(lines) + "\n")
     os.replace(golden + ".tmp", golden); print(f"# wrote {golden}")
 sys.exit(1 if fails else 0)
