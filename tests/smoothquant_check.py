@@ -207,7 +207,8 @@ def dump(model, q, out):
 d_lc, d_ex, d_sm = dump(LC, "checkpoint", W + "/d_lc"), dump(EX, "checkpoint", W + "/d_ex"), dump(SM, "int8", W + "/d_sm")
 same = lambda x, y: len(x) == len(y) and all(np.array_equal(p.view(np.uint32), q.view(np.uint32)) for p, q in zip(x, y))
 dl = np.abs(d_lc[-1] - d_ex[-1]).max() if d_lc[-1].shape == d_ex[-1].shape else float("inf")
-check(same(d_ex, d_sm) and (same(d_lc, d_ex) or n_q > 0), "smoothquant_logits",
+# identical checkpoints must run identically; differing ones only where the statistics legitimately differ (smoothquant_stats)
+check(same(d_ex, d_sm) and (same(d_lc, d_ex) or (n_q > 0 and stat_far == 0 and stat_diff <= MAX_STAT_DIFF)), "smoothquant_logits",
       f"dump -q checkpoint: the tool's checkpoint vs our export: logits and {len(d_lc) - 1} layer residuals bit-identical: {same(d_lc, d_ex)} (max |d logit| {dl:g}); "
       f"our export == -q int8 on our smoothed model, bit for bit: {same(d_ex, d_sm)}")
 if golden:
