@@ -340,6 +340,7 @@ typedef struct {
     int rope_orig_max_pos; /* original_max_position_embeddings */
     int tied_embeddings;
     int bos_id, eos_id;
+    int eos_ids[8], n_eos; /* every eos_token_id config.json lists (Llama 3.1 Instruct: three); generate stops at any */
 } Config;
 
 /* How a quantized weight's scales are laid out: one per output channel (scale[rows]), one for the
@@ -595,6 +596,7 @@ tokenizer *tokenizer_load(const char *path);
 tokenizer *tokenizer_for_model(const char *model_path);
 int tokenizer_vocab_size(const tokenizer *t);
 int tokenizer_bos(const tokenizer *t);
+int tokenizer_eos(const tokenizer *t);
 static tokenizer *run_tokenizer(const char *tok_path, const char *model_path, const Config *c);
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int bos, int special, int **ids);
 const char *tokenizer_decode(const tokenizer *t, int prev, int id, size_t *len);
@@ -3569,7 +3571,7 @@ static int cmd_generate(int argc, char **argv) {
     runstate_init(&s, c, np, total);
     runstate_use_device(&s);
     /* llama2.c models delimit stories with BOS; Hugging Face models stop at eos_token_id */
-    int stop = !strcmp(m->format, "llama2.c") ? c->bos_id : c->eos_id;
+    int stop = !strcmp(m->format, "llama2.c") ? c->bos_id : c->eos_id;   /* and any other eos id config.json lists (below) */
     uint64_t rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
     for (int i = 0; i < np; i++) {  /* echo the prompt */
         size_t len;
@@ -3602,7 +3604,9 @@ static int cmd_generate(int argc, char **argv) {
             next = c->vocab_size - 1;
             for (int i = 0; i < c->vocab_size; i++) { acc += exp(((double)lg[i] - mx) / o.temp); if (acc > r) { next = i; break; } }
         }
-        if (next == stop) break;
+        int is_eos = next == stop;
+        for (int e = 0; e < c->n_eos && strcmp(m->format, "llama2.c"); e++) is_eos |= next == c->eos_ids[e];
+        if (is_eos) break;
         size_t len;
         const char *p = tokenizer_decode(tk, ids[pos - 1], next, &len);
         fwrite(p, 1, len, stdout);
@@ -5528,8 +5532,13 @@ static void load_hf_config(Config *c, CkptQuant *cq, const char *dir) {
             if (json_integer(&j, ei, 0, INT_MAX, &v) == 0 && v >= c->vocab_size)
                 fatal("%s: eos_token_id %lld is outside the vocabulary (vocab_size %d)", path, v, c->vocab_size);
         }
+    if (e >= 0 && j.t[e].type == J_ARR)
+        for (int i = 0; i < j.t[e].n && c->n_eos < 8; i++)
+            if (json_integer(&j, json_at(&j, e, i), 0, INT_MAX, &v) == 0) c->eos_ids[c->n_eos++] = (int)v;
+    if (e >= 0 && j.t[e].type == J_ARR && j.t[e].n > 8) fatal("%s: eos_token_id lists %d ids (at most 8 are supported)", path, j.t[e].n);
     if (e >= 0 && j.t[e].type == J_ARR && j.t[e].n > 0) e = json_at(&j, e, 0);
     if (e >= 0 && json_integer(&j, e, 0, INT_MAX, &v) == 0) c->eos_id = (int)v;
+    if (c->n_eos == 0) c->eos_ids[c->n_eos++] = c->eos_id;
     if (e >= 0 && c->eos_id >= c->vocab_size) fatal("%s: eos_token_id %d is outside the vocabulary (vocab_size %d)", path, c->eos_id, c->vocab_size);
     if (c->n_heads % c->n_kv_heads) fatal("%s: num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", path, c->n_heads, c->n_kv_heads);
     if (c->head_dim % 2) fatal("%s: head_dim (%d) must be even for RoPE", path, c->head_dim);
@@ -6857,6 +6866,29 @@ static tokenizer *run_tokenizer(const char *tok_path, const char *model_path, co
     if (n < c->vocab_size - 1024) fatal("%s has %d tokens but the model's vocabulary is %d: not this model's tokenizer", name, n, c->vocab_size);
     if (bos >= 0 && c->bos_id >= 0 && bos != c->bos_id)
         fatal("%s: its BOS is token %d, the model's bos_token_id is %d: not this model's tokenizer (or a truncated one)", name, bos, c->bos_id);
+    /* EOS: the tokenizer's (tokenizer_config.json's eos_token beside the model, else <|end_of_text|> / </s>) should be one of the
+     * ids config.json lists. It only decides where `generate` stops (config.json's ids do), so a mismatch is a warning. */
+    int eos = tokenizer_eos(tk), listed = eos < 0 || c->n_eos == 0;
+    if (model_path && is_directory(model_path) && !tok_path) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/tokenizer_config.json", model_path);
+        size_t len;
+        char *text = read_text_file(p, &len);
+        json j;
+        if (text && json_parse(&j, text, len) == 0) {
+            int k = json_get(&j, 0, "eos_token");
+            if (k >= 0 && j.t[k].type == J_OBJ) k = json_get(&j, k, "content");
+            char *nm = k >= 0 && j.t[k].type == J_STR ? json_string_dup(&j, k, NULL) : NULL;
+            int id = nm ? tok_lookup(tk, nm, strlen(nm)) : -1;
+            if (id >= 0) { eos = id; listed = c->n_eos == 0; }
+            free(nm);
+            json_free(&j);
+        }
+        free(text);
+    }
+    for (int e = 0; e < c->n_eos; e++) listed |= eos == c->eos_ids[e];
+    if (!listed) fprintf(stderr, "llama_fp8: warning: %s: its EOS is token %d, not among the model's eos_token_id (%d%s): generate stops at the model's\n",
+                         name, eos, c->eos_ids[0], c->n_eos > 1 ? ", ..." : "");
     return tk;
 }
 /* Tokenizer beside a model: an HF directory -> tokenizer_load(dir); a llama2.c `X.bin` ->
