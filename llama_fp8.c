@@ -3918,9 +3918,11 @@ static int cmd_export(int argc, char **argv) {
     Options o;
     options_parse(&o, argc, argv, "export", "-m -o " SCHEME_OPTS,
                   "-m MODEL -q w8a8|w8a8-static|fp8-w [--scales FILE] [--kv fp8-e4m3] [--weight-arith bf16|fp32] [--quant-lm-head] -o DIR\n"
-                  "  writes a compressed-tensors (llm-compressor format) FP8 checkpoint that vLLM loads");
+                  "       -m MODEL -q w4a16|nvfp4a16|mxfp4a16|mxfp8a16|nvfp4 (with --scales)|mxfp4|mxfp8 -o DIR\n"
+                  "  writes a compressed-tensors (llm-compressor format) checkpoint that vLLM loads: float-quantized (FP8), pack-quantized,\n"
+                  "  nvfp4-pack-quantized, mxfp4-pack-quantized or mxfp8-quantized, as llm-compressor writes it for the scheme's preset");
     if (!o.out) fatal("export: -o DIR is required");
-    if (!o.scheme) fatal("export: -q SCHEME is required (w8a8, w8a8-static or fp8-w)");
+    if (!o.scheme) fatal("export: -q SCHEME is required (w8a8, w8a8-static, fp8-w, w4a16, nvfp4a16, mxfp4a16, mxfp8a16, nvfp4, mxfp4 or mxfp8)");
     Model *m = open_model(&o, "export");
     const Config *c = &m->c;
     if (m->quant.present) fatal("export: %s is already quantized", m->path);
