@@ -340,6 +340,7 @@ typedef struct {
     int rope_orig_max_pos; /* original_max_position_embeddings */
     int tied_embeddings;
     int bos_id, eos_id;
+    int eos_ids[8], n_eos; /* every eos_token_id config.json lists (Llama 3.1 Instruct: three); generate stops at any */
 } Config;
 
 /* How a quantized weight's scales are laid out: one per output channel (scale[rows]), one for the
@@ -490,9 +491,9 @@ static void rope_init(Model *m) {
  * saturation, loaded fp8 · s). Embeddings and lm_head stay bf16 unless --quant-lm-head. */
 /* w4a16 sits with the baselines: its GEMMs are bf16 GEMMs on the dequantized INT4 weights (model_for_scheme) */
 typedef enum { SCHEME_FP32, SCHEME_BF16, SCHEME_W4A16, SCHEME_NVFP4A16, SCHEME_MXFP4A16, SCHEME_MXFP8A16, SCHEME_NVFP4, SCHEME_MXFP4, SCHEME_MXFP8,
-               SCHEME_FP8_W, SCHEME_W8A8, SCHEME_W8A8_STATIC, SCHEME_W8A8_BLOCK, SCHEME_INT8 } scheme_kind;
+               SCHEME_FP8_W, SCHEME_W8A8, SCHEME_W8A8_STATIC, SCHEME_W8A8_BLOCK, SCHEME_INT8, SCHEME_W4A8_FP4_M1, SCHEME_W4A8_FP4_M2 } scheme_kind;
 static const char *const scheme_names[] = {"fp32", "bf16", "w4a16", "nvfp4a16", "mxfp4a16", "mxfp8a16", "nvfp4", "mxfp4", "mxfp8",
-                                           "fp8-w", "w8a8", "w8a8-static", "w8a8-block", "int8"};
+                                           "fp8-w", "w8a8", "w8a8-static", "w8a8-block", "int8", "w4a8-fp4-m1", "w4a8-fp4-m2"};
 #define N_SCHEMES ((int)(sizeof scheme_names / sizeof scheme_names[0]))
 /* Where activations are quantized: the inputs of q/k/v (one shared input), o, gate/up, down. */
 enum { SITE_QKV, SITE_O, SITE_GATEUP, SITE_DOWN, N_SITES };
@@ -595,6 +596,7 @@ tokenizer *tokenizer_load(const char *path);
 tokenizer *tokenizer_for_model(const char *model_path);
 int tokenizer_vocab_size(const tokenizer *t);
 int tokenizer_bos(const tokenizer *t);
+int tokenizer_eos(const tokenizer *t);
 static tokenizer *run_tokenizer(const char *tok_path, const char *model_path, const Config *c);
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int bos, int special, int **ids);
 const char *tokenizer_decode(const tokenizer *t, int prev, int id, size_t *len);
@@ -616,12 +618,13 @@ static Scheme scheme_make(const char *name, const SchemeOptions *o) {
     memset(&q, 0, sizeof q);
     int k = -1;
     for (int i = 0; i < (int)(sizeof scheme_names / sizeof scheme_names[0]); i++) if (!strcmp(name, scheme_names[i])) k = i;
-    if (k < 0) fatal("unknown scheme '%s' (known: fp32, bf16, w4a16, nvfp4a16, mxfp4a16, mxfp8a16, nvfp4, mxfp4, mxfp8, fp8-w, w8a8, w8a8-static, w8a8-block, int8)", name);
+    if (k < 0) fatal("unknown scheme '%s' (known: fp32, bf16, w4a16, nvfp4a16, mxfp4a16, mxfp8a16, nvfp4, mxfp4, mxfp8, fp8-w, w8a8, w8a8-static, w8a8-block, int8, w4a8-fp4-m1, w4a8-fp4-m2)", name);
     q.kind = (scheme_kind)k;
     q.wfmt = q.afmt = EMU_E4M3;
     q.wgran = q.kind == SCHEME_W8A8_STATIC ? GRAN_TENSOR : q.kind == SCHEME_W8A8_BLOCK ? GRAN_BLOCK : GRAN_CHANNEL;
     static const int amodes[N_SCHEMES] = {AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_QDQ_NVFP4, AMODE_QDQ_MXFP4,
-                                          AMODE_QDQ_MXFP8, AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_GROUP, AMODE_INT8_TOKEN};
+                                          AMODE_QDQ_MXFP8, AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_GROUP, AMODE_INT8_TOKEN,
+                                          AMODE_TOKEN, AMODE_TOKEN};
     q.amode = amodes[q.kind];
     q.bf16_arith = 1;
     q.kv = EMU_F32;
@@ -634,7 +637,7 @@ static Scheme scheme_make(const char *name, const SchemeOptions *o) {
     int quant = q.kind >= SCHEME_FP8_W;
     if (q.kind == SCHEME_INT8) q.wfmt = q.afmt = EMU_I8;
     if (o->act_format && quant && q.kind != SCHEME_INT8 && q.kind != SCHEME_FP8_W) q.afmt = fp8_fmt_arg("--act-format", o->act_format);
-    if (o->weight_format && quant && q.kind != SCHEME_INT8) q.wfmt = fp8_fmt_arg("--weight-format", o->weight_format);
+    if (o->weight_format && quant && q.kind != SCHEME_INT8 && q.kind < SCHEME_W4A8_FP4_M1) q.wfmt = fp8_fmt_arg("--weight-format", o->weight_format);
     if (o->weight_scale && q.kind == SCHEME_FP8_W) {
         if (!strcmp(o->weight_scale, "tensor")) q.wgran = GRAN_TENSOR;
         else if (strcmp(o->weight_scale, "channel")) fatal("--weight-scale: expected channel or tensor");
@@ -738,6 +741,12 @@ static Scheme scheme_for_model(const Model *m, const char *name, const char *dfl
     return q;
 }
 static int scheme_quantizes(const Scheme *q) { return q->kind >= SCHEME_FP8_W; }
+/* How quant_weight makes a scheme's weights: 1 llm-compressor in bf16 arithmetic, 0 the same in fp32, WRULE_FP4_M1 / _M2
+ * the FP4 weights of w4a8-fp4-m1 / -m2 (fp4_pow2_weight), as E4M3 codes with a per-channel scale. */
+enum { WRULE_FP4_M1 = 2, WRULE_FP4_M2 = 3 };
+static int weight_rule(const Scheme *q) {
+    return q->kind == SCHEME_W4A8_FP4_M1 ? WRULE_FP4_M1 : q->kind == SCHEME_W4A8_FP4_M2 ? WRULE_FP4_M2 : q->bf16_arith;
+}
 
 /* B(x): round to the nearest bf16 value (ties to even) in bf16-based schemes; identity in fp32. */
 static inline float B(const Scheme *q, float x) { return q->kind != SCHEME_FP32 ? bf16_to_float(bf16_from_float(x)) : x; }
@@ -811,8 +820,10 @@ static void model_prepare(Model *m, const Scheme *q) {
  * finite elements code 0 and the Inf ones NaN (Inf / Inf). FP8 NaN codes are 0x7F (torch's cast would
  * keep the NaN's sign bit: 0xFF for a negative NaN — a difference in the NaN's sign only). */
 static void quant_blocks(uint8_t *q, float *scale, const Tensor *W, emu_dtype fmt, int bn, int bk, int bf16_arith);
+static void fp4_pow2_weight(uint8_t *q, float *scale, const Tensor *W, int m2);
 static void quant_weight(uint8_t *q, float *scale, const Tensor *W, emu_dtype fmt, weight_gran granularity, int bf16_arith) {
     int N = W->rows, K = W->cols;
+    if (bf16_arith >= 2) { fp4_pow2_weight(q, scale, W, bf16_arith == 3); return; }   /* weight_rule: the FP4 W4A8 schemes */
     int bn = granularity == GRAN_BLOCK ? EMU_BLOCK : granularity == GRAN_TENSOR ? N : 1;
     int bk = granularity == GRAN_BLOCK ? EMU_BLOCK : K;
     quant_blocks(q, scale, W, fmt, bn, bk, bf16_arith);
@@ -852,6 +863,53 @@ static void quant_blocks(uint8_t *q, float *scale, const Tensor *W, emu_dtype fm
             }
             free(row);
         }
+    }
+}
+
+/* w4a8-fp4-m1, w4a8-fp4-m2: FP4 (E2M1) weights × FP8 (E4M3) activations, ZeroQuant-FP's W4A8 (Wu, Yao, He 2023,
+ * arXiv 2307.09782, section 4: scales constrained so that the FP4 -> FP8 cast before an FP8 GEMM is an exponent shift).
+ * Per row n of W and group g of 128 along K, in fp32 on the bf16 weights: S_g = absmax_g / 6 (0 for an all-zero group);
+ *   M1: every group scale rounded up to a power of two, T_g = 2^ceil(log2 S_g); the row's scale R = max_g T_g;
+ *   M2: the row keeps its largest scale R = S_max = max_g S_g, and each group's ratio to it is a power of two,
+ *       T_g = S_max * 2^-k_g with k_g = floor(log2(S_max / S_g)) (the largest k with S_max * 2^-k >= S_g);
+ * both round a scale up, never down, so no weight is clipped by the constraint (our reading of the definitions; no
+ * reference implementation was available to compare with). q = e2m1(clamp(w / T_g, +-6)) (nearest even), and the GEMM
+ * reads the E4M3 code of q * (T_g / R) = q * 2^-j_g (an exponent shift; exact while j_g <= 8, below that the E4M3
+ * subnormals round it) with the per-channel scale R: from there the scheme is w8a8's (E4M3 per-token activations,
+ * vLLM's epilogue, --accum). K must be a multiple of 128. */
+enum { FP4_GROUP = 128 };
+static void fp4_pow2_weight(uint8_t *q, float *scale, const Tensor *W, int m2) {
+    int N = W->rows, K = W->cols, ng = K / FP4_GROUP;
+    if (K % FP4_GROUP) fatal("w4a8-fp4: a weight has %d input features, not a multiple of the group size %d", K, FP4_GROUP);
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *row = xmalloc((size_t)K * sizeof(float)), *S = xmalloc((size_t)ng * sizeof(float)), *T = xmalloc((size_t)ng * sizeof(float));
+        emu_load_row(row, W->data, W->dtype, (size_t)n * K, K);
+        float R = 0;
+        for (int g = 0; g < ng; g++) {
+            S[g] = emu_absmax(row + (size_t)g * FP4_GROUP, FP4_GROUP) / 6.0f;
+            if (!m2 && S[g] > 0) {
+                int e;
+                float f = frexpf(S[g], &e);             /* S = f * 2^e, f in [0.5, 1) */
+                T[g] = f == 0.5f ? S[g] : ldexpf(1.0f, e);   /* the smallest power of two >= S */
+            } else T[g] = S[g];
+            R = fmaxf(R, T[g]);
+        }
+        if (m2)
+            for (int g = 0; g < ng; g++) {
+                if (S[g] == 0) { T[g] = 0; continue; }
+                int k = 0;
+                while (k < 300 && ldexpf(R, -(k + 1)) >= S[g]) k++;   /* exact comparisons: ldexp is exact until underflow */
+                T[g] = ldexpf(R, -k);
+            }
+        for (int g = 0; g < ng; g++)
+            for (int k = 0; k < FP4_GROUP; k++) {
+                size_t i = (size_t)g * FP4_GROUP + k;
+                float v = T[g] > 0 ? fp8_to_float(fp8_from_float(fminf(fmaxf(row[i] / T[g], -6.0f), 6.0f), FP4_E2M1, FP8_SATFINITE), FP4_E2M1) : 0.0f;
+                q[(size_t)n * K + i] = fp8_from_float(v * (T[g] / R) + 0.0f, FP8_E4M3, FP8_SATFINITE);   /* T / R: a power of two */
+            }
+        scale[n] = R > 0 ? R : 1.0f;
+        free(row); free(S); free(T);
     }
 }
 
@@ -1098,7 +1156,7 @@ static QWeight prepared_weight(const Tensor *W, emu_dtype fmt, weight_gran gran,
 /* The weight a quantized Linear of scheme q multiplies by: a quantized checkpoint's as stored, else prepared. */
 static QWeight scheme_weight(const Scheme *q, const Tensor *W) {
     if (W->scale) return (QWeight){W->data, W->dtype, W->scale, W->scale_gran};
-    return prepared_weight(W, q->wfmt, q->wgran, q->bf16_arith);
+    return prepared_weight(W, q->wfmt, q->wgran, weight_rule(q));
 }
 
 /* A static scale from an observed absmax: absmax / fmax, rounded to bf16 for a bf16 model (the
@@ -2037,13 +2095,13 @@ static DevW *dev_weight(const Tensor *W, const Scheme *q, int quantize, int as_f
     int N = W->rows, K = W->cols;
     size_t n = (size_t)N * K;
     devw_how how = quantize && !W->scale ? DEVW_QUANTIZED : as_f32 && W->dtype != EMU_F32 ? DEVW_F32 : DEVW_STORED;
-    DevW *w = devw_find(W->data, how, q->wfmt, q->wgran, q->bf16_arith);
+    DevW *w = devw_find(W->data, how, q->wfmt, q->wgran, weight_rule(q));
     if (w->data) return w;
     if (how == DEVW_QUANTIZED) {
         size_t ns = n_weight_scales(q->wgran, N, K);
         uint8_t *codes = xmalloc(n);
         float *sc = xmalloc(ns * sizeof(float));
-        quant_weight(codes, sc, W, q->wfmt, q->wgran, q->bf16_arith);
+        quant_weight(codes, sc, W, q->wfmt, q->wgran, weight_rule(q));
         w->data = dev_alloc_evict(n); cud_upload(w->data, codes, n);
         w->scale = dev_alloc_evict(ns * 4); cud_upload(w->scale, sc, ns * 4);
         w->dtype = q->wfmt; w->scale_gran = q->wgran; w->bytes = n + ns * 4;
@@ -2485,7 +2543,7 @@ static void options_parse(Options *o, int argc, char **argv, const char *cmd, co
 #define SCHEME_OPTS "--allow-nonfinite --cpu --gemm -q --act-format --weight-format --weight-scale --weight-arith --kv --accum --scale-ub --scales --quant-lm-head "
 #define SCHEME_HELP "  schemes (-q): fp32, bf16, fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8;\n" \
     "    4-bit and microscaling (llm-compressor presets; K a multiple of the group): w4a16 (INT4 g128), nvfp4a16, mxfp4a16, mxfp8a16,\n" \
-    "    nvfp4 (needs --scales), mxfp4, mxfp8 (activations quantized and dequantized too; CPU only)\n" \
+    "    nvfp4 (needs --scales), mxfp4, mxfp8 (activations quantized and dequantized too; CPU only); w4a8-fp4-m1, w4a8-fp4-m2\n" \
     "  --act-format e4m3|e5m2  --weight-format e4m3|e5m2  --weight-scale channel|tensor (fp8-w)  --weight-arith bf16|fp32\n" \
     "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head\n" \
     "  --allow-nonfinite: run a model holding NaN/Inf weights (refused by default); NaN then propagates and the run stops where it reaches a result\n" \
@@ -3569,7 +3627,7 @@ static int cmd_generate(int argc, char **argv) {
     runstate_init(&s, c, np, total);
     runstate_use_device(&s);
     /* llama2.c models delimit stories with BOS; Hugging Face models stop at eos_token_id */
-    int stop = !strcmp(m->format, "llama2.c") ? c->bos_id : c->eos_id;
+    int stop = !strcmp(m->format, "llama2.c") ? c->bos_id : c->eos_id;   /* and any other eos id config.json lists (below) */
     uint64_t rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
     for (int i = 0; i < np; i++) {  /* echo the prompt */
         size_t len;
@@ -3602,7 +3660,9 @@ static int cmd_generate(int argc, char **argv) {
             next = c->vocab_size - 1;
             for (int i = 0; i < c->vocab_size; i++) { acc += exp(((double)lg[i] - mx) / o.temp); if (acc > r) { next = i; break; } }
         }
-        if (next == stop) break;
+        int is_eos = next == stop;
+        for (int e = 0; e < c->n_eos && strcmp(m->format, "llama2.c"); e++) is_eos |= next == c->eos_ids[e];
+        if (is_eos) break;
         size_t len;
         const char *p = tokenizer_decode(tk, ids[pos - 1], next, &len);
         fwrite(p, 1, len, stdout);
@@ -3920,9 +3980,11 @@ static int cmd_export(int argc, char **argv) {
     Options o;
     options_parse(&o, argc, argv, "export", "-m -o " SCHEME_OPTS,
                   "-m MODEL -q w8a8|w8a8-static|fp8-w|int8 [--scales FILE] [--kv fp8-e4m3] [--weight-arith bf16|fp32] [--quant-lm-head] -o DIR\n"
-                  "  writes a compressed-tensors (llm-compressor format) FP8 checkpoint that vLLM loads");
+                  "       -m MODEL -q w4a16|nvfp4a16|mxfp4a16|mxfp8a16|nvfp4 (with --scales)|mxfp4|mxfp8 -o DIR\n"
+                  "  writes a compressed-tensors (llm-compressor format) checkpoint that vLLM loads: float-quantized (FP8), pack-quantized,\n"
+                  "  nvfp4-pack-quantized, mxfp4-pack-quantized, mxfp8-quantized or int-quantized (int8: W8A8 INT8), as llm-compressor writes it for the scheme's preset");
     if (!o.out) fatal("export: -o DIR is required");
-    if (!o.scheme) fatal("export: -q SCHEME is required (w8a8, w8a8-static or fp8-w)");
+    if (!o.scheme) fatal("export: -q SCHEME is required (w8a8, w8a8-static, fp8-w, int8, w4a16, nvfp4a16, mxfp4a16, mxfp8a16, nvfp4, mxfp4 or mxfp8)");
     Model *m = open_model(&o, "export");
     const Config *c = &m->c;
     if (m->quant.present) fatal("export: %s is already quantized", m->path);
@@ -5867,8 +5929,13 @@ static void load_hf_config(Config *c, CkptQuant *cq, const char *dir) {
             if (json_integer(&j, ei, 0, INT_MAX, &v) == 0 && v >= c->vocab_size)
                 fatal("%s: eos_token_id %lld is outside the vocabulary (vocab_size %d)", path, v, c->vocab_size);
         }
+    if (e >= 0 && j.t[e].type == J_ARR)
+        for (int i = 0; i < j.t[e].n && c->n_eos < 8; i++)
+            if (json_integer(&j, json_at(&j, e, i), 0, INT_MAX, &v) == 0) c->eos_ids[c->n_eos++] = (int)v;
+    if (e >= 0 && j.t[e].type == J_ARR && j.t[e].n > 8) fatal("%s: eos_token_id lists %d ids (at most 8 are supported)", path, j.t[e].n);
     if (e >= 0 && j.t[e].type == J_ARR && j.t[e].n > 0) e = json_at(&j, e, 0);
     if (e >= 0 && json_integer(&j, e, 0, INT_MAX, &v) == 0) c->eos_id = (int)v;
+    if (c->n_eos == 0) c->eos_ids[c->n_eos++] = c->eos_id;
     if (e >= 0 && c->eos_id >= c->vocab_size) fatal("%s: eos_token_id %d is outside the vocabulary (vocab_size %d)", path, c->eos_id, c->vocab_size);
     if (c->n_heads % c->n_kv_heads) fatal("%s: num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", path, c->n_heads, c->n_kv_heads);
     if (c->head_dim % 2) fatal("%s: head_dim (%d) must be even for RoPE", path, c->head_dim);
@@ -7210,6 +7277,29 @@ static tokenizer *run_tokenizer(const char *tok_path, const char *model_path, co
     if (n < c->vocab_size - 1024) fatal("%s has %d tokens but the model's vocabulary is %d: not this model's tokenizer", name, n, c->vocab_size);
     if (bos >= 0 && c->bos_id >= 0 && bos != c->bos_id)
         fatal("%s: its BOS is token %d, the model's bos_token_id is %d: not this model's tokenizer (or a truncated one)", name, bos, c->bos_id);
+    /* EOS: the tokenizer's (tokenizer_config.json's eos_token beside the model, else <|end_of_text|> / </s>) should be one of the
+     * ids config.json lists. It only decides where `generate` stops (config.json's ids do), so a mismatch is a warning. */
+    int eos = tokenizer_eos(tk), listed = eos < 0 || c->n_eos == 0;
+    if (model_path && is_directory(model_path) && !tok_path) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/tokenizer_config.json", model_path);
+        size_t len;
+        char *text = read_text_file(p, &len);
+        json j;
+        if (text && json_parse(&j, text, len) == 0) {
+            int k = json_get(&j, 0, "eos_token");
+            if (k >= 0 && j.t[k].type == J_OBJ) k = json_get(&j, k, "content");
+            char *nm = k >= 0 && j.t[k].type == J_STR ? json_string_dup(&j, k, NULL) : NULL;
+            int id = nm ? tok_lookup(tk, nm, strlen(nm)) : -1;
+            if (id >= 0) { eos = id; listed = c->n_eos == 0; }
+            free(nm);
+            json_free(&j);
+        }
+        free(text);
+    }
+    for (int e = 0; e < c->n_eos; e++) listed |= eos == c->eos_ids[e];
+    if (!listed) fprintf(stderr, "llama_fp8: warning: %s: its EOS is token %d, not among the model's eos_token_id (%d%s): generate stops at the model's\n",
+                         name, eos, c->eos_ids[0], c->n_eos > 1 ? ", ..." : "");
     return tk;
 }
 /* Tokenizer beside a model: an HF directory -> tokenizer_load(dir); a llama2.c `X.bin` ->

@@ -126,4 +126,15 @@ mkdir -p "$W/emptydir"
 expect_error tok_err_dir_without_tokenizer "$W/emptydir" "no tokenizer.json, original/tokenizer.model or tokenizer.model"
 "$B" tokenize -m "$W/emptydir" > /dev/null 2> "$W/err.txt"
 [ $? -eq 1 ] && [ "$(wc -l < "$W/err.txt")" -eq 1 ] && ok tok_err_missing_option || fail tok_err_missing_option "$(cat "$W/err.txt")"
+# ---- EOS: the tokenizer's (tokenizer_config.json's eos_token beside the model) against config.json's eos_token_id list ----
+if [ -f "$MODEL" ]; then
+  rm -rf "$W/eosm"; "$B" synth -o "$W/eosm" --shape tiny > /dev/null 2>&1; cp "$MODEL" "$W/eosm/"
+  echo '{"eos_token": "<|eot_id|>"}' > "$W/eosm/tokenizer_config.json"
+  "$B" generate -m "$W/eosm" -p Hi -n 1 > /dev/null 2> "$W/eos1.txt"
+  grep -q "its EOS is token 128009, not among the model's eos_token_id (128001)" "$W/eos1.txt" && ok tok_eos_mismatch_warns || fail tok_eos_mismatch_warns "$(cat "$W/eos1.txt")"
+  sed -i 's/"eos_token_id": 128001/"eos_token_id": [128001, 128008, 128009]/' "$W/eosm/config.json"
+  "$B" generate -m "$W/eosm" -p Hi -n 1 > /dev/null 2> "$W/eos2.txt"
+  grep -q "warning" "$W/eos2.txt" && fail tok_eos_in_list_silent "$(cat "$W/eos2.txt")" || ok tok_eos_in_list_silent
+else skip tok_eos "no Llama 3 tokenizer in $D"; fi
+
 [ "$fails" -eq 0 ]
