@@ -168,7 +168,7 @@ oneshot(model=mdl, recipe=QuantizationModifier(targets="Linear", scheme="W8A8", 
 mdl.save_pretrained(LQ, save_compressed=True); del mdl
 a, b = tensors(LQ), tensors(EX)
 bad = sorted(k for k in set(a) | set(b) if k not in a or k not in b or a[k].dtype != b[k].dtype or a[k].shape != b[k].shape or raw(a[k]) != raw(b[k]))
-check(not bad and qcfg(LQ) == qcfg(EX), "smoothquant_export_int8", f"export -q int8 of our smoothed model: all {len(a)} tensors == the tool's W8A8 save_compressed of it "
+check(not bad and qcfg(LQ) == qcfg(EX), "smoothquant_int8_vs_tool_quantizer", f"export -q int8 of our smoothed model: all {len(a)} tensors == the tool's W8A8 save_compressed of it "
       f"(names, dtypes, shapes, bytes; int8 codes I8 [N, K], scales BF16 [N, 1]); quantization_config {qcfg(EX)[:2]} same: {qcfg(LQ) == qcfg(EX)}" + (f"; differ: {bad[:4]}" if bad else ""))
 
 # ---- 6. end to end ----
