@@ -4454,8 +4454,8 @@ static void gptq_linear(const char *name, const float *W0, int N, int K, float *
     double piv = 0;
     int bad = gptq_factor(Hp, K, go->damp, U, &piv);
     if (bad >= 0)
-        fatal("gptq: %s: the Hessian is not positive definite after dampening (Cholesky pivot %.3g at column %d of %d; "
-              "raise --damp or calibrate on more tokens)", name, piv, bad, K);
+        fatal("gptq: %s: the Hessian is not positive definite after dampening (Cholesky pivot %.3g at column %d of %d, at or below "
+              "K * 2^-24 * max diag: fp32 rounding noise; raise --damp or calibrate on more tokens)", name, piv, bad, K);
     int B = go->block;
     #pragma omp parallel for schedule(dynamic, 1)
     for (int n = 0; n < N; n++) {
@@ -4572,7 +4572,7 @@ static int cmd_gptq(int argc, char **argv) {
         calib_windows(n_text, o.seq, o.samples, o.seed, starts);
     }
     long long ntok = (long long)o.samples * o.seq;
-    if (!hess_in && ntok < c->hidden_dim)
+    if (!hess_in && go.damp > 0 && ntok < c->hidden_dim)   /* with --damp 0 such a Hessian is refused below */
         fprintf(stderr, "llama_fp8: warning: gptq: %lld calibration tokens, fewer than the %d input features of down_proj: its Hessian is singular "
                 "before dampening (results depend on --damp)\n", ntok, c->hidden_dim);
 
