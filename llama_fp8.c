@@ -4680,6 +4680,406 @@ static int cmd_smooth(int argc, char **argv) {
     return 0;
 }
 
+/* ---- llama_fp8 gptq: GPTQ for W4A16 (INT4, symmetric, group 128), as llm-compressor 0.14's GPTQModifier ----
+ * What llm-compressor 0.14.0.1 does for oneshot(GPTQModifier(scheme="W4A16")) on a Llama (its sequential pipeline, one
+ * decoder layer per subgraph, propagate_error on), and what this section does the same way:
+ *   - layer l is calibrated on the calibration windows with layers 0..l-1 already GPTQ-quantized (their bf16 weights
+ *     B(code * s)) and layer l itself unquantized; the 7 Linears of layer l see the inputs of that one pass (q/k/v one
+ *     input, gate/up one), then all 7 are quantized, then layer l+1 is calibrated on the quantized layer l's output.
+ *     Here each layer's pass is a forward over layers 0..l (the layers' outputs are not cached: L(L+1)/2 layer passes).
+ *   - Hessian: H = (1 / n) sum over the n windows of (sqrt2 X)(sqrt2 X)^T in fp32, X the window's bf16 Linear input
+ *     (tokens x K); per window the K x K product is summed in double and rounded to fp32 (torch: an fp32 GEMM), added in fp32.
+ *   - scales: memoryless_minmax on the ORIGINAL bf16 weights, before GPTQ (the observer runs at the start of the layer's
+ *     compression): s = B(absmax_group / 7.5) (0 -> 2^-7), exactly `export -q w4a16`'s; GPTQ changes codes, not scales.
+ *   - actorder static (the default; "none" switches it off): columns (and H's rows / columns) permuted by H's diagonal,
+ *     descending (ties: lower column first; torch.argsort is not stable); each column keeps the scale of its own group
+ *     (compressed-tensors' "static" is an alias of "weight": g_idx = (arange(K) // 128) gathered by the permutation);
+ *   - dead columns (H_ii = 0): H_ii = 1, the weights of that column 0; damp = --damp (0.01) * mean(diag H), H_ii += damp;
+ *     U = upper Cholesky factor of H^-1 (H^-1 = U^T U), computed in double from the fp32 H, rounded to fp32. A Cholesky
+ *     pivot <= K * 2^-24 * max(diag H) is refused (llm-compressor falls back to RTN when fp32 Cholesky fails; here an error).
+ *   - the block loop (blocks of --block columns), in fp32 per row, as gptq_block_update's eager torch code:
+ *       x = w / s; c = rint(clamp(x, -8, 7)); q = B(c * s); e = (w - q) / U_ii; w_j -= e * U_ij (j >= i in the block,
+ *       the product rounded, then the difference); after the block: w_j -= sum_i e_i U_ij (j beyond the block; the sum in
+ *       double, rounded once). Rows are independent: one OpenMP task per row, the result does not depend on the threads.
+ *   - the stored weight is B(q) in original column order; the checkpoint's codes are compressed-tensors' re-quantization
+ *     of it with the stored scales, rint(clamp(B(q / s), -8, 7)), which gives c back. */
+typedef struct {
+    int layer, n;            /* the layer being calibrated; windows seen */
+    int K[4];                /* input features of sites QKV, O, GATEUP, DOWN */
+    float *H[4];             /* their Hessian sums (K x K, fp32) */
+    double *G;               /* one window's product (largest K squared) */
+    float *xs;               /* sqrt2 * X */
+} GptqCal;
+static const int gptq_sites[4] = {SITE_QKV, SITE_O, SITE_GATEUP, SITE_DOWN};
+static const int gptq_linear_site[7] = {0, 0, 0, 1, 2, 2, 3};
+static void gptq_observe(void *ctx, int layer, int site, const float *x, int rows, int cols) {
+    GptqCal *g = ctx;
+    if (layer != g->layer) return;
+    int si = -1;
+    for (int i = 0; i < 4; i++) if (gptq_sites[i] == site) si = i;
+    if (si < 0) return;
+    observe_finite("gptq", "window", g->n + 1, layer, site, x, rows, cols);
+    int K = cols;
+    float *xs = g->xs;
+    const float r2 = (float)sqrt(2.0);   /* math.sqrt(2) times an fp32 tensor: the product in fp32 */
+    for (size_t i = 0; i < (size_t)rows * K; i++) xs[i] = r2 * x[i];
+    double *G = g->G;
+    float *H = g->H[si];
+    #pragma omp parallel for schedule(dynamic, 4)
+    for (int i = 0; i < K; i++)
+        for (int j = 0; j <= i; j++) {
+            double acc = 0;
+            for (int t = 0; t < rows; t++) acc += (double)xs[(size_t)t * K + i] * xs[(size_t)t * K + j];
+            G[(size_t)i * K + j] = acc;
+        }
+    for (int i = 0; i < K; i++)
+        for (int j = 0; j <= i; j++) {
+            float v = H[(size_t)i * K + j] + (float)G[(size_t)i * K + j];
+            H[(size_t)i * K + j] = v; H[(size_t)j * K + i] = v;
+        }
+}
+/* U (K x K fp32, upper) with H^-1 = U^T U from the dampened H (modified in place: dead columns, damping). Returns the
+ * column of a failing pivot, or -1. */
+static int gptq_factor(float *H, int K, float damp_frac, float *U, double *pivot) {
+    double sum = 0, dmax = 0;
+    for (int i = 0; i < K; i++) { if (H[(size_t)i * K + i] == 0) H[(size_t)i * K + i] = 1; sum += H[(size_t)i * K + i]; }
+    float damp = damp_frac * (float)(sum / K);
+    for (int i = 0; i < K; i++) { H[(size_t)i * K + i] += damp; if (H[(size_t)i * K + i] > dmax) dmax = H[(size_t)i * K + i]; }
+    double *A = xmalloc((size_t)K * K * sizeof(double));
+    for (size_t i = 0; i < (size_t)K * K; i++) A[i] = H[i];
+    double tol = K * ldexp(1.0, -24) * dmax;
+    /* A = L L^T (lower, in place) */
+    for (int j = 0; j < K; j++) {
+        double d = A[(size_t)j * K + j];
+        for (int k = 0; k < j; k++) d -= A[(size_t)j * K + k] * A[(size_t)j * K + k];
+        if (!(d > tol)) { *pivot = d; free(A); return j; }
+        d = sqrt(d);
+        A[(size_t)j * K + j] = d;
+        #pragma omp parallel for schedule(static)
+        for (int i = j + 1; i < K; i++) {
+            double v = A[(size_t)i * K + j];
+            for (int k = 0; k < j; k++) v -= A[(size_t)i * K + k] * A[(size_t)j * K + k];
+            A[(size_t)i * K + j] = v / d;
+        }
+    }
+    /* Li = L^-1 (lower) */
+    double *Li = xcalloc((size_t)K * K, sizeof(double));
+    #pragma omp parallel for schedule(dynamic, 8)
+    for (int c = 0; c < K; c++) {
+        Li[(size_t)c * K + c] = 1.0 / A[(size_t)c * K + c];
+        for (int i = c + 1; i < K; i++) {
+            double v = 0;
+            for (int k = c; k < i; k++) v -= A[(size_t)i * K + k] * Li[(size_t)k * K + c];
+            Li[(size_t)i * K + c] = v / A[(size_t)i * K + i];
+        }
+    }
+    /* Hi = H^-1 = Li^T Li */
+    #pragma omp parallel for schedule(dynamic, 8)
+    for (int i = 0; i < K; i++)
+        for (int j = i; j < K; j++) {
+            double v = 0;
+            for (int k = j; k < K; k++) v += Li[(size_t)k * K + i] * Li[(size_t)k * K + j];
+            A[(size_t)i * K + j] = v; A[(size_t)j * K + i] = v;
+        }
+    /* Hi = U^T U, U upper: the lower Cholesky factor of Hi, transposed */
+    for (int j = 0; j < K; j++) {
+        double d = A[(size_t)j * K + j];
+        for (int k = 0; k < j; k++) d -= Li[(size_t)j * K + k] * Li[(size_t)j * K + k];
+        if (!(d > 0)) { *pivot = d; free(A); free(Li); return j; }
+        d = sqrt(d);
+        Li[(size_t)j * K + j] = d;
+        #pragma omp parallel for schedule(static)
+        for (int i = j + 1; i < K; i++) {
+            double v = A[(size_t)i * K + j];
+            for (int k = 0; k < j; k++) v -= Li[(size_t)i * K + k] * Li[(size_t)j * K + k];
+            Li[(size_t)i * K + j] = v / d;
+        }
+    }
+    for (int i = 0; i < K; i++)
+        for (int j = 0; j < K; j++) U[(size_t)i * K + j] = j >= i ? (float)Li[(size_t)j * K + i] : 0.0f;
+    free(A); free(Li);
+    return -1;
+}
+typedef struct { int block, actorder; float damp; } GptqOpts;
+/* GPTQ of one Linear: W (N x K bf16 values), H (K x K, the window-averaged Hessian, consumed) -> codes (N x K, int8),
+ * scales (N x K/128) and the dequantized bf16 weights deq (N x K). */
+static void gptq_linear(const char *name, const float *W0, int N, int K, float *H, const GptqOpts *go,
+                        int8_t *codes, float *scales, uint16_t *deq) {
+    enum { G = 128 };
+    int ng = K / G;
+    uint8_t *tmp = xmalloc(K);
+    for (int n = 0; n < N; n++) wf_quant_row(WF_INT4, W0 + (size_t)n * K, K, 1.0f, tmp, scales + (size_t)n * ng);   /* observer on the original weights */
+    free(tmp);
+    int *perm = xmalloc(K * sizeof(int));
+    for (int i = 0; i < K; i++) perm[i] = i;
+    if (go->actorder)   /* descending diag(H), ties by column (insertion sort on a merge-free key: K log K not needed here) */
+        for (int i = 1; i < K; i++) {
+            int p = perm[i], j = i;
+            float d = H[(size_t)p * K + p];
+            while (j > 0 && H[(size_t)perm[j - 1] * K + perm[j - 1]] < d) { perm[j] = perm[j - 1]; j--; }
+            perm[j] = p;
+        }
+    float *Hp = xmalloc((size_t)K * K * sizeof(float));
+    for (int i = 0; i < K; i++)
+        for (int j = 0; j < K; j++) Hp[(size_t)i * K + j] = H[(size_t)perm[i] * K + perm[j]];
+    int *dead = xcalloc(K, sizeof(int));
+    for (int i = 0; i < K; i++) dead[i] = Hp[(size_t)i * K + i] == 0;
+    float *U = xmalloc((size_t)K * K * sizeof(float));
+    double piv = 0;
+    int bad = gptq_factor(Hp, K, go->damp, U, &piv);
+    if (bad >= 0)
+        fatal("gptq: %s: the Hessian is not positive definite after dampening (Cholesky pivot %.3g at column %d of %d, at or below "
+              "K * 2^-24 * max diag: fp32 rounding noise; raise --damp or calibrate on more tokens)", name, piv, bad, K);
+    int B = go->block;
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int n = 0; n < N; n++) {
+        float *w = xmalloc((size_t)K * sizeof(float)), *q = xmalloc((size_t)K * sizeof(float)), *e = xmalloc((size_t)B * sizeof(float));
+        const float *s = scales + (size_t)n * ng;
+        for (int j = 0; j < K; j++) w[j] = dead[j] ? 0.0f : W0[(size_t)n * K + perm[j]];
+        for (int i1 = 0; i1 < K; i1 += B) {
+            int i2 = i1 + B < K ? i1 + B : K;
+            for (int i = i1; i < i2; i++) {
+                float sc = s[perm[i] / G];
+                float x = w[i] / sc;
+                float c = rintf(fminf(fmaxf(x, -8.0f), 7.0f));
+                float qv = Bf(c * sc);
+                float err = (w[i] - qv) / U[(size_t)i * K + i];
+                q[i] = qv; e[i - i1] = err;
+                for (int j = i; j < i2; j++) { float p = err * U[(size_t)i * K + j]; w[j] = w[j] - p; }
+            }
+            for (int j = i2; j < K; j++) {
+                double acc = 0;
+                for (int i = i1; i < i2; i++) acc += (double)e[i - i1] * U[(size_t)i * K + j];
+                w[j] = w[j] - (float)acc;
+            }
+        }
+        for (int j = 0; j < K; j++) {
+            int c0 = perm[j];
+            float qv = q[j], sg = s[c0 / G];
+            deq[(size_t)n * K + c0] = bf16_from_float(qv);
+            codes[(size_t)n * K + c0] = (int8_t)rintf(fminf(fmaxf(Bf(qv / sg) + 0.0f, -8.0f), 7.0f));
+        }
+        free(w); free(q); free(e);
+    }
+    free(perm); free(Hp); free(dead); free(U);
+}
+typedef struct {
+    wexport_ctx base;
+    int8_t **codes;     /* per entry (what 10 / 11) */
+    float **scales;
+} gptq_export_ctx;
+static void gptq_fill(void *vctx, int i, void *buf, size_t nbytes) {
+    gptq_export_ctx *x = vctx;
+    int wh = x->base.what[i];
+    if (wh != 10 && wh != 11) { wexport_fill(&x->base, i, buf, nbytes); return; }
+    const Tensor *t = x->base.t[i];
+    size_t n = (size_t)t->rows * t->cols;
+    if (wh == 11) { for (size_t k = 0; k < n / 128; k++) ((uint16_t *)buf)[k] = bf16_from_float(x->scales[i][k]); return; }
+    uint32_t *d = buf;
+    for (size_t j = 0; j < n / 8; j++) {
+        uint32_t w = 0;
+        for (int k = 0; k < 8; k++) w |= (uint32_t)((x->codes[i][8 * j + k] + 8) & 0xF) << (4 * k);
+        d[j] = w;
+    }
+}
+static int cmd_gptq(int argc, char **argv) {
+    char **av = xmalloc((argc + 1) * sizeof(char *));
+    memcpy(av, argv, (argc + 1) * sizeof(char *));
+    const char *block_s = take_option(&argc, av, "--block"), *damp_s = take_option(&argc, av, "--damp"), *order_s = take_option(&argc, av, "--actorder");
+    const char *hess_dir = take_option(&argc, av, "--hessians"), *hess_in = take_option(&argc, av, "--hessians-in");
+    Options o;
+    options_parse(&o, argc, av, "gptq", "-m --tokenizer -f --samples --seq --seed -o --allow-nonfinite ",
+                  "-m MODEL -f CALIB_TEXT -o DIR [--samples 128] [--seq N (min(2048, the model's context))] [--seed 1] [--tokenizer FILE]\n"
+                  "       [--block 128] [--damp 0.01] [--actorder static|none] [--hessians DIR] [--hessians-in DIR]\n"
+                  "  GPTQ W4A16 (INT4, symmetric, group 128) as llm-compressor 0.14's GPTQModifier(scheme=\"W4A16\", ignore=[\"lm_head\"]):\n"
+                  "  calibrates layer by layer on --samples seeded windows (calibrate's: BOS + seq-1 text tokens), each layer on the\n"
+                  "  output of the already-quantized layers before it; fp32 GPTQ (blocks of --block columns, dampening --damp * mean\n"
+                  "  diag H, static activation order); writes the compressed-tensors pack-quantized checkpoint of export -q w4a16.\n"
+                  "  --hessians DIR: also writes each layer's Hessians H = 2/n sum X X^T (fp32, before dampening) as DIR/h_LL_SITE.npy,\n"
+                  "  SITE qkv, o, gateup, down (the input of q/k/v, o_proj, gate/up, down_proj). --hessians-in DIR: GPTQ from those files\n"
+                  "  (e.g. llm-compressor's own Hessians, tests/gptq_check.py) instead of calibrating: no -f, no forward passes.");
+    if (!o.model) fatal("gptq: -m MODEL is required");
+    if (!o.text_file && !hess_in) fatal("gptq: -f CALIB_TEXT is required");
+    if (o.text_file && hess_in) fatal("gptq: -f and --hessians-in exclude each other (the Hessians come from one or the other)");
+    if (hess_dir && hess_in) fatal("gptq: --hessians and --hessians-in exclude each other");
+    if (!o.out) fatal("gptq: -o DIR is required");
+    GptqOpts go = {128, 1, 0.01f};
+    if (block_s) go.block = (int)parse_long_arg("--block", block_s, 1, 1 << 20);
+    if (damp_s) { double d = parse_double_arg("--damp", damp_s); if (!(d >= 0 && d <= 1e6)) fatal("gptq: --damp must be a finite number >= 0, got '%s'", damp_s); go.damp = (float)d; }
+    if (order_s) {
+        if (!strcmp(order_s, "static")) go.actorder = 1;
+        else if (!strcmp(order_s, "none")) go.actorder = 0;
+        else fatal("gptq: --actorder must be static or none, got '%s' (group / weight orders are not implemented)", order_s);
+    }
+    Model *m = model_load(o.model);
+    const Config *c = &m->c;
+    if (m->quant.present) fatal("gptq: %s is already quantized (GPTQ starts from a bf16 / fp16 / fp32 model)", m->path);
+    for (int l = 0; l < c->n_layers; l++) {
+        Layer *L = &m->layers[l];
+        Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++)
+            if (ts[i]->cols % 128)
+                fatal("gptq: model.layers.%d.%s has %d input features, not a multiple of the group size 128 (llm-compressor refuses such a layer too)",
+                      l, linear_names[i], ts[i]->cols);
+    }
+    if (!o.seq) o.seq = c->max_seq_len < 2048 ? c->max_seq_len : 2048;
+    if (o.seq > c->max_seq_len) fatal("gptq: --seq %d exceeds the model's maximum context %d", o.seq, c->max_seq_len);
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("gptq: cannot create %s: %s", o.out, strerror(errno));
+    check_dir_writable(o.out, "gptq: -o");
+    if (hess_dir) {
+        if (mkdir(hess_dir, 0777) != 0 && errno != EEXIST) fatal("gptq: cannot create %s: %s", hess_dir, strerror(errno));
+        check_dir_writable(hess_dir, "gptq: --hessians");
+    }
+    size_t text_bytes = 0;
+    char *text = NULL;
+    tokenizer *tk = NULL;
+    int *ids = NULL, n_text = 0, Lw = o.seq - 1;
+    int *starts = xmalloc(o.samples * sizeof(int));
+    if (!hess_in) {
+        text = read_text_file(o.text_file, &text_bytes);
+        if (!text) fatal("%s: cannot read: %s", o.text_file, strerror(errno));
+        tk = run_tokenizer(o.tokenizer, o.model, c);
+        n_text = tokenizer_encode(tk, text, text_bytes, 0, 0, &ids);
+        if (n_text / Lw < o.samples)
+            fatal("gptq: too few calibration tokens: --samples %d windows of BOS + %d text tokens need %lld text tokens, %s has %d",
+                  o.samples, Lw, (long long)o.samples * Lw, o.text_file, n_text);
+        calib_windows(n_text, o.seq, o.samples, o.seed, starts);
+    }
+    long long ntok = (long long)o.samples * o.seq;
+    if (!hess_in && go.damp > 0 && ntok < c->hidden_dim)   /* with --damp 0 such a Hessian is refused below */
+        fprintf(stderr, "llama_fp8: warning: gptq: %lld calibration tokens, fewer than the %d input features of down_proj: its Hessian is singular "
+                "before dampening (results depend on --damp)\n", ntok, c->hidden_dim);
+
+    Scheme qs = scheme_make("bf16", NULL);
+    const Model *mb = model_for_scheme(m, &qs);
+    Model *v = model_own(m, sizeof(Model));   /* layers < l quantized (their bf16 weights), layer l and later the originals */
+    *v = *mb;
+    v->layers = model_own(m, c->n_layers * sizeof(Layer));
+    memcpy(v->layers, mb->layers, c->n_layers * sizeof(Layer));
+    int qd = c->n_heads * c->head_dim;
+    GptqCal cal = {.K = {c->dim, qd, c->dim, c->hidden_dim}};
+    int kmax = c->hidden_dim > qd ? c->hidden_dim : qd;
+    if (c->dim > kmax) kmax = c->dim;
+    for (int i = 0; i < 4; i++) cal.H[i] = xmalloc((size_t)cal.K[i] * cal.K[i] * sizeof(float));
+    cal.G = xmalloc((size_t)kmax * kmax * sizeof(double));
+    cal.xs = xmalloc((size_t)o.seq * kmax * sizeof(float));
+    int nlin = c->n_layers * 7;
+    int8_t **codes = xcalloc(nlin, sizeof(int8_t *));
+    float **scales = xcalloc(nlin, sizeof(float *));
+    RunState s;
+    runstate_init(&s, c, o.seq, o.seq);
+    s.observe = gptq_observe; s.observe_ctx = &cal;
+    int *win = xmalloc(o.seq * sizeof(int));
+    if (hess_in) printf("gptq: Hessians from %s; block %d, damp %g, actorder %s\n", hess_in, go.block, go.damp, go.actorder ? "static" : "none");
+    else printf("gptq: %s, %d text tokens, %d samples x %d tokens (BOS + %d), seed %llu; block %d, damp %g, actorder %s\n",
+                o.text_file, n_text, o.samples, o.seq, Lw, o.seed, go.block, go.damp, go.actorder ? "static" : "none");
+    fflush(stdout);
+    double t0 = now_seconds();
+    for (int l = 0; l < c->n_layers; l++) {
+        for (int i = 0; i < 4; i++) memset(cal.H[i], 0, (size_t)cal.K[i] * cal.K[i] * sizeof(float));
+        cal.layer = l;
+        Model vl = *v;
+        vl.c.n_layers = l + 1;   /* the pass stops after layer l */
+        for (int w = 0; w < (hess_in ? 0 : o.samples); w++) {
+            win[0] = c->bos_id;
+            memcpy(win + 1, ids + starts[w], Lw * sizeof(int));
+            cal.n = w;
+            forward(&vl, &s, &qs, win, o.seq, 0, o.seq);
+        }
+        for (int i = 0; i < 4; i++) {   /* H / n, fp32 */
+            size_t nn = (size_t)cal.K[i] * cal.K[i];
+            static const char *const hn[4] = {"qkv", "o", "gateup", "down"};
+            char hp[4096];
+            if (hess_in) {
+                snprintf(hp, sizeof hp, "%s/h_%02d_%s.npy", hess_in, l, hn[i]);
+                npy a = npy_load(hp);
+                if (a.kind != NPY_F32 || a.ndim != 2 || a.shape[0] != cal.K[i] || a.shape[1] != cal.K[i])
+                    fatal("gptq: %s must be a float32 [%d, %d] matrix (the Hessian of layer %d's %s input)", hp, cal.K[i], cal.K[i], l, hn[i]);
+                memcpy(cal.H[i], a.data, nn * sizeof(float));
+                free(a.data);
+                for (size_t k = 0; k < nn; k++)
+                    if (!isfinite(cal.H[i][k])) fatal("gptq: %s holds a non-finite value at [%zu, %zu]", hp, k / cal.K[i], k % cal.K[i]);
+                continue;
+            }
+            for (size_t k = 0; k < nn; k++) cal.H[i][k] = cal.H[i][k] / (float)o.samples;
+            if (hess_dir) {
+                snprintf(hp, sizeof hp, "%s/h_%02d_%s.npy", hess_dir, l, hn[i]);
+                write_npy(hp, cal.H[i], cal.K[i], cal.K[i]);
+            }
+        }
+        Layer *L = &v->layers[l];
+        Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        uint16_t *deqs[7];
+        for (int i = 0; i < 7; i++) {
+            int N = ts[i]->rows, K = ts[i]->cols, si = gptq_linear_site[i];
+            float *W0 = xmalloc((size_t)N * K * sizeof(float));
+            for (size_t k = 0; k < (size_t)N * K; k++) W0[k] = Bf(tensor_get(ts[i], k));
+            float *Hc = xmalloc((size_t)K * K * sizeof(float));
+            memcpy(Hc, cal.H[si], (size_t)K * K * sizeof(float));
+            char name[96];
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, linear_names[i]);
+            codes[l * 7 + i] = xmalloc((size_t)N * K);
+            scales[l * 7 + i] = xmalloc((size_t)N * (K / 128) * sizeof(float));
+            deqs[i] = model_own(m, (size_t)N * K * 2);
+            gptq_linear(name, W0, N, K, Hc, &go, codes[l * 7 + i], scales[l * 7 + i], deqs[i]);
+            free(W0); free(Hc);
+        }
+        for (int i = 0; i < 7; i++) { ts[i]->data = deqs[i]; ts[i]->dtype = EMU_BF16; }
+        if (isatty(2)) progress("layer %d/%d  %.1f s   ", l + 1, c->n_layers, now_seconds() - t0);
+    }
+    if (isatty(2)) progress_done();
+
+    /* the checkpoint: export -q w4a16's layout, GPTQ's codes */
+    int cap = 8 + c->n_layers * 48, n = 0;
+    st_entry *e = xcalloc(cap, sizeof *e);
+    gptq_export_ctx x = {{WF_INT4, xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)), xcalloc(cap, sizeof(float)), xcalloc(cap, sizeof(int)), NULL, NULL},
+                         xcalloc(cap, sizeof(int8_t *)), xcalloc(cap, sizeof(float *))};
+#define GENTRY(nm, dt, nd, s0, s1, wh, tt) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
+        e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.base.what[n] = wh; x.base.t[n] = tt; x.base.gs[n] = 1; n++; } while (0)
+    char nm[160];
+    GENTRY("model.embed_tokens.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->tok_embeddings);
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &mb->layers[l];
+        const Tensor *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        GENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.base.vec[n - 1] = L->attn_norm;
+        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+        GENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.base.vec[n - 1] = L->ffn_norm;
+        for (int w = 0; w < 7; w++) {
+            int N = ws[w]->rows, K = ws[w]->cols;
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_packed", l, linear_names[w]);
+            GENTRY(nm, ST_I32, 2, N, K / 8, 10, ws[w]); x.codes[n - 1] = codes[l * 7 + w];
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, linear_names[w]);
+            GENTRY(nm, EMU_BF16, 2, N, K / 128, 11, ws[w]); x.scales[n - 1] = scales[l * 7 + w];
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_shape", l, linear_names[w]);
+            GENTRY(nm, ST_I64, 1, 2, 0, 13, ws[w]);
+        }
+    }
+    GENTRY("model.norm.weight", EMU_BF16, 1, c->dim, 0, 6, NULL); x.base.vec[n - 1] = mb->final_norm;
+    if (!c->tied_embeddings) GENTRY("lm_head.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->lm_head);
+#undef GENTRY
+    char path[4096], qc[2048];
+    snprintf(path, sizeof path, "%s/model.safetensors", o.out);
+    safetensors_write(path, e, n, "{\"format\":\"pt\"}", gptq_fill, &x);
+    snprintf(qc, sizeof qc,
+             "  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \"pack-quantized\",\n"
+             "    \"quantization_status\": \"compressed\",\n    \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"], \"format\": \"pack-quantized\",\n"
+             "      \"weights\": {\"num_bits\": 4, \"type\": \"int\", \"strategy\": \"group\", \"group_size\": 128, \"symmetric\": true, \"dynamic\": false, "
+             "\"observer\": \"memoryless_minmax\", \"actorder\": %s},\n      \"input_activations\": null}},\n    \"ignore\": [\"lm_head\"],\n    \"kv_cache_scheme\": null\n  }",
+             go.actorder ? "\"static\"" : "null");
+    snprintf(path, sizeof path, "%s/config.json", o.out);
+    if (export_hf_files(o.model, o.out, qc) < 0) write_hf_config(path, c, qc);
+    printf("gptq: %s: W4A16 GPTQ as compressed-tensors pack-quantized (%d tensors, %d Linears, %.1f s)\n", o.out, n, nlin, now_seconds() - t0);
+    for (int i = 0; i < nlin; i++) { free(codes[i]); free(scales[i]); }
+    free(codes); free(scales); free(e); free(x.base.t); free(x.base.vec); free(x.base.gs); free(x.base.what); free(x.codes); free(x.scales);
+    for (int i = 0; i < 4; i++) free(cal.H[i]);
+    free(cal.G); free(cal.xs); free(win); free(starts); free(ids); free(text); free(av);
+    if (tk) tokenizer_free(tk);
+    runstate_free(&s);
+    model_free(m);
+    return 0;
+}
+
 /* ---- llama_fp8 stats: the outlier report ----
  * The bf16 baseline runs over --chunks chunks of --ctx tokens (the ppl gptq split: BOS, then
  * non-overlapping chunks); at every Linear input (and the lm_head input) it records:
@@ -5496,6 +5896,7 @@ static const struct {
     {"export", cmd_export, "write a compressed-tensors FP8 checkpoint (what llm-compressor writes, vLLM loads)"},
     {"calibrate", cmd_calibrate, "static activation and KV scales from calibration text (scales.json)"},
     {"smooth", cmd_smooth, "SmoothQuant a model as llm-compressor does (bf16 checkpoint; then export -q int8)"},
+    {"gptq", cmd_gptq, "GPTQ W4A16 (INT4 g128) as llm-compressor's GPTQModifier: a pack-quantized checkpoint"},
     {"stats", cmd_stats, "outlier report: per-layer absmax, saturation / flush-to-zero, quantization SNR (+ SVG)"},
     {"synth", cmd_synth, "write a random checkpoint with real Llama shapes (llama3.1-8b, ...) for benchmarks"},
     {"verify", cmd_verify, "run the same tokens on GPU and CPU, compare per layer and op (CUDA builds)"},
