@@ -2715,6 +2715,7 @@ static int synthetic_tokens(const Model *m, int n_seq, int seq_len, int **out) {
  * also compared token by token with the first (llama.cpp --kl-divergence definitions). */
 typedef struct {
     Scheme q;
+    Model *m;                         /* a row of another checkpoint (--compare @DIR[=SCHEME]), else NULL: the run's model */
     double nll, nll2;                 /* Σ −log p(target), Σ (log p)² */
     double dn, dn2, bn_dn;            /* paired with the base: Σ d, Σ d², Σ nll_base·d (d = nll − nll_base) */
     double kld, kld2, dp2, dp, top1;  /* Σ KLD, Σ KLD², Σ Δp², Σ Δp, agreements of the argmax */
@@ -2793,7 +2794,8 @@ static int cmd_ppl(int argc, char **argv) {
                   "       llama_fp8 ppl --synthetic   (a built-in random model scoring text sampled from itself)\n"
                   "  gptq (default): one BOS, non-overlapping chunks of --ctx (default 2048 or the model's maximum), every token scored.\n"
                   "  llamacpp: llama.cpp's llama-perplexity: ctx 512, BOS overwrites each chunk's first token, second half scored.\n"
-                  "  --compare: every scheme on identical tokens; the first is the base of dPPL, KLD, top-1 agreement, RMS dp.\n" SCHEME_HELP);
+                  "  --compare: every scheme on identical tokens; the first is the base of dPPL, KLD, top-1 agreement, RMS dp.\n"
+                  "    An entry @DIR[=SCHEME] runs another checkpoint of the same shapes (e.g. a gptq or smooth output) as stored, or as SCHEME.\n" SCHEME_HELP);
     const char *protocol = o.protocol ? o.protocol : "gptq";
     int llamacpp = !strcmp(protocol, "llamacpp");
     if (!llamacpp && strcmp(protocol, "gptq")) fatal("ppl: unknown --protocol '%s' (gptq or llamacpp)", protocol);
@@ -2811,6 +2813,25 @@ static int cmd_ppl(int argc, char **argv) {
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
         st = xrealloc(st, (ns + 1) * sizeof *st);
         memset(&st[ns], 0, sizeof *st);
+        if (tok[0] == '@') {   /* another checkpoint of the same shapes (a gptq or smooth output, an llm-compressor export) on the same tokens */
+            char *eq = strchr(tok, '=');
+            if (eq) *eq = 0;
+            if (!tok[1]) fatal("ppl: --compare @DIR[=SCHEME]: give a model directory after @");
+            Model *m2 = model_load(tok + 1);
+            const Config *c2 = &m2->c;
+            if (c2->dim != c->dim || c2->hidden_dim != c->hidden_dim || c2->n_layers != c->n_layers || c2->n_heads != c->n_heads ||
+                c2->n_kv_heads != c->n_kv_heads || c2->head_dim != c->head_dim || c2->vocab_size != c->vocab_size || c2->max_seq_len < c->max_seq_len)
+                fatal("ppl: --compare %s: its shapes (dim, layers, heads, vocabulary, context) differ from %s's: not the same model", tok + 1, m->path);
+            SchemeOptions so2 = o.so;
+            so2.scales = NULL;   /* --scales belong to the run's model (their fingerprint) */
+            Scheme q2 = scheme_for_model(m2, eq ? eq + 1 : NULL, "bf16", &so2);
+            st[ns].q = q2;
+            const char *base = strrchr(tok + 1, '/');
+            base = base && base[1] ? base + 1 : tok + 1;
+            snprintf(st[ns].q.name, sizeof st[ns].q.name, "@%.30s:%.40s", base, q2.name);
+            st[ns++].m = m2;
+            continue;
+        }
         st[ns++].q = scheme_for_model(m, tok, "bf16", &o.so);
     }
     if (!ns) fatal("ppl: --compare needs at least one scheme");
@@ -2866,7 +2887,8 @@ static int cmd_ppl(int argc, char **argv) {
         const int *target = ids + (size_t)ch * ctx + 1;
         for (int si = 0; si < ns; si++) {
             PplStat *S = &st[si];
-            forward(model_for_scheme(m, &S->q), &s, &S->q, chunk, ctx, 0, first);
+            Model *Sm = S->m ? S->m : m;
+            forward(model_for_scheme(Sm, &S->q), &s, &S->q, chunk, ctx, 0, first);
             /* per row: log p(target), the argmax, KLD(base || this scheme) — where the logits are */
             if (dev_stats) gpu_ppl_rows(&s, per_chunk, (int)V, target + first, si == 0 && ns > 1, si > 0, dlp, darg, dkl);
             else {
@@ -2881,7 +2903,7 @@ static int cmd_ppl(int argc, char **argv) {
                     runstate_free(&s);
                     gpu_forward_release();
                     fatal("ppl: scheme %s: chunk %d, token %d: %s is %s; %s", S->q.name, ch + 1, first + j + 1, isfinite(dlp[j]) ? "KLD vs the base" : "log p(target)",
-                          isnan(bad) ? "NaN" : bad > 0 ? "+Inf" : "-Inf", nonfinite_origin(model_for_scheme(m, &S->q), &S->q, chunk, ctx, first));
+                          isnan(bad) ? "NaN" : bad > 0 ? "+Inf" : "-Inf", nonfinite_origin(model_for_scheme(Sm, &S->q), &S->q, chunk, ctx, first));
                 }
             /* the sums in row order: the same bits for any thread count */
             double nll = 0, nll2 = 0, dn = 0, dn2 = 0, bn_dn = 0, kld = 0, kld2 = 0, dp = 0, dp2 = 0, top1 = 0;
@@ -2947,7 +2969,7 @@ static int cmd_ppl(int argc, char **argv) {
         printf("wrote %s\n", o.json);
     }
     free(r);
-    for (int i = 0; i < ns; i++) free(st[i].klds);
+    for (int i = 0; i < ns; i++) { free(st[i].klds); if (st[i].m) model_free(st[i].m); }
     free(st); free(list); free(base); free(base_nll); free(base_arg); free(dlp); free(dkl); free(darg); free(chunk); free(ids);
     runstate_free(&s);
     gpu_forward_release();

@@ -46,6 +46,15 @@ PYEOF
       *) echo "ok wformats_forward_$s: -q checkpoint on the export == -q $s on the source (logits, layers) == the golden run on llm-compressor's checkpoint (sha256)";; esac
   else echo "FAIL wformats_forward_$s: identical to the source run: $ok; logits sha256 $got, golden $want"; fi
 done
+# ppl --compare @DIR: an exported checkpoint as a row beside the scheme that made it, on the same tokens: identical numbers
+TOK=$D/llama3-tokenizer/tokenizer.model; TXT=$D/tinystories/tinystories_valid_excerpt.txt
+if [ -f $TOK ] && [ -f $TXT ]; then
+  $B ppl -m $T/m --tokenizer $TOK -f $TXT --ctx 64 --chunks 3 --compare bf16,mxfp4,@$T/ex_mxfp4,nvfp4a16,@$T/ex_nvfp4a16 > $T/cmp.txt 2>&1
+  r1=$(awk '$1 == "mxfp4" { $1 = ""; print }' $T/cmp.txt); r2=$(awk '$1 == "@ex_mxfp4:checkpoint:mxfp4" { $1 = ""; print }' $T/cmp.txt)
+  r3=$(awk '$1 == "nvfp4a16" { $1 = ""; print }' $T/cmp.txt); r4=$(awk '$1 == "@ex_nvfp4a16:checkpoint:nvfp4a16" { $1 = ""; print }' $T/cmp.txt)
+  if [ -n "$r1" ] && [ "$r1" = "$r2" ] && [ -n "$r3" ] && [ "$r3" = "$r4" ]; then echo "ok wformats_compare_rows: ppl --compare @DIR rows of the exports print the same PPL, dPPL, KLD and top-1 as the schemes on the source"
+  else echo "FAIL wformats_compare_rows: $(tail -6 $T/cmp.txt | tr '\n' '|')"; fi
+else echo "skip wformats_compare_rows: no Llama 3 tokenizer / TinyStories in $D"; fi
 # quant --format: the codes and scales export wrote (layer 0 q_proj: a fused NVFP4 global scale, given with --global-scale)
 python3 - "$B" $T <<'PYEOF'
 import json, subprocess, sys
@@ -122,6 +131,8 @@ python3 -c "import numpy as np; np.save('$T/b.npy', np.full((4, 48), 0x3F80, np.
 expect quant_mxfp4_ragged "not a multiple of the group size 32" $B quant $T/b.npy --format mxfp4 -o $T/q
 python3 -c "import numpy as np; np.save('$T/b64.npy', np.full((4, 64), 0x3F80, np.uint16))"
 expect quant_global_scale_not_nvfp4 "NVFP4's" $B quant $T/b64.npy --format mxfp8 --global-scale 2 -o $T/q
+expect compare_other_shapes "differ from" $B ppl -m $T/m -f $T/m/config.json --compare bf16,@$T/tiny
+expect compare_empty_at "give a model directory after @" $B ppl -m $T/m -f $T/m/config.json --compare bf16,@
 table_check "${1:-}"
 TOK=$D/llama3-tokenizer/tokenizer.model; TXT=$D/tinystories/tinystories_valid_excerpt.txt
 if ! python3 -c "import torch, compressed_tensors, transformers, llmcompressor, datasets" 2> /dev/null; then
