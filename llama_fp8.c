@@ -998,6 +998,7 @@ static void nvfp4_layer_globals(Tensor *const ts[7], float g[7]) {
     for (int i = 0; i < 7; i++) g[i] = nvfp4_global_scale(A[i]);
 }
 static const char *const linear_names[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+static const int linear_sites[7] = {SITE_QKV, SITE_QKV, SITE_QKV, SITE_O, SITE_GATEUP, SITE_GATEUP, SITE_DOWN};   /* the activation site each reads */
 /* Codes and scales of one weight (N x K) in format f (K a multiple of the group size). */
 static void wf_quant_tensor(wformat f, const Tensor *t, float g, uint8_t *codes, float *scales) {
     int N = t->rows, K = t->cols, G = wf_info[f].group;
@@ -3898,9 +3899,8 @@ static int export_wformat(const Options *o, Model *m, const Scheme *q) {
             if (f == WF_NVFP4) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_global_scale", l, ln); WENTRY(nm, EMU_F32, 1, 1, 0, 12, ws[w], g[w]); }
             if (f == WF_INT4) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_shape", l, ln); WENTRY(nm, ST_I64, 1, 2, 0, 13, ws[w], g[w]); }
             if (q->amode == AMODE_QDQ_NVFP4) {
-                static const int sites[7] = {SITE_QKV, SITE_QKV, SITE_QKV, SITE_O, SITE_GATEUP, SITE_GATEUP, SITE_DOWN};
                 const ScaleSet *ss = q->scales;
-                float ig = ss->act_scale ? ss->act_scale[l][sites[w]] : nvfp4_global_scale(ss->act[l][sites[w]]);
+                float ig = ss->act_scale ? ss->act_scale[l][linear_sites[w]] : nvfp4_global_scale(ss->act[l][linear_sites[w]]);
                 snprintf(nm, sizeof nm, "model.layers.%d.%s.input_global_scale", l, ln); WENTRY(nm, EMU_F32, 1, 1, 0, 14, ws[w], ig);
             }
             if ((size_t)N * K > maxnk) maxnk = (size_t)N * K;
@@ -4037,21 +4037,19 @@ static int cmd_export(int argc, char **argv) {
     for (int l = 0; l < c->n_layers; l++) {
         const Layer *L = &mb->layers[l];
         const Tensor *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        static const char *const names[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
-        static const int sites[7] = {SITE_QKV, SITE_QKV, SITE_QKV, SITE_O, SITE_GATEUP, SITE_GATEUP, SITE_DOWN};
         snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
         ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->attn_norm;
         snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
         ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->ffn_norm;
         for (int w = 0; w < 7; w++) {
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, names[w]);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, linear_names[w]);
             ENTRY(nm, EMU_E4M3, 2, ws[w]->rows, ws[w]->cols, 1, ws[w]);
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, names[w]);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, linear_names[w]);
             if (q.wgran == GRAN_TENSOR) ENTRY(nm, sdt, 1, 1, 0, 2, ws[w]);
             else ENTRY(nm, sdt, 2, ws[w]->rows, 1, 2, ws[w]);
             if (q.amode == AMODE_TENSOR_STATIC) {
-                snprintf(nm, sizeof nm, "model.layers.%d.%s.input_scale", l, names[w]);
-                ENTRY(nm, EMU_BF16, 1, 1, 0, 3, NULL); x.layer[n - 1] = l; x.site[n - 1] = sites[w];
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.input_scale", l, linear_names[w]);
+                ENTRY(nm, EMU_BF16, 1, 1, 0, 3, NULL); x.layer[n - 1] = l; x.site[n - 1] = linear_sites[w];
             }
             size_t nk = (size_t)ws[w]->rows * ws[w]->cols;
             if (nk > maxnk) maxnk = nk;

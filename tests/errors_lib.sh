@@ -29,3 +29,18 @@ table_check() {  # [--update]: compares (or rewrites) the README's table with th
   else echo "FAIL table_$TABLE_NAME: tests/README.md's table differs from this run (sh $0 --update rewrites it): $(diff $T/table_readme.md $T/table_full.md | head -4 | tr '\n' ' ')"; fi
 }
 SKIPPED=0
+
+# damage SRC DST EXPR: copy the checkpoint directory SRC to DST and run the Python statement EXPR on DST/model.safetensors
+# (h: the header dict, b: the data bytes, off(name): a tensor's data start); the file is rewritten with the edited header.
+damage() {  # src dst python-expression-on-(h: header dict, b: bytearray data, off(name): data start)
+  rm -rf $2; cp -r $1 $2
+  python3 - $2/model.safetensors "$3" <<'PYEOF'
+import json, sys, struct
+p, expr = sys.argv[1:3]
+raw = open(p, "rb").read(); n = int.from_bytes(raw[:8], "little"); h = json.loads(raw[8:8 + n]); b = bytearray(raw[8 + n:])
+def off(name): return h[name]["data_offsets"][0]
+exec(expr)
+hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
+open(p, "wb").write(len(hb).to_bytes(8, "little") + hb + bytes(b))
+PYEOF
+}

@@ -87,18 +87,6 @@ want=$(awk '$1 == "logits" { print $2 }' $G)
 if [ $ok = 1 ] && [ "$got" = "$want" ]; then echo "ok smoothquant_forward: dump -q checkpoint on the int8 export == -q int8 on the smoothed model (logits, layers) == llama_fp8 on llm-compressor's checkpoint (logits sha256)"
 else echo "FAIL smoothquant_forward: export == source run: $ok; logits sha256 $got, golden $want"; fi
 # damaged int-quantized checkpoints and bad smooth inputs: one line each
-damage() {  # src dst python-expression-on-(h: header dict, b: bytearray data, off(name): data start)
-  rm -rf $2; cp -r $1 $2
-  python3 - $2/model.safetensors "$3" <<'PYEOF'
-import json, sys, struct
-p, expr = sys.argv[1:3]
-raw = open(p, "rb").read(); n = int.from_bytes(raw[:8], "little"); h = json.loads(raw[8:8 + n]); b = bytearray(raw[8 + n:])
-def off(name): return h[name]["data_offsets"][0]
-exec(expr)
-hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
-open(p, "wb").write(len(hb).to_bytes(8, "little") + hb + bytes(b))
-PYEOF
-}
 L0=model.layers.0.self_attn
 damage $T/ex_sm $T/bad1 "b[off('$L0.q_proj.weight_scale') + 6:off('$L0.q_proj.weight_scale') + 8] = b'\\x00\\x00'"
 expect int8_zero_scale "non-positive or non-finite scale" $B dump -m $T/bad1 --ids 1,2 -o $T/o

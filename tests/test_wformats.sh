@@ -87,18 +87,6 @@ for fmt, s in (("nvfp4", "nvfp4a16"), ("mxfp4", "mxfp4a16"), ("mxfp8", "mxfp8a16
 print(f"FAIL wformats_quant_cli: {bad}" if bad else "ok wformats_quant_cli: quant --format nvfp4 / mxfp4 / mxfp8 gives the codes and scales export wrote (2 Linears each)")
 PYEOF
 # damaged checkpoints and inputs: one line each
-damage() {  # src dst python-expression-on-(h: header dict, b: bytearray data, off(name): data start)
-  rm -rf $2; cp -r $1 $2
-  python3 - $2/model.safetensors "$3" <<'PYEOF'
-import json, sys, struct
-p, expr = sys.argv[1:3]
-raw = open(p, "rb").read(); n = int.from_bytes(raw[:8], "little"); h = json.loads(raw[8:8 + n]); b = bytearray(raw[8 + n:])
-def off(name): return h[name]["data_offsets"][0]
-exec(expr)
-hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
-open(p, "wb").write(len(hb).to_bytes(8, "little") + hb + bytes(b))
-PYEOF
-}
 L0=model.layers.0.self_attn
 damage $T/ex_nvfp4a16 $T/bad1 "b[off('$L0.q_proj.weight_global_scale'):off('$L0.q_proj.weight_global_scale')+4] = struct.pack('<f', 0.0)"
 expect nvfp4_zero_global_scale "not a positive finite scale" $B dump -m $T/bad1 --ids 1,2 -o $T/o
