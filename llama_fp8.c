@@ -1422,24 +1422,13 @@ static void act_qdq(const Scheme *q, float *x, int T, int K, int layer, int site
         if (!(g > 0) || !isfinite(g)) fatal("%s: no NVFP4 input global scale for layer %d site %s", ss->source, layer, site_names[site]);
     }
     #pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++)
-        for (int j = 0; j < K / G; j++) {
-            float *v = x + (size_t)t * K + (size_t)j * G, a = 0;
-            for (int k = 0; k < G; k++) a = fmaxf(a, fabsf(v[k]));
-            if (f == WF_NVFP4) {
-                float s = fp8_to_float(fp8_from_float(fminf(fmaxf(g * Bf(a / 6.0f), -448.0f), 448.0f), FP8_E4M3, FP8_SATFINITE), FP8_E4M3);
-                if (s == 0) s = 0.125f;
-                float e = s / g;
-                for (int k = 0; k < G; k++)
-                    v[k] = Bf(fp8_to_float(fp8_from_float(fminf(fmaxf(v[k] / e + 0.0f, -6.0f), 6.0f), FP4_E2M1, FP8_SATFINITE), FP4_E2M1) * e);
-            } else {
-                int mx8 = f == WF_MXFP8;
-                fp8_format ef = mx8 ? FP8_E4M3 : FP4_E2M1;
-                float s = ldexpf(1.0f, mx_scale_code(a, mx8 ? 8 : 2) - 127), lim = mx8 ? 448.0f : 6.0f;
-                for (int k = 0; k < G; k++)
-                    v[k] = Bf(fp8_to_float(fp8_from_float(fminf(fmaxf(Bf(v[k] / s) + 0.0f, -lim), lim), ef, FP8_SATFINITE), ef) * s);
-            }
-        }
+    for (int t = 0; t < T; t++) {   /* the weights' rules on one row (wf_quant_row), dequantized as the weights are (wf_dequant) */
+        float *v = x + (size_t)t * K, *sc = xmalloc((size_t)(K / G) * sizeof(float));
+        uint8_t *c = xmalloc((size_t)K);
+        wf_quant_row(f, v, K, g, c, sc);
+        for (int k = 0; k < K; k++) v[k] = bf16_to_float(wf_dequant(f, c[k], sc[k / G], g));
+        free(sc); free(c);
+    }
 }
 
 /* The input of one or more Linears, quantized once for all of them (FP8 / INT8 schemes), right
