@@ -402,7 +402,7 @@ typedef struct Model {
     mfile *files; int n_files;   /* the mappings the tensors point into */
     void **owned; int n_owned;   /* buffers the model owns (converted / permuted tensors) */
     struct Model *bf16_view;     /* the model with bf16-rounded weights (bf16-based schemes), made once */
-    struct Model *wf_views[4];   /* w4a16, nvfp4a16, mxfp4a16, mxfp8a16: the bf16 view with each Linear's weight dequantized (wf_view) */
+    struct Model *wf_views[5];   /* w4a16, nvfp4a16, mxfp4a16, mxfp8a16, w4a16-mse: the bf16 view with each Linear's weight dequantized (wf_view) */
     int release_pages;           /* large checkpoints: drop each layer's mapped pages after use, so the
                                     resident set stays near one layer's weights (the page cache keeps them) */
 } Model;
@@ -490,9 +490,9 @@ static void rope_init(Model *m) {
  * summed (default exact). --kv fp8-e4m3|fp8-e5m2 adds an FP8 KV cache (vLLM: stored fp8(x / s) with
  * saturation, loaded fp8 · s). Embeddings and lm_head stay bf16 unless --quant-lm-head. */
 /* w4a16 sits with the baselines: its GEMMs are bf16 GEMMs on the dequantized INT4 weights (model_for_scheme) */
-typedef enum { SCHEME_FP32, SCHEME_BF16, SCHEME_W4A16, SCHEME_NVFP4A16, SCHEME_MXFP4A16, SCHEME_MXFP8A16, SCHEME_NVFP4, SCHEME_MXFP4, SCHEME_MXFP8,
+typedef enum { SCHEME_FP32, SCHEME_BF16, SCHEME_W4A16, SCHEME_W4A16_MSE, SCHEME_NVFP4A16, SCHEME_MXFP4A16, SCHEME_MXFP8A16, SCHEME_NVFP4, SCHEME_MXFP4, SCHEME_MXFP8,
                SCHEME_FP8_W, SCHEME_W8A8, SCHEME_W8A8_STATIC, SCHEME_W8A8_BLOCK, SCHEME_INT8, SCHEME_W4A8_FP4_M1, SCHEME_W4A8_FP4_M2 } scheme_kind;
-static const char *const scheme_names[] = {"fp32", "bf16", "w4a16", "nvfp4a16", "mxfp4a16", "mxfp8a16", "nvfp4", "mxfp4", "mxfp8",
+static const char *const scheme_names[] = {"fp32", "bf16", "w4a16", "w4a16-mse", "nvfp4a16", "mxfp4a16", "mxfp8a16", "nvfp4", "mxfp4", "mxfp8",
                                            "fp8-w", "w8a8", "w8a8-static", "w8a8-block", "int8", "w4a8-fp4-m1", "w4a8-fp4-m2"};
 #define N_SCHEMES ((int)(sizeof scheme_names / sizeof scheme_names[0]))
 /* Where activations are quantized: the inputs of q/k/v (one shared input), o, gate/up, down. */
@@ -618,13 +618,17 @@ static Scheme scheme_make(const char *name, const SchemeOptions *o) {
     memset(&q, 0, sizeof q);
     int k = -1;
     for (int i = 0; i < (int)(sizeof scheme_names / sizeof scheme_names[0]); i++) if (!strcmp(name, scheme_names[i])) k = i;
-    if (k < 0) fatal("unknown scheme '%s' (known: fp32, bf16, w4a16, nvfp4a16, mxfp4a16, mxfp8a16, nvfp4, mxfp4, mxfp8, fp8-w, w8a8, w8a8-static, w8a8-block, int8, w4a8-fp4-m1, w4a8-fp4-m2)", name);
+    if (k < 0) {
+        char known[512] = "";
+        for (int i = 0; i < N_SCHEMES; i++) snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", scheme_names[i]);
+        fatal("unknown scheme '%s' (known: %s)", name, known);
+    }
     q.kind = (scheme_kind)k;
     q.wfmt = q.afmt = EMU_E4M3;
     q.wgran = q.kind == SCHEME_W8A8_STATIC ? GRAN_TENSOR : q.kind == SCHEME_W8A8_BLOCK ? GRAN_BLOCK : GRAN_CHANNEL;
-    static const int amodes[N_SCHEMES] = {AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_NONE, AMODE_QDQ_NVFP4, AMODE_QDQ_MXFP4,
-                                          AMODE_QDQ_MXFP8, AMODE_NONE, AMODE_TOKEN, AMODE_TENSOR_STATIC, AMODE_GROUP, AMODE_INT8_TOKEN,
-                                          AMODE_TOKEN, AMODE_TOKEN};
+    static const int amodes[N_SCHEMES] = {[SCHEME_NVFP4] = AMODE_QDQ_NVFP4, [SCHEME_MXFP4] = AMODE_QDQ_MXFP4, [SCHEME_MXFP8] = AMODE_QDQ_MXFP8,
+                                          [SCHEME_W8A8] = AMODE_TOKEN, [SCHEME_W8A8_STATIC] = AMODE_TENSOR_STATIC, [SCHEME_W8A8_BLOCK] = AMODE_GROUP,
+                                          [SCHEME_INT8] = AMODE_INT8_TOKEN, [SCHEME_W4A8_FP4_M1] = AMODE_TOKEN, [SCHEME_W4A8_FP4_M2] = AMODE_TOKEN};   /* others AMODE_NONE */
     q.amode = amodes[q.kind];
     q.bf16_arith = 1;
     q.kv = EMU_F32;
@@ -917,6 +921,7 @@ static void fp4_pow2_weight(uint8_t *q, float *scale, const Tensor *W, int m2) {
  * Each quantizes every Linear weight of the layers (lm_head and embeddings stay bf16, as the presets ignore lm_head) in
  * groups of G along K, from the bf16 weights, with the library's arithmetic (bf16 where it computes in the weight dtype):
  *   w4a16     INT4, G = 128: s = B(absmax / 7.5) (0 -> 2^-7); q = rne(clamp(B(w / s), -8, 7)) (quant_blocks).
+ *   w4a16-mse the same codes under the scales of the mse observer (int4_mse_scales: MSE-optimal clipping).
  *   nvfp4a16  E2M1, G = 16, E4M3 group scales under an fp32 global scale g:
  *               g = B(B(1 / A) * 2688) (torch's 2688 / A on a bf16 tensor), A = absmax over the tensor, or over q/k/v and over gate/up together (llm-compressor fuses
  *                 their global scales, as vLLM needs one per fused GEMM); A = 0 gives g = 1 (torch.nan_to_num of inf);
@@ -947,6 +952,13 @@ static int mx_scale_code(float a, int offset) {
     int e = ((b >> 7) & 0xFF) - 127 - offset + 127;
     return e < 0 ? 0 : e > 255 ? 255 : e;
 }
+static float int4_scale(float mn, float mx) {   /* calculate_qparams, symmetric INT4, bf16 */
+    float s = Bf(fmaxf(-fminf(mn, 0.0f), fmaxf(mx, 0.0f)) / 7.5f);
+    return s == 0 ? 0.0078125f : s;
+}
+static void int4_codes(const float *x, int n, float s, uint8_t *o) {
+    for (int k = 0; k < n; k++) o[k] = (uint8_t)(int8_t)rintf(fminf(fmaxf(Bf(x[k] / s) + 0.0f, -8.0f), 7.0f));
+}
 /* One row of K weights (bf16 values as floats) into codes (one per byte: INT4 as int8, E2M1 in the low nibble with
  * sign bit 0x8, E4M3) and K / G group scales (their float values); g: NVFP4's global scale. */
 static void wf_quant_row(wformat f, const float *w, int K, float g, uint8_t *q, float *scales) {
@@ -957,10 +969,8 @@ static void wf_quant_row(wformat f, const float *w, int K, float g, uint8_t *q, 
         float a = 0;
         for (int k = 0; k < G; k++) a = fmaxf(a, fabsf(x[k]));
         if (f == WF_INT4) {
-            float s = Bf(a / 7.5f);
-            if (s == 0) s = 0.0078125f;
-            for (int k = 0; k < G; k++) o[k] = (uint8_t)(int8_t)rintf(fminf(fmaxf(Bf(x[k] / s) + 0.0f, -8.0f), 7.0f));
-            scales[j] = s;
+            scales[j] = int4_scale(-a, a);
+            int4_codes(x, G, scales[j], o);
         } else if (f == WF_NVFP4) {
             float v = g * Bf(a / 6.0f);
             float s = fp8_to_float(fp8_from_float(fminf(fmaxf(v, -448.0f), 448.0f), FP8_E4M3, FP8_SATFINITE), FP8_E4M3);
@@ -976,6 +986,83 @@ static void wf_quant_row(wformat f, const float *w, int K, float g, uint8_t *q, 
             scales[j] = s;
         }
     }
+}
+/* llm-compressor's "mse" weight observer on INT4 groups (`-q w4a16-mse`, `gptq --observer mse`): observers/mse.py
+ * MovingAverageMSEObserver and mse_quant.py _grid_search_mse, the eager (CPU) path, defaults maxshrink 0.2, grid 100,
+ * patience 5, norm 2.4 (a weight is observed once: the moving average does not enter). On each group of 128, in bf16 as
+ * the tool runs on a bf16 weight: mn, mx = the group's min and max; for step i = 0..19, p = fp32(1 - i/100):
+ *   s_i = calculate_qparams(B(mn * p), B(mx * p)) = B(max(-min(., 0), max(., 0)) / 7.5) (0 -> 2^-7);
+ *   err_i = B(sum_k B(d_k ^ 2.40625)), d_k = |B(B(c_k * s_i) - w_k)|, c_k = rne(clamp(B(w_k / s_i) + 0, -8, 7))
+ *   (fake_quantize; torch's pow on a bf16 tensor rounds the exponent 2.4 to bf16, and |d|^e is powf's rounded to bf16:
+ *   mse_pow, all 32640 finite values checked against torch; the sum is fp32 in torch's order for a bf16 row of 128,
+ *   mse_sum128, 0 of 720,000 random rows differ).
+ * A group keeps the first step with the strictly smallest err (the tool's `err < best_error`, best starting at the
+ * largest bf16). The search stops after 5 steps in a row in which no group of the whole tensor improved: the steps a
+ * group sees depend on the tensor, so the errors of every group are computed first (int4_mse_scales). */
+enum { MSE_STEPS = 20, MSE_PATIENCE = 5 };
+static float mse_pow[32768];   /* B(x ^ 2.40625) for the non-negative bf16 x of bits b */
+static void mse_pow_init(void) {
+    static int done;
+    if (done) return;
+    for (int b = 0; b < 32768; b++) mse_pow[b] = Bf(powf(bf16_to_float((uint16_t)b), 2.40625f));
+    done = 1;
+}
+static float mse_sum128(const float *e) {   /* torch.sum of 128 bf16 (CPU): 16 bf16 loaded as two 8-float halves, added */
+    float v[8][8], a[8], r = 0;
+    for (int i = 0; i < 8; i++)
+        for (int l = 0; l < 8; l++) v[i][l] = e[16 * i + l] + e[16 * i + 8 + l];
+    for (int l = 0; l < 8; l++) a[l] = (((v[0][l] + v[4][l]) + (v[1][l] + v[5][l])) + (v[2][l] + v[6][l])) + (v[3][l] + v[7][l]);
+    for (int l = 0; l < 8; l++) r += a[l];
+    return r;
+}
+/* The candidates' errors of one group of 128. */
+static void int4_mse_errs(const float *x, float err[MSE_STEPS]) {
+    float mn = x[0], mx = x[0], e[128];
+    for (int k = 1; k < 128; k++) { mn = fminf(mn, x[k]); mx = fmaxf(mx, x[k]); }
+    for (int i = 0; i < MSE_STEPS; i++) {
+        float p = (float)(1.0 - i / 100.0), s = int4_scale(Bf(mn * p), Bf(mx * p));
+        for (int k = 0; k < 128; k++) {
+            float c = rintf(fminf(fmaxf(Bf(x[k] / s) + 0.0f, -8.0f), 7.0f));
+            e[k] = mse_pow[bf16_from_float(fabsf(Bf(Bf(c * s) - x[k]))) & 0x7FFF];
+        }
+        err[i] = Bf(mse_sum128(e));
+    }
+}
+/* The observer's scales of one N x K weight (K a multiple of 128), row n's groups at scales[n * K/128 ...]. */
+static void int4_mse_scales(const Tensor *t, float *scales) {
+    int N = t->rows, K = t->cols, ng = K / 128;
+    size_t NG = (size_t)N * ng;
+    float *err = xmalloc(NG * MSE_STEPS * sizeof(float)), *best = xmalloc(NG * sizeof(float));
+    unsigned char *bi = xcalloc(NG, 1);
+    mse_pow_init();
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *row = xmalloc((size_t)K * sizeof(float));
+        emu_load_row(row, t->data, t->dtype, (size_t)n * K, K);
+        for (int j = 0; j < ng; j++) int4_mse_errs(row + (size_t)j * 128, err + ((size_t)n * ng + j) * MSE_STEPS);
+        free(row);
+    }
+    for (size_t g = 0; g < NG; g++) best[g] = 0x1.fep127f;   /* torch.finfo(bfloat16).max */
+    for (int i = 0, idle = 0; i < MSE_STEPS; i++) {
+        int any = 0;
+        for (size_t g = 0; g < NG; g++)
+            if (err[g * MSE_STEPS + i] < best[g]) { best[g] = err[g * MSE_STEPS + i]; bi[g] = (unsigned char)i; any = 1; }
+        if (any) idle = 0;
+        else if (++idle >= MSE_PATIENCE) break;
+    }
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *row = xmalloc((size_t)K * sizeof(float));
+        emu_load_row(row, t->data, t->dtype, (size_t)n * K, K);
+        for (int j = 0; j < ng; j++) {
+            const float *x = row + (size_t)j * 128;
+            float mn = x[0], mx = x[0], p = (float)(1.0 - bi[(size_t)n * ng + j] / 100.0);
+            for (int k = 1; k < 128; k++) { mn = fminf(mn, x[k]); mx = fmaxf(mx, x[k]); }
+            scales[(size_t)n * ng + j] = int4_scale(Bf(mn * p), Bf(mx * p));
+        }
+        free(row);
+    }
+    free(err); free(best); free(bi);
 }
 static float wf_code_value(wformat f, uint8_t c) {
     return f == WF_INT4 ? (float)(int8_t)c : fp8_to_float(c, f == WF_MXFP8 ? FP8_E4M3 : FP4_E2M1);
@@ -999,19 +1086,24 @@ static void nvfp4_layer_globals(Tensor *const ts[7], float g[7]) {
 }
 static const char *const linear_names[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
 static const int linear_sites[7] = {SITE_QKV, SITE_QKV, SITE_QKV, SITE_O, SITE_GATEUP, SITE_GATEUP, SITE_DOWN};   /* the activation site each reads */
-/* Codes and scales of one weight (N x K) in format f (K a multiple of the group size). */
-static void wf_quant_tensor(wformat f, const Tensor *t, float g, uint8_t *codes, float *scales) {
+/* Codes and scales of one weight (N x K) in format f (K a multiple of the group size); mse: INT4's scales by the mse
+ * observer (int4_mse_scales) instead of the groups' absmax. */
+static void wf_quant_tensor(wformat f, int mse, const Tensor *t, float g, uint8_t *codes, float *scales) {
     int N = t->rows, K = t->cols, G = wf_info[f].group;
+    if (mse) int4_mse_scales(t, scales);
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         float *row = xmalloc((size_t)K * sizeof(float));
         emu_load_row(row, t->data, t->dtype, (size_t)n * K, K);
-        wf_quant_row(f, row, K, g, codes + (size_t)n * K, scales + (size_t)n * (K / G));
+        if (mse)
+            for (int j = 0; j < K / G; j++) int4_codes(row + (size_t)j * G, G, scales[(size_t)n * (K / G) + j], codes + (size_t)n * K + (size_t)j * G);
+        else wf_quant_row(f, row, K, g, codes + (size_t)n * K, scales + (size_t)n * (K / G));
         free(row);
     }
 }
-static const Model *wf_view(Model *m, wformat f) {
-    if (m->wf_views[f]) return m->wf_views[f];
+static const Model *wf_view(Model *m, wformat f, int mse) {
+    int slot = mse ? N_WF : f;
+    if (m->wf_views[slot]) return m->wf_views[slot];
     Scheme bq = scheme_by_name("bf16");
     const Model *b = model_for_scheme(m, &bq);
     Model *v = model_own(m, sizeof(Model));
@@ -1033,7 +1125,7 @@ static const Model *wf_view(Model *m, wformat f) {
             int N = t->rows, K = t->cols, nk = K / G;
             uint8_t *codes = xmalloc((size_t)N * K);
             float *sc = xmalloc((size_t)N * nk * sizeof(float));
-            wf_quant_tensor(f, t, g[i], codes, sc);
+            wf_quant_tensor(f, mse, t, g[i], codes, sc);
             uint16_t *d = model_own(m, (size_t)N * K * 2);
             #pragma omp parallel for schedule(static)
             for (int n = 0; n < N; n++)
@@ -1042,7 +1134,7 @@ static const Model *wf_view(Model *m, wformat f) {
             free(codes); free(sc);
         }
     }
-    m->wf_views[f] = v;
+    m->wf_views[slot] = v;
     return v;
 }
 static wformat scheme_wformat(const Scheme *q) {
@@ -1053,7 +1145,7 @@ static wformat scheme_wformat(const Scheme *q) {
     default: return WF_INT4;
     }
 }
-static const Model *scheme_wf_view(Model *m, const Scheme *q) { return wf_view(m, scheme_wformat(q)); }
+static const Model *scheme_wf_view(Model *m, const Scheme *q) { return wf_view(m, scheme_wformat(q), q->kind == SCHEME_W4A16_MSE); }
 
 /* Scales per weight matrix of N rows, K columns at a granularity. */
 static size_t n_weight_scales(weight_gran gran, int N, int K) {
@@ -2532,7 +2624,8 @@ static void options_parse(Options *o, int argc, char **argv, const char *cmd, co
 }
 #define SCHEME_OPTS "--allow-nonfinite --cpu --gemm -q --act-format --weight-format --weight-scale --weight-arith --kv --accum --scale-ub --scales --quant-lm-head "
 #define SCHEME_HELP "  schemes (-q): fp32, bf16, fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8;\n" \
-    "    4-bit and microscaling (llm-compressor presets; K a multiple of the group): w4a16 (INT4 g128), nvfp4a16, mxfp4a16, mxfp8a16,\n" \
+    "    4-bit and microscaling (llm-compressor presets; K a multiple of the group): w4a16 (INT4 g128), w4a16-mse (its scales\n" \
+    "    by the mse observer: MSE-optimal clipping), nvfp4a16, mxfp4a16, mxfp8a16,\n" \
     "    nvfp4 (needs --scales), mxfp4, mxfp8 (activations quantized and dequantized too; CPU only); w4a8-fp4-m1, w4a8-fp4-m2\n" \
     "  --act-format e4m3|e5m2  --weight-format e4m3|e5m2  --weight-scale channel|tensor (fp8-w)  --weight-arith bf16|fp32\n" \
     "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head\n" \
@@ -3214,7 +3307,7 @@ static int quant_wformat(wformat f, npy *x, const char *in, const char *prefix, 
     }
     uint8_t *q = xmalloc(n);
     float *sc = xmalloc(n / G * sizeof(float));
-    wf_quant_tensor(f, &W, g, q, sc);
+    wf_quant_tensor(f, 0, &W, g, q, sc);
     char qp[4096], sp[4096], gp[4096];
     snprintf(qp, sizeof qp, "%s.q.npy", prefix);
     snprintf(sp, sizeof sp, "%s.scale.npy", prefix);
@@ -3810,6 +3903,7 @@ static void export_fill(void *vctx, int i, void *buf, size_t nbytes) {
  * Codes and scales are wf_quant_tensor's (the schemes' own). */
 typedef struct {
     wformat f;
+    int mse;         /* INT4 scales by the mse observer */
     const Tensor **t;
     const float **vec;
     float *gs;       /* NVFP4 global scale per entry */
@@ -3827,7 +3921,7 @@ static void wexport_fill(void *vctx, int i, void *buf, size_t nbytes) {
     case 6: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(x->vec[i][k]); break; }
     case 10: case 11: {
         size_t n = (size_t)t->rows * t->cols;
-        wf_quant_tensor(f, t, x->gs[i], x->qbuf, x->sbuf);
+        wf_quant_tensor(f, x->mse, t, x->gs[i], x->qbuf, x->sbuf);
         if (x->what[i] == 11) {
             for (size_t k = 0; k < n / G; k++) {
                 if (f == WF_INT4) ((uint16_t *)buf)[k] = bf16_from_float(x->sbuf[k]);
@@ -3856,12 +3950,13 @@ static int export_wformat(const Options *o, Model *m, const Scheme *q) {
     if (q->quant_lm_head) fatal("export: the %s preset leaves lm_head in bf16 (drop --quant-lm-head)", q->name);
     Scheme bq = scheme_by_name("bf16");
     const Model *mb = model_for_scheme(m, &bq);
-    wf_view(m, f);   /* refuses a K that is not a multiple of the group size */
+    int mse = q->kind == SCHEME_W4A16_MSE;
+    wf_view(m, f, mse);   /* refuses a K that is not a multiple of the group size */
     if (mkdir(o->out, 0777) != 0 && errno != EEXIST) fatal("export: cannot create %s: %s", o->out, strerror(errno));
     check_dir_writable(o->out, "export: -o");
     int cap = 8 + c->n_layers * 48, n = 0;
     st_entry *e = xcalloc(cap, sizeof *e);
-    wexport_ctx x = {f, xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)), xcalloc(cap, sizeof(float)), xcalloc(cap, sizeof(int)), NULL, NULL};
+    wexport_ctx x = {f, mse, xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)), xcalloc(cap, sizeof(float)), xcalloc(cap, sizeof(int)), NULL, NULL};
     int G = wf_info[f].group;
     size_t maxnk = 0;
 #define WENTRY(nm, dt, nd, s0, s1, wh, tt, g) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
@@ -3913,7 +4008,7 @@ static int export_wformat(const Options *o, Model *m, const Scheme *q) {
              "  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \"%s\",\n"
              "    \"quantization_status\": \"compressed\",\n    \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"], \"format\": \"%s\",\n"
              "      \"weights\": {%s},\n      \"input_activations\": %s}},\n    \"ignore\": [\"lm_head\"],\n    \"kv_cache_scheme\": null\n  }",
-             wf_info[f].ct_format, wf_info[f].ct_format, wargs[f],
+             wf_info[f].ct_format, wf_info[f].ct_format, mse ? "\"num_bits\": 4, \"type\": \"int\", \"strategy\": \"group\", \"group_size\": 128, \"symmetric\": true, \"dynamic\": false, \"observer\": \"mse\"" : wargs[f],
              q->amode == AMODE_QDQ_NVFP4 ? "{\"num_bits\": 4, \"type\": \"float\", \"strategy\": \"tensor_group\", \"group_size\": 16, \"symmetric\": true, \"dynamic\": \"local\", \"observer\": \"static_minmax\", \"scale_dtype\": \"torch.float8_e4m3fn\"}"
              : q->amode == AMODE_QDQ_MXFP4 ? "{\"num_bits\": 4, \"type\": \"float\", \"strategy\": \"group\", \"group_size\": 32, \"symmetric\": true, \"dynamic\": true, \"scale_dtype\": \"torch.uint8\"}"
              : q->amode == AMODE_QDQ_MXFP8 ? "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"group\", \"group_size\": 32, \"symmetric\": true, \"dynamic\": true, \"scale_dtype\": \"torch.uint8\"}"
@@ -4809,7 +4904,7 @@ static int gptq_factor(float *H, int K, float damp_frac, float *U, double *pivot
     free(A); free(Li);
     return -1;
 }
-typedef struct { int block, actorder; float damp; } GptqOpts;
+typedef struct { int block, actorder, mse; float damp; } GptqOpts;
 /* GPTQ of one Linear: W (N x K bf16 values), H (K x K, the window-averaged Hessian, consumed) -> codes (N x K, int8),
  * scales (N x K/128) and the dequantized bf16 weights deq (N x K). */
 static void gptq_linear(const char *name, const float *W0, int N, int K, float *H, const GptqOpts *go,
@@ -4817,7 +4912,11 @@ static void gptq_linear(const char *name, const float *W0, int N, int K, float *
     enum { G = 128 };
     int ng = K / G;
     uint8_t *tmp = xmalloc(K);
-    for (int n = 0; n < N; n++) wf_quant_row(WF_INT4, W0 + (size_t)n * K, K, 1.0f, tmp, scales + (size_t)n * ng);   /* observer on the original weights */
+    if (go->mse) {   /* the observer on the original weights: mse (int4_mse_scales) or memoryless_minmax (wf_quant_row's) */
+        Tensor Wt = {.data = (void *)W0, .dtype = EMU_F32, .rows = N, .cols = K};
+        int4_mse_scales(&Wt, scales);
+    } else
+        for (int n = 0; n < N; n++) wf_quant_row(WF_INT4, W0 + (size_t)n * K, K, 1.0f, tmp, scales + (size_t)n * ng);
     free(tmp);
     int *perm = xmalloc(K * sizeof(int));
     for (int i = 0; i < K; i++) perm[i] = i;
@@ -4897,13 +4996,15 @@ static int cmd_gptq(int argc, char **argv) {
     const char *block_s = take_option(&argc, av, "--block"), *damp_s = take_option(&argc, av, "--damp"), *order_s = take_option(&argc, av, "--actorder");
     const char *hess_dir = take_option(&argc, av, "--hessians"), *hess_in = take_option(&argc, av, "--hessians-in");
     Options o;
-    options_parse(&o, argc, av, "gptq", "-m --tokenizer -f --samples --seq --seed -o --allow-nonfinite ",
+    options_parse(&o, argc, av, "gptq", "-m --tokenizer -f --samples --seq --seed -o --observer --allow-nonfinite ",
                   "-m MODEL -f CALIB_TEXT -o DIR [--samples 128] [--seq N (min(2048, the model's context))] [--seed 1] [--tokenizer FILE]\n"
-                  "       [--block 128] [--damp 0.01] [--actorder static|none] [--hessians DIR] [--hessians-in DIR]\n"
+                  "       [--block 128] [--damp 0.01] [--actorder static|none] [--observer minmax|mse] [--hessians DIR] [--hessians-in DIR]\n"
                   "  GPTQ W4A16 (INT4, symmetric, group 128) as llm-compressor 0.14's GPTQModifier(scheme=\"W4A16\", ignore=[\"lm_head\"]):\n"
                   "  calibrates layer by layer on --samples seeded windows (calibrate's: BOS + seq-1 text tokens), each layer on the\n"
                   "  output of the already-quantized layers before it; fp32 GPTQ (blocks of --block columns, dampening --damp * mean\n"
                   "  diag H, static activation order); writes the compressed-tensors pack-quantized checkpoint of export -q w4a16.\n"
+                  "  --observer mse: the group scales by llm-compressor's mse observer (MSE-optimal clipping; -q w4a16-mse's scales)\n"
+                  "  instead of the groups' absmax (memoryless_minmax).\n"
                   "  --hessians DIR: also writes each layer's Hessians H = 2/n sum X X^T (fp32, before dampening) as DIR/h_LL_SITE.npy,\n"
                   "  SITE qkv, o, gateup, down (the input of q/k/v, o_proj, gate/up, down_proj). --hessians-in DIR: GPTQ from those files\n"
                   "  (e.g. llm-compressor's own Hessians, tests/gptq_check.py) instead of calibrating: no -f, no forward passes.");
@@ -4912,7 +5013,11 @@ static int cmd_gptq(int argc, char **argv) {
     if (o.text_file && hess_in) fatal("gptq: -f and --hessians-in exclude each other (the Hessians come from one or the other)");
     if (hess_dir && hess_in) fatal("gptq: --hessians and --hessians-in exclude each other");
     if (!o.out) fatal("gptq: -o DIR is required");
-    GptqOpts go = {128, 1, 0.01f};
+    GptqOpts go = {128, 1, 0, 0.01f};
+    if (o.observer) {
+        if (!strcmp(o.observer, "mse")) go.mse = 1;
+        else if (strcmp(o.observer, "minmax")) fatal("gptq: --observer must be minmax or mse, got '%s'", o.observer);
+    }
     if (block_s) go.block = (int)parse_long_arg("--block", block_s, 1, 1 << 20);
     if (damp_s) { double d = parse_double_arg("--damp", damp_s); if (!(d >= 0 && d <= 1e6)) fatal("gptq: --damp must be a finite number >= 0, got '%s'", damp_s); go.damp = (float)d; }
     if (order_s) {
@@ -5041,7 +5146,7 @@ static int cmd_gptq(int argc, char **argv) {
     /* the checkpoint: export -q w4a16's layout, GPTQ's codes */
     int cap = 8 + c->n_layers * 48, n = 0;
     st_entry *e = xcalloc(cap, sizeof *e);
-    gptq_export_ctx x = {{WF_INT4, xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)), xcalloc(cap, sizeof(float)), xcalloc(cap, sizeof(int)), NULL, NULL},
+    gptq_export_ctx x = {{WF_INT4, 0, xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)), xcalloc(cap, sizeof(float)), xcalloc(cap, sizeof(int)), NULL, NULL},
                          xcalloc(cap, sizeof(int8_t *)), xcalloc(cap, sizeof(float *))};
 #define GENTRY(nm, dt, nd, s0, s1, wh, tt) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
         e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.base.what[n] = wh; x.base.t[n] = tt; x.base.gs[n] = 1; n++; } while (0)
@@ -5074,8 +5179,8 @@ static int cmd_gptq(int argc, char **argv) {
              "  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \"pack-quantized\",\n"
              "    \"quantization_status\": \"compressed\",\n    \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"], \"format\": \"pack-quantized\",\n"
              "      \"weights\": {\"num_bits\": 4, \"type\": \"int\", \"strategy\": \"group\", \"group_size\": 128, \"symmetric\": true, \"dynamic\": false, "
-             "\"observer\": \"memoryless_minmax\", \"actorder\": %s},\n      \"input_activations\": null}},\n    \"ignore\": [\"lm_head\"],\n    \"kv_cache_scheme\": null\n  }",
-             go.actorder ? "\"static\"" : "null");
+             "\"observer\": \"%s\", \"actorder\": %s},\n      \"input_activations\": null}},\n    \"ignore\": [\"lm_head\"],\n    \"kv_cache_scheme\": null\n  }",
+             go.mse ? "mse" : "memoryless_minmax", go.actorder ? "\"static\"" : "null");
     snprintf(path, sizeof path, "%s/config.json", o.out);
     if (export_hf_files(o.model, o.out, qc) < 0) write_hf_config(path, c, qc);
     printf("gptq: %s: W4A16 GPTQ as compressed-tensors pack-quantized (%d tensors, %d Linears, %.1f s)\n", o.out, n, nlin, now_seconds() - t0);

@@ -2,7 +2,7 @@
 """`llama_fp8 gptq` against llm-compressor's GPTQModifier (tests/test_gptq.sh; needs torch, transformers, compressed-tensors,
 llmcompressor and datasets, all from PyPI, CPU).
 
-usage: gptq_check.py LLAMA_FP8 MODEL_DIR WORK_DIR TOKENIZER TEXT [--write-golden FILE]
+usage: gptq_check.py LLAMA_FP8 MODEL_DIR WORK_DIR TOKENIZER TEXT [--observer mse] [--write-golden FILE]
 MODEL_DIR: a bf16 checkpoint (`llama_fp8 synth --shape tiny128` edited by tests/wformat_edges.py); TEXT: the calibration
 text, TOKENIZER: the Llama 3 tokenizer.model. The windows: `llama_fp8 calibrate --samples 16 --seq 64 --seed 1` (its
 window_starts; BOS + 63 text tokens each), given to llm-compressor as token ids, one batch each, in order.
@@ -14,6 +14,9 @@ window_starts; BOS + 63 text tokens each), given to llm-compressor as token ids,
 3. Compared per Linear: codes (how many differ), scales and every other tensor (byte-identical), quantization_config, and the
    reconstruction error e(Q) = ||(W - Q) X||^2 / ||W X||^2 = tr((W-Q) H (W-Q)^T) / tr(W H W^T) (float64) on the calibration
    activations X that llm-compressor quantized that Linear with (its H). The bounds (tests/README.md, "gptq") are enforced here.
+With --observer mse: the weights' observer is llm-compressor's "mse" (MSE-optimal clipping, the paper's GPTQ setting; the recipe
+names it in config_groups, INT4 symmetric group 128 as W4A16), `llama_fp8 gptq --observer mse`, and RTN is `export -q w4a16-mse`
+(MODEL_DIR then edited by `tests/wformat_edges.py DIR --mse`).
 With --write-golden FILE: sha256 of every tensor of llama_fp8's end-to-end checkpoint and the per-Linear error numbers of
 llm-compressor's and of RTN's quantization, for the CI check (tests/test_gptq.sh, NumPy only)."""
 import glob, hashlib, json, os, shutil, subprocess, sys
@@ -23,7 +26,9 @@ logger.remove(); logger.add(sys.stderr, level="ERROR")   # llm-compressor's prog
 from safetensors.torch import load_file
 
 B, M, W, TOK, TXT = sys.argv[1:6]
-golden = sys.argv[7] if sys.argv[6:7] == ["--write-golden"] else None
+opts = sys.argv[6:]
+golden = opts[opts.index("--write-golden") + 1] if "--write-golden" in opts else None
+MSE = "--observer" in opts and opts[opts.index("--observer") + 1] == "mse"
 SAMPLES, SEQ, SEED = 16, 64, 1
 fails = 0
 def check(ok, name, msg):
@@ -67,7 +72,12 @@ lib = os.path.join(W, "lc"); shutil.rmtree(lib, ignore_errors=True)
 model = transformers.AutoModelForCausalLM.from_pretrained(M, dtype=torch.bfloat16)
 names = {mod: n for n, mod in model.named_modules()}
 proc = transformers.PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel({"<unk>": 0}, unk_token="<unk>")))   # unused: the dataset holds ids
-oneshot(model=model, recipe=GPTQModifier(targets="Linear", scheme="W4A16", ignore=["lm_head"]),
+if MSE:
+    from compressed_tensors.quantization import QuantizationScheme, QuantizationArgs
+    recipe = GPTQModifier(config_groups={"group_0": QuantizationScheme(targets=["Linear"], weights=QuantizationArgs(
+        num_bits=4, type="int", strategy="group", group_size=128, symmetric=True, dynamic=False, observer="mse"))}, ignore=["lm_head"])
+else: recipe = GPTQModifier(targets="Linear", scheme="W4A16", ignore=["lm_head"])
+oneshot(model=model, recipe=recipe,
         dataset=Dataset.from_dict({"input_ids": wins, "attention_mask": [[1] * len(w) for w in wins]}), processor=proc,
         num_calibration_samples=len(wins), max_seq_length=SEQ, batch_size=1, shuffle_calibration_samples=False)
 model.save_pretrained(lib, save_compressed=True)
@@ -85,9 +95,10 @@ for l in range(L):
 # ---- llama_fp8 ----
 ours, ours_h, rtn, ho_dir = (os.path.join(W, d) for d in ("ours", "ours_h", "rtn", "h_ours"))
 for d in (ours, ours_h, rtn, ho_dir): shutil.rmtree(d, ignore_errors=True)
-run("gptq", "-m", M, "--tokenizer", TOK, "-f", TXT, "--samples", str(SAMPLES), "--seq", str(SEQ), "--seed", str(SEED), "--hessians", ho_dir, "-o", ours)
-run("gptq", "-m", M, "--hessians-in", hl_dir, "-o", ours_h)
-run("export", "-m", M, "-q", "w4a16", "-o", rtn)
+OBS = ["--observer", "mse"] if MSE else []
+run("gptq", "-m", M, "--tokenizer", TOK, "-f", TXT, "--samples", str(SAMPLES), "--seq", str(SEQ), "--seed", str(SEED), "--hessians", ho_dir, *OBS, "-o", ours)
+run("gptq", "-m", M, "--hessians-in", hl_dir, *OBS, "-o", ours_h)
+run("export", "-m", M, "-q", "w4a16-mse" if MSE else "w4a16", "-o", rtn)
 A, O, OH, R, S = tensors(lib), tensors(ours), tensors(ours_h), tensors(rtn), tensors(M)
 
 # every tensor but the codes byte-identical (scales: the observer on the original weights, as RTN's)
@@ -99,7 +110,7 @@ for tag, X in (("end to end", O), ("from llm-compressor's Hessians", OH)):
           f"{len(A)} tensors, names / dtypes / shapes equal; weight_scale, weight_shape, norms, embeddings byte-identical to "
           f"llm-compressor {llmcompressor.__version__}'s ({tag})" + (f"; differ: {diff[:4]}" if diff else ""))
 rs = sorted(k for k in A if k.endswith("weight_scale") and raw(A[k]) != raw(R[k]))
-check(not rs, "gptq_scales_are_rtn", f"GPTQ's weight_scale == export -q w4a16's (RTN) for all {sum(k.endswith('weight_scale') for k in A)} Linears" + (f"; differ: {rs[:3]}" if rs else ""))
+check(not rs, "gptq_scales_are_rtn", f"GPTQ's weight_scale == export -q {'w4a16-mse' if MSE else 'w4a16'}'s (RTN) for all {sum(k.endswith('weight_scale') for k in A)} Linears" + (f"; differ: {rs[:3]}" if rs else ""))
 qa = json.load(open(lib + "/config.json"))["quantization_config"]; qb = json.load(open(ours + "/config.json"))["quantization_config"]
 wa, wb = qa["config_groups"]["group_0"]["weights"], qb["config_groups"]["group_0"]["weights"]
 keys = ("num_bits", "type", "strategy", "group_size", "symmetric", "dynamic", "observer", "actorder")
@@ -154,7 +165,7 @@ check(hmax <= 1e-3, "gptq_hessians_layer0", f"layer 0's Hessians (same inputs bu
 if golden:
     with open(golden + ".tmp", "w") as g:
         g.write(f"# tests/gptq_check.py --write-golden: llm-compressor {llmcompressor.__version__} (compressed-tensors {compressed_tensors.__version__}, torch {torch.__version__}) "
-                f"GPTQModifier W4A16 on `llama_fp8 synth --shape tiny128` edited by tests/wformat_edges.py, calibrate windows --samples {SAMPLES} --seq {SEQ} --seed {SEED}.\n"
+                f"GPTQModifier W4A16{' with the mse observer' if MSE else ''} on `llama_fp8 synth --shape tiny128` edited by tests/wformat_edges.py{' --mse' if MSE else ''}, calibrate windows --samples {SAMPLES} --seq {SEQ} --seed {SEED}.\n"
                 "# tensor NAME SHA256: llama_fp8 gptq's (end to end) checkpoint; err NAME e_lc e_rtn e_lc_own e_rtn_own ndiff_e2e ndiff_hessians_in size: e(Q) of llm-compressor's\n"
                 "# and of RTN's weights on llm-compressor's Hessian (e_lc, e_rtn) and on llama_fp8's (_own), the codes of llama_fp8's end-to-end / --hessians-in run that differ from llm-compressor's\n")
         g.write(f"params {SAMPLES} {SEQ} {SEED}\n")

@@ -9,7 +9,10 @@
 #     wrong dampening, a wrong column order or no error propagation are all far outside it (tests/README.md);
 #   - weight_scale and weight_shape == export -q w4a16's (GPTQ changes codes, not scales); the checkpoint loads (dump);
 #   - bad inputs are refused with one line (table gptq in tests/README.md).
-# With torch + transformers + compressed-tensors + llmcompressor + datasets installed, tests/gptq_check.py runs live as well.
+# The same with the mse observer (MSE-optimal clipping: `gptq --observer mse`, tests/golden/gptq_mse_tiny128.txt; scales ==
+# export -q w4a16-mse's).
+# With torch + transformers + compressed-tensors + llmcompressor + datasets installed, tests/gptq_check.py runs live as well
+# (both observers).
 set -u
 UPDATE=${1:-}
 B=${LLAMA_FP8:-./llama_fp8}
@@ -22,15 +25,17 @@ python3 -c "import numpy" 2> /dev/null || { echo "skip gptq: no numpy"; exit 0; 
 TOK=$D/llama3-tokenizer/tokenizer.model; TXT=$D/tinystories/tinystories_valid_excerpt.txt
 if [ ! -f $TOK ] || [ ! -f $TXT ]; then echo "skip gptq: no Llama 3 tokenizer / TinyStories in $D (the calibration text)"; exit 0; fi
 $B synth -o $T/m --shape tiny128 > $T/synth.txt 2>&1 && python3 tests/wformat_edges.py $T/m || { echo "FAIL gptq_setup: $(tail -1 $T/synth.txt)"; exit 0; }
-set -- $(awk '$1 == "params" { print $2, $3, $4 }' $G)
-if ! $B gptq -m $T/m --tokenizer $TOK -f $TXT --samples $1 --seq $2 --seed $3 --hessians $T/h -o $T/g > $T/g.txt 2>&1; then
-  echo "FAIL gptq_run: $(tail -1 $T/g.txt)"
-else
-  $B export -m $T/m -q w4a16 -o $T/rtn > $T/ex.txt 2>&1 || echo "FAIL gptq_rtn_export: $(tail -1 $T/ex.txt)"
-  python3 - $T $G <<'PYEOF'
+ci_check() {   # OBSERVER GOLDEN TAG
+  set -- $1 $2 $3 $(awk '$1 == "params" { print $2, $3, $4 }' $2)
+  rm -rf $T/g $T/h $T/rtn
+  if ! $B gptq -m $T/m --tokenizer $TOK -f $TXT --samples $4 --seq $5 --seed $6 --observer $1 --hessians $T/h -o $T/g > $T/g.txt 2>&1; then
+    echo "FAIL $3_run: $(tail -1 $T/g.txt)"; return
+  fi
+  $B export -m $T/m -q $([ $1 = mse ] && echo w4a16-mse || echo w4a16) -o $T/rtn > $T/ex.txt 2>&1 || echo "FAIL $3_rtn_export: $(tail -1 $T/ex.txt)"
+  python3 - $T $2 $3 <<'PYEOF'
 import glob, hashlib, json, sys
 import numpy as np
-T, G = sys.argv[1:3]
+T, G, P = sys.argv[1:4]
 def tensors(d):
     out = {}
     for p in sorted(glob.glob(d + "/*.safetensors")):
@@ -46,8 +51,8 @@ want = {l.split()[1]: l.split()[2] for l in open(G) if l.startswith("tensor ")}
 errs = {l.split()[1]: l.split()[2:] for l in open(G) if l.startswith("err ")}
 bad = sorted(k for k in set(want) | set(g) if k not in g or hashlib.sha256(g[k][2]).hexdigest() != want.get(k))
 nd = sum(int(v[4]) for v in errs.values()); nn = sum(int(v[6]) for v in errs.values())
-print(f"FAIL gptq_golden: {len(bad)} tensors differ from the recorded run (or are missing / extra): {bad[:4]}" if bad else
-      f"ok gptq_golden: all {len(g)} tensors hash to the recorded run (in which {nd} of {nn} codes differed from llm-compressor's, "
+print(f"FAIL {P}_golden: {len(bad)} tensors differ from the recorded run (or are missing / extra): {bad[:4]}" if bad else
+      f"ok {P}_golden: all {len(g)} tensors hash to the recorded run (in which {nd} of {nn} codes differed from llm-compressor's, "
       f"{sum(int(v[5]) for v in errs.values())} from llm-compressor's Hessians)")
 SITES = {"self_attn.q_proj": "qkv", "self_attn.k_proj": "qkv", "self_attn.v_proj": "qkv", "self_attn.o_proj": "o",
          "mlp.gate_proj": "gateup", "mlp.up_proj": "gateup", "mlp.down_proj": "down"}
@@ -67,18 +72,21 @@ for n, v in sorted(errs.items()):
     sg += e; sr += er
     for leaf in ("weight_scale", "weight_shape"):
         if g[f"{n}.{leaf}"] != rtn[f"{n}.{leaf}"]: sbad.append(f"{n}.{leaf}")
-print(f"{'ok' if worst <= 0.03 and len(errs) == 14 else 'FAIL'} gptq_error_vs_llmcompressor: {len(errs)} Linears: e(Q) = ||(W-Q)X||^2/||WX||^2 on llama_fp8's "
+print(f"{'ok' if worst <= 0.03 and len(errs) == 14 else 'FAIL'} {P}_error_vs_llmcompressor: {len(errs)} Linears: e(Q) = ||(W-Q)X||^2/||WX||^2 on llama_fp8's "
       f"calibration activations within {100 * worst:.3f}% ({names[0] if names else '-'}) of llm-compressor's on its own (golden; bound 3%); "
       f"sum {sg:.6f} = {sg / sr:.3f} x RTN's")
-print(f"FAIL gptq_scales_are_rtn: {sbad[:3]}" if sbad else f"ok gptq_scales_are_rtn: weight_scale and weight_shape of all {len(errs)} Linears == export -q w4a16's, byte for byte")
+print(f"FAIL {P}_scales_are_rtn: {sbad[:3]}" if sbad else f"ok {P}_scales_are_rtn: weight_scale and weight_shape of all {len(errs)} Linears == the RTN export's (same observer), byte for byte")
 PYEOF
-  if $B dump -m $T/g --ids 128000,791,1988 -o $T/d > $T/d.txt 2>&1; then echo "ok gptq_loads: dump -m on the gptq checkpoint (-q checkpoint, pack-quantized) runs"
-  else echo "FAIL gptq_loads: $(tail -1 $T/d.txt)"; fi
-fi
+  if $B dump -m $T/g --ids 128000,791,1988 -o $T/d > $T/d.txt 2>&1; then echo "ok $3_loads: dump -m on the gptq checkpoint (-q checkpoint, pack-quantized) runs"
+  else echo "FAIL $3_loads: $(tail -1 $T/d.txt)"; fi
+}
+ci_check mse tests/golden/gptq_mse_tiny128.txt gptq_mse
+ci_check minmax $G gptq   # last: the checks below use its checkpoint $T/g
 # bad inputs: one line each
 expect gptq_needs_text "-f CALIB_TEXT is required" $B gptq -m $T/m -o $T/o
 expect gptq_too_few_tokens "too few calibration tokens" $B gptq -m $T/m --tokenizer $TOK -f $TXT --samples 1000 --seq 64 -o $T/o
 expect gptq_not_positive_definite "not positive definite after dampening" $B gptq -m $T/m --tokenizer $TOK -f $TXT --samples 1 --seq 16 --damp 0 -o $T/o
+expect gptq_bad_observer "must be minmax or mse" $B gptq -m $T/m --tokenizer $TOK -f $TXT --observer ema -o $T/o
 expect gptq_bad_actorder "must be static or none" $B gptq -m $T/m --tokenizer $TOK -f $TXT --actorder group -o $T/o
 expect gptq_negative_damp "must be a finite number >= 0" $B gptq -m $T/m --tokenizer $TOK -f $TXT --damp -1 -o $T/o
 expect gptq_zero_block "--block" $B gptq -m $T/m --tokenizer $TOK -f $TXT --block 0 -o $T/o
@@ -88,9 +96,10 @@ expect gptq_ragged_groups "not a multiple of the group size 128" $B gptq -m $T/t
 mkdir -p $T/hbad && python3 -c "import numpy as np; np.save('$T/hbad/h_00_qkv.npy', np.eye(64, dtype=np.float32))"
 expect gptq_hessian_wrong_shape "must be a float32" $B gptq -m $T/m --hessians-in $T/hbad -o $T/o
 table_check "$UPDATE"
-if ! python3 -c "import torch, compressed_tensors, transformers, llmcompressor, datasets" 2> /dev/null; then
+if ! python3 -c "import torch, compressed_tensors, transformers, llmcompressor, datasets" > /dev/null 2>&1; then
   echo "skip gptq_live: no torch + transformers + compressed-tensors + llmcompressor + datasets (the CI checks above still ran)"
 else
   mkdir -p $T/live
   python3 tests/gptq_check.py $B $T/m $T/live $TOK $TXT 2>&1 | grep -E '^(ok|FAIL|skip) '
+  python3 tests/gptq_check.py $B $T/m $T/live $TOK $TXT --observer mse 2>&1 | grep -E '^(ok|FAIL|skip) ' | sed 's/^\([a-zA-Z]*\) gptq_/\1 gptq_mse_/'
 fi

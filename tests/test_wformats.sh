@@ -123,7 +123,7 @@ expect compare_other_shapes "differ from" $B ppl -m $T/m -f $T/m/config.json --c
 expect compare_empty_at "give a model directory after @" $B ppl -m $T/m -f $T/m/config.json --compare bf16,@
 table_check "${1:-}"
 TOK=$D/llama3-tokenizer/tokenizer.model; TXT=$D/tinystories/tinystories_valid_excerpt.txt
-if ! python3 -c "import torch, compressed_tensors, transformers, llmcompressor, datasets" 2> /dev/null; then
+if ! python3 -c "import torch, compressed_tensors, transformers, llmcompressor, datasets" > /dev/null 2>&1; then
   echo "skip wformats_live: no torch + transformers + compressed-tensors + llmcompressor (the CI hashes above still ran)"
 elif [ ! -f $TOK ] || [ ! -f $TXT ]; then echo "skip wformats_live: no Llama 3 tokenizer / TinyStories in $D (the calibration windows' text)"
 else
