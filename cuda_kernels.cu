@@ -1570,6 +1570,21 @@ void cud_quant(int mode, uint8_t *q, float *scale, const float *x, int T, int K,
     CK_ASYNC("quant");
 }
 
+/* The nvfp4 / mxfp4 / mxfp8 activations: every group of a Linear input quantized and dequantized in place by
+ * emu_wf_qdq_group (emu/ops.h: the CPU's act_qdq runs the same function), one thread per group; the bf16 GEMM then
+ * reads x (vLLM's emulation path). */
+__global__ void k_act_qdq(int f, float *x, size_t ngroups, float g) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < ngroups) emu_wf_qdq_group((wformat)f, x + i * emu_wf_group((wformat)f), g);
+}
+void cud_act_qdq(int f, float *x, int T, int K, float g) {
+    size_t G = (size_t)emu_wf_group((wformat)f), n = (size_t)T * ((size_t)K / G);
+    if (!n) return;
+    if (g_twin) { for (size_t i = 0; i < n; i++) emu_wf_qdq_group((wformat)f, x + i * G, g); return; }
+    k_act_qdq<<<blocks_for(n, 256), 256>>>(f, x, n, g);
+    CK_ASYNC("act_qdq");
+}
+
 /* D = epilogue(A · Bᵀ) on device pointers (emu_gemm_desc as for emu_gemm). impl:
  *   CU_GEMM_MODEL: bit-identical to emu_gemm — fmaf chain for fp32 activations (k_gemm_f32), the
  *     integer kernel for exact E4M3, else the accumulation model per output (slow, SIMT);

@@ -55,6 +55,7 @@ void cud_swiglu(int bf16, float *hb, const float *hb2, size_t n);
 void cud_residual(int bf16, float *x, const float *xo, size_t n);
 void cud_round_bf16(float *x, size_t n);
 void cud_quant(int mode, uint8_t *q, float *scale, const float *x, int T, int K, emu_dtype t, float param);   /* mode: cu_quant_mode */
+void cud_act_qdq(int f, float *x, int T, int K, float g);   /* nvfp4 / mxfp4 / mxfp8 inputs, in place: f a wformat (emu/ops.h), g NVFP4's global scale */
 const char *cud_gemm(const emu_gemm_desc *d, int impl);
 int cu_lt_own_epilogue(void);   /* 1 once cuBLASLt refused our scale modes and the own-epilogue fallback runs */
 void cud_ppl_rows(const float *lq, const float *lb, int rows, int V, const int *targets, double *lp, int *arg, double *kld);

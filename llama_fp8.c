@@ -935,57 +935,19 @@ static void fp4_pow2_weight(uint8_t *q, float *scale, const Tensor *W, int m2) {
  * Dequantized as vLLM's emulation and compressed-tensors' decompression do, into bf16: w' = B(q * s) (INT4, MX: exact
  * product), B(q * (s / g)) in fp32 (NVFP4). The schemes run bf16's forward pass on those weights (a view made once
  * per model: a bf16 copy of the Linear weights), on every backend. */
-typedef enum { WF_INT4, WF_NVFP4, WF_MXFP4, WF_MXFP8, N_WF } wformat;
-static const struct { const char *name, *ct_format; int group; } wf_info[N_WF] = {
-    {"w4a16", "pack-quantized", 128}, {"nvfp4a16", "nvfp4-pack-quantized", 16},
-    {"mxfp4a16", "mxfp4-pack-quantized", 32}, {"mxfp8a16", "mxfp8-quantized", 32}};
+static const struct { const char *name, *ct_format; } wf_info[N_WF] = {   /* wformat and the group sizes: emu/ops.h */
+    {"w4a16", "pack-quantized"}, {"nvfp4a16", "nvfp4-pack-quantized"}, {"mxfp4a16", "mxfp4-pack-quantized"}, {"mxfp8a16", "mxfp8-quantized"}};
 static inline float Bf(float x) { return bf16_to_float(bf16_from_float(x)); }
 /* NVFP4's global scale from the absmax A of the (fused) tensor(s): generate_gparam in the weight dtype. */
 static float nvfp4_global_scale(float A) {
     float g = Bf(Bf(1.0f / fmaxf(A, FLT_MIN)) * 2688.0f);   /* 448 * 6 / max(A, tiny): torch's scalar / tensor is reciprocal(t) * scalar, in bf16 */
     return isfinite(g) ? g : 1.0f;
 }
-/* The E8M0 code of an MX group with absmax a (a bf16 value), for elements whose largest power of two is 2^offset. */
-static int mx_scale_code(float a, int offset) {
-    uint16_t b = (uint16_t)((bf16_from_float(a) + 0x20) & 0xFF80);   /* round_to_power_2: bf16 bits + 2^5, sign|exponent */
-    if ((b & 0x7F80) == 0) return 0;                                  /* 0 (or a subnormal power): log2 -> very negative */
-    int e = ((b >> 7) & 0xFF) - 127 - offset + 127;
-    return e < 0 ? 0 : e > 255 ? 255 : e;
-}
-static float int4_scale(float mn, float mx) {   /* calculate_qparams, symmetric INT4, bf16 */
-    float s = Bf(fmaxf(-fminf(mn, 0.0f), fmaxf(mx, 0.0f)) / 7.5f);
-    return s == 0 ? 0.0078125f : s;
-}
-static void int4_codes(const float *x, int n, float s, uint8_t *o) {
-    for (int k = 0; k < n; k++) o[k] = (uint8_t)(int8_t)rintf(fminf(fmaxf(Bf(x[k] / s) + 0.0f, -8.0f), 7.0f));
-}
 /* One row of K weights (bf16 values as floats) into codes (one per byte: INT4 as int8, E2M1 in the low nibble with
  * sign bit 0x8, E4M3) and K / G group scales (their float values); g: NVFP4's global scale. */
 static void wf_quant_row(wformat f, const float *w, int K, float g, uint8_t *q, float *scales) {
-    int G = wf_info[f].group;
-    for (int j = 0; j < K / G; j++) {
-        const float *x = w + (size_t)j * G;
-        uint8_t *o = q + (size_t)j * G;
-        float a = 0;
-        for (int k = 0; k < G; k++) a = fmaxf(a, fabsf(x[k]));
-        if (f == WF_INT4) {
-            scales[j] = int4_scale(-a, a);
-            int4_codes(x, G, scales[j], o);
-        } else if (f == WF_NVFP4) {
-            float v = g * Bf(a / 6.0f);
-            float s = fp8_to_float(fp8_from_float(fminf(fmaxf(v, -448.0f), 448.0f), FP8_E4M3, FP8_SATFINITE), FP8_E4M3);
-            if (s == 0) s = 0.125f;
-            float e = s / g;
-            for (int k = 0; k < G; k++) o[k] = fp8_from_float(fminf(fmaxf(x[k] / e + 0.0f, -6.0f), 6.0f), FP4_E2M1, FP8_SATFINITE);
-            scales[j] = s;
-        } else {
-            int mx8 = f == WF_MXFP8;
-            float s = ldexpf(1.0f, mx_scale_code(a, mx8 ? 8 : 2) - 127), lim = mx8 ? 448.0f : 6.0f;
-            for (int k = 0; k < G; k++)
-                o[k] = fp8_from_float(fminf(fmaxf(Bf(x[k] / s) + 0.0f, -lim), lim), mx8 ? FP8_E4M3 : FP4_E2M1, FP8_SATFINITE);
-            scales[j] = s;
-        }
-    }
+    int G = emu_wf_group(f);
+    for (int j = 0; j < K / G; j++) scales[j] = emu_wf_quant_group(f, w + (size_t)j * G, g, q + (size_t)j * G);
 }
 /* llm-compressor's "mse" weight observer on INT4 groups (`-q w4a16-mse`, `gptq --observer mse`): observers/mse.py
  * MovingAverageMSEObserver and mse_quant.py _grid_search_mse, the eager (CPU) path, defaults maxshrink 0.2, grid 100,
@@ -1020,7 +982,7 @@ static void int4_mse_errs(const float *x, float err[MSE_STEPS]) {
     float mn = x[0], mx = x[0], e[128];
     for (int k = 1; k < 128; k++) { mn = fminf(mn, x[k]); mx = fmaxf(mx, x[k]); }
     for (int i = 0; i < MSE_STEPS; i++) {
-        float p = (float)(1.0 - i / 100.0), s = int4_scale(Bf(mn * p), Bf(mx * p));
+        float p = (float)(1.0 - i / 100.0), s = emu_int4_scale(Bf(mn * p), Bf(mx * p));
         for (int k = 0; k < 128; k++) {
             float c = rintf(fminf(fmaxf(Bf(x[k] / s) + 0.0f, -8.0f), 7.0f));
             e[k] = mse_pow[bf16_from_float(fabsf(Bf(Bf(c * s) - x[k]))) & 0x7FFF];
@@ -1058,17 +1020,11 @@ static void int4_mse_scales(const Tensor *t, float *scales) {
             const float *x = row + (size_t)j * 128;
             float mn = x[0], mx = x[0], p = (float)(1.0 - bi[(size_t)n * ng + j] / 100.0);
             for (int k = 1; k < 128; k++) { mn = fminf(mn, x[k]); mx = fmaxf(mx, x[k]); }
-            scales[(size_t)n * ng + j] = int4_scale(Bf(mn * p), Bf(mx * p));
+            scales[(size_t)n * ng + j] = emu_int4_scale(Bf(mn * p), Bf(mx * p));
         }
         free(row);
     }
     free(err); free(best); free(bi);
-}
-static float wf_code_value(wformat f, uint8_t c) {
-    return f == WF_INT4 ? (float)(int8_t)c : fp8_to_float(c, f == WF_MXFP8 ? FP8_E4M3 : FP4_E2M1);
-}
-static uint16_t wf_dequant(wformat f, uint8_t c, float s, float g) {
-    return bf16_from_float(f == WF_NVFP4 ? wf_code_value(f, c) * (s / g) : wf_code_value(f, c) * s);
 }
 /* NVFP4 global scales of one layer's seven Linears (q, k, v, o, gate, up, down): q/k/v share one, gate/up another. */
 static void nvfp4_layer_globals(Tensor *const ts[7], float g[7]) {
@@ -1089,14 +1045,14 @@ static const int linear_sites[7] = {SITE_QKV, SITE_QKV, SITE_QKV, SITE_O, SITE_G
 /* Codes and scales of one weight (N x K) in format f (K a multiple of the group size); mse: INT4's scales by the mse
  * observer (int4_mse_scales) instead of the groups' absmax. */
 static void wf_quant_tensor(wformat f, int mse, const Tensor *t, float g, uint8_t *codes, float *scales) {
-    int N = t->rows, K = t->cols, G = wf_info[f].group;
+    int N = t->rows, K = t->cols, G = emu_wf_group(f);
     if (mse) int4_mse_scales(t, scales);
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         float *row = xmalloc((size_t)K * sizeof(float));
         emu_load_row(row, t->data, t->dtype, (size_t)n * K, K);
         if (mse)
-            for (int j = 0; j < K / G; j++) int4_codes(row + (size_t)j * G, G, scales[(size_t)n * (K / G) + j], codes + (size_t)n * K + (size_t)j * G);
+            for (int j = 0; j < K / G; j++) emu_int4_codes(row + (size_t)j * G, G, scales[(size_t)n * (K / G) + j], codes + (size_t)n * K + (size_t)j * G);
         else wf_quant_row(f, row, K, g, codes + (size_t)n * K, scales + (size_t)n * (K / G));
         free(row);
     }
@@ -1110,7 +1066,7 @@ static const Model *wf_view(Model *m, wformat f, int mse) {
     *v = *b;
     v->layers = model_own(m, m->c.n_layers * sizeof(Layer));
     memcpy(v->layers, b->layers, m->c.n_layers * sizeof(Layer));
-    int G = wf_info[f].group;
+    int G = emu_wf_group(f);
     for (int l = 0; l < m->c.n_layers; l++) {
         Layer *L = &v->layers[l];
         Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
@@ -1129,7 +1085,7 @@ static const Model *wf_view(Model *m, wformat f, int mse) {
             uint16_t *d = model_own(m, (size_t)N * K * 2);
             #pragma omp parallel for schedule(static)
             for (int n = 0; n < N; n++)
-                for (int k = 0; k < K; k++) d[(size_t)n * K + k] = wf_dequant(f, codes[(size_t)n * K + k], sc[(size_t)n * nk + k / G], g[i]);
+                for (int k = 0; k < K; k++) d[(size_t)n * K + k] = emu_wf_dequant(f, codes[(size_t)n * K + k], sc[(size_t)n * nk + k / G], g[i]);
             t->data = d; t->dtype = EMU_BF16;
             free(codes); free(sc);
         }
@@ -1498,29 +1454,29 @@ static size_t act_scale_count(const Scheme *q, int T, int K) {
  *   nvfp4  groups of 16, the site's static global scale g = B(B(1 / A) * 2688) from the calibrated absmax A (llm-compressor's
  *          static_minmax observer = calibrate's minmax); s = e4m3(clamp(g * B(absmax / 6), +-448)) (0 -> 0.125), e = s / g,
  *          x' = B(e2m1(clamp(x / e + 0, +-6)) * e), fp32 arithmetic;
- *   mxfp4  groups of 32, s = 2^(E8M0 code - 127) as for the weights (mx_scale_code), x' = B(e2m1(clamp(B(x / s) + 0, +-6)) * s);
+ *   mxfp4  groups of 32, s = 2^(E8M0 code - 127) as for the weights (emu_mx_scale_code), x' = B(e2m1(clamp(B(x / s) + 0, +-6)) * s);
  *   mxfp8  the same with E4M3 elements: s from the offset 8, x' = B(e4m3(clamp(B(x / s) + 0, +-448)) * s).
  * vLLM's own NVFP4 emulation (ref_nvfp4_quant) computes B(absmax / 6) as absmax * fp32(1/6) and x / e as x * (1 / e): it can
  * differ from this in the last bit of a scale or a rounding tie (not modelled here). */
+/* The input global scale g of an nvfp4 site (1 for mxfp4 / mxfp8), for act_qdq and the GPU's cud_act_qdq. */
+static float act_qdq_global(const Scheme *q, int T, int K, int layer, int site) {
+    wformat f = scheme_wformat(q);
+    int G = emu_wf_group(f);
+    (void)T;
+    if (K % G) fatal("scheme %s: a Linear input of %d features is not a multiple of the group size %d", q->name, K, G);
+    if (f != WF_NVFP4) return 1.0f;
+    const ScaleSet *ss = q->scales;
+    float g = ss->act_scale ? ss->act_scale[layer][site] : nvfp4_global_scale(ss->act[layer][site]);   /* a checkpoint's input_global_scale, as stored */
+    if (!(g > 0) || !isfinite(g)) fatal("%s: no NVFP4 input global scale for layer %d site %s", ss->source, layer, site_names[site]);
+    return g;
+}
 static void act_qdq(const Scheme *q, float *x, int T, int K, int layer, int site) {
     wformat f = scheme_wformat(q);
-    int G = wf_info[f].group;
-    if (K % G) fatal("scheme %s: a Linear input of %d features is not a multiple of the group size %d", q->name, K, G);
-    float g = 1;
-    if (f == WF_NVFP4) {
-        const ScaleSet *ss = q->scales;
-        float A = ss->act_scale ? 0 : ss->act[layer][site];
-        g = ss->act_scale ? ss->act_scale[layer][site] : nvfp4_global_scale(A);   /* a checkpoint's input_global_scale, as stored */
-        if (!(g > 0) || !isfinite(g)) fatal("%s: no NVFP4 input global scale for layer %d site %s", ss->source, layer, site_names[site]);
-    }
+    int G = emu_wf_group(f);
+    float g = act_qdq_global(q, T, K, layer, site);
     #pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++) {   /* the weights' rules on one row (wf_quant_row), dequantized as the weights are (wf_dequant) */
-        float *v = x + (size_t)t * K, *sc = xmalloc((size_t)(K / G) * sizeof(float));
-        uint8_t *c = xmalloc((size_t)K);
-        wf_quant_row(f, v, K, g, c, sc);
-        for (int k = 0; k < K; k++) v[k] = bf16_to_float(wf_dequant(f, c[k], sc[k / G], g));
-        free(sc); free(c);
-    }
+    for (int t = 0; t < T; t++)   /* the weights' rules on each group, dequantized as the weights are (emu/ops.h; the GPU's k_act_qdq) */
+        for (int j = 0; j < K / G; j++) emu_wf_qdq_group(f, x + (size_t)t * K + (size_t)j * G, g);
 }
 
 /* The input of one or more Linears, quantized once for all of them (FP8 / INT8 schemes), right
@@ -2262,7 +2218,10 @@ static QAct gpu_quantize_into(const Scheme *q, uint8_t *qa, float *sa, const flo
 }
 static QAct gpu_quantize_act(RunState *s, const Scheme *q, const float *x, int T, int K, int layer, int site) {
     DevRun *d = s->dev;
-    if (q->amode >= AMODE_QDQ_NVFP4) fatal("scheme %s: its activation quantize-dequantize has no GPU kernel yet: run it with --cpu", q->name);
+    if (q->amode >= AMODE_QDQ_NVFP4) {   /* in place, as the CPU's act_qdq: the bf16 GEMMs of this site read x */
+        cud_act_qdq(scheme_wformat(q), (float *)x, T, K, act_qdq_global(q, T, K, layer, site));
+        return QACT_NONE;
+    }
     return gpu_quantize_into(q, d->qa, d->sa, x, T, K, layer, site);
 }
 /* linear() on the device; a: the quantized input as gpu_quantize_act made it (device memory). */
@@ -2376,7 +2335,13 @@ static void vfy_rmsnorm(RunState *s, const Scheme *q, float *out, const float *x
 }
 static QAct vfy_quantize_act(RunState *s, const Scheme *q, const float *x, int T, int K, int layer, int site) {
     if (q->amode == AMODE_NONE) return QACT_NONE;
-    if (q->amode >= AMODE_QDQ_NVFP4) fatal("scheme %s: its activation quantize-dequantize has no GPU kernel yet (nothing to verify)", q->name);
+    if (q->amode >= AMODE_QDQ_NVFP4) {   /* quantized and dequantized in place: the kernel's x against act_qdq's */
+        float *dx = dput(x, (size_t)T * K * 4);
+        cud_act_qdq(scheme_wformat(q), dx, T, K, act_qdq_global(q, T, K, layer, site));
+        QAct a = quantize_act(s, q, x, T, K, layer, site);
+        vcmp(s, OP_QUANT, x, dx, (size_t)T * K, 4, "activations quantized-dequantized");
+        return a;
+    }
     size_t ns = act_scale_count(q, T, K);
     float *dx = dput(x, (size_t)T * K * 4), *ds = cud_alloc(ns * 4 + 4);
     uint8_t *dq = cud_alloc((size_t)T * K);
@@ -2626,7 +2591,7 @@ static void options_parse(Options *o, int argc, char **argv, const char *cmd, co
 #define SCHEME_HELP "  schemes (-q): fp32, bf16, fp8-w, w8a8, w8a8-static (needs --scales), w8a8-block, int8;\n" \
     "    4-bit and microscaling (llm-compressor presets; K a multiple of the group): w4a16 (INT4 g128), w4a16-mse (its scales\n" \
     "    by the mse observer: MSE-optimal clipping), nvfp4a16, mxfp4a16, mxfp8a16,\n" \
-    "    nvfp4 (needs --scales), mxfp4, mxfp8 (activations quantized and dequantized too; CPU only); w4a8-fp4-m1, w4a8-fp4-m2\n" \
+    "    nvfp4 (needs --scales), mxfp4, mxfp8 (activations quantized and dequantized too); w4a8-fp4-m1, w4a8-fp4-m2\n" \
     "  --act-format e4m3|e5m2  --weight-format e4m3|e5m2  --weight-scale channel|tensor (fp8-w)  --weight-arith bf16|fp32\n" \
     "  --kv fp8-e4m3|fp8-e5m2  --accum exact|fp32|hopper|ada|cublaslt|fast  --scale-ub X  --scales FILE  --quant-lm-head\n" \
     "  --allow-nonfinite: run a model holding NaN/Inf weights (refused by default); NaN then propagates and the run stops where it reaches a result\n" \
@@ -3291,7 +3256,7 @@ static void npy_matrix(const npy *a, const char *path, const char *cmd, int *row
 
 /* quant --format nvfp4|mxfp4|mxfp8: one bf16 weight through wf_quant_tensor (the schemes' and export's rules). */
 static int quant_wformat(wformat f, npy *x, const char *in, const char *prefix, int M, int K, int have_gs, double GS) {
-    int G = wf_info[f].group;
+    int G = emu_wf_group(f);
     if (x->kind != NPY_BF16) fatal("quant: %s is %s; --format %s quantizes a bfloat16 weight (the presets compute in bf16)", in, npy_kind_name(x->kind), f == WF_NVFP4 ? "nvfp4" : f == WF_MXFP4 ? "mxfp4" : "mxfp8");
     if (K % G) fatal("quant: %d columns are not a multiple of the group size %d", K, G);
     if (have_gs && f != WF_NVFP4) fatal("quant: --global-scale is NVFP4's (--format nvfp4)");
@@ -3915,7 +3880,7 @@ static void wexport_fill(void *vctx, int i, void *buf, size_t nbytes) {
     wexport_ctx *x = vctx;
     const Tensor *t = x->t[i];
     wformat f = x->f;
-    int G = wf_info[f].group;
+    int G = emu_wf_group(f);
     switch (x->what[i]) {
     case 0: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(tensor_get(t, k)); break; }
     case 6: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(x->vec[i][k]); break; }
@@ -3957,7 +3922,7 @@ static int export_wformat(const Options *o, Model *m, const Scheme *q) {
     int cap = 8 + c->n_layers * 48, n = 0;
     st_entry *e = xcalloc(cap, sizeof *e);
     wexport_ctx x = {f, mse, xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)), xcalloc(cap, sizeof(float)), xcalloc(cap, sizeof(int)), NULL, NULL};
-    int G = wf_info[f].group;
+    int G = emu_wf_group(f);
     size_t maxnk = 0;
 #define WENTRY(nm, dt, nd, s0, s1, wh, tt, g) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
         e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.what[n] = wh; x.t[n] = tt; x.gs[n] = g; n++; } while (0)
@@ -5356,7 +5321,7 @@ static int cmd_stats(int argc, char **argv) {
 /* llama_fp8 verify: see the usage text. */
 static int cmd_verify(int argc, char **argv) {
     const char *usage_text =
-        "usage: llama_fp8 verify -m MODEL [-q SCHEME] [--accum A] [--kv K] [--act-format F] [--gemm auto|model|mma|wgmma|cublaslt]\n"
+        "usage: llama_fp8 verify -m MODEL [-q SCHEME] [--accum A] [--kv K] [--act-format F] [--scales FILE] [--gemm auto|model|mma|wgmma|cublaslt]\n"
         "                        (--ids 1,2,3 | -f TEXT [--tokenizer FILE]) [--chunks 1] [--ctx N]\n"
         "       llama_fp8 verify --synthetic [-q SCHEME ...]   the built-in random model\n"
         "       llama_fp8 verify --bench               GEMM TFLOP/s: hand-written mma vs cuBLASLt vs the 1979 TFLOP/s FP8 peak\n"
@@ -5364,7 +5329,7 @@ static int cmd_verify(int argc, char **argv) {
         "Runs the same tokens through the forward pass on the GPU and on the CPU: per op (fp32, bf16) and end to\n"
         "end (every scheme; bit for bit with the model GEMM kernels, reported with the tensor cores). CUDA builds.\n"
         "(Kernel-by-kernel checks on random inputs are a test program: build/cuda/cuda_check --kernels | --host.)";
-    const char *model = NULL, *scheme = NULL, *idstr = NULL, *text = NULL, *tok = NULL;
+    const char *model = NULL, *scheme = NULL, *idstr = NULL, *text = NULL, *tok = NULL, *scales_file = NULL;
     SchemeOptions so = {0};
     enum { VERIFY_MODEL, VERIFY_BENCH, VERIFY_DEVICE } mode = VERIFY_MODEL;
     int ctx = 0, synthetic = 0;
@@ -5377,7 +5342,7 @@ static int cmd_verify(int argc, char **argv) {
         else if (!strcmp(a, "--bench")) mode = VERIFY_BENCH;
         else if (!strcmp(a, "--device")) mode = VERIFY_DEVICE;
         else if (!strcmp(a, "--synthetic")) synthetic = 1;
-        else if (snprintf(pat, sizeof pat, " %s ", a), !strstr(" -m -q --ids -f --tokenizer --chunks --ctx --accum --kv --act-format --gemm ", pat))
+        else if (snprintf(pat, sizeof pat, " %s ", a), !strstr(" -m -q --ids -f --tokenizer --chunks --ctx --accum --kv --act-format --gemm --scales ", pat))
             fatal("verify: unknown option '%s' (see llama_fp8 verify --help)", a);
         else if (!more) fatal("verify: option %s needs a value", a);
         else if (!strcmp(a, "-m")) model = argv[++i];
@@ -5391,11 +5356,12 @@ static int cmd_verify(int argc, char **argv) {
         else if (!strcmp(a, "--kv")) so.kv = argv[++i];
         else if (!strcmp(a, "--act-format")) so.act_format = argv[++i];
         else if (!strcmp(a, "--gemm")) gpu_set_gemm(argv[++i]);
+        else if (!strcmp(a, "--scales")) scales_file = argv[++i];
         else fatal("verify: unknown option '%s' (see llama_fp8 verify --help)", a);
     }
     if (mode == VERIFY_DEVICE) { printf("device: %s\n", device_description()); return 0; }
 #ifndef GPU_BUILD
-    (void)model; (void)scheme; (void)idstr; (void)text; (void)tok; (void)ctx; (void)synthetic; (void)so;
+    (void)model; (void)scheme; (void)idstr; (void)text; (void)tok; (void)ctx; (void)synthetic; (void)so; (void)scales_file;
     fatal("verify: this binary was built without CUDA; build it with `make CUDA=1` (device: %s)", device_description());
 #else
     if (!gpu_active())
@@ -5428,6 +5394,7 @@ static int cmd_verify(int argc, char **argv) {
     if (T > n) T = n;
     if (T > m->c.max_seq_len) T = m->c.max_seq_len;
     model_describe(m, stdout);
+    if (scales_file) so.scales = scales_load(scales_file, m);
     Scheme q_ = scheme_for_model(m, scheme, "fp32", &so); const Scheme *q = &q_;
     const Model *mq = model_for_scheme(m, q);
     int exact = gpu_gemm(q, 1, 0) == CU_GEMM_MODEL && gpu_gemm(q, 0, 0) == CU_GEMM_MODEL;
@@ -6340,15 +6307,15 @@ static void load_quant_config(CkptQuant *cq, const json *j, int qc, const char *
             static const int nb[N_WF] = {4, 4, 4, 8};
             if (w < 0 || json_integer(j, json_get(j, w, "num_bits"), nb[wf], nb[wf], &bits) != 0 ||
                 !json_streq(j, json_get(j, w, "type"), wf == WF_INT4 ? "int" : "float") ||
-                json_integer(j, json_get(j, w, "group_size"), wf_info[wf].group, wf_info[wf].group, &gs) != 0 ||
+                json_integer(j, json_get(j, w, "group_size"), emu_wf_group(wf), emu_wf_group(wf), &gs) != 0 ||
                 j->t[json_get(j, w, "symmetric")].type != J_TRUE)
                 fatal("%s: a %s checkpoint must hold symmetric %d-bit %s weights in groups of %d (llm-compressor's preset)", path,
-                      wff[wf], nb[wf], wf == WF_INT4 ? "int" : "float", wf_info[wf].group);
+                      wff[wf], nb[wf], wf == WF_INT4 ? "int" : "float", emu_wf_group(wf));
             cq->act = AMODE_NONE;
             if (a >= 0 && j->t[a].type != J_NULL) {   /* W4A4 / W8A8 presets: NVFP4 (static global scale, local dynamic), MXFP4, MXFP8 */
                 int dyn = json_get(j, a, "dynamic"), st = json_get(j, a, "strategy");
                 int ok = wf != WF_INT4 && json_integer(j, json_get(j, a, "num_bits"), nb[wf], nb[wf], &bits) == 0 &&
-                         json_streq(j, json_get(j, a, "type"), "float") && json_integer(j, json_get(j, a, "group_size"), wf_info[wf].group, wf_info[wf].group, &gs) == 0 &&
+                         json_streq(j, json_get(j, a, "type"), "float") && json_integer(j, json_get(j, a, "group_size"), emu_wf_group(wf), emu_wf_group(wf), &gs) == 0 &&
                          (wf == WF_NVFP4 ? json_streq(j, st, "tensor_group") && json_streq(j, dyn, "local")
                                          : json_streq(j, st, "group") && dyn >= 0 && j->t[dyn].type == J_TRUE);
                 if (!ok) fatal("%s: %s weights with these input_activations are not supported (the NVFP4, MXFP4 and MXFP8 presets and the weight-only ones are)", path, wff[wf]);
@@ -6618,10 +6585,10 @@ static const st_tensor *st_need(const st_set *s, const char *dir, const char *ba
     return t;
 }
 /* A Linear of a weight-format checkpoint (export_wformat's layouts), dequantized at load into bf16 as vLLM's emulation and
- * compressed-tensors' decompression do (wf_dequant): the model then runs bf16's forward pass on those weights. */
+ * compressed-tensors' decompression do (emu_wf_dequant): the model then runs bf16's forward pass on those weights. */
 static Tensor st_wf_linear(Model *m, const st_set *s, const char *dir, const char *base, int rows, int cols) {
     wformat f = (wformat)(m->quant.wf - 1);
-    int G = wf_info[f].group;
+    int G = emu_wf_group(f);
     if (cols % G) fatal("%s: '%s' has %d input features, not a multiple of the group size %d", dir, base, cols, G);
     const st_tensor *tq, *ts, *tg = NULL;
     if (f == WF_INT4) tq = st_need(s, dir, base, "weight_packed", ST_I32, 2, rows, cols / 8);
@@ -6658,7 +6625,7 @@ static Tensor st_wf_linear(Model *m, const st_set *s, const char *dir, const cha
             if (f == WF_INT4) { uint32_t w; memcpy(&w, tq->data + 4 * (i / 8), 4); c = (uint8_t)(int8_t)((int)((w >> (4 * (i % 8))) & 0xF) - 8); }
             else if (f == WF_MXFP8) c = tq->data[i];
             else c = (tq->data[i / 2] >> (4 * (i % 2))) & 0xF;
-            d[i] = wf_dequant(f, c, sc[(size_t)n * (cols / G) + k / G], g);
+            d[i] = emu_wf_dequant(f, c, sc[(size_t)n * (cols / G) + k / G], g);
         }
     free(sc);
     for (size_t i = 0; i < (size_t)rows * cols; i++)

@@ -126,6 +126,65 @@ EMU_HD uint16_t emu_bf16_rne(float f) {
     return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
 }
 
+/* ---- 4-bit and microscaling groups: llm-compressor's W4A16, NVFP4, MXFP4, MXFP8 presets (llama_fp8.c's header
+ * comment of wf_quant_row has the rules and their sources). The weights' codes and scales (llama_fp8.c), and the
+ * quantize-dequantize of the nvfp4 / mxfp4 / mxfp8 activations on the CPU (act_qdq) and the GPU (k_act_qdq). ---- */
+typedef enum { WF_INT4, WF_NVFP4, WF_MXFP4, WF_MXFP8, N_WF } wformat;
+EMU_HD int emu_wf_group(wformat f) { return f == WF_INT4 ? 128 : f == WF_NVFP4 ? 16 : 32; }
+/* The E8M0 code of an MX group with absmax a (a bf16 value), for elements whose largest power of two is 2^offset. */
+EMU_HD int emu_mx_scale_code(float a, int offset) {
+    uint16_t b = (uint16_t)((bf16_from_float(a) + 0x20) & 0xFF80);   /* round_to_power_2: bf16 bits + 2^5, sign|exponent */
+    if ((b & 0x7F80) == 0) return 0;                                  /* 0 (or a subnormal power): log2 -> very negative */
+    int e = ((b >> 7) & 0xFF) - 127 - offset + 127;
+    return e < 0 ? 0 : e > 255 ? 255 : e;
+}
+EMU_HD float emu_int4_scale(float mn, float mx) {   /* calculate_qparams, symmetric INT4, bf16 */
+    float s = emu_bf16_round(fmaxf(-fminf(mn, 0.0f), fmaxf(mx, 0.0f)) / 7.5f);
+    return s == 0 ? 0.0078125f : s;
+}
+EMU_HD void emu_int4_codes(const float *x, int n, float s, uint8_t *o) {
+    for (int k = 0; k < n; k++) o[k] = (uint8_t)(int8_t)rintf(fminf(fmaxf(emu_bf16_round(x[k] / s) + 0.0f, -8.0f), 7.0f));
+}
+/* One group of emu_wf_group(f) values (bf16 values as floats) into codes o (one per byte: INT4 as int8, E2M1 in the low
+ * nibble with sign bit 0x8, E4M3); returns the group's scale (its float value); g: NVFP4's global scale. */
+EMU_HD float emu_wf_quant_group(wformat f, const float *x, float g, uint8_t *o) {
+    int G = emu_wf_group(f);
+    float a = 0;
+    for (int k = 0; k < G; k++) a = fmaxf(a, fabsf(x[k]));
+    if (f == WF_INT4) {
+        float s = emu_int4_scale(-a, a);
+        emu_int4_codes(x, G, s, o);
+        return s;
+    }
+    if (f == WF_NVFP4) {
+        float v = g * emu_bf16_round(a / 6.0f);
+        float s = fp8_to_float(fp8_from_float(fminf(fmaxf(v, -448.0f), 448.0f), FP8_E4M3, FP8_SATFINITE), FP8_E4M3);
+        if (s == 0) s = 0.125f;
+        float e = s / g;
+        for (int k = 0; k < G; k++) o[k] = fp8_from_float(fminf(fmaxf(x[k] / e + 0.0f, -6.0f), 6.0f), FP4_E2M1, FP8_SATFINITE);
+        return s;
+    }
+    int mx8 = f == WF_MXFP8;
+    float s = ldexpf(1.0f, emu_mx_scale_code(a, mx8 ? 8 : 2) - 127), lim = mx8 ? 448.0f : 6.0f;
+    for (int k = 0; k < G; k++)
+        o[k] = fp8_from_float(fminf(fmaxf(emu_bf16_round(x[k] / s) + 0.0f, -lim), lim), mx8 ? FP8_E4M3 : FP4_E2M1, FP8_SATFINITE);
+    return s;
+}
+EMU_HD float emu_wf_code_value(wformat f, uint8_t c) {
+    return f == WF_INT4 ? (float)(int8_t)c : fp8_to_float(c, f == WF_MXFP8 ? FP8_E4M3 : FP4_E2M1);
+}
+/* dequantized into bf16 as compressed-tensors' decompression and vLLM's emulation do: B(q * s), B(q * (s / g)) (NVFP4) */
+EMU_HD uint16_t emu_wf_dequant(wformat f, uint8_t c, float s, float g) {
+    return bf16_from_float(f == WF_NVFP4 ? emu_wf_code_value(f, c) * (s / g) : emu_wf_code_value(f, c) * s);
+}
+/* The activations' quantize-dequantize of one group, in place (nvfp4, mxfp4, mxfp8: G <= 32). */
+EMU_HD void emu_wf_qdq_group(wformat f, float *x, float g) {
+    uint8_t c[32];
+    if (emu_wf_group(f) > 32) return;   /* not an activation format */
+    float s = emu_wf_quant_group(f, x, g, c);
+    for (int k = 0; k < emu_wf_group(f); k++) x[k] = bf16_to_float(emu_wf_dequant(f, c[k], s, g));
+}
+
 /* ---- the scaled GEMM's epilogue (emu_gemm_ref, emu_gemm's fast driver, every GPU GEMM kernel) ----
  * plain (no block scales): t = fp32(s_b·acc), r = fp32(s_a·t).
  * block scales (emu_epi_groups = number of 128-groups of k, else 0): r = 0; for each group in order

@@ -21,6 +21,7 @@ step() {  # step NAME COMMAND...: runs it, keeps its output and time in $out/NAM
   t1=$(date +%s.%N)
   tail -25 "$out/$name.log"
   echo "== $name: exit $rc, $(echo "$t1 - $t0" | bc) s"
+  return $rc
 }
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$out/gpu.txt" 2>&1; cat "$out/gpu.txt"
 date -u > "$out/date.txt"
@@ -34,6 +35,11 @@ check)
   step synthetic_w8a8_kv $B verify --synthetic -q w8a8 --kv fp8-e4m3
   for g in cublaslt wgmma mma; do step "synthetic_w8a8_hopper_$g" $B verify --synthetic -q w8a8 --accum hopper --gemm $g; done
   step synthetic_bf16_cublaslt $B verify --synthetic -q bf16 --gemm cublaslt
+  # the 4-bit / microscaling schemes (bf16 GEMMs on dequantized weights; nvfp4 / mxfp4 / mxfp8: the k_act_qdq kernel)
+  W4=/tmp/t128; TOK3=$D/llama3-tokenizer/tokenizer.model; TX3=$D/tinystories/tinystories_valid_excerpt.txt
+  if [ -f $TOK3 ] && step t128_synth $B synth -o $W4 --shape tiny128 && step t128_calibrate $B calibrate -m $W4 --tokenizer $TOK3 -f $TX3 --samples 4 --seq 64 -o $W4/sc.json; then
+    for q in w4a16 nvfp4a16 mxfp4a16 mxfp8a16 mxfp4 mxfp8 nvfp4; do step "t128_verify_$q" $B verify -m $W4 --ids 128000,791,1988,220,17,10,5,6 -q $q --scales $W4/sc.json; done
+  fi
   M=$D/stories260K/stories260K.bin; TK=$D/stories260K/tok512.bin; TX=$D/tinystories/tinystories_valid_excerpt.txt
   if [ -f $M ]; then
     for q in bf16 w8a8 w8a8-block; do step "stories_verify_$q" $B verify -m $M --tokenizer $TK -f $TX -q $q --ctx 256; done

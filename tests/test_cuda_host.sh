@@ -34,6 +34,21 @@ if [ -f "$D/stories260K/stories260K.bin" ] && [ -f "$D/tinystories/tinystories_v
     cmp_ppl ckpt_w8a8_static_kv -m $X/static --tokenizer "$D/stories260K/tok512.bin" -f "$D/tinystories/tinystories_valid_excerpt.txt" --chunks 2
   else echo "FAIL cuda_twin_ckpt: export / calibrate of stories260K failed"; fi
 else echo "skip cuda_twin_ppl_stories260K: no stories260K / TinyStories text in $D"; fi
+# the 4-bit and microscaling schemes on tiny128 (every K a multiple of the groups): weight-only ones as bf16 GEMMs on
+# the dequantized weights, nvfp4 / mxfp4 / mxfp8 with the activations' quantize-dequantize kernel (cud_act_qdq)
+if [ -f "$D/llama3-tokenizer/tokenizer.model" ] && [ -f "$D/tinystories/tinystories_valid_excerpt.txt" ]; then
+  B=${LLAMA_FP8:-./llama_fp8}; X=build/tests/twin_wf; rm -rf $X; mkdir -p $X
+  TOK3="$D/llama3-tokenizer/tokenizer.model"; TX3="$D/tinystories/tinystories_valid_excerpt.txt"
+  if $B synth -o $X/m --shape tiny128 > /dev/null 2>&1 && $B calibrate -m $X/m --tokenizer $TOK3 -f $TX3 --samples 4 --seq 64 -o $X/sc.json > /dev/null 2>&1; then
+    cmp_ppl wformats -m $X/m --tokenizer $TOK3 -f $TX3 --ctx 128 --chunks 2 --scales $X/sc.json --compare bf16,w4a16,w4a16-mse,nvfp4a16,mxfp4a16,mxfp8a16,nvfp4,mxfp4,mxfp8
+    for q in mxfp4 mxfp8 nvfp4; do
+      out=$(LLAMA_FP8_DEVICE=twin build/cuda/llama_fp8 verify -m $X/m --ids 128000,791,1988,220,17,10,5,6 -q $q --scales $X/sc.json 2>&1); rc=$?
+      if [ $rc -eq 0 ] && echo "$out" | grep -q "^ok activation quantization: 8 of 8 runs bit-exact" && ! echo "$out" | grep -q "^FAIL" && echo "$out" | grep -q "GPU and CPU agree"; then
+        echo "ok cuda_twin_verify_$q: the activations' quantize-dequantize (cud_act_qdq) and $(echo "$out" | grep -c '^ok ') checks bit-exact on tiny128"
+      else echo "FAIL cuda_twin_verify_$q: exit $rc"; echo "$out" | grep -v "^ok " | tail -4; fi
+    done
+  else echo "FAIL cuda_twin_wformats: synth / calibrate of tiny128 failed"; fi
+else echo "skip cuda_twin_wformats: no Llama 3 tokenizer / TinyStories text in $D"; fi
 # `verify` itself (the command a GPU session runs) through the host twins: per-op and end-to-end checks
 # of every scheme must all pass; on a real GPU the same command compares the kernels.
 for args in "-q fp32" "-q bf16" "-q fp8-w" "-q w8a8 --kv fp8-e4m3" "-q w8a8-block" "-q int8" "-q w8a8 --act-format e5m2" "-q w8a8-block --accum ada"; do
