@@ -977,16 +977,33 @@ static float mse_sum128(const float *e) {   /* torch.sum of 128 bf16 (CPU): 16 b
     for (int l = 0; l < 8; l++) r += a[l];
     return r;
 }
-/* The candidates' errors of one group of 128. */
+/* The candidates' errors of one group of 128. The weights are finite (non-finite ones are refused at load), so the
+ * bf16 rounding needs no NaN case and the clamps are plain comparisons: the same values as emu_int4_codes' (which
+ * make the stored codes), in a loop the compiler vectorizes (2.5x faster with AVX-512). */
+static inline __attribute__((always_inline)) float bf_finite(float x) {
+    uint32_t u; memcpy(&u, &x, 4); u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000u; memcpy(&x, &u, 4); return x;
+}
+/* |B(B(c * s) - x)| of one candidate scale s, as bf16 bits (the index into mse_pow); compiled twice (AVX-512, generic) */
+static inline __attribute__((always_inline)) void mse_diffs(const float *x, float s, uint16_t *d) {
+    for (int k = 0; k < 128; k++) {
+        float v = bf_finite(x[k] / s) + 0.0f;
+        v = v < -8.0f ? -8.0f : v > 7.0f ? 7.0f : v;
+        float r = bf_finite(bf_finite(__builtin_rintf(v) * s) - x[k]);
+        uint32_t u; memcpy(&u, &r, 4);
+        d[k] = (uint16_t)((u >> 16) & 0x7FFF);
+    }
+}
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void mse_diffs_avx512(const float *x, float s, uint16_t *d) { mse_diffs(x, s, d); }
+static void mse_diffs_generic(const float *x, float s, uint16_t *d) { mse_diffs(x, s, d); }
 static void int4_mse_errs(const float *x, float err[MSE_STEPS]) {
     float mn = x[0], mx = x[0], e[128];
-    for (int k = 1; k < 128; k++) { mn = fminf(mn, x[k]); mx = fmaxf(mx, x[k]); }
+    uint16_t d[128];
+    int simd = emu_have_avx512();
+    for (int k = 1; k < 128; k++) { mn = x[k] < mn ? x[k] : mn; mx = x[k] > mx ? x[k] : mx; }
     for (int i = 0; i < MSE_STEPS; i++) {
         float p = (float)(1.0 - i / 100.0), s = emu_int4_scale(Bf(mn * p), Bf(mx * p));
-        for (int k = 0; k < 128; k++) {
-            float c = rintf(fminf(fmaxf(Bf(x[k] / s) + 0.0f, -8.0f), 7.0f));
-            e[k] = mse_pow[bf16_from_float(fabsf(Bf(Bf(c * s) - x[k]))) & 0x7FFF];
-        }
+        if (simd) mse_diffs_avx512(x, s, d); else mse_diffs_generic(x, s, d);
+        for (int k = 0; k < 128; k++) e[k] = mse_pow[d[k]];
         err[i] = Bf(mse_sum128(e));
     }
 }

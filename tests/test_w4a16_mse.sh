@@ -36,6 +36,9 @@ q = json.load(open(T + "/x/config.json"))["quantization_config"]["config_groups"
 print(f"{'ok' if q.get('observer') == 'mse' else 'FAIL'} w4a16_mse_config: observer {q.get('observer')}")
 PYEOF
 else echo "FAIL w4a16_mse_export: $(tail -1 $T/x.txt $T/r.txt)"; fi
+if LLAMA_FP8_NO_SIMD=1 $B export -m $T/m -q w4a16-mse -o $T/g > $T/g.txt 2>&1 && cmp -s $T/x/model.safetensors $T/g/model.safetensors; then
+  echo "ok w4a16_mse_simd_generic: the search's AVX-512 and generic builds of one source (mse_diffs) write identical checkpoints"
+else echo "FAIL w4a16_mse_simd_generic: LLAMA_FP8_NO_SIMD=1 export differs or failed: $(tail -1 $T/g.txt)"; fi
 if $B dump -m $T/m --ids $ids -q w4a16-mse -o $T/d > $T/d.txt 2>&1; then
   got=$(python3 -c "import numpy as np, hashlib; a = np.load('$T/d/logits.npy'); print(hashlib.sha256((a.view(np.uint32) >> 16).astype(np.uint16).tobytes()).hexdigest())")
   want=$(awk '$1 == "logits" { print $2 }' $G)
