@@ -3837,25 +3837,88 @@ static int export_hf_files(const char *src, const char *dst, const char *qc) {
  * in BF16 (the bf16 model's scales are bf16 values), X.input_scale [1] BF16 for static activations,
  * self_attn.k_scale / v_scale [1] BF16 with --kv; everything else BF16. The
  * bytes are exactly those the scheme runs with, so export → load → run gives identical logits. */
+/* ---- The tensor list of a checkpoint written here (export, gptq, smooth): one order, Hugging Face names ----
+ * embed_tokens; per layer input_layernorm, post_attention_layernorm, the seven Linears (the writer's lin() appends each
+ * one's entries) and the writer's layer_tail() (FP8 KV scales); model.norm; lm_head unless tied (the writer's head() when
+ * it returns 1, else a bf16 copy). Per entry the writer keeps a kind `what` (CK_BF16: a bf16 copy of t, CK_VEC: of the
+ * vector vec, both written by ck_fill_plain; its own kinds otherwise), t, layer, site, a float gs and a pointer aux. */
+enum { CK_BF16 = 0, CK_VEC = 6 };
 typedef struct {
-    const Model *m;
-    const Scheme *q;
-    const st_entry *e;
-    int *what;     /* per entry: 0 bf16 copy of a tensor, 1 fp8 weight, 2 weight scale, 3 input scale,
-                      4 k scale, 5 v scale, 6 norm vector */
+    st_entry *e;
+    int n, cap;
+    int *what, *layer, *site;
     const Tensor **t;
-    const float **vec;  /* norm vectors */
-    int *layer, *site;
+    const float **vec;
+    float *gs;
+    const void **aux;
+    size_t maxnk;   /* the largest N * K among entries of a tensor in a kind other than CK_BF16 (the writers' scratch) */
+} CkList;
+static int ck_add(CkList *L, int what, const Tensor *t, emu_dtype dt, int nd, int64_t s0, int64_t s1, const char *fmt, ...) {
+    if (L->n == L->cap) {
+        L->cap = L->cap ? 2 * L->cap : 64;
+        L->e = xrealloc(L->e, L->cap * sizeof *L->e); L->what = xrealloc(L->what, L->cap * sizeof(int));
+        L->layer = xrealloc(L->layer, L->cap * sizeof(int)); L->site = xrealloc(L->site, L->cap * sizeof(int));
+        L->t = xrealloc(L->t, L->cap * sizeof *L->t); L->vec = xrealloc(L->vec, L->cap * sizeof *L->vec);
+        L->gs = xrealloc(L->gs, L->cap * sizeof(float)); L->aux = xrealloc(L->aux, L->cap * sizeof *L->aux);
+    }
+    int i = L->n++;
+    st_entry *e = &L->e[i];
+    memset(e, 0, sizeof *e);
+    va_list ap;
+    va_start(ap, fmt); vsnprintf(e->name, sizeof e->name, fmt, ap); va_end(ap);
+    e->dtype = dt; e->ndim = nd; e->shape[0] = s0; e->shape[1] = s1;
+    L->what[i] = what; L->t[i] = t; L->vec[i] = NULL; L->layer[i] = L->site[i] = 0; L->gs[i] = 1; L->aux[i] = NULL;
+    if (t && what != CK_BF16 && (size_t)t->rows * t->cols > L->maxnk) L->maxnk = (size_t)t->rows * t->cols;
+    return i;
+}
+typedef struct {
+    void (*lin)(CkList *L, int l, const Layer *Ly, int w, const Tensor *W, void *ctx);   /* the entries of Linear w (linear_names) of layer l */
+    void (*layer_tail)(CkList *L, int l, void *ctx);                     /* optional */
+    int (*head)(CkList *L, const Tensor *lm_head, void *ctx);            /* optional: 1 when it added lm_head's entries */
+} CkWriter;
+static void ck_build(CkList *L, const Model *mb, const CkWriter *w, void *ctx) {
+    const Config *c = &mb->c;
+    ck_add(L, CK_BF16, &mb->tok_embeddings, EMU_BF16, 2, c->vocab_size, c->dim, "model.embed_tokens.weight");
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *Ly = &mb->layers[l];
+        const Tensor *ws[7] = {&Ly->wq, &Ly->wk, &Ly->wv, &Ly->wo, &Ly->w_gate, &Ly->w_up, &Ly->w_down};
+        L->vec[ck_add(L, CK_VEC, NULL, EMU_BF16, 1, c->dim, 0, "model.layers.%d.input_layernorm.weight", l)] = Ly->attn_norm;
+        L->vec[ck_add(L, CK_VEC, NULL, EMU_BF16, 1, c->dim, 0, "model.layers.%d.post_attention_layernorm.weight", l)] = Ly->ffn_norm;
+        for (int i = 0; i < 7; i++) w->lin(L, l, Ly, i, ws[i], ctx);
+        if (w->layer_tail) w->layer_tail(L, l, ctx);
+    }
+    L->vec[ck_add(L, CK_VEC, NULL, EMU_BF16, 1, c->dim, 0, "model.norm.weight")] = mb->final_norm;
+    if (!c->tied_embeddings && !(w->head && w->head(L, &mb->lm_head, ctx)))
+        ck_add(L, CK_BF16, &mb->lm_head, EMU_BF16, 2, c->vocab_size, c->dim, "lm_head.weight");
+}
+static int ck_fill_plain(const CkList *L, int i, void *buf, size_t nbytes) {   /* CK_BF16, CK_VEC entries; 0 for others */
+    uint16_t *d = buf;
+    if (L->what[i] == CK_BF16) for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(tensor_get(L->t[i], k));
+    else if (L->what[i] == CK_VEC) for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(L->vec[i][k]);
+    else return 0;
+    return 1;
+}
+static void ck_write(const CkList *L, const char *dir, void (*fill)(void *ctx, int i, void *buf, size_t nbytes), void *ctx) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    safetensors_write(path, L->e, L->n, "{\"format\":\"pt\"}", fill, ctx);
+}
+static void ck_free(CkList *L) {
+    free(L->e); free(L->what); free(L->layer); free(L->site); free(L->t); free(L->vec); free(L->gs); free(L->aux);
+}
+
+typedef struct {
+    CkList L;      /* what: CK_BF16, CK_VEC, 1 fp8 / int8 weight, 2 weight scale, 3 input scale, 4 k scale, 5 v scale */
+    const Scheme *q;
     uint8_t *qbuf;
     float *sbuf;
 } export_ctx;
 static void export_fill(void *vctx, int i, void *buf, size_t nbytes) {
     export_ctx *x = vctx;
     const Scheme *q = x->q;
-    const Tensor *t = x->t[i];
-    switch (x->what[i]) {
-    case 0: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(tensor_get(t, k)); break; }
-    case 6: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(x->vec[i][k]); break; }
+    const Tensor *t = x->L.t[i];
+    if (ck_fill_plain(&x->L, i, buf, nbytes)) return;
+    switch (x->L.what[i]) {
     case 1: quant_weight(buf, x->sbuf, t, q->wfmt, q->wgran, q->bf16_arith); break;
     case 2: {
         quant_weight(x->qbuf, x->sbuf, t, q->wfmt, q->wgran, q->bf16_arith);
@@ -3865,14 +3928,42 @@ static void export_fill(void *vctx, int i, void *buf, size_t nbytes) {
         break;
     }
     case 3: case 4: case 5: { /* bf16 values (static_scale), stored as BF16 [1] */
-        int l = x->layer[i], site = x->site[i];
-        float v = x->what[i] == 4 ? static_scale(q, q->scales->k_amax[l], q->kv)
-                : x->what[i] == 5 ? static_scale(q, q->scales->v_amax[l], q->kv)
+        int l = x->L.layer[i], site = x->L.site[i];
+        float v = x->L.what[i] == 4 ? static_scale(q, q->scales->k_amax[l], q->kv)
+                : x->L.what[i] == 5 ? static_scale(q, q->scales->v_amax[l], q->kv)
                 : static_scale(q, l < 0 ? q->scales->lm_head : q->scales->act[l][site], q->afmt);
         ((uint16_t *)buf)[0] = bf16_from_float(v);
         break;
     }
     }
+}
+
+/* The entries of one Linear of an FP8 (or INT8) export: weight, weight_scale, input_scale of a static scheme. */
+static void export_linear(CkList *L, int l, const Layer *Ly, int w, const Tensor *W, void *ctx) {
+    const Scheme *q = ((export_ctx *)ctx)->q;
+    int8_t i8 = q->kind == SCHEME_INT8;
+    (void)Ly;
+    ck_add(L, 1, W, i8 ? EMU_I8 : EMU_E4M3, 2, W->rows, W->cols, "model.layers.%d.%s.weight", l, linear_names[w]);
+    if (q->wgran == GRAN_TENSOR) ck_add(L, 2, W, EMU_BF16, 1, 1, 0, "model.layers.%d.%s.weight_scale", l, linear_names[w]);
+    else ck_add(L, 2, W, EMU_BF16, 2, W->rows, 1, "model.layers.%d.%s.weight_scale", l, linear_names[w]);
+    if (q->amode == AMODE_TENSOR_STATIC) {
+        int i = ck_add(L, 3, NULL, EMU_BF16, 1, 1, 0, "model.layers.%d.%s.input_scale", l, linear_names[w]);
+        L->layer[i] = l; L->site[i] = linear_sites[w];
+    }
+}
+static void export_kv_scales(CkList *L, int l, void *ctx) {
+    if (((export_ctx *)ctx)->q->kv == EMU_F32) return;
+    L->layer[ck_add(L, 4, NULL, EMU_BF16, 1, 1, 0, "model.layers.%d.self_attn.k_scale", l)] = l;
+    L->layer[ck_add(L, 5, NULL, EMU_BF16, 1, 1, 0, "model.layers.%d.self_attn.v_scale", l)] = l;
+}
+static int export_lm_head(CkList *L, const Tensor *W, void *ctx) {   /* --quant-lm-head */
+    const Scheme *q = ((export_ctx *)ctx)->q;
+    if (!q->quant_lm_head) return 0;
+    ck_add(L, 1, W, EMU_E4M3, 2, W->rows, W->cols, "lm_head.weight");
+    if (q->wgran == GRAN_TENSOR) ck_add(L, 2, W, EMU_BF16, 1, 1, 0, "lm_head.weight_scale");
+    else ck_add(L, 2, W, EMU_BF16, 2, W->rows, 1, "lm_head.weight_scale");
+    if (q->amode == AMODE_TENSOR_STATIC) L->layer[ck_add(L, 3, NULL, EMU_BF16, 1, 1, 0, "lm_head.input_scale")] = -1;
+    return 1;
 }
 
 /* export -q w4a16|nvfp4a16|mxfp4a16|mxfp8a16: the checkpoint llm-compressor 0.14 writes for the preset (save_compressed):
@@ -3884,27 +3975,26 @@ static void export_fill(void *vctx, int i, void *buf, size_t nbytes) {
  *   mxfp8-quantized       weight F8_E4M3 [N, K], weight_scale U8 [N, K/32]
  * Codes and scales are wf_quant_tensor's (the schemes' own). */
 typedef struct {
+    CkList L;        /* what: CK_BF16, CK_VEC, 10 packed / codes, 11 scales, 12 global scale, 13 weight_shape, 14 input global
+                        scale; gs: the NVFP4 global scale (14: the input's); aux: gptq's codes (10) and scales (11) */
     wformat f;
     int mse;         /* INT4 scales by the mse observer */
-    const Tensor **t;
-    const float **vec;
-    float *gs;       /* NVFP4 global scale per entry */
-    int *what;       /* 0 bf16 tensor, 6 norm vector, 10 packed / codes, 11 scales, 12 global scale, 13 weight_shape, 14 input global scale */
+    const Scheme *q;
+    float g[7];      /* NVFP4: the current layer's weight global scales */
     uint8_t *qbuf;
     float *sbuf;
 } wexport_ctx;
 static void wexport_fill(void *vctx, int i, void *buf, size_t nbytes) {
     wexport_ctx *x = vctx;
-    const Tensor *t = x->t[i];
+    const Tensor *t = x->L.t[i];
     wformat f = x->f;
     int G = emu_wf_group(f);
-    switch (x->what[i]) {
-    case 0: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(tensor_get(t, k)); break; }
-    case 6: { uint16_t *d = buf; for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(x->vec[i][k]); break; }
+    if (ck_fill_plain(&x->L, i, buf, nbytes)) return;
+    switch (x->L.what[i]) {
     case 10: case 11: {
         size_t n = (size_t)t->rows * t->cols;
-        wf_quant_tensor(f, x->mse, t, x->gs[i], x->qbuf, x->sbuf);
-        if (x->what[i] == 11) {
+        wf_quant_tensor(f, x->mse, t, x->L.gs[i], x->qbuf, x->sbuf);
+        if (x->L.what[i] == 11) {
             for (size_t k = 0; k < n / G; k++) {
                 if (f == WF_INT4) ((uint16_t *)buf)[k] = bf16_from_float(x->sbuf[k]);
                 else if (f == WF_NVFP4) ((uint8_t *)buf)[k] = fp8_from_float(x->sbuf[k], FP8_E4M3, FP8_SATFINITE);
@@ -3921,8 +4011,34 @@ static void wexport_fill(void *vctx, int i, void *buf, size_t nbytes) {
         else for (size_t j = 0; j < n / 2; j++) ((uint8_t *)buf)[j] = (uint8_t)((x->qbuf[2 * j] & 0xF) | (x->qbuf[2 * j + 1] & 0xF) << 4);
         break;
     }
-    case 12: case 14: memcpy(buf, &x->gs[i], 4); break;   /* 14: gs holds the input global scale */
+    case 12: case 14: memcpy(buf, &x->L.gs[i], 4); break;   /* 14: gs holds the input global scale */
     case 13: { int64_t sh[2] = {t->rows, t->cols}; memcpy(buf, sh, 16); break; }
+    }
+}
+/* The entries of one Linear in the 4-bit / MX layouts (NVFP4: the layer's global scales, fused as llm-compressor fuses them). */
+static void wexport_linear(CkList *L, int l, const Layer *Ly, int w, const Tensor *W, void *ctx) {
+    wexport_ctx *x = ctx;
+    wformat f = x->f;
+    int N = W->rows, K = W->cols, G = emu_wf_group(f);
+    const char *ln = linear_names[w];
+    if (w == 0) {
+        for (int i = 0; i < 7; i++) x->g[i] = 1;
+        if (f == WF_NVFP4) {
+            Tensor *ws[7] = {(Tensor *)&Ly->wq, (Tensor *)&Ly->wk, (Tensor *)&Ly->wv, (Tensor *)&Ly->wo, (Tensor *)&Ly->w_gate, (Tensor *)&Ly->w_up, (Tensor *)&Ly->w_down};
+            nvfp4_layer_globals(ws, x->g);
+        }
+    }
+    float g = x->g[w];
+    if (f == WF_MXFP8) L->gs[ck_add(L, 10, W, EMU_E4M3, 2, N, K, "model.layers.%d.%s.weight", l, ln)] = g;
+    else if (f == WF_INT4) L->gs[ck_add(L, 10, W, ST_I32, 2, N, K / 8, "model.layers.%d.%s.weight_packed", l, ln)] = g;
+    else L->gs[ck_add(L, 10, W, ST_U8, 2, N, K / 2, "model.layers.%d.%s.weight_packed", l, ln)] = g;
+    L->gs[ck_add(L, 11, W, f == WF_INT4 ? EMU_BF16 : f == WF_NVFP4 ? EMU_E4M3 : ST_U8, 2, N, K / G, "model.layers.%d.%s.weight_scale", l, ln)] = g;
+    if (f == WF_NVFP4) L->gs[ck_add(L, 12, W, EMU_F32, 1, 1, 0, "model.layers.%d.%s.weight_global_scale", l, ln)] = g;
+    if (f == WF_INT4) ck_add(L, 13, W, ST_I64, 1, 2, 0, "model.layers.%d.%s.weight_shape", l, ln);
+    if (x->q && x->q->amode == AMODE_QDQ_NVFP4) {
+        const ScaleSet *ss = x->q->scales;
+        L->gs[ck_add(L, 14, W, EMU_F32, 1, 1, 0, "model.layers.%d.%s.input_global_scale", l, ln)] =
+            ss->act_scale ? ss->act_scale[l][linear_sites[w]] : nvfp4_global_scale(ss->act[l][linear_sites[w]]);
     }
 }
 static int export_wformat(const Options *o, Model *m, const Scheme *q) {
@@ -3936,51 +4052,14 @@ static int export_wformat(const Options *o, Model *m, const Scheme *q) {
     wf_view(m, f, mse);   /* refuses a K that is not a multiple of the group size */
     if (mkdir(o->out, 0777) != 0 && errno != EEXIST) fatal("export: cannot create %s: %s", o->out, strerror(errno));
     check_dir_writable(o->out, "export: -o");
-    int cap = 8 + c->n_layers * 48, n = 0;
-    st_entry *e = xcalloc(cap, sizeof *e);
-    wexport_ctx x = {f, mse, xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)), xcalloc(cap, sizeof(float)), xcalloc(cap, sizeof(int)), NULL, NULL};
+    wexport_ctx x = {.f = f, .mse = mse, .q = q};
+    ck_build(&x.L, mb, &(CkWriter){wexport_linear, NULL, NULL}, &x);
     int G = emu_wf_group(f);
-    size_t maxnk = 0;
-#define WENTRY(nm, dt, nd, s0, s1, wh, tt, g) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
-        e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.what[n] = wh; x.t[n] = tt; x.gs[n] = g; n++; } while (0)
-    char nm[160];
-    WENTRY("model.embed_tokens.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->tok_embeddings, 1);
-    for (int l = 0; l < c->n_layers; l++) {
-        const Layer *L = &mb->layers[l];
-        Tensor *ws[7] = {(Tensor *)&L->wq, (Tensor *)&L->wk, (Tensor *)&L->wv, (Tensor *)&L->wo, (Tensor *)&L->w_gate, (Tensor *)&L->w_up, (Tensor *)&L->w_down};
-        float g[7] = {1, 1, 1, 1, 1, 1, 1};
-        if (f == WF_NVFP4) nvfp4_layer_globals(ws, g);
-        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
-        WENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL, 1); x.vec[n - 1] = L->attn_norm;
-        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
-        WENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL, 1); x.vec[n - 1] = L->ffn_norm;
-        for (int w = 0; w < 7; w++) {
-            int N = ws[w]->rows, K = ws[w]->cols;
-            const char *ln = linear_names[w];
-            if (f == WF_MXFP8) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, ln); WENTRY(nm, EMU_E4M3, 2, N, K, 10, ws[w], g[w]); }
-            else if (f == WF_INT4) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_packed", l, ln); WENTRY(nm, ST_I32, 2, N, K / 8, 10, ws[w], g[w]); }
-            else { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_packed", l, ln); WENTRY(nm, ST_U8, 2, N, K / 2, 10, ws[w], g[w]); }
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, ln);
-            WENTRY(nm, f == WF_INT4 ? EMU_BF16 : f == WF_NVFP4 ? EMU_E4M3 : ST_U8, 2, N, K / G, 11, ws[w], g[w]);
-            if (f == WF_NVFP4) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_global_scale", l, ln); WENTRY(nm, EMU_F32, 1, 1, 0, 12, ws[w], g[w]); }
-            if (f == WF_INT4) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_shape", l, ln); WENTRY(nm, ST_I64, 1, 2, 0, 13, ws[w], g[w]); }
-            if (q->amode == AMODE_QDQ_NVFP4) {
-                const ScaleSet *ss = q->scales;
-                float ig = ss->act_scale ? ss->act_scale[l][linear_sites[w]] : nvfp4_global_scale(ss->act[l][linear_sites[w]]);
-                snprintf(nm, sizeof nm, "model.layers.%d.%s.input_global_scale", l, ln); WENTRY(nm, EMU_F32, 1, 1, 0, 14, ws[w], ig);
-            }
-            if ((size_t)N * K > maxnk) maxnk = (size_t)N * K;
-        }
-    }
-    WENTRY("model.norm.weight", EMU_BF16, 1, c->dim, 0, 6, NULL, 1); x.vec[n - 1] = mb->final_norm;
-    if (!c->tied_embeddings) WENTRY("lm_head.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->lm_head, 1);
-#undef WENTRY
-    x.qbuf = xmalloc(maxnk);
-    x.sbuf = xmalloc(maxnk / G * sizeof(float) + 16);
+    x.qbuf = xmalloc(x.L.maxnk);
+    x.sbuf = xmalloc(x.L.maxnk / G * sizeof(float) + 16);
     char path[4096], qc[3072];
-    snprintf(path, sizeof path, "%s/model.safetensors", o->out);
     double t0 = now_seconds();
-    safetensors_write(path, e, n, "{\"format\":\"pt\"}", wexport_fill, &x);
+    ck_write(&x.L, o->out, wexport_fill, &x);
     static const char *const wargs[N_WF] = {
         "\"num_bits\": 4, \"type\": \"int\", \"strategy\": \"group\", \"group_size\": 128, \"symmetric\": true, \"dynamic\": false, \"observer\": \"memoryless_minmax\"",
         "\"num_bits\": 4, \"type\": \"float\", \"strategy\": \"tensor_group\", \"group_size\": 16, \"symmetric\": true, \"dynamic\": false, \"observer\": \"memoryless_minmax\", \"scale_dtype\": \"torch.float8_e4m3fn\"",
@@ -3998,8 +4077,8 @@ static int export_wformat(const Options *o, Model *m, const Scheme *q) {
     snprintf(path, sizeof path, "%s/config.json", o->out);
     int copied = export_hf_files(o->model, o->out, qc);
     if (copied < 0) write_hf_config(path, c, qc);
-    printf("export: %s: %s as compressed-tensors %s (%d tensors, %.1f s)\n", o->out, q->name, wf_info[f].ct_format, n, now_seconds() - t0);
-    free(e); free(x.t); free(x.vec); free(x.gs); free(x.what); free(x.qbuf); free(x.sbuf);
+    printf("export: %s: %s as compressed-tensors %s (%d tensors, %.1f s)\n", o->out, q->name, wf_info[f].ct_format, x.L.n, now_seconds() - t0);
+    ck_free(&x.L); free(x.qbuf); free(x.sbuf);
     model_free(m);
     return 0;
 }
@@ -4017,39 +4096,13 @@ static int export_int8(const Options *o, Model *m, const Scheme *q) {
     const Model *mb = model_for_scheme(m, q);
     if (mkdir(o->out, 0777) != 0 && errno != EEXIST) fatal("export: cannot create %s: %s", o->out, strerror(errno));
     check_dir_writable(o->out, "export: -o");
-    int cap = 4 + c->n_layers * 16, n = 0;
-    st_entry *e = xcalloc(cap, sizeof *e);
-    export_ctx x = {mb, q, e, xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)),
-                    xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(int)), NULL, NULL};
-#define I8_ENTRY(nm, dt, nd, s0, s1, wh, tt) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
-        e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.what[n] = wh; x.t[n] = tt; n++; } while (0)
-    char nm[160];
-    size_t maxnk = 0;
-    I8_ENTRY("model.embed_tokens.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->tok_embeddings);
-    for (int l = 0; l < c->n_layers; l++) {
-        const Layer *L = &mb->layers[l];
-        const Tensor *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
-        I8_ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->attn_norm;
-        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
-        I8_ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->ffn_norm;
-        for (int w = 0; w < 7; w++) {
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, linear_names[w]);
-            I8_ENTRY(nm, EMU_I8, 2, ws[w]->rows, ws[w]->cols, 1, ws[w]);
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, linear_names[w]);
-            I8_ENTRY(nm, EMU_BF16, 2, ws[w]->rows, 1, 2, ws[w]);
-            if ((size_t)ws[w]->rows * ws[w]->cols > maxnk) maxnk = (size_t)ws[w]->rows * ws[w]->cols;
-        }
-    }
-    I8_ENTRY("model.norm.weight", EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = mb->final_norm;
-    if (!c->tied_embeddings) I8_ENTRY("lm_head.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->lm_head);
-#undef I8_ENTRY
-    x.qbuf = xmalloc(maxnk);
-    x.sbuf = xmalloc((maxnk + 1) * sizeof(float));
+    export_ctx x = {.q = q};
+    ck_build(&x.L, mb, &(CkWriter){export_linear, NULL, NULL}, &x);
+    x.qbuf = xmalloc(x.L.maxnk);
+    x.sbuf = xmalloc((x.L.maxnk + 1) * sizeof(float));
     char path[4096];
-    snprintf(path, sizeof path, "%s/model.safetensors", o->out);
     double t0 = now_seconds();
-    safetensors_write(path, e, n, "{\"format\":\"pt\"}", export_fill, &x);
+    ck_write(&x.L, o->out, export_fill, &x);
     const char *qc =
         "  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \"int-quantized\",\n"
         "    \"quantization_status\": \"compressed\",\n    \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"], \"format\": \"int-quantized\",\n"
@@ -4059,8 +4112,8 @@ static int export_int8(const Options *o, Model *m, const Scheme *q) {
     snprintf(path, sizeof path, "%s/config.json", o->out);
     int copied = export_hf_files(o->model, o->out, qc);
     if (copied < 0) write_hf_config(path, c, qc);
-    printf("export: %s: %s as compressed-tensors int-quantized (%d tensors, %.1f s)\n", o->out, q->name, n, now_seconds() - t0);
-    free(e); free(x.what); free(x.t); free(x.vec); free(x.layer); free(x.site); free(x.qbuf); free(x.sbuf);
+    printf("export: %s: %s as compressed-tensors int-quantized (%d tensors, %.1f s)\n", o->out, q->name, x.L.n, now_seconds() - t0);
+    ck_free(&x.L); free(x.qbuf); free(x.sbuf);
     model_free(m);
     return 0;
 }
@@ -4090,62 +4143,14 @@ static int cmd_export(int argc, char **argv) {
     if (mkdir(o.out, 0777) != 0 && errno != EEXIST) fatal("export: cannot create %s: %s", o.out, strerror(errno));
     check_dir_writable(o.out, "export: -o");
 
-    int cap = 8 + c->n_layers * 32, n = 0;
-    st_entry *e = xcalloc(cap, sizeof *e);
-    export_ctx x = {mb, &q, e, xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)),
-                    xcalloc(cap, sizeof(int)), xcalloc(cap, sizeof(int)), NULL, NULL};
-    emu_dtype sdt = EMU_BF16;
-#define ENTRY(nm, dt, nd, s0, s1, wh, tt) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
-        e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.what[n] = wh; x.t[n] = tt; n++; } while (0)
-    char nm[160];
-    size_t maxnk = 0;
-    ENTRY("model.embed_tokens.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->tok_embeddings);
-    for (int l = 0; l < c->n_layers; l++) {
-        const Layer *L = &mb->layers[l];
-        const Tensor *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
-        ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->attn_norm;
-        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
-        ENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = L->ffn_norm;
-        for (int w = 0; w < 7; w++) {
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, linear_names[w]);
-            ENTRY(nm, EMU_E4M3, 2, ws[w]->rows, ws[w]->cols, 1, ws[w]);
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, linear_names[w]);
-            if (q.wgran == GRAN_TENSOR) ENTRY(nm, sdt, 1, 1, 0, 2, ws[w]);
-            else ENTRY(nm, sdt, 2, ws[w]->rows, 1, 2, ws[w]);
-            if (q.amode == AMODE_TENSOR_STATIC) {
-                snprintf(nm, sizeof nm, "model.layers.%d.%s.input_scale", l, linear_names[w]);
-                ENTRY(nm, EMU_BF16, 1, 1, 0, 3, NULL); x.layer[n - 1] = l; x.site[n - 1] = linear_sites[w];
-            }
-            size_t nk = (size_t)ws[w]->rows * ws[w]->cols;
-            if (nk > maxnk) maxnk = nk;
-        }
-        if (q.kv != EMU_F32) {
-            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_scale", l);
-            ENTRY(nm, EMU_BF16, 1, 1, 0, 4, NULL); x.layer[n - 1] = l;
-            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.v_scale", l);
-            ENTRY(nm, EMU_BF16, 1, 1, 0, 5, NULL); x.layer[n - 1] = l;
-        }
-    }
-    ENTRY("model.norm.weight", EMU_BF16, 1, c->dim, 0, 6, NULL); x.vec[n - 1] = mb->final_norm;
-    if (!c->tied_embeddings) {
-        if (q.quant_lm_head) {
-            ENTRY("lm_head.weight", EMU_E4M3, 2, c->vocab_size, c->dim, 1, &mb->lm_head);
-            if (q.wgran == GRAN_TENSOR) ENTRY("lm_head.weight_scale", sdt, 1, 1, 0, 2, &mb->lm_head);
-            else ENTRY("lm_head.weight_scale", sdt, 2, c->vocab_size, 1, 2, &mb->lm_head);
-            if (q.amode == AMODE_TENSOR_STATIC) { ENTRY("lm_head.input_scale", EMU_BF16, 1, 1, 0, 3, NULL); x.layer[n - 1] = -1; }
-            if ((size_t)c->vocab_size * c->dim > maxnk) maxnk = (size_t)c->vocab_size * c->dim;
-        } else {
-            ENTRY("lm_head.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->lm_head);
-        }
-    } else if (q.quant_lm_head) fatal("export: --quant-lm-head with tied embeddings is not supported");
-#undef ENTRY
-    x.qbuf = xmalloc(maxnk);
-    x.sbuf = xmalloc(((size_t)c->vocab_size + maxnk / EMU_BLOCK + 1) * sizeof(float));
+    if (c->tied_embeddings && q.quant_lm_head) fatal("export: --quant-lm-head with tied embeddings is not supported");
+    export_ctx x = {.q = &q};
+    ck_build(&x.L, mb, &(CkWriter){export_linear, export_kv_scales, export_lm_head}, &x);
+    x.qbuf = xmalloc(x.L.maxnk);
+    x.sbuf = xmalloc(((size_t)c->vocab_size + x.L.maxnk / EMU_BLOCK + 1) * sizeof(float));
     char path[4096];
-    snprintf(path, sizeof path, "%s/model.safetensors", o.out);
     double t0 = now_seconds();
-    safetensors_write(path, e, n, "{\"format\":\"pt\"}", export_fill, &x);
+    ck_write(&x.L, o.out, export_fill, &x);
 
     /* quantization_config, as llm-compressor writes it */
     char qc[2048];
@@ -4163,9 +4168,9 @@ static int cmd_export(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/config.json", o.out);
     int copied = export_hf_files(o.model, o.out, qc);
     if (copied < 0) write_hf_config(path, c, qc);   /* a llama2.c source: a config.json made from its header */
-    printf("export: %s: %s as compressed-tensors (%d tensors, %.1f s%s)\n", o.out, q.name, n, now_seconds() - t0,
+    printf("export: %s: %s as compressed-tensors (%d tensors, %.1f s%s)\n", o.out, q.name, x.L.n, now_seconds() - t0,
            copied > 0 ? "; config.json kept with quantization_config added, generation and tokenizer files copied" : copied == 0 ? "; config.json kept with quantization_config added" : "");
-    free(e); free(x.what); free(x.t); free(x.vec); free(x.layer); free(x.site); free(x.qbuf); free(x.sbuf);
+    ck_free(&x.L); free(x.qbuf); free(x.sbuf);
     model_free(m);
     return 0;
 }
@@ -4601,12 +4606,10 @@ static void sq_layer_pass(const Model *sm, int l, RunState *s, const Scheme *qs,
     s->observe = NULL; s->layer_out = NULL;
 }
 /* model.safetensors of the smoothed model: every tensor BF16, Hugging Face names. */
-typedef struct { const Tensor **t; const float **vec; } sq_write_ctx;
-static void sq_fill(void *vctx, int i, void *buf, size_t nbytes) {
-    sq_write_ctx *x = vctx;
-    uint16_t *d = buf;
-    if (x->t[i]) for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(tensor_get(x->t[i], k));
-    else for (size_t k = 0; k < nbytes / 2; k++) d[k] = bf16_from_float(x->vec[i][k]);
+static void sq_fill(void *vctx, int i, void *buf, size_t nbytes) { ck_fill_plain(vctx, i, buf, nbytes); }
+static void sq_linear(CkList *L, int l, const Layer *Ly, int w, const Tensor *W, void *ctx) {
+    (void)Ly; (void)ctx;
+    ck_add(L, CK_BF16, W, EMU_BF16, 2, W->rows, W->cols, "model.layers.%d.%s.weight", l, linear_names[w]);
 }
 static int export_hf_files(const char *src, const char *dst, const char *qc);
 static int cmd_smooth(int argc, char **argv) {
@@ -4696,25 +4699,9 @@ static int cmd_smooth(int argc, char **argv) {
     if (isatty(2)) progress_done();
 
     /* DIR/model.safetensors, config.json (+ tokenizer files), smoothquant.json */
-    int cap = 4 + 9 * c->n_layers, n = 0;
-    st_entry *e = xcalloc(cap, sizeof *e);
-    sq_write_ctx x = {xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *))};
-#define SQ_ENTRY(nm, s0, s1, tt, vv) do { snprintf(e[n].name, sizeof e[n].name, "%s", nm); e[n].dtype = EMU_BF16; e[n].ndim = (s1) ? 2 : 1; \
-        e[n].shape[0] = s0; e[n].shape[1] = s1; x.t[n] = tt; x.vec[n] = vv; n++; } while (0)
-    char nm[160];
-    SQ_ENTRY("model.embed_tokens.weight", c->vocab_size, dim, &sm->tok_embeddings, NULL);
-    for (int l = 0; l < c->n_layers; l++) {
-        const Layer *Ly = &sm->layers[l];
-        const Tensor *ws[7] = {&Ly->wq, &Ly->wk, &Ly->wv, &Ly->wo, &Ly->w_gate, &Ly->w_up, &Ly->w_down};
-        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l); SQ_ENTRY(nm, dim, 0, NULL, Ly->attn_norm);
-        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l); SQ_ENTRY(nm, dim, 0, NULL, Ly->ffn_norm);
-        for (int w = 0; w < 7; w++) { snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, linear_names[w]); SQ_ENTRY(nm, ws[w]->rows, ws[w]->cols, ws[w], NULL); }
-    }
-    SQ_ENTRY("model.norm.weight", dim, 0, NULL, sm->final_norm);
-    if (!c->tied_embeddings) SQ_ENTRY("lm_head.weight", c->vocab_size, dim, &sm->lm_head, NULL);
-#undef SQ_ENTRY
-    snprintf(path, sizeof path, "%s/model.safetensors", o.out);
-    safetensors_write(path, e, n, "{\"format\":\"pt\"}", sq_fill, &x);
+    CkList x = {0};
+    ck_build(&x, sm, &(CkWriter){sq_linear, NULL, NULL}, NULL);
+    ck_write(&x, o.out, sq_fill, &x);
     snprintf(path, sizeof path, "%s/config.json", o.out);
     int copied = export_hf_files(o.model, o.out, NULL);
     if (copied < 0) write_hf_config(path, c, NULL);
@@ -4758,8 +4745,8 @@ static int cmd_smooth(int argc, char **argv) {
     jw_end_arr(&w);
     jw_end(&w);
     atomic_commit(&af);
-    printf("smooth: %s: %d layers smoothed (alpha %g), %d bf16 tensors and smoothquant.json (%.2f s)\n", o.out, c->n_layers, alpha, n, now_seconds() - t0);
-    free(e); free(x.t); free(x.vec); free(out); free(rec_mn); free(rec_mx); free(rec_s); free(H); free(iota); free(starts); free(ids); free(text); free(av);
+    printf("smooth: %s: %d layers smoothed (alpha %g), %d bf16 tensors and smoothquant.json (%.2f s)\n", o.out, c->n_layers, alpha, x.n, now_seconds() - t0);
+    ck_free(&x); free(out); free(rec_mn); free(rec_mx); free(rec_s); free(H); free(iota); free(starts); free(ids); free(text); free(av);
     tokenizer_free(tk);
     runstate_free(&s);
     model_free(m);
@@ -4953,24 +4940,29 @@ static void gptq_linear(const char *name, const float *W0, int N, int K, float *
     }
     free(perm); free(Hp); free(dead); free(U);
 }
-typedef struct {
-    wexport_ctx base;
-    int8_t **codes;     /* per entry (what 10 / 11) */
-    float **scales;
-} gptq_export_ctx;
+/* The checkpoint: export -q w4a16's layout (wexport_ctx), GPTQ's codes and scales (aux of the entries 10, 11). */
 static void gptq_fill(void *vctx, int i, void *buf, size_t nbytes) {
-    gptq_export_ctx *x = vctx;
-    int wh = x->base.what[i];
-    if (wh != 10 && wh != 11) { wexport_fill(&x->base, i, buf, nbytes); return; }
-    const Tensor *t = x->base.t[i];
+    wexport_ctx *x = vctx;
+    int wh = x->L.what[i];
+    if (wh != 10 && wh != 11) { wexport_fill(x, i, buf, nbytes); return; }
+    const Tensor *t = x->L.t[i];
     size_t n = (size_t)t->rows * t->cols;
-    if (wh == 11) { for (size_t k = 0; k < n / 128; k++) ((uint16_t *)buf)[k] = bf16_from_float(x->scales[i][k]); return; }
+    if (wh == 11) { const float *sc = x->L.aux[i]; for (size_t k = 0; k < n / 128; k++) ((uint16_t *)buf)[k] = bf16_from_float(sc[k]); return; }
+    const int8_t *codes = x->L.aux[i];
     uint32_t *d = buf;
     for (size_t j = 0; j < n / 8; j++) {
         uint32_t w = 0;
-        for (int k = 0; k < 8; k++) w |= (uint32_t)((x->codes[i][8 * j + k] + 8) & 0xF) << (4 * k);
+        for (int k = 0; k < 8; k++) w |= (uint32_t)((codes[8 * j + k] + 8) & 0xF) << (4 * k);
         d[j] = w;
     }
+}
+typedef struct { int8_t **codes; float **scales; } gptq_out;   /* per Linear, l * 7 + w */
+static void gptq_linear_entries(CkList *L, int l, const Layer *Ly, int w, const Tensor *W, void *ctx) {
+    const gptq_out *g = ctx;
+    (void)Ly;
+    L->aux[ck_add(L, 10, W, ST_I32, 2, W->rows, W->cols / 8, "model.layers.%d.%s.weight_packed", l, linear_names[w])] = g->codes[l * 7 + w];
+    L->aux[ck_add(L, 11, W, EMU_BF16, 2, W->rows, W->cols / 128, "model.layers.%d.%s.weight_scale", l, linear_names[w])] = g->scales[l * 7 + w];
+    ck_add(L, 13, W, ST_I64, 1, 2, 0, "model.layers.%d.%s.weight_shape", l, linear_names[w]);
 }
 static int cmd_gptq(int argc, char **argv) {
     char **av = xmalloc((argc + 1) * sizeof(char *));
@@ -5126,37 +5118,10 @@ static int cmd_gptq(int argc, char **argv) {
     if (isatty(2)) progress_done();
 
     /* the checkpoint: export -q w4a16's layout, GPTQ's codes */
-    int cap = 8 + c->n_layers * 48, n = 0;
-    st_entry *e = xcalloc(cap, sizeof *e);
-    gptq_export_ctx x = {{WF_INT4, 0, xcalloc(cap, sizeof(Tensor *)), xcalloc(cap, sizeof(float *)), xcalloc(cap, sizeof(float)), xcalloc(cap, sizeof(int)), NULL, NULL},
-                         xcalloc(cap, sizeof(int8_t *)), xcalloc(cap, sizeof(float *))};
-#define GENTRY(nm, dt, nd, s0, s1, wh, tt) do { st_entry *e_ = &e[n]; snprintf(e_->name, sizeof e_->name, "%s", nm); e_->dtype = dt; \
-        e_->ndim = nd; e_->shape[0] = s0; e_->shape[1] = s1; x.base.what[n] = wh; x.base.t[n] = tt; x.base.gs[n] = 1; n++; } while (0)
-    char nm[160];
-    GENTRY("model.embed_tokens.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->tok_embeddings);
-    for (int l = 0; l < c->n_layers; l++) {
-        const Layer *L = &mb->layers[l];
-        const Tensor *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
-        GENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.base.vec[n - 1] = L->attn_norm;
-        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
-        GENTRY(nm, EMU_BF16, 1, c->dim, 0, 6, NULL); x.base.vec[n - 1] = L->ffn_norm;
-        for (int w = 0; w < 7; w++) {
-            int N = ws[w]->rows, K = ws[w]->cols;
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_packed", l, linear_names[w]);
-            GENTRY(nm, ST_I32, 2, N, K / 8, 10, ws[w]); x.codes[n - 1] = codes[l * 7 + w];
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, linear_names[w]);
-            GENTRY(nm, EMU_BF16, 2, N, K / 128, 11, ws[w]); x.scales[n - 1] = scales[l * 7 + w];
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_shape", l, linear_names[w]);
-            GENTRY(nm, ST_I64, 1, 2, 0, 13, ws[w]);
-        }
-    }
-    GENTRY("model.norm.weight", EMU_BF16, 1, c->dim, 0, 6, NULL); x.base.vec[n - 1] = mb->final_norm;
-    if (!c->tied_embeddings) GENTRY("lm_head.weight", EMU_BF16, 2, c->vocab_size, c->dim, 0, &mb->lm_head);
-#undef GENTRY
+    wexport_ctx x = {.f = WF_INT4};
+    ck_build(&x.L, mb, &(CkWriter){gptq_linear_entries, NULL, NULL}, &(gptq_out){codes, scales});
     char path[4096], qc[2048];
-    snprintf(path, sizeof path, "%s/model.safetensors", o.out);
-    safetensors_write(path, e, n, "{\"format\":\"pt\"}", gptq_fill, &x);
+    ck_write(&x.L, o.out, gptq_fill, &x);
     snprintf(qc, sizeof qc,
              "  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \"pack-quantized\",\n"
              "    \"quantization_status\": \"compressed\",\n    \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"], \"format\": \"pack-quantized\",\n"
@@ -5165,9 +5130,9 @@ static int cmd_gptq(int argc, char **argv) {
              go.mse ? "mse" : "memoryless_minmax", go.actorder ? "\"static\"" : "null");
     snprintf(path, sizeof path, "%s/config.json", o.out);
     if (export_hf_files(o.model, o.out, qc) < 0) write_hf_config(path, c, qc);
-    printf("gptq: %s: W4A16 GPTQ as compressed-tensors pack-quantized (%d tensors, %d Linears, %.1f s)\n", o.out, n, nlin, now_seconds() - t0);
+    printf("gptq: %s: W4A16 GPTQ as compressed-tensors pack-quantized (%d tensors, %d Linears, %.1f s)\n", o.out, x.L.n, nlin, now_seconds() - t0);
     for (int i = 0; i < nlin; i++) { free(codes[i]); free(scales[i]); }
-    free(codes); free(scales); free(e); free(x.base.t); free(x.base.vec); free(x.base.gs); free(x.base.what); free(x.codes); free(x.scales);
+    free(codes); free(scales); ck_free(&x.L);
     for (int i = 0; i < 4; i++) free(cal.H[i]);
     free(cal.G); free(cal.xs); free(win); free(starts); free(ids); free(text); free(av);
     if (tk) tokenizer_free(tk);
