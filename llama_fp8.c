@@ -4121,7 +4121,7 @@ static int cmd_export(int argc, char **argv) {
     Options o;
     options_parse(&o, argc, argv, "export", "-m -o " SCHEME_OPTS,
                   "-m MODEL -q w8a8|w8a8-static|fp8-w|int8 [--scales FILE] [--kv fp8-e4m3] [--weight-arith bf16|fp32] [--quant-lm-head] -o DIR\n"
-                  "       -m MODEL -q w4a16|nvfp4a16|mxfp4a16|mxfp8a16|nvfp4 (with --scales)|mxfp4|mxfp8 -o DIR\n"
+                  "       -m MODEL -q w4a16|w4a16-mse|nvfp4a16|mxfp4a16|mxfp8a16|nvfp4 (with --scales)|mxfp4|mxfp8 -o DIR\n"
                   "  writes a compressed-tensors (llm-compressor format) checkpoint that vLLM loads: float-quantized (FP8), pack-quantized,\n"
                   "  nvfp4-pack-quantized, mxfp4-pack-quantized, mxfp8-quantized or int-quantized (int8: W8A8 INT8), as llm-compressor writes it for the scheme's preset");
     if (!o.out) fatal("export: -o DIR is required");
