@@ -3305,7 +3305,7 @@ static int quant_wformat(wformat f, npy *x, const char *in, const char *prefix, 
     return 0;
 }
 static int cmd_quant(int argc, char **argv) {
-    const char *in = NULL, *prefix = NULL, *gran = "token", *conv = NULL;
+    const char *in = NULL, *prefix = NULL, *gran = "token", *conv = NULL, *observer = NULL;
     int G = 128;
     emu_dtype fmt = EMU_E4M3;
     double S = 0, ub = 0, GS = 0;
@@ -3334,7 +3334,9 @@ static int cmd_quant(int argc, char **argv) {
                    "  compressed-tensors (default for channel, block; llm-compressor's min-max observer, symmetric):\n"
                    "    per row, tensor, 1 x G group or 128 x 128 block: s = absmax / fmax (int8: / 127.5, int4: / 7.5), a zero s -> eps,\n"
                    "    q = rne(torch.clamp(x / s + 0, -fmax, fmax)) (int8: [-128, 127], int4: [-8, 7], one per int8 byte); a bfloat16 input is quantized in bf16\n"
-                   "    arithmetic (s and x / s rounded to bf16: the tool on a bf16 model), float32 in fp32; NaN -> NaN scale, code 0x7F\n");
+                   "    arithmetic (s and x / s rounded to bf16: the tool on a bf16 model), float32 in fp32; NaN -> NaN scale, code 0x7F\n"
+                   "    --observer mse (int4, group 128, bfloat16 input): the scales of llm-compressor's mse observer (MSE-optimal\n"
+                   "    clipping, -q w4a16-mse's: README, 'Weights'), the codes as above under them\n");
             return 0;
         }
         int more = i + 1 < argc;
@@ -3352,6 +3354,7 @@ static int cmd_quant(int argc, char **argv) {
         else if (!strcmp(a, "--static-scale") && more) { S = parse_double_arg(a, argv[++i]); have_s = 1; }
         else if (!strcmp(a, "--scale-ub") && more) ub = parse_double_arg(a, argv[++i]);
         else if (!strcmp(a, "--convention") && more) conv = argv[++i];
+        else if (!strcmp(a, "--observer") && more) observer = argv[++i];
         else if (a[0] == '-' && a[1]) fatal("quant: unknown option '%s'%s (see llama_fp8 quant --help)", a, more ? "" : " or missing value");
         else if (in) fatal("quant: give one input .npy file (got '%s' and '%s')", in, a);
         else in = a;
@@ -3382,6 +3385,11 @@ static int cmd_quant(int argc, char **argv) {
     int M, K;
     npy_matrix(&x, in, "quant", &M, &K);
     if (wf < 0 && have_gs) fatal("quant: --global-scale is NVFP4's (--format nvfp4)");
+    int mse = observer && !strcmp(observer, "mse");
+    if (observer && !mse && strcmp(observer, "minmax")) fatal("quant: --observer expects minmax or mse, got '%s'", observer);
+    if (mse && (wf >= 0 || fmt != FMT_INT4 || !ct || g != G_GROUP || G != 128))
+        fatal("quant: --observer mse is llm-compressor's INT4 weight observer: --format int4 --granularity group --group 128 --convention compressed-tensors");
+    if (mse && x.kind != NPY_BF16) fatal("quant: --observer mse models the tool on a bf16 weight; %s is %s (give bfloat16 values)", in, npy_kind_name(x.kind));
     if (wf >= 0) return quant_wformat((wformat)wf, &x, in, prefix, M, K, have_gs, GS);
     size_t n = (size_t)M * K;
     uint8_t *q = xmalloc(n);
@@ -3397,11 +3405,15 @@ static int cmd_quant(int argc, char **argv) {
         Tensor W = {.data = x.data, .dtype = x.kind == NPY_BF16 ? EMU_BF16 : EMU_F32, .rows = M, .cols = K};
         int keep = allow_nonfinite;
         allow_nonfinite = 1;   /* torch semantics for NaN (a NaN scale): the user's data, quantized as the tool would */
-        quant_blocks(q, sc, &W, fmt, bn, bk, x.kind == NPY_BF16);
+        if (mse) {
+            for (size_t i = 0; i < n; i++)
+                if (!isfinite(tensor_get(&W, i))) fatal("quant: %s holds a non-finite value at %zu (the mse observer's search is defined on finite weights)", in, i);
+            wf_quant_tensor(WF_INT4, 1, &W, 1.0f, q, sc);
+        } else quant_blocks(q, sc, &W, fmt, bn, bk, x.kind == NPY_BF16);
         allow_nonfinite = keep;
         if (g == G_TENSOR) sdim = 1, sshape[0] = 1;
         else sshape[0] = nbn, sshape[1] = nbk;
-        rule = x.kind == NPY_BF16 ? "compressed-tensors, bf16 arithmetic" : "compressed-tensors, fp32 arithmetic";
+        rule = mse ? "compressed-tensors, bf16 arithmetic, mse observer" : x.kind == NPY_BF16 ? "compressed-tensors, bf16 arithmetic" : "compressed-tensors, fp32 arithmetic";
     } else {
         float *xf = npy_to_f32(&x);
         int ng = (K + G - 1) / G;

@@ -39,6 +39,38 @@ else echo "FAIL w4a16_mse_export: $(tail -1 $T/x.txt $T/r.txt)"; fi
 if LLAMA_FP8_NO_SIMD=1 $B export -m $T/m -q w4a16-mse -o $T/g > $T/g.txt 2>&1 && cmp -s $T/x/model.safetensors $T/g/model.safetensors; then
   echo "ok w4a16_mse_simd_generic: the search's AVX-512 and generic builds of one source (mse_diffs) write identical checkpoints"
 else echo "FAIL w4a16_mse_simd_generic: LLAMA_FP8_NO_SIMD=1 export differs or failed: $(tail -1 $T/g.txt)"; fi
+# quant --observer mse (the kernel checker's entry point) on single weights == the export's codes and scales
+python3 - "$B" $T <<'PYEOF'
+import glob, json, subprocess, sys
+import numpy as np
+B, T = sys.argv[1:3]
+def tensors(d):
+    out = {}
+    for p in sorted(glob.glob(d + "/*.safetensors")):
+        b = open(p, "rb").read(); n = int.from_bytes(b[:8], "little"); h = json.loads(b[8:8 + n])
+        out.update({k: (v["shape"], b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]]) for k, v in h.items() if k != "__metadata__"})
+    return out
+src, x = tensors(T + "/m"), tensors(T + "/x")
+bad, n = [], 0
+for name in ("model.layers.1.self_attn.k_proj", "model.layers.0.mlp.down_proj", "model.layers.1.mlp.up_proj"):
+    sh, raw = src[name + ".weight"]
+    np.save(f"{T}/w.npy", np.frombuffer(raw, np.uint16).reshape(sh))
+    r = subprocess.run([B, "quant", f"{T}/w.npy", "--format", "int4", "--granularity", "group", "--convention", "compressed-tensors", "--observer", "mse", "-o", f"{T}/w"], capture_output=True, text=True)
+    if r.returncode: bad.append(f"{name}: {r.stderr.strip()}"); continue
+    q, s = np.load(f"{T}/w.q.npy").astype(np.int64), np.load(f"{T}/w.scale.npy")
+    psh, praw = x[name + ".weight_packed"]; ssh, sraw = x[name + ".weight_scale"]
+    p = np.frombuffer(praw, np.uint32).reshape(psh)
+    codes = np.stack([(p >> (4 * k)) & 15 for k in range(8)], -1).reshape(psh[0], -1).astype(np.int64) - 8
+    scales = (np.frombuffer(sraw, np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(ssh)
+    if not (np.array_equal(q, codes) and np.array_equal(s.view(np.uint32), scales.view(np.uint32))): bad.append(name)
+    n += q.size
+print(f"FAIL w4a16_mse_quant_cli: {bad}" if bad else f"ok w4a16_mse_quant_cli: quant --format int4 --observer mse on 3 weights ({n} codes): codes and scales == export -q w4a16-mse's")
+PYEOF
+python3 -c "import numpy as np; np.save('$T/f32.npy', np.ones((4, 128), np.float32))"
+if $B quant $T/f32.npy --format int4 --granularity group --convention compressed-tensors --observer mse -o $T/o > $T/e1.txt 2>&1; then echo "FAIL w4a16_mse_quant_refuses_fp32: accepted"
+elif grep -q "give bfloat16 values" $T/e1.txt; then echo "ok w4a16_mse_quant_refuses_fp32: $(tail -1 $T/e1.txt)"; else echo "FAIL w4a16_mse_quant_refuses_fp32: $(tail -1 $T/e1.txt)"; fi
+if $B quant $T/f32.npy --format e4m3 --granularity channel --observer mse -o $T/o > $T/e2.txt 2>&1; then echo "FAIL w4a16_mse_quant_refuses_fp8: accepted"
+elif grep -q "INT4 weight observer" $T/e2.txt; then echo "ok w4a16_mse_quant_refuses_fp8: $(tail -1 $T/e2.txt)"; else echo "FAIL w4a16_mse_quant_refuses_fp8: $(tail -1 $T/e2.txt)"; fi
 if $B dump -m $T/m --ids $ids -q w4a16-mse -o $T/d > $T/d.txt 2>&1; then
   got=$(python3 -c "import numpy as np, hashlib; a = np.load('$T/d/logits.npy'); print(hashlib.sha256((a.view(np.uint32) >> 16).astype(np.uint16).tobytes()).hexdigest())")
   want=$(awk '$1 == "logits" { print $2 }' $G)
