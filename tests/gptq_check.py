@@ -30,19 +30,9 @@ opts = sys.argv[6:]
 golden = opts[opts.index("--write-golden") + 1] if "--write-golden" in opts else None
 MSE = "--observer" in opts and opts[opts.index("--observer") + 1] == "mse"
 SAMPLES, SEQ, SEED = 16, 64, 1
-fails = 0
-def check(ok, name, msg):
-    global fails
-    print(("ok %s: %s" if ok else "FAIL %s: %s") % (name, msg)); fails += not ok
-def run(*a):
-    r = subprocess.run([B, *a], capture_output=True, text=True)
-    if r.returncode: print(f"FAIL gptq_run: llama_fp8 {' '.join(a)}: {r.stderr.strip()}"); sys.exit(1)
-    return r.stdout
-def tensors(d):
-    out = {}
-    for f in sorted(glob.glob(d + "/*.safetensors")): out.update(load_file(f))
-    return out
-def raw(t): return t.contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+import lc_common
+from lc_common import check, tensors, raw
+run = lc_common.runner(B, "gptq_run")
 def codes(t):   # pack-quantized I32 [N, K/8] -> int codes [N, K]
     p = t.numpy().view(np.uint32)
     return np.stack([(p >> (4 * k)) & 15 for k in range(8)], -1).reshape(p.shape[0], -1).astype(np.int64) - 8
@@ -173,4 +163,4 @@ if golden:
         g.write("\n".join(golden_lines) + "\n")
     os.replace(golden + ".tmp", golden)
     print(f"# wrote {golden}")
-sys.exit(1 if fails else 0)
+lc_common.done()

@@ -25,22 +25,10 @@ from compressed_tensors.quantization import QuantizationScheme, QuantizationArgs
 
 B, M, W, ids = sys.argv[1:5]
 golden = sys.argv[6] if sys.argv[5:6] == ["--write-golden"] else None
-fails = 0
-def check(ok, name, msg):
-    global fails
-    print(("ok %s: %s" if ok else "FAIL %s: %s") % (name, msg)); fails += not ok
-def tensors(d):
-    out = {}
-    for f in sorted(glob.glob(d + "/*.safetensors")): out.update(load_file(f))
-    return out
-def raw(t): return t.contiguous().view(-1).view(torch.uint8).numpy().tobytes()
-def run(*a):
-    r = subprocess.run([B, *a], capture_output=True, text=True)
-    if r.returncode: print(f"FAIL mse_run: llama_fp8 {' '.join(a)}: {r.stderr.strip()}"); sys.exit(1)
-def dump(model, q, out):
-    run("dump", "-m", model, "--ids", ids, "-q", q, "-o", out)
-    L = len(glob.glob(out + "/layer_*.npy"))
-    return [np.load(out + "/logits.npy")] + [np.load(f"{out}/layer_{l:02d}.npy") for l in range(L)]
+import lc_common
+from lc_common import check, tensors, raw, same
+run = lc_common.runner(B, "mse_run")
+def dump(model, q, out): return lc_common.dump(run, model, ids, q, out)
 
 ARGS = QuantizationArgs(num_bits=4, type="int", strategy="group", group_size=128, symmetric=True, dynamic=False, observer="mse")
 lc, ours, rtn = (os.path.join(W, d) for d in ("lc", "ours", "rtn"))
@@ -97,7 +85,7 @@ check(nd == 0, "mse_sum_order", f"torch.sum of a bf16 row of 128 == mse_sum128's
 
 # the checkpoint runs as the scheme does
 a, b = dump(M, "w4a16-mse", W + "/d_src"), dump(lc, "checkpoint", W + "/d_lc")
-check(len(a) == len(b) and all(np.array_equal(x.view(np.uint32), y.view(np.uint32)) for x, y in zip(a, b)), "mse_checkpoint_runs",
+check(same(a, b), "mse_checkpoint_runs",
       f"dump -q w4a16-mse on the source == dump -q checkpoint on llm-compressor's checkpoint: logits and {len(a) - 1} layers, bit for bit")
 
 if golden:
@@ -110,4 +98,4 @@ if golden:
         g.write(f"logits {hashlib.sha256((a[0].view(np.uint32) >> 16).astype(np.uint16).tobytes()).hexdigest()}\n")
     os.replace(golden + ".tmp", golden)
     print(f"# wrote {golden}")
-sys.exit(1 if fails else 0)
+lc_common.done()

@@ -28,19 +28,9 @@ from safetensors.torch import load_file
 B, M, W, TOK, TEXT, NS, SEQ, SEED, IDS = sys.argv[1:10]
 golden = sys.argv[11] if sys.argv[10:11] == ["--write-golden"] else None
 MAX_STAT_DIFF = 8   # of the 4 x 128 x 2 min / max entries; measured 0 (16 x 128 windows) and 2 (4 x 128, unedited model)
-fails = 0
-def check(ok, name, msg):
-    global fails
-    print(("ok %s: %s" if ok else "FAIL %s: %s") % (name, msg)); fails += not ok
-def run(*a):
-    r = subprocess.run([B, *a], capture_output=True, text=True)
-    if r.returncode: print(f"FAIL smoothquant_run: llama_fp8 {' '.join(a)}: {r.stderr.strip()}"); sys.exit(1)
-    return r.stdout
-def tensors(d):
-    out = {}
-    for f in sorted(glob.glob(d + "/*.safetensors")): out.update(load_file(f))
-    return out
-def raw(t): return t.contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+import lc_common
+from lc_common import check, tensors, raw, same
+run = lc_common.runner(B, "smoothquant_run")
 def bits(t): return t.contiguous().view(torch.int16) if t.dtype == torch.bfloat16 else t.contiguous().view(torch.uint8)
 def sha(t): return hashlib.sha256(raw(t)).hexdigest()
 def qcfg(d):
@@ -205,7 +195,6 @@ def dump(model, q, out):
     run("dump", "-m", model, "--ids", IDS, "-q", q, "-o", out)
     return [np.load(f) for f in sorted(glob.glob(out + "/*.npy"))]
 d_lc, d_ex, d_sm = dump(LC, "checkpoint", W + "/d_lc"), dump(EX, "checkpoint", W + "/d_ex"), dump(SM, "int8", W + "/d_sm")
-same = lambda x, y: len(x) == len(y) and all(np.array_equal(p.view(np.uint32), q.view(np.uint32)) for p, q in zip(x, y))
 dl = np.abs(d_lc[-1] - d_ex[-1]).max() if d_lc[-1].shape == d_ex[-1].shape else float("inf")
 # identical checkpoints must run identically; differing ones only where the statistics legitimately differ (smoothquant_stats)
 check(same(d_ex, d_sm) and (same(d_lc, d_ex) or (n_q > 0 and stat_far == 0 and stat_diff <= MAX_STAT_DIFF)), "smoothquant_logits",
@@ -229,4 +218,4 @@ if golden:
     lines.append(f"logits {hashlib.sha256(np.load(W + '/d_lc/logits.npy').tobytes()).hexdigest()}")
     with open(golden + ".tmp", "w") as g: g.write("\n".join(lines) + "\n")
     os.replace(golden + ".tmp", golden); print(f"# wrote {golden}")
-sys.exit(1 if fails else 0)
+lc_common.done()

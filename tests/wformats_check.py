@@ -31,25 +31,12 @@ from safetensors.torch import load_file, save_file
 
 B, M, W, ids, SC, TXT = sys.argv[1:7]
 golden = sys.argv[8] if sys.argv[7:8] == ["--write-golden"] else None
-fails = 0
-def check(ok, name, msg):
-    global fails
-    print(("ok %s: %s" if ok else "FAIL %s: %s") % (name, msg)); fails += not ok
+import lc_common
+from lc_common import check, tensors, raw, same
+run = lc_common.runner(B, "wformats_run")
+def dump(model, q, out): return lc_common.dump(run, model, ids, q, out)
 
 PRESETS = [("w4a16", "W4A16"), ("nvfp4a16", "NVFP4A16"), ("mxfp4a16", "MXFP4A16"), ("mxfp8a16", "MXFP8A16")]
-def tensors(d):
-    out = {}
-    for f in sorted(glob.glob(d + "/*.safetensors")): out.update(load_file(f))
-    return out
-def raw(t): return t.contiguous().view(-1).view(torch.uint8).numpy().tobytes()
-def run(*a):
-    r = subprocess.run([B, *a], capture_output=True, text=True)
-    if r.returncode: print(f"FAIL wformats_run: llama_fp8 {' '.join(a)}: {r.stderr.strip()}"); sys.exit(1)
-def dump(model, q, out):
-    run("dump", "-m", model, "--ids", ids, "-q", q, "-o", out)
-    L = len(glob.glob(out + "/layer_*.npy"))
-    return [np.load(out + "/logits.npy")] + [np.load(f"{out}/layer_{l:02d}.npy") for l in range(L)]
-def same(a, b): return len(a) == len(b) and all(np.array_equal(x.view(np.uint32), y.view(np.uint32)) for x, y in zip(a, b))
 
 def compare_hf(hf, ours, scheme, what):
     hfb = hf.view(torch.int16).numpy().view(np.uint16); ob = (ours.view(np.uint32) >> 16).astype(np.uint16)
@@ -198,4 +185,4 @@ if golden:
         g.write("\n".join(lines) + "\n")
     os.replace(golden + ".tmp", golden)
     print(f"# wrote {golden}")
-sys.exit(1 if fails else 0)
+lc_common.done()
