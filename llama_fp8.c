@@ -1476,10 +1476,9 @@ static size_t act_scale_count(const Scheme *q, int T, int K) {
  * vLLM's own NVFP4 emulation (ref_nvfp4_quant) computes B(absmax / 6) as absmax * fp32(1/6) and x / e as x * (1 / e): it can
  * differ from this in the last bit of a scale or a rounding tie (not modelled here). */
 /* The input global scale g of an nvfp4 site (1 for mxfp4 / mxfp8), for act_qdq and the GPU's cud_act_qdq. */
-static float act_qdq_global(const Scheme *q, int T, int K, int layer, int site) {
+static float act_qdq_global(const Scheme *q, int K, int layer, int site) {
     wformat f = scheme_wformat(q);
     int G = emu_wf_group(f);
-    (void)T;
     if (K % G) fatal("scheme %s: a Linear input of %d features is not a multiple of the group size %d", q->name, K, G);
     if (f != WF_NVFP4) return 1.0f;
     const ScaleSet *ss = q->scales;
@@ -1490,7 +1489,7 @@ static float act_qdq_global(const Scheme *q, int T, int K, int layer, int site) 
 static void act_qdq(const Scheme *q, float *x, int T, int K, int layer, int site) {
     wformat f = scheme_wformat(q);
     int G = emu_wf_group(f);
-    float g = act_qdq_global(q, T, K, layer, site);
+    float g = act_qdq_global(q, K, layer, site);
     #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++)   /* the weights' rules on each group, dequantized as the weights are (emu/ops.h; the GPU's k_act_qdq) */
         for (int j = 0; j < K / G; j++) emu_wf_qdq_group(f, x + (size_t)t * K + (size_t)j * G, g);
@@ -2236,7 +2235,7 @@ static QAct gpu_quantize_into(const Scheme *q, uint8_t *qa, float *sa, const flo
 static QAct gpu_quantize_act(RunState *s, const Scheme *q, const float *x, int T, int K, int layer, int site) {
     DevRun *d = s->dev;
     if (q->amode >= AMODE_QDQ_NVFP4) {   /* in place, as the CPU's act_qdq: the bf16 GEMMs of this site read x */
-        cud_act_qdq(scheme_wformat(q), (float *)x, T, K, act_qdq_global(q, T, K, layer, site));
+        cud_act_qdq(scheme_wformat(q), (float *)x, T, K, act_qdq_global(q, K, layer, site));
         return QACT_NONE;
     }
     return gpu_quantize_into(q, d->qa, d->sa, x, T, K, layer, site);
@@ -2354,7 +2353,7 @@ static QAct vfy_quantize_act(RunState *s, const Scheme *q, const float *x, int T
     if (q->amode == AMODE_NONE) return QACT_NONE;
     if (q->amode >= AMODE_QDQ_NVFP4) {   /* quantized and dequantized in place: the kernel's x against act_qdq's */
         float *dx = dput(x, (size_t)T * K * 4);
-        cud_act_qdq(scheme_wformat(q), dx, T, K, act_qdq_global(q, T, K, layer, site));
+        cud_act_qdq(scheme_wformat(q), dx, T, K, act_qdq_global(q, K, layer, site));
         QAct a = quantize_act(s, q, x, T, K, layer, site);
         vcmp(s, OP_QUANT, x, dx, (size_t)T * K, 4, "activations quantized-dequantized");
         return a;
