@@ -33,6 +33,9 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>   /* mallopt (main) */
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -5731,17 +5734,19 @@ static double bench_now(void) { return omp_get_wtime(); }
  * FMA for exact E4M3/INT8, fp32 FMA otherwise — plus attention's separate multiplies and adds at half the
  * fp32 FMA rate. */
 static double bench_unit_peak(const Scheme *q, int quantized, const double pk[3]) {
-    if (!scheme_quantizes(q) || !quantized) return q->kind == SCHEME_FP32 ? pk[0] : pk[1];   /* fp32 FMA; bf16 pairs */
+    double pairs = pk[1] > pk[0] ? pk[1] : pk[0];   /* bf16 products: the faster of VDPBF16PS and fp32 FMA (emu_use_bf16_dot) */
+    if (!scheme_quantizes(q) || !quantized) return q->kind == SCHEME_FP32 ? pk[0] : pairs;
     if (q->kind == SCHEME_INT8) return pk[2];                                                  /* exact, double FMA */
     if (q->kind != SCHEME_FP8_W && q->accum == EMU_ACC_EXACT && q->afmt == EMU_E4M3 && q->wfmt == EMU_E4M3) return pk[2];
-    if (q->kind != SCHEME_FP8_W && q->accum == EMU_ACC_FAST) return pk[1];
+    if (q->kind != SCHEME_FP8_W && q->accum == EMU_ACC_FAST) return pairs;
     return pk[0];   /* weight-only and --accum fp32: fp32 FMA (the tensor-core models are scalar C: no floor) */
 }
 static int bench_e2e(int argc, char **argv) {
     const char *usage_s = "usage: llama_fp8 bench e2e -m MODEL [--ctx N] [--chunks N] [--schemes LIST]\n"
         "  --schemes  comma-separated SCHEME or SCHEME:ACCUM, default bf16,w8a8:fast,w8a8,fp32\n"
         "  Random token ids, ppl's chunks (lm_head on the second half). floor = each GEMM's flops at the peak, measured in\n"
-        "  this run, of the unit its kernel uses (VDPBF16PS: bf16 x bf16 and --accum fast; fp64 FMA: exact E4M3 / INT8;\n"
+        "  this run, of the unit its kernel uses (bf16 x bf16 and --accum fast: the faster of VDPBF16PS and fp32 FMA, the\n"
+        "  one they run on; fp64 FMA: exact E4M3 / INT8;\n"
         "  fp32 FMA: the rest), attention (multiplies and adds apart) at half the fp32 FMA peak; % floor = floor / time.";
     const char *model = NULL, *list = "bf16,w8a8:fast,w8a8,fp32";
     int ctx = 512, chunks = 2;
@@ -5986,6 +5991,13 @@ static void usage(FILE *fp) {
 #if !defined(TESTING) && !defined(LLAMA_FP8_NO_MAIN)
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
+#ifdef __GLIBC__
+    /* The forward pass frees and reallocates the same buffers of up to tens of MB every layer; glibc would
+     * mmap and unmap each (and the kernel zero every page again). Kept in the heap instead (up to 32 MB,
+     * glibc's limit), and the heap's top not given back. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
@@ -6989,6 +7001,31 @@ static Model *model_load(const char *path) {
  * propagates as torch propagates it (weight quantization: a block holding NaN gets a NaN scale, one
  * holding ±Inf an Inf scale, see quant_weight), and ppl / calibrate / stats / generate stop at the
  * first non-finite log-probability, logit or scale they meet, naming chunk, token, layer and op. */
+/* Whether element i of a tensor of type t is Inf or NaN: the exponent field all ones (E4M3 (fn): NaN only). */
+static inline int nonfinite_at(const void *data, emu_dtype t, size_t i) {
+    switch (t) {
+    case EMU_F32:  return (((const uint32_t *)data)[i] & 0x7F800000u) == 0x7F800000u;
+    case EMU_BF16: return (((const uint16_t *)data)[i] & 0x7F80u) == 0x7F80u;
+    case EMU_F16:  return (((const uint16_t *)data)[i] & 0x7C00u) == 0x7C00u;
+    case EMU_E4M3: return (((const uint8_t *)data)[i] & 0x7Fu) == 0x7Fu;
+    case EMU_E5M2: return (((const uint8_t *)data)[i] & 0x7Cu) == 0x7Cu;
+    default: return 0;
+    }
+}
+/* Any Inf or NaN in [i0, i1)? One type per loop, so that the compiler vectorises it. */
+#define NF_ANY(T, mask, want) { const T *p = data; _Pragma("omp simd reduction(| : any)") for (size_t i = i0; i < i1; i++) any |= (p[i] & (mask)) == (want); }
+static int nonfinite_any(const void *data, emu_dtype t, size_t i0, size_t i1) {
+    int any = 0;
+    switch (t) {
+    case EMU_F32:  NF_ANY(uint32_t, 0x7F800000u, 0x7F800000u) break;
+    case EMU_BF16: NF_ANY(uint16_t, 0x7F80u, 0x7F80u) break;
+    case EMU_F16:  NF_ANY(uint16_t, 0x7C00u, 0x7C00u) break;
+    case EMU_E4M3: NF_ANY(uint8_t, 0x7Fu, 0x7Fu) break;
+    case EMU_E5M2: NF_ANY(uint8_t, 0x7Cu, 0x7Cu) break;
+    default: break;
+    }
+    return any;
+}
 static long long first_nonfinite(const void *data, emu_dtype t, size_t n) {
     size_t chunk = 1 << 20, nc = (n + chunk - 1) / chunk;
     long long first = -1;
@@ -6996,18 +7033,9 @@ static long long first_nonfinite(const void *data, emu_dtype t, size_t n) {
     for (size_t c = 0; c < nc; c++) {
         size_t i0 = c * chunk, i1 = i0 + chunk < n ? i0 + chunk : n;
         long long hit = -1;
-        for (size_t i = i0; i < i1 && hit < 0; i++) {   /* the exponent field all ones: Inf or NaN */
-            int bad;
-            switch (t) {
-            case EMU_F32:  bad = (((const uint32_t *)data)[i] & 0x7F800000u) == 0x7F800000u; break;
-            case EMU_BF16: bad = (((const uint16_t *)data)[i] & 0x7F80u) == 0x7F80u; break;
-            case EMU_F16:  bad = (((const uint16_t *)data)[i] & 0x7C00u) == 0x7C00u; break;
-            case EMU_E4M3: bad = (((const uint8_t *)data)[i] & 0x7Fu) == 0x7Fu; break;   /* E4M3 (fn): NaN only */
-            case EMU_E5M2: bad = (((const uint8_t *)data)[i] & 0x7Cu) == 0x7Cu; break;
-            default: bad = 0;
-            }
-            if (bad) hit = (long long)i;
-        }
+        if (nonfinite_any(data, t, i0, i1))
+            for (size_t i = i0; i < i1 && hit < 0; i++)
+                if (nonfinite_at(data, t, i)) hit = (long long)i;
         if (hit >= 0) {
             #pragma omp critical(first_nonfinite)
             if (first < 0 || hit < first) first = hit;

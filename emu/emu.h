@@ -53,6 +53,10 @@ void emu_attention_group_kt_ref(float *q, int G, const float *kt, size_t ldkt, c
 /* 1 when this CPU runs the AVX-512 kernels (else the _ref twins run). */
 int emu_have_avx512(void);
 int emu_have_avx512bf16(void);
+/* 1 when bf16 products run on VDPBF16PS, 0 on fp32 FMA (the same bits; the faster unit of this CPU, or
+ * LLAMA_FP8_BF16_DOT=1|0); emu_set_bf16_dot(1|0) forces one (where the CPU has it), -1 decides again. */
+int emu_use_bf16_dot(void);
+void emu_set_bf16_dot(int on);
 /* Measured peak GFLOP/s of this CPU over all OpenMP threads: fp32 FMA (kind 0), VDPBF16PS (1), fp64 FMA (2); 0 if absent. */
 double emu_peak_gflops(int kind);
 

@@ -17,12 +17,17 @@ float emu_dot_model(const float *a, const float *b, int K, emu_accum acc, emu_dt
 const float *emu_fp8_table(emu_dtype fmt);   /* exact values of the 256 codes of E4M3 or E5M2 */
 /* emu_gemm_f32 for bf16-valued A and BF16 B on VDPBF16PS, the same bits (emu/gemm_fp8.c); 0 = not applicable */
 int emu_gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *D, size_t ldd);
+/* emu_gemm_f32 with every k pair's order swapped (A given swapped, B swapped here): `fast` on fp32 FMAs
+ * (emu/gemm_f32.c); 0 = no AVX-512, nothing done */
+int emu_gemm_f32_swapped(int M, int N, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
+                         size_t ldb, float *D, size_t ldd);
+double emu_peak_probe_bf16_over_fma(void);   /* emu/peak.c: VDPBF16PS flop/s over fp32 FMA flop/s, one thread */
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define EMU_T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 /* r[i][j] <- r[j][i]: a 16x16 transpose of 32-bit lanes in registers (the packers of emu/). */
-EMU_T_AVX512 static inline void emu_transpose16(__m512 r[16]) {
+EMU_T_AVX512 static inline __attribute__((always_inline)) void emu_transpose16(__m512 r[16]) {
     __m512 t[16];
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);

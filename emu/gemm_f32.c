@@ -9,9 +9,14 @@
  * element. So the result is independent of blocking and of OMP_NUM_THREADS.
  *
  * Blocking (BLIS-style): each thread takes blocks of NB columns of D (OpenMP over N). For every
- * KC-slice of K it packs the NB×KC block of B, converted exactly to fp32, into panels of [KC][64];
- * then for every MR rows of A it packs an MR×KC sliver [KC][MR] and runs the MR×64 micro-kernel
- * (24 zmm accumulators, 4 B loads + 6 broadcasts per 24 FMAs) over the panels. */
+ * KC-slice of K it packs the NB×KC block of B (256 KB), converted exactly to fp32, into panels of
+ * [KC][64]; then for every MR rows of A it runs the MR×64 micro-kernel (24 zmm accumulators, 4 B loads +
+ * 6 broadcasts from six rows of A read in place per 24 FMAs) over the panels. A long KC means few
+ * reloads of the accumulators from D; the six rows' slice of A (12 KB) stays in L1, the block of B in L2.
+ *
+ * emu_gemm_f32_swapped is the same with the k order of every pair swapped (k+1 before k), which is the
+ * VDPBF16PS chain of `--accum fast` run on fp32 FMAs: the caller passes A already in that order and B
+ * is swapped as it is packed (emu/gemm_fp8.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +47,26 @@ int emu_have_avx512bf16(void) {
 #endif
 }
 
+/* Which unit multiplies bf16-valued operands: VDPBF16PS (32 products per instruction) or fp32 FMA on the
+ * values widened to fp32 (16 per instruction). Both give the same bits; which is faster is the CPU's
+ * business: Zen 4 issues VDPBF16PS as often as an FMA (twice the products), Sapphire/Emerald Rapids at a
+ * quarter of the rate of its two FMA ports (half the products). Decided once by timing both on this thread
+ * (~2 ms; emu/peak.c); LLAMA_FP8_BF16_DOT=1|0 forces it, and emu_set_bf16_dot overrides both (tests). */
+static int bf16_dot = -1;
+void emu_set_bf16_dot(int on) { bf16_dot = on < 0 ? -1 : on && emu_have_avx512bf16(); }
+int emu_use_bf16_dot(void) {
+    if (bf16_dot < 0) {
+        const char *e = getenv("LLAMA_FP8_BF16_DOT");
+        if (!emu_have_avx512bf16()) bf16_dot = 0;
+        else if (e && *e) bf16_dot = atoi(e) != 0;
+        else bf16_dot = emu_peak_probe_bf16_over_fma() > 1.25;
+    }
+    return bf16_dot;
+}
+
 #ifdef EMU_X86
 #define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
-enum { MR = 6, NR = 64, NB = 256, KC = 256 };
+enum { MR = 6, NR = 64, NB = 128, KC = 512 };
 
 static void *emu_alloc(size_t n) {
     void *p = aligned_alloc(64, (n + 63) / 64 * 64);
@@ -54,7 +76,7 @@ static void *emu_alloc(size_t n) {
 
 /* Bp[p][k][j] = fp32(B[n0 + 64p + j][k0 + k]), zero beyond nb. 16 rows × 16 k at a time are
  * converted and transposed in registers. */
-T_AVX512 static __m512 load16(const void *B, emu_dtype t, size_t i) {
+T_AVX512 static inline __attribute__((always_inline)) __m512 load16(const void *B, emu_dtype t, size_t i) {
     switch (t) {
     case EMU_BF16: return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(
                                   _mm256_loadu_si256((const __m256i *)((const uint16_t *)B + i))), 16));
@@ -68,7 +90,12 @@ T_AVX512 static __m512 load16(const void *B, emu_dtype t, size_t i) {
     }
 }
 
-T_AVX512 static void pack_b(float *Bp, const void *B, emu_dtype t, size_t ldb, int n0, int nb, int k0, int kc) {
+/* The k index whose value stands at position k of the chain: k itself, or with swap (`fast`) its pair
+ * partner, the last element of an odd K staying put. */
+static inline size_t korder(int k, int K, int swap) { return swap && (k ^ 1) < K ? (size_t)(k ^ 1) : (size_t)k; }
+
+/* (16 k at a time start at an even k and lie inside K, so swapping neighbours swaps whole pairs.) */
+T_AVX512 static void pack_b(float *Bp, const void *B, emu_dtype t, size_t ldb, int n0, int nb, int k0, int kc, int K, int swap) {
     int np = (nb + NR - 1) / NR;
     for (int p = 0; p < np; p++) {
         float *dst = Bp + (size_t)p * kc * NR;
@@ -78,28 +105,34 @@ T_AVX512 static void pack_b(float *Bp, const void *B, emu_dtype t, size_t ldb, i
                 int k = 0;
                 for (; k + 16 <= kc; k += 16) {
                     __m512 r[16];
-                    for (int i = 0; i < 16; i++) r[i] = load16(B, t, (size_t)(n + i) * ldb + k0 + k);
+                    for (int i = 0; i < 16; i++) {
+                        r[i] = load16(B, t, (size_t)(n + i) * ldb + k0 + k);
+                        if (swap) r[i] = _mm512_permute_ps(r[i], 0xB1);
+                    }
                     emu_transpose16(r);
                     for (int i = 0; i < 16; i++) _mm512_store_ps(dst + (size_t)(k + i) * NR + j0, r[i]);
                 }
                 for (; k < kc; k++)
-                    for (int i = 0; i < 16; i++) dst[(size_t)k * NR + j0 + i] = emu_load(B, t, (size_t)(n + i) * ldb + k0 + k);
+                    for (int i = 0; i < 16; i++) dst[(size_t)k * NR + j0 + i] = emu_load(B, t, (size_t)(n + i) * ldb + korder(k0 + k, K, swap));
             } else {
                 for (int k = 0; k < kc; k++)
                     for (int i = 0; i < 16; i++)
-                        dst[(size_t)k * NR + j0 + i] = i < rows ? emu_load(B, t, (size_t)(n + i) * ldb + k0 + k) : 0.0f;
+                        dst[(size_t)k * NR + j0 + i] = i < rows ? emu_load(B, t, (size_t)(n + i) * ldb + korder(k0 + k, K, swap)) : 0.0f;
             }
         }
     }
 }
 
-/* D[0..mr)[0..nr) (+)= Ap[kc][MR] · Bp[kc][64]: one fmaf chain per element, in k order. */
-T_AVX512 static void kernel_6x64(int kc, const float *Ap, const float *Bp, float *D, size_t ldd, int mr, int nr, int first) {
+/* D[0..mr)[0..nr) (+)= A[0..mr)[0..kc) · Bp[kc][64]: one fmaf chain per element, in k order. A is read in
+ * place (six rows of stride lda); rows past mr repeat row 0 and are computed but never stored. */
+T_AVX512 static void kernel_6x64(int kc, const float *A, size_t lda, const float *Bp, float *D, size_t ldd, int mr, int nr, int first) {
     __mmask16 mk[4];
     for (int j = 0; j < 4; j++) {
         int c = nr - 16 * j;
         mk[j] = c >= 16 ? 0xFFFF : c > 0 ? (__mmask16)((1u << c) - 1) : 0;
     }
+    const float *a[MR];
+    for (int i = 0; i < MR; i++) a[i] = A + (size_t)(i < mr ? i : 0) * lda;
     __m512 c[MR][4];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++)
@@ -111,11 +144,11 @@ T_AVX512 static void kernel_6x64(int kc, const float *Ap, const float *Bp, float
         __m512 b2 = _mm512_load_ps(Bp + (size_t)k * NR + 32), b3 = _mm512_load_ps(Bp + (size_t)k * NR + 48);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
-            __m512 a = _mm512_set1_ps(Ap[(size_t)k * MR + i]);
-            c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
-            c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
-            c[i][2] = _mm512_fmadd_ps(a, b2, c[i][2]);
-            c[i][3] = _mm512_fmadd_ps(a, b3, c[i][3]);
+            __m512 av = _mm512_set1_ps(a[i][k]);
+            c[i][0] = _mm512_fmadd_ps(av, b0, c[i][0]);
+            c[i][1] = _mm512_fmadd_ps(av, b1, c[i][1]);
+            c[i][2] = _mm512_fmadd_ps(av, b2, c[i][2]);
+            c[i][3] = _mm512_fmadd_ps(av, b3, c[i][3]);
         }
     }
 #pragma GCC unroll 6
@@ -126,25 +159,26 @@ T_AVX512 static void kernel_6x64(int kc, const float *Ap, const float *Bp, float
 }
 
 /* Few rows of A (decode-like, M ≤ 4): no packing. 16 rows of B × 16 k are loaded, converted and
- * transposed in registers and used at once; each lane still runs its own fmaf chain in k order. */
-/* Few rows of A (decode-like, M ≤ 4): no packing. 16 rows of B × 16 k are loaded, converted and
  * transposed in registers and used at once; each lane still runs its own fmaf chain in k order.
  * (The body is its own function: clang does not give OpenMP's outlined region the target attribute.) */
 T_AVX512 static void smallm_block(int M, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
-                                  size_t ldb, float *D, size_t ldd, int n0, int rows) {
+                                  size_t ldb, float *D, size_t ldd, int n0, int rows, int swap) {
     __mmask16 mk = rows == 16 ? 0xFFFF : (__mmask16)((1u << rows) - 1);
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int k = 0;
     for (; k + 16 <= K; k += 16) {
         __m512 r[16];
-        for (int i = 0; i < 16; i++) r[i] = i < rows ? load16(B, btype, (size_t)(n0 + i) * ldb + k) : _mm512_setzero_ps();
+        for (int i = 0; i < 16; i++) {
+            r[i] = i < rows ? load16(B, btype, (size_t)(n0 + i) * ldb + k) : _mm512_setzero_ps();
+            if (swap) r[i] = _mm512_permute_ps(r[i], 0xB1);
+        }
         emu_transpose16(r);                             /* r[j] = B[n0 .. n0+15][k + j] */
         for (int j = 0; j < 16; j++)
             for (int m = 0; m < M; m++) acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)m * lda + k + j]), r[j], acc[m]);
     }
     for (; k < K; k++) {
         float col[16];
-        for (int i = 0; i < 16; i++) col[i] = i < rows ? emu_load(B, btype, (size_t)(n0 + i) * ldb + k) : 0.0f;
+        for (int i = 0; i < 16; i++) col[i] = i < rows ? emu_load(B, btype, (size_t)(n0 + i) * ldb + korder(k, K, swap)) : 0.0f;
         __m512 b = _mm512_loadu_ps(col);
         for (int m = 0; m < M; m++) acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)m * lda + k]), b, acc[m]);
     }
@@ -152,39 +186,34 @@ T_AVX512 static void smallm_block(int M, int K, const float *A, size_t lda, cons
 }
 
 static void gemm_f32_smallm(int M, int N, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
-                            size_t ldb, float *D, size_t ldd) {
+                            size_t ldb, float *D, size_t ldd, int swap) {
     int nblk = (N + 15) / 16;
     #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nblk; blk++)
-        smallm_block(M, K, A, lda, B, btype, ldb, D, ldd, blk * 16, N - blk * 16 < 16 ? N - blk * 16 : 16);
+        smallm_block(M, K, A, lda, B, btype, ldb, D, ldd, blk * 16, N - blk * 16 < 16 ? N - blk * 16 : 16, swap);
 }
 
 T_AVX512 static void gemm_f32_avx512(int M, int N, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
-                                     size_t ldb, float *D, size_t ldd) {
+                                     size_t ldb, float *D, size_t ldd, int swap) {
     int nblocks = (N + NB - 1) / NB;
     #pragma omp parallel
     {
-        float *Bp = emu_alloc(sizeof(float) * NB * KC), *Ap = emu_alloc(sizeof(float) * MR * KC);
+        float *Bp = emu_alloc(sizeof(float) * NB * KC);
         #pragma omp for schedule(dynamic, 1)
         for (int blk = 0; blk < nblocks; blk++) {
             int n0 = blk * NB, nb = N - n0 < NB ? N - n0 : NB;
             for (int k0 = 0; k0 < K; k0 += KC) {
                 int kc = K - k0 < KC ? K - k0 : KC;
-                pack_b(Bp, B, btype, ldb, n0, nb, k0, kc);
-                for (int m0 = 0; m0 < M; m0 += MR) {
-                    int mr = M - m0 < MR ? M - m0 : MR;
-                    for (int k = 0; k < kc; k++)
-                        for (int i = 0; i < MR; i++) Ap[k * MR + i] = i < mr ? A[(size_t)(m0 + i) * lda + k0 + k] : 0.0f;
+                pack_b(Bp, B, btype, ldb, n0, nb, k0, kc, K, swap);
+                for (int m0 = 0; m0 < M; m0 += MR)
                     for (int p = 0; p * NR < nb; p++)
-                        kernel_6x64(kc, Ap, Bp + (size_t)p * kc * NR, D + (size_t)m0 * ldd + n0 + p * NR, ldd, mr,
-                                    nb - p * NR < NR ? nb - p * NR : NR, k0 == 0);
-                }
+                        kernel_6x64(kc, A + (size_t)m0 * lda + k0, lda, Bp + (size_t)p * kc * NR, D + (size_t)m0 * ldd + n0 + p * NR,
+                                    ldd, M - m0 < MR ? M - m0 : MR, nb - p * NR < NR ? nb - p * NR : NR, k0 == 0);
             }
             if (K == 0)
                 for (int m = 0; m < M; m++) memset(D + (size_t)m * ldd + n0, 0, sizeof(float) * nb);
         }
         free(Bp);
-        free(Ap);
     }
 }
 #endif
@@ -193,11 +222,24 @@ void emu_gemm_f32(int M, int N, int K, const float *A, size_t lda, const void *B
                   size_t ldb, float *D, size_t ldd) {
 #ifdef EMU_X86
     if (emu_have_avx512()) {
-        if (M > 4 && btype == EMU_BF16 && emu_gemm_f32_bf16pairs(M, N, K, A, lda, B, ldb, D, ldd)) return;   /* same bits */
-        if (M <= 4) gemm_f32_smallm(M, N, K, A, lda, B, btype, ldb, D, ldd);
-        else gemm_f32_avx512(M, N, K, A, lda, B, btype, ldb, D, ldd);
+        if (M > 4 && btype == EMU_BF16 && emu_use_bf16_dot() && emu_gemm_f32_bf16pairs(M, N, K, A, lda, B, ldb, D, ldd)) return;   /* same bits */
+        if (M <= 4) gemm_f32_smallm(M, N, K, A, lda, B, btype, ldb, D, ldd, 0);
+        else gemm_f32_avx512(M, N, K, A, lda, B, btype, ldb, D, ldd, 0);
         return;
     }
 #endif
     emu_gemm_f32_ref(M, N, K, A, lda, B, btype, ldb, D, ldd);
+}
+
+int emu_gemm_f32_swapped(int M, int N, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
+                         size_t ldb, float *D, size_t ldd) {
+#ifdef EMU_X86
+    if (emu_have_avx512()) {
+        if (M <= 4) gemm_f32_smallm(M, N, K, A, lda, B, btype, ldb, D, ldd, 1);
+        else gemm_f32_avx512(M, N, K, A, lda, B, btype, ldb, D, ldd, 1);
+        return 1;
+    }
+#endif
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)btype; (void)ldb; (void)D; (void)ldd;
+    return 0;
 }

@@ -9,6 +9,9 @@
  *  fast (FP8/INT8 A and B, AVX512-BF16 CPUs): both operands decoded exactly to bf16; VDPBF16PS adds the
  *    odd product then the even product of each k pair to the fp32 lane, RNE, denormals flushed. The
  *    flush never fires: products and partial sums are multiples of 2^-32, far above 2^-126.
+ *    Where fp32 FMA is the faster unit (emu_use_bf16_dot() == 0) or there is no AVX512-BF16: A decoded to
+ *    fp32 with each pair swapped, emu_gemm_f32_swapped — the same chain (every product is exact in fp32,
+ *    so fmaf(a, b, acc) is the instruction's acc + a·b).
  *  everything else (E5M2 exact, the tensor-core models, CPUs without AVX-512): emu_gemm_ref.
  * Block scales: each group of 128 k runs through the kernel, then the shared epilogue adds it in order. */
 #include <stdio.h>
@@ -355,16 +358,39 @@ int emu_gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t lda, cons
 #endif
 }
 
+/* out[k] = a[off + k] decoded exactly, k < K; with swap, position k holds element k ^ 1 when both lie in one
+ * group of G (and inside K). FP8 codes 16 at a time through the value table (a chunk of 16 from an even k
+ * never straddles a group, G being a multiple of 16, or K when it ends inside K), the rest one by one. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+T_AVX512 static void decode_row_avx512(const uint8_t *a, const float *tf, int K, int G, int swap, float *out) {
+    const __m128i sw = _mm_setr_epi8(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m128i c = _mm_loadu_si128((const __m128i *)(a + k));
+        if (swap) c = _mm_shuffle_epi8(c, sw);
+        _mm512_storeu_ps(out + k, _mm512_i32gather_ps(_mm512_cvtepu8_epi32(c), tf, 4));
+    }
+    for (; k < K; k++) out[k] = tf[a[swap && (k ^ 1) < K && (k ^ 1) / G == k / G ? k ^ 1 : k]];
+}
+#endif
+static void decode_row(const void *A, emu_dtype t, size_t off, int K, int G, int swap, float *out) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (emu_have_avx512() && (t == EMU_E4M3 || t == EMU_E5M2)) { decode_row_avx512((const uint8_t *)A + off, emu_fp8_table(t), K, G, swap, out); return; }
+#endif
+    for (int k = 0; k < K; k++) out[k] = emu_load(A, t, off + (swap && (k ^ 1) < K && (k ^ 1) / G == k / G ? k ^ 1 : k));
+}
+
 void emu_gemm(const emu_gemm_desc *g) {
     const char *why = emu_gemm_check(g);
     if (why) { fprintf(stderr, "llama_fp8: emu_gemm: %s\n", why); exit(1); }
-    int M = g->M, N = g->N, K = g->K, path = 0;   /* 1 fp32, 2 exact-double, 3 bf16 pairs */
+    int M = g->M, N = g->N, K = g->K, path = 0;   /* 1 fp32, 2 exact-double, 3 bf16 pairs, 4 the pairs on fp32 FMA */
     emu_accum accum = g->a_type == EMU_I8 ? EMU_ACC_EXACT : g->accum;   /* INT8: always exact (int32) */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     if (accum == EMU_ACC_FP32 || (accum == EMU_ACC_FAST && g->a_type == EMU_F32)) path = 1;
     else if (emu_have_avx512() && accum == EMU_ACC_EXACT && g->a_type == g->b_type &&
              (g->a_type == EMU_E4M3 || g->a_type == EMU_I8) && K < (1 << 17)) path = 2;
-    else if (emu_have_avx512bf16() && accum == EMU_ACC_FAST) path = 3;
+    else if (emu_have_avx512bf16() && emu_use_bf16_dot() && accum == EMU_ACC_FAST) path = 3;
+    else if (emu_have_avx512() && accum == EMU_ACC_FAST) path = 4;
 #else
     if (accum == EMU_ACC_FP32 || (accum == EMU_ACC_FAST && g->a_type == EMU_F32)) path = 1;
 #endif
@@ -378,11 +404,10 @@ void emu_gemm(const emu_gemm_desc *g) {
     float *acc = in_place ? (float *)g->D : xalloc(sizeof(float) * ((size_t)M * N + 1));
     float *r = ng ? xalloc(sizeof(float) * ((size_t)M * N + 1)) : NULL;
     float *Af = NULL;
-    if (path == 1 && g->a_type != EMU_F32) {          /* decode A once, exactly */
+    if ((path == 1 && g->a_type != EMU_F32) || path == 4) {   /* decode A once, exactly (path 4: pairs swapped within each group) */
         Af = xalloc(sizeof(float) * ((size_t)M * K + 1));
         #pragma omp parallel for schedule(static)
-        for (int m = 0; m < M; m++)
-            for (int k = 0; k < K; k++) Af[(size_t)m * K + k] = emu_load(g->A, g->a_type, (size_t)m * g->lda + k);
+        for (int m = 0; m < M; m++) decode_row(g->A, g->a_type, (size_t)m * g->lda, K, ng ? EMU_BLOCK : K, path == 4, Af + (size_t)m * K);
     }
     for (int gi = 0; gi < rounds; gi++) {
         int k0 = ng ? gi * EMU_BLOCK : 0, kn = ng ? (K - k0 < EMU_BLOCK ? K - k0 : EMU_BLOCK) : K;
@@ -390,7 +415,7 @@ void emu_gemm(const emu_gemm_desc *g) {
         if (path == 1) {
             if (Af) emu_gemm_f32(M, N, kn, Af + k0, K, Bk, g->b_type, g->ldb, acc, lacc);
             else emu_gemm_f32(M, N, kn, (const float *)Ak, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
-        }
+        } else if (path == 4) emu_gemm_f32_swapped(M, N, kn, Af + k0, K, Bk, g->b_type, g->ldb, acc, lacc);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
         else if (path == 2) gemm_exact_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
         else gemm_bf16_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, lacc);

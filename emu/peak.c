@@ -4,6 +4,7 @@
  * (VFMADD231PD zmm, 16 flop each: the unit of the exact FP8 GEMM). */
 #include <omp.h>
 #include "emu/emu.h"
+#include "emu/emu_internal.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -46,6 +47,27 @@ __attribute__((target("avx512f,avx512bf16"))) static float peak_bf16(long iters)
     return s;
 }
 #endif
+
+/* VDPBF16PS flop/s over fp32 FMA flop/s on the calling thread: best of 3 short runs of each (~2 ms in
+ * all); 0 without AVX512-BF16. emu_use_bf16_dot (emu/gemm_f32.c) picks the unit by it. */
+double emu_peak_probe_bf16_over_fma(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (!emu_have_avx512bf16()) return 0;
+    const long iters = 40000;
+    double best[2] = {1e30, 1e30};
+    volatile float sink = 0;
+    for (int rep = 0; rep < 3; rep++)
+        for (int u = 0; u < 2; u++) {
+            double t0 = omp_get_wtime();
+            sink += u ? peak_fma(iters) : peak_bf16(iters);
+            double t = omp_get_wtime() - t0;
+            if (t < best[u]) best[u] = t;
+        }
+    return (64.0 / best[0]) / (32.0 / best[1]);
+#else
+    return 0;
+#endif
+}
 
 double emu_peak_gflops(int kind) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))

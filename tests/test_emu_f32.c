@@ -107,7 +107,8 @@ int main(int argc, char **argv) {
         static const int sh[][3] = {{6, 64, 2}, {7, 65, 3}, {13, 130, 1101}, {30, 257, 514}, {5, 1, 7}};
         int same = 1, fb = 1;
         char why[200] = "";
-        for (int force = 0; force < 11; force++)
+        for (int unit = 0; unit < 2; unit++)   /* fp32 FMA, then VDPBF16PS where the CPU has it (emu_use_bf16_dot) */
+        for (int force = 0; force < 11 && (emu_set_bf16_dot(unit), emu_use_bf16_dot() == unit); force++)
             for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
                 int M = sh[s][0], N = sh[s][1], K = sh[s][2];
                 size_t lda = K + 1, ldb = K + 3, ldd = N + 1;
@@ -135,13 +136,14 @@ int main(int argc, char **argv) {
                 emu_gemm_f32_ref(M, N, K, A, lda, B, EMU_BF16, ldb, R, ldd);
                 for (int m = 0; m < M; m++)
                     if (memcmp(D + m * ldd, R + m * ldd, 4 * N)) {
-                        if (same) snprintf(why, sizeof why, "case %d, %dx%dx%d row %d", force, M, N, K, m);
+                        if (same) snprintf(why, sizeof why, "unit %d case %d, %dx%dx%d row %d", unit, force, M, N, K, m);
                         same = 0; if (force) fb = 0;
                         break;
                     }
                 free(A); free(B); free(D); free(R);
             }
-        CHECK("bf16-valued A x BF16 B: fast (VDPBF16PS pairs where it applies) == ref bit for bit", same, "%s", why);
+        emu_set_bf16_dot(-1);
+        CHECK("bf16-valued A x BF16 B: fast (fp32 FMA; VDPBF16PS pairs where the CPU has them and they apply) == ref bit for bit", same, "%s", why);
         CHECK("bf16-valued A x BF16 B with values the instruction would flush (2^-60, subnormals, inf, 2^-136 products): the fallback keeps the ref's bits", fb, "%s", why);
     }
     /* exact conversion of special values: F16 inf and subnormal, BF16 denormal */

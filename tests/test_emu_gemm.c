@@ -106,7 +106,10 @@ int main(int argc, char **argv) {
     CHECK("accumulation model names round-trip; unknown name gives -1", names_ok && emu_accum_from_name("fp16") == -1 && emu_accum_from_name(NULL) == -1, "names");
 
     static const int shapes[][3] = {{1, 1, 1}, {3, 70, 33}, {7, 130, 300}, {13, 257, 129}, {1, 64, 1000}};
-    for (int acc = 0; acc < EMU_ACC_COUNT; acc++) {
+    /* accum=fast runs on VDPBF16PS or on fp32 FMA with swapped pairs (emu_use_bf16_dot): both units are checked where the CPU has both */
+    for (int acc = 0, unit = 0; acc < EMU_ACC_COUNT; unit = acc == EMU_ACC_FAST && unit == 0 && emu_have_avx512bf16() ? 1 : 0, acc += !unit) {
+        emu_set_bf16_dot(unit);
+        const char *uname = acc != EMU_ACC_FAST ? "" : emu_use_bf16_dot() ? " (VDPBF16PS)" : " (fp32 FMA)";
         for (int f = 0; f < 2; f++) {
             emu_dtype t = f ? EMU_E5M2 : EMU_E4M3;
             int det = 1;
@@ -121,13 +124,14 @@ int main(int argc, char **argv) {
                     snprintf(why, sizeof why, "%s", w);
             }
             char name[128];
-            snprintf(name, sizeof name, "accum=%s %s: fast == ref bit for bit (token/channel, tensor, block scales; f32/bf16 out)",
-                     emu_accum_names[acc], f ? "E5M2" : "E4M3");
+            snprintf(name, sizeof name, "accum=%s%s %s: fast == ref bit for bit (token/channel, tensor, block scales; f32/bf16 out)",
+                     emu_accum_names[acc], uname, f ? "E5M2" : "E4M3");
             CHECK(name, !why[0], "%s", why);
-            snprintf(name, sizeof name, "accum=%s %s: identical bits for 1, 2, 7 threads", emu_accum_names[acc], f ? "E5M2" : "E4M3");
+            snprintf(name, sizeof name, "accum=%s%s %s: identical bits for 1, 2, 7 threads", emu_accum_names[acc], uname, f ? "E5M2" : "E4M3");
             CHECK(name, det, "results depend on the thread count");
         }
     }
+    emu_set_bf16_dot(-1);
     { int det = 1; const char *w = run_case(9, 200, 300, EMU_I8, EMU_I8, EMU_SCALE_ROW, EMU_SCALE_ROW, EMU_F32, EMU_ACC_FAST, &det);
       CHECK("INT8 x INT8 (exact int accumulation) fast == ref, thread-independent", !w[0] && det, "%s", w); }
     { int det = 1; const char *w = run_case(9, 200, 300, EMU_F32, EMU_E4M3, EMU_SCALE_ONE, EMU_SCALE_ROW, EMU_BF16, EMU_ACC_FP32, &det);
