@@ -196,11 +196,18 @@ int main(int argc, char **argv) {
         uint8_t va[4] = {0x50, 0x00, 0x01, 0x01}, vb[4] = {0x50, 0x00, 0x01, 0x01};
         float df = -1, dr = -1, dx = -1;
         emu_gemm_desc q = {1, 1, 4, EMU_E4M3, va, 4, EMU_E4M3, vb, 4, EMU_SCALE_ONE, NULL, EMU_SCALE_ONE, NULL, EMU_F32, &df, 1, EMU_ACC_FAST};
-        emu_gemm(&q);                                /* the AVX512-BF16 kernel where the CPU has it */
+        float dv = 64.0f;
+        emu_set_bf16_dot(1);
+        int have_dp = emu_use_bf16_dot();
+        if (have_dp) { q.D = &dv; emu_gemm(&q); }    /* VDPBF16PS itself, where the CPU has it */
+        emu_set_bf16_dot(0);
+        q.D = &df; emu_gemm(&q);                     /* the fp32 FMA kernel */
+        emu_set_bf16_dot(-1);
         q.D = &dr; emu_gemm_ref(&q);
         q.D = &dx; q.accum = EMU_ACC_EXACT; emu_gemm(&q);
-        CHECK("fast: the two products of a k pair are added one at a time (64 + 2^-18 + 2^-18 = 64; exact 64 + 2^-17)",
-              df == 64.0f && dr == 64.0f && dx == 64.0f + 0x1p-17f, "fast %a ref %a exact %a", df, dr, dx);
+        CHECK(have_dp ? "fast: the two products of a k pair are added one at a time (64 + 2^-18 + 2^-18 = 64; exact 64 + 2^-17), by VDPBF16PS and by the fp32 FMA kernel"
+                      : "fast: the two products of a k pair are added one at a time (64 + 2^-18 + 2^-18 = 64; exact 64 + 2^-17), by the fp32 FMA kernel (no AVX512-BF16 here)",
+              df == 64.0f && dv == 64.0f && dr == 64.0f && dx == 64.0f + 0x1p-17f, "fast %a VDPBF16PS %a ref %a exact %a", df, dv, dr, dx);
     }
 
     /* every model against the exact sum, within a bound derived from its arithmetic (E4M3, K = 1000,
