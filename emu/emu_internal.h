@@ -21,7 +21,12 @@ int emu_gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t lda, cons
  * (emu/gemm_f32.c); 0 = no AVX-512, nothing done */
 int emu_gemm_f32_swapped(int M, int N, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
                          size_t ldb, float *D, size_t ldd);
-double emu_peak_probe_bf16_over_fma(void);   /* emu/peak.c: VDPBF16PS flop/s over fp32 FMA flop/s, one thread */
+double emu_peak_probe_bf16_over_fma(void);
+/* Scratch space of the GEMMs, one grow-only buffer per thread and slot, kept from call to call (allocating
+ * and freeing megabytes every call had the kernel zero fresh pages every time: ~10 % of a run). 64-byte
+ * aligned, contents undefined. Slots: */
+enum { EMU_S_F32_B, EMU_S_PAIRS_B, EMU_S_PAIRS_A, EMU_S_EXACT_A, EMU_S_EXACT_B, EMU_S_EXACT_C, EMU_S_ACC, EMU_S_R, EMU_S_AF, EMU_S_COUNT };
+void *emu_scratch(int slot, size_t bytes);   /* emu/peak.c: VDPBF16PS flop/s over fp32 FMA flop/s, one thread */
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>

@@ -47,6 +47,18 @@ int emu_have_avx512bf16(void) {
 #endif
 }
 
+void *emu_scratch(int slot, size_t bytes) {
+    static _Thread_local struct { void *p; size_t n; } s[EMU_S_COUNT];
+    if (bytes > s[slot].n) {
+        size_t n = (bytes + 63) / 64 * 64 + 64;
+        free(s[slot].p);
+        s[slot].p = aligned_alloc(64, n);
+        if (!s[slot].p) { fprintf(stderr, "llama_fp8: out of memory (%zu bytes in emu)\n", bytes); exit(1); }
+        s[slot].n = n;
+    }
+    return s[slot].p;
+}
+
 /* Which unit multiplies bf16-valued operands: VDPBF16PS (32 products per instruction) or fp32 FMA on the
  * values widened to fp32 (16 per instruction). Both give the same bits; which is faster is the CPU's
  * business: Zen 4 issues VDPBF16PS as often as an FMA (twice the products), Sapphire/Emerald Rapids at a
@@ -67,12 +79,6 @@ int emu_use_bf16_dot(void) {
 #ifdef EMU_X86
 #define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 enum { MR = 6, NR = 64, NB = 128, KC = 512 };
-
-static void *emu_alloc(size_t n) {
-    void *p = aligned_alloc(64, (n + 63) / 64 * 64);
-    if (!p) { fprintf(stderr, "llama_fp8: out of memory (%zu bytes in emu)\n", n); exit(1); }
-    return p;
-}
 
 /* Bp[p][k][j] = fp32(B[n0 + 64p + j][k0 + k]), zero beyond nb. 16 rows × 16 k at a time are
  * converted and transposed in registers. */
@@ -198,7 +204,7 @@ T_AVX512 static void gemm_f32_avx512(int M, int N, int K, const float *A, size_t
     int nblocks = (N + NB - 1) / NB;
     #pragma omp parallel
     {
-        float *Bp = emu_alloc(sizeof(float) * NB * KC);
+        float *Bp = emu_scratch(EMU_S_F32_B, sizeof(float) * NB * KC);
         #pragma omp for schedule(dynamic, 1)
         for (int blk = 0; blk < nblocks; blk++) {
             int n0 = blk * NB, nb = N - n0 < NB ? N - n0 : NB;
@@ -213,7 +219,6 @@ T_AVX512 static void gemm_f32_avx512(int M, int N, int K, const float *A, size_t
             if (K == 0)
                 for (int m = 0; m < M; m++) memset(D + (size_t)m * ldd + n0, 0, sizeof(float) * nb);
         }
-        free(Bp);
     }
 }
 #endif

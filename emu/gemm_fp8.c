@@ -20,12 +20,6 @@
 #include "emu/emu.h"
 #include "emu/emu_internal.h"
 
-static void *xalloc(size_t n) {
-    void *p = aligned_alloc(64, (n + 63) / 64 * 64 + 64);
-    if (!p) { fprintf(stderr, "llama_fp8: out of memory (%zu bytes in emu)\n", n); exit(1); }
-    return p;
-}
-
 static size_t esize(emu_dtype t) { return t == EMU_F32 ? 4 : (t == EMU_BF16 || t == EMU_F16) ? 2 : 1; }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -107,7 +101,7 @@ T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_d
     if (mch < MR) mch = MR;
     if (mch > 1536) mch = 1536;   /* and the per-thread accumulators C under 1.5 MB */
     int mcap = M < mch ? (M + MR - 1) / MR * MR : mch;
-    double *Ap = xalloc(per_row * (size_t)mcap);
+    double *Ap = emu_scratch(EMU_S_EXACT_A, per_row * (size_t)mcap);
     for (int mc = 0; mc < M; mc += mch) {
         int mn = M - mc < mch ? M - mc : mch, ng = (mn + MR - 1) / MR;
         #pragma omp parallel for schedule(static)
@@ -119,7 +113,7 @@ T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_d
                 }
         #pragma omp parallel
         {
-            double *Bp = xalloc(sizeof(double) * NBD * KCD), *C = xalloc(sizeof(double) * (size_t)ng * MR * NBD);
+            double *Bp = emu_scratch(EMU_S_EXACT_B, sizeof(double) * NBD * KCD), *C = emu_scratch(EMU_S_EXACT_C, sizeof(double) * (size_t)ng * MR * NBD);
             #pragma omp for schedule(dynamic, 1)
             for (int blk = 0; blk < nblocks; blk++) {
                 int n0 = blk * NBD, nb = N - n0 < NBD ? N - n0 : NBD;
@@ -133,10 +127,8 @@ T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_d
                 for (int m = 0; m < mn; m++)
                     for (int j = 0; j < nb; j++) out[(size_t)(mc + m) * ldo + n0 + j] = K ? (float)C[(size_t)m * NBD + j] : 0.0f;
             }
-            free(Bp); free(C);
         }
     }
-    free(Ap);
 }
 
 /* ---- fast: AVX512-BF16 pairs, out[m][n] = chain of (acc + p_odd) + p_even over k pairs ---- */
@@ -255,7 +247,7 @@ T_BF16 static int gemm_pairs_avx512(int M, int N, int K2, const uint32_t *Ah, co
         for (int i = 0; i < 8; i++) T[i] = _mm512_loadu_si512(b->tab->h + 32 * i);
     #pragma omp parallel reduction(| : bad)
     {
-        uint32_t *Bp = xalloc(sizeof(uint32_t) * NBH * (KCH / 2));
+        uint32_t *Bp = emu_scratch(EMU_S_PAIRS_B, sizeof(uint32_t) * NBH * (KCH / 2));
         #pragma omp for schedule(dynamic, 1)
         for (int blk = 0; blk < nblocks; blk++) {
             int n0 = blk * NBH, nb = N - n0 < NBH ? N - n0 : NBH;
@@ -272,7 +264,6 @@ T_BF16 static int gemm_pairs_avx512(int M, int N, int K2, const uint32_t *Ah, co
             if (K2 == 0)
                 for (int m = 0; m < M; m++) memset(out + (size_t)m * ldo + n0, 0, sizeof(float) * nb);
         }
-        free(Bp);
     }
     return bad;
 }
@@ -284,7 +275,7 @@ T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtyp
     make_tab(&TA, ta); make_tab(&TB, tb);
     const uint8_t *a8 = A;
     /* A as bf16 pairs: Ah[m][j] = (bf16(a[m][2j]) | bf16(a[m][2j+1]) << 16), rows padded to Mp with zeros */
-    uint32_t *Ah = xalloc(sizeof(uint32_t) * (size_t)Mp * (K2 ? K2 : 1));
+    uint32_t *Ah = emu_scratch(EMU_S_PAIRS_A, sizeof(uint32_t) * (size_t)Mp * (K2 ? K2 : 1));
     #pragma omp parallel for schedule(static)
     for (int m = 0; m < Mp; m++)
         for (int j = 0; j < K2; j++) {
@@ -294,7 +285,6 @@ T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtyp
         }
     bsrc b = {B, ldb, K, &TB};
     gemm_pairs_avx512(M, N, K2, Ah, &b, out, ldo);
-    free(Ah);
 }
 
 /* ---- emu_gemm_f32 with bf16 values on both sides: the same fmaf chain on VDPBF16PS ----
@@ -309,7 +299,7 @@ T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtyp
  * is never -0). Returns 0, having done nothing, when the inputs do not qualify. */
 T_BF16 static int gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *D, size_t ldd) {
     int K2 = (K + 1) / 2, Mp = (M + MR - 1) / MR * MR;
-    uint32_t *Ah = xalloc(sizeof(uint32_t) * (size_t)Mp * (K2 ? K2 : 1));
+    uint32_t *Ah = emu_scratch(EMU_S_PAIRS_A, sizeof(uint32_t) * (size_t)Mp * (K2 ? K2 : 1));
     #pragma omp parallel for schedule(static)
     for (int m = 0; m < Mp; m++)
         for (int j = 0; j < K2; j++) {
@@ -322,7 +312,6 @@ T_BF16 static int gemm_f32_bf16pairs(int M, int N, int K, const float *A, size_t
         }
     bsrc b = {B, ldb, K, NULL};
     int bad = gemm_pairs_avx512(M, N, K2, Ah, &b, D, ldd);
-    free(Ah);
     return !bad;
 }
 
@@ -401,11 +390,11 @@ void emu_gemm(const emu_gemm_desc *g) {
     /* fp32 output without block scales: the kernels accumulate straight into D, the epilogue runs in place */
     int in_place = !ng && g->d_type == EMU_F32;
     size_t lacc = in_place ? g->ldd : (size_t)N;
-    float *acc = in_place ? (float *)g->D : xalloc(sizeof(float) * ((size_t)M * N + 1));
-    float *r = ng ? xalloc(sizeof(float) * ((size_t)M * N + 1)) : NULL;
+    float *acc = in_place ? (float *)g->D : emu_scratch(EMU_S_ACC, sizeof(float) * ((size_t)M * N + 1));
+    float *r = ng ? emu_scratch(EMU_S_R, sizeof(float) * ((size_t)M * N + 1)) : NULL;
     float *Af = NULL;
     if ((path == 1 && g->a_type != EMU_F32) || path == 4) {   /* decode A once, exactly (path 4: pairs swapped within each group) */
-        Af = xalloc(sizeof(float) * ((size_t)M * K + 1));
+        Af = emu_scratch(EMU_S_AF, sizeof(float) * ((size_t)M * K + 1));
         #pragma omp parallel for schedule(static)
         for (int m = 0; m < M; m++) decode_row(g->A, g->a_type, (size_t)m * g->lda, K, ng ? EMU_BLOCK : K, path == 4, Af + (size_t)m * K);
     }
@@ -433,6 +422,4 @@ void emu_gemm(const emu_gemm_desc *g) {
         for (int m = 0; m < M; m++)
             for (int n = 0; n < N; n++) emu_epi_store(g->D, g->d_type, g->ldd, m, n, r[(size_t)m * N + n]);
     }
-    if (!in_place) free(acc);
-    free(r); free(Af);
 }
