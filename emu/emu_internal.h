@@ -26,7 +26,10 @@ double emu_peak_probe_bf16_over_fma(void);
  * and freeing megabytes every call had the kernel zero fresh pages every time: ~10 % of a run). 64-byte
  * aligned, contents undefined. Slots: */
 enum { EMU_S_F32_B, EMU_S_PAIRS_B, EMU_S_PAIRS_A, EMU_S_EXACT_A, EMU_S_EXACT_B, EMU_S_EXACT_C, EMU_S_ACC, EMU_S_R, EMU_S_AF, EMU_S_COUNT };
-void *emu_scratch(int slot, size_t bytes);   /* emu/peak.c: VDPBF16PS flop/s over fp32 FMA flop/s, one thread */
+void *emu_scratch(int slot, size_t bytes);
+/* `fast` on fp32 FMA: the k whose value stands at chain position k — its pair partner k ^ 1 when swap is
+ * set and both lie inside K and in one group of G, else k itself. */
+static inline int emu_korder(int k, int K, int G, int swap) { return swap && (k ^ 1) < K && (k ^ 1) / G == k / G ? k ^ 1 : k; }   /* emu/peak.c: VDPBF16PS flop/s over fp32 FMA flop/s, one thread */
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>

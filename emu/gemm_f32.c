@@ -96,9 +96,8 @@ T_AVX512 static inline __attribute__((always_inline)) __m512 load16(const void *
     }
 }
 
-/* The k index whose value stands at position k of the chain: k itself, or with swap (`fast`) its pair
- * partner, the last element of an odd K staying put. */
-static inline size_t korder(int k, int K, int swap) { return swap && (k ^ 1) < K ? (size_t)(k ^ 1) : (size_t)k; }
+/* (korder: emu_korder within one group, the caller passing one group at a time.) */
+static inline size_t korder(int k, int K, int swap) { return (size_t)emu_korder(k, K, K, swap); }
 
 /* (16 k at a time start at an even k and lie inside K, so swapping neighbours swaps whole pairs.) */
 T_AVX512 static void pack_b(float *Bp, const void *B, emu_dtype t, size_t ldb, int n0, int nb, int k0, int kc, int K, int swap) {

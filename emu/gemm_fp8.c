@@ -359,14 +359,14 @@ T_AVX512 static void decode_row_avx512(const uint8_t *a, const float *tf, int K,
         if (swap) c = _mm_shuffle_epi8(c, sw);
         _mm512_storeu_ps(out + k, _mm512_i32gather_ps(_mm512_cvtepu8_epi32(c), tf, 4));
     }
-    for (; k < K; k++) out[k] = tf[a[swap && (k ^ 1) < K && (k ^ 1) / G == k / G ? k ^ 1 : k]];
+    for (; k < K; k++) out[k] = tf[a[emu_korder(k, K, G, swap)]];
 }
 #endif
 static void decode_row(const void *A, emu_dtype t, size_t off, int K, int G, int swap, float *out) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     if (emu_have_avx512() && (t == EMU_E4M3 || t == EMU_E5M2)) { decode_row_avx512((const uint8_t *)A + off, emu_fp8_table(t), K, G, swap, out); return; }
 #endif
-    for (int k = 0; k < K; k++) out[k] = emu_load(A, t, off + (swap && (k ^ 1) < K && (k ^ 1) / G == k / G ? k ^ 1 : k));
+    for (int k = 0; k < K; k++) out[k] = emu_load(A, t, off + emu_korder(k, K, G, swap));
 }
 
 void emu_gemm(const emu_gemm_desc *g) {
