@@ -1579,12 +1579,19 @@ static void rope(RunState *s, const Scheme *q, float *x, int T, int nh, int hd, 
         for (int h = 0; h < nh; h++) rope_head(q, x + ((size_t)t * nh + h) * hd, hd, cosv + (size_t)t * half, sinv + (size_t)t * half);
 }
 
-static inline float silu(float x) { return x / (1.0f + expf(-x)); }
-/* The MLP's gate: hb = B(B(silu(hb)) · hb2). */
+/* The MLP's gate: hb = B(B(silu(hb)) · hb2), silu(x) = x / (1 + expf(−x)) in fp32. */
 static void swiglu(RunState *s, const Scheme *q, float *hb, const float *hb2, size_t n) {
     (void)s;
+    /* expf 16 lanes at a time (emu_expf_n: the library's bits), in blocks of 1024 */
+    size_t nb = (n + 1023) / 1024;
     #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) hb[i] = B(q, B(q, silu(hb[i])) * hb2[i]);
+    for (size_t b = 0; b < nb; b++) {
+        float e[1024];
+        size_t i0 = b * 1024, m = n - i0 < 1024 ? n - i0 : 1024;
+        for (size_t j = 0; j < m; j++) e[j] = -hb[i0 + j];
+        emu_expf_n(e, e, m);
+        for (size_t j = 0; j < m; j++) { float x = hb[i0 + j]; hb[i0 + j] = B(q, B(q, x / (1.0f + e[j])) * hb2[i0 + j]); }
+    }
 }
 /* The residual stream: x = B(x + xo). */
 static void residual(RunState *s, const Scheme *q, float *x, const float *xo, size_t n) {
@@ -2745,7 +2752,7 @@ static int parse_ids(const char *s, int vocab, int **out) {
 /* log p(target | row) in double: the row's log-softmax at target. */
 static double log_prob(const float *logits, int n, int target) {
     int arg;
-    return emu_ppl_row(logits, NULL, n, target, &arg, NULL);
+    return emu_ppl_row_cpu(logits, NULL, n, target, &arg, NULL);
 }
 
 /* The synthetic run's "text": n_seq sequences of seq_len tokens, each BOS followed by tokens sampled
@@ -2961,7 +2968,7 @@ static int cmd_ppl(int argc, char **argv) {
             else {
                 #pragma omp parallel for schedule(static)
                 for (int j = 0; j < per_chunk; j++)
-                    dlp[j] = emu_ppl_row(s.logits + (size_t)j * V, si ? base + (size_t)j * V : NULL, (long)V, target[first + j], &darg[j], &dkl[j]);
+                    dlp[j] = emu_ppl_row_cpu(s.logits + (size_t)j * V, si ? base + (size_t)j * V : NULL, (long)V, target[first + j], &darg[j], &dkl[j]);
             }
             /* a non-finite log p or KLD is an error: where it was born is found by re-running the chunk on the CPU */
             for (int j = 0; j < per_chunk; j++)

@@ -4,7 +4,8 @@
  *   - scores: 16 positions per register, each lane summing q[i]·k_p[i] over i in index order (K read
  *     with a gather, or, in the _kt form, from a transposed copy: contiguous loads, four chains at once);
  *   - output: 16 components per register, each lane summing a[p]·v_p[i] over p in index order;
- *   - the max scan, expf and the softmax sum stay scalar (their order is sequential over p).
+ *   - the max scan and the softmax sum stay scalar (their order is sequential over p); expf runs 16 lanes
+ *     at a time with the C library's bits (emu/vexp.c).
  * So emu_attention_row and emu_attention_row_ref agree bit for bit (tests/test_emu_attention.c), and
  * the result does not depend on the thread count (a row is one thread's work). */
 #include <math.h>
@@ -216,7 +217,9 @@ static void softmax_row(float *att, int npos, int bf16) {
     float mx = -INFINITY;
     for (p = 0; p < npos; p++) if (att[p] > mx) mx = att[p];
     float sum = 0.0f;
-    for (p = 0; p < npos; p++) { att[p] = expf(att[p] - mx); sum += att[p]; }
+    for (p = 0; p < npos; p++) att[p] -= mx;
+    emu_expf_n(att, att, (size_t)npos);   /* the library's expf, 16 at a time (emu/vexp.c) */
+    for (p = 0; p < npos; p++) sum += att[p];
     float inv = 1.0f / sum;
     for (p = 0; p < npos; p++) att[p] = round_bf16_if(bf16, att[p] * inv);
 }

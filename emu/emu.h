@@ -50,6 +50,15 @@ void emu_attention_row_kt_ref(float *q, const float *kt, size_t ldkt, const floa
 void emu_attention_group_kt(float *q, int G, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att);
 void emu_attention_group_kt_ref(float *q, int G, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att);
 
+/* y[i] = expf(x[i]), i < n (y may be x): the C library's expf, bit for bit, 16 lanes at a time where this CPU
+ * and library allow (emu/vexp.c: glibc's algorithm replayed on AVX-512, checked against the library on first use;
+ * otherwise the library itself). emu_vexp_active: 1 when the vector form runs. */
+void emu_expf_n(float *y, const float *x, size_t n);
+void emu_exp_n(double *y, const double *x, size_t n);   /* the same for exp (double) */
+int emu_vexp_active(void);
+/* emu_ppl_row (emu/ops.h: log p(target), argmax, KLD) on the CPU with emu_exp_n: the same bits. */
+double emu_ppl_row_cpu(const float *lq, const float *lb, long V, int target, int *arg, double *kld);
+
 /* 1 when this CPU runs the AVX-512 kernels (else the _ref twins run). */
 int emu_have_avx512(void);
 int emu_have_avx512bf16(void);
