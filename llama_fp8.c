@@ -1453,8 +1453,11 @@ static void rmsnorm(const Scheme *q, float *out, const float *x, const float *w,
         double ss = 0;
         for (int i = 0; i < n; i++) ss += (double)xr[i] * xr[i];
         float var = (float)(ss / n);
-        float rs = 1.0f / sqrtf(var + eps);
-        for (int i = 0; i < n; i++) out[(size_t)t * n + i] = B(q, w[i] * B(q, xr[i] * rs));
+        float rs = 1.0f / sqrtf(var + eps), *o = out + (size_t)t * n;
+        for (int i = 0; i < n; i++) o[i] = xr[i] * rs;   /* B(w · B(x · rs)), one vectorisable loop per step */
+        B_rows(q, o, (size_t)n);
+        for (int i = 0; i < n; i++) o[i] = w[i] * o[i];
+        B_rows(q, o, (size_t)n);
     }
 }
 
@@ -1590,13 +1593,18 @@ static void swiglu(RunState *s, const Scheme *q, float *hb, const float *hb2, si
         size_t i0 = b * 1024, m = n - i0 < 1024 ? n - i0 : 1024;
         for (size_t j = 0; j < m; j++) e[j] = -hb[i0 + j];
         emu_expf_n(e, e, m);
-        for (size_t j = 0; j < m; j++) { float x = hb[i0 + j]; hb[i0 + j] = B(q, B(q, x / (1.0f + e[j])) * hb2[i0 + j]); }
+        float *h = hb + i0;   /* the same operations as one loop each, so that they vectorise: silu, B, · up, B */
+        for (size_t j = 0; j < m; j++) e[j] = h[j] / (1.0f + e[j]);
+        B_rows(q, e, m);
+        for (size_t j = 0; j < m; j++) h[j] = e[j] * hb2[i0 + j];
+        B_rows(q, h, m);
     }
 }
 /* The residual stream: x = B(x + xo). */
 static void residual(RunState *s, const Scheme *q, float *x, const float *xo, size_t n) {
     (void)s;
-    for (size_t i = 0; i < n; i++) x[i] = B(q, x[i] + xo[i]);
+    for (size_t i = 0; i < n; i++) x[i] = x[i] + xo[i];
+    B_rows(q, x, n);
 }
 
 /* x[t] = the embedding row of ids[t] (bf16/f16/f32, converted exactly). */

@@ -67,7 +67,7 @@ void emu_attention_row_kt_ref(float *q, const float *kt, size_t ldkt, const floa
 #define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 
 T_AVX512 static void softmax_output(float *q, const float *v, size_t kvd, int npos, int hd, int bf16, float *att);
-static void softmax_row(float *att, int npos, int bf16);
+T_AVX512 static void softmax_row(float *att, int npos, int bf16);
 T_AVX512 static inline __m512 score16(__m512 acc, __m512 vscale, int bf16) {
     if (bf16) acc = emu_bf16_round16(acc);
     acc = _mm512_mul_ps(acc, vscale);
@@ -212,16 +212,21 @@ T_AVX512 static void attention_row_avx512(float *q, const float *k, const float 
 
 /* softmax over att[0..npos) and the output row, in the reference's order */
 /* softmax: the max scan ('>' skips NaN), expf and the sum in position order, as the reference */
-static void softmax_row(float *att, int npos, int bf16) {
-    int p;
-    float mx = -INFINITY;
-    for (p = 0; p < npos; p++) if (att[p] > mx) mx = att[p];
+T_AVX512 static void softmax_row(float *att, int npos, int bf16) {
+    int p = 0;
+    /* the max, 16 lanes at a time: VMAXPS(x, m) keeps m when x is NaN, like the '>' scan; it may pick +0 where the
+     * scan keeps -0 (or the reverse), which changes no att[p] − mx below */
+    __m512 m16 = _mm512_set1_ps(-INFINITY);
+    for (; p + 16 <= npos; p += 16) m16 = _mm512_max_ps(_mm512_loadu_ps(att + p), m16);
+    float mx = _mm512_reduce_max_ps(m16);
+    for (; p < npos; p++) if (att[p] > mx) mx = att[p];
     float sum = 0.0f;
     for (p = 0; p < npos; p++) att[p] -= mx;
     emu_expf_n(att, att, (size_t)npos);   /* the library's expf, 16 at a time (emu/vexp.c) */
     for (p = 0; p < npos; p++) sum += att[p];
     float inv = 1.0f / sum;
-    for (p = 0; p < npos; p++) att[p] = round_bf16_if(bf16, att[p] * inv);
+    for (p = 0; p < npos; p++) att[p] = att[p] * inv;
+    if (bf16) emu_bf16_round_n(att, (size_t)npos);
 }
 T_AVX512 static void softmax_output(float *q, const float *v, size_t kvd, int npos, int hd, int bf16, float *att) {
     int p;

@@ -82,25 +82,49 @@ enum { MR = 6, NR = 64, NB = 128, KC = 512 };
 
 /* Bp[p][k][j] = fp32(B[n0 + 64p + j][k0 + k]), zero beyond nb. 16 rows × 16 k at a time are
  * converted and transposed in registers. */
-T_AVX512 static inline __attribute__((always_inline)) __m512 load16(const void *B, emu_dtype t, size_t i) {
+T_AVX512 static inline __attribute__((always_inline)) __m512 load16(const void *B, emu_dtype t, size_t i, const float *tab) {
     switch (t) {
     case EMU_BF16: return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(
                                   _mm256_loadu_si256((const __m256i *)((const uint16_t *)B + i))), 16));
     case EMU_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)B + i)));
     case EMU_I8: return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)((const int8_t *)B + i))));
     case EMU_E4M3: case EMU_E5M2: {   /* exact decode through a 256-entry table */
-        return _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)((const uint8_t *)B + i))),
-                                   emu_fp8_table(t), 4);
+        return _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)((const uint8_t *)B + i))), tab, 4);
     }
     default: return _mm512_loadu_ps((const float *)B + i);
     }
+}
+
+/* FP8 codes of two rows, 16 each, to fp32 without a gather: every FP8 value (and the table's NaN) is exact in bf16,
+ * so the 256-entry table is held as bf16 in eight registers (T, 32 entries each) and looked up 64 entries at a time
+ * with VPERMI2W (code bits 0-5), bits 6 and 7 choosing among the four; the bf16 results widen to fp32 exactly.
+ * fp8_tab16 returns 0 (and the gather is used) if a table value is not exact in bf16. */
+static int fp8_tab16(const float *tab, uint16_t h[256]) {
+    for (int c = 0; c < 256; c++) {
+        uint32_t u;
+        memcpy(&u, &tab[c], 4);
+        if (u & 0xFFFF) return 0;
+        h[c] = (uint16_t)(u >> 16);
+    }
+    return 1;
+}
+T_AVX512 static inline __attribute__((always_inline)) void fp8_rows2(const __m512i T[8], const uint8_t *p0, const uint8_t *p1, __m512 *r0, __m512 *r1) {
+    __m256i codes = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p0)), _mm_loadu_si128((const __m128i *)p1), 1);
+    __m512i c = _mm512_cvtepu8_epi16(codes);
+    __mmask32 b6 = _mm512_test_epi16_mask(c, _mm512_set1_epi16(0x40)), b7 = _mm512_test_epi16_mask(c, _mm512_set1_epi16(0x80));
+    __m512i lo = _mm512_mask_blend_epi16(b6, _mm512_permutex2var_epi16(T[0], c, T[1]), _mm512_permutex2var_epi16(T[2], c, T[3]));
+    __m512i hi = _mm512_mask_blend_epi16(b6, _mm512_permutex2var_epi16(T[4], c, T[5]), _mm512_permutex2var_epi16(T[6], c, T[7]));
+    __m512i h = _mm512_mask_blend_epi16(b7, lo, hi);
+    *r0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16));
+    *r1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16));
 }
 
 /* (korder: emu_korder within one group, the caller passing one group at a time.) */
 static inline size_t korder(int k, int K, int swap) { return (size_t)emu_korder(k, K, K, swap); }
 
 /* (16 k at a time start at an even k and lie inside K, so swapping neighbours swaps whole pairs.) */
-T_AVX512 static void pack_b(float *Bp, const void *B, emu_dtype t, size_t ldb, int n0, int nb, int k0, int kc, int K, int swap) {
+T_AVX512 static void pack_b(float *Bp, const void *B, emu_dtype t, size_t ldb, int n0, int nb, int k0, int kc, int K, int swap,
+                            const float *tab, const __m512i *T16) {
     int np = (nb + NR - 1) / NR;
     for (int p = 0; p < np; p++) {
         float *dst = Bp + (size_t)p * kc * NR;
@@ -110,10 +134,13 @@ T_AVX512 static void pack_b(float *Bp, const void *B, emu_dtype t, size_t ldb, i
                 int k = 0;
                 for (; k + 16 <= kc; k += 16) {
                     __m512 r[16];
-                    for (int i = 0; i < 16; i++) {
-                        r[i] = load16(B, t, (size_t)(n + i) * ldb + k0 + k);
-                        if (swap) r[i] = _mm512_permute_ps(r[i], 0xB1);
-                    }
+                    if (T16)
+                        for (int i = 0; i < 16; i += 2)
+                            fp8_rows2(T16, (const uint8_t *)B + (size_t)(n + i) * ldb + k0 + k, (const uint8_t *)B + (size_t)(n + i + 1) * ldb + k0 + k, &r[i], &r[i + 1]);
+                    else
+                        for (int i = 0; i < 16; i++) r[i] = load16(B, t, (size_t)(n + i) * ldb + k0 + k, tab);
+                    if (swap)
+                        for (int i = 0; i < 16; i++) r[i] = _mm512_permute_ps(r[i], 0xB1);
                     emu_transpose16(r);
                     for (int i = 0; i < 16; i++) _mm512_store_ps(dst + (size_t)(k + i) * NR + j0, r[i]);
                 }
@@ -167,14 +194,14 @@ T_AVX512 static void kernel_6x64(int kc, const float *A, size_t lda, const float
  * transposed in registers and used at once; each lane still runs its own fmaf chain in k order.
  * (The body is its own function: clang does not give OpenMP's outlined region the target attribute.) */
 T_AVX512 static void smallm_block(int M, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
-                                  size_t ldb, float *D, size_t ldd, int n0, int rows, int swap) {
+                                  size_t ldb, float *D, size_t ldd, int n0, int rows, int swap, const float *tab) {
     __mmask16 mk = rows == 16 ? 0xFFFF : (__mmask16)((1u << rows) - 1);
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int k = 0;
     for (; k + 16 <= K; k += 16) {
         __m512 r[16];
         for (int i = 0; i < 16; i++) {
-            r[i] = i < rows ? load16(B, btype, (size_t)(n0 + i) * ldb + k) : _mm512_setzero_ps();
+            r[i] = i < rows ? load16(B, btype, (size_t)(n0 + i) * ldb + k, tab) : _mm512_setzero_ps();
             if (swap) r[i] = _mm512_permute_ps(r[i], 0xB1);
         }
         emu_transpose16(r);                             /* r[j] = B[n0 .. n0+15][k + j] */
@@ -193,14 +220,21 @@ T_AVX512 static void smallm_block(int M, int K, const float *A, size_t lda, cons
 static void gemm_f32_smallm(int M, int N, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
                             size_t ldb, float *D, size_t ldd, int swap) {
     int nblk = (N + 15) / 16;
+    const float *tab = btype == EMU_E4M3 || btype == EMU_E5M2 ? emu_fp8_table(btype) : NULL;
     #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nblk; blk++)
-        smallm_block(M, K, A, lda, B, btype, ldb, D, ldd, blk * 16, N - blk * 16 < 16 ? N - blk * 16 : 16, swap);
+        smallm_block(M, K, A, lda, B, btype, ldb, D, ldd, blk * 16, N - blk * 16 < 16 ? N - blk * 16 : 16, swap, tab);
 }
 
 T_AVX512 static void gemm_f32_avx512(int M, int N, int K, const float *A, size_t lda, const void *B, emu_dtype btype,
                                      size_t ldb, float *D, size_t ldd, int swap) {
     int nblocks = (N + NB - 1) / NB;
+    const float *tab = btype == EMU_E4M3 || btype == EMU_E5M2 ? emu_fp8_table(btype) : NULL;
+    uint16_t h[256];
+    __m512i T16[8];
+    int fast_fp8 = tab && fp8_tab16(tab, h);
+    if (fast_fp8)
+        for (int i = 0; i < 8; i++) T16[i] = _mm512_loadu_si512(h + 32 * i);
     #pragma omp parallel
     {
         float *Bp = emu_scratch(EMU_S_F32_B, sizeof(float) * NB * KC);
@@ -209,7 +243,7 @@ T_AVX512 static void gemm_f32_avx512(int M, int N, int K, const float *A, size_t
             int n0 = blk * NB, nb = N - n0 < NB ? N - n0 : NB;
             for (int k0 = 0; k0 < K; k0 += KC) {
                 int kc = K - k0 < KC ? K - k0 : KC;
-                pack_b(Bp, B, btype, ldb, n0, nb, k0, kc, K, swap);
+                pack_b(Bp, B, btype, ldb, n0, nb, k0, kc, K, swap, tab, fast_fp8 ? T16 : NULL);
                 for (int m0 = 0; m0 < M; m0 += MR)
                     for (int p = 0; p * NR < nb; p++)
                         kernel_6x64(kc, A + (size_t)m0 * lda + k0, lda, Bp + (size_t)p * kc * NR, D + (size_t)m0 * ldd + n0 + p * NR,

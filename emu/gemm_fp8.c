@@ -409,6 +409,19 @@ void emu_gemm(const emu_gemm_desc *g) {
         else if (path == 2) gemm_exact_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
         else gemm_bf16_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
 #endif
+        if (in_place) {   /* emu_epi_plain on fp32 D in place, written as loops the compiler vectorises: the same two products */
+            #pragma omp parallel for schedule(static)
+            for (int m = 0; m < M; m++) {
+                float sa = emu_scale_at(e.a_kind, e.a_scale, m, 0, 0), *d = acc + (size_t)m * lacc;
+                if (e.b_kind == EMU_SCALE_ROW)
+                    for (int n = 0; n < N; n++) d[n] = sa * (e.b_scale[n] * d[n]);
+                else {
+                    float sb = emu_scale_at(e.b_kind, e.b_scale, 0, 0, 0);
+                    for (int n = 0; n < N; n++) d[n] = sa * (sb * d[n]);
+                }
+            }
+            continue;
+        }
         #pragma omp parallel for schedule(static)
         for (int m = 0; m < M; m++)
             for (int n = 0; n < N; n++) {
