@@ -1,6 +1,7 @@
 /* emu/emu_internal.h — shared between the reference and the fast drivers of emu/ (not a public API). */
 #ifndef EMU_INTERNAL_H
 #define EMU_INTERNAL_H
+#include <string.h>
 #include "emu/emu.h"
 
 /* No contraction of a·b + c into one fma behind our back (GCC's default in GNU C mode on FMA targets,
@@ -60,6 +61,30 @@ EMU_T_AVX512 static inline __attribute__((always_inline)) void emu_transpose16(_
         r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
     }
 }
+/* 8-bit codes (FP8, INT8) of two rows, 16 each, to fp32 without a gather (the packers of emu/): every FP8 value (and the table's NaN) is exact in bf16,
+ * so the 256-entry table is held as bf16 in eight registers (T, 32 entries each) and looked up 64 entries at a time
+ * with VPERMI2W (code bits 0-5), bits 6 and 7 choosing among the four; the bf16 results widen to fp32 exactly.
+ * emu_tab16 returns 0 (the caller then gathers) if a table value is not exact in bf16. */
+static inline int emu_tab16(const float *tab, uint16_t h[256]) {
+    for (int c = 0; c < 256; c++) {
+        uint32_t u;
+        memcpy(&u, &tab[c], 4);
+        if (u & 0xFFFF) return 0;
+        h[c] = (uint16_t)(u >> 16);
+    }
+    return 1;
+}
+EMU_T_AVX512 static inline __attribute__((always_inline)) void emu_dec_rows2(const __m512i T[8], const uint8_t *p0, const uint8_t *p1, __m512 *r0, __m512 *r1) {
+    __m256i codes = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p0)), _mm_loadu_si128((const __m128i *)p1), 1);
+    __m512i c = _mm512_cvtepu8_epi16(codes);
+    __mmask32 b6 = _mm512_test_epi16_mask(c, _mm512_set1_epi16(0x40)), b7 = _mm512_test_epi16_mask(c, _mm512_set1_epi16(0x80));
+    __m512i lo = _mm512_mask_blend_epi16(b6, _mm512_permutex2var_epi16(T[0], c, T[1]), _mm512_permutex2var_epi16(T[2], c, T[3]));
+    __m512i hi = _mm512_mask_blend_epi16(b6, _mm512_permutex2var_epi16(T[4], c, T[5]), _mm512_permutex2var_epi16(T[6], c, T[7]));
+    __m512i h = _mm512_mask_blend_epi16(b7, lo, hi);
+    *r0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16));
+    *r1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16));
+}
+
 /* bf16_from_float then back, on 16 lanes: RNE by the carry trick; a NaN becomes the quiet NaN 0x7FC0
  * with its sign (fp8.h bf16_from_float). */
 EMU_T_AVX512 static inline __m512 emu_bf16_round16(__m512 x) {

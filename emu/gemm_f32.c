@@ -95,30 +95,6 @@ T_AVX512 static inline __attribute__((always_inline)) __m512 load16(const void *
     }
 }
 
-/* FP8 codes of two rows, 16 each, to fp32 without a gather: every FP8 value (and the table's NaN) is exact in bf16,
- * so the 256-entry table is held as bf16 in eight registers (T, 32 entries each) and looked up 64 entries at a time
- * with VPERMI2W (code bits 0-5), bits 6 and 7 choosing among the four; the bf16 results widen to fp32 exactly.
- * fp8_tab16 returns 0 (and the gather is used) if a table value is not exact in bf16. */
-static int fp8_tab16(const float *tab, uint16_t h[256]) {
-    for (int c = 0; c < 256; c++) {
-        uint32_t u;
-        memcpy(&u, &tab[c], 4);
-        if (u & 0xFFFF) return 0;
-        h[c] = (uint16_t)(u >> 16);
-    }
-    return 1;
-}
-T_AVX512 static inline __attribute__((always_inline)) void fp8_rows2(const __m512i T[8], const uint8_t *p0, const uint8_t *p1, __m512 *r0, __m512 *r1) {
-    __m256i codes = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p0)), _mm_loadu_si128((const __m128i *)p1), 1);
-    __m512i c = _mm512_cvtepu8_epi16(codes);
-    __mmask32 b6 = _mm512_test_epi16_mask(c, _mm512_set1_epi16(0x40)), b7 = _mm512_test_epi16_mask(c, _mm512_set1_epi16(0x80));
-    __m512i lo = _mm512_mask_blend_epi16(b6, _mm512_permutex2var_epi16(T[0], c, T[1]), _mm512_permutex2var_epi16(T[2], c, T[3]));
-    __m512i hi = _mm512_mask_blend_epi16(b6, _mm512_permutex2var_epi16(T[4], c, T[5]), _mm512_permutex2var_epi16(T[6], c, T[7]));
-    __m512i h = _mm512_mask_blend_epi16(b7, lo, hi);
-    *r0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16));
-    *r1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16));
-}
-
 /* (korder: emu_korder within one group, the caller passing one group at a time.) */
 static inline size_t korder(int k, int K, int swap) { return (size_t)emu_korder(k, K, K, swap); }
 
@@ -136,7 +112,7 @@ T_AVX512 static void pack_b(float *Bp, const void *B, emu_dtype t, size_t ldb, i
                     __m512 r[16];
                     if (T16)
                         for (int i = 0; i < 16; i += 2)
-                            fp8_rows2(T16, (const uint8_t *)B + (size_t)(n + i) * ldb + k0 + k, (const uint8_t *)B + (size_t)(n + i + 1) * ldb + k0 + k, &r[i], &r[i + 1]);
+                            emu_dec_rows2(T16, (const uint8_t *)B + (size_t)(n + i) * ldb + k0 + k, (const uint8_t *)B + (size_t)(n + i + 1) * ldb + k0 + k, &r[i], &r[i + 1]);
                     else
                         for (int i = 0; i < 16; i++) r[i] = load16(B, t, (size_t)(n + i) * ldb + k0 + k, tab);
                     if (swap)
@@ -232,7 +208,7 @@ T_AVX512 static void gemm_f32_avx512(int M, int N, int K, const float *A, size_t
     const float *tab = btype == EMU_E4M3 || btype == EMU_E5M2 ? emu_fp8_table(btype) : NULL;
     uint16_t h[256];
     __m512i T16[8];
-    int fast_fp8 = tab && fp8_tab16(tab, h);
+    int fast_fp8 = tab && emu_tab16(tab, h);
     if (fast_fp8)
         for (int i = 0; i < 8; i++) T16[i] = _mm512_loadu_si512(h + 32 * i);
     #pragma omp parallel

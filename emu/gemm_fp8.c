@@ -66,7 +66,7 @@ T_AVX512 static void kernel_exact_6x32(int kc, const double *Ap, const double *B
 
 /* Bp[p][k][j] = b[n0 + 32p + j][k0 + k] as double, zero past the nb rows: 16 rows x 16 k at a time decoded
  * through the float table (a gather), transposed in registers and widened, the edges one by one. */
-T_AVX512 static void pack_exact_b(double *Bp, const uint8_t *b8, size_t ldb, const float *tf, const dec_tab *TB, int n0, int nb, int k0, int kc) {
+T_AVX512 static void pack_exact_b(double *Bp, const uint8_t *b8, size_t ldb, const float *tf, const __m512i *T16, const dec_tab *TB, int n0, int nb, int k0, int kc) {
     for (int p = 0; p < NBD / 32; p++)
         for (int h = 0; h < 32; h += 16) {
             int n = n0 + p * 32 + h, rows = nb - (p * 32 + h), k = 0;
@@ -74,8 +74,11 @@ T_AVX512 static void pack_exact_b(double *Bp, const uint8_t *b8, size_t ldb, con
             if (rows >= 16)
                 for (; k + 16 <= kc; k += 16) {
                     __m512 r[16];
-                    for (int i = 0; i < 16; i++)
-                        r[i] = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b8 + (size_t)(n + i) * ldb + k0 + k))), tf, 4);
+                    if (T16)   /* no gather: emu/emu_internal.h */
+                        for (int i = 0; i < 16; i += 2) emu_dec_rows2(T16, b8 + (size_t)(n + i) * ldb + k0 + k, b8 + (size_t)(n + i + 1) * ldb + k0 + k, &r[i], &r[i + 1]);
+                    else
+                        for (int i = 0; i < 16; i++)
+                            r[i] = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b8 + (size_t)(n + i) * ldb + k0 + k))), tf, 4);
                     emu_transpose16(r);
                     for (int i = 0; i < 16; i++) {
                         _mm512_store_pd(dst + (size_t)(k + i) * 32, _mm512_cvtps_pd(_mm512_castps512_ps256(r[i])));
@@ -94,6 +97,11 @@ T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_d
     make_tab(&TA, ta); make_tab(&TB, tb);
     float tf[256];
     for (int c = 0; c < 256; c++) tf[c] = (float)TB.d[c];   /* exact: the values are floats */
+    uint16_t h16[256];
+    __m512i T16[8];
+    int no_gather = emu_tab16(tf, h16);
+    if (no_gather)
+        for (int i = 0; i < 8; i++) T16[i] = _mm512_loadu_si512(h16 + 32 * i);
     const uint8_t *a8 = A, *b8 = B;
     int nblocks = (N + NBD - 1) / NBD;
     size_t per_row = (size_t)(K ? K : 1) * sizeof(double);
@@ -119,7 +127,7 @@ T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_d
                 int n0 = blk * NBD, nb = N - n0 < NBD ? N - n0 : NBD;
                 for (int k0 = 0; k0 < K; k0 += KCD) {
                     int kc = K - k0 < KCD ? K - k0 : KCD;
-                    pack_exact_b(Bp, b8, ldb, tf, &TB, n0, nb, k0, kc);
+                    pack_exact_b(Bp, b8, ldb, tf, no_gather ? T16 : NULL, &TB, n0, nb, k0, kc);
                     for (int g = 0; g < ng; g++)
                         for (int p = 0; p * 32 < nb; p++)
                             kernel_exact_6x32(kc, Ap + ((size_t)g * K + k0) * MR, Bp + (size_t)p * kc * 32, C + (size_t)g * MR * NBD + p * 32, NBD, k0 == 0);
