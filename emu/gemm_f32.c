@@ -108,8 +108,15 @@ T_AVX512 static void pack_b(float *Bp, const void *B, emu_dtype t, size_t ldb, i
             int n = n0 + p * NR + j0, rows = nb - (p * NR + j0);
             if (rows >= 16) {
                 int k = 0;
+                /* the next 16 rows' stretch of this k block is prefetched while these are packed: each row's
+                 * stretch is only kc elements long, too short for the hardware prefetcher to learn */
+                int pf = rows >= 32;
+                size_t es = t == EMU_F32 ? 4 : t == EMU_BF16 || t == EMU_F16 ? 2 : 1;
+                const char *nx = (const char *)B + ((size_t)(n + 16) * ldb + k0) * es;
                 for (; k + 16 <= kc; k += 16) {
                     __m512 r[16];
+                    if (pf && (k * es) % 64 == 0)
+                        for (int i = 0; i < 16; i++) _mm_prefetch(nx + ((size_t)i * ldb + k) * es, _MM_HINT_T0);
                     if (T16)
                         for (int i = 0; i < 16; i += 2)
                             emu_dec_rows2(T16, (const uint8_t *)B + (size_t)(n + i) * ldb + k0 + k, (const uint8_t *)B + (size_t)(n + i + 1) * ldb + k0 + k, &r[i], &r[i + 1]);
