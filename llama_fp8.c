@@ -1585,7 +1585,7 @@ static void rope(RunState *s, const Scheme *q, float *x, int T, int nh, int hd, 
 /* The MLP's gate: hb = B(B(silu(hb)) · hb2), silu(x) = x / (1 + expf(−x)) in fp32. */
 static void swiglu(RunState *s, const Scheme *q, float *hb, const float *hb2, size_t n) {
     (void)s;
-    /* expf 16 lanes at a time (emu_expf_n: the library's bits), in blocks of 1024 */
+    /* expf 8 lanes at a time (emu_expf_n: the library's bits), in blocks of 1024 */
     size_t nb = (n + 1023) / 1024;
     #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < nb; b++) {

@@ -4,7 +4,7 @@
  *   - scores: 16 positions per register, each lane summing q[i]·k_p[i] over i in index order (K read
  *     with a gather, or, in the _kt form, from a transposed copy: contiguous loads, four chains at once);
  *   - output: 16 components per register, each lane summing a[p]·v_p[i] over p in index order;
- *   - the max scan and the softmax sum stay scalar (their order is sequential over p); expf runs 16 lanes
+ *   - the max scan and the softmax sum stay scalar (their order is sequential over p); expf runs 8 lanes
  *     at a time with the C library's bits (emu/vexp.c).
  * So emu_attention_row and emu_attention_row_ref agree bit for bit (tests/test_emu_attention.c), and
  * the result does not depend on the thread count (a row is one thread's work). */

@@ -50,7 +50,7 @@ void emu_attention_row_kt_ref(float *q, const float *kt, size_t ldkt, const floa
 void emu_attention_group_kt(float *q, int G, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att);
 void emu_attention_group_kt_ref(float *q, int G, const float *kt, size_t ldkt, const float *v, size_t kvd, int npos, int hd, float scale, int bf16, float *att);
 
-/* y[i] = expf(x[i]), i < n (y may be x): the C library's expf, bit for bit, 16 lanes at a time where this CPU
+/* y[i] = expf(x[i]), i < n (y may be x): the C library's expf, bit for bit, 8 lanes at a time where this CPU
  * and library allow (emu/vexp.c: glibc's algorithm replayed on AVX-512, checked against the library on first use;
  * otherwise the library itself). emu_vexp_active: 1 when the vector form runs. */
 void emu_expf_n(float *y, const float *x, size_t n);

@@ -1,4 +1,5 @@
-/* emu/vexp.c — expf as the C library computes it, 16 lanes at a time (the softmax and the SwiGLU gate).
+/* emu/vexp.c — expf and exp as the C library computes them, 8 lanes at a time (the softmax, the SwiGLU gate,
+ * the ppl row's log-softmax and KLD).
  *
  * forward()'s softmax and silu call expf: on x86-64 with FMA, glibc (2.27 and later) runs __expf_fma,
  * Szabolcs Nagy's table method (ARM optimized-routines, math/expf.c), compiled with FMA contraction:
@@ -166,7 +167,7 @@ EMU_T_AVX512 static void expf_avx512(float *y, const float *x, size_t n) {
     for (; i < n; i++) y[i] = expf(x[i]);
 }
 
-/* -1 not yet decided, 0 the library, 1 expf_avx512 */
+/* -1 not yet decided, 0 the library, 1 the vector forms (atomic: the first call may come from any thread) */
 static int use_vexp = -1;
 static int vexp_matches_libm(void) {   /* expf and exp */
     enum { NS = 4096 };
@@ -194,11 +195,12 @@ static int vexp_matches_libm(void) {   /* expf and exp */
 
 int emu_vexp_active(void) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (use_vexp < 0) {
-        int v = emu_have_avx512() && vexp_matches_libm();   /* racing threads decide the same */
-        use_vexp = v;
+    int v = __atomic_load_n(&use_vexp, __ATOMIC_ACQUIRE);
+    if (v < 0) {
+        v = emu_have_avx512() && vexp_matches_libm();   /* racing threads decide the same */
+        __atomic_store_n(&use_vexp, v, __ATOMIC_RELEASE);
     }
-    return use_vexp;
+    return v;
 #else
     return 0;
 #endif
