@@ -17,10 +17,10 @@ step() {  # step NAME COMMAND...: runs it, keeps its output and time in $out/NAM
   name=$1; shift
   echo "== $name: $*"
   t0=$(date +%s.%N)
-  "$@" > "$out/$name.log" 2>&1; rc=$?
+  timeout "${STEP_TIMEOUT:-590}" "$@" > "$out/$name.log" 2>&1; rc=$?  # a hung kernel costs one step, not the session
   t1=$(date +%s.%N)
   tail -25 "$out/$name.log"
-  echo "== $name: exit $rc, $(echo "$t1 - $t0" | bc) s"
+  echo "== $name: exit $rc, $(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }") s"
   return $rc
 }
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$out/gpu.txt" 2>&1; cat "$out/gpu.txt"
