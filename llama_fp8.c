@@ -858,7 +858,7 @@ static void quant_blocks(uint8_t *q, float *scale, const Tensor *W, emu_dtype fm
             scale[(size_t)i * nbk + j] = s;
             for (int n = n0; n < n1; n++) {
                 uint8_t *out = &q[(size_t)n * K + k0];
-                emu_load_row(row, W->data, W->dtype, (size_t)n * K + k0, k1 - k0);
+                if (n1 - n0 > 1) emu_load_row(row, W->data, W->dtype, (size_t)n * K + k0, k1 - k0);   /* one row: still in `row` */
                 if (fmt != EMU_I8 && fmt != FMT_INT4) { emu_quant_weight_row(out, row, k1 - k0, s, fmt, bf16_arith); continue; }
                 float lo = fmt == FMT_INT4 ? -8.0f : -128.0f, hi = fmt == FMT_INT4 ? 7.0f : 127.0f;
                 for (int k = 0; k < k1 - k0; k++) {
