@@ -5762,7 +5762,9 @@ static int bench_e2e(int argc, char **argv) {
         "  Random token ids, ppl's chunks (lm_head on the second half). floor = each GEMM's flops at the peak, measured in\n"
         "  this run, of the unit its kernel uses (bf16 x bf16 and --accum fast: the faster of VDPBF16PS and fp32 FMA, the\n"
         "  one they run on; fp64 FMA: exact E4M3 / INT8;\n"
-        "  fp32 FMA: the rest), attention (multiplies and adds apart) at half the fp32 FMA peak; % floor = floor / time.";
+        "  fp32 FMA: the rest), attention (multiplies and adds apart) at half the fp32 FMA peak; % floor = floor / time.\n"
+        "  prep s: the scheme's own FP8 / INT8 weights made before the clock starts (ppl makes them in its first chunk;\n"
+        "  each scheme starts with none), '-' where it multiplies by the stored weights.";
     const char *model = NULL, *list = "bf16,w8a8:fast,w8a8,fp32";
     int ctx = 512, chunks = 2;
     for (int i = 2; i < argc; i++) {
@@ -5805,12 +5807,25 @@ static int bench_e2e(int argc, char **argv) {
     double lin = 2.0 * ctx * c->n_layers * ((double)c->dim * (qd + 2 * kvd) + qd * c->dim + 3.0 * c->dim * c->hidden_dim);
     double head = 2.0 * (ctx - first) * (double)c->vocab_size * c->dim;
     double att = 4.0 * c->n_layers * qd * ((double)ctx * (ctx + 1) / 2);
-    double secs[MAXS];
+    double secs[MAXS], prep[MAXS];
     for (int i = 0; i < ns; i++) {
+        const Model *v = model_for_scheme(m, &qs[i]);
+        prepared_release();   /* each scheme makes its own weights, timed apart from the forward passes */
+        prep[i] = -1;
+        if (scheme_quantizes(&qs[i])) {
+            double t = now_seconds();
+            for (int l = 0; l < c->n_layers; l++) {
+                const Layer *L = &v->layers[l];
+                const Tensor *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+                for (int j = 0; j < 7; j++) scheme_weight(&qs[i], w[j]);
+            }
+            if (qs[i].quant_lm_head) scheme_weight(&qs[i], &v->lm_head);
+            prep[i] = now_seconds() - t;
+        }
         RunState s;
         runstate_init(&s, c, ctx, ctx);
         double t0 = now_seconds();
-        for (int ch = 0; ch < chunks; ch++) forward(model_for_scheme(m, &qs[i]), &s, &qs[i], ids + (size_t)ch * ctx, ctx, 0, first);
+        for (int ch = 0; ch < chunks; ch++) forward(v, &s, &qs[i], ids + (size_t)ch * ctx, ctx, 0, first);
         secs[i] = now_seconds() - t0;
         runstate_free(&s);
         fprintf(stderr, "bench e2e: %s %.2f s\n", qs[i].name, secs[i]);
@@ -5822,13 +5837,15 @@ static int bench_e2e(int argc, char **argv) {
     printf("# peaks (better of before and after the runs): fp32 FMA %.1f, VDPBF16PS %.1f, fp64 FMA %.1f GFLOP/s\n", pk[0], pk[1], pk[2]);
     printf("# GFLOP per chunk: Linears %.4f, lm_head %.4f, attention %.4f; floor = each at its unit's peak (see `bench e2e --help`)\n",
            lin / 1e9, head / 1e9, att / 1e9);
-    printf("%-26s %9s %9s %9s %9s %8s\n", "scheme", "s", "tok/s", "GFLOP/s", "floor s", "% floor");
+    printf("%-26s %9s %9s %9s %9s %9s %8s\n", "scheme", "prep s", "s", "tok/s", "GFLOP/s", "floor s", "% floor");
     for (int i = 0; i < ns; i++) {
         const Scheme *q = &qs[i];
         double pl = bench_unit_peak(q, 1, pk), ph = bench_unit_peak(q, q->quant_lm_head, pk), t = secs[i];
         if (!(pl > 0 && ph > 0 && pk[0] > 0)) fatal("bench e2e: no peak measured for this CPU (needs AVX-512%s)", pl > 0 ? "" : " and AVX512-BF16");
         double floor_s = chunks * (lin / (pl * 1e9) + head / (ph * 1e9) + att / (pk[0] * 0.5e9));
-        printf("%-26s %9.2f %9.1f %9.1f %9.2f %7.1f%%\n", q->name, t, (double)ctx * chunks / t, chunks * (lin + head + att) / t / 1e9,
+        char pb[32];
+        if (prep[i] < 0) snprintf(pb, sizeof pb, "-"); else snprintf(pb, sizeof pb, "%.2f", prep[i]);
+        printf("%-26s %9s %9.2f %9.1f %9.1f %9.2f %7.1f%%\n", q->name, pb, t, (double)ctx * chunks / t, chunks * (lin + head + att) / t / 1e9,
                floor_s, 100 * floor_s / t);
     }
     free(ids);

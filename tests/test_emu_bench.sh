@@ -21,7 +21,8 @@ done
 T=build/tests/bench_tiny
 [ -f $T/model.safetensors.index.json ] || $B synth -o $T --shape tiny > /dev/null 2>&1
 out=$($B bench e2e -m $T --ctx 64 --chunks 1 --schemes bf16,w8a8:fast,w8a8,fp32,int8 2>&1); rc=$?
-rows=$(printf '%s\n' "$out" | grep -cE '^(bf16|w8a8\(fast\)|w8a8|fp32|int8) +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+%$')
+# one row per scheme: prep s ('-' for the schemes that multiply by the stored weights), s, tok/s, GFLOP/s, floor s, % floor
+rows=$(printf '%s\n' "$out" | grep -cE '^(bf16|fp32) +- +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+%$|^(w8a8\(fast\)|w8a8|int8) +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+%$')
 # tiny (dim 64, ffn 176, 2 layers, 4/2 heads of 16, vocab 128256): Linears 2·64·2·(64·(64+2·32) + 64·64 + 3·64·176)
 # = 11,796,480; lm_head 2·32·128256·64 = 525,336,576; attention 4·2·64·(64·65/2) = 1,064,960
 flops=$(printf '%s\n' "$out" | grep -c 'GFLOP per chunk: Linears 0.0118, lm_head 0.5253, attention 0.0011;')
