@@ -390,6 +390,8 @@ typedef struct {
     Tensor w_up;        /* (hidden_dim, dim) up_proj   (llama2.c w3) */
     Tensor w_down;      /* (dim, hidden_dim) down_proj (llama2.c w2) */
 } Layer;
+/* A layer's seven Linears in forward()'s order, as an array initializer: const Tensor *ts[7] = LAYER_LINEARS(L); */
+#define LAYER_LINEARS(L) {&(L)->wq, &(L)->wk, &(L)->wv, &(L)->wo, &(L)->w_gate, &(L)->w_up, &(L)->w_down}
 
 typedef struct Model {
     Config c;
@@ -792,7 +794,7 @@ static const Model *model_for_scheme(Model *m, const Scheme *q) {
     if (tied) v->lm_head = v->tok_embeddings; else tensor_to_bf16(m, &v->lm_head);
     for (int l = 0; l < m->c.n_layers; l++) {
         Layer *L = &v->layers[l];
-        Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        Tensor *ts[] = LAYER_LINEARS(L);
         for (int i = 0; i < 7; i++) tensor_to_bf16(m, ts[i]);
         L->attn_norm = norm_to_bf16(m, L->attn_norm, m->c.dim);
         L->ffn_norm = norm_to_bf16(m, L->ffn_norm, m->c.dim);
@@ -1089,7 +1091,7 @@ static const Model *wf_view(Model *m, wformat f, int mse) {
     int G = emu_wf_group(f);
     for (int l = 0; l < m->c.n_layers; l++) {
         Layer *L = &v->layers[l];
-        Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        Tensor *ts[7] = LAYER_LINEARS(L);
         for (int i = 0; i < 7; i++)
             if (ts[i]->cols % G)
                 fatal("%s: model.layers.%d.%s has %d input features, not a multiple of the group size %d (llm-compressor refuses such a layer too)",
@@ -1703,7 +1705,7 @@ static void nf_linear(RunState *s, const Scheme *q, float *out, const float *in,
     const char *name = "lm_head output (logits)";
     if (s->layer < nf.m->c.n_layers) {
         const Layer *L = &nf.m->layers[s->layer];
-        const Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        const Tensor *ts[7] = LAYER_LINEARS(L);
         for (int i = 0; i < 7; i++) if (W == ts[i]) name = names[i];
     }
     nf_check(s, name, out, (size_t)T * W->rows, W->rows);
@@ -1823,7 +1825,7 @@ static const char *od_linear_name(const Tensor *W, const char **hf) {
     static char b[96];
     for (int l = 0; l < od.m->c.n_layers; l++) {
         const Layer *L = &od.m->layers[l];
-        const Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        const Tensor *ts[7] = LAYER_LINEARS(L);
         for (int i = 0; i < 7; i++) if (W == ts[i]) { snprintf(b, sizeof b, "model.layers.%d.%s.%s.weight", l, mods[i], names[i]); *hf = b; return names[i]; }
     }
     *hf = "lm_head.weight";
@@ -2648,7 +2650,7 @@ static void model_fingerprint(const Model *m, char hex[65]) {
     FP_TENSOR(&m->lm_head);
     for (int l = 0; l < c->n_layers; l++) {
         const Layer *L = &m->layers[l];
-        const Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        const Tensor *ts[7] = LAYER_LINEARS(L);
         for (int i = 0; i < 7; i++) FP_TENSOR(ts[i]);
         memcpy(b + n, L->attn_norm, c->dim * 4); n += c->dim * 4;
         memcpy(b + n, L->ffn_norm, c->dim * 4); n += c->dim * 4;
@@ -5033,7 +5035,7 @@ static int cmd_gptq(int argc, char **argv) {
     if (m->quant.present) fatal("gptq: %s is already quantized (GPTQ starts from a bf16 / fp16 / fp32 model)", m->path);
     for (int l = 0; l < c->n_layers; l++) {
         Layer *L = &m->layers[l];
-        Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        Tensor *ts[7] = LAYER_LINEARS(L);
         for (int i = 0; i < 7; i++)
             if (ts[i]->cols % 128)
                 fatal("gptq: model.layers.%d.%s has %d input features, not a multiple of the group size 128 (llm-compressor refuses such a layer too)",
@@ -5125,7 +5127,7 @@ static int cmd_gptq(int argc, char **argv) {
             }
         }
         Layer *L = &v->layers[l];
-        Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        Tensor *ts[7] = LAYER_LINEARS(L);
         uint16_t *deqs[7];
         for (int i = 0; i < 7; i++) {
             int N = ts[i]->rows, K = ts[i]->cols, si = gptq_linear_site[i];
@@ -5816,7 +5818,7 @@ static int bench_e2e(int argc, char **argv) {
             double t = now_seconds();
             for (int l = 0; l < c->n_layers; l++) {
                 const Layer *L = &v->layers[l];
-                const Tensor *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+                const Tensor *w[7] = LAYER_LINEARS(L);
                 for (int j = 0; j < 7; j++) scheme_weight(&qs[i], w[j]);
             }
             if (qs[i].quant_lm_head) scheme_weight(&qs[i], &v->lm_head);
@@ -7103,7 +7105,7 @@ static void model_check_finite(const Model *m) {
                                        "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
     for (int l = 0; l < c->n_layers; l++) {
         const Layer *L = &m->layers[l];
-        const Tensor *ts[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        const Tensor *ts[7] = LAYER_LINEARS(L);
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
         check_vector_finite(m, L->attn_norm, c->dim, name);
         snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
@@ -7138,7 +7140,7 @@ static void tensor_release(const Model *m, const Tensor *t) {
     }
 }
 static void layer_release(const Model *m, const Layer *L) {
-    const Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    const Tensor *ts[] = LAYER_LINEARS(L);
     for (int i = 0; i < 7; i++) tensor_release(m, ts[i]);
 }
 
