@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 #include "emu/emu.h"
 #include "emu/emu_internal.h"
 
@@ -26,7 +27,7 @@ static size_t esize(emu_dtype t) { return t == EMU_F32 ? 4 : (t == EMU_BF16 || t
 #include <immintrin.h>
 #define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 #define T_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,fma,avx512bf16")))
-enum { MR = 6, KCD = 256, NBD = 128, KCH = 512, NBH = 256 };
+enum { MR = 6, NBD = 128, KCH = 512, NBH = 256 };
 
 /* Exact decode tables for the 256 codes of an 8-bit type (E4M3, E5M2, INT8): as double and as bf16. */
 typedef struct { double d[256]; uint16_t h[256]; } dec_tab;
@@ -90,7 +91,12 @@ T_AVX512 static void pack_exact_b(double *Bp, const uint8_t *b8, size_t ldb, con
         }
 }
 
-/* A is decoded to double once per call, in chunks of at most 1536 rows and ~32 MB: Ap[g][k][i] = a[mc + 6g + i][k]. */
+/* The loops are GotoBLAS's: per thread a panel of NC columns; per KC k (KC x 32 doubles of B, 32 KB, stay in
+ * L1 while every 6-row group of A passes; A's KC-slice of all rows, at most 1536 x 128 doubles, stays in L2
+ * while the panel's slivers pass); the C accumulators of the panel in memory between k steps. A is decoded
+ * to double once per call, in chunks of at most 1536 rows and ~32 MB, k block by k block:
+ * Ap[kb][g][kk][i] = a[mc + 6g + i][KC kb + kk]. */
+enum { KC = 128, NCMAX = 512 };
 T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_dtype ta, size_t lda, const void *B, emu_dtype tb,
                                        size_t ldb, float *out, size_t ldo) {
     dec_tab TA, TB;
@@ -103,37 +109,48 @@ T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_d
     if (no_gather)
         for (int i = 0; i < 8; i++) T16[i] = _mm512_loadu_si512(h16 + 32 * i);
     const uint8_t *a8 = A, *b8 = B;
-    int nblocks = (N + NBD - 1) / NBD;
+    /* panels of NC columns (a multiple of NBD): at least two per thread where N allows, at most NCMAX */
+    int nth = omp_get_max_threads(), NC = (N + 2 * nth - 1) / (2 * nth);
+    NC = (NC + NBD - 1) / NBD * NBD;
+    if (NC > NCMAX) NC = NCMAX;
+    int npanels = (N + NC - 1) / NC;
     size_t per_row = (size_t)(K ? K : 1) * sizeof(double);
     int mch = (int)((32u << 20) / per_row) / MR * MR;
     if (mch < MR) mch = MR;
-    if (mch > 1536) mch = 1536;   /* and the per-thread accumulators C under 1.5 MB */
+    if (mch > 1536) mch = 1536;   /* and the per-thread accumulators C under 6 MB */
     int mcap = M < mch ? (M + MR - 1) / MR * MR : mch;
     double *Ap = emu_scratch(EMU_S_EXACT_A, per_row * (size_t)mcap);
     for (int mc = 0; mc < M; mc += mch) {
         int mn = M - mc < mch ? M - mc : mch, ng = (mn + MR - 1) / MR;
         #pragma omp parallel for schedule(static)
         for (int g = 0; g < ng; g++)
-            for (int k = 0; k < K; k++)
-                for (int i = 0; i < MR; i++) {
-                    int m = g * MR + i;
-                    Ap[((size_t)g * K + k) * MR + i] = m < mn ? TA.d[a8[(size_t)(mc + m) * lda + k]] : 0.0;
-                }
+            for (int k0 = 0; k0 < K; k0 += KC) {
+                int kc = K - k0 < KC ? K - k0 : KC;
+                double *dst = Ap + (size_t)k0 * ng * MR + (size_t)g * kc * MR;
+                for (int kk = 0; kk < kc; kk++)
+                    for (int i = 0; i < MR; i++) {
+                        int m = g * MR + i;
+                        dst[kk * MR + i] = m < mn ? TA.d[a8[(size_t)(mc + m) * lda + k0 + kk]] : 0.0;
+                    }
+            }
         #pragma omp parallel
         {
-            double *Bp = emu_scratch(EMU_S_EXACT_B, sizeof(double) * NBD * KCD), *C = emu_scratch(EMU_S_EXACT_C, sizeof(double) * (size_t)ng * MR * NBD);
+            double *Bp = emu_scratch(EMU_S_EXACT_B, sizeof(double) * NC * KC), *C = emu_scratch(EMU_S_EXACT_C, sizeof(double) * (size_t)ng * MR * NC);
             #pragma omp for schedule(dynamic, 1)
-            for (int blk = 0; blk < nblocks; blk++) {
-                int n0 = blk * NBD, nb = N - n0 < NBD ? N - n0 : NBD;
-                for (int k0 = 0; k0 < K; k0 += KCD) {
-                    int kc = K - k0 < KCD ? K - k0 : KCD;
-                    pack_exact_b(Bp, b8, ldb, tf, no_gather ? T16 : NULL, &TB, n0, nb, k0, kc);
-                    for (int g = 0; g < ng; g++)
-                        for (int p = 0; p * 32 < nb; p++)
-                            kernel_exact_6x32(kc, Ap + ((size_t)g * K + k0) * MR, Bp + (size_t)p * kc * 32, C + (size_t)g * MR * NBD + p * 32, NBD, k0 == 0);
+            for (int pan = 0; pan < npanels; pan++) {
+                int n0 = pan * NC, nb = N - n0 < NC ? N - n0 : NC;
+                for (int k0 = 0; k0 < K; k0 += KC) {
+                    int kc = K - k0 < KC ? K - k0 : KC;
+                    const double *Ab = Ap + (size_t)k0 * ng * MR;
+                    for (int q = 0; q * NBD < nb; q++)
+                        pack_exact_b(Bp + (size_t)q * (NBD / 32) * kc * 32, b8, ldb, tf, no_gather ? T16 : NULL, &TB, n0 + q * NBD,
+                                     nb - q * NBD < NBD ? nb - q * NBD : NBD, k0, kc);
+                    for (int p = 0; p * 32 < nb; p++)
+                        for (int g = 0; g < ng; g++)
+                            kernel_exact_6x32(kc, Ab + (size_t)g * kc * MR, Bp + (size_t)p * kc * 32, C + (size_t)g * MR * NC + p * 32, NC, k0 == 0);
                 }
                 for (int m = 0; m < mn; m++)
-                    for (int j = 0; j < nb; j++) out[(size_t)(mc + m) * ldo + n0 + j] = K ? (float)C[(size_t)m * NBD + j] : 0.0f;
+                    for (int j = 0; j < nb; j++) out[(size_t)(mc + m) * ldo + n0 + j] = K ? (float)C[(size_t)m * NC + j] : 0.0f;
             }
         }
     }

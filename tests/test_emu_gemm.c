@@ -141,6 +141,10 @@ int main(int argc, char **argv) {
     /* the exact driver decodes A in chunks of at most 1536 rows: M = 1601 crosses two chunk boundaries */
     { int det = 1; const char *w = run_case(1601, 35, 70, EMU_E4M3, EMU_E4M3, EMU_SCALE_ROW, EMU_SCALE_ROW, EMU_BF16, EMU_ACC_EXACT, &det);
       CHECK("exact E4M3, M = 1601 (A decoded in row chunks) fast == ref, thread-independent", !w[0] && det, "%s", w); }
+    /* and runs column panels of 128..512 (by thread count) in k steps of 128: N = 1100, K = 300 gives panels
+     * 512/512/76 (1 thread), 384/384/332 (2), 128s and a last of 76 (7); k steps 128, 128, 44 */
+    { int det = 1; const char *w = run_case(13, 1100, 300, EMU_E4M3, EMU_E4M3, EMU_SCALE_ROW, EMU_SCALE_ROW, EMU_F32, EMU_ACC_EXACT, &det);
+      CHECK("exact E4M3, N = 1100, K = 300 (column panels with partial blocks) fast == ref, thread-independent", !w[0] && det, "%s", w); }
 
     /* exact mode vs Fraction goldens */
     int gold_ok = 1; char gwhy[200] = "";
