@@ -1700,8 +1700,9 @@ static QAct nf_quantize_act(RunState *s, const Scheme *q, const float *x, int T,
 }
 static void nf_linear(RunState *s, const Scheme *q, float *out, const float *in, int T, const Tensor *W, int quantized, const QAct *a) {
     linear(s, q, out, in, T, W, quantized, a);
-    static const char *const names[7] = {"self_attn.q_proj output", "self_attn.k_proj output", "self_attn.v_proj output", "self_attn.o_proj output",
-                                         "mlp.gate_proj output", "mlp.up_proj output", "mlp.down_proj output"};
+    static char names[7][40];   /* "self_attn.q_proj output", ...: nf keeps the pointer of the first failing op */
+    if (!names[0][0])
+        for (int i = 0; i < 7; i++) snprintf(names[i], sizeof names[i], "%s output", linear_names[i]);
     const char *name = "lm_head output (logits)";
     if (s->layer < nf.m->c.n_layers) {
         const Layer *L = &nf.m->layers[s->layer];
@@ -1820,13 +1821,12 @@ static const char *od_write(RunState *s, const char *name, const char *op, const
     return od_write3(s, name, op, data, descr, ndim, r, c, 0, desc, in0, in1, in2, in3);
 }
 static const char *od_linear_name(const Tensor *W, const char **hf) {
-    static const char *const names[7] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-    static const char *const mods[7] = {"self_attn", "self_attn", "self_attn", "self_attn", "mlp", "mlp", "mlp"};
     static char b[96];
     for (int l = 0; l < od.m->c.n_layers; l++) {
         const Layer *L = &od.m->layers[l];
         const Tensor *ts[7] = LAYER_LINEARS(L);
-        for (int i = 0; i < 7; i++) if (W == ts[i]) { snprintf(b, sizeof b, "model.layers.%d.%s.%s.weight", l, mods[i], names[i]); *hf = b; return names[i]; }
+        for (int i = 0; i < 7; i++)
+            if (W == ts[i]) { snprintf(b, sizeof b, "model.layers.%d.%s.weight", l, linear_names[i]); *hf = b; return strchr(linear_names[i], '.') + 1; }
     }
     *hf = "lm_head.weight";
     return "lm_head";
@@ -7101,8 +7101,6 @@ static void model_check_finite(const Model *m) {
     const Config *c = &m->c;
     char name[128];
     check_tensor_finite(m, &m->tok_embeddings, "model.embed_tokens.weight");
-    static const char *const lin[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                       "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
     for (int l = 0; l < c->n_layers; l++) {
         const Layer *L = &m->layers[l];
         const Tensor *ts[7] = LAYER_LINEARS(L);
@@ -7111,7 +7109,7 @@ static void model_check_finite(const Model *m) {
         snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
         check_vector_finite(m, L->ffn_norm, c->dim, name);
         for (int i = 0; i < 7; i++) {
-            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lin[i]);
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, linear_names[i]);
             check_tensor_finite(m, ts[i], name);
         }
     }
