@@ -5748,13 +5748,14 @@ static double bench_now(void) { return omp_get_wtime(); }
  * ids (the time does not depend on them). Per scheme: wall time (preparing the weights included), tok/s,
  * and the share of the arithmetic floor: each GEMM's flops at the peak of the unit its kernel runs on,
  * measured in the same run — VDPBF16PS for bf16 weights × bf16 activations and for --accum fast, double
- * FMA for exact E4M3/INT8, fp32 FMA otherwise — plus attention's separate multiplies and adds at half the
+ * FMA for exact INT8 and for exact E4M3 (VDPBF16PS where the split path runs: emu/gemm_fp8.c), fp32 FMA otherwise — plus attention's separate multiplies and adds at half the
  * fp32 FMA rate. */
 static double bench_unit_peak(const Scheme *q, int quantized, const double pk[3]) {
     double pairs = pk[1] > pk[0] ? pk[1] : pk[0];   /* bf16 products: the faster of VDPBF16PS and fp32 FMA (emu_use_bf16_dot) */
     if (!scheme_quantizes(q) || !quantized) return q->kind == SCHEME_FP32 ? pk[0] : pairs;
     if (q->kind == SCHEME_INT8) return pk[2];                                                  /* exact, double FMA */
-    if (q->kind != SCHEME_FP8_W && q->accum == EMU_ACC_EXACT && q->afmt == EMU_E4M3 && q->wfmt == EMU_E4M3) return pk[2];
+    if (q->kind != SCHEME_FP8_W && q->accum == EMU_ACC_EXACT && q->afmt == EMU_E4M3 && q->wfmt == EMU_E4M3)
+        return emu_have_avx512bf16() && emu_use_bf16_dot() ? pairs : pk[2];   /* the split path's big products: VDPBF16PS */
     if (q->kind != SCHEME_FP8_W && q->accum == EMU_ACC_FAST) return pairs;
     return pk[0];   /* weight-only and --accum fp32: fp32 FMA (the tensor-core models are scalar C: no floor) */
 }
@@ -5763,7 +5764,8 @@ static int bench_e2e(int argc, char **argv) {
         "  --schemes  comma-separated SCHEME or SCHEME:ACCUM, default bf16,w8a8:fast,w8a8,fp32\n"
         "  Random token ids, ppl's chunks (lm_head on the second half). floor = each GEMM's flops at the peak, measured in\n"
         "  this run, of the unit its kernel uses (bf16 x bf16 and --accum fast: the faster of VDPBF16PS and fp32 FMA, the\n"
-        "  one they run on; fp64 FMA: exact E4M3 / INT8;\n"
+        "  one they run on; fp64 FMA: exact INT8, and exact E4M3 where VDPBF16PS is not\n"
+        "  the faster unit (else exact E4M3 runs most products there and its floor is VDPBF16PS's);\n"
         "  fp32 FMA: the rest), attention (multiplies and adds apart) at half the fp32 FMA peak; % floor = floor / time.\n"
         "  prep s: the scheme's own FP8 / INT8 weights made before the clock starts (ppl makes them in its first chunk;\n"
         "  each scheme starts with none), '-' where it multiplies by the stored weights.";
@@ -5855,6 +5857,20 @@ static int bench_e2e(int argc, char **argv) {
     return 0;
 }
 
+/* rows x K E4M3 codes: each row near-Gaussian values (a sum of 8 uniform bytes, scaled to variance 1)
+ * quantized with its own scale (absmax / 448: emu_quant_channel); tmp holds K floats */
+static void bench_codes(uint8_t *q, float *scale, int rows, int K, uint64_t *rs, float *tmp) {
+    for (int r = 0; r < rows; r++) {
+        for (int k = 0; k < K; k++) {
+            *rs ^= *rs << 13; *rs ^= *rs >> 7; *rs ^= *rs << 17;
+            uint64_t x = *rs, s = 0;
+            for (int b = 0; b < 8; b++) s += (x >> (8 * b)) & 0xFF;
+            tmp[k] = (float)(((double)s - 1020.0) / 209.0);
+        }
+        emu_quant_channel(q + (size_t)r * K, K, scale + r, tmp, K, 1, K, EMU_E4M3);
+    }
+}
+
 static int cmd_bench(int argc, char **argv) {
     const char *usage_s = "usage: llama_fp8 bench gemm [--m LIST] [--modes LIST] [--shapes NxK,...] [--reps R] [--full]\n"
         "       llama_fp8 bench e2e -m MODEL [--ctx N] [--chunks N] [--schemes LIST]   (whole forward passes per scheme)\n"
@@ -5932,14 +5948,12 @@ static int cmd_bench(int argc, char **argv) {
         uint16_t *Bh = NULL;
         float *Af = xmalloc(sizeof(float) * Mmax * K), *sa = xmalloc(sizeof(float) * Mmax), *sb = xmalloc(sizeof(float) * N);
         float *D = xmalloc(sizeof(float) * Mmax * N);
-        for (size_t i = 0; i < (size_t)Mmax * K; i++) {
-            rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17;
-            A8[i] = (uint8_t)(rs >> 24) & 0xF7;            /* finite E4M3 codes (never S.1111.111) */
+        /* the codes: FP8 of near-Gaussian values with a scale per row (absmax -> 448), as activations and weights
+         * are: the exact kernel's speed depends on how many codes are small (emu/gemm_fp8.c, "exact, split") */
+        bench_codes(A8, sa, Mmax, K, &rs, Af);
+        bench_codes(B8, sb, N, K, &rs, Af);
+        for (size_t i = 0; i < (size_t)Mmax * K; i++)
             Af[i] = bf16_to_float(bf16_from_float(emu_fp8_decode(A8[i], EMU_E4M3) / 448.0f));   /* bf16-valued, as in the forward pass */
-        }
-        for (size_t i = 0; i < (size_t)N * K; i++) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; B8[i] = (uint8_t)(rs >> 24) & 0xF7; }
-        for (int i = 0; i < Mmax; i++) sa[i] = 1.0f / 448;
-        for (int i = 0; i < N; i++) sb[i] = 1.0f / 448;
         for (int mi = 0; mi < nm; mi++) {
             int M = Ms[mi];
             for (int di = 0; di < nmd; di++) {

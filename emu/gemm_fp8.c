@@ -6,6 +6,8 @@
  *    integer multiple of 2^-18 (INT8: of 1) with |p| ≤ 448² < 2^17.7, so every partial sum is a multiple
  *    of 2^-18 below K·2^17.7 in magnitude; for K < 2^17 that is < 2^35 = 2^(53−18): representable in
  *    double. Exact partial sums make the order irrelevant; one cvtsd2ss (RNE) gives the fp32 result.
+ *    E4M3 on AVX512-BF16 CPUs where VDPBF16PS is the faster unit, when few codes are small: "exact, split"
+ *    (below) — the products of the big values in exact fp32 runs on VDPBF16PS, the small values as lists.
  *  fast (FP8/INT8 A and B, AVX512-BF16 CPUs): both operands decoded exactly to bf16; VDPBF16PS adds the
  *    odd product then the even product of each k pair to the fp32 lane, RNE, denormals flushed. The
  *    flush never fires: products and partial sums are multiples of 2^-32, far above 2^-126.
@@ -312,6 +314,289 @@ T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtyp
     gemm_pairs_avx512(M, N, K2, Ah, &b, out, ldo);
 }
 
+/* ---- exact, split: the same exact sums with most products on VDPBF16PS ----
+ * Each E4M3 operand is split by magnitude into a "big" part and a few "small" values:
+ *   A (activations): big |a| >= 8 (exponent field >= 10): integers 8..448; small: the other nonzero codes;
+ *   B (weights):     big |b| >= 2 (exponent field >= 8): multiples of 1/4 up to 448; small: the others.
+ * Σ_k a·b = Σ a_big·b_big + Σ a_small·b + Σ a_big·b_small, and
+ *  - big × big runs on VDPBF16PS in fp32 lanes from zero, in runs of k: every product is a multiple of 1/4,
+ *    and every partial sum of lane (i, j) within a run is at most Σ_k |a_ik|·|b_kj| ≤ 448·Σ_k |a_ik| in
+ *    magnitude. A run is cut (the lane added into the double accumulators) before that bound passes 2^22:
+ *    then every partial sum is a multiple of 1/4 of at most 2^22 = 2^24 quarters, exact in fp32 whatever the
+ *    order and however VDPBF16PS rounds (there is nothing to round). Runs grow in units of 16 k (16 products
+ *    ≤ 448·448·16 < 2^22 always fit), so they adapt to the data: ~64-256 k on real activations.
+ *  - the small values run as lists, (k, a) per row of A against B in double and (k, b) per column of B
+ *    against A_big in double, on double FMA.
+ * All double partial sums are sums of distinct products: multiples of 2^-18 below 2^35, exact (as for the
+ * exact kernel above), so the result is the exact sum rounded once: emu_gemm_ref's bits, whatever the split.
+ * It runs where the lists are short enough to pay (estimated below) and no code is NaN (NaNs go the double
+ * way, which keeps their bits); emu_set_exact_split(1|0) or LLAMA_FP8_EXACT_SPLIT=1|0 force it on or off. */
+static int exact_split = -1;
+void emu_set_exact_split(int on) { exact_split = on < 0 ? -1 : on != 0; }
+typedef struct { int k; float v; } lo_ent;
+enum { SMALL_A = 0x50, SMALL_B = 0x40 };   /* code & 0x7F below these (and nonzero): small */
+enum { KU = 16, KB = 256 };                /* run unit and B packing block, in k */
+
+/* small: nonzero and code & 0x7F < lim; nan: code & 0x7F == 0x7F. 64 codes at a time. */
+T_AVX512 static inline __mmask64 small_mask64(__m512i c, int lim, __mmask64 *nan) {
+    __m512i m = _mm512_and_si512(c, _mm512_set1_epi8(0x7F));
+    *nan |= _mm512_cmpeq_epi8_mask(m, _mm512_set1_epi8(0x7F));
+    return _mm512_cmplt_epu8_mask(_mm512_sub_epi8(m, _mm512_set1_epi8(1)), _mm512_set1_epi8((char)(lim - 1)));
+}
+static inline int code_small(uint8_t c, int lim) { return (c & 0x7F) != 0 && (c & 0x7F) < lim; }
+
+/* Counts the small codes of a row of K codes; *nan set when a NaN code is seen. */
+T_AVX512 static size_t count_small_row(const uint8_t *row, int K, int lim, int *nan_seen) {
+    size_t c = 0;
+    __mmask64 nan = 0;
+    int k = 0;
+    for (; k + 64 <= K; k += 64) c += (size_t)__builtin_popcountll(small_mask64(_mm512_loadu_si512(row + k), lim, &nan));
+    for (; k < K; k++) { c += code_small(row[k], lim); nan |= (row[k] & 0x7F) == 0x7F; }
+    *nan_seen = nan != 0;
+    return c;
+}
+/* Writes the small entries of a row (k ascending) to e. */
+T_AVX512 static void fill_small_row(const uint8_t *row, int K, int lim, const float *val, lo_ent *e) {
+    __mmask64 nan = 0;
+    int k = 0;
+    for (; k + 64 <= K; k += 64)
+        for (uint64_t m = small_mask64(_mm512_loadu_si512(row + k), lim, &nan); m; m &= m - 1) {
+            int kk = k + __builtin_ctzll(m);
+            *e++ = (lo_ent){kk, val[row[kk]]};
+        }
+    for (; k < K; k++)
+        if (code_small(row[k], lim)) *e++ = (lo_ent){k, val[row[k]]};
+}
+/* (The OpenMP loops are functions of their own, without intrinsics: clang does not give an outlined region the
+ * target attribute.) cnt[r] = the small codes of row r; returns nonzero when a NaN code is seen. */
+static int count_small_rows(const uint8_t *x, size_t ld, int n, int K, int lim, size_t *cnt) {
+    int nan_any = 0;
+    #pragma omp parallel for schedule(static) reduction(| : nan_any)
+    for (int r = 0; r < n; r++) {
+        int nan;
+        cnt[r] = count_small_row(x + (size_t)r * ld, K, lim, &nan);
+        nan_any |= nan;
+    }
+    return nan_any;
+}
+static void fill_small_rows(const uint8_t *x, size_t ld, int n, int K, int lim, const size_t *off, const float *val, lo_ent *ent) {
+    #pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) fill_small_row(x + (size_t)r * ld, K, lim, val, ent + off[r]);
+}
+
+/* 6 x 64 tile over one run of kp pairs: fp32 lanes from zero (exact, see above); then, row by row, widened to
+ * double, the row's small-A entries of the run added (a_small times B's row k in double: Bd0 and Bd1, the
+ * tile's two 32-column slivers of pack_exact_b from k0), and added into C (stored where first). */
+T_BF16 static void kernel_split_6x64(int kp, const uint32_t *Ap, size_t lda2, const uint32_t *Bp, double *C, size_t ldc, int first,
+                                     const lo_ent *const *es, const lo_ent *const *ee, int k0, const double *Bd0, const double *Bd1) {
+    __m512 c[MR][4];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) c[i][j] = _mm512_setzero_ps();
+    for (int k = 0; k < kp; k++) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64), b1 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64 + 16);
+        __m512bh b2 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64 + 32), b3 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64 + 48);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[(size_t)i * lda2 + k]);
+            c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
+            c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
+            c[i][2] = _mm512_dpbf16_ps(c[i][2], a, b2);
+            c[i][3] = _mm512_dpbf16_ps(c[i][3], a, b3);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        __m512d d[8];
+        double *row = C + (size_t)i * ldc;
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {   /* columns 16j..16j+7 and 16j+8..16j+15 */
+            d[2 * j] = _mm512_cvtps_pd(_mm512_castps512_ps256(c[i][j]));
+            d[2 * j + 1] = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c[i][j]), 1)));
+        }
+        for (const lo_ent *e = es[i]; e < ee[i]; e++) {
+            __m512d a = _mm512_set1_pd(e->v);
+            const double *b0 = Bd0 + (size_t)(e->k - k0) * 32, *b1 = Bd1 + (size_t)(e->k - k0) * 32;
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                d[q] = _mm512_fmadd_pd(a, _mm512_load_pd(b0 + 8 * q), d[q]);
+                d[4 + q] = _mm512_fmadd_pd(a, _mm512_load_pd(b1 + 8 * q), d[4 + q]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; q++) {
+            if (!first) d[q] = _mm512_add_pd(d[q], _mm512_load_pd(row + 8 * q));
+            _mm512_store_pd(row + 8 * q, d[q]);
+        }
+    }
+}
+
+/* C column j, 16 rows (two groups of 8: A0, A1 their big A values as Ad[k][8], double) += Σ over the column's
+ * small-B entries of a_big · b (four chains: two groups x even/odd entries). Two groups, not four: their
+ * 2 x 8 x K doubles stay in L2 (four were slower, measured). */
+T_AVX512 static void add_small_b(const lo_ent *e, const lo_ent *end, const double *A0, const double *A1, double *C, size_t ldc) {
+    __m512d c0 = _mm512_setzero_pd(), c1 = _mm512_setzero_pd(), c2 = _mm512_setzero_pd(), c3 = _mm512_setzero_pd();
+    for (; e + 1 < end; e += 2) {
+        __m512d b = _mm512_set1_pd(e[0].v), b1 = _mm512_set1_pd(e[1].v);
+        c0 = _mm512_fmadd_pd(b, _mm512_load_pd(A0 + (size_t)e[0].k * 8), c0);
+        c1 = _mm512_fmadd_pd(b, _mm512_load_pd(A1 + (size_t)e[0].k * 8), c1);
+        c2 = _mm512_fmadd_pd(b1, _mm512_load_pd(A0 + (size_t)e[1].k * 8), c2);
+        c3 = _mm512_fmadd_pd(b1, _mm512_load_pd(A1 + (size_t)e[1].k * 8), c3);
+    }
+    if (e < end) {
+        __m512d b = _mm512_set1_pd(e->v);
+        c0 = _mm512_fmadd_pd(b, _mm512_load_pd(A0 + (size_t)e->k * 8), c0);
+        c1 = _mm512_fmadd_pd(b, _mm512_load_pd(A1 + (size_t)e->k * 8), c1);
+    }
+    double t[16];
+    _mm512_storeu_pd(t, _mm512_add_pd(c0, c2)); _mm512_storeu_pd(t + 8, _mm512_add_pd(c1, c3));
+    for (int i = 0; i < 16; i++) C[(size_t)i * ldc] += t[i];
+}
+
+/* out[m][j] = (float) C[m][j] (RNE), m < M, j < nb */
+T_AVX512 static void store_rows(float *out, size_t ldo, const double *C, size_t ldc, int M, int nb) {
+    for (int m = 0; m < M; m++) {
+        int j = 0;
+        for (; j + 8 <= nb; j += 8) _mm256_storeu_ps(out + (size_t)m * ldo + j, _mm512_cvtpd_ps(_mm512_load_pd(C + (size_t)m * ldc + j)));
+        for (; j < nb; j++) out[(size_t)m * ldo + j] = (float)C[(size_t)m * ldc + j];
+    }
+}
+
+/* Returns 0 (nothing done) where the split does not pay or a code is NaN; else out = the exact sums. */
+T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_t lda, const uint8_t *b8, size_t ldb, float *out, size_t ldo) {
+    if (exact_split == -1) {
+        const char *e = getenv("LLAMA_FP8_EXACT_SPLIT");
+        exact_split = e && *e ? (atoi(e) != 0) : -2;   /* -2: decide per call */
+    }
+    if (exact_split == 0 || M < 1 || N < 1 || K < 1) return 0;
+    dec_tab TB, TA_big, TB_big;
+    make_tab(&TB, EMU_E4M3);
+    TA_big = TB; TB_big = TB;
+    float val[256], tf[256];
+    for (int c = 0; c < 256; c++) {
+        val[c] = tf[c] = (float)TB.d[c];
+        if (code_small((uint8_t)c, SMALL_A)) TA_big.h[c] = 0, TA_big.d[c] = 0.0;   /* the big parts: small values are 0 */
+        if (code_small((uint8_t)c, SMALL_B)) TB_big.h[c] = 0, TB_big.d[c] = 0.0;
+    }
+    int nu = (K + KU - 1) / KU, ng = (M + MR - 1) / MR, K2 = (K + 1) / 2;
+    /* the small entries: B's column by column (B row n = output column n), A's row by row */
+    size_t *offB = emu_scratch(EMU_S_SPLIT_BO, sizeof(size_t) * ((size_t)N + 1)), *offA = emu_scratch(EMU_S_SPLIT_AO, sizeof(size_t) * ((size_t)M + 1));
+    if (count_small_rows(b8, ldb, N, K, SMALL_B, offB + 1) || count_small_rows(a8, lda, M, K, SMALL_A, offA + 1)) return 0;
+    offB[0] = offA[0] = 0;
+    for (int n = 0; n < N; n++) offB[n + 1] += offB[n];
+    for (int m = 0; m < M; m++) offA[m + 1] += offA[m];
+    /* time against the double kernel, fitted on Zen 5 (tests/README, "exact split"): 0.45 + 2 dA + 6 dB, with dA,
+     * dB the fractions of small values; it pays below ~0.9 (dA ≲ 0.2 where dB ~ 0.01) */
+    double dA = (double)offA[M] / ((double)M * K), dB = (double)offB[N] / ((double)N * K);
+    if (exact_split < 0 && 0.45 + 2.0 * dA + 6.0 * dB > 0.9) return 0;
+    lo_ent *entB = emu_scratch(EMU_S_SPLIT_BE, sizeof(lo_ent) * (offB[N] + 1)), *entA = emu_scratch(EMU_S_SPLIT_AE, sizeof(lo_ent) * (offA[M] + 1));
+    fill_small_rows(b8, ldb, N, K, SMALL_B, offB, val, entB);
+    fill_small_rows(a8, lda, M, K, SMALL_A, offA, val, entA);
+    /* uA[m][u]: where row m's entries of k unit u start (u = 0..nu) */
+    size_t *uA = emu_scratch(EMU_S_SPLIT_KB, sizeof(size_t) * (size_t)M * (nu + 1));
+    #pragma omp parallel for schedule(static)
+    for (int m = 0; m < M; m++) {
+        size_t e = offA[m];
+        for (int u = 0; u <= nu; u++) {
+            while (e < offA[m + 1] && entA[e].k < u * KU) e++;
+            uA[(size_t)m * (nu + 1) + u] = e;
+        }
+    }
+    /* A_big as bf16 pairs Ah[m][j] (rows padded to ng·6 with zeros); as double Ad[h][k][8] (8-row groups h, an
+     * even count: add_small_b takes two); cut[g][u]: a run of group g ends after unit u (see above) */
+    int nh = ((M + 7) / 8 + 1) / 2 * 2, crows = nh * 8 > ng * MR ? nh * 8 : ng * MR;
+    uint32_t *Ah = emu_scratch(EMU_S_PAIRS_A, sizeof(uint32_t) * (size_t)ng * MR * K2);
+    double *Ad = emu_scratch(EMU_S_SPLIT_AF, sizeof(double) * (size_t)nh * 8 * K);
+    unsigned char *cut = emu_scratch(EMU_S_SPLIT_WH, (size_t)ng * nu);
+    #pragma omp parallel for schedule(static)
+    for (int m = 0; m < ng * MR; m++) {
+        const uint8_t *row = a8 + (size_t)m * lda;
+        uint32_t *ah = Ah + (size_t)m * K2;
+        for (int j = 0; j < K2; j++) {
+            uint32_t lo = m < M ? TA_big.h[row[2 * j]] : 0, hi = m < M && 2 * j + 1 < K ? TA_big.h[row[2 * j + 1]] : 0;
+            ah[j] = lo | hi << 16;
+        }
+    }
+    #pragma omp parallel for schedule(static)
+    for (int m = 0; m < nh * 8; m++) {
+        const uint8_t *row = a8 + (size_t)m * lda;
+        double *ad = Ad + (size_t)(m / 8) * K * 8 + m % 8;
+        for (int k = 0; k < K; k++) ad[(size_t)k * 8] = m < M ? TA_big.d[row[k]] : 0.0;
+    }
+    #pragma omp parallel for schedule(static)
+    for (int g = 0; g < ng; g++) {
+        double run = 0;
+        for (int u = 0; u < nu; u++) {
+            double mx = 0;   /* max over the group's rows of Σ |a_big| over the unit */
+            for (int i = 0; i < MR && g * MR + i < M; i++) {
+                const uint8_t *row = a8 + (size_t)(g * MR + i) * lda;
+                double s = 0;
+                for (int k = u * KU; k < K && k < (u + 1) * KU; k++) s += TA_big.d[row[k] & 0x7F];
+                if (s > mx) mx = s;
+            }
+            if (u % (KB / KU) == 0) run = 0;   /* a block starts a run */
+            else if (448.0 * (run + mx) > 4194304.0) cut[(size_t)g * nu + u - 1] = 1, run = 0;   /* 2^22 */
+            run += mx;
+            cut[(size_t)g * nu + u] = u + 1 == nu || (u + 1) % (KB / KU) == 0;   /* and at every block end */
+        }
+    }
+    __m512i T[8], T16[8];
+    for (int i = 0; i < 8; i++) T[i] = _mm512_loadu_si512(TB_big.h + 32 * i);
+    uint16_t h16[256];
+    int no_gather = emu_tab16(tf, h16);
+    if (no_gather)
+        for (int i = 0; i < 8; i++) T16[i] = _mm512_loadu_si512(h16 + 32 * i);
+    bsrc bb = {b8, ldb, K, &TB_big};
+    int nth = omp_get_max_threads(), NC = (N + 2 * nth - 1) / (2 * nth);
+    NC = (NC + NBD - 1) / NBD * NBD;
+    if (NC > NCMAX) NC = NCMAX;
+    int npanels = (N + NC - 1) / NC;
+    #pragma omp parallel
+    {
+        uint32_t *Bp = emu_scratch(EMU_S_PAIRS_B, sizeof(uint32_t) * NC * (KB / 2));
+        double *Bd = emu_scratch(EMU_S_EXACT_B, sizeof(double) * NC * KB), *C = emu_scratch(EMU_S_EXACT_C, sizeof(double) * (size_t)crows * NC);
+        #pragma omp for schedule(dynamic, 1)
+        for (int pan = 0; pan < npanels; pan++) {
+            int n0 = pan * NC, nb = N - n0 < NC ? N - n0 : NC;
+            for (int k0 = 0; k0 < K; k0 += KB) {   /* B packed KB k at a time */
+                int kc = K - k0 < KB ? K - k0 : KB, kp = (kc + 1) / 2, u0 = k0 / KU, u1 = (k0 + kc + KU - 1) / KU;
+                pack_pairs(Bp, &bb, T, n0, nb, k0 / 2, kp);
+                size_t any = 0;
+                for (int m = 0; m < M && !any; m++) any = uA[(size_t)m * (nu + 1) + u1] - uA[(size_t)m * (nu + 1) + u0];
+                if (any)
+                    for (int q = 0; q * NBD < nb; q++)
+                        pack_exact_b(Bd + (size_t)q * (NBD / 32) * kc * 32, b8, ldb, tf, no_gather ? T16 : NULL, &TB, n0 + q * NBD,
+                                     nb - q * NBD < NBD ? nb - q * NBD : NBD, k0, kc);
+                for (int p = 0; p * 64 < nb; p++)
+                    for (int g = 0; g < ng; g++)
+                        for (int ua = u0; ua < u1;) {   /* one run: units ua..ub-1 */
+                            int ub = ua;
+                            while (!cut[(size_t)g * nu + ub]) ub++;
+                            ub++;
+                            int j0 = (ua * KU - k0) / 2, j1 = ub * KU - k0 < kc ? (ub * KU - k0) / 2 : kp;
+                            const lo_ent *es[MR], *ee[MR];
+                            for (int i = 0; i < MR; i++) {
+                                const size_t *o = uA + (size_t)(g * MR + i) * (nu + 1);
+                                es[i] = ee[i] = entA;
+                                if (g * MR + i < M) es[i] = entA + o[ua], ee[i] = entA + o[ub];
+                            }
+                            kernel_split_6x64(j1 - j0, Ah + (size_t)g * MR * K2 + k0 / 2 + j0, K2, Bp + (size_t)p * kp * 64 + (size_t)j0 * 64,
+                                              C + (size_t)g * MR * NC + p * 64, NC, ua == 0, es, ee, k0, Bd + (size_t)(2 * p) * kc * 32,
+                                              Bd + (size_t)(2 * p + 1) * kc * 32);
+                            ua = ub;
+                        }
+            }
+            for (int h = 0; h < nh; h += 2)
+                for (int j = 0; j < nb; j++)
+                    if (offB[n0 + j + 1] > offB[n0 + j])
+                        add_small_b(entB + offB[n0 + j], entB + offB[n0 + j + 1], Ad + (size_t)h * K * 8, Ad + (size_t)(h + 1) * K * 8, C + (size_t)h * 8 * NC + j, NC);
+            store_rows(out + n0, ldo, C, NC, M, nb);
+        }
+    }
+    return 1;
+}
+
 /* ---- emu_gemm_f32 with bf16 values on both sides: the same fmaf chain on VDPBF16PS ----
  * A product of two bf16 values is exact in fp32, so fmaf(a, b, acc) = fp32(acc + a·b). VDPBF16PS adds the
  * odd element's product of a pair first, then the even one's, each rounded to nearest even: packing every
@@ -431,7 +716,11 @@ void emu_gemm(const emu_gemm_desc *g) {
             else emu_gemm_f32(M, N, kn, (const float *)Ak, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
         } else if (path == 4) emu_gemm_f32_swapped(M, N, kn, Af + k0, K, Bk, g->b_type, g->ldb, acc, lacc);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-        else if (path == 2) gemm_exact_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
+        else if (path == 2) {
+            if (!(g->a_type == EMU_E4M3 && emu_have_avx512bf16() && emu_use_bf16_dot() &&
+                  gemm_exact_split(M, N, kn, (const uint8_t *)Ak, g->lda, (const uint8_t *)Bk, g->ldb, acc, lacc)))
+                gemm_exact_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
+        }
         else gemm_bf16_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
 #endif
         if (in_place) {   /* emu_epi_plain on fp32 D in place, written as loops the compiler vectorises: the same two products */

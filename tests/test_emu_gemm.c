@@ -27,9 +27,11 @@ static uint8_t rcode(emu_dtype t) {   /* random finite code */
     }
 }
 
+static int big_codes;   /* E4M3 fills: 15 in 16 codes of magnitude 8..448 (as quantized activations and weights) */
 static void fill(void *p, emu_dtype t, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (t == EMU_I8) ((int8_t *)p)[i] = (int8_t)(rnd() % 255 - 127);
+        else if (t == EMU_E4M3 && big_codes && rnd() % 16) ((uint8_t *)p)[i] = (uint8_t)((rnd() & 0x80) | (0x50 + rnd() % 0x2F));
         else if (t == EMU_F32) ((float *)p)[i] = ((int)(rnd() % 2001) - 1000) / 137.0f;
         else ((uint8_t *)p)[i] = rcode(t);
     }
@@ -145,6 +147,65 @@ int main(int argc, char **argv) {
      * 512/512/76 (1 thread), 384/384/332 (2), 128s and a last of 76 (7); k steps 128, 128, 44 */
     { int det = 1; const char *w = run_case(13, 1100, 300, EMU_E4M3, EMU_E4M3, EMU_SCALE_ROW, EMU_SCALE_ROW, EMU_F32, EMU_ACC_EXACT, &det);
       CHECK("exact E4M3, N = 1100, K = 300 (column panels with partial blocks) fast == ref, thread-independent", !w[0] && det, "%s", w); }
+
+    /* exact E4M3 on the split path (emu/gemm_fp8.c, "exact, split": big x big in fp32 runs on VDPBF16PS, small
+     * values as lists in double), forced on: uniform codes (half the values small: long lists), then mostly big
+     * codes (long fp32 runs). The same bits as the per-element reference, for 1, 2 and 7 threads. */
+    if (emu_have_avx512bf16()) {
+        emu_set_exact_split(1);
+        emu_set_bf16_dot(1);   /* the split runs on VDPBF16PS only; force it where the CPU has it but prefers fp32 FMA */
+        for (big_codes = 0; big_codes < 2; big_codes++) {
+            int det = 1;
+            char why[256] = "";
+            static const int sh[][3] = {{1, 1, 1}, {3, 70, 33}, {7, 130, 300}, {13, 257, 129}, {1, 64, 1000}, {13, 1100, 300}, {601, 35, 70}, {50, 200, 1031}};
+            for (size_t i = 0; i < sizeof sh / sizeof sh[0] && !why[0]; i++) {
+                const char *w;
+                if ((w = run_case(sh[i][0], sh[i][1], sh[i][2], EMU_E4M3, EMU_E4M3, EMU_SCALE_ROW, EMU_SCALE_ROW, EMU_F32, EMU_ACC_EXACT, &det))[0] ||
+                    (w = run_case(sh[i][0], sh[i][1], sh[i][2], EMU_E4M3, EMU_E4M3, EMU_SCALE_BLOCK, EMU_SCALE_BLOCK, EMU_BF16, EMU_ACC_EXACT, &det))[0])
+                    snprintf(why, sizeof why, "%s", w);
+            }
+            CHECK(big_codes ? "exact E4M3 split path, mostly big codes: fast == ref bit for bit, thread-independent"
+                            : "exact E4M3 split path, uniform codes: fast == ref bit for bit, thread-independent", !why[0] && det, "%s", why);
+        }
+        big_codes = 0;
+        /* the fp32 runs end before 448·Σ|a| passes 2^22. A = 448 everywhere but k = 63 (9); B = 448 for k < 63,
+         * 2.25 at k = 63, -448 for k = 64..126, 0 after: the exact sum is 63·200704 + 20.25 - 63·200704 = 20.25.
+         * A run over k = 0..63 in fp32 holds 12644352 + 20.25 above 2^23 (ulp 1) and loses the quarter: 20. So
+         * do runs of 64 k, or the bound 2^24 in place of 2^22 (80 k) — both checked by mutation. */
+        {
+            enum { K = 256, N = 64 };
+            uint8_t a[6 * K], b[N * K];
+            float d[6 * N], r[6 * N], one = 1.0f;
+            for (int i = 0; i < 6 * K; i++) a[i] = i % K == 63 ? 0x51 : 0x7E;   /* 9, 448 */
+            for (int i = 0; i < N * K; i++) {
+                int k = i % K;
+                b[i] = k < 63 ? 0x7E : k == 63 ? 0x41 : k < 127 ? 0xFE : 0x00;   /* 448, 2.25, -448, 0 */
+            }
+            emu_gemm_desc g = {6, N, K, EMU_E4M3, a, K, EMU_E4M3, b, K, EMU_SCALE_TENSOR, &one, EMU_SCALE_TENSOR, &one, EMU_F32, d, N, EMU_ACC_EXACT};
+            emu_gemm(&g);
+            g.D = r; emu_gemm_ref(&g);
+            CHECK("exact split path: fp32 runs cut at the 2^22 bound (a quarter survives partial sums above 2^23)",
+                  !memcmp(d, r, sizeof d) && d[0] == 20.25f && d[6 * N - 1] == 20.25f, "split %.2f ref %.2f want 20.25", d[0], r[0]);
+        }
+        /* a NaN code sends the call the double way (it keeps the NaN's bits) */
+        {
+            enum { K = 40, N = 70 };
+            uint8_t a[5 * K], b[N * K];
+            float d[5 * N], r[5 * N], one = 1.0f;
+            fill(a, EMU_E4M3, sizeof a); fill(b, EMU_E4M3, sizeof b);
+            a[2 * K + 7] = 0x7F; b[9 * K + 3] = 0xFF;
+            emu_gemm_desc g = {5, N, K, EMU_E4M3, a, K, EMU_E4M3, b, K, EMU_SCALE_TENSOR, &one, EMU_SCALE_TENSOR, &one, EMU_F32, d, N, EMU_ACC_EXACT};
+            emu_gemm(&g);
+            g.D = r; emu_gemm_ref(&g);
+            int same = 1;   /* NaN where the reference has NaN (its sign where two NaNs meet is the CPU's business), else the same bits */
+            for (int i = 0; i < 5 * N; i++) same &= isnan(r[i]) ? isnan(d[i]) : !memcmp(d + i, r + i, 4);
+            CHECK("exact split path: NaN codes go the double way: NaN in their row and column, the reference's bits elsewhere",
+                  same && isnan(d[2 * N]) && isnan(d[9]) && !isnan(d[0]), "d[2N] %g d[9] %g d[0] %g", d[2 * N], d[9], d[0]);
+        }
+        emu_set_exact_split(-1);
+        emu_set_bf16_dot(-1);
+    } else
+        printf("skip emu_gemm: exact E4M3 split path: no AVX512-BF16 on this CPU\n");
 
     /* exact mode vs Fraction goldens */
     int gold_ok = 1; char gwhy[200] = "";
