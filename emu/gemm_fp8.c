@@ -470,6 +470,7 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
         exact_split = e && *e ? (atoi(e) != 0) : -2;   /* -2: decide per call */
     }
     if (exact_split == 0 || M < 1 || N < 1 || K < 1) return 0;
+    if (exact_split < 0 && M < 32) return 0;   /* few rows: B's lists and packing cost more than the split saves (Zen 5: even at M 28) */
     dec_tab TB, TA_big, TB_big;
     make_tab(&TB, EMU_E4M3);
     TA_big = TB; TB_big = TB;
