@@ -67,7 +67,8 @@ int emu_have_avx512bf16(void);
 int emu_use_bf16_dot(void);
 void emu_set_bf16_dot(int on);
 /* exact E4M3 x E4M3 on VDPBF16PS where it pays (emu/gemm_fp8.c, "exact, split"; the same bits):
- * emu_set_exact_split(1|0) forces it on or off (where the CPU has AVX512-BF16), -1 decides per call. */
+ * emu_set_exact_split(1|0) forces it on or off (where the CPU has AVX512-BF16 and uses it), -1 decides per
+ * call; 2 and 3 force it on with and without its middle plane (tests). */
 void emu_set_exact_split(int on);
 /* Measured peak GFLOP/s of this CPU over all OpenMP threads: fp32 FMA (kind 0), VDPBF16PS (1), fp64 FMA (2); 0 if absent. */
 double emu_peak_gflops(int kind);

@@ -325,16 +325,20 @@ T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtyp
  *    then every partial sum is a multiple of 1/4 of at most 2^22 = 2^24 quarters, exact in fp32 whatever the
  *    order and however VDPBF16PS rounds (there is nothing to round). Runs grow in units of 16 k (16 products
  *    ≤ 448·448·16 < 2^22 always fit), so they adapt to the data: ~64-256 k on real activations.
+ *  - where many of A's codes are small (SwiGLU outputs: the down projections), a second plane takes the middle
+ *    ones, 1/8 ≤ |a| < 8, as 64·a: integers 8..480, the same runs and bound on VDPBF16PS, each lane multiplied
+ *    by 2^-6 (exact) as it goes into double; A's lists then hold only |a| < 1/8.
  *  - the small values run as lists, (k, a) per row of A against B in double and (k, b) per column of B
- *    against A_big in double, on double FMA.
+ *    against A's other values in double, on double FMA.
  * All double partial sums are sums of distinct products: multiples of 2^-18 below 2^35, exact (as for the
  * exact kernel above), so the result is the exact sum rounded once: emu_gemm_ref's bits, whatever the split.
  * It runs where the lists are short enough to pay (estimated below) and no code is NaN (NaNs go the double
- * way, which keeps their bits); emu_set_exact_split(1|0) or LLAMA_FP8_EXACT_SPLIT=1|0 force it on or off. */
+ * way, which keeps their bits); emu_set_exact_split(1|0) or LLAMA_FP8_EXACT_SPLIT=1|0 force it on or off (2: on
+ * with the middle plane, 3: on without it; 1 picks by the estimate). */
 static int exact_split = -1;
-void emu_set_exact_split(int on) { exact_split = on < 0 ? -1 : on != 0; }
+void emu_set_exact_split(int on) { exact_split = on < 0 ? -1 : on > 3 ? 1 : on; }
 typedef struct { int k; float v; } lo_ent;
-enum { SMALL_A = 0x50, SMALL_B = 0x40 };   /* code & 0x7F below these (and nonzero): small */
+enum { SMALL_A = 0x50, SMALL_A2 = 0x20, SMALL_B = 0x40 };   /* code & 0x7F below these (and nonzero): small (A2: with the middle plane) */
 enum { KU = 16, KB = 256 };                /* run unit and B packing block, in k */
 
 /* small: nonzero and code & 0x7F < lim; nan: code & 0x7F == 0x7F. 64 codes at a time. */
@@ -385,9 +389,9 @@ static void fill_small_rows(const uint8_t *x, size_t ld, int n, int K, int lim, 
 }
 
 /* 6 x 64 tile over one run of kp pairs: fp32 lanes from zero (exact, see above); then, row by row, widened to
- * double, the row's small-A entries of the run added (a_small times B's row k in double: Bd0 and Bd1, the
+ * double and multiplied by sc (1, or 2^-6 for the middle plane: exact), the row's small-A entries of the run added (a_small times B's row k in double: Bd0 and Bd1, the
  * tile's two 32-column slivers of pack_exact_b from k0), and added into C (stored where first). */
-T_BF16 static void kernel_split_6x64(int kp, const uint32_t *Ap, size_t lda2, const uint32_t *Bp, double *C, size_t ldc, int first,
+T_BF16 static void kernel_split_6x64(int kp, const uint32_t *Ap, size_t lda2, const uint32_t *Bp, double *C, size_t ldc, int first, double sc,
                                      const lo_ent *const *es, const lo_ent *const *ee, int k0, const double *Bd0, const double *Bd1) {
     __m512 c[MR][4];
 #pragma GCC unroll 6
@@ -414,6 +418,7 @@ T_BF16 static void kernel_split_6x64(int kp, const uint32_t *Ap, size_t lda2, co
         for (int j = 0; j < 4; j++) {   /* columns 16j..16j+7 and 16j+8..16j+15 */
             d[2 * j] = _mm512_cvtps_pd(_mm512_castps512_ps256(c[i][j]));
             d[2 * j + 1] = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c[i][j]), 1)));
+            if (sc != 1.0) d[2 * j] = _mm512_mul_pd(d[2 * j], _mm512_set1_pd(sc)), d[2 * j + 1] = _mm512_mul_pd(d[2 * j + 1], _mm512_set1_pd(sc));
         }
         for (const lo_ent *e = es[i]; e < ee[i]; e++) {
             __m512d a = _mm512_set1_pd(e->v);
@@ -463,37 +468,91 @@ T_AVX512 static void store_rows(float *out, size_t ldo, const double *C, size_t 
     }
 }
 
+/* One plane of A for the VDPBF16PS runs: Ah[m][j] = pairs of tab->h (rows past M zero, ng·6 rows), and
+ * cut[g][u] = 1 where a run of group g ends after k unit u: before 448·Σ|a| (tab->d) passes 2^22, and at
+ * every block end (see "exact, split" above). */
+static void split_plane(const uint8_t *a8, size_t lda, int M, int K, int ng, const dec_tab *tab, uint32_t *Ah, unsigned char *cut) {
+    int K2 = (K + 1) / 2, nu = (K + KU - 1) / KU;
+    #pragma omp parallel for schedule(static)
+    for (int m = 0; m < ng * MR; m++) {
+        const uint8_t *row = a8 + (size_t)m * lda;
+        uint32_t *ah = Ah + (size_t)m * K2;
+        for (int j = 0; j < K2; j++) {
+            uint32_t lo = m < M ? tab->h[row[2 * j]] : 0, hi = m < M && 2 * j + 1 < K ? tab->h[row[2 * j + 1]] : 0;
+            ah[j] = lo | hi << 16;
+        }
+    }
+    #pragma omp parallel for schedule(static)
+    for (int g = 0; g < ng; g++) {
+        double run = 0;
+        for (int u = 0; u < nu; u++) {
+            double mx = 0;   /* max over the group's rows of Σ |a| over the unit */
+            for (int i = 0; i < MR && g * MR + i < M; i++) {
+                const uint8_t *row = a8 + (size_t)(g * MR + i) * lda;
+                double sum = 0;
+                for (int k = u * KU; k < K && k < (u + 1) * KU; k++) sum += tab->d[row[k] & 0x7F];
+                if (sum > mx) mx = sum;
+            }
+            if (u % (KB / KU) == 0) run = 0;   /* a block starts a run */
+            else if (448.0 * (run + mx) > 4194304.0) cut[(size_t)g * nu + u - 1] = 1, run = 0;   /* 2^22 */
+            run += mx;
+            cut[(size_t)g * nu + u] = u + 1 == nu || (u + 1) % (KB / KU) == 0;
+        }
+    }
+}
+
 /* Returns 0 (nothing done) where the split does not pay or a code is NaN; else out = the exact sums. */
 T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_t lda, const uint8_t *b8, size_t ldb, float *out, size_t ldo) {
     if (exact_split == -1) {
         const char *e = getenv("LLAMA_FP8_EXACT_SPLIT");
-        exact_split = e && *e ? (atoi(e) != 0) : -2;   /* -2: decide per call */
+        exact_split = e && *e ? (atoi(e) >= 0 && atoi(e) <= 3 ? atoi(e) : 1) : -2;   /* -2: decide per call */
     }
     if (exact_split == 0 || M < 1 || N < 1 || K < 1) return 0;
     if (exact_split < 0 && M < 32) return 0;   /* few rows: B's lists and packing cost more than the split saves (Zen 5: even at M 28) */
-    dec_tab TB, TA_big, TB_big;
+    dec_tab TB, TA_big, TA_mid, TA_d, TB_big;
     make_tab(&TB, EMU_E4M3);
-    TA_big = TB; TB_big = TB;
     float val[256], tf[256];
-    for (int c = 0; c < 256; c++) {
-        val[c] = tf[c] = (float)TB.d[c];
-        if (code_small((uint8_t)c, SMALL_A)) TA_big.h[c] = 0, TA_big.d[c] = 0.0;   /* the big parts: small values are 0 */
-        if (code_small((uint8_t)c, SMALL_B)) TB_big.h[c] = 0, TB_big.d[c] = 0.0;
-    }
+    for (int c = 0; c < 256; c++) val[c] = tf[c] = (float)TB.d[c];
     int nu = (K + KU - 1) / KU, ng = (M + MR - 1) / MR, K2 = (K + 1) / 2;
-    /* the small entries: B's column by column (B row n = output column n), A's row by row */
+    /* how many codes are small: B's (|b| < 2), A's below 8 and below 1/8 */
     size_t *offB = emu_scratch(EMU_S_SPLIT_BO, sizeof(size_t) * ((size_t)N + 1)), *offA = emu_scratch(EMU_S_SPLIT_AO, sizeof(size_t) * ((size_t)M + 1));
     if (count_small_rows(b8, ldb, N, K, SMALL_B, offB + 1) || count_small_rows(a8, lda, M, K, SMALL_A, offA + 1)) return 0;
     offB[0] = offA[0] = 0;
     for (int n = 0; n < N; n++) offB[n + 1] += offB[n];
     for (int m = 0; m < M; m++) offA[m + 1] += offA[m];
-    /* time against the double kernel, fitted on Zen 5 (tests/README, "exact split"): 0.45 + 2 dA + 6 dB, with dA,
-     * dB the fractions of small values; it pays below ~0.9 (dA ≲ 0.2 where dB ~ 0.01) */
-    double dA = (double)offA[M] / ((double)M * K), dB = (double)offB[N] / ((double)N * K);
-    if (exact_split < 0 && 0.45 + 2.0 * dA + 6.0 * dB > 0.9) return 0;
+    double dA = (double)offA[M] / ((double)M * K), dB = (double)offB[N] / ((double)N * K), dA2 = 1;
+    if (dA > 0.1 || exact_split == 2) {
+        count_small_rows(a8, lda, M, K, SMALL_A2, offA + 1);
+        offA[0] = 0;
+        for (int m = 0; m < M; m++) offA[m + 1] += offA[m];
+        dA2 = (double)offA[M] / ((double)M * K);
+    }
+    /* time against the double kernel, fitted on Zen 5 (tests/README, "exact split"): one plane 0.45 + 2 dA + 6 dB,
+     * two planes 0.8 + 2 dA2 + 6 dB, dA, dA2, dB the fractions of small values; it pays below 0.9 */
+    double t1 = 0.45 + 2.0 * dA + 6.0 * dB, t2 = 0.8 + 2.0 * dA2 + 6.0 * dB;
+    int mid = exact_split == 2 || (exact_split != 3 && t2 < t1);
+    if (exact_split < 0 && (mid ? t2 : t1) > 0.9) return 0;
+    int lim = mid ? SMALL_A2 : SMALL_A;
+    if (!mid && (dA > 0.1 || exact_split == 2)) {   /* offA counted below 1/8: count again below 8 */
+        count_small_rows(a8, lda, M, K, SMALL_A, offA + 1);
+        offA[0] = 0;
+        for (int m = 0; m < M; m++) offA[m + 1] += offA[m];
+    }
+    /* the planes: TA_big the big values (≥ 8), TA_mid 64 times the middle ones (1/8 ≤ |a| < 8: integers 8..480),
+     * TA_d every value not in A's lists (for a_big · b_small); TB_big B's big values */
+    TA_big = TA_mid = TA_d = TB_big = TB;
+    for (int c = 0; c < 256; c++) {
+        int small = code_small((uint8_t)c, SMALL_A), tiny = code_small((uint8_t)c, SMALL_A2);
+        if (small) TA_big.h[c] = 0, TA_big.d[c] = 0.0;
+        float v = small && !tiny ? val[c] * 64.0f : 0.0f;
+        uint32_t u; memcpy(&u, &v, 4);
+        TA_mid.h[c] = (uint16_t)(u >> 16); TA_mid.d[c] = v;
+        if (code_small((uint8_t)c, lim)) TA_d.d[c] = 0.0;
+        if (code_small((uint8_t)c, SMALL_B)) TB_big.h[c] = 0, TB_big.d[c] = 0.0;
+    }
     lo_ent *entB = emu_scratch(EMU_S_SPLIT_BE, sizeof(lo_ent) * (offB[N] + 1)), *entA = emu_scratch(EMU_S_SPLIT_AE, sizeof(lo_ent) * (offA[M] + 1));
     fill_small_rows(b8, ldb, N, K, SMALL_B, offB, val, entB);
-    fill_small_rows(a8, lda, M, K, SMALL_A, offA, val, entA);
+    fill_small_rows(a8, lda, M, K, lim, offA, val, entA);
     /* uA[m][u]: where row m's entries of k unit u start (u = 0..nu) */
     size_t *uA = emu_scratch(EMU_S_SPLIT_KB, sizeof(size_t) * (size_t)M * (nu + 1));
     #pragma omp parallel for schedule(static)
@@ -504,43 +563,23 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
             uA[(size_t)m * (nu + 1) + u] = e;
         }
     }
-    /* A_big as bf16 pairs Ah[m][j] (rows padded to ng·6 with zeros); as double Ad[h][k][8] (8-row groups h, an
-     * even count: add_small_b takes two); cut[g][u]: a run of group g ends after unit u (see above) */
+    /* the planes as bf16 pairs Ah (and Ah2) with their runs cut (cut2); A's listed-or-not values as double
+     * Ad[h][k][8] (8-row groups h, an even count: add_small_b takes two) */
     int nh = ((M + 7) / 8 + 1) / 2 * 2, crows = nh * 8 > ng * MR ? nh * 8 : ng * MR;
-    uint32_t *Ah = emu_scratch(EMU_S_PAIRS_A, sizeof(uint32_t) * (size_t)ng * MR * K2);
-    double *Ad = emu_scratch(EMU_S_SPLIT_AF, sizeof(double) * (size_t)nh * 8 * K);
-    unsigned char *cut = emu_scratch(EMU_S_SPLIT_WH, (size_t)ng * nu);
-    #pragma omp parallel for schedule(static)
-    for (int m = 0; m < ng * MR; m++) {
-        const uint8_t *row = a8 + (size_t)m * lda;
-        uint32_t *ah = Ah + (size_t)m * K2;
-        for (int j = 0; j < K2; j++) {
-            uint32_t lo = m < M ? TA_big.h[row[2 * j]] : 0, hi = m < M && 2 * j + 1 < K ? TA_big.h[row[2 * j + 1]] : 0;
-            ah[j] = lo | hi << 16;
-        }
+    uint32_t *Ah = emu_scratch(EMU_S_PAIRS_A, sizeof(uint32_t) * (size_t)ng * MR * K2), *Ah2 = NULL;
+    unsigned char *cut = emu_scratch(EMU_S_SPLIT_WH, (size_t)ng * nu), *cut2 = NULL;
+    split_plane(a8, lda, M, K, ng, &TA_big, Ah, cut);
+    if (mid) {
+        Ah2 = emu_scratch(EMU_S_SPLIT_AH2, sizeof(uint32_t) * (size_t)ng * MR * K2);
+        cut2 = emu_scratch(EMU_S_SPLIT_WH2, (size_t)ng * nu);
+        split_plane(a8, lda, M, K, ng, &TA_mid, Ah2, cut2);
     }
+    double *Ad = emu_scratch(EMU_S_SPLIT_AF, sizeof(double) * (size_t)nh * 8 * K);
     #pragma omp parallel for schedule(static)
     for (int m = 0; m < nh * 8; m++) {
         const uint8_t *row = a8 + (size_t)m * lda;
         double *ad = Ad + (size_t)(m / 8) * K * 8 + m % 8;
-        for (int k = 0; k < K; k++) ad[(size_t)k * 8] = m < M ? TA_big.d[row[k]] : 0.0;
-    }
-    #pragma omp parallel for schedule(static)
-    for (int g = 0; g < ng; g++) {
-        double run = 0;
-        for (int u = 0; u < nu; u++) {
-            double mx = 0;   /* max over the group's rows of Σ |a_big| over the unit */
-            for (int i = 0; i < MR && g * MR + i < M; i++) {
-                const uint8_t *row = a8 + (size_t)(g * MR + i) * lda;
-                double s = 0;
-                for (int k = u * KU; k < K && k < (u + 1) * KU; k++) s += TA_big.d[row[k] & 0x7F];
-                if (s > mx) mx = s;
-            }
-            if (u % (KB / KU) == 0) run = 0;   /* a block starts a run */
-            else if (448.0 * (run + mx) > 4194304.0) cut[(size_t)g * nu + u - 1] = 1, run = 0;   /* 2^22 */
-            run += mx;
-            cut[(size_t)g * nu + u] = u + 1 == nu || (u + 1) % (KB / KU) == 0;   /* and at every block end */
-        }
+        for (int k = 0; k < K; k++) ad[(size_t)k * 8] = m < M ? TA_d.d[row[k]] : 0.0;
     }
     __m512i T[8], T16[8];
     for (int i = 0; i < 8; i++) T[i] = _mm512_loadu_si512(TB_big.h + 32 * i);
@@ -571,21 +610,24 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
                                      nb - q * NBD < NBD ? nb - q * NBD : NBD, k0, kc);
                 for (int p = 0; p * 64 < nb; p++)
                     for (int g = 0; g < ng; g++)
-                        for (int ua = u0; ua < u1;) {   /* one run: units ua..ub-1 */
-                            int ub = ua;
-                            while (!cut[(size_t)g * nu + ub]) ub++;
-                            ub++;
-                            int j0 = (ua * KU - k0) / 2, j1 = ub * KU - k0 < kc ? (ub * KU - k0) / 2 : kp;
-                            const lo_ent *es[MR], *ee[MR];
-                            for (int i = 0; i < MR; i++) {
-                                const size_t *o = uA + (size_t)(g * MR + i) * (nu + 1);
-                                es[i] = ee[i] = entA;
-                                if (g * MR + i < M) es[i] = entA + o[ua], ee[i] = entA + o[ub];
+                        for (int pl = 0; pl < 1 + mid; pl++) {   /* the big plane (with A's lists), then the middle one */
+                            const unsigned char *ct = pl ? cut2 : cut;
+                            for (int ua = u0; ua < u1;) {   /* one run: units ua..ub-1 */
+                                int ub = ua;
+                                while (!ct[(size_t)g * nu + ub]) ub++;
+                                ub++;
+                                int j0 = (ua * KU - k0) / 2, j1 = ub * KU - k0 < kc ? (ub * KU - k0) / 2 : kp;
+                                const lo_ent *es[MR], *ee[MR];
+                                for (int i = 0; i < MR; i++) {
+                                    const size_t *o = uA + (size_t)(g * MR + i) * (nu + 1);
+                                    es[i] = ee[i] = entA;
+                                    if (g * MR + i < M && !pl) es[i] = entA + o[ua], ee[i] = entA + o[ub];
+                                }
+                                kernel_split_6x64(j1 - j0, (pl ? Ah2 : Ah) + (size_t)g * MR * K2 + k0 / 2 + j0, K2, Bp + (size_t)p * kp * 64 + (size_t)j0 * 64,
+                                                  C + (size_t)g * MR * NC + p * 64, NC, ua == 0 && !pl, pl ? 0x1p-6 : 1.0, es, ee, k0,
+                                                  Bd + (size_t)(2 * p) * kc * 32, Bd + (size_t)(2 * p + 1) * kc * 32);
+                                ua = ub;
                             }
-                            kernel_split_6x64(j1 - j0, Ah + (size_t)g * MR * K2 + k0 / 2 + j0, K2, Bp + (size_t)p * kp * 64 + (size_t)j0 * 64,
-                                              C + (size_t)g * MR * NC + p * 64, NC, ua == 0, es, ee, k0, Bd + (size_t)(2 * p) * kc * 32,
-                                              Bd + (size_t)(2 * p + 1) * kc * 32);
-                            ua = ub;
                         }
             }
             for (int h = 0; h < nh; h += 2)

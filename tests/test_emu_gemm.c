@@ -152,9 +152,10 @@ int main(int argc, char **argv) {
      * values as lists in double), forced on: uniform codes (half the values small: long lists), then mostly big
      * codes (long fp32 runs). The same bits as the per-element reference, for 1, 2 and 7 threads. */
     if (emu_have_avx512bf16()) {
-        emu_set_exact_split(1);
         emu_set_bf16_dot(1);   /* the split runs on VDPBF16PS only; force it where the CPU has it but prefers fp32 FMA */
+        for (int mode = 3; mode >= 2; mode--)   /* one plane (big values), then with the middle plane (1/8 ≤ |a| < 8) */
         for (big_codes = 0; big_codes < 2; big_codes++) {
+            emu_set_exact_split(mode);
             int det = 1;
             char why[256] = "";
             static const int sh[][3] = {{1, 1, 1}, {3, 70, 33}, {7, 130, 300}, {13, 257, 129}, {1, 64, 1000}, {13, 1100, 300}, {601, 35, 70}, {50, 200, 1031}};
@@ -164,10 +165,13 @@ int main(int argc, char **argv) {
                     (w = run_case(sh[i][0], sh[i][1], sh[i][2], EMU_E4M3, EMU_E4M3, EMU_SCALE_BLOCK, EMU_SCALE_BLOCK, EMU_BF16, EMU_ACC_EXACT, &det))[0])
                     snprintf(why, sizeof why, "%s", w);
             }
-            CHECK(big_codes ? "exact E4M3 split path, mostly big codes: fast == ref bit for bit, thread-independent"
-                            : "exact E4M3 split path, uniform codes: fast == ref bit for bit, thread-independent", !why[0] && det, "%s", why);
+            char name[160];
+            snprintf(name, sizeof name, "exact E4M3 split path (%s), %s codes: fast == ref bit for bit, thread-independent",
+                     mode == 3 ? "one plane" : "with the middle plane", big_codes ? "mostly big" : "uniform");
+            CHECK(name, !why[0] && det, "%s", why);
         }
         big_codes = 0;
+        emu_set_exact_split(1);
         /* the fp32 runs end before 448·Σ|a| passes 2^22. A = 448 everywhere but k = 63 (9); B = 448 for k < 63,
          * 2.25 at k = 63, -448 for k = 64..126, 0 after: the exact sum is 63·200704 + 20.25 - 63·200704 = 20.25.
          * A run over k = 0..63 in fp32 holds 12644352 + 20.25 above 2^23 (ulp 1) and loses the quarter: 20. So
@@ -186,6 +190,25 @@ int main(int argc, char **argv) {
             g.D = r; emu_gemm_ref(&g);
             CHECK("exact split path: fp32 runs cut at the 2^22 bound (a quarter survives partial sums above 2^23)",
                   !memcmp(d, r, sizeof d) && d[0] == 20.25f && d[6 * N - 1] == 20.25f, "split %.2f ref %.2f want 20.25", d[0], r[0]);
+        }
+        /* the same bound on the middle plane (64·a for 1/8 ≤ |a| < 8): A = 7.5 (480 in the plane) but 9/64 (9) at
+         * k = 63, B as above: exact sum 0.31640625 = (20.25)/64; a 64-k run would keep 13547520 + 20 (0.3125) */
+        {
+            enum { K = 256, N = 64 };
+            uint8_t a[6 * K], b[N * K];
+            float d[6 * N], r[6 * N], one = 1.0f;
+            for (int i = 0; i < 6 * K; i++) a[i] = i % K == 63 ? 0x21 : 0x4F;   /* 9/64, 7.5 */
+            for (int i = 0; i < N * K; i++) {
+                int k = i % K;
+                b[i] = k < 63 ? 0x7E : k == 63 ? 0x41 : k < 127 ? 0xFE : 0x00;
+            }
+            emu_set_exact_split(2);
+            emu_gemm_desc g = {6, N, K, EMU_E4M3, a, K, EMU_E4M3, b, K, EMU_SCALE_TENSOR, &one, EMU_SCALE_TENSOR, &one, EMU_F32, d, N, EMU_ACC_EXACT};
+            emu_gemm(&g);
+            g.D = r; emu_gemm_ref(&g);
+            emu_set_exact_split(1);
+            CHECK("exact split path: the middle plane's runs cut at the same bound (0.31640625, not 0.3125)",
+                  !memcmp(d, r, sizeof d) && d[0] == 0.31640625f && d[6 * N - 1] == 0.31640625f, "split %.8f ref %.8f", d[0], r[0]);
         }
         /* a NaN code sends the call the double way (it keeps the NaN's bits) */
         {
