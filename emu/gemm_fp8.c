@@ -340,6 +340,7 @@ void emu_set_exact_split(int on) { exact_split = on < 0 ? -1 : on > 3 ? 1 : on; 
 typedef struct { int k; float v; } lo_ent;
 enum { SMALL_A = 0x50, SMALL_A2 = 0x20, SMALL_B = 0x40 };   /* code & 0x7F below these (and nonzero): small (A2: with the middle plane) */
 enum { KU = 16, KB = 256 };                /* run unit and B packing block, in k */
+enum { SPLIT_MC = 2048 };                  /* rows per call at most: A's planes, lists and copies ≤ ~370 MB at K 14336 */
 
 /* small: nonzero and code & 0x7F < lim; nan: code & 0x7F == 0x7F. 64 codes at a time. */
 T_AVX512 static inline __mmask64 small_mask64(__m512i c, int lim, __mmask64 *nan) {
@@ -762,9 +763,14 @@ void emu_gemm(const emu_gemm_desc *g) {
         } else if (path == 4) emu_gemm_f32_swapped(M, N, kn, Af + k0, K, Bk, g->b_type, g->ldb, acc, lacc);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
         else if (path == 2) {
-            if (!(g->a_type == EMU_E4M3 && emu_have_avx512bf16() && emu_use_bf16_dot() &&
-                  gemm_exact_split(M, N, kn, (const uint8_t *)Ak, g->lda, (const uint8_t *)Bk, g->ldb, acc, lacc)))
-                gemm_exact_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
+            if (g->a_type == EMU_E4M3 && emu_have_avx512bf16() && emu_use_bf16_dot())
+                for (int m0 = 0; m0 < M; m0 += SPLIT_MC) {   /* the split in chunks of rows (its memory grows with M); where it declines, the double kernel */
+                    int mc = M - m0 < SPLIT_MC ? M - m0 : SPLIT_MC;
+                    const uint8_t *Am = (const uint8_t *)Ak + (size_t)m0 * g->lda;
+                    if (!gemm_exact_split(mc, N, kn, Am, g->lda, (const uint8_t *)Bk, g->ldb, acc + (size_t)m0 * lacc, lacc))
+                        gemm_exact_avx512(mc, N, kn, Am, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc + (size_t)m0 * lacc, lacc);
+                }
+            else gemm_exact_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
         }
         else gemm_bf16_avx512(M, N, kn, Ak, g->a_type, g->lda, Bk, g->b_type, g->ldb, acc, lacc);
 #endif

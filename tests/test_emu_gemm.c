@@ -150,7 +150,8 @@ int main(int argc, char **argv) {
 
     /* exact E4M3 on the split path (emu/gemm_fp8.c, "exact, split": big x big in fp32 runs on VDPBF16PS, small
      * values as lists in double), forced on: uniform codes (half the values small: long lists), then mostly big
-     * codes (long fp32 runs). The same bits as the per-element reference, for 1, 2 and 7 threads. */
+     * codes (long fp32 runs); M = 2100 crosses its chunks of 2048 rows. The same bits as the per-element reference,
+     * for 1, 2 and 7 threads. */
     if (emu_have_avx512bf16()) {
         emu_set_bf16_dot(1);   /* the split runs on VDPBF16PS only; force it where the CPU has it but prefers fp32 FMA */
         for (int mode = 3; mode >= 2; mode--)   /* one plane (big values), then with the middle plane (1/8 ≤ |a| < 8) */
@@ -158,7 +159,7 @@ int main(int argc, char **argv) {
             emu_set_exact_split(mode);
             int det = 1;
             char why[256] = "";
-            static const int sh[][3] = {{1, 1, 1}, {3, 70, 33}, {7, 130, 300}, {13, 257, 129}, {1, 64, 1000}, {13, 1100, 300}, {601, 35, 70}, {50, 200, 1031}};
+            static const int sh[][3] = {{1, 1, 1}, {3, 70, 33}, {7, 130, 300}, {13, 257, 129}, {1, 64, 1000}, {13, 1100, 300}, {601, 35, 70}, {50, 200, 1031}, {2100, 21, 40}};
             for (size_t i = 0; i < sizeof sh / sizeof sh[0] && !why[0]; i++) {
                 const char *w;
                 if ((w = run_case(sh[i][0], sh[i][1], sh[i][2], EMU_E4M3, EMU_E4M3, EMU_SCALE_ROW, EMU_SCALE_ROW, EMU_F32, EMU_ACC_EXACT, &det))[0] ||
