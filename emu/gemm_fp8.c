@@ -160,18 +160,9 @@ T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_d
 
 /* ---- fast: AVX512-BF16 pairs, out[m][n] = chain of (acc + p_odd) + p_even over k pairs ---- */
 
-T_BF16 static void kernel_bf16_6x64(int kp, const uint32_t *Ap, size_t lda2, const uint32_t *Bp, float *D, size_t ldd, int mr, int nr, int first) {
-    __mmask16 mk[4];
-    for (int j = 0; j < 4; j++) {
-        int c = nr - 16 * j;
-        mk[j] = c >= 16 ? 0xFFFF : c > 0 ? (__mmask16)((1u << c) - 1) : 0;
-    }
-    __m512 c[MR][4];
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++)
-            c[i][j] = (first || i >= mr) ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[j], D + (size_t)i * ldd + 16 * j);
+/* c[i][j] (16 fp32 lanes: columns 16j..16j+15 of row i) += VDPBF16PS over kp k pairs of six A rows (Ap, row
+ * stride lda2, pairs) and a 64-column sliver of B pairs (Bp[k][64]): the bf16-pair GEMMs' and the split's loop */
+T_BF16 static inline __attribute__((always_inline)) void dp_6x64(int kp, const uint32_t *Ap, size_t lda2, const uint32_t *Bp, __m512 c[MR][4]) {
     for (int k = 0; k < kp; k++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64), b1 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64 + 16);
         __m512bh b2 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64 + 32), b3 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64 + 48);
@@ -184,6 +175,21 @@ T_BF16 static void kernel_bf16_6x64(int kp, const uint32_t *Ap, size_t lda2, con
             c[i][3] = _mm512_dpbf16_ps(c[i][3], a, b3);
         }
     }
+}
+
+T_BF16 static void kernel_bf16_6x64(int kp, const uint32_t *Ap, size_t lda2, const uint32_t *Bp, float *D, size_t ldd, int mr, int nr, int first) {
+    __mmask16 mk[4];
+    for (int j = 0; j < 4; j++) {
+        int c = nr - 16 * j;
+        mk[j] = c >= 16 ? 0xFFFF : c > 0 ? (__mmask16)((1u << c) - 1) : 0;
+    }
+    __m512 c[MR][4];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            c[i][j] = (first || i >= mr) ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[j], D + (size_t)i * ldd + 16 * j);
+    dp_6x64(kp, Ap, lda2, Bp, c);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++)
         if (i < mr)
@@ -399,18 +405,7 @@ T_BF16 static void kernel_split_6x64(int kp, const uint32_t *Ap, size_t lda2, co
     for (int i = 0; i < MR; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) c[i][j] = _mm512_setzero_ps();
-    for (int k = 0; k < kp; k++) {
-        __m512bh b0 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64), b1 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64 + 16);
-        __m512bh b2 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64 + 32), b3 = (__m512bh)_mm512_load_si512(Bp + (size_t)k * 64 + 48);
-#pragma GCC unroll 6
-        for (int i = 0; i < MR; i++) {
-            __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[(size_t)i * lda2 + k]);
-            c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
-            c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
-            c[i][2] = _mm512_dpbf16_ps(c[i][2], a, b2);
-            c[i][3] = _mm512_dpbf16_ps(c[i][3], a, b3);
-        }
-    }
+    dp_6x64(kp, Ap, lda2, Bp, c);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
         __m512d d[8];
