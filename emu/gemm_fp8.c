@@ -99,6 +99,12 @@ T_AVX512 static void pack_exact_b(double *Bp, const uint8_t *b8, size_t ldb, con
  * to double once per call, in chunks of at most 1536 rows and ~32 MB, k block by k block:
  * Ap[kb][g][kk][i] = a[mc + 6g + i][KC kb + kk]. */
 enum { KC = 128, NCMAX = 512 };
+/* columns per panel of the exact GEMMs: a multiple of NBD, at least two panels per thread where N allows, at most NCMAX */
+static int panel_cols(int N) {
+    int nth = omp_get_max_threads(), NC = (N + 2 * nth - 1) / (2 * nth);
+    NC = (NC + NBD - 1) / NBD * NBD;
+    return NC > NCMAX ? NCMAX : NC;
+}
 T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_dtype ta, size_t lda, const void *B, emu_dtype tb,
                                        size_t ldb, float *out, size_t ldo) {
     dec_tab TA, TB;
@@ -111,11 +117,7 @@ T_AVX512 static void gemm_exact_avx512(int M, int N, int K, const void *A, emu_d
     if (no_gather)
         for (int i = 0; i < 8; i++) T16[i] = _mm512_loadu_si512(h16 + 32 * i);
     const uint8_t *a8 = A, *b8 = B;
-    /* panels of NC columns (a multiple of NBD): at least two per thread where N allows, at most NCMAX */
-    int nth = omp_get_max_threads(), NC = (N + 2 * nth - 1) / (2 * nth);
-    NC = (NC + NBD - 1) / NBD * NBD;
-    if (NC > NCMAX) NC = NCMAX;
-    int npanels = (N + NC - 1) / NC;
+    int NC = panel_cols(N), npanels = (N + NC - 1) / NC;
     size_t per_row = (size_t)(K ? K : 1) * sizeof(double);
     int mch = (int)((32u << 20) / per_row) / MR * MR;
     if (mch < MR) mch = MR;
@@ -513,17 +515,17 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
     for (int c = 0; c < 256; c++) val[c] = tf[c] = (float)TB.d[c];
     int nu = (K + KU - 1) / KU, ng = (M + MR - 1) / MR, K2 = (K + 1) / 2;
     /* how many codes are small: B's (|b| < 2), A's below 8 and below 1/8 */
-    size_t *offB = emu_scratch(EMU_S_SPLIT_BO, sizeof(size_t) * ((size_t)N + 1)), *offA = emu_scratch(EMU_S_SPLIT_AO, sizeof(size_t) * ((size_t)M + 1));
+    size_t *offB = emu_scratch(EMU_S_SPLIT_BO, sizeof(size_t) * ((size_t)N + 1)), *offA = emu_scratch(EMU_S_SPLIT_AO, sizeof(size_t) * 2 * ((size_t)M + 1));
+    size_t *offA2 = offA + M + 1;   /* the same below 1/8, counted where the middle plane may pay */
     if (count_small_rows(b8, ldb, N, K, SMALL_B, offB + 1) || count_small_rows(a8, lda, M, K, SMALL_A, offA + 1)) return 0;
-    offB[0] = offA[0] = 0;
+    offB[0] = offA[0] = offA2[0] = 0;
     for (int n = 0; n < N; n++) offB[n + 1] += offB[n];
     for (int m = 0; m < M; m++) offA[m + 1] += offA[m];
     double dA = (double)offA[M] / ((double)M * K), dB = (double)offB[N] / ((double)N * K), dA2 = 1;
     if (dA > 0.1 || exact_split == 2) {
-        count_small_rows(a8, lda, M, K, SMALL_A2, offA + 1);
-        offA[0] = 0;
-        for (int m = 0; m < M; m++) offA[m + 1] += offA[m];
-        dA2 = (double)offA[M] / ((double)M * K);
+        count_small_rows(a8, lda, M, K, SMALL_A2, offA2 + 1);
+        for (int m = 0; m < M; m++) offA2[m + 1] += offA2[m];
+        dA2 = (double)offA2[M] / ((double)M * K);
     }
     /* time against the double kernel, fitted on Zen 5 (tests/README, "exact split"): one plane 0.45 + 2 dA + 6 dB,
      * two planes 0.8 + 2 dA2 + 6 dB, dA, dA2, dB the fractions of small values; it pays below 0.9 */
@@ -531,11 +533,7 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
     int mid = exact_split == 2 || (exact_split != 3 && t2 < t1);
     if (exact_split < 0 && (mid ? t2 : t1) > 0.9) return 0;
     int lim = mid ? SMALL_A2 : SMALL_A;
-    if (!mid && (dA > 0.1 || exact_split == 2)) {   /* offA counted below 1/8: count again below 8 */
-        count_small_rows(a8, lda, M, K, SMALL_A, offA + 1);
-        offA[0] = 0;
-        for (int m = 0; m < M; m++) offA[m + 1] += offA[m];
-    }
+    if (mid) offA = offA2;
     /* the planes: TA_big the big values (≥ 8), TA_mid 64 times the middle ones (1/8 ≤ |a| < 8: integers 8..480),
      * TA_d every value not in A's lists (for a_big · b_small); TB_big B's big values */
     TA_big = TA_mid = TA_d = TB_big = TB;
@@ -586,10 +584,7 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
     if (no_gather)
         for (int i = 0; i < 8; i++) T16[i] = _mm512_loadu_si512(h16 + 32 * i);
     bsrc bb = {b8, ldb, K, &TB_big};
-    int nth = omp_get_max_threads(), NC = (N + 2 * nth - 1) / (2 * nth);
-    NC = (NC + NBD - 1) / NBD * NBD;
-    if (NC > NCMAX) NC = NCMAX;
-    int npanels = (N + NC - 1) / NC;
+    int NC = panel_cols(N), npanels = (N + NC - 1) / NC;
     #pragma omp parallel
     {
         uint32_t *Bp = emu_scratch(EMU_S_PAIRS_B, sizeof(uint32_t) * NC * (KB / 2));
