@@ -27,7 +27,8 @@ double emu_peak_probe_bf16_over_fma(void);
  * and freeing megabytes every call had the kernel zero fresh pages every time: ~10 % of a run). 64-byte
  * aligned, contents undefined. Slots: */
 enum { EMU_S_F32_B, EMU_S_PAIRS_B, EMU_S_PAIRS_A, EMU_S_EXACT_A, EMU_S_EXACT_B, EMU_S_EXACT_C, EMU_S_ACC, EMU_S_R, EMU_S_AF,
-       EMU_S_SPLIT_BO, EMU_S_SPLIT_AO, EMU_S_SPLIT_BE, EMU_S_SPLIT_AE, EMU_S_SPLIT_KB, EMU_S_SPLIT_AF, EMU_S_SPLIT_WH, EMU_S_SPLIT_AH2, EMU_S_SPLIT_WH2, EMU_S_COUNT };
+       EMU_S_SPLIT_BO, EMU_S_SPLIT_AO, EMU_S_SPLIT_BE, EMU_S_SPLIT_AE, EMU_S_SPLIT_KB, EMU_S_SPLIT_AF, EMU_S_SPLIT_WH, EMU_S_SPLIT_AH2, EMU_S_SPLIT_WH2,
+       EMU_S_SPLIT_KL, EMU_S_SPLIT_EK, EMU_S_SPLIT_CT, EMU_S_COUNT };
 void *emu_scratch(int slot, size_t bytes);
 /* `fast` on fp32 FMA: the k whose value stands at chain position k — its pair partner k ^ 1 when swap is
  * set and both lie inside K and in one group of G, else k itself. */

@@ -249,10 +249,18 @@ T_BF16 static int pack_pairs(uint32_t *Bp, const bsrc *b, const __m512i *T, int 
         for (int cg = 0; cg < 64; cg += 16) {
             int n = n0 + p * 64 + cg, rows = nb - (p * 64 + cg);
             uint32_t *dst = Bp + (size_t)p * kp * 64 + cg;
+            /* B streams from memory in short runs per row (kp pairs): the rows that come next (the next 16, else the
+             * first 16 at the next k chunk) are prefetched a block ahead */
+            int last = p * 64 + cg + 16 >= nb, pn = last ? n0 : n + 16, pj = last ? j0 + kp : j0, pr = last ? (nb < 16 ? nb : 16) : nb - (p * 64 + cg + 16);
+            size_t es = b->tab ? 1 : 2;
+            if (pr > 16) pr = 16;
+            if (2 * pj >= b->K) pr = 0;
             int j = 0;
             if (rows >= 16)
                 for (; j + 16 <= kp && 2 * (j0 + j) + 32 <= b->K; j += 16) {
                     __m512 r[16];
+                    if (2 * (pj + j) < b->K)
+                        for (int i = 0; i < pr; i++) _mm_prefetch((const char *)b->B + ((size_t)(pn + i) * b->ldb + 2 * (size_t)(pj + j)) * es, _MM_HINT_T0);
                     for (int i = 0; i < 16; i++) {
                         __m512i x = pairs16(b, T, n + i, j0 + j);
                         if (!b->tab) bad |= bf16_bad32(x);   /* the same 32 values, swapped in pairs */
@@ -269,6 +277,22 @@ T_BF16 static int pack_pairs(uint32_t *Bp, const bsrc *b, const __m512i *T, int 
                 }
         }
     return bad != 0 || bad1;
+}
+
+/* Row m of A (8-bit codes) as pairs through tab: ah[j] = tab->h[a[2j]] | tab->h[a[2j+1]] << 16 (b_pair's form),
+ * an odd K ending with (a, 0); zeros for a row m >= M (padding). 16 pairs at a time through pairs16. */
+T_BF16 static void pairs_row(uint32_t *ah, const uint8_t *a8, size_t lda, int M, int K, const dec_tab *tab, int m) {
+    int K2 = (K + 1) / 2, j = 0;
+    if (m >= M) { memset(ah, 0, sizeof(uint32_t) * K2); return; }
+    bsrc a = {a8, lda, K, tab};
+    __m512i T[8];
+    for (int i = 0; i < 8; i++) T[i] = _mm512_loadu_si512(tab->h + 32 * i);
+    for (; 2 * j + 32 <= K; j += 16) _mm512_storeu_si512(ah + j, pairs16(&a, T, m, j));
+    for (; j < K2; j++) ah[j] = b_pair(&a, m, j);
+}
+static void pairs_rows(uint32_t *Ah, const uint8_t *a8, size_t lda, int M, int Mp, int K, const dec_tab *tab) {
+    #pragma omp parallel for schedule(static)
+    for (int m = 0; m < Mp; m++) pairs_row(Ah + (size_t)m * ((K + 1) / 2), a8, lda, M, K, tab, m);
 }
 
 /* out[M][N] = the VDPBF16PS chain over K2 pairs: A already as pairs Ah[Mp][K2] (rows past M zero), B packed
@@ -308,16 +332,9 @@ T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtyp
     int K2 = (K + 1) / 2, Mp = (M + MR - 1) / MR * MR;
     dec_tab TA, TB;
     make_tab(&TA, ta); make_tab(&TB, tb);
-    const uint8_t *a8 = A;
     /* A as bf16 pairs: Ah[m][j] = (bf16(a[m][2j]) | bf16(a[m][2j+1]) << 16), rows padded to Mp with zeros */
     uint32_t *Ah = emu_scratch(EMU_S_PAIRS_A, sizeof(uint32_t) * (size_t)Mp * (K2 ? K2 : 1));
-    #pragma omp parallel for schedule(static)
-    for (int m = 0; m < Mp; m++)
-        for (int j = 0; j < K2; j++) {
-            uint32_t lo = m < M ? TA.h[a8[(size_t)m * lda + 2 * j]] : 0;
-            uint32_t hi = m < M && 2 * j + 1 < K ? TA.h[a8[(size_t)m * lda + 2 * j + 1]] : 0;
-            Ah[(size_t)m * K2 + j] = lo | hi << 16;
-        }
+    pairs_rows(Ah, A, lda, M, Mp, K, &TA);
     bsrc b = {B, ldb, K, &TB};
     gemm_pairs_avx512(M, N, K2, Ah, &b, out, ldo);
 }
@@ -435,26 +452,31 @@ T_BF16 static void kernel_split_6x64(int kp, const uint32_t *Ap, size_t lda2, co
     }
 }
 
-/* C column j, 16 rows (two groups of 8: A0, A1 their big A values as Ad[k][8], double) += Σ over the column's
- * small-B entries of a_big · b (four chains: two groups x even/odd entries). Two groups, not four: their
- * 2 x 8 x K doubles stay in L2 (four were slower, measured). */
-T_AVX512 static void add_small_b(const lo_ent *e, const lo_ent *end, const double *A0, const double *A1, double *C, size_t ldc) {
-    __m512d c0 = _mm512_setzero_pd(), c1 = _mm512_setzero_pd(), c2 = _mm512_setzero_pd(), c3 = _mm512_setzero_pd();
-    for (; e + 1 < end; e += 2) {
-        __m512d b = _mm512_set1_pd(e[0].v), b1 = _mm512_set1_pd(e[1].v);
-        c0 = _mm512_fmadd_pd(b, _mm512_load_pd(A0 + (size_t)e[0].k * 8), c0);
-        c1 = _mm512_fmadd_pd(b, _mm512_load_pd(A1 + (size_t)e[0].k * 8), c1);
-        c2 = _mm512_fmadd_pd(b1, _mm512_load_pd(A0 + (size_t)e[1].k * 8), c2);
-        c3 = _mm512_fmadd_pd(b1, _mm512_load_pd(A1 + (size_t)e[1].k * 8), c3);
+/* The small-B entries of one panel in k order: ek[kl[k] .. kl[k+1]) = (column j - n0, b) for every small b at
+ * k of the panel's nb columns (columns' entries are in k order, a counting sort keeps them so). */
+static void small_b_by_k(const lo_ent *entB, const size_t *offB, int n0, int nb, int K, int *kl, lo_ent *ek) {
+    memset(kl, 0, sizeof(int) * ((size_t)K + 2));
+    for (size_t e = offB[n0]; e < offB[n0 + nb]; e++) kl[entB[e].k + 2]++;
+    for (int k = 0; k < K; k++) kl[k + 2] += kl[k + 1];
+    for (int j = 0; j < nb; j++)
+        for (size_t e = offB[n0 + j]; e < offB[n0 + j + 1]; e++) ek[kl[entB[e].k + 1]++] = (lo_ent){j, entB[e].v};
+}
+/* Ct[j][16] += Σ over the panel's small-B entries (k, j, b) of b · A16[k][0..15]: 16 rows of A's values as bf16
+ * (E4M3 values are exact in bf16; 32 bytes a k, so that every panel's pass over A streams little), walked once
+ * in k order (each A row k loaded once, then axpys in double into Ct, in L1/L2). */
+T_AVX512 static void add_small_b(const lo_ent *ek, const int *kl, int K, const uint16_t *A16, double *Ct) {
+    for (int k = 0; k < K; k++) {
+        int e = kl[k], end = kl[k + 1];
+        if (e == end) continue;
+        __m512 f = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_load_si256((const __m256i *)(A16 + (size_t)k * 16))), 16));
+        __m512d a0 = _mm512_cvtps_pd(_mm512_castps512_ps256(f)), a1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
+        for (; e < end; e++) {
+            __m512d b = _mm512_set1_pd(ek[e].v);
+            double *c = Ct + (size_t)ek[e].k * 16;
+            _mm512_store_pd(c, _mm512_fmadd_pd(b, a0, _mm512_load_pd(c)));
+            _mm512_store_pd(c + 8, _mm512_fmadd_pd(b, a1, _mm512_load_pd(c + 8)));
+        }
     }
-    if (e < end) {
-        __m512d b = _mm512_set1_pd(e->v);
-        c0 = _mm512_fmadd_pd(b, _mm512_load_pd(A0 + (size_t)e->k * 8), c0);
-        c1 = _mm512_fmadd_pd(b, _mm512_load_pd(A1 + (size_t)e->k * 8), c1);
-    }
-    double t[16];
-    _mm512_storeu_pd(t, _mm512_add_pd(c0, c2)); _mm512_storeu_pd(t + 8, _mm512_add_pd(c1, c3));
-    for (int i = 0; i < 16; i++) C[(size_t)i * ldc] += t[i];
 }
 
 /* out[m][j] = (float) C[m][j] (RNE), m < M, j < nb */
@@ -470,16 +492,8 @@ T_AVX512 static void store_rows(float *out, size_t ldo, const double *C, size_t 
  * cut[g][u] = 1 where a run of group g ends after k unit u: before 448·Σ|a| (tab->d) passes 2^22, and at
  * every block end (see "exact, split" above). */
 static void split_plane(const uint8_t *a8, size_t lda, int M, int K, int ng, const dec_tab *tab, uint32_t *Ah, unsigned char *cut) {
-    int K2 = (K + 1) / 2, nu = (K + KU - 1) / KU;
-    #pragma omp parallel for schedule(static)
-    for (int m = 0; m < ng * MR; m++) {
-        const uint8_t *row = a8 + (size_t)m * lda;
-        uint32_t *ah = Ah + (size_t)m * K2;
-        for (int j = 0; j < K2; j++) {
-            uint32_t lo = m < M ? tab->h[row[2 * j]] : 0, hi = m < M && 2 * j + 1 < K ? tab->h[row[2 * j + 1]] : 0;
-            ah[j] = lo | hi << 16;
-        }
-    }
+    int nu = (K + KU - 1) / KU;
+    pairs_rows(Ah, a8, lda, M, ng * MR, K, tab);
     #pragma omp parallel for schedule(static)
     for (int g = 0; g < ng; g++) {
         double run = 0;
@@ -543,24 +557,24 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
         float v = small && !tiny ? val[c] * 64.0f : 0.0f;
         uint32_t u; memcpy(&u, &v, 4);
         TA_mid.h[c] = (uint16_t)(u >> 16); TA_mid.d[c] = v;
-        if (code_small((uint8_t)c, lim)) TA_d.d[c] = 0.0;
+        if (code_small((uint8_t)c, lim)) TA_d.h[c] = 0;
         if (code_small((uint8_t)c, SMALL_B)) TB_big.h[c] = 0, TB_big.d[c] = 0.0;
     }
     lo_ent *entB = emu_scratch(EMU_S_SPLIT_BE, sizeof(lo_ent) * (offB[N] + 1)), *entA = emu_scratch(EMU_S_SPLIT_AE, sizeof(lo_ent) * (offA[M] + 1));
     fill_small_rows(b8, ldb, N, K, SMALL_B, offB, val, entB);
     fill_small_rows(a8, lda, M, K, lim, offA, val, entA);
-    /* uA[m][u]: where row m's entries of k unit u start (u = 0..nu) */
+    /* uA[u][m]: where row m's entries of k unit u start (u = 0..nu; a group's rows side by side) */
     size_t *uA = emu_scratch(EMU_S_SPLIT_KB, sizeof(size_t) * (size_t)M * (nu + 1));
     #pragma omp parallel for schedule(static)
     for (int m = 0; m < M; m++) {
         size_t e = offA[m];
         for (int u = 0; u <= nu; u++) {
             while (e < offA[m + 1] && entA[e].k < u * KU) e++;
-            uA[(size_t)m * (nu + 1) + u] = e;
+            uA[(size_t)u * M + m] = e;
         }
     }
-    /* the planes as bf16 pairs Ah (and Ah2) with their runs cut (cut2); A's listed-or-not values as double
-     * Ad[h][k][8] (8-row groups h, an even count: add_small_b takes two) */
+    /* the planes as bf16 pairs Ah (and Ah2) with their runs cut (cut2); A's values not in its lists as bf16
+     * Ad[h][k][16] (16-row groups h, for add_small_b) */
     int nh = ((M + 7) / 8 + 1) / 2 * 2, crows = nh * 8 > ng * MR ? nh * 8 : ng * MR;
     uint32_t *Ah = emu_scratch(EMU_S_PAIRS_A, sizeof(uint32_t) * (size_t)ng * MR * K2), *Ah2 = NULL;
     unsigned char *cut = emu_scratch(EMU_S_SPLIT_WH, (size_t)ng * nu), *cut2 = NULL;
@@ -570,12 +584,12 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
         cut2 = emu_scratch(EMU_S_SPLIT_WH2, (size_t)ng * nu);
         split_plane(a8, lda, M, K, ng, &TA_mid, Ah2, cut2);
     }
-    double *Ad = emu_scratch(EMU_S_SPLIT_AF, sizeof(double) * (size_t)nh * 8 * K);
+    uint16_t *Ad = emu_scratch(EMU_S_SPLIT_AF, sizeof(uint16_t) * (size_t)nh * 8 * K);
     #pragma omp parallel for schedule(static)
     for (int m = 0; m < nh * 8; m++) {
         const uint8_t *row = a8 + (size_t)m * lda;
-        double *ad = Ad + (size_t)(m / 8) * K * 8 + m % 8;
-        for (int k = 0; k < K; k++) ad[(size_t)k * 8] = m < M ? TA_d.d[row[k]] : 0.0;
+        uint16_t *ad = Ad + (size_t)(m / 16) * K * 16 + m % 16;
+        for (int k = 0; k < K; k++) ad[(size_t)k * 16] = m < M ? TA_d.h[row[k]] : 0;
     }
     __m512i T[8], T16[8];
     for (int i = 0; i < 8; i++) T[i] = _mm512_loadu_si512(TB_big.h + 32 * i);
@@ -589,6 +603,11 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
     {
         uint32_t *Bp = emu_scratch(EMU_S_PAIRS_B, sizeof(uint32_t) * NC * (KB / 2));
         double *Bd = emu_scratch(EMU_S_EXACT_B, sizeof(double) * NC * KB), *C = emu_scratch(EMU_S_EXACT_C, sizeof(double) * (size_t)crows * NC);
+        double *Ct = emu_scratch(EMU_S_SPLIT_CT, sizeof(double) * 16 * NC);
+        int *kl = emu_scratch(EMU_S_SPLIT_KL, sizeof(int) * ((size_t)K + 2));
+        size_t most = 0;   /* the most small-B entries of a panel */
+        for (int n0 = 0; n0 < N; n0 += NC) most = offB[n0 + (N - n0 < NC ? N - n0 : NC)] - offB[n0] > most ? offB[n0 + (N - n0 < NC ? N - n0 : NC)] - offB[n0] : most;
+        lo_ent *ek = emu_scratch(EMU_S_SPLIT_EK, sizeof(lo_ent) * (most + 1));
         #pragma omp for schedule(dynamic, 1)
         for (int pan = 0; pan < npanels; pan++) {
             int n0 = pan * NC, nb = N - n0 < NC ? N - n0 : NC;
@@ -596,7 +615,7 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
                 int kc = K - k0 < KB ? K - k0 : KB, kp = (kc + 1) / 2, u0 = k0 / KU, u1 = (k0 + kc + KU - 1) / KU;
                 pack_pairs(Bp, &bb, T, n0, nb, k0 / 2, kp);
                 size_t any = 0;
-                for (int m = 0; m < M && !any; m++) any = uA[(size_t)m * (nu + 1) + u1] - uA[(size_t)m * (nu + 1) + u0];
+                for (int m = 0; m < M && !any; m++) any = uA[(size_t)u1 * M + m] - uA[(size_t)u0 * M + m];
                 if (any)
                     for (int q = 0; q * NBD < nb; q++)
                         pack_exact_b(Bd + (size_t)q * (NBD / 32) * kc * 32, b8, ldb, tf, no_gather ? T16 : NULL, &TB, n0 + q * NBD,
@@ -612,9 +631,8 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
                                 int j0 = (ua * KU - k0) / 2, j1 = ub * KU - k0 < kc ? (ub * KU - k0) / 2 : kp;
                                 const lo_ent *es[MR], *ee[MR];
                                 for (int i = 0; i < MR; i++) {
-                                    const size_t *o = uA + (size_t)(g * MR + i) * (nu + 1);
                                     es[i] = ee[i] = entA;
-                                    if (g * MR + i < M && !pl) es[i] = entA + o[ua], ee[i] = entA + o[ub];
+                                    if (g * MR + i < M && !pl) es[i] = entA + uA[(size_t)ua * M + g * MR + i], ee[i] = entA + uA[(size_t)ub * M + g * MR + i];
                                 }
                                 kernel_split_6x64(j1 - j0, (pl ? Ah2 : Ah) + (size_t)g * MR * K2 + k0 / 2 + j0, K2, Bp + (size_t)p * kp * 64 + (size_t)j0 * 64,
                                                   C + (size_t)g * MR * NC + p * 64, NC, ua == 0 && !pl, pl ? 0x1p-6 : 1.0, es, ee, k0,
@@ -623,10 +641,15 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
                             }
                         }
             }
-            for (int h = 0; h < nh; h += 2)
-                for (int j = 0; j < nb; j++)
-                    if (offB[n0 + j + 1] > offB[n0 + j])
-                        add_small_b(entB + offB[n0 + j], entB + offB[n0 + j + 1], Ad + (size_t)h * K * 8, Ad + (size_t)(h + 1) * K * 8, C + (size_t)h * 8 * NC + j, NC);
+            if (offB[n0 + nb] > offB[n0]) {   /* a_big · b_small, 16 rows at a time: Ct[j][16], then added into C */
+                small_b_by_k(entB, offB, n0, nb, K, kl, ek);
+                for (int h = 0; h < nh; h += 2) {
+                    memset(Ct, 0, sizeof(double) * 16 * nb);
+                    add_small_b(ek, kl, K, Ad + (size_t)h * K * 8, Ct);
+                    for (int i = 0; i < 16; i++)
+                        for (int j = 0; j < nb; j++) C[(size_t)(h * 8 + i) * NC + j] += Ct[(size_t)j * 16 + i];
+                }
+            }
             store_rows(out + n0, ldo, C, NC, M, nb);
         }
     }
