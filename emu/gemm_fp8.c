@@ -353,9 +353,8 @@ T_BF16 static void gemm_bf16_avx512(int M, int N, int K, const void *A, emu_dtyp
  *  - where many of A's codes are small (SwiGLU outputs: the down projections), a second plane takes the middle
  *    ones, 1/8 ≤ |a| < 8, as 64·a: integers 8..480, the same runs and bound on VDPBF16PS, each lane multiplied
  *    by 2^-6 (exact) as it goes into double; A's lists then hold only |a| < 1/8.
- *  - the small values run as lists on double FMA: (k, a) per row of A against B's big values (read from the
- *    packed pairs of the run), and (k, b) per column of B against all of A (walked in k order per panel):
- *    Σ a·b = Σ (a_big + a_mid + a_listed)·b_big + Σ a·b_small.
+ *  - the small values run as lists, (k, a) per row of A against B in double and (k, b) per column of B
+ *    against A's other values in double, on double FMA.
  * All double partial sums are sums of distinct products: multiples of 2^-18 below 2^35, exact (as for the
  * exact kernel above), so the result is the exact sum rounded once: emu_gemm_ref's bits, whatever the split.
  * It runs where the lists are short enough to pay (estimated below) and no code is NaN (NaNs go the double
@@ -416,11 +415,10 @@ static void fill_small_rows(const uint8_t *x, size_t ld, int n, int K, int lim, 
 }
 
 /* 6 x 64 tile over one run of kp pairs: fp32 lanes from zero (exact, see above); then, row by row, widened to
- * double and multiplied by sc (1, or 2^-6 for the middle plane: exact), the row's small-A entries of the run added
- * (a_small times B's big values at k in double, taken from the tile's packed pairs Bblk of the block from k0),
- * and added into C (stored where first). */
+ * double and multiplied by sc (1, or 2^-6 for the middle plane: exact), the row's small-A entries of the run added (a_small times B's row k in double: Bd0 and Bd1, the
+ * tile's two 32-column slivers of pack_exact_b from k0), and added into C (stored where first). */
 T_BF16 static void kernel_split_6x64(int kp, const uint32_t *Ap, size_t lda2, const uint32_t *Bp, double *C, size_t ldc, int first, double sc,
-                                     const lo_ent *const *es, const lo_ent *const *ee, int k0, const uint32_t *Bblk) {
+                                     const lo_ent *const *es, const lo_ent *const *ee, int k0, const double *Bd0, const double *Bd1) {
     __m512 c[MR][4];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++)
@@ -439,14 +437,11 @@ T_BF16 static void kernel_split_6x64(int kp, const uint32_t *Ap, size_t lda2, co
         }
         for (const lo_ent *e = es[i]; e < ee[i]; e++) {
             __m512d a = _mm512_set1_pd(e->v);
-            const uint32_t *bp = Bblk + (size_t)((e->k - k0) >> 1) * 64;   /* k's pair (k0 even): k even the low half */
-            int odd = (e->k - k0) & 1;
+            const double *b0 = Bd0 + (size_t)(e->k - k0) * 32, *b1 = Bd1 + (size_t)(e->k - k0) * 32;
 #pragma GCC unroll 4
             for (int q = 0; q < 4; q++) {
-                __m512i w = _mm512_load_si512(bp + 16 * q);
-                __m512 f = _mm512_castsi512_ps(odd ? _mm512_and_si512(w, _mm512_set1_epi32((int)0xFFFF0000u)) : _mm512_slli_epi32(w, 16));
-                d[2 * q] = _mm512_fmadd_pd(a, _mm512_cvtps_pd(_mm512_castps512_ps256(f)), d[2 * q]);
-                d[2 * q + 1] = _mm512_fmadd_pd(a, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1))), d[2 * q + 1]);
+                d[q] = _mm512_fmadd_pd(a, _mm512_load_pd(b0 + 8 * q), d[q]);
+                d[4 + q] = _mm512_fmadd_pd(a, _mm512_load_pd(b1 + 8 * q), d[4 + q]);
             }
         }
 #pragma GCC unroll 8
@@ -528,10 +523,10 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
     /* few rows, or a small weight: the lists and packing cost more than the split saves (Zen 5: even at M 28;
      * stories260K's 64 x 64 .. 172 x 64 weights 5 % slower) */
     if (exact_split < 0 && (M < 32 || (size_t)N * K < (1u << 18))) return 0;
-    dec_tab TB, TA_big, TA_mid, TB_big;
+    dec_tab TB, TA_big, TA_mid, TA_d, TB_big;
     make_tab(&TB, EMU_E4M3);
-    float val[256];
-    for (int c = 0; c < 256; c++) val[c] = (float)TB.d[c];
+    float val[256], tf[256];
+    for (int c = 0; c < 256; c++) val[c] = tf[c] = (float)TB.d[c];
     int nu = (K + KU - 1) / KU, ng = (M + MR - 1) / MR, K2 = (K + 1) / 2;
     /* how many codes are small: B's (|b| < 2), A's below 8 and below 1/8 */
     size_t *offB = emu_scratch(EMU_S_SPLIT_BO, sizeof(size_t) * ((size_t)N + 1)), *offA = emu_scratch(EMU_S_SPLIT_AO, sizeof(size_t) * 2 * ((size_t)M + 1));
@@ -553,16 +548,16 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
     if (exact_split < 0 && (mid ? t2 : t1) > 0.9) return 0;
     int lim = mid ? SMALL_A2 : SMALL_A;
     if (mid) offA = offA2;
-    /* the planes: TA_big the big values (≥ 8), TA_mid 64 times the middle ones (1/8 ≤ |a| < 8: integers 8..480);
-     * TB_big B's big values. Σ a·b = Σ (a_big + a_mid + a_listed)·b_big + Σ a·b_small: the planes, A's lists
-     * against TB_big, and B's lists against all of A. */
-    TA_big = TA_mid = TB_big = TB;
+    /* the planes: TA_big the big values (≥ 8), TA_mid 64 times the middle ones (1/8 ≤ |a| < 8: integers 8..480),
+     * TA_d every value not in A's lists (for a_big · b_small); TB_big B's big values */
+    TA_big = TA_mid = TA_d = TB_big = TB;
     for (int c = 0; c < 256; c++) {
         int small = code_small((uint8_t)c, SMALL_A), tiny = code_small((uint8_t)c, SMALL_A2);
         if (small) TA_big.h[c] = 0, TA_big.d[c] = 0.0;
         float v = small && !tiny ? val[c] * 64.0f : 0.0f;
         uint32_t u; memcpy(&u, &v, 4);
         TA_mid.h[c] = (uint16_t)(u >> 16); TA_mid.d[c] = v;
+        if (code_small((uint8_t)c, lim)) TA_d.h[c] = 0;
         if (code_small((uint8_t)c, SMALL_B)) TB_big.h[c] = 0, TB_big.d[c] = 0.0;
     }
     lo_ent *entB = emu_scratch(EMU_S_SPLIT_BE, sizeof(lo_ent) * (offB[N] + 1)), *entA = emu_scratch(EMU_S_SPLIT_AE, sizeof(lo_ent) * (offA[M] + 1));
@@ -578,7 +573,7 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
             uA[(size_t)u * M + m] = e;
         }
     }
-    /* the planes as bf16 pairs Ah (and Ah2) with their runs cut (cut2); all of A's values as bf16
+    /* the planes as bf16 pairs Ah (and Ah2) with their runs cut (cut2); A's values not in its lists as bf16
      * Ad[h][k][16] (16-row groups h, for add_small_b) */
     int nh = ((M + 7) / 8 + 1) / 2 * 2, crows = nh * 8 > ng * MR ? nh * 8 : ng * MR;
     uint32_t *Ah = emu_scratch(EMU_S_PAIRS_A, sizeof(uint32_t) * (size_t)ng * MR * K2), *Ah2 = NULL;
@@ -594,16 +589,20 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
     for (int m = 0; m < nh * 8; m++) {
         const uint8_t *row = a8 + (size_t)m * lda;
         uint16_t *ad = Ad + (size_t)(m / 16) * K * 16 + m % 16;
-        for (int k = 0; k < K; k++) ad[(size_t)k * 16] = m < M ? TB.h[row[k]] : 0;
+        for (int k = 0; k < K; k++) ad[(size_t)k * 16] = m < M ? TA_d.h[row[k]] : 0;
     }
-    __m512i T[8];
+    __m512i T[8], T16[8];
     for (int i = 0; i < 8; i++) T[i] = _mm512_loadu_si512(TB_big.h + 32 * i);
+    uint16_t h16[256];
+    int no_gather = emu_tab16(tf, h16);
+    if (no_gather)
+        for (int i = 0; i < 8; i++) T16[i] = _mm512_loadu_si512(h16 + 32 * i);
     bsrc bb = {b8, ldb, K, &TB_big};
     int NC = panel_cols(N), npanels = (N + NC - 1) / NC;
     #pragma omp parallel
     {
         uint32_t *Bp = emu_scratch(EMU_S_PAIRS_B, sizeof(uint32_t) * NC * (KB / 2));
-        double *C = emu_scratch(EMU_S_EXACT_C, sizeof(double) * (size_t)crows * NC);
+        double *Bd = emu_scratch(EMU_S_EXACT_B, sizeof(double) * NC * KB), *C = emu_scratch(EMU_S_EXACT_C, sizeof(double) * (size_t)crows * NC);
         double *Ct = emu_scratch(EMU_S_SPLIT_CT, sizeof(double) * 16 * NC);
         int *kl = emu_scratch(EMU_S_SPLIT_KL, sizeof(int) * ((size_t)K + 2));
         size_t most = 0;   /* the most small-B entries of a panel */
@@ -615,6 +614,12 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
             for (int k0 = 0; k0 < K; k0 += KB) {   /* B packed KB k at a time */
                 int kc = K - k0 < KB ? K - k0 : KB, kp = (kc + 1) / 2, u0 = k0 / KU, u1 = (k0 + kc + KU - 1) / KU;
                 pack_pairs(Bp, &bb, T, n0, nb, k0 / 2, kp);
+                size_t any = 0;
+                for (int m = 0; m < M && !any; m++) any = uA[(size_t)u1 * M + m] - uA[(size_t)u0 * M + m];
+                if (any)
+                    for (int q = 0; q * NBD < nb; q++)
+                        pack_exact_b(Bd + (size_t)q * (NBD / 32) * kc * 32, b8, ldb, tf, no_gather ? T16 : NULL, &TB, n0 + q * NBD,
+                                     nb - q * NBD < NBD ? nb - q * NBD : NBD, k0, kc);
                 for (int p = 0; p * 64 < nb; p++)
                     for (int g = 0; g < ng; g++)
                         for (int pl = 0; pl < 1 + mid; pl++) {   /* the big plane (with A's lists), then the middle one */
@@ -631,7 +636,7 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
                                 }
                                 kernel_split_6x64(j1 - j0, (pl ? Ah2 : Ah) + (size_t)g * MR * K2 + k0 / 2 + j0, K2, Bp + (size_t)p * kp * 64 + (size_t)j0 * 64,
                                                   C + (size_t)g * MR * NC + p * 64, NC, ua == 0 && !pl, pl ? 0x1p-6 : 1.0, es, ee, k0,
-                                                  Bp + (size_t)p * kp * 64);
+                                                  Bd + (size_t)(2 * p) * kc * 32, Bd + (size_t)(2 * p + 1) * kc * 32);
                                 ua = ub;
                             }
                         }
