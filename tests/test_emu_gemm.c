@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
 
     /* exact E4M3 on the split path (emu/gemm_fp8.c, "exact, split": big x big in fp32 runs on VDPBF16PS, small
      * values as lists in double), forced on: uniform codes (half the values small: long lists), then mostly big
-     * codes (long fp32 runs); M = 2100 crosses its chunks of 2048 rows. The same bits as the per-element reference,
+     * codes (long fp32 runs); M = 2100 runs as three chunks of 700 rows (at most 1024 a chunk). The same bits as the per-element reference,
      * for 1, 2 and 7 threads. */
     if (emu_have_avx512bf16()) {
         emu_set_bf16_dot(1);   /* the split runs on VDPBF16PS only; force it where the CPU has it but prefers fp32 FMA */
