@@ -87,6 +87,27 @@ EMU_T_AVX512 static inline __attribute__((always_inline)) void emu_dec_rows2(con
     *r1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16));
 }
 
+/* The fp32 6 x 64 output tile of the fmaf-chain kernels (emu/gemm_f32.c kernel_6x64, emu/gemm_fp8.c
+ * kernel_bf16_6x64): column masks for nr valid columns; c from D (rows < mr) or zero where first; stored back. */
+EMU_T_AVX512 static inline __attribute__((always_inline)) void emu_tile_load(__m512 c[6][4], __mmask16 mk[4], const float *D, size_t ldd, int mr, int nr, int first) {
+    for (int j = 0; j < 4; j++) {
+        int n = nr - 16 * j;
+        mk[j] = n >= 16 ? 0xFFFF : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            c[i][j] = (first || i >= mr) ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[j], D + (size_t)i * ldd + 16 * j);
+}
+EMU_T_AVX512 static inline __attribute__((always_inline)) void emu_tile_store(__m512 c[6][4], const __mmask16 mk[4], float *D, size_t ldd, int mr) {
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++)
+        if (i < mr)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(D + (size_t)i * ldd + 16 * j, mk[j], c[i][j]);
+}
+
 /* bf16_from_float then back, on 16 lanes: RNE by the carry trick; a NaN becomes the quiet NaN 0x7FC0
  * with its sign (fp8.h bf16_from_float). */
 EMU_T_AVX512 static inline __m512 emu_bf16_round16(__m512 x) {

@@ -141,19 +141,11 @@ T_AVX512 static void pack_b(float *Bp, const void *B, emu_dtype t, size_t ldb, i
 /* D[0..mr)[0..nr) (+)= A[0..mr)[0..kc) · Bp[kc][64]: one fmaf chain per element, in k order. A is read in
  * place (six rows of stride lda); rows past mr repeat row 0 and are computed but never stored. */
 T_AVX512 static void kernel_6x64(int kc, const float *A, size_t lda, const float *Bp, float *D, size_t ldd, int mr, int nr, int first) {
-    __mmask16 mk[4];
-    for (int j = 0; j < 4; j++) {
-        int c = nr - 16 * j;
-        mk[j] = c >= 16 ? 0xFFFF : c > 0 ? (__mmask16)((1u << c) - 1) : 0;
-    }
     const float *a[MR];
     for (int i = 0; i < MR; i++) a[i] = A + (size_t)(i < mr ? i : 0) * lda;
+    __mmask16 mk[4];
     __m512 c[MR][4];
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++)
-            c[i][j] = (first || i >= mr) ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[j], D + (size_t)i * ldd + 16 * j);
+    emu_tile_load(c, mk, D, ldd, mr, nr, first);
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(Bp + (size_t)k * NR), b1 = _mm512_load_ps(Bp + (size_t)k * NR + 16);
         __m512 b2 = _mm512_load_ps(Bp + (size_t)k * NR + 32), b3 = _mm512_load_ps(Bp + (size_t)k * NR + 48);
@@ -166,11 +158,7 @@ T_AVX512 static void kernel_6x64(int kc, const float *A, size_t lda, const float
             c[i][3] = _mm512_fmadd_ps(av, b3, c[i][3]);
         }
     }
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; i++)
-        if (i < mr)
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(D + (size_t)i * ldd + 16 * j, mk[j], c[i][j]);
+    emu_tile_store(c, mk, D, ldd, mr);
 }
 
 /* Few rows of A (decode-like, M ≤ 4): no packing. 16 rows of B × 16 k are loaded, converted and

@@ -181,22 +181,10 @@ T_BF16 static inline __attribute__((always_inline)) void dp_6x64(int kp, const u
 
 T_BF16 static void kernel_bf16_6x64(int kp, const uint32_t *Ap, size_t lda2, const uint32_t *Bp, float *D, size_t ldd, int mr, int nr, int first) {
     __mmask16 mk[4];
-    for (int j = 0; j < 4; j++) {
-        int c = nr - 16 * j;
-        mk[j] = c >= 16 ? 0xFFFF : c > 0 ? (__mmask16)((1u << c) - 1) : 0;
-    }
     __m512 c[MR][4];
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++)
-            c[i][j] = (first || i >= mr) ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[j], D + (size_t)i * ldd + 16 * j);
+    emu_tile_load(c, mk, D, ldd, mr, nr, first);
     dp_6x64(kp, Ap, lda2, Bp, c);
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; i++)
-        if (i < mr)
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(D + (size_t)i * ldd + 16 * j, mk[j], c[i][j]);
+    emu_tile_store(c, mk, D, ldd, mr);
 }
 
 /* B's pair j of row n as the kernel reads it (the first-added product in the high half):
