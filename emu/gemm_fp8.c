@@ -588,14 +588,17 @@ T_BF16 static int gemm_exact_split(int M, int N, int K, const uint8_t *a8, size_
         for (int i = 0; i < 8; i++) T16[i] = _mm512_loadu_si512(h16 + 32 * i);
     bsrc bb = {b8, ldb, K, &TB_big};
     int NC = panel_cols(N), npanels = (N + NC - 1) / NC;
+    size_t most = 0;   /* the most small-B entries of a panel */
+    for (int n0 = 0; n0 < N; n0 += NC) {
+        size_t c = offB[n0 + (N - n0 < NC ? N - n0 : NC)] - offB[n0];
+        if (c > most) most = c;
+    }
     #pragma omp parallel
     {
         uint32_t *Bp = emu_scratch(EMU_S_PAIRS_B, sizeof(uint32_t) * NC * (KB / 2));
         double *Bd = emu_scratch(EMU_S_EXACT_B, sizeof(double) * NC * KB), *C = emu_scratch(EMU_S_EXACT_C, sizeof(double) * (size_t)crows * NC);
         double *Ct = emu_scratch(EMU_S_SPLIT_CT, sizeof(double) * 16 * NC);
         int *kl = emu_scratch(EMU_S_SPLIT_KL, sizeof(int) * ((size_t)K + 2));
-        size_t most = 0;   /* the most small-B entries of a panel */
-        for (int n0 = 0; n0 < N; n0 += NC) most = offB[n0 + (N - n0 < NC ? N - n0 : NC)] - offB[n0] > most ? offB[n0 + (N - n0 < NC ? N - n0 : NC)] - offB[n0] : most;
         lo_ent *ek = emu_scratch(EMU_S_SPLIT_EK, sizeof(lo_ent) * (most + 1));
         #pragma omp for schedule(dynamic, 1)
         for (int pan = 0; pan < npanels; pan++) {
