@@ -5862,8 +5862,7 @@ static int bench_e2e(int argc, char **argv) {
 static void bench_codes(uint8_t *q, float *scale, int rows, int K, uint64_t *rs, float *tmp) {
     for (int r = 0; r < rows; r++) {
         for (int k = 0; k < K; k++) {
-            *rs ^= *rs << 13; *rs ^= *rs >> 7; *rs ^= *rs << 17;
-            uint64_t x = *rs, s = 0;
+            uint64_t x = rng_next(rs), s = 0;
             for (int b = 0; b < 8; b++) s += (x >> (8 * b)) & 0xFF;
             tmp[k] = (float)(((double)s - 1020.0) / 209.0);
         }
