@@ -1624,8 +1624,11 @@ static void embed_tokens(RunState *s, const Model *m, const Scheme *q, float *x,
 static void attention(RunState *s, const Scheme *q, float *qbuf, const float *kc, const float *vc, int T, int pos0, int n_heads, int n_kv_heads, int hd, float scale) {
     int qd = n_heads * hd, kvd = n_kv_heads * hd, group = n_heads / n_kv_heads, npos_all = pos0 + T;
     /* Many query rows (a prompt, a ppl chunk) read the same cache: K is transposed once per layer,
-     * kt[h][i][p] = k_p[h*hd + i], and the scores load 16 positions contiguously (same bits, emu.h). */
-    size_t ldkt = ((size_t)npos_all + 15) / 16 * 16;
+     * kt[h][i][p] = k_p[h*hd + i], and the scores load 16 positions contiguously (same bits, emu.h).
+     * Its rows are an odd multiple of 16 floats long: 64 bytes times an odd number, so the hd rows one
+     * pass of the scores reads fall in different L1 sets (at 512 positions, 2 KB rows shared two sets:
+     * the kernel's time fell by a third on Zen 4 with the padding). */
+    size_t ldkt = ((size_t)npos_all + 15) / 16 * 16 | 16;
     int use_kt = T >= 16;
     if (use_kt) {
         size_t need = ldkt * kvd;
@@ -1635,10 +1638,11 @@ static void attention(RunState *s, const Scheme *q, float *qbuf, const float *kc
             for (int j = 0; j < kvd; j++)
                 for (int p = p0; p < npos_all && p < p0 + 64; p++) s->kt[(size_t)j * ldkt + p] = kc[(size_t)p * kvd + j];
     }
-    if (use_kt) {   /* a task: one row, the heads of one KV group together (their K and V loads shared) */
+    if (use_kt) {   /* a task: one row, the heads of one KV group together (their K and V loads shared);
+                     * rows of one group after another (that group's K and V stay in cache) */
         #pragma omp parallel for collapse(2) schedule(dynamic, 4)
-        for (int t = 0; t < T; t++)
-            for (int g = 0; g < n_kv_heads; g++) {
+        for (int g = 0; g < n_kv_heads; g++)
+            for (int t = 0; t < T; t++) {
 #ifdef _OPENMP
                 float *att = s->att + (size_t)omp_get_thread_num() * s->max_pos * group;
 #else
