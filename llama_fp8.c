@@ -1625,9 +1625,8 @@ static void attention(RunState *s, const Scheme *q, float *qbuf, const float *kc
     int qd = n_heads * hd, kvd = n_kv_heads * hd, group = n_heads / n_kv_heads, npos_all = pos0 + T;
     /* Many query rows (a prompt, a ppl chunk) read the same cache: K is transposed once per layer,
      * kt[h][i][p] = k_p[h*hd + i], and the scores load 16 positions contiguously (same bits, emu.h).
-     * Its rows are an odd multiple of 16 floats long: 64 bytes times an odd number, so the hd rows one
-     * pass of the scores reads fall in different L1 sets (at 512 positions, 2 KB rows shared two sets:
-     * the kernel's time fell by a third on Zen 4 with the padding). */
+     * Its rows are an odd multiple of 16 floats long (64 bytes times an odd number), so the hd rows one
+     * pass of the scores reads fall in different L1 sets (at 512 positions, 2 KB rows fell in two). */
     size_t ldkt = ((size_t)npos_all + 15) / 16 * 16 | 16;
     int use_kt = T >= 16;
     if (use_kt) {
